@@ -1,0 +1,125 @@
+"""The backend protocol: what the core may ask of an array library.
+
+A backend owns one array library on one device. The core only uses ``xp`` (an
+array-api-compat namespace), ``device``, ``asarray``/``convert`` to bring data in,
+``to_numpy`` to bring it out, ``synchronize`` before a clock stops, and ``fast(name)``
+to look up an optional fast path (None means: use the generic code).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+
+class BackendUnavailable(RuntimeError):
+    """The requested backend cannot run here; the message says how to fix it."""
+
+
+def location(a: Any) -> tuple[str, int | None]:
+    """Where an array lives: ``("cpu", None)``, ``("cuda", index)`` or ``("mps", None)``."""
+    mod = type(a).__module__.split(".")[0]
+    if mod == "cupy":
+        return ("cuda", int(a.device.id))
+    if mod == "torch":
+        dev = a.device
+        return ("cuda", dev.index or 0) if dev.type == "cuda" else (dev.type, None)
+    return ("cpu", None)
+
+
+def library(a: Any) -> str:
+    """The array library ``a`` belongs to (``"numpy"``, ``"torch"``, ...)."""
+    return type(a).__module__.split(".")[0]
+
+
+class Backend:
+    """Base class: one array library on one device.
+
+    Subclasses set ``name``, ``library``, ``xp``, ``device`` and ``where`` (the
+    :func:`location` of arrays they hold), and override ``to_numpy`` and, where the
+    device is asynchronous, ``synchronize``.
+    """
+
+    name: str
+    library: str
+    xp: Any
+    device: Any
+    where: tuple[str, int | None] = ("cpu", None)
+    dtypes: tuple[str, ...] = ("float32", "float64")
+    _fast: dict[str, Any]
+
+    def __repr__(self) -> str:
+        return f"<bpgpu backend {self.name} on {self.device}>"
+
+    def dtype(self, name: str) -> Any:
+        """The library's dtype object for ``"float32"``/``"float64"``."""
+        if name not in self.dtypes:
+            raise ValueError(
+                f"backend {self.name!r} does not support dtype {name!r}; "
+                f"use one of {', '.join(self.dtypes)}"
+            )
+        return getattr(self.xp, name)
+
+    def asarray(self, host: Any, dtype: str | None = None, copy: bool | None = None) -> Any:
+        """A host (NumPy) array as a backend array on ``device``."""
+        dt = None if dtype is None else self.dtype(dtype)
+        return self.xp.asarray(host, dtype=dt, device=self.device, copy=copy)
+
+    def owns(self, a: Any) -> bool:
+        """True when ``a`` is an array of this library on this backend's device."""
+        return library(a) == self.library and location(a) == self.where
+
+    def convert(self, a: Any, dtype: str | None = None, what: str = "array") -> Any:
+        """Any supported array as a backend array, without silent device mixing.
+
+        Host arrays (NumPy, lists, CPU tensors) are copied to the device; an array of
+        another library on this same device comes in through DLPack without a copy; an
+        array on another device is refused with the fix in the message.
+        """
+        if self.owns(a):
+            dt = None if dtype is None else self.dtype(dtype)
+            return a if dt is None or a.dtype == dt else self.xp.astype(a, dt)
+        if isinstance(a, np.ndarray) or library(a) in ("builtins", "array_api_strict"):
+            return self.asarray(to_host(a), dtype)
+        where = location(a)
+        if where == ("cpu", None):
+            return self.asarray(to_host(a), dtype)
+        if where == self.where:
+            b = self.xp.from_dlpack(a)
+            return b if dtype is None else self.xp.astype(b, self.dtype(dtype), copy=False)
+        dev = where[0] if where[1] is None else f"{where[0]}:{where[1]}"
+        raise ValueError(
+            f"{what} is a {library(a)} array on {dev}, but the network runs on backend "
+            f"{self.name!r} ({self.device}); move it explicitly (e.g. bpgpu.to_numpy({what})) "
+            f"or move the network with net.to(...)"
+        )
+
+    def to_numpy(self, a: Any) -> np.ndarray:
+        """A host copy of a backend array."""
+        return np.array(a, copy=True)
+
+    def synchronize(self) -> None:
+        """Wait until queued device work is done (no-op on synchronous libraries)."""
+
+    def fast(self, name: str) -> Any:
+        """The fast path called ``name``, or None to use the generic code."""
+        return self._fast.get(name) if getattr(self, "_fast", None) else None
+
+    def info(self) -> dict[str, Any]:
+        """Library version and device name, for reports."""
+        return {"name": self.name, "version": "", "device": str(self.device)}
+
+
+def to_host(a: Any) -> np.ndarray:
+    """Any supported array (NumPy, CuPy, torch, array-api-strict, list) as a NumPy array."""
+    if isinstance(a, np.ndarray):
+        return a
+    lib = library(a)
+    if lib == "cupy":
+        return a.get()
+    if lib == "torch":
+        return a.detach().cpu().numpy()
+    if lib == "array_api_strict":
+        return np.from_dlpack(a)  # np.asarray refuses arrays on a non-default device
+    return np.asarray(a)

@@ -1,0 +1,80 @@
+"""CuPy on an NVIDIA GPU: ``cupy`` (device 0) or ``cupy:N``.
+
+Detection never crashes: CuPy importable but no driver, no device or a broken CUDA
+install raises BackendUnavailable with the reason, so ``"auto"`` can fall back.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ._base import Backend, BackendUnavailable
+
+_INSTALL = "pip install 'bpgpu[cuda12]' (or 'bpgpu[cuda13]')"
+
+
+class CupyBackend(Backend):
+    library = "cupy"
+
+    def __init__(self, arg: str | None = None):
+        try:
+            import cupy
+        except Exception as e:  # ImportError, or a broken CUDA library underneath
+            raise BackendUnavailable(
+                f"cupy is not importable ({type(e).__name__}: {e}); {_INSTALL}, "
+                'or use backend="numpy" or "auto"'
+            ) from e
+        try:
+            index = int(arg) if arg else 0
+        except ValueError:
+            raise ValueError(f"cupy device must be a number (cupy:0); got {arg!r}") from None
+        try:
+            count = cupy.cuda.runtime.getDeviceCount()
+            if index >= count:
+                raise BackendUnavailable(
+                    f"cupy sees {count} CUDA device(s), no device {index}; use backend='cupy:0'"
+                )
+            device = cupy.cuda.Device(index)
+            with device:  # a real launch: catches driver/toolkit mismatches early
+                int(cupy.arange(4).sum())
+        except BackendUnavailable:
+            raise
+        except Exception as e:
+            raise BackendUnavailable(
+                f"cupy is installed but no CUDA device works ({type(e).__name__}: {e}); "
+                'use backend="numpy" or "auto"'
+            ) from e
+        import array_api_compat.cupy as xp
+
+        self.cupy = cupy
+        self.xp = xp
+        self.device = device
+        self.where = ("cuda", index)
+        self.name = f"cupy:{index}" if arg else "cupy"
+        self._fast = {}
+
+    def asarray(self, host, dtype=None, copy=None):
+        with self.device:
+            return super().asarray(host, dtype, copy)
+
+    def to_numpy(self, a) -> np.ndarray:
+        return self.cupy.asnumpy(a)
+
+    def synchronize(self) -> None:
+        self.device.synchronize()
+
+    def info(self):
+        props = self.cupy.cuda.runtime.getDeviceProperties(self.device.id)
+        name = props["name"]
+        rt = self.cupy.cuda.runtime
+        return {
+            "name": self.name,
+            "version": self.cupy.__version__,
+            "device": name.decode() if isinstance(name, bytes) else str(name),
+            "cuda_runtime": rt.runtimeGetVersion(),
+            "driver": rt.driverGetVersion(),
+        }
+
+
+def create(arg: str | None = None) -> CupyBackend:
+    return CupyBackend(arg)

@@ -1,0 +1,35 @@
+"""NumPy on the CPU: the reference backend and the laptop fallback."""
+
+from __future__ import annotations
+
+import platform
+
+import array_api_compat.numpy as xp
+import numpy as np
+
+from ._base import Backend
+
+
+class NumpyBackend(Backend):
+    """NumPy through array-api-compat; synchronous, so ``synchronize`` is a no-op."""
+
+    library = "numpy"
+
+    def __init__(self, arg: str | None = None):
+        if arg not in (None, "", "cpu"):
+            raise ValueError(f"backend 'numpy' runs on the CPU only; got device {arg!r}")
+        self.name = "numpy"
+        self.xp = xp
+        self.device = "cpu"
+        self._fast = {}
+
+    def info(self):
+        return {
+            "name": self.name,
+            "version": np.__version__,
+            "device": platform.processor() or platform.machine() or "cpu",
+        }
+
+
+def create(arg: str | None = None) -> NumpyBackend:
+    return NumpyBackend(arg)

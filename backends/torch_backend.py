@@ -1,0 +1,75 @@
+"""PyTorch tensors through array-api-compat: ``torch`` (CPU), ``torch:cuda[:N]``, ``torch:mps``.
+
+TF32 is left as PyTorch ships it for matmul (off); bpgpu never turns it on.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ._base import Backend, BackendUnavailable
+
+
+class TorchBackend(Backend):
+    library = "torch"
+
+    def __init__(self, arg: str | None = None):
+        try:
+            import torch
+        except ImportError as e:
+            raise BackendUnavailable(
+                "torch is not installed; pip install 'bpgpu[torch]', or use "
+                'backend="numpy" or "auto"'
+            ) from e
+        import array_api_compat.torch as xp
+
+        dev = torch.device(arg or "cpu")
+        if dev.type == "cuda":
+            if not torch.cuda.is_available():
+                raise BackendUnavailable(
+                    f"torch {torch.__version__} sees no CUDA device (a CPU build, or no "
+                    'driver); install a CUDA build of torch, or use backend="torch" or "auto"'
+                )
+            index = dev.index or 0
+            if index >= torch.cuda.device_count():
+                raise BackendUnavailable(
+                    f"torch sees {torch.cuda.device_count()} CUDA device(s), no cuda:{index}; "
+                    'use backend="torch:cuda:0"'
+                )
+            dev = torch.device("cuda", index)
+            self.where = ("cuda", index)
+        elif dev.type == "mps":
+            if not (hasattr(torch.backends, "mps") and torch.backends.mps.is_available()):
+                raise BackendUnavailable(
+                    'torch sees no Apple MPS device here; use backend="torch" or "auto"'
+                )
+            self.where = ("mps", None)
+            self.dtypes = ("float32",)  # MPS has no float64
+        elif dev.type != "cpu":
+            raise ValueError(f"unknown torch device {arg!r}; use cpu, cuda, cuda:N or mps")
+        self.name = "torch" if dev.type == "cpu" else f"torch:{dev}"
+        self.torch = torch
+        self.xp = xp
+        self.device = dev
+        self._fast = {}
+
+    def to_numpy(self, a) -> np.ndarray:
+        return a.detach().cpu().numpy().copy()
+
+    def synchronize(self) -> None:
+        if self.device.type == "cuda":
+            self.torch.cuda.synchronize(self.device)
+        elif self.device.type == "mps":
+            self.torch.mps.synchronize()
+
+    def info(self):
+        t = self.torch
+        if self.device.type == "cuda":
+            device = t.cuda.get_device_name(self.device)
+        else:
+            device = str(self.device)
+        return {"name": self.name, "version": t.__version__, "device": device}
+
+
+def create(arg: str | None = None) -> TorchBackend:
+    return TorchBackend(arg)

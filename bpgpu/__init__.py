@@ -1,0 +1,25 @@
+"""bpgpu: backpropagation written once against the Array API, on NumPy, CuPy, torch, ...
+
+>>> import bpgpu
+>>> net = bpgpu.MLP([64, 32, 10], hidden="relu", output="softmax", backend="numpy")
+"""
+
+from bpgpu import activations, costs
+from bpgpu.backends import BackendUnavailable, get_backend, list_backends
+from bpgpu.backends import to_host as to_numpy
+from bpgpu.gradcheck import gradcheck
+from bpgpu.network import MLP
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "MLP",
+    "BackendUnavailable",
+    "activations",
+    "costs",
+    "get_backend",
+    "gradcheck",
+    "list_backends",
+    "to_numpy",
+    "__version__",
+]

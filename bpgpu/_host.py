@@ -1,0 +1,43 @@
+"""Host-side NumPy work: initial weights from a seeded Generator, host copies of arrays.
+
+Randomness lives on the host so that the same seed gives the same initial weights
+(and, in fit, the same batch order) on every backend.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from bpgpu.activations import Activation
+
+
+def init_weights(sizes: Sequence[int], acts: Sequence[Activation], seed: int | None):
+    """Initial ``[W1, b1, (a1), W2, ...]`` as float64 NumPy arrays.
+
+    He normal for the ReLU family, Glorot uniform otherwise; biases 0; a learnable
+    activation parameter starts at the activation's ``param_init``.
+    """
+    rng = np.random.default_rng(seed)
+    params = []
+    for n_in, n_out, act in zip(sizes[:-1], sizes[1:], acts):
+        if act.init == "he":
+            W = rng.normal(0.0, np.sqrt(2.0 / n_in), size=(n_out, n_in))
+        else:
+            r = np.sqrt(6.0 / (n_in + n_out))
+            W = rng.uniform(-r, r, size=(n_out, n_in))
+        params += [W, np.zeros(n_out)]
+        if act.has_param:
+            params.append(np.full(n_out, act.param_init))
+    return params
+
+
+def host_copy(w, dtype: str, what: str) -> np.ndarray:
+    """A float NumPy copy of ``w`` (any supported array), refusing complex or non-numeric data."""
+    from bpgpu.backends import to_host
+
+    a = np.asarray(to_host(w))
+    if a.dtype.kind not in "fiub":
+        raise TypeError(f"{what} has dtype {a.dtype}; pass real numbers (float32 or float64)")
+    return np.array(a, dtype=dtype, copy=True)

@@ -1,0 +1,278 @@
+"""The seed's table of activation functions, one entry per activation.
+
+Each entry holds the function, its derivative and the properties the seed asks an
+activation to have, so that the network can use them (refuse a cost whose domain does
+not fit the output range, warn about a zero gradient in a hidden layer) and a user can
+list them with :func:`table`. Every function takes the namespace ``xp`` first and uses
+only the Array API standard.
+
+Shapes: ``X`` and ``Y`` are ``(B, n)``; a learnable parameter ``a`` (PReLU's slope) is
+``(n,)`` and broadcasts over the rows.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["Activation", "Range", "ACTIVATIONS", "get", "table"]
+
+LEAKY_SLOPE = 0.01
+ELU_ALPHA = 1.0
+PRELU_INIT = 0.25
+
+
+@dataclass(frozen=True)
+class Range:
+    """An interval of outputs; ``lo_closed``/``hi_closed`` say whether the ends are reached."""
+
+    lo: float
+    hi: float
+    lo_closed: bool = False
+    hi_closed: bool = False
+
+    def within(self, other: Range) -> bool:
+        """True when every value of this range lies in ``other``."""
+        lo_ok = self.lo > other.lo or (
+            self.lo == other.lo and (other.lo_closed or not self.lo_closed)
+        )
+        hi_ok = self.hi < other.hi or (
+            self.hi == other.hi and (other.hi_closed or not self.hi_closed)
+        )
+        return lo_ok and hi_ok
+
+    def __str__(self) -> str:
+        def end(v: float) -> str:
+            return "inf" if v == math.inf else "-inf" if v == -math.inf else f"{v:g}"
+
+        return (
+            f"{'[' if self.lo_closed else '('}{end(self.lo)}, "
+            f"{end(self.hi)}{']' if self.hi_closed else ')'}"
+        )
+
+
+REALS = Range(-math.inf, math.inf)
+
+
+@dataclass(frozen=True)
+class Activation:
+    """One activation: ``f``, its derivative and the seed's properties.
+
+    Parameters
+    ----------
+    name : str
+        The string users pass (``hidden="relu"``).
+    f : callable ``(xp, X, a) -> Y``
+        The function, in a numerically stable form.
+    df : callable ``(xp, X, Y, a) -> f'(X)`` or None
+        Element-wise derivative; written from the output ``Y`` where the seed does.
+        None for softmax, whose Jacobian is not diagonal (see ``vjp``).
+    nonlinear, differentiable, monotonic, identity_near_zero : bool
+        The seed's properties; ``identity_near_zero`` means ``f(x) ~ x`` near 0.
+    output_range : Range
+        The set of values ``f`` can take.
+    param_init : float or None
+        Initial value of a learnable per-neuron parameter (PReLU's slope), else None.
+    dparam : callable ``(xp, X, Y, a) -> dY/da`` or None
+        Element-wise derivative with respect to that parameter.
+    hidden_ok : bool
+        False for activations that only make sense on the output layer (softmax).
+    init : str
+        Weight initialisation for layers using it: ``"he"`` (ReLU family) or ``"glorot"``.
+    """
+
+    name: str
+    f: Callable[..., Any]
+    df: Callable[..., Any] | None
+    nonlinear: bool
+    differentiable: bool
+    monotonic: bool
+    identity_near_zero: bool
+    output_range: Range
+    param_init: float | None = None
+    dparam: Callable[..., Any] | None = None
+    hidden_ok: bool = True
+    init: str = "glorot"
+    aliases: tuple[str, ...] = field(default=())
+
+    @property
+    def has_param(self) -> bool:
+        return self.param_init is not None
+
+    def vjp(self, xp, X, Y, G, a=None):
+        """``dE/dX`` from ``G = dE/dY``: ``f'(X) * G`` for element-wise activations."""
+        if self.df is None:  # softmax: J^T G = Y * (G - sum(G * Y))
+            return Y * (G - xp.sum(G * Y, axis=1, keepdims=True))
+        return self.df(xp, X, Y, a) * G
+
+    def properties(self) -> dict[str, Any]:
+        """The seed's properties as plain data."""
+        return {
+            "nonlinear": self.nonlinear,
+            "differentiable": self.differentiable,
+            "monotonic": self.monotonic,
+            "identity_near_zero": self.identity_near_zero,
+            "output_range": str(self.output_range),
+            "learnable_parameter": self.has_param,
+            "hidden_layer": self.hidden_ok,
+        }
+
+
+def _sigmoid(xp, X, a=None):
+    # exp(-|X|) never overflows; both branches are exact in their half.
+    e = xp.exp(-xp.abs(X))
+    return xp.where(X >= 0, 1 / (1 + e), e / (1 + e))
+
+
+def _softmax(xp, X, a=None):
+    e = xp.exp(X - xp.max(X, axis=1, keepdims=True))
+    return e / xp.sum(e, axis=1, keepdims=True)
+
+
+def _ones(xp, X):
+    return xp.ones_like(X)
+
+
+_TABLE = [
+    Activation(
+        "identity",
+        f=lambda xp, X, a=None: X,
+        df=lambda xp, X, Y, a=None: _ones(xp, X),
+        nonlinear=False,
+        differentiable=True,
+        monotonic=True,
+        identity_near_zero=True,
+        output_range=REALS,
+    ),
+    Activation(
+        "binary_step",
+        f=lambda xp, X, a=None: xp.astype(X >= 0, X.dtype),
+        df=lambda xp, X, Y, a=None: xp.zeros_like(X),  # 0 everywhere but the jump
+        nonlinear=True,
+        differentiable=False,
+        monotonic=True,
+        identity_near_zero=False,
+        output_range=Range(0.0, 1.0, True, True),
+    ),
+    Activation(
+        "sigmoid",
+        f=_sigmoid,
+        df=lambda xp, X, Y, a=None: Y * (1 - Y),  # f' = f (1 - f)
+        nonlinear=True,
+        differentiable=True,
+        monotonic=True,
+        identity_near_zero=False,
+        output_range=Range(0.0, 1.0),
+        aliases=("logistic",),
+    ),
+    Activation(
+        "tanh",
+        f=lambda xp, X, a=None: xp.tanh(X),
+        df=lambda xp, X, Y, a=None: 1 - Y * Y,  # f' = 1 - f^2
+        nonlinear=True,
+        differentiable=True,
+        monotonic=True,
+        identity_near_zero=True,
+        output_range=Range(-1.0, 1.0),
+    ),
+    Activation(
+        "arctan",
+        f=lambda xp, X, a=None: xp.atan(X),
+        df=lambda xp, X, Y, a=None: 1 / (1 + X * X),
+        nonlinear=True,
+        differentiable=True,
+        monotonic=True,
+        identity_near_zero=True,
+        output_range=Range(-math.pi / 2, math.pi / 2),
+    ),
+    Activation(
+        "relu",
+        f=lambda xp, X, a=None: xp.maximum(X, 0.0),
+        df=lambda xp, X, Y, a=None: xp.astype(X > 0, X.dtype),
+        nonlinear=True,
+        differentiable=True,  # everywhere but 0, as the seed's table treats it
+        monotonic=True,
+        identity_near_zero=False,
+        output_range=Range(0.0, math.inf, lo_closed=True),
+        init="he",
+    ),
+    Activation(
+        "leaky_relu",
+        f=lambda xp, X, a=None: xp.where(X > 0, X, LEAKY_SLOPE * X),
+        df=lambda xp, X, Y, a=None: xp.where(X > 0, 1.0, xp.full_like(X, LEAKY_SLOPE)),
+        nonlinear=True,
+        differentiable=True,
+        monotonic=True,
+        identity_near_zero=False,
+        output_range=REALS,
+        init="he",
+    ),
+    Activation(
+        "prelu",
+        f=lambda xp, X, a: xp.where(X > 0, X, a * X),
+        df=lambda xp, X, Y, a: xp.where(X > 0, 1.0, a),
+        nonlinear=True,
+        differentiable=True,
+        monotonic=True,  # for a >= 0
+        identity_near_zero=False,
+        output_range=REALS,
+        param_init=PRELU_INIT,
+        dparam=lambda xp, X, Y, a: xp.minimum(X, 0.0),  # dY/da = X where X <= 0
+        init="he",
+    ),
+    Activation(
+        "elu",
+        # expm1 only sees the clipped (non-positive) branch, so it cannot overflow
+        f=lambda xp, X, a=None: xp.where(X > 0, X, ELU_ALPHA * xp.expm1(xp.minimum(X, 0.0))),
+        df=lambda xp, X, Y, a=None: xp.where(X > 0, 1.0, Y + ELU_ALPHA),  # f' = f + alpha
+        nonlinear=True,
+        differentiable=True,
+        monotonic=True,
+        identity_near_zero=True,
+        output_range=Range(-ELU_ALPHA, math.inf),
+        init="he",
+    ),
+    Activation(
+        "softplus",
+        f=lambda xp, X, a=None: xp.logaddexp(X, 0.0),
+        df=lambda xp, X, Y, a=None: _sigmoid(xp, X),
+        nonlinear=True,
+        differentiable=True,
+        monotonic=True,
+        identity_near_zero=False,
+        output_range=Range(0.0, math.inf),
+    ),
+    Activation(
+        "softmax",
+        f=_softmax,
+        df=None,
+        nonlinear=True,
+        differentiable=True,
+        monotonic=False,
+        identity_near_zero=False,
+        output_range=Range(0.0, 1.0),
+        hidden_ok=False,
+    ),
+]
+
+ACTIVATIONS: dict[str, Activation] = {a.name: a for a in _TABLE}
+_ALIASES = {alias: a.name for a in _TABLE for alias in a.aliases}
+
+
+def get(name: str | Activation) -> Activation:
+    """The activation called ``name`` (or an alias such as ``"logistic"``)."""
+    if isinstance(name, Activation):
+        return name
+    key = _ALIASES.get(name, name)
+    if key not in ACTIVATIONS:
+        from bpgpu._errors import unknown_name
+
+        raise unknown_name("activation", name, [*ACTIVATIONS, *_ALIASES])
+    return ACTIVATIONS[key]
+
+
+def table() -> dict[str, dict[str, Any]]:
+    """Every activation's properties, keyed by name: ``{"relu": {"monotonic": True, ...}}``."""
+    return {a.name: a.properties() for a in _TABLE}

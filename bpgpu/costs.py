@@ -1,0 +1,139 @@
+"""The seed's cost functions, each holding its value and its output error (eq. 9).
+
+Shapes: ``X``, ``Y`` (output layer's weighted input and output) and ``T`` (targets) are
+``(B, n_L)``. ``per_sample`` returns ``(B,)``; the batch loss is its mean.
+
+The exact shortcuts of eq. (9): with a logistic output, ``cross_entropy`` gives
+``delta = Y - T`` (the ``1 / (y (1 - y))`` of eq. 6 cancels ``f' = y (1 - y)``), and so
+does ``categorical_cross_entropy`` with a softmax output (the softmax Jacobian cancels
+``-t / y``). Every other pair uses the general ``dE/dY * f'(X)``. With a shortcut the
+cost is also evaluated from ``X`` (log-sum-exp), so saturated outputs stay finite.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from bpgpu.activations import REALS, Activation, Range
+
+__all__ = ["Cost", "COSTS", "get"]
+
+
+@dataclass(frozen=True)
+class Cost:
+    """One cost: its per-sample value, ``dE/dY`` and the outputs it accepts.
+
+    Parameters
+    ----------
+    name : str
+        The string users pass (``cost="quadratic"``).
+    fn : callable ``(xp, Y, T) -> E`` of shape ``(B,)``
+        The seed's formula, eq. (3) or (5).
+    dE_dY : callable ``(xp, Y, T) -> (B, n)``
+        Its derivative, eq. (4) or (6).
+    domain : Range
+        Output values the cost is defined on; the network refuses an output
+        activation whose range is not inside it.
+    shortcut : str or None
+        The output activation for which ``delta = Y - T`` exactly.
+    from_logits : callable ``(xp, X, T) -> E`` or None
+        The cost evaluated from the weighted input, used with ``shortcut``.
+    only_with : tuple of str
+        When not empty, the only output activations allowed.
+    refuse : dict
+        Output activations refused although their range fits, with the reason.
+    """
+
+    name: str
+    fn: Callable[..., Any]
+    dE_dY: Callable[..., Any]
+    domain: Range = REALS
+    shortcut: str | None = None
+    from_logits: Callable[..., Any] | None = None
+    only_with: tuple[str, ...] = ()
+    refuse: tuple[tuple[str, str], ...] = ()
+
+    def check_output(self, act: Activation) -> None:
+        """Raise ValueError when this cost cannot be used on ``act``'s outputs."""
+        if self.only_with and act.name not in self.only_with:
+            raise ValueError(
+                f"cost {self.name!r} needs output={' or '.join(map(repr, self.only_with))}, "
+                f"got output={act.name!r}; change the output activation or use "
+                f"cost='quadratic'"
+            )
+        if not act.output_range.within(self.domain):
+            raise ValueError(
+                f"cost {self.name!r} is defined for outputs in {self.domain}, but "
+                f"output={act.name!r} ranges over {act.output_range}; use output='sigmoid' "
+                f"or cost='quadratic'"
+            )
+        for name, why in self.refuse:
+            if act.name == name:
+                raise ValueError(f"cost {self.name!r} with output={name!r}: {why}")
+
+    def per_sample(self, xp, act: Activation, X, Y, T):
+        """Per-sample cost ``(B,)``, from the logits when the pair has a shortcut."""
+        if act.name == self.shortcut:
+            return self.from_logits(xp, X, T)
+        return self.fn(xp, Y, T)
+
+    def delta(self, xp, act: Activation, X, Y, T, a=None):
+        """Output error ``D^L = dE/dX^L`` per sample, eq. (9)."""
+        if act.name == self.shortcut:
+            return Y - T
+        return act.vjp(xp, X, Y, self.dE_dY(xp, Y, T), a)
+
+
+def _logsumexp(xp, X):
+    m = xp.max(X, axis=1, keepdims=True)
+    return xp.log(xp.sum(xp.exp(X - m), axis=1)) + m[:, 0]
+
+
+_TABLE = [
+    Cost(
+        "quadratic",
+        fn=lambda xp, Y, T: xp.sum((T - Y) ** 2, axis=1) / 2,  # (3)
+        dE_dY=lambda xp, Y, T: Y - T,  # (4)
+    ),
+    Cost(
+        "cross_entropy",
+        fn=lambda xp, Y, T: -xp.sum(T * xp.log(Y) + (1 - T) * xp.log(1 - Y), axis=1),  # (5)
+        dE_dY=lambda xp, Y, T: (Y - T) / (Y * (1 - Y)),  # (6)
+        domain=Range(0.0, 1.0),
+        shortcut="sigmoid",
+        # -[t ln s(x) + (1-t) ln(1-s(x))] = softplus(x) - t x, never overflows
+        from_logits=lambda xp, X, T: xp.sum(xp.logaddexp(X, 0.0) - T * X, axis=1),
+        refuse=(
+            (
+                "softmax",
+                "per-unit cross-entropy treats the outputs as independent, but softmax "
+                "outputs sum to 1; use cost='categorical_cross_entropy'",
+            ),
+        ),
+    ),
+    Cost(
+        "categorical_cross_entropy",
+        fn=lambda xp, Y, T: -xp.sum(T * xp.log(Y), axis=1),
+        dE_dY=lambda xp, Y, T: -T / Y,
+        domain=Range(0.0, 1.0),
+        shortcut="softmax",
+        # -sum t (x - lse(x)) = lse(x) sum t - sum t x
+        from_logits=lambda xp, X, T: _logsumexp(xp, X) * xp.sum(T, axis=1) - xp.sum(T * X, axis=1),
+        only_with=("softmax",),
+    ),
+]
+
+COSTS: dict[str, Cost] = {c.name: c for c in _TABLE}
+
+
+def get(name: str | Cost) -> Cost:
+    """The cost called ``name``."""
+    if isinstance(name, Cost):
+        return name
+    if name not in COSTS:
+        from bpgpu._errors import unknown_name
+
+        raise unknown_name("cost", name, COSTS)
+    return COSTS[name]

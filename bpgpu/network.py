@@ -1,0 +1,302 @@
+"""The multi-layer network of the seed, batched, written once against the Array API.
+
+Rows are samples. Layer ``l`` has weights ``W`` of shape ``(n_l, n_{l-1})`` and bias
+``b`` of shape ``(n_l,)``; PReLU layers add a slope ``a`` of shape ``(n_l,)``.
+Equation numbers refer to the seed (see DESIGN.md section 1).
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Sequence
+from typing import Any
+
+from bpgpu import activations as _acts
+from bpgpu import costs as _costs
+from bpgpu._host import host_copy, init_weights
+from bpgpu.backends import Backend, get_backend
+
+DTYPES = ("float32", "float64")
+_DEFAULT_COST = {"softmax": "categorical_cross_entropy", "sigmoid": "cross_entropy"}
+
+
+class MLP:
+    """A fully connected network trained by backpropagation.
+
+    Parameters
+    ----------
+    sizes : sequence of int
+        ``[n_0, n_1, ..., n_L]``: inputs, each hidden layer, outputs.
+    hidden : str or sequence of str
+        Activation of every hidden layer, or one name per hidden layer.
+    output : str
+        Activation of the output layer.
+    cost : str or None
+        ``"quadratic"``, ``"cross_entropy"`` or ``"categorical_cross_entropy"``; None picks
+        the natural one for ``output`` (softmax: categorical, sigmoid: cross-entropy,
+        otherwise quadratic).
+    backend : str or Backend or None
+        ``"auto"``, ``"numpy"``, ``"cupy"``, ``"torch"``, ...; None reads ``$BPGPU_BACKEND``
+        and falls back to ``"auto"``.
+    dtype : {"float32", "float64"}
+    seed : int or None
+        Seed of the host ``numpy.random.Generator`` that draws the initial weights.
+    """
+
+    def __init__(
+        self,
+        sizes: Sequence[int],
+        hidden: str | Sequence[str] = "relu",
+        output: str = "softmax",
+        cost: str | None = None,
+        backend: str | Backend | None = None,
+        dtype: str = "float32",
+        seed: int | None = 0,
+    ):
+        sizes = list(sizes)
+        if len(sizes) < 2 or not all(
+            isinstance(n, int) and not isinstance(n, bool) and n > 0 for n in sizes
+        ):
+            raise ValueError(
+                f"sizes must list at least 2 positive integers [n_inputs, ..., n_outputs]; "
+                f"got {sizes!r}"
+            )
+        n_hidden = len(sizes) - 2
+        names = [hidden] * n_hidden if isinstance(hidden, str) else list(hidden)
+        if len(names) != n_hidden:
+            raise ValueError(
+                f"hidden lists {len(names)} activations but sizes has {n_hidden} hidden layers"
+            )
+        acts = [_acts.get(n) for n in names] + [_acts.get(output)]
+        if cost is None:
+            cost = _DEFAULT_COST.get(acts[-1].name, "quadratic")
+        cost_obj = _costs.get(cost)
+        cost_obj.check_output(acts[-1])
+        for i, act in enumerate(acts[:-1], start=1):
+            if not act.hidden_ok:
+                raise ValueError(
+                    f"{act.name!r} belongs on the output layer only; hidden layer {i} needs "
+                    f"another activation (e.g. 'relu')"
+                )
+        if dtype not in DTYPES:
+            raise ValueError(f"dtype must be 'float32' or 'float64'; got {dtype!r}")
+        self.backend = get_backend(backend)
+        self.backend.dtype(dtype)  # refuses a dtype the device lacks (float64 on MPS)
+        for i, act in enumerate(acts, start=1):
+            if not act.differentiable:
+                where = "the output layer" if i == len(acts) else f"hidden layer {i}"
+                warnings.warn(
+                    f"{act.name} in {where} has a zero gradient almost everywhere: "
+                    f"the layers up to {where} will not learn by backpropagation",
+                    UserWarning,
+                    stacklevel=2,
+                )
+        self.sizes = sizes
+        self.activations = acts
+        self.cost = cost_obj
+        self.dtype = dtype
+        self.seed = seed
+        self.xp = self.backend.xp  # resolved once per network, never per op
+        # index of each layer's first parameter in the flat [W, b, (a), ...] list
+        self._first = []
+        i = 0
+        for act in acts:
+            self._first.append(i)
+            i += 3 if act.has_param else 2
+        self._params: list[Any] = []
+        self.set_weights(init_weights(sizes, acts, seed))
+
+    # ---- weights ---------------------------------------------------------------------
+
+    def _shapes(self) -> list[tuple[int, ...]]:
+        shapes: list[tuple[int, ...]] = []
+        for n_in, n_out, act in zip(self.sizes[:-1], self.sizes[1:], self.activations):
+            shapes += [(n_out, n_in), (n_out,)] + ([(n_out,)] if act.has_param else [])
+        return shapes
+
+    def get_weights(self) -> list:
+        """Host NumPy copies ``[W1, b1, (a1), W2, b2, ...]``."""
+        return [self.backend.to_numpy(p) for p in self._params]
+
+    def set_weights(self, weights: Sequence[Any]) -> None:
+        """Copy ``weights`` (same order and shapes as :meth:`get_weights`) into the network.
+
+        Arrays of any supported library are accepted and cast to the network's dtype.
+        Nothing is changed when any of them is refused.
+        """
+        shapes = self._shapes()
+        weights = list(weights)
+        if len(weights) != len(shapes):
+            raise ValueError(
+                f"expected {len(shapes)} arrays (W, b[, slope] per layer), got {len(weights)}"
+            )
+        host = []
+        for k, (w, shape) in enumerate(zip(weights, shapes)):
+            a = host_copy(w, self.dtype, f"weights[{k}]")
+            if a.shape != shape:
+                raise ValueError(f"weights[{k}] has shape {a.shape}, expected {shape}")
+            if not bool(abs(a).max(initial=0.0) < math.inf):
+                raise ValueError(f"weights[{k}] contains NaN or inf; pass finite values")
+            host.append(a)
+        self._params = [self.backend.asarray(a, self.dtype) for a in host]
+
+    def to(self, backend: str | Backend, dtype: str | None = None) -> MLP:
+        """A copy of this network on another backend (and dtype), with identical weights."""
+        net = object.__new__(MLP)
+        net.__dict__.update(self.__dict__)
+        net.backend = get_backend(backend)
+        net.dtype = dtype or self.dtype
+        net.backend.dtype(net.dtype)
+        net.xp = net.backend.xp
+        net.set_weights(self.get_weights())
+        return net
+
+    # ---- inputs ----------------------------------------------------------------------
+
+    def _input(self, X: Any, what: str = "X") -> Any:
+        """``X`` as a ``(B, n_0)`` backend array of the network's dtype, validated."""
+        xp = self.xp
+        Xb = self.backend.convert(X, what=what)
+        if Xb.ndim != 2:
+            raise ValueError(
+                f"{what} must be 2-D (samples, features); got shape {tuple(Xb.shape)}"
+                + ("; for one sample use X.reshape(1, -1)" if Xb.ndim == 1 else "")
+            )
+        if Xb.shape[1] != self.sizes[0]:
+            raise ValueError(
+                f"{what} has {Xb.shape[1]} features, the network expects {self.sizes[0]}"
+            )
+        if Xb.shape[0] == 0:
+            raise ValueError(f"{what} is empty (0 samples)")
+        if not xp.isdtype(Xb.dtype, ("real floating", "integral", "bool")):
+            raise TypeError(f"{what} has dtype {Xb.dtype}; pass real numbers")
+        Xb = xp.astype(Xb, self.backend.dtype(self.dtype), copy=False)
+        if not bool(xp.all(xp.isfinite(Xb))):
+            raise ValueError(f"{what} contains NaN or inf; clean or impute the data first")
+        return Xb
+
+    def _targets(self, T: Any, B: int) -> Any:
+        """Targets as a ``(B, n_L)`` float array; integer class labels become one-hot."""
+        xp, n_L = self.xp, self.sizes[-1]
+        Tb = self.backend.convert(T, what="T")
+        if Tb.ndim == 1 and Tb.shape[0] == B:
+            if self.cost.name == "categorical_cross_entropy":
+                if not xp.isdtype(Tb.dtype, "integral"):
+                    raise TypeError(
+                        "1-D targets for categorical_cross_entropy must be integer class "
+                        f"labels; got dtype {Tb.dtype} (pass labels as int, or one-hot rows)"
+                    )
+                lo, hi = int(xp.min(Tb)), int(xp.max(Tb))
+                if lo < 0 or hi >= n_L:
+                    raise ValueError(
+                        f"class labels must lie in 0..{n_L - 1} for {n_L} outputs; "
+                        f"got labels from {lo} to {hi}"
+                    )
+                classes = xp.arange(n_L, device=self.backend.device)
+                Tb = xp.reshape(Tb, (B, 1)) == xp.reshape(classes, (1, n_L))
+            elif n_L == 1:
+                Tb = xp.reshape(Tb, (B, 1))
+        if tuple(Tb.shape) != (B, n_L):
+            raise ValueError(
+                f"targets have shape {tuple(Tb.shape)}, expected ({B}, {n_L})"
+                + (" or integer labels of shape (B,)" if n_L > 1 else " or (B,)")
+            )
+        if not xp.isdtype(Tb.dtype, ("real floating", "integral", "bool")):
+            raise TypeError(f"targets have dtype {Tb.dtype}; pass real numbers")
+        Tb = xp.astype(Tb, self.backend.dtype(self.dtype), copy=False)
+        if not bool(xp.all(xp.isfinite(Tb))):
+            raise ValueError("targets contain NaN or inf")
+        return Tb
+
+    # ---- the math --------------------------------------------------------------------
+
+    def _layer(self, params: list, l: int) -> tuple[Any, Any, Any]:
+        i = self._first[l]
+        a = params[i + 2] if self.activations[l].has_param else None
+        return params[i], params[i + 1], a
+
+    def _forward(self, params: list, Y: Any) -> tuple[list, list]:
+        """Weighted inputs ``Xs[l]`` and outputs ``Ys[l]`` (``Ys[0]`` is the input)."""
+        xp = self.xp
+        Xs, Ys = [], [Y]
+        for l, act in enumerate(self.activations):
+            W, b, a = self._layer(params, l)
+            X = Ys[-1] @ W.T + b  # (1)
+            Xs.append(X)
+            Ys.append(act.f(xp, X, a))
+        return Xs, Ys
+
+    def _loss(self, params: list, X: Any, T: Any) -> Any:
+        """Batch-mean cost as a 0-d backend array (no host sync)."""
+        Xs, Ys = self._forward(params, X)
+        return self.xp.mean(self.cost.per_sample(self.xp, self.activations[-1], Xs[-1], Ys[-1], T))
+
+    def _backward(self, params: list, Xs: list, Ys: list, T: Any) -> tuple[list, list]:
+        """Gradients in parameter order, and the neuron errors ``D^l`` per layer."""
+        xp, acts, L = self.xp, self.activations, len(self.activations)
+        B = Ys[0].shape[0]
+        grads: list[Any] = [None] * len(params)
+        deltas: list[Any] = [None] * L
+        # output error (9); a learnable output activation needs dE/dY for its parameter
+        W, b, a = self._layer(params, L - 1)
+        G = self.cost.dE_dY(xp, Ys[L], T) if acts[-1].has_param else None
+        if G is None:
+            D = self.cost.delta(xp, acts[-1], Xs[-1], Ys[L], T)
+        for l in range(L - 1, -1, -1):
+            act = acts[l]
+            W, b, a = self._layer(params, l)
+            if G is not None:  # G = dE/dY^l, from the cost or from layer l+1
+                D = act.vjp(xp, Xs[l], Ys[l + 1], G, a)  # (8)
+            deltas[l] = D
+            i = self._first[l]
+            if act.has_param:
+                grads[i + 2] = xp.sum(G * act.dparam(xp, Xs[l], Ys[l + 1], a), axis=0) / B
+            grads[i] = D.T @ Ys[l] / B  # (10)
+            grads[i + 1] = xp.sum(D, axis=0) / B  # (11)
+            if l > 0:
+                G = D @ W  # dE/dY^{l-1}, the sum in (8)
+        return grads, deltas
+
+    # ---- public API ------------------------------------------------------------------
+
+    def forward(self, X: Any) -> Any:
+        """Network outputs ``Y^L``, shape ``(B, n_L)``, as a backend array."""
+        return self._forward(self._params, self._input(X))[1][-1]
+
+    predict = forward
+
+    def loss(self, X: Any, T: Any) -> float:
+        """Batch-mean cost of section 1 as a Python float.
+
+        ``T`` is ``(B, n_L)`` targets, ``(B,)`` for one output, or integer class labels
+        ``(B,)`` with categorical_cross_entropy.
+        """
+        Xb = self._input(X)
+        return float(self._loss(self._params, Xb, self._targets(T, Xb.shape[0])))
+
+    def gradients(self, X: Any, T: Any) -> list:
+        """``d loss / d parameter`` for every parameter, in :meth:`get_weights` order."""
+        Xb = self._input(X)
+        Xs, Ys = self._forward(self._params, Xb)
+        return self._backward(self._params, Xs, Ys, self._targets(T, Xb.shape[0]))[0]
+
+    def deltas(self, X: Any, T: Any) -> list:
+        """Per-sample neuron errors ``D^l = dE/dX^l``, shape ``(B, n_l)``, l = 1..L; (7)-(9)."""
+        Xb = self._input(X)
+        Xs, Ys = self._forward(self._params, Xb)
+        return self._backward(self._params, Xs, Ys, self._targets(T, Xb.shape[0]))[1]
+
+    def sgd_step(self, X: Any, T: Any, lr: float = 0.1) -> None:
+        """One gradient-descent step on the batch: ``w <- w - lr dE/dw``, eq. (10)-(11)."""
+        if not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0):
+            raise ValueError(f"lr must be a positive finite number; got {lr!r}")
+        grads = self.gradients(X, T)
+        self._params = [p - lr * g for p, g in zip(self._params, grads)]
+
+    def __repr__(self) -> str:
+        acts = ", ".join(a.name for a in self.activations)
+        return (
+            f"MLP({self.sizes}, activations=[{acts}], cost={self.cost.name!r}, "
+            f"backend={self.backend.name!r}, dtype={self.dtype!r})"
+        )

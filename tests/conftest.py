@@ -1,0 +1,49 @@
+"""Fixtures that run tests over every available backend, skipping the absent ones."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from bpgpu.backends import BackendUnavailable, get_backend
+
+# CPU backends run on every CI machine; GPU ones are marked and skip without CUDA.
+CPU_BACKENDS = ["numpy", "array_api_strict", "torch"]
+GPU_BACKENDS = ["cupy", "torch:cuda"]
+ALL_BACKENDS = [
+    *CPU_BACKENDS,
+    *(pytest.param(name, marks=pytest.mark.gpu) for name in GPU_BACKENDS),
+]
+
+
+def load_backend(name: str):
+    try:
+        return get_backend(name)
+    except BackendUnavailable as e:
+        pytest.skip(f"{name} unavailable: {e}")
+
+
+@pytest.fixture(params=ALL_BACKENDS)
+def backend(request):
+    """Every backend that can run here (array_api_strict on a non-default device)."""
+    return load_backend(request.param)
+
+
+@pytest.fixture
+def xp(backend):
+    return backend.xp
+
+
+def rel_norm(a, ref) -> float:
+    """``||a - ref|| / ||ref||`` on host copies (0 when both are 0)."""
+    from bpgpu import to_numpy
+
+    a = np.asarray(to_numpy(a), dtype=np.float64)
+    ref = np.asarray(to_numpy(ref), dtype=np.float64)
+    assert a.shape == ref.shape, (a.shape, ref.shape)
+    scale = np.linalg.norm(ref)
+    diff = np.linalg.norm(a - ref)
+    return float(diff / scale) if scale > 0 else float(diff)
+
+
+TOL = {"float64": 1e-12, "float32": 1e-5}  # DESIGN.md section 5

@@ -1,0 +1,259 @@
+"""The whole network: gradcheck for every pair, the seed's golden example, the API."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+from conftest import TOL, rel_norm
+
+import bpgpu
+from bpgpu.activations import ACTIVATIONS
+from bpgpu.costs import COSTS
+
+HIDDEN = [n for n, a in ACTIVATIONS.items() if a.hidden_ok]
+
+
+def output_cost_pairs():
+    for cname, cost in COSTS.items():
+        for aname, act in ACTIVATIONS.items():
+            try:
+                cost.check_output(act)
+            except ValueError:
+                continue
+            yield aname, cname
+
+
+OUTPUT_COST = list(output_cost_pairs())
+
+
+def data(n_in=3, n_out=2, B=5, cost="quadratic", seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(B, n_in))
+    if cost == "categorical_cross_entropy":
+        return X, rng.integers(0, n_out, size=B)
+    return X, rng.uniform(0.05, 0.95, size=(B, n_out))
+
+
+def make(hidden, output, cost, backend="numpy", dtype="float64", sizes=(3, 4, 3, 2), seed=1):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # binary_step's zero-gradient warning
+        return bpgpu.MLP(list(sizes), hidden, output, cost, backend=backend, dtype=dtype, seed=seed)
+
+
+@pytest.mark.parametrize("output,cost", OUTPUT_COST)
+@pytest.mark.parametrize("hidden", HIDDEN)
+def test_gradcheck_every_pair(hidden, output, cost, backend):
+    """Backprop vs central differences (<= 1e-6), and this backend vs the NumPy reference."""
+    net = make(hidden, output, cost, backend=backend)
+    X, T = data(cost=cost)
+    assert bpgpu.gradcheck(net, X, T) <= 1e-6
+    ref = net.to("numpy")
+    for g, r in zip(net.gradients(X, T), ref.gradients(X, T)):
+        assert rel_norm(g, r) <= TOL["float64"]
+
+
+@pytest.mark.parametrize("output,cost", OUTPUT_COST)
+@pytest.mark.parametrize("hidden", HIDDEN)
+def test_float32_finite_at_plus_minus_1000(hidden, output, cost, backend):
+    net = make(hidden, output, cost, backend=backend, dtype="float32")
+    X = np.array([[1000.0, -1000.0, 1000.0], [-1000.0, 1000.0, -1000.0], [1000.0] * 3])
+    T = data(B=3, cost=cost)[1]
+    assert np.all(np.isfinite(bpgpu.to_numpy(net.forward(X))))
+    assert np.isfinite(net.loss(X, T))
+    for g in net.gradients(X, T):
+        assert np.all(np.isfinite(bpgpu.to_numpy(g)))
+
+
+def test_golden_2_2_1_sigmoid_quadratic_one_sgd_step(backend):
+    """A hand-worked step: 2-2-1 sigmoid, quadratic cost, x = (0.05, 0.10), t = 0.01, eta = 0.5.
+
+    (1) x^1 = W1 x + b1 = (0.15*0.05 + 0.20*0.10 + 0.35, 0.25*0.05 + 0.30*0.10 + 0.35)
+            = (0.3775, 0.3925);  y^1 = s(x^1) = (0.593269992107, 0.596884378260)
+        x^2 = 0.40*0.593269992107 + 0.45*0.596884378260 + 0.60 = 1.105905967060
+        y^2 = s(1.105905967060) = 0.751365069552
+    (9) d^2 = (y - t) y (1 - y) = 0.741365069552 * 0.751365069552 * 0.248634930448
+            = 0.138498561629
+    (8) d^1 = y^1 (1 - y^1) * w^2 d^2
+            = (0.241300709 * 0.40 * 0.138498561629, 0.240613417 * 0.45 * 0.138498561629)
+            = (0.013367920423, 0.014996075489)
+    (10) W2 <- W2 - 0.5 d^2 y^1 = (0.40 - 0.5*0.138498561629*0.593269992107, ...)
+            = (0.358916479718, 0.408666186076);  b2 <- 0.60 - 0.5*0.138498561629 = 0.530750719186
+    (11) W1[i, j] <- W1[i, j] - 0.5 d^1_i x_j, e.g. 0.15 - 0.5*0.013367920423*0.05 = 0.149665801989
+         b1 <- 0.35 - 0.5 d^1 = (0.343316039789, 0.342501962256)
+    """
+    net = bpgpu.MLP([2, 2, 1], "sigmoid", "sigmoid", "quadratic", backend=backend, dtype="float64")
+    net.set_weights(
+        [np.array([[0.15, 0.20], [0.25, 0.30]]), np.array([0.35, 0.35]),
+         np.array([[0.40, 0.45]]), np.array([0.60])]
+    )  # fmt: skip
+    X, T = np.array([[0.05, 0.10]]), np.array([[0.01]])
+    assert net.loss(X, T) == pytest.approx(0.5 * (0.01 - 0.751365069552) ** 2, rel=1e-11)
+    D1, D2 = (bpgpu.to_numpy(d) for d in net.deltas(X, T))
+    np.testing.assert_allclose(D2, [[0.138498561629]], rtol=1e-11)
+    np.testing.assert_allclose(D1, [[0.013367920423, 0.014996075489]], rtol=1e-10)
+    net.sgd_step(X, T, lr=0.5)
+    W1, b1, W2, b2 = net.get_weights()
+    np.testing.assert_allclose(W2, [[0.358916479718, 0.408666186076]], rtol=1e-11)
+    np.testing.assert_allclose(b2, [0.530750719186], rtol=1e-11)
+    np.testing.assert_allclose(
+        W1, [[0.149665801989, 0.199331603979], [0.249625098113, 0.299250196226]], rtol=1e-11
+    )
+    np.testing.assert_allclose(b1, [0.343316039789, 0.342501962256], rtol=1e-11)
+
+
+def test_deltas_are_per_sample_errors(backend):
+    """Row i of D^l is the bias gradient of sample i alone; eq. (8) links the layers."""
+    net = make("tanh", "sigmoid", "cross_entropy", backend=backend)
+    X, T = data()
+    D = [bpgpu.to_numpy(d) for d in net.deltas(X, T)]
+    assert [d.shape for d in D] == [(5, 4), (5, 3), (5, 2)]
+    for i in range(X.shape[0]):
+        g = net.gradients(X[i : i + 1], T[i : i + 1])
+        for l, d in enumerate(D):
+            np.testing.assert_allclose(d[i], bpgpu.to_numpy(g[2 * l + 1]), rtol=1e-12)
+    # (8): D^1 = f'(X^1) * (D^2 @ W^2) with f = tanh, f' = 1 - y^2
+    W1, b1, W2 = net.get_weights()[:3]
+    Y1 = np.tanh(X @ W1.T + b1)
+    np.testing.assert_allclose(D[0], (1 - Y1**2) * (D[1] @ W2), rtol=1e-12)
+
+
+def test_sgd_step_is_w_minus_lr_gradient(backend):
+    net = make("prelu", "softmax", "categorical_cross_entropy", backend=backend)
+    X, y = data(cost="categorical_cross_entropy")
+    before = net.get_weights()
+    grads = [bpgpu.to_numpy(g) for g in net.gradients(X, y)]
+    net.sgd_step(X, y, lr=0.3)
+    for w0, g, w1 in zip(before, grads, net.get_weights()):
+        np.testing.assert_allclose(w1, w0 - 0.3 * g, rtol=1e-14, atol=1e-16)
+
+
+def test_same_seed_same_weights_on_every_backend(backend):
+    a = bpgpu.MLP([5, 7, 3], backend=backend, seed=42).get_weights()
+    b = bpgpu.MLP([5, 7, 3], backend="numpy", seed=42).get_weights()
+    c = bpgpu.MLP([5, 7, 3], backend="numpy", seed=43).get_weights()
+    assert all(np.array_equal(x, y) for x, y in zip(a, b))
+    assert not np.array_equal(a[0], c[0])
+
+
+def test_initialisation_he_for_relu_glorot_otherwise():
+    he = bpgpu.MLP([400, 300, 2], "relu", backend="numpy", dtype="float64").get_weights()[0]
+    gl = bpgpu.MLP([400, 300, 2], "tanh", backend="numpy", dtype="float64").get_weights()[0]
+    assert he.std() == pytest.approx(np.sqrt(2 / 400), rel=0.02)
+    assert gl.std() == pytest.approx(np.sqrt(6 / 700) / np.sqrt(3), rel=0.02)
+    assert np.abs(gl).max() <= np.sqrt(6 / 700)
+    prelu = bpgpu.MLP([3, 4, 2], "prelu", backend="numpy").get_weights()
+    assert len(prelu) == 5 and np.all(prelu[2] == np.float32(0.25))
+
+
+def test_float32_network_agrees_with_float64(backend):
+    net = make("elu", "softmax", "categorical_cross_entropy", backend=backend, dtype="float32")
+    X, y = data(cost="categorical_cross_entropy")
+    ref = net.to("numpy", dtype="float64")
+    for g, r in zip(net.gradients(X, y), ref.gradients(X, y)):
+        assert rel_norm(g, r) <= TOL["float32"]
+    assert bpgpu.to_numpy(net.gradients(X, y)[0]).dtype == np.float32
+
+
+def test_integer_labels_equal_one_hot_targets():
+    net = make("relu", "softmax", "categorical_cross_entropy")
+    X, y = data(cost="categorical_cross_entropy")
+    assert net.loss(X, y) == net.loss(X, np.eye(2)[y])
+
+
+def test_default_cost_follows_the_output():
+    assert bpgpu.MLP([2, 3, 4], backend="numpy").cost.name == "categorical_cross_entropy"
+    assert bpgpu.MLP([2, 1], output="sigmoid", backend="numpy").cost.name == "cross_entropy"
+    assert bpgpu.MLP([2, 1], output="tanh", backend="numpy").cost.name == "quadratic"
+
+
+def test_one_sigmoid_unit_takes_1d_targets():
+    net = bpgpu.MLP([3, 1], output="sigmoid", backend="numpy", dtype="float64")
+    X = np.ones((4, 3))
+    assert net.loss(X, np.array([0, 1, 1, 0])) == net.loss(X, np.array([[0], [1], [1], [0]]))
+
+
+@pytest.mark.parametrize(
+    "kwargs,match",
+    [
+        ({"sizes": [3]}, "at least 2"),
+        ({"sizes": [3, 0, 2]}, "positive integers"),
+        ({"hidden": "softmax"}, "output layer only"),
+        ({"hidden": ["relu"]}, "2 hidden layers"),
+        ({"output": "tanh", "cost": "cross_entropy"}, r"outputs in \(0, 1\)"),
+        ({"output": "sigmoid", "cost": "categorical_cross_entropy"}, "needs output='softmax'"),
+        ({"dtype": "float16"}, "float32"),
+        ({"hidden": "rellu"}, "did you mean 'relu'"),
+        ({"backend": "nunpy"}, "did you mean 'numpy'"),
+    ],
+)
+def test_constructor_refuses_bad_arguments(kwargs, match):
+    args = {"sizes": [3, 4, 4, 2], "backend": "numpy", **kwargs}
+    with pytest.raises(ValueError, match=match):
+        bpgpu.MLP(**args)
+
+
+def test_binary_step_warns_about_its_zero_gradient():
+    with pytest.warns(UserWarning, match="zero gradient"):
+        bpgpu.MLP([3, 4, 2], hidden="binary_step", backend="numpy")
+
+
+@pytest.mark.parametrize(
+    "X,err,match",
+    [
+        (np.ones((4, 2)), ValueError, "has 2 features, the network expects 3"),
+        (np.ones(3), ValueError, "reshape"),
+        (np.ones((0, 3)), ValueError, "empty"),
+        (np.array([[1.0, np.nan, 0.0]]), ValueError, "NaN"),
+        (np.ones((2, 3), dtype=complex), TypeError, "real numbers"),
+    ],
+)
+def test_bad_input_gets_a_clear_error(X, err, match, backend):
+    net = make("relu", "softmax", "categorical_cross_entropy", backend=backend)
+    with pytest.raises(err, match=match):
+        net.forward(X)
+
+
+def test_bad_targets_get_a_clear_error():
+    net = make("relu", "softmax", "categorical_cross_entropy")
+    X = np.ones((3, 3))
+    with pytest.raises(ValueError, match="0..1"):
+        net.loss(X, np.array([0, 1, 2]))
+    with pytest.raises(ValueError, match="expected"):
+        net.loss(X, np.ones((3, 5)))
+    with pytest.raises(TypeError, match="integer class labels"):
+        net.loss(X, np.array([0.0, 1.0, 1.0]))
+
+
+def test_set_weights_refuses_and_changes_nothing(backend):
+    net = make("prelu", "sigmoid", "quadratic", backend=backend)
+    before = net.get_weights()
+    bad_shape = [w.copy() for w in before]
+    bad_shape[3] = np.ones((7, 7))
+    with pytest.raises(ValueError, match="shape"):
+        net.set_weights(bad_shape)
+    bad_value = [w.copy() for w in before]
+    bad_value[-1] = np.full_like(bad_value[-1], np.inf)
+    with pytest.raises(ValueError, match="NaN or inf"):
+        net.set_weights(bad_value)
+    with pytest.raises(ValueError, match="expected 8 arrays"):
+        net.set_weights(before[:-1])
+    assert all(np.array_equal(a, b) for a, b in zip(before, net.get_weights()))
+
+
+def test_to_copies_weights_exactly(backend):
+    net = make("prelu", "softmax", "categorical_cross_entropy", dtype="float32")
+    moved = net.to(backend)
+    assert moved.backend is backend and net.backend.name == "numpy"
+    assert all(np.array_equal(a, b) for a, b in zip(net.get_weights(), moved.get_weights()))
+
+
+def test_bad_learning_rate_changes_nothing():
+    net = make("relu", "softmax", "categorical_cross_entropy")
+    before = net.get_weights()
+    X, y = data(cost="categorical_cross_entropy")
+    for lr in (0, -1.0, float("nan"), "0.1"):
+        with pytest.raises(ValueError, match="lr"):
+            net.sgd_step(X, y, lr=lr)
+    assert all(np.array_equal(a, b) for a, b in zip(before, net.get_weights()))
