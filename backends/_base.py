@@ -8,6 +8,7 @@ to look up an optional fast path (None means: use the generic code).
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 import numpy as np
@@ -101,6 +102,10 @@ class Backend:
 
     def synchronize(self) -> None:
         """Wait until queued device work is done (no-op on synchronous libraries)."""
+
+    def context(self) -> contextlib.AbstractContextManager:
+        """A context in which new arrays and kernels go to this backend's device."""
+        return contextlib.nullcontext()
 
     def fast(self, name: str) -> Any:
         """The fast path called ``name``, or None to use the generic code."""

@@ -57,6 +57,9 @@ class CupyBackend(Backend):
         with self.device:
             return super().asarray(host, dtype, copy)
 
+    def context(self):
+        return self.device  # kernels launch on the current device; make it ours
+
     def to_numpy(self, a) -> np.ndarray:
         return self.cupy.asnumpy(a)
 

@@ -27,7 +27,7 @@ class NumpyBackend(Backend):
         return {
             "name": self.name,
             "version": np.__version__,
-            "device": platform.processor() or platform.machine() or "cpu",
+            "device": f"CPU ({platform.machine() or 'unknown'})",
         }
 
 

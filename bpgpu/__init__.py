@@ -7,6 +7,7 @@
 from bpgpu import activations, costs
 from bpgpu.backends import BackendUnavailable, get_backend, list_backends
 from bpgpu.backends import to_host as to_numpy
+from bpgpu.consistency import compare_backends
 from bpgpu.gradcheck import gradcheck
 from bpgpu.network import MLP
 
@@ -16,6 +17,7 @@ __all__ = [
     "MLP",
     "BackendUnavailable",
     "activations",
+    "compare_backends",
     "costs",
     "get_backend",
     "gradcheck",

@@ -7,10 +7,11 @@ Equation numbers refer to the seed (see DESIGN.md section 1).
 
 from __future__ import annotations
 
+import functools
 import math
 import warnings
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
 from bpgpu import activations as _acts
 from bpgpu import costs as _costs
@@ -18,6 +19,20 @@ from bpgpu._host import host_copy, init_weights
 from bpgpu.backends import Backend, get_backend
 
 DTYPES = ("float32", "float64")
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def on_device(method: F) -> F:
+    """Run a public method inside its backend's device context (CuPy on device N > 0)."""
+
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        with self.backend.context():
+            return method(self, *args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
+
+
 _DEFAULT_COST = {"softmax": "categorical_cross_entropy", "sigmoid": "cross_entropy"}
 
 
@@ -119,6 +134,7 @@ class MLP:
         """Host NumPy copies ``[W1, b1, (a1), W2, b2, ...]``."""
         return [self.backend.to_numpy(p) for p in self._params]
 
+    @on_device
     def set_weights(self, weights: Sequence[Any]) -> None:
         """Copy ``weights`` (same order and shapes as :meth:`get_weights`) into the network.
 
@@ -260,12 +276,14 @@ class MLP:
 
     # ---- public API ------------------------------------------------------------------
 
+    @on_device
     def forward(self, X: Any) -> Any:
         """Network outputs ``Y^L``, shape ``(B, n_L)``, as a backend array."""
         return self._forward(self._params, self._input(X))[1][-1]
 
     predict = forward
 
+    @on_device
     def loss(self, X: Any, T: Any) -> float:
         """Batch-mean cost of section 1 as a Python float.
 
@@ -275,18 +293,21 @@ class MLP:
         Xb = self._input(X)
         return float(self._loss(self._params, Xb, self._targets(T, Xb.shape[0])))
 
+    @on_device
     def gradients(self, X: Any, T: Any) -> list:
         """``d loss / d parameter`` for every parameter, in :meth:`get_weights` order."""
         Xb = self._input(X)
         Xs, Ys = self._forward(self._params, Xb)
         return self._backward(self._params, Xs, Ys, self._targets(T, Xb.shape[0]))[0]
 
+    @on_device
     def deltas(self, X: Any, T: Any) -> list:
         """Per-sample neuron errors ``D^l = dE/dX^l``, shape ``(B, n_l)``, l = 1..L; (7)-(9)."""
         Xb = self._input(X)
         Xs, Ys = self._forward(self._params, Xb)
         return self._backward(self._params, Xs, Ys, self._targets(T, Xb.shape[0]))[1]
 
+    @on_device
     def sgd_step(self, X: Any, T: Any, lr: float = 0.1) -> None:
         """One gradient-descent step on the batch: ``w <- w - lr dE/dw``, eq. (10)-(11)."""
         if not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 
@@ -17,9 +19,12 @@ ALL_BACKENDS = [
 
 
 def load_backend(name: str):
+    """The backend, or a skip; with BPGPU_REQUIRE_GPU=1 a missing GPU backend fails."""
     try:
         return get_backend(name)
     except BackendUnavailable as e:
+        if name in GPU_BACKENDS and os.environ.get("BPGPU_REQUIRE_GPU") == "1":
+            pytest.fail(f"{name} unavailable on a run that requires the GPU: {e}")
         pytest.skip(f"{name} unavailable: {e}")
 
 

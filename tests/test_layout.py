@@ -13,6 +13,7 @@ ARRAY_LIBS = {"numpy", "cupy", "torch", "cupyx"}
 HOST_SIDE = {
     "_host.py": "initial weights from a host numpy.random.Generator",
     "gradcheck.py": "the float64 NumPy reference, perturbed entry by entry on the host",
+    "consistency.py": "host batches, and relative norms of host copies vs the reference",
 }
 
 

@@ -1,0 +1,114 @@
+"""compare_backends and `bpgpu check`: every backend agrees, and a disagreement is named."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import types
+
+import array_api_compat.numpy as np_xp
+import numpy as np
+import pytest
+
+from bpgpu import cli
+from bpgpu.backends.numpy_backend import NumpyBackend
+from bpgpu.consistency import Case, compare_backends, default_suite
+
+
+class Sabotaged(NumpyBackend):
+    """NumPy with a tanh that is off by one part in 1e9: float64 must catch it."""
+
+    def __init__(self):
+        super().__init__()
+        self.name = "sabotaged"
+        ns = types.SimpleNamespace(**{k: getattr(np_xp, k) for k in dir(np_xp) if k[0] != "_"})
+        ns.tanh = lambda x: np.tanh(x) * (1 + 1e-9)
+        self.xp = ns
+
+
+def test_suite_covers_every_pair_and_a_deep_and_a_wide_net():
+    names = {c.name for c in default_suite()}
+    assert "relu/softmax/categorical_cross_entropy" in names
+    assert "prelu/sigmoid/cross_entropy" in names
+    assert "binary_step/identity/quadratic" in names
+    assert {"deep", "wide"} <= names
+    assert len(names) == 10 * 13 + 2  # hidden activations x (output, cost) pairs
+
+
+def test_every_available_backend_agrees_with_the_reference(backend):
+    report = compare_backends([backend.name, "numpy"])
+    assert report.rows and report.ok, report.failures()
+    assert {r.dtype for r in report.rows} == {"float64", "float32"}
+
+
+def test_a_disagreement_is_reported_with_its_tensor():
+    case = Case("tanh-net", (4, 5, 3), "tanh", "sigmoid", "cross_entropy")
+    report = compare_backends([Sabotaged()], dtypes=("float64",), suite=[case])
+    assert not report.ok
+    text = "\n".join(report.failures())
+    assert "sabotaged float64" in text and "(tanh-net)" in text
+    assert "dW1" in text or "D1" in text
+
+
+def test_unavailable_backend_is_listed_not_run(monkeypatch):
+    from bpgpu import backends
+
+    monkeypatch.setitem(sys.modules, "cupy", None)  # as if CuPy were not installed
+    monkeypatch.setattr(backends, "_cache", {})
+    report = compare_backends(["cupy", "numpy"], dtypes=("float32",), suite=default_suite()[:2])
+    assert "cupy is not importable" in report.skipped["cupy"]
+    assert [r.backend for r in report.rows] == ["numpy"]
+
+
+def run_cli(*args):
+    return subprocess.run(
+        [sys.executable, "-m", "bpgpu", *args], capture_output=True, text=True, timeout=300
+    )
+
+
+def test_cli_check_passes_and_prints_the_table():
+    out = run_cli("check", "--backends", "numpy,array_api_strict", "--dtype", "float32")
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "| array_api_strict | float32 |" in out.stdout
+    assert "agreement within tolerance: array_api_strict, numpy" in out.stdout
+
+
+def test_cli_check_exits_1_naming_the_tensor(monkeypatch, capsys):
+    import bpgpu.consistency as consistency
+
+    real = consistency.compare_backends
+    case = Case("tanh-net", (4, 5, 3), "tanh", "sigmoid", "cross_entropy")
+    monkeypatch.setattr(
+        consistency,
+        "compare_backends",
+        lambda backends, dtypes, seed: real([Sabotaged()], dtypes, [case], seed),
+    )
+    assert cli.main(["check", "--dtype", "float64"]) == 1
+    out = capsys.readouterr().out
+    assert "FAIL sabotaged float64" in out and "(tanh-net)" in out
+
+
+def test_cli_check_names_an_unavailable_backend():
+    out = run_cli("check", "--backends", "torch:mps", "--dtype", "float32")
+    assert out.returncode == 1
+    assert "not run: torch:mps" in out.stdout
+
+
+def test_cli_usage_errors_exit_2():
+    assert run_cli("check", "--dtype", "float16").returncode == 2
+    assert run_cli("nonsense").returncode == 2
+    assert run_cli("check", "--backends", "nunpy").returncode == 2
+
+
+def test_cli_backends_lists_every_known_backend():
+    out = run_cli("backends")
+    assert out.returncode == 0
+    for name in ("numpy", "array_api_strict", "torch", "torch:cuda", "torch:mps", "cupy"):
+        assert f"\n{name} " in out.stdout
+    assert "numpy              yes" in out.stdout
+
+
+@pytest.mark.parametrize("args", [["--help"], ["check", "--help"], ["backends", "--help"]])
+def test_help_everywhere(args):
+    out = run_cli(*args)
+    assert out.returncode == 0 and "usage: bpgpu" in out.stdout

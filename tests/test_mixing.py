@@ -1,0 +1,94 @@
+"""Arrays from other libraries and devices: converted explicitly or refused, never mixed."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import types
+
+import numpy as np
+import pytest
+
+import bpgpu
+from bpgpu import backends
+from bpgpu.backends import cupy_backend
+
+
+def test_numpy_input_on_every_backend(backend):
+    net = bpgpu.MLP([3, 4, 2], backend=backend, dtype="float64")
+    Y = net.forward(np.ones((2, 3)))
+    assert backend.owns(Y)
+
+
+def test_torch_cpu_tensor_into_a_numpy_network():
+    torch = pytest.importorskip("torch")
+    net = bpgpu.MLP([3, 4, 2], backend="numpy", dtype="float64")
+    X = np.random.default_rng(0).normal(size=(5, 3))
+    np.testing.assert_array_equal(net.forward(torch.from_numpy(X)), net.forward(X))
+
+
+def test_strict_and_numpy_arrays_into_a_torch_network():
+    torch = pytest.importorskip("torch")
+    net = bpgpu.MLP([3, 4, 2], backend="torch", dtype="float64")
+    X = np.random.default_rng(0).normal(size=(5, 3))
+    strict = backends.get_backend("array_api_strict").asarray(X, "float64")
+    a, b = net.forward(strict), net.forward(X)
+    assert isinstance(a, torch.Tensor) and torch.equal(a, b)
+
+
+def test_array_on_another_device_is_refused_with_the_fix():
+    torch = pytest.importorskip("torch")
+    net = bpgpu.MLP([3, 4, 2], backend="numpy")
+    with pytest.raises(ValueError, match=r"torch array on meta.*net\.to"):
+        net.forward(torch.empty((2, 3), device="meta"))
+
+
+def test_to_gives_bit_identical_weights_everywhere(backend):
+    net = bpgpu.MLP([5, 6, 3], hidden="prelu", backend="numpy", seed=3)
+    there = net.to(backend)
+    back = there.to("numpy")
+    for a, b, c in zip(net.get_weights(), there.get_weights(), back.get_weights()):
+        assert a.tobytes() == b.tobytes() == c.tobytes()
+
+
+def test_auto_logs_its_choice(monkeypatch, caplog):
+    monkeypatch.delenv("BPGPU_BACKEND", raising=False)
+    monkeypatch.setattr(backends, "_cache", {})
+    monkeypatch.setitem(sys.modules, "cupy", None)  # as if CuPy were not installed
+    with caplog.at_level(logging.INFO, logger="bpgpu"):
+        assert backends.get_backend("auto").name == "numpy"
+    lines = [r.getMessage() for r in caplog.records]
+    assert len(lines) == 1 and "auto -> numpy (cupy is not importable" in lines[0]
+
+
+def fake_cupy(count_error=None, count=1):
+    """A stand-in cupy module whose CUDA runtime fails the way a driverless machine does."""
+
+    def get_count():
+        if count_error:
+            raise count_error
+        return count
+
+    runtime = types.SimpleNamespace(getDeviceCount=get_count)
+    return types.SimpleNamespace(cuda=types.SimpleNamespace(runtime=runtime))
+
+
+def test_cupy_without_a_driver_is_unavailable_not_a_crash(monkeypatch):
+    monkeypatch.setitem(sys.modules, "cupy", fake_cupy(RuntimeError("cudaErrorNoDevice")))
+    with pytest.raises(
+        backends.BackendUnavailable, match="no CUDA device works.*cudaErrorNoDevice"
+    ):
+        cupy_backend.create()
+
+
+def test_cupy_device_out_of_range_names_the_fix(monkeypatch):
+    monkeypatch.setitem(sys.modules, "cupy", fake_cupy(count=1))
+    with pytest.raises(backends.BackendUnavailable, match="no device 3; use backend='cupy:0'"):
+        cupy_backend.create("3")
+
+
+def test_missing_gpu_library_names_the_package(monkeypatch):
+    monkeypatch.setitem(sys.modules, "cupy", None)
+    monkeypatch.setattr(backends, "_cache", {})
+    with pytest.raises(backends.BackendUnavailable, match=r"pip install 'bpgpu\[cuda12\]'"):
+        bpgpu.MLP([2, 2], backend="cupy")
