@@ -93,6 +93,10 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--seed", type=int, default=0, help="seed of weights and batches (default 0)")
     c.add_argument("-o", "--output", metavar="FILE", help="also write the report to FILE")
     c.set_defaults(func=cmd_check)
+
+    from bpgpu.commands import add_commands
+
+    add_commands(sub)
     return p
 
 
@@ -104,4 +108,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(message)s",
         stream=sys.stderr,
     )
-    return args.func(args)
+    from bpgpu.backends import BackendUnavailable
+
+    try:
+        return args.func(args)
+    except (ValueError, TypeError, OSError, BackendUnavailable, FloatingPointError) as e:
+        print(f"bpgpu {args.command}: error: {e}", file=sys.stderr)
+        return 1

@@ -50,8 +50,9 @@ def default_suite() -> list[Case]:
                     cases.append(
                         Case(f"{hname}/{oname}/{cname}", (6, 8, 5, 4), hname, oname, cname)
                     )
-    cases.append(Case("deep", (16,) + (32,) * 8 + (10,), "tanh", "softmax",
-                      "categorical_cross_entropy", 64))  # fmt: skip
+    cases.append(
+        Case("deep", (16,) + (32,) * 8 + (10,), "tanh", "softmax", "categorical_cross_entropy", 64)
+    )
     cases.append(Case("wide", (64, 1024, 10), "relu", "softmax", "categorical_cross_entropy", 128))
     return cases
 
@@ -192,8 +193,15 @@ def compare_backends(
         for dt in dtypes:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # binary_step's zero-gradient warning
-                base = MLP(list(case.sizes), case.hidden, case.output, case.cost,
-                           backend="numpy", dtype=dt, seed=seed + i)  # fmt: skip
+                base = MLP(
+                    list(case.sizes),
+                    case.hidden,
+                    case.output,
+                    case.cost,
+                    backend="numpy",
+                    dtype=dt,
+                    seed=seed + i,
+                )
             Xd = X.astype(dt)  # the backend sees these values; so does the reference
             ref = _measure(base.to("numpy", dtype="float64"), Xd.astype(np.float64), T)
             names = {

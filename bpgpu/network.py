@@ -68,6 +68,8 @@ class MLP:
         backend: str | Backend | None = None,
         dtype: str = "float32",
         seed: int | None = 0,
+        *,
+        _weights: Sequence[Any] | None = None,
     ):
         sizes = list(sizes)
         if len(sizes) < 2 or not all(
@@ -120,7 +122,9 @@ class MLP:
             self._first.append(i)
             i += 3 if act.has_param else 2
         self._params: list[Any] = []
-        self.set_weights(init_weights(sizes, acts, seed))
+        self.input_scaling: tuple[Any, Any] | None = None
+        self._scaling: tuple[Any, Any] | None = None
+        self.set_weights(init_weights(sizes, acts, seed) if _weights is None else _weights)
 
     # ---- weights ---------------------------------------------------------------------
 
@@ -166,7 +170,29 @@ class MLP:
         net.backend.dtype(net.dtype)
         net.xp = net.backend.xp
         net.set_weights(self.get_weights())
+        if self.input_scaling is not None:
+            net.set_input_scaling(*self.input_scaling)
         return net
+
+    @on_device
+    def set_input_scaling(self, mean: Any, scale: Any) -> None:
+        """Standardise every input as ``(X - mean) / scale`` (shapes ``(n_0,)``) from now on.
+
+        Saved with the model, so a loaded network takes raw inputs. ``None`` for both
+        switches it off.
+        """
+        if mean is None and scale is None:
+            self.input_scaling = self._scaling = None
+            return
+        n0 = self.sizes[0]
+        m = host_copy(mean, self.dtype, "mean")
+        s = host_copy(scale, self.dtype, "scale")
+        if m.shape != (n0,) or s.shape != (n0,):
+            raise ValueError(f"mean and scale must have shape ({n0},); got {m.shape}, {s.shape}")
+        if not (bool(abs(m).max() < math.inf) and bool(s.min() > 0) and bool(s.max() < math.inf)):
+            raise ValueError("mean must be finite and scale finite and > 0")
+        self.input_scaling = (m, s)
+        self._scaling = (self.backend.asarray(m, self.dtype), self.backend.asarray(s, self.dtype))
 
     # ---- inputs ----------------------------------------------------------------------
 
@@ -190,6 +216,8 @@ class MLP:
         Xb = xp.astype(Xb, self.backend.dtype(self.dtype), copy=False)
         if not bool(xp.all(xp.isfinite(Xb))):
             raise ValueError(f"{what} contains NaN or inf; clean or impute the data first")
+        if self._scaling is not None:
+            Xb = (Xb - self._scaling[0]) / self._scaling[1]
         return Xb
 
     def _targets(self, T: Any, B: int) -> Any:
@@ -314,6 +342,118 @@ class MLP:
             raise ValueError(f"lr must be a positive finite number; got {lr!r}")
         grads = self.gradients(X, T)
         self._params = [p - lr * g for p, g in zip(self._params, grads)]
+
+    # ---- training and evaluation -----------------------------------------------------
+
+    def _has_accuracy(self) -> bool:
+        """Accuracy is defined for several outputs (argmax) or one bounded output."""
+        r = self.activations[-1].output_range
+        return self.sizes[-1] > 1 or (math.isfinite(r.lo) and math.isfinite(r.hi))
+
+    def _labels(self, Y: Any) -> Any:
+        """Class labels from outputs: argmax, or a threshold at mid-range for one unit."""
+        xp = self.xp
+        if self.sizes[-1] > 1:
+            return xp.argmax(Y, axis=1)
+        r = self.activations[-1].output_range
+        mid = (r.lo + r.hi) / 2 if math.isfinite(r.lo) and math.isfinite(r.hi) else 0.5
+        return xp.astype(Y[:, 0] >= mid, xp.int64)
+
+    def _correct(self, Y: Any, T: Any) -> Any:
+        """Number of correctly classified rows, a 0-d device array (None: no accuracy)."""
+        if not self._has_accuracy():
+            return None
+        xp = self.xp
+        hit = self._labels(Y) == self._labels(T)
+        return xp.sum(xp.astype(hit, Y.dtype))
+
+    def _train_step(self, Xb: Any, Tb: Any, opt: Any, state: dict, decay: list) -> tuple:
+        """One optimizer step on a device batch; returns (loss sum, correct), no sync."""
+        xp, act = self.xp, self.activations[-1]
+        Xs, Ys = self._forward(self._params, Xb)
+        loss_sum = xp.sum(self.cost.per_sample(xp, act, Xs[-1], Ys[-1], Tb))
+        grads = self._backward(self._params, Xs, Ys, Tb)[0]
+        self._params = opt.step(xp, self._params, grads, state, decay)
+        return loss_sum, self._correct(Ys[-1], Tb)
+
+    def _evaluate_device(self, Xd: Any, Td: Any, chunk: int = 8192) -> tuple[float, float]:
+        """Mean loss and accuracy of validated device data, in chunks; one sync at the end."""
+        xp, act = self.xp, self.activations[-1]
+        n = Xd.shape[0]
+        total = xp.zeros((), dtype=Xd.dtype, device=self.backend.device)
+        correct = xp.zeros((), dtype=Xd.dtype, device=self.backend.device)
+        for i in range(0, n, chunk):
+            j = min(i + chunk, n)
+            Xs, Ys = self._forward(self._params, Xd[i:j, :])
+            Tc = Td[i:j, :]
+            total = total + xp.sum(self.cost.per_sample(xp, act, Xs[-1], Ys[-1], Tc))
+            right = self._correct(Ys[-1], Tc)
+            if right is not None:
+                correct = correct + right
+        acc = float(correct) / n if self._has_accuracy() else math.nan
+        return float(total) / n, acc
+
+    @on_device
+    def classify(self, X: Any) -> Any:
+        """Class labels ``(B,)``: argmax of the outputs, or for one output unit a threshold
+        at the middle of its range (0.5 for a sigmoid)."""
+        return self._labels(self.forward(X))
+
+    @on_device
+    def evaluate(self, X: Any, y: Any) -> dict[str, float]:
+        """``{"loss": mean cost, "accuracy": fraction classified right}`` (accuracy is NaN
+        for one unbounded output, where classes are not defined)."""
+        Xd = self._input(X)
+        loss, acc = self._evaluate_device(Xd, self._targets(y, Xd.shape[0]))
+        return {"loss": loss, "accuracy": acc}
+
+    def fit(self, X: Any, y: Any, epochs: int = 10, **kwargs: Any):
+        """Train by mini-batch gradient descent; returns a :class:`bpgpu.History`.
+
+        Parameters
+        ----------
+        X, y : arrays
+            Training inputs ``(N, n_0)`` and targets (as :meth:`loss` takes them).
+        epochs : int
+            Train until this many epochs are done (counting a resumed checkpoint's).
+        batch_size : int, default 32
+        optimizer : str, dict or Optimizer, default "sgd"
+            ``"sgd"``, ``"momentum"``, ``"nesterov"``, ``"adam"``, or an object such as
+            ``bpgpu.optimizers.Adam(lr=1e-3)``.
+        lr : float, optional
+            Learning rate (default 0.1, Adam 0.001).
+        weight_decay : float, default 0
+            L2 coefficient on the weight matrices.
+        validation_data : (X_val, y_val), optional
+        validation_split : float, default 0
+            Hold out this fraction of ``(X, y)`` (a seeded random subset) for validation.
+        shuffle : bool, default True
+            Draw a new batch order each epoch from the host generator.
+        patience : int, optional
+            Early stopping: stop after this many epochs without improvement of the
+            validation loss (the training loss without validation data).
+        min_delta : float, default 0
+            Smallest decrease that counts as an improvement.
+        restore_best : bool, default True
+            With ``patience``, end with the weights of the best epoch.
+        callbacks : sequence of Callback
+        checkpoint : path, optional
+            Save weights, optimizer state, RNG state and history after every epoch.
+        resume : path, optional
+            Continue from a checkpoint; the result equals an uninterrupted run on the
+            same backend.
+        seed : int, optional
+            Seed of the shuffling and of the validation split (default: the network's).
+        """
+        from bpgpu.training import fit
+
+        return fit(self, X, y, epochs, **kwargs)
+
+    def save(self, path: Any) -> None:
+        """Save architecture, weights and input scaling to ``path`` (.npz), atomically."""
+        from bpgpu.io import save
+
+        save(self, path)
 
     def __repr__(self) -> str:
         acts = ", ".join(a.name for a in self.activations)

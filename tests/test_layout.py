@@ -14,6 +14,9 @@ HOST_SIDE = {
     "_host.py": "initial weights from a host numpy.random.Generator",
     "gradcheck.py": "the float64 NumPy reference, perturbed entry by entry on the host",
     "consistency.py": "host batches, and relative norms of host copies vs the reference",
+    "io.py": "model files: .npy members read and written on the host",
+    "datasets.py": "data loading from files, on the host",
+    "commands.py": "the CLI's input and output files",
 }
 
 

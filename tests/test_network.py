@@ -85,9 +85,13 @@ def test_golden_2_2_1_sigmoid_quadratic_one_sgd_step(backend):
     """
     net = bpgpu.MLP([2, 2, 1], "sigmoid", "sigmoid", "quadratic", backend=backend, dtype="float64")
     net.set_weights(
-        [np.array([[0.15, 0.20], [0.25, 0.30]]), np.array([0.35, 0.35]),
-         np.array([[0.40, 0.45]]), np.array([0.60])]
-    )  # fmt: skip
+        [
+            np.array([[0.15, 0.20], [0.25, 0.30]]),
+            np.array([0.35, 0.35]),
+            np.array([[0.40, 0.45]]),
+            np.array([0.60]),
+        ]
+    )
     X, T = np.array([[0.05, 0.10]]), np.array([[0.01]])
     assert net.loss(X, T) == pytest.approx(0.5 * (0.01 - 0.751365069552) ** 2, rel=1e-11)
     D1, D2 = (bpgpu.to_numpy(d) for d in net.deltas(X, T))

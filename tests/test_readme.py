@@ -31,7 +31,24 @@ def test_quick_start_runs_as_written():
 
 
 def test_ci_runs_the_readme_test_command():
-    command = blocks("bash")[0].strip().splitlines()[-1]
-    test_part = command.split("&&")[-1].strip()
+    train, test = blocks("bash")[0].strip().splitlines()
+    assert train.endswith("&& bpgpu train")
+    test_part = test.split("&&")[-1].strip()
     assert test_part == "python -m pytest -q"
+    assert "pip install -e '.[test]'" in test
     assert test_part in (ROOT / ".ci" / "run").read_text()
+
+
+def test_training_example_runs_as_written(tmp_path):
+    code = blocks("python")[1]
+    out = subprocess.run(
+        [sys.executable, "-c", code + "\nprint(net.evaluate(s.X_test, s.y_test)['accuracy'])"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env={"BPGPU_BACKEND": "numpy", "PATH": ""},
+        timeout=300,
+    )
+    assert out.returncode == 0, out.stderr
+    assert float(out.stdout.split()[-1]) > 0.95
+    assert (tmp_path / "digits.npz").exists()

@@ -1,0 +1,319 @@
+"""Model files and checkpoints: a zip of ``.npy`` members plus a JSON ``config.json``.
+
+Writing is atomic (a temporary file in the target's folder, fsync, ``os.replace``), so
+a crash or a kill mid-save leaves the old file or the new one, never half of one.
+Reading trusts nothing: the config is parsed as JSON (size-capped), the members must be
+exactly those the config implies, every array header is checked against the shape and
+dtype the config implies *before* any data is read, data is read with a bound (a zip
+bomb cannot inflate past it), pickles are never loaded, and values must be finite.
+Anything else raises :class:`ModelFileError` (a ValueError) saying what is wrong.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import zipfile
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from bpgpu import activations as _acts
+from bpgpu import costs as _costs
+
+FORMAT = "bpgpu-model"
+FORMAT_VERSION = 1
+CONFIG = "config.json"
+MAX_CONFIG_BYTES = 1 << 20
+MAX_HEADER_BYTES = 1 << 16
+DEFAULT_MAX_BYTES = 1 << 32  # 4 GiB of arrays; load(max_bytes=...) raises or lowers it
+MAX_LAYERS = 10_000
+MAX_WIDTH = 1 << 24
+
+
+class ModelFileError(ValueError):
+    """A model or checkpoint file that bpgpu refuses to load; the message says why."""
+
+
+# ---- writing ---------------------------------------------------------------------------
+
+
+def atomic_write(path: str | os.PathLike, write: Callable[[Any], None]) -> None:
+    """Call ``write(f)`` on a temporary file beside ``path``, fsync it, then rename it over
+    ``path``. On any error the temporary file is removed and ``path`` is untouched."""
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{os.path.basename(path)}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+    try:  # make the rename itself durable
+        dfd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(dfd)
+        finally:
+            os.close(dfd)
+    except OSError:
+        pass  # some filesystems and platforms cannot fsync a folder
+
+
+def write_archive(path: str | os.PathLike, config: dict, arrays: dict[str, np.ndarray]) -> None:
+    """Write ``config`` and ``arrays`` atomically as a bpgpu zip archive."""
+    for name, a in arrays.items():
+        if not np.all(np.isfinite(a)):
+            raise ValueError(f"refusing to save {name}: it contains NaN or inf")
+    text = json.dumps(config, sort_keys=True).encode()
+
+    def write(f):
+        with zipfile.ZipFile(f, "w", zipfile.ZIP_STORED, allowZip64=True) as zf:
+            zf.writestr(CONFIG, text)
+            for name, a in arrays.items():
+                with zf.open(f"{name}.npy", "w", force_zip64=True) as m:
+                    np.lib.format.write_array(m, np.ascontiguousarray(a), allow_pickle=False)
+
+    atomic_write(path, write)
+
+
+def model_config(net) -> dict:
+    """The JSON config that describes ``net``'s architecture."""
+    from bpgpu import __version__
+
+    return {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "bpgpu_version": __version__,
+        "kind": "model",
+        "sizes": list(net.sizes),
+        "activations": [a.name for a in net.activations],
+        "cost": net.cost.name,
+        "dtype": net.dtype,
+        "seed": net.seed,
+        "input_scaling": net.input_scaling is not None,
+    }
+
+
+def param_names(activations: list[str]) -> list[str]:
+    """``["W1", "b1", ("a1",) "W2", ...]`` in get_weights order."""
+    names = []
+    for l, name in enumerate(activations, start=1):
+        names += [f"W{l}", f"b{l}"] + ([f"a{l}"] if _acts.get(name).has_param else [])
+    return names
+
+
+def model_arrays(net) -> dict[str, np.ndarray]:
+    arrays = dict(zip(param_names([a.name for a in net.activations]), net.get_weights()))
+    if net.input_scaling is not None:
+        arrays["x_mean"], arrays["x_scale"] = net.input_scaling
+    return arrays
+
+
+def save(net, path: str | os.PathLike) -> None:
+    """Save ``net`` (architecture, weights, input scaling) to ``path`` atomically."""
+    write_archive(path, model_config(net), model_arrays(net))
+
+
+# ---- reading ---------------------------------------------------------------------------
+
+
+def _fail(path, why: str) -> ModelFileError:
+    return ModelFileError(f"{os.fspath(path)}: {why}")
+
+
+def _read_member(zf: zipfile.ZipFile, name: str, limit: int) -> bytes:
+    with zf.open(name) as f:
+        data = f.read(limit + 1)
+    if len(data) > limit:
+        raise ModelFileError(f"member {name} is larger than the {limit} bytes allowed")
+    return data
+
+
+def _check_config(cfg: Any, path) -> dict:
+    """Validate the architecture part of a parsed config; returns it."""
+    if not isinstance(cfg, dict) or cfg.get("format") != FORMAT:
+        raise _fail(path, f"not a bpgpu model file (config format is not {FORMAT!r})")
+    if cfg.get("format_version") != FORMAT_VERSION:
+        raise _fail(
+            path,
+            f"format version {cfg.get('format_version')!r} is not supported by this bpgpu "
+            f"(reads version {FORMAT_VERSION}); upgrade bpgpu",
+        )
+    sizes = cfg.get("sizes")
+    if not (
+        isinstance(sizes, list)
+        and 2 <= len(sizes) <= MAX_LAYERS
+        and all(type(n) is int and 1 <= n <= MAX_WIDTH for n in sizes)
+    ):
+        raise _fail(path, "config 'sizes' must list 2 or more positive layer widths")
+    acts = cfg.get("activations")
+    if not (isinstance(acts, list) and len(acts) == len(sizes) - 1):
+        raise _fail(path, "config 'activations' must name one activation per layer")
+    for name in acts:
+        if not isinstance(name, str) or name not in _acts.ACTIVATIONS:
+            raise _fail(path, f"unknown activation {name!r} in config")
+    if not isinstance(cfg.get("cost"), str) or cfg["cost"] not in _costs.COSTS:
+        raise _fail(path, f"unknown cost {cfg.get('cost')!r} in config")
+    if cfg.get("dtype") not in ("float32", "float64"):
+        raise _fail(path, f"dtype {cfg.get('dtype')!r} must be float32 or float64")
+    if cfg.get("seed") is not None and type(cfg.get("seed")) is not int:
+        raise _fail(path, "config 'seed' must be an integer or null")
+    if type(cfg.get("input_scaling", False)) is not bool:
+        raise _fail(path, "config 'input_scaling' must be true or false")
+    return cfg
+
+
+def expected_shapes(cfg: dict) -> dict[str, tuple[int, ...]]:
+    """Member name -> shape of every model array the config implies."""
+    sizes, shapes = cfg["sizes"], {}
+    for l, name in enumerate(cfg["activations"], start=1):
+        shapes[f"W{l}"] = (sizes[l], sizes[l - 1])
+        shapes[f"b{l}"] = (sizes[l],)
+        if _acts.get(name).has_param:
+            shapes[f"a{l}"] = (sizes[l],)
+    if cfg.get("input_scaling"):
+        shapes["x_mean"] = shapes["x_scale"] = (sizes[0],)
+    return shapes
+
+
+def read_archive(
+    path: str | os.PathLike,
+    shapes_for: Callable[[dict], dict[str, tuple[int, ...]]],
+    max_bytes: int = DEFAULT_MAX_BYTES,
+) -> tuple[dict, dict[str, np.ndarray]]:
+    """Read and validate an archive; ``shapes_for(config)`` names every member it must hold."""
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"{path}: no such model file")
+    try:
+        zf = zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, OSError, ValueError) as e:
+        raise _fail(path, f"not a bpgpu model file (not a readable zip: {e})") from None
+    with zf:
+        try:
+            return _read_open_archive(zf, path, shapes_for, max_bytes)
+        except ModelFileError:
+            raise
+        except (zipfile.BadZipFile, EOFError, OSError, ValueError, KeyError) as e:
+            # ValueError covers numpy header parsing; corrupt data ends here
+            raise _fail(path, f"corrupt file ({type(e).__name__}: {e})") from None
+
+
+def _read_open_archive(zf, path, shapes_for, max_bytes):
+    names = zf.namelist()
+    if CONFIG not in names:
+        raise _fail(path, f"missing {CONFIG}; not a bpgpu model file")
+    try:
+        cfg = json.loads(_read_member(zf, CONFIG, MAX_CONFIG_BYTES).decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise _fail(path, f"{CONFIG} is not valid JSON ({e})") from None
+    cfg = _check_config(cfg, path)
+    shapes = shapes_for(cfg)
+    dtype = np.dtype(cfg["dtype"]).newbyteorder("<")
+    total = sum(int(np.prod(s, dtype=np.int64)) * dtype.itemsize for s in shapes.values())
+    if total > max_bytes:
+        raise _fail(
+            path,
+            f"config declares {total} bytes of arrays, more than max_bytes={max_bytes}; "
+            "pass a larger max_bytes only if you trust this file",
+        )
+    want = {f"{k}.npy" for k in shapes} | {CONFIG}
+    if len(names) != len(set(names)) or set(names) != want:
+        extra, missing = sorted(set(names) - want), sorted(want - set(names))
+        raise _fail(
+            path,
+            "members do not match the config"
+            + (f"; unexpected: {', '.join(extra)}" if extra else "")
+            + (f"; missing: {', '.join(missing)}" if missing else "")
+            + ("; duplicated names" if len(names) != len(set(names)) else ""),
+        )
+    arrays = {}
+    for name, shape in shapes.items():
+        arrays[name] = _read_npy(zf, f"{name}.npy", shape, dtype, path)
+    return cfg, arrays
+
+
+def _read_npy(zf, member: str, shape: tuple[int, ...], dtype: np.dtype, path) -> np.ndarray:
+    nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    with zf.open(member) as f:
+        version = np.lib.format.read_magic(f)
+        readers = {
+            (1, 0): np.lib.format.read_array_header_1_0,
+            (2, 0): np.lib.format.read_array_header_2_0,
+        }
+        if version not in readers:
+            raise _fail(path, f"{member}: unsupported .npy version {version}")
+        got_shape, fortran, got_dtype = readers[version](f, max_header_size=MAX_HEADER_BYTES)
+        if got_dtype.hasobject or got_dtype != dtype:
+            raise _fail(path, f"{member}: dtype {got_dtype} where the config implies {dtype}")
+        if tuple(got_shape) != tuple(shape):
+            raise _fail(path, f"{member}: shape {tuple(got_shape)}, the config implies {shape}")
+        data = f.read(nbytes + 1)
+    if len(data) != nbytes:
+        raise _fail(path, f"{member}: {len(data)} data bytes where {nbytes} are expected")
+    a = np.frombuffer(data, dtype=dtype).reshape(shape, order="F" if fortran else "C")
+    if not np.all(np.isfinite(a)):
+        raise _fail(path, f"{member} contains NaN or inf")
+    return np.array(a, dtype=dtype.newbyteorder("="))
+
+
+def load(path: str | os.PathLike, backend: Any = None, max_bytes: int = DEFAULT_MAX_BYTES):
+    """Load a model saved by :meth:`MLP.save` (or a checkpoint) onto ``backend``.
+
+    Parameters
+    ----------
+    path : str or PathLike
+    backend : str, Backend or None
+        Where the loaded network runs (None: ``$BPGPU_BACKEND`` or auto).
+    max_bytes : int
+        Refuse files whose config declares more array bytes than this.
+
+    Raises
+    ------
+    ModelFileError
+        The file is not a valid bpgpu model; nothing is allocated beyond the bound.
+    """
+    cfg, arrays = read_archive(path, shapes_for_any, max_bytes)
+    return net_from(cfg, arrays, backend)
+
+
+def net_from(cfg: dict, arrays: dict[str, np.ndarray], backend: Any):
+    """The MLP a validated config and its arrays describe."""
+    from bpgpu.network import MLP
+
+    acts = cfg["activations"]
+    weights = [arrays[n] for n in param_names(acts)]
+    try:
+        net = MLP(
+            cfg["sizes"],
+            acts[:-1],
+            acts[-1],
+            cfg["cost"],
+            backend=backend,
+            dtype=cfg["dtype"],
+            seed=cfg["seed"],
+            _weights=weights,
+        )
+    except ValueError as e:
+        raise ModelFileError(f"the model in this file is not valid: {e}") from None
+    if cfg.get("input_scaling"):
+        net.set_input_scaling(arrays["x_mean"], arrays["x_scale"])
+    return net
+
+
+def shapes_for_any(cfg: dict) -> dict[str, tuple[int, ...]]:
+    """Members of a model file, or of a checkpoint (which a model loader also accepts)."""
+    if cfg.get("kind") == "checkpoint":
+        from bpgpu.training import checkpoint_shapes
+
+        return checkpoint_shapes(cfg)
+    return expected_shapes(cfg)

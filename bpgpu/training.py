@@ -1,0 +1,403 @@
+"""``MLP.fit``: mini-batch training with the data kept on the device.
+
+The whole training set is moved to the device once. Each epoch draws a permutation on
+the host (so every backend sees the same batch order for the same seed), moves it to
+the device, and gathers the batches there with ``take``. Loss and correct counts are
+accumulated as device scalars and read once per epoch: there is no host sync inside
+the step. Parameter updates build new arrays, so keeping the parameter list of the best
+epoch (early stopping) or of the epoch start (divergence) costs no copy.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from bpgpu import optimizers as _opt
+from bpgpu._host import HostRNG, fresh_seed, split_indices
+
+_MISSING = object()
+
+
+@dataclass
+class History:
+    """Per-epoch results of a fit (``val_*`` are NaN without validation data)."""
+
+    epoch: list[int] = field(default_factory=list)
+    loss: list[float] = field(default_factory=list)
+    accuracy: list[float] = field(default_factory=list)
+    val_loss: list[float] = field(default_factory=list)
+    val_accuracy: list[float] = field(default_factory=list)
+    time: list[float] = field(default_factory=list)  # seconds spent in each epoch
+    best_epoch: int | None = None
+    stopped_early: bool = False
+    seed: int | None = None
+
+    @property
+    def history(self) -> dict[str, list]:
+        """Keras-style ``{"loss": [...], "val_loss": [...], ...}``."""
+        keys = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy", "time")
+        return {k: list(getattr(self, k)) for k in keys}
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            **self.history,
+            "best_epoch": self.best_epoch,
+            "stopped_early": self.stopped_early,
+            "seed": self.seed,
+        }
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> History:
+        return cls(**d)
+
+    def __repr__(self) -> str:
+        if not self.epoch:
+            return "History(no epochs)"
+        return (
+            f"History({len(self.epoch)} epochs, loss {self.loss[-1]:.4g}, "
+            f"val_loss {self.val_loss[-1]:.4g}, best epoch {self.best_epoch})"
+        )
+
+
+class Callback:
+    """Hooks into :meth:`MLP.fit`; override the ones you need.
+
+    ``on_epoch_end`` gets ``logs`` = ``{"epoch", "loss", "accuracy", "val_loss",
+    "val_accuracy", "time"}`` and may return True to stop training.
+    ``on_batch_end`` gets no loss on purpose: reading it would sync the device.
+    """
+
+    def on_train_begin(self, net, history: History) -> None: ...
+
+    def on_batch_end(self, net, batch: int) -> None: ...
+
+    def on_epoch_end(self, net, epoch: int, logs: dict[str, float]) -> bool | None: ...
+
+    def on_train_end(self, net, history: History) -> None: ...
+
+
+def _positive_int(name: str, v: Any) -> int:
+    if type(v) is not int or v < 1:
+        raise ValueError(f"{name} must be a positive integer; got {v!r}")
+    return v
+
+
+@dataclass
+class _Settings:
+    """What a fit needs to be resumed exactly; stored in checkpoints."""
+
+    epochs: int
+    batch_size: int
+    validation_split: float
+    shuffle: bool
+    patience: int | None
+    min_delta: float
+    seed: int
+    optimizer: dict
+
+
+def _settings(net, kw: dict, ckpt: dict | None) -> _Settings:
+    """Merge fit's keyword arguments with a checkpoint's; conflicts are errors."""
+    defaults = {
+        "batch_size": 32,
+        "validation_split": 0.0,
+        "shuffle": True,
+        "patience": None,
+        "min_delta": 0.0,
+        "seed": net.seed,
+    }
+    saved = ckpt or {}
+    merged = {}
+    for k, default in defaults.items():
+        given = kw[k]
+        if ckpt is not None and given is not _MISSING and given != saved[k]:
+            raise ValueError(
+                f"{k}={given!r} differs from the checkpoint's {saved[k]!r}; a resumed fit keeps "
+                "its settings (omit the argument, or start a new fit without resume=)"
+            )
+        merged[k] = saved[k] if ckpt is not None else (default if given is _MISSING else given)
+    _positive_int("epochs", kw["epochs"])
+    _positive_int("batch_size", merged["batch_size"])
+    vs = merged["validation_split"]
+    if not (isinstance(vs, (int, float)) and 0 <= vs < 1):
+        raise ValueError(f"validation_split must be in [0, 1); got {vs!r}")
+    if merged["patience"] is not None:
+        _positive_int("patience", merged["patience"])
+    if not (isinstance(merged["min_delta"], (int, float)) and merged["min_delta"] >= 0):
+        raise ValueError(f"min_delta must be >= 0; got {merged['min_delta']!r}")
+    if merged["seed"] is None:
+        merged["seed"] = fresh_seed()
+    if ckpt is not None:
+        opt = _opt.get(saved["optimizer"])
+        if kw["optimizer"] is not _MISSING or kw["lr"] is not None or kw["weight_decay"]:
+            asked = _build_optimizer(kw).config()
+            if asked != opt.config():
+                raise ValueError(
+                    f"optimizer {asked} differs from the checkpoint's {opt.config()}; omit "
+                    "optimizer/lr/weight_decay when resuming"
+                )
+        merged["optimizer"] = saved["optimizer"]
+    else:
+        merged["optimizer"] = _build_optimizer(kw).config()
+    return _Settings(epochs=kw["epochs"], **merged)
+
+
+def _build_optimizer(kw: dict) -> _opt.Optimizer:
+    spec = "sgd" if kw["optimizer"] is _MISSING else kw["optimizer"]
+    extra = {}
+    if kw["lr"] is not None:
+        extra["lr"] = kw["lr"]
+    if kw["weight_decay"]:
+        extra["weight_decay"] = kw["weight_decay"]
+    if isinstance(spec, _opt.Optimizer):
+        if extra:
+            raise ValueError("set lr and weight_decay on the optimizer object, not in fit()")
+        return spec
+    return _opt.get(spec, **extra)
+
+
+def fit(
+    net,
+    X,
+    y,
+    epochs: int = 10,
+    *,
+    batch_size=_MISSING,
+    optimizer=_MISSING,
+    lr=None,
+    weight_decay=0.0,
+    validation_data=None,
+    validation_split=_MISSING,
+    shuffle=_MISSING,
+    patience=_MISSING,
+    min_delta=_MISSING,
+    restore_best=True,
+    callbacks=(),
+    checkpoint=None,
+    resume=None,
+    seed=_MISSING,
+) -> History:
+    """Train ``net`` on ``(X, y)``; see :meth:`bpgpu.MLP.fit` for the parameters."""
+    from bpgpu import io
+
+    kw = dict(
+        epochs=epochs,
+        batch_size=batch_size,
+        optimizer=optimizer,
+        lr=lr,
+        weight_decay=weight_decay,
+        validation_split=validation_split,
+        shuffle=shuffle,
+        patience=patience,
+        min_delta=min_delta,
+        seed=seed,
+    )
+    ckpt_cfg = ckpt_arrays = None
+    if resume is not None:
+        ckpt_cfg, ckpt_arrays = io.read_archive(resume, checkpoint_shapes)
+        _check_same_network(net, ckpt_cfg, resume)
+    st = _settings(net, kw, None if ckpt_cfg is None else ckpt_cfg["training"]["settings"])
+    if validation_data is not None and st.validation_split:
+        raise ValueError("pass validation_data or validation_split, not both")
+    xp, backend = net.xp, net.backend
+    callbacks = list(callbacks)
+
+    # -- data: validated once, moved to the device once
+    Xd = net._input(X)
+    Td = net._targets(y, Xd.shape[0])
+    if st.validation_split:
+        keep, held = split_indices(Xd.shape[0], st.validation_split, st.seed)
+        if keep.size == 0 or held.size == 0:
+            raise ValueError(
+                f"validation_split={st.validation_split} leaves no training or no validation "
+                f"samples out of {Xd.shape[0]}"
+            )
+        keep_d, held_d = backend.asarray(keep), backend.asarray(held)
+        Xv, Tv = xp.take(Xd, held_d, axis=0), xp.take(Td, held_d, axis=0)
+        Xd, Td = xp.take(Xd, keep_d, axis=0), xp.take(Td, keep_d, axis=0)
+    elif validation_data is not None:
+        if not (isinstance(validation_data, (tuple, list)) and len(validation_data) == 2):
+            raise ValueError("validation_data must be a pair (X_val, y_val)")
+        Xv = net._input(validation_data[0], what="X_val")
+        Tv = net._targets(validation_data[1], Xv.shape[0])
+    else:
+        Xv = Tv = None
+    n = Xd.shape[0]
+
+    # -- optimizer, host RNG, history: fresh, or exactly as the checkpoint left them
+    opt = _opt.get(st.optimizer)
+    decay = [name.startswith("W") for name in _param_names(net)]
+    rng = HostRNG(st.seed)
+    history = History(seed=st.seed)
+    best = {"value": math.inf, "params": None, "wait": 0}
+    start = 0
+    if ckpt_cfg is not None:
+        start, state = _restore(net, opt, rng, history, best, ckpt_cfg, ckpt_arrays)
+    else:
+        state = opt.init_state(xp, net._params)
+    if start >= st.epochs:
+        raise ValueError(
+            f"the checkpoint is at epoch {start}; pass epochs > {start} to train further"
+        )
+    for cb in callbacks:
+        cb.on_train_begin(net, history)
+
+    dtype = backend.dtype(net.dtype)
+    stop = False
+    with backend.context():
+        for epoch in range(start, st.epochs):
+            t0 = time.perf_counter()
+            perm = rng.permutation(n) if st.shuffle else None
+            perm_d = backend.asarray(perm) if perm is not None else None
+            at_start = (net._params, {k: list(v) for k, v in state.items()}, opt.t)
+            total = xp.zeros((), dtype=dtype, device=backend.device)
+            correct = xp.zeros((), dtype=dtype, device=backend.device)
+            for bi, i in enumerate(range(0, n, st.batch_size)):
+                j = min(i + st.batch_size, n)  # the standard leaves out-of-range stops open
+                if perm_d is None:
+                    Xb, Tb = Xd[i:j, :], Td[i:j, :]
+                else:
+                    idx = perm_d[i:j]
+                    Xb, Tb = xp.take(Xd, idx, axis=0), xp.take(Td, idx, axis=0)
+                loss_sum, right = net._train_step(Xb, Tb, opt, state, decay)
+                total = total + loss_sum
+                if right is not None:
+                    correct = correct + right
+                for cb in callbacks:
+                    cb.on_batch_end(net, bi)
+            loss = float(total) / n  # the one read of the epoch
+            if not math.isfinite(loss):
+                net._params, restored, opt.t = at_start
+                state.clear()
+                state.update(restored)
+                raise FloatingPointError(
+                    f"the training loss became {loss} in epoch {epoch + 1}; the weights are "
+                    f"restored to the start of that epoch. Lower the learning rate "
+                    f"(now {opt.lr:g}) or standardise the inputs"
+                )
+            acc = float(correct) / n if net._has_accuracy() else math.nan
+            val_loss = val_acc = math.nan
+            if Xv is not None:
+                val_loss, val_acc = net._evaluate_device(Xv, Tv)
+            history.epoch.append(epoch + 1)
+            history.loss.append(loss)
+            history.accuracy.append(acc)
+            history.val_loss.append(val_loss)
+            history.val_accuracy.append(val_acc)
+            history.time.append(time.perf_counter() - t0)
+
+            monitored = val_loss if Xv is not None else loss
+            if monitored < best["value"] - st.min_delta:
+                best.update(value=monitored, params=net._params, wait=0)
+                history.best_epoch = epoch + 1
+            else:
+                best["wait"] += 1
+            if st.patience is not None and best["wait"] >= st.patience:
+                history.stopped_early = stop = True
+            logs = {k: v[-1] for k, v in history.history.items()}
+            for cb in callbacks:
+                if cb.on_epoch_end(net, epoch + 1, logs):
+                    stop = True
+            if checkpoint is not None:
+                write_checkpoint(checkpoint, net, opt, state, rng, history, best, st)
+            if stop:
+                break
+    if st.patience is not None and restore_best and best["params"] is not None:
+        net._params = best["params"]
+    for cb in callbacks:
+        cb.on_train_end(net, history)
+    return history
+
+
+# ---- checkpoints -----------------------------------------------------------------------
+
+
+def _param_names(net) -> list[str]:
+    from bpgpu.io import param_names
+
+    return param_names([a.name for a in net.activations])
+
+
+def checkpoint_shapes(cfg: dict) -> dict[str, tuple[int, ...]]:
+    """Members of a checkpoint: the model's, optimizer slots, and the best weights."""
+    from bpgpu.io import ModelFileError, expected_shapes, param_names
+
+    shapes = expected_shapes(cfg)
+    tr = cfg.get("training")
+    try:
+        opt = _opt.get(tr["settings"]["optimizer"])
+        has_best = bool(tr["has_best"])
+    except (TypeError, KeyError, ValueError) as e:
+        raise ModelFileError(f"checkpoint 'training' section is invalid ({e})") from None
+    params = param_names(cfg["activations"])
+    for name in params:
+        for slot in opt.slots:
+            shapes[f"opt.{slot}.{name}"] = shapes[name]
+        if has_best:
+            shapes[f"best.{name}"] = shapes[name]
+    return shapes
+
+
+def write_checkpoint(path, net, opt, state, rng, history, best, st: _Settings) -> None:
+    """Everything a resumed fit needs, written atomically."""
+    from bpgpu import io
+
+    names = _param_names(net)
+    cfg = io.model_config(net)
+    cfg["kind"] = "checkpoint"
+    cfg["training"] = {
+        "settings": st.__dict__,
+        "epoch": history.epoch[-1],
+        "optimizer_t": opt.t,
+        "rng": rng.state(),
+        "history": history.to_json(),
+        "best_value": best["value"] if math.isfinite(best["value"]) else None,
+        "wait": best["wait"],
+        "has_best": best["params"] is not None,
+    }
+    arrays = io.model_arrays(net)
+    to_np = net.backend.to_numpy
+    for slot, values in state.items():
+        for name, v in zip(names, values):
+            arrays[f"opt.{slot}.{name}"] = to_np(v)
+    if best["params"] is not None:
+        for name, p in zip(names, best["params"]):
+            arrays[f"best.{name}"] = to_np(p)
+    io.write_archive(path, cfg, arrays)
+
+
+def _check_same_network(net, cfg: dict, path) -> None:
+    mine = (list(net.sizes), [a.name for a in net.activations], net.cost.name, net.dtype)
+    theirs = (cfg["sizes"], cfg["activations"], cfg["cost"], cfg["dtype"])
+    if mine != theirs:
+        raise ValueError(
+            f"checkpoint {path} holds a different network {theirs}; this one is {mine}. "
+            "Resume with bpgpu.load_checkpoint(path) or a network built the same way"
+        )
+    if cfg.get("kind") != "checkpoint":
+        raise ValueError(f"{path} is a model file, not a checkpoint; fit(checkpoint=...) makes one")
+
+
+def _restore(net, opt, rng, history, best, cfg, arrays):
+    """Load weights, optimizer state, RNG and history from a validated checkpoint."""
+    tr = cfg["training"]
+    names = _param_names(net)
+    net.set_weights([arrays[n] for n in names])
+    if cfg.get("input_scaling"):
+        net.set_input_scaling(arrays["x_mean"], arrays["x_scale"])
+    state = {
+        slot: [net.backend.asarray(arrays[f"opt.{slot}.{n}"], net.dtype) for n in names]
+        for slot in opt.slots
+    }
+    opt.t = int(tr["optimizer_t"])
+    rng.set_state(tr["rng"])
+    for k, v in History.from_json(tr["history"]).__dict__.items():
+        setattr(history, k, v)
+    best["value"] = math.inf if tr["best_value"] is None else float(tr["best_value"])
+    best["wait"] = int(tr["wait"])
+    if tr["has_best"]:
+        best["params"] = [net.backend.asarray(arrays[f"best.{n}"], net.dtype) for n in names]
+    return int(tr["epoch"]), state

@@ -1,0 +1,179 @@
+"""Model files: exact round trips, atomic writes, and refusal of anything not ours."""
+
+from __future__ import annotations
+
+import io as _io
+import json
+import os
+import zipfile
+
+import numpy as np
+import pytest
+
+import bpgpu
+from bpgpu import io
+
+
+def make(backend="numpy", dtype="float32"):
+    net = bpgpu.MLP([5, 7, 4, 3], hidden=["prelu", "tanh"], backend=backend, dtype=dtype, seed=4)
+    net.set_input_scaling(np.arange(5.0), np.full(5, 2.0))
+    return net
+
+
+def test_round_trip_is_exact_on_every_backend(tmp_path, backend):
+    net = make(backend, "float64")
+    net.save(tmp_path / "m.npz")
+    back = bpgpu.load(tmp_path / "m.npz", backend=backend)
+    assert back.backend is backend and back.dtype == "float64"
+    assert [a.name for a in back.activations] == ["prelu", "tanh", "softmax"]
+    for a, b in zip(net.get_weights(), back.get_weights()):
+        assert a.dtype == b.dtype and a.tobytes() == b.tobytes()
+    X = np.random.default_rng(0).normal(size=(4, 5))
+    np.testing.assert_array_equal(bpgpu.to_numpy(back.forward(X)), bpgpu.to_numpy(net.forward(X)))
+
+
+def test_file_is_a_zip_of_npy_members_and_json_config(tmp_path):
+    make().save(tmp_path / "m.npz")
+    with zipfile.ZipFile(tmp_path / "m.npz") as zf:
+        names = set(zf.namelist())
+        cfg = json.loads(zf.read("config.json"))
+    assert names == {
+        "config.json",
+        "W1.npy",
+        "b1.npy",
+        "a1.npy",
+        "W2.npy",
+        "b2.npy",
+        "W3.npy",
+        "b3.npy",
+        "x_mean.npy",
+        "x_scale.npy",
+    }
+    assert cfg["format"] == "bpgpu-model" and cfg["format_version"] == 1
+    assert cfg["sizes"] == [5, 7, 4, 3] and cfg["dtype"] == "float32"
+    assert cfg["bpgpu_version"] == bpgpu.__version__
+    with np.load(tmp_path / "m.npz", allow_pickle=False) as d:  # plain NumPy reads it too
+        assert d["W1"].shape == (7, 5)
+
+
+def test_a_failed_write_leaves_the_old_file_and_no_temporary(tmp_path):
+    path = tmp_path / "m.npz"
+    make().save(path)
+    before = path.read_bytes()
+
+    def broken(f):
+        f.write(b"half a file")
+        raise OSError("disk full")
+
+    with pytest.raises(OSError, match="disk full"):
+        io.atomic_write(path, broken)
+    assert path.read_bytes() == before
+    assert os.listdir(tmp_path) == ["m.npz"]
+
+
+def test_saving_non_finite_weights_is_refused(tmp_path):
+    net = make()
+    net._params[0] = net._params[0] * np.float32("nan")
+    with pytest.raises(ValueError, match="NaN or inf"):
+        net.save(tmp_path / "m.npz")
+    assert not (tmp_path / "m.npz").exists()
+
+
+def rewrite(src, dst, *, drop=(), add=None, replace=None, config=None):
+    """Copy a model archive, dropping, adding or replacing members, or editing the config."""
+    with zipfile.ZipFile(src) as zin, zipfile.ZipFile(dst, "w") as zout:
+        for name in zin.namelist():
+            if name in drop:
+                continue
+            data = zin.read(name)
+            if name == "config.json" and config:
+                cfg = json.loads(data)
+                config(cfg)
+                data = json.dumps(cfg).encode()
+            if replace and name in replace:
+                data = replace[name]
+            zout.writestr(name, data)
+        for name, data in (add or {}).items():
+            zout.writestr(name, data)
+
+
+def npy(a, allow_pickle=False):
+    buf = _io.BytesIO()
+    np.lib.format.write_array(buf, a, allow_pickle=allow_pickle)
+    return buf.getvalue()
+
+
+class Payload:
+    def __reduce__(self):
+        return (os.system, ("touch /tmp/bpgpu-pwned",))
+
+
+@pytest.mark.parametrize(
+    "change,match",
+    [
+        ({"drop": ["config.json"]}, "missing config.json"),
+        ({"drop": ["b2.npy"]}, "missing: b2.npy"),
+        ({"add": {"extra.npy": npy(np.zeros(2, np.float32))}}, "unexpected: extra.npy"),
+        ({"replace": {"W1.npy": npy(np.zeros((7, 6), np.float32))}}, r"shape \(7, 6\)"),
+        ({"replace": {"W1.npy": npy(np.zeros((7, 5), np.float64))}}, "dtype float64"),
+        ({"replace": {"b1.npy": npy(np.full(7, np.inf, np.float32))}}, "NaN or inf"),
+        ({"replace": {"b1.npy": npy(np.zeros(7, np.float32))[:-8]}}, "data bytes"),
+        ({"replace": {"b1.npy": npy(np.array([Payload()] * 7, dtype=object), True)}}, "dtype"),
+        ({"replace": {"config.json": b"{not json"}}, "not valid JSON"),
+        ({"config": lambda c: c.update(format_version=99)}, "version 99"),
+        ({"config": lambda c: c.update(format="pickle")}, "not a bpgpu model"),
+        ({"config": lambda c: c["activations"].__setitem__(0, "evil")}, "unknown activation"),
+        ({"config": lambda c: c.update(sizes=[5, -7, 4, 3])}, "positive layer widths"),
+        ({"config": lambda c: c.update(sizes=[5, 7, 4])}, "one activation per layer"),
+        ({"config": lambda c: c.update(cost="nope")}, "unknown cost"),
+        ({"config": lambda c: c.update(dtype="float16")}, "dtype"),
+        ({"config": lambda c: c.update(sizes=[5, 16_000_000, 16_000_000, 3])}, "max_bytes"),
+        (
+            {
+                "config": lambda c: c.update(
+                    activations=["prelu", "tanh", "relu"], cost="categorical_cross_entropy"
+                )
+            },
+            "not valid",
+        ),
+    ],
+)
+def test_bad_files_are_refused(tmp_path, change, match):
+    good = tmp_path / "good.npz"
+    make().save(good)
+    bad = tmp_path / "bad.npz"
+    rewrite(good, bad, **change)
+    with pytest.raises(bpgpu.ModelFileError, match=match):
+        bpgpu.load(bad)
+    assert not os.path.exists("/tmp/bpgpu-pwned")
+
+
+def test_truncated_and_non_zip_files_are_refused(tmp_path):
+    good = tmp_path / "good.npz"
+    make().save(good)
+    data = good.read_bytes()
+    for i, cut in enumerate((10, len(data) // 2, len(data) - 30)):
+        p = tmp_path / f"cut{i}.npz"
+        p.write_bytes(data[:cut])
+        with pytest.raises(bpgpu.ModelFileError):
+            bpgpu.load(p)
+    (tmp_path / "text.npz").write_text("hello")
+    with pytest.raises(bpgpu.ModelFileError, match="not a readable zip"):
+        bpgpu.load(tmp_path / "text.npz")
+    with pytest.raises(FileNotFoundError):
+        bpgpu.load(tmp_path / "absent.npz")
+
+
+def test_a_zip_bomb_member_is_not_inflated(tmp_path):
+    """A member that decompresses to far more than its header promises is cut off."""
+    good = tmp_path / "good.npz"
+    make().save(good)
+    header = npy(np.zeros(7, np.float32))[:-28]
+    bomb = header + b"\0" * (64 << 20)
+    bad = tmp_path / "bomb.npz"
+    with zipfile.ZipFile(good) as zin, zipfile.ZipFile(bad, "w", zipfile.ZIP_DEFLATED) as zout:
+        for name in zin.namelist():
+            zout.writestr(name, bomb if name == "b1.npy" else zin.read(name))
+    assert bad.stat().st_size < 1 << 20
+    with pytest.raises(bpgpu.ModelFileError, match="data bytes"):
+        bpgpu.load(bad)

@@ -1,0 +1,285 @@
+"""fit, the optimizers, early stopping, callbacks, checkpoints and resume."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+import bpgpu
+from bpgpu import optimizers
+
+
+def blobs(n=120, d=4, k=3, seed=0):
+    """k well-separated Gaussian blobs."""
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, k, size=n)
+    centers = rng.normal(scale=4.0, size=(k, d))
+    return centers[y] + rng.normal(size=(n, d)), y
+
+
+def weights_equal(a, b):
+    return all(np.array_equal(x, y) for x, y in zip(a, b))
+
+
+def test_fit_lowers_the_loss_on_every_backend(backend):
+    X, y = blobs()
+    net = bpgpu.MLP([4, 8, 3], backend=backend, dtype="float64", seed=0)
+    before = net.loss(X, y)
+    h = net.fit(X, y, epochs=5, batch_size=16, lr=0.1)
+    assert h.epoch == [1, 2, 3, 4, 5]
+    assert net.loss(X, y) < 0.5 * before
+    assert h.loss[-1] < h.loss[0]
+    assert net.evaluate(X, y)["accuracy"] > 0.9
+
+
+def test_same_seed_same_training_on_every_backend(backend):
+    """Host permutations: the batch order, so the weights, do not depend on the backend."""
+    X, y = blobs()
+    kw = dict(epochs=3, batch_size=16, optimizer="momentum", lr=0.05, validation_split=0.2)
+    a = bpgpu.MLP([4, 8, 3], backend=backend, dtype="float64")
+    b = bpgpu.MLP([4, 8, 3], backend="numpy", dtype="float64")
+    a.fit(X, y, **kw)
+    b.fit(X, y, **kw)
+    for wa, wb in zip(a.get_weights(), b.get_weights()):
+        np.testing.assert_allclose(wa, wb, rtol=1e-10, atol=1e-12)
+
+
+def one_step(opt_name, steps=1, **hyper):
+    """Weights after `steps` full-batch steps of fit, and the hand-computed ones."""
+    X, y = blobs(n=16)
+    net = bpgpu.MLP([4, 5, 3], hidden="prelu", backend="numpy", dtype="float64", seed=1)
+    w = net.get_weights()
+    ref = net.to("numpy")
+    opt = optimizers.get(opt_name, **hyper)
+    net.fit(X, y, epochs=steps, batch_size=16, shuffle=False, optimizer=opt)
+    return net.get_weights(), w, ref, X, y
+
+
+def grads_at(ref, w, X, y):
+    ref.set_weights(w)
+    return [np.asarray(g) for g in ref.gradients(X, y)]
+
+
+def test_sgd_step_by_hand():
+    got, w, ref, X, y = one_step("sgd", lr=0.2, weight_decay=0.01)
+    g = grads_at(ref, w, X, y)
+    decayed = [True, False, False, True, False]  # W1 b1 a1 W2 b2: only W is decayed
+    want = [p - 0.2 * (gi + (0.01 * p if d else 0)) for p, gi, d in zip(w, g, decayed)]
+    for a, b in zip(got, want):
+        np.testing.assert_allclose(a, b, rtol=1e-13, atol=1e-15)
+
+
+@pytest.mark.parametrize("name", ["momentum", "nesterov"])
+def test_momentum_two_steps_by_hand(name):
+    got, w, ref, X, y = one_step(name, steps=2, lr=0.1, momentum=0.8)
+    g1 = grads_at(ref, w, X, y)
+    v1 = g1  # v = 0.8 * 0 + g
+    w1 = [p - 0.1 * (gi + 0.8 * vi if name == "nesterov" else vi) for p, gi, vi in zip(w, g1, v1)]
+    g2 = grads_at(ref, w1, X, y)
+    v2 = [0.8 * vi + gi for vi, gi in zip(v1, g2)]
+    want = [
+        p - 0.1 * (gi + 0.8 * vi if name == "nesterov" else vi) for p, gi, vi in zip(w1, g2, v2)
+    ]
+    for a, b in zip(got, want):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-15)
+
+
+def test_adam_two_steps_by_hand():
+    got, w, ref, X, y = one_step("adam", steps=2, lr=0.01, beta1=0.9, beta2=0.99, eps=1e-8)
+    p, m, v = w, [0 * x for x in w], [0 * x for x in w]
+    for t in (1, 2):
+        g = grads_at(ref, p, X, y)
+        m = [0.9 * mi + 0.1 * gi for mi, gi in zip(m, g)]
+        v = [0.99 * vi + 0.01 * gi**2 for vi, gi in zip(v, g)]
+        mhat = [mi / (1 - 0.9**t) for mi in m]
+        vhat = [vi / (1 - 0.99**t) for vi in v]
+        p = [pi - 0.01 * mh / (np.sqrt(vh) + 1e-8) for pi, mh, vh in zip(p, mhat, vhat)]
+    for a, b in zip(got, p):
+        np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-13)
+
+
+@pytest.mark.parametrize(
+    "name,hyper,torch_cls,torch_kw",
+    [
+        ("sgd", {"lr": 0.1}, "SGD", {"lr": 0.1}),
+        ("momentum", {"lr": 0.1, "momentum": 0.9}, "SGD", {"lr": 0.1, "momentum": 0.9}),
+        (
+            "nesterov",
+            {"lr": 0.1, "momentum": 0.9},
+            "SGD",
+            {"lr": 0.1, "momentum": 0.9, "nesterov": True},
+        ),
+        ("adam", {"lr": 0.01}, "Adam", {"lr": 0.01}),
+    ],
+)
+def test_optimizers_match_torch_optim(name, hyper, torch_cls, torch_kw):
+    """Four full-batch steps against torch.optim with autograd gradients, float64."""
+    torch = pytest.importorskip("torch")
+    X, y = blobs(n=16)
+    net = bpgpu.MLP([4, 6, 3], hidden="tanh", backend="numpy", dtype="float64", seed=2)
+    params = [torch.tensor(w, requires_grad=True) for w in net.get_weights()]
+    opt = getattr(torch.optim, torch_cls)(params, **torch_kw)
+    Xt, yt = torch.tensor(X), torch.tensor(y)
+    for _ in range(4):
+        opt.zero_grad()
+        W1, b1, W2, b2 = params
+        logits = torch.tanh(Xt @ W1.T + b1) @ W2.T + b2
+        torch.nn.functional.cross_entropy(logits, yt).backward()
+        opt.step()
+    opt = optimizers.get(name, **hyper)
+    net.fit(X, y, epochs=4, batch_size=16, shuffle=False, optimizer=opt)
+    for a, p in zip(net.get_weights(), params):
+        np.testing.assert_allclose(a, p.detach().numpy(), rtol=1e-10, atol=1e-12)
+
+
+def test_optimizer_objects_and_names():
+    assert isinstance(optimizers.get("adam"), optimizers.Adam)
+    assert optimizers.get({"name": "momentum", "lr": 0.3}).config() == {
+        "name": "momentum",
+        "lr": 0.3,
+        "weight_decay": 0.0,
+        "momentum": 0.9,
+    }
+    with pytest.raises(ValueError, match="did you mean 'adam'"):
+        optimizers.get("adma")
+    for bad in ({"lr": -1}, {"lr": float("nan")}, {"beta1": 1.0}, {"weight_decay": -0.1}):
+        with pytest.raises(ValueError):
+            optimizers.Adam(**bad)
+
+
+def test_early_stopping_restores_the_best_weights():
+    X, y = blobs(n=90)
+    Xv, yv = X[:30], (y[:30] + 1) % 3  # validation labels that disagree: val loss rises
+    per_epoch = {}
+
+    class Record(bpgpu.Callback):
+        def on_epoch_end(self, net, epoch, logs):
+            per_epoch[epoch] = net.get_weights()
+
+    net = bpgpu.MLP([4, 8, 3], backend="numpy", dtype="float64")
+    h = net.fit(
+        X,
+        y,
+        epochs=50,
+        batch_size=16,
+        lr=0.1,
+        validation_data=(Xv, yv),
+        patience=3,
+        callbacks=[Record()],
+    )
+    assert h.stopped_early and len(h.epoch) < 50
+    best = int(np.argmin(h.val_loss)) + 1
+    assert h.best_epoch == best and len(h.epoch) == best + 3
+    assert weights_equal(net.get_weights(), per_epoch[best])
+
+
+def test_a_callback_can_stop_training():
+    class StopAt2(bpgpu.Callback):
+        def on_epoch_end(self, net, epoch, logs):
+            return epoch == 2
+
+    X, y = blobs()
+    h = bpgpu.MLP([4, 3], backend="numpy").fit(X, y, epochs=10, callbacks=[StopAt2()])
+    assert h.epoch == [1, 2]
+
+
+def test_history_records_every_epoch():
+    X, y = blobs()
+    h = bpgpu.MLP([4, 8, 3], backend="numpy").fit(X, y, epochs=3, validation_split=0.25)
+    assert set(h.history) == {"epoch", "loss", "accuracy", "val_loss", "val_accuracy", "time"}
+    assert all(len(v) == 3 for v in h.history.values())
+    assert all(0 <= a <= 1 for a in h.accuracy + h.val_accuracy)
+    assert all(t > 0 for t in h.time)
+
+
+def test_no_validation_gives_nan_and_monitors_training_loss():
+    X, y = blobs()
+    h = bpgpu.MLP([4, 8, 3], backend="numpy").fit(X, y, epochs=2, patience=1)
+    assert all(math.isnan(v) for v in h.val_loss)
+    assert h.best_epoch is not None
+
+
+@pytest.mark.parametrize("opt", ["sgd", "momentum", "nesterov", "adam"])
+def test_resume_equals_the_uninterrupted_run(opt, tmp_path, backend):
+    X, y = blobs()
+    kw = dict(batch_size=16, optimizer=opt, validation_split=0.2, patience=10, seed=7)
+    full = bpgpu.MLP([4, 8, 3], hidden="prelu", backend=backend, dtype="float64")
+    h_full = full.fit(X, y, epochs=6, **kw)
+
+    ckpt = tmp_path / "run.ckpt.npz"
+    first = bpgpu.MLP([4, 8, 3], hidden="prelu", backend=backend, dtype="float64")
+    first.fit(X, y, epochs=3, checkpoint=ckpt, **kw)
+    second = bpgpu.MLP([4, 8, 3], hidden="prelu", backend=backend, dtype="float64", seed=99)
+    h = second.fit(X, y, epochs=6, resume=ckpt)
+    assert weights_equal(second.get_weights(), full.get_weights())
+    assert h.epoch == h_full.epoch and h.loss == h_full.loss and h.val_loss == h_full.val_loss
+
+
+def test_resume_refuses_changed_settings_and_other_networks(tmp_path):
+    X, y = blobs()
+    ckpt = tmp_path / "c.npz"
+    bpgpu.MLP([4, 8, 3], backend="numpy").fit(X, y, epochs=2, batch_size=16, checkpoint=ckpt)
+    net = bpgpu.MLP([4, 8, 3], backend="numpy")
+    with pytest.raises(ValueError, match="batch_size=8 differs"):
+        net.fit(X, y, epochs=4, batch_size=8, resume=ckpt)
+    with pytest.raises(ValueError, match="optimizer .* differs"):
+        net.fit(X, y, epochs=4, optimizer="adam", resume=ckpt)
+    with pytest.raises(ValueError, match="different network"):
+        bpgpu.MLP([4, 9, 3], backend="numpy").fit(X, y, epochs=4, resume=ckpt)
+    with pytest.raises(ValueError, match="epochs > 2"):
+        net.fit(X, y, epochs=2, resume=ckpt)
+
+
+def test_checkpoint_is_a_loadable_model(tmp_path):
+    X, y = blobs()
+    net = bpgpu.MLP([4, 8, 3], backend="numpy")
+    net.fit(X, y, epochs=2, checkpoint=tmp_path / "c.npz")
+    assert weights_equal(bpgpu.load(tmp_path / "c.npz").get_weights(), net.get_weights())
+
+
+def test_divergence_stops_with_weights_restored():
+    X, y = blobs()
+    X[:, 0] *= 1e30  # with lr=1e30 the first epoch overflows
+    net = bpgpu.MLP([4, 8, 3], hidden="identity", backend="numpy", dtype="float32")
+    before = net.get_weights()
+    with pytest.raises(FloatingPointError, match="epoch 1.*smaller|Lower the learning rate"):
+        with np.errstate(all="ignore"):
+            net.fit(X, y, epochs=3, lr=1e30)
+    assert weights_equal(net.get_weights(), before)
+
+
+@pytest.mark.parametrize(
+    "kwargs,match",
+    [
+        ({"epochs": 0}, "epochs"),
+        ({"batch_size": 0}, "batch_size"),
+        ({"batch_size": 2.5}, "batch_size"),
+        ({"validation_split": 1.0}, "validation_split"),
+        ({"lr": -0.1}, "lr"),
+        ({"weight_decay": -1.0}, "weight_decay"),
+        ({"patience": 0}, "patience"),
+        ({"optimizer": "sgdd"}, "did you mean 'sgd'"),
+        ({"validation_split": 0.2, "validation_data": ([[0.0] * 4], [0])}, "not both"),
+    ],
+)
+def test_bad_fit_arguments_change_nothing(kwargs, match):
+    X, y = blobs()
+    net = bpgpu.MLP([4, 8, 3], backend="numpy")
+    before = net.get_weights()
+    args = {"epochs": 2, **kwargs}
+    with pytest.raises(ValueError, match=match):
+        net.fit(X, y, **args)
+    assert weights_equal(net.get_weights(), before)
+
+
+def test_classify_argmax_and_threshold():
+    net = bpgpu.MLP([2, 3], output="softmax", backend="numpy", dtype="float64")
+    net.set_weights([np.array([[1.0, 0], [0, 1], [0, 0]]), np.zeros(3)])
+    assert list(net.classify(np.array([[2.0, 1.0], [-1.0, 3.0], [-1.0, -2.0]]))) == [0, 1, 2]
+    one = bpgpu.MLP([1, 1], output="sigmoid", backend="numpy", dtype="float64")
+    one.set_weights([np.array([[1.0]]), np.array([0.0])])
+    assert list(one.classify(np.array([[-2.0], [0.5]]))) == [0, 1]
+    r = one.evaluate(np.array([[-2.0], [0.5], [3.0]]), np.array([0, 1, 0]))
+    assert r["accuracy"] == pytest.approx(2 / 3)
