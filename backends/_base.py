@@ -9,6 +9,7 @@ to look up an optional fast path (None means: use the generic code).
 from __future__ import annotations
 
 import contextlib
+import os
 from typing import Any
 
 import numpy as np
@@ -82,10 +83,10 @@ class Backend:
             dt = None if dtype is None else self.dtype(dtype)
             return a if dt is None or a.dtype == dt else self.xp.astype(a, dt)
         if isinstance(a, np.ndarray) or library(a) in ("builtins", "array_api_strict"):
-            return self.asarray(to_host(a), dtype)
+            return self.asarray(_numeric_host(a, what), dtype)
         where = location(a)
         if where == ("cpu", None):
-            return self.asarray(to_host(a), dtype)
+            return self.asarray(_numeric_host(a, what), dtype)
         if where == self.where:
             b = self.xp.from_dlpack(a)
             return b if dtype is None else self.xp.astype(b, self.dtype(dtype), copy=False)
@@ -107,13 +108,34 @@ class Backend:
         """A context in which new arrays and kernels go to this backend's device."""
         return contextlib.nullcontext()
 
+    use_fast: bool = True
+
     def fast(self, name: str) -> Any:
-        """The fast path called ``name``, or None to use the generic code."""
+        """The fast path called ``name``, or None to use the generic code.
+
+        Off when ``backend.use_fast = False`` or the environment has ``BPGPU_FAST=0``.
+        """
+        if not self.use_fast or os.environ.get("BPGPU_FAST") == "0":
+            return None
         return self._fast.get(name) if getattr(self, "_fast", None) else None
 
     def info(self) -> dict[str, Any]:
         """Library version and device name, for reports."""
         return {"name": self.name, "version": "", "device": str(self.device)}
+
+
+def _numeric_host(a: Any, what: str) -> np.ndarray:
+    """``a`` as a host NumPy array of real numbers, or a TypeError/ValueError that says so."""
+    try:
+        h = to_host(a)
+    except (ValueError, TypeError) as e:  # ragged lists, objects NumPy cannot read
+        raise ValueError(f"{what} could not be read as a numeric array ({e})") from None
+    if h.dtype.kind not in "biuf":
+        raise TypeError(
+            f"{what} has dtype {h.dtype}; pass real numbers (int or float), "
+            "e.g. convert text columns to numbers first"
+        )
+    return h
 
 
 def to_host(a: Any) -> np.ndarray:

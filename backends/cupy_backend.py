@@ -51,7 +51,9 @@ class CupyBackend(Backend):
         self.device = device
         self.where = ("cuda", index)
         self.name = f"cupy:{index}" if arg else "cupy"
-        self._fast = {}
+        from .cupy_kernels import CupyFastPaths
+
+        self._fast = CupyFastPaths(cupy).table()
 
     def asarray(self, host, dtype=None, copy=None):
         with self.device:

@@ -81,6 +81,9 @@ class Activation:
         False for activations that only make sense on the output layer (softmax).
     init : str
         Weight initialisation for layers using it: ``"he"`` (ReLU family) or ``"glorot"``.
+    vjp_fn : callable ``(xp, X, Y, G, a) -> dX`` or None
+        A cheaper ``f'(X) * G`` for piecewise activations (a select instead of building
+        ``f'`` and multiplying); tested against ``df`` and central differences.
     """
 
     name: str
@@ -95,6 +98,7 @@ class Activation:
     dparam: Callable[..., Any] | None = None
     hidden_ok: bool = True
     init: str = "glorot"
+    vjp_fn: Callable[..., Any] | None = None
     aliases: tuple[str, ...] = field(default=())
 
     @property
@@ -103,6 +107,8 @@ class Activation:
 
     def vjp(self, xp, X, Y, G, a=None):
         """``dE/dX`` from ``G = dE/dY``: ``f'(X) * G`` for element-wise activations."""
+        if self.vjp_fn is not None:
+            return self.vjp_fn(xp, X, Y, G, a)
         if self.df is None:  # softmax: J^T G = Y * (G - sum(G * Y))
             return Y * (G - xp.sum(G * Y, axis=1, keepdims=True))
         return self.df(xp, X, Y, a) * G
@@ -121,9 +127,16 @@ class Activation:
 
 
 def _sigmoid(xp, X, a=None):
-    # exp(-|X|) never overflows; both branches are exact in their half.
-    e = xp.exp(-xp.abs(X))
-    return xp.where(X >= 0, 1 / (1 + e), e / (1 + e))
+    # 1 / (1 + e^-x) = (1 + tanh(x / 2)) / 2: no overflow anywhere, one transcendental,
+    # no branch (a select is ~10x slower than arithmetic on NumPy). Exact to rounding
+    # in absolute terms; tiny outputs are not relatively exact, which is why the
+    # cross-entropy is computed from the logits.
+    return 0.5 * xp.tanh(0.5 * X) + 0.5
+
+
+def softplus(xp, X, a=None):
+    """``ln(1 + e^x)`` as ``max(x, 0) + ln(1 + e^-|x|)``: no overflow, no select."""
+    return xp.maximum(X, 0.0) + xp.log1p(xp.exp(-xp.abs(X)))
 
 
 def _softmax(xp, X, a=None):
@@ -191,6 +204,7 @@ _TABLE = [
         "relu",
         f=lambda xp, X, a=None: xp.maximum(X, 0.0),
         df=lambda xp, X, Y, a=None: xp.astype(X > 0, X.dtype),
+        vjp_fn=lambda xp, X, Y, G, a=None: G * xp.astype(X > 0, G.dtype),
         nonlinear=True,
         differentiable=True,  # everywhere but 0, as the seed's table treats it
         monotonic=True,
@@ -200,8 +214,11 @@ _TABLE = [
     ),
     Activation(
         "leaky_relu",
-        f=lambda xp, X, a=None: xp.where(X > 0, X, LEAKY_SLOPE * X),
+        f=lambda xp, X, a=None: xp.maximum(X, LEAKY_SLOPE * X),  # the slope is below 1
         df=lambda xp, X, Y, a=None: xp.where(X > 0, 1.0, xp.full_like(X, LEAKY_SLOPE)),
+        vjp_fn=lambda xp, X, Y, G, a=None: (
+            G * (LEAKY_SLOPE + (1 - LEAKY_SLOPE) * xp.astype(X > 0, G.dtype))
+        ),
         nonlinear=True,
         differentiable=True,
         monotonic=True,
@@ -211,8 +228,9 @@ _TABLE = [
     ),
     Activation(
         "prelu",
-        f=lambda xp, X, a: xp.where(X > 0, X, a * X),
+        f=lambda xp, X, a: xp.maximum(X, 0.0) + a * xp.minimum(X, 0.0),
         df=lambda xp, X, Y, a: xp.where(X > 0, 1.0, a),
+        vjp_fn=lambda xp, X, Y, G, a: G * (a + (1 - a) * xp.astype(X > 0, G.dtype)),
         nonlinear=True,
         differentiable=True,
         monotonic=True,  # for a >= 0
@@ -225,8 +243,11 @@ _TABLE = [
     Activation(
         "elu",
         # expm1 only sees the clipped (non-positive) branch, so it cannot overflow
-        f=lambda xp, X, a=None: xp.where(X > 0, X, ELU_ALPHA * xp.expm1(xp.minimum(X, 0.0))),
+        f=lambda xp, X, a=None: xp.maximum(X, 0.0) + ELU_ALPHA * xp.expm1(xp.minimum(X, 0.0)),
         df=lambda xp, X, Y, a=None: xp.where(X > 0, 1.0, Y + ELU_ALPHA),  # f' = f + alpha
+        # f' = min(f + alpha, 1): f + alpha = alpha e^x <= 1 for x <= 0, and > 1 for x > 0
+        # (both because alpha = 1)
+        vjp_fn=lambda xp, X, Y, G, a=None: G * xp.minimum(Y + ELU_ALPHA, 1.0),
         nonlinear=True,
         differentiable=True,
         monotonic=True,
@@ -236,7 +257,7 @@ _TABLE = [
     ),
     Activation(
         "softplus",
-        f=lambda xp, X, a=None: xp.logaddexp(X, 0.0),
+        f=softplus,
         df=lambda xp, X, Y, a=None: _sigmoid(xp, X),
         nonlinear=True,
         differentiable=True,

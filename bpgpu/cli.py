@@ -97,12 +97,29 @@ def build_parser() -> argparse.ArgumentParser:
     from bpgpu.commands import add_commands
 
     add_commands(sub)
+
+    bench = sub.add_parser(
+        "bench",
+        help="benchmarks: bpgpu against its peers, in one process (python -m benchmarks)",
+        add_help=False,
+    )
+    bench.set_defaults(func=cmd_bench)
     return p
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from bpgpu.bench.runner import main as bench_main
+
+    return bench_main(args.extra)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``bpgpu`` console script."""
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if args.command != "bench" and extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    args.extra = extra  # `bpgpu bench` hands its options to the benchmark runner
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING,
         format="%(message)s",

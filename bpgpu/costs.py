@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from bpgpu.activations import REALS, Activation, Range
+from bpgpu.activations import REALS, Activation, Range, softplus
 
 __all__ = ["Cost", "COSTS", "get"]
 
@@ -44,6 +44,8 @@ class Cost:
         When not empty, the only output activations allowed.
     refuse : dict
         Output activations refused although their range fits, with the reason.
+    fused : callable ``(xp, X, T) -> (Y, E_sum, D)`` or None
+        For the shortcut pair: output, summed cost and output error from one pass.
     """
 
     name: str
@@ -54,6 +56,7 @@ class Cost:
     from_logits: Callable[..., Any] | None = None
     only_with: tuple[str, ...] = ()
     refuse: tuple[tuple[str, str], ...] = ()
+    fused: Callable[..., Any] | None = None
 
     def check_output(self, act: Activation) -> None:
         """Raise ValueError when this cost cannot be used on ``act``'s outputs."""
@@ -79,11 +82,31 @@ class Cost:
             return self.from_logits(xp, X, T)
         return self.fn(xp, Y, T)
 
+    def train_output(self, xp, act: Activation, X, T, a=None):
+        """Output ``Y``, the batch's summed cost and ``D^L`` (None for a learnable output
+        activation, whose error needs ``dE/dY``), sharing work where a fused form exists."""
+        if self.fused is not None and act.name == self.shortcut:
+            return self.fused(xp, X, T)
+        Y = act.f(xp, X, a)
+        D = None if act.has_param else self.delta(xp, act, X, Y, T)
+        return Y, xp.sum(self.per_sample(xp, act, X, Y, T)), D
+
     def delta(self, xp, act: Activation, X, Y, T, a=None):
         """Output error ``D^L = dE/dX^L`` per sample, eq. (9)."""
         if act.name == self.shortcut:
             return Y - T
         return act.vjp(xp, X, Y, self.dE_dY(xp, Y, T), a)
+
+
+def _softmax_cce(xp, X, T):
+    """Softmax, its categorical cross-entropy summed over the batch, and ``Y - T``."""
+    Z = X - xp.max(X, axis=1, keepdims=True)
+    e = xp.exp(Z)
+    s = xp.sum(e, axis=1, keepdims=True)
+    Y = e / s
+    # -sum t ln y = sum(ln s * sum t) - sum(t z), with z = x - max x
+    E = xp.sum(xp.log(s) * xp.sum(T, axis=1, keepdims=True)) - xp.sum(T * Z)
+    return Y, E, Y - T
 
 
 def _logsumexp(xp, X):
@@ -104,7 +127,7 @@ _TABLE = [
         domain=Range(0.0, 1.0),
         shortcut="sigmoid",
         # -[t ln s(x) + (1-t) ln(1-s(x))] = softplus(x) - t x, never overflows
-        from_logits=lambda xp, X, T: xp.sum(xp.logaddexp(X, 0.0) - T * X, axis=1),
+        from_logits=lambda xp, X, T: xp.sum(softplus(xp, X) - T * X, axis=1),
         refuse=(
             (
                 "softmax",
@@ -122,6 +145,7 @@ _TABLE = [
         # -sum t (x - lse(x)) = lse(x) sum t - sum t x
         from_logits=lambda xp, X, T: _logsumexp(xp, X) * xp.sum(T, axis=1) - xp.sum(T * X, axis=1),
         only_with=("softmax",),
+        fused=_softmax_cce,
     ),
 ]
 

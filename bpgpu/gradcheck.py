@@ -36,7 +36,7 @@ def gradcheck(net, X: Any, T: Any, eps: float = 1e-6, max_entries: int | None = 
     Tb = ref._targets(T, Xb.shape[0])
     params = ref._params
     Xs, Ys = ref._forward(params, Xb)
-    grads = ref._backward(params, Xs, Ys, Tb)[0]
+    grads = ref._backward(params, Xs, Ys, Tb, scale=1 / Xb.shape[0])[0]
     worst = 0.0
     for p, g in zip(params, grads):
         flat = p.reshape(-1)  # a view: perturbing it perturbs the parameter

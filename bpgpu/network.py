@@ -223,7 +223,12 @@ class MLP:
     def _targets(self, T: Any, B: int) -> Any:
         """Targets as a ``(B, n_L)`` float array; integer class labels become one-hot."""
         xp, n_L = self.xp, self.sizes[-1]
-        Tb = self.backend.convert(T, what="T")
+        Tb = self.backend.convert(T, what="targets")
+        if Tb.ndim == 0 or Tb.shape[0] != B:
+            got = "a scalar" if Tb.ndim == 0 else f"{Tb.shape[0]} rows"
+            raise ValueError(
+                f"X has {B} samples but the targets have {got}; pass one target per row of X"
+            )
         if Tb.ndim == 1 and Tb.shape[0] == B:
             if self.cost.name == "categorical_cross_entropy":
                 if not xp.isdtype(Tb.dtype, "integral"):
@@ -260,15 +265,28 @@ class MLP:
         a = params[i + 2] if self.activations[l].has_param else None
         return params[i], params[i + 1], a
 
-    def _forward(self, params: list, Y: Any) -> tuple[list, list]:
-        """Weighted inputs ``Xs[l]`` and outputs ``Ys[l]`` (``Ys[0]`` is the input)."""
-        xp = self.xp
+    def _forward(self, params: list, Y: Any, last: bool = True) -> tuple[list, list]:
+        """Weighted inputs ``Xs[l]`` and outputs ``Ys[l]`` (``Ys[0]`` is the input).
+
+        ``last=False`` stops before the output activation (the caller fuses it with the
+        cost): ``Ys`` then has one entry fewer.
+        """
+        xp, L = self.xp, len(self.activations)
+        fused = self.backend.fast("bias_act")  # one launch for + b and f on CuPy
         Xs, Ys = [], [Y]
         for l, act in enumerate(self.activations):
             W, b, a = self._layer(params, l)
-            X = Ys[-1] @ W.T + b  # (1)
+            XW = Ys[-1] @ W.T
+            out = fused(XW, b, act.name, a) if fused and (last or l < L - 1) else None
+            if out is not None:
+                Xs.append(out[0])
+                Ys.append(out[1])
+                continue
+            XW += b  # (1), in place: the product is a fresh array, and a large
+            X = XW  # temporary costs page faults on the CPU and memory on the GPU
             Xs.append(X)
-            Ys.append(act.f(xp, X, a))
+            if last or l < L - 1:
+                Ys.append(act.f(xp, X, a))
         return Xs, Ys
 
     def _loss(self, params: list, X: Any, T: Any) -> Any:
@@ -276,28 +294,41 @@ class MLP:
         Xs, Ys = self._forward(params, X)
         return self.xp.mean(self.cost.per_sample(self.xp, self.activations[-1], Xs[-1], Ys[-1], T))
 
-    def _backward(self, params: list, Xs: list, Ys: list, T: Any) -> tuple[list, list]:
-        """Gradients in parameter order, and the neuron errors ``D^l`` per layer."""
+    def _backward(
+        self, params: list, Xs: list, Ys: list, T: Any, scale: float = 1.0, D: Any = None
+    ) -> tuple[list, list]:
+        """Gradients of ``scale * (sum of per-sample costs)`` in parameter order, and the
+        neuron errors ``D^l`` times ``scale`` per layer.
+
+        ``scale=1/B`` gives the gradients of the batch mean (scaling the output error once
+        is cheaper than dividing every gradient); ``scale=1`` the per-sample errors of
+        eq. (7)-(9). ``D`` is the output error when the caller computed it already.
+        """
         xp, acts, L = self.xp, self.activations, len(self.activations)
-        B = Ys[0].shape[0]
+        fused = self.backend.fast("act_vjp")
         grads: list[Any] = [None] * len(params)
         deltas: list[Any] = [None] * L
         # output error (9); a learnable output activation needs dE/dY for its parameter
-        W, b, a = self._layer(params, L - 1)
-        G = self.cost.dE_dY(xp, Ys[L], T) if acts[-1].has_param else None
-        if G is None:
+        G = None
+        if acts[-1].has_param:
+            G = self.cost.dE_dY(xp, Ys[L], T)
+            G = G if scale == 1 else G * scale
+        elif D is None:
             D = self.cost.delta(xp, acts[-1], Xs[-1], Ys[L], T)
+            D = D if scale == 1 else D * scale
         for l in range(L - 1, -1, -1):
             act = acts[l]
             W, b, a = self._layer(params, l)
             if G is not None:  # G = dE/dY^l, from the cost or from layer l+1
-                D = act.vjp(xp, Xs[l], Ys[l + 1], G, a)  # (8)
+                D = fused(Xs[l], Ys[l + 1], G, act.name, a) if fused else None
+                if D is None:
+                    D = act.vjp(xp, Xs[l], Ys[l + 1], G, a)  # (8)
             deltas[l] = D
             i = self._first[l]
             if act.has_param:
-                grads[i + 2] = xp.sum(G * act.dparam(xp, Xs[l], Ys[l + 1], a), axis=0) / B
-            grads[i] = D.T @ Ys[l] / B  # (10)
-            grads[i + 1] = xp.sum(D, axis=0) / B  # (11)
+                grads[i + 2] = xp.sum(G * act.dparam(xp, Xs[l], Ys[l + 1], a), axis=0)
+            grads[i] = D.T @ Ys[l]  # (10)
+            grads[i + 1] = xp.sum(D, axis=0)  # (11)
             if l > 0:
                 G = D @ W  # dE/dY^{l-1}, the sum in (8)
         return grads, deltas
@@ -326,7 +357,8 @@ class MLP:
         """``d loss / d parameter`` for every parameter, in :meth:`get_weights` order."""
         Xb = self._input(X)
         Xs, Ys = self._forward(self._params, Xb)
-        return self._backward(self._params, Xs, Ys, self._targets(T, Xb.shape[0]))[0]
+        T = self._targets(T, Xb.shape[0])
+        return self._backward(self._params, Xs, Ys, T, scale=1 / Xb.shape[0])[0]
 
     @on_device
     def deltas(self, X: Any, T: Any) -> list:
@@ -341,7 +373,13 @@ class MLP:
         if not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0):
             raise ValueError(f"lr must be a positive finite number; got {lr!r}")
         grads = self.gradients(X, T)
-        self._params = [p - lr * g for p, g in zip(self._params, grads)]
+        for p, g in zip(self._params, grads):
+            p -= lr * g
+
+    def _snapshot(self, arrays: list) -> list:
+        """Device copies of ``arrays`` (parameters or optimizer state), which are updated
+        in place."""
+        return [self.xp.asarray(a, copy=True) for a in arrays]
 
     # ---- training and evaluation -----------------------------------------------------
 
@@ -359,22 +397,63 @@ class MLP:
         mid = (r.lo + r.hi) / 2 if math.isfinite(r.lo) and math.isfinite(r.hi) else 0.5
         return xp.astype(Y[:, 0] >= mid, xp.int64)
 
-    def _correct(self, Y: Any, T: Any) -> Any:
-        """Number of correctly classified rows, a 0-d device array (None: no accuracy)."""
-        if not self._has_accuracy():
-            return None
+    def _correct(self, Y: Any, labels: Any) -> Any:
+        """Number of rows whose predicted class is ``labels``, a 0-d device array."""
         xp = self.xp
-        hit = self._labels(Y) == self._labels(T)
-        return xp.sum(xp.astype(hit, Y.dtype))
+        return xp.sum(xp.astype(self._labels(Y) == labels, Y.dtype))
 
-    def _train_step(self, Xb: Any, Tb: Any, opt: Any, state: dict, decay: list) -> tuple:
-        """One optimizer step on a device batch; returns (loss sum, correct), no sync."""
+    def _train_step(
+        self, Xb: Any, Tb: Any, Lb: Any, opt: Any, state: dict, decay: list, anomaly=None
+    ):
+        """One optimizer step on a device batch (``Lb``: its class labels, or None).
+
+        Returns the summed cost and the number right as device scalars: no sync, unless
+        ``anomaly`` = (epoch, batch) asks to check every layer (one sync per tensor).
+        """
         xp, act = self.xp, self.activations[-1]
-        Xs, Ys = self._forward(self._params, Xb)
-        loss_sum = xp.sum(self.cost.per_sample(xp, act, Xs[-1], Ys[-1], Tb))
-        grads = self._backward(self._params, Xs, Ys, Tb)[0]
-        self._params = opt.step(xp, self._params, grads, state, decay)
-        return loss_sum, self._correct(Ys[-1], Tb)
+        params = self._params
+        Xs, Ys = self._forward(params, Xb, last=False)
+        a = self._layer(params, len(self.activations) - 1)[2]
+        Y, loss_sum, D = self.cost.train_output(xp, act, Xs[-1], Tb, a)
+        Ys.append(Y)
+        B = Xb.shape[0]
+        grads = self._backward(params, Xs, Ys, Tb, scale=1 / B, D=None if D is None else D / B)[0]
+        if anomaly is not None:
+            self._check_anomaly(anomaly, Xs, Ys, loss_sum, grads)
+        opt.step(xp, params, grads, state, decay, self.backend.fast("opt_update"))
+        return loss_sum, None if Lb is None else self._correct(Y, Lb)
+
+    def _check_anomaly(self, where, Xs, Ys, loss_sum, grads) -> None:
+        """Raise naming the first layer whose values or gradients are not finite."""
+        xp = self.xp
+        epoch, batch = where
+
+        def bad(a) -> bool:
+            return not bool(xp.all(xp.isfinite(a)))
+
+        place = None
+        for l, act in enumerate(self.activations, start=1):
+            if bad(Xs[l - 1]):
+                place = f"the weighted input X^{l} of layer {l} ({act.name})"
+            elif bad(Ys[l]):
+                place = f"the output Y^{l} of layer {l} ({act.name})"
+            if place:
+                break
+        if place is None and bad(loss_sum):
+            place = f"the {self.cost.name} cost"
+        if place is None:
+            from bpgpu.io import param_names
+
+            for name, g in zip(param_names([a.name for a in self.activations]), grads):
+                if bad(g):
+                    place = f"the gradient d{name}"
+                    break
+        if place is not None:
+            raise FloatingPointError(
+                f"anomaly in epoch {epoch}, batch {batch}: {place} is not finite; the "
+                "weights are those before this batch. Lower the learning rate or "
+                "standardise the inputs"
+            )
 
     def _evaluate_device(self, Xd: Any, Td: Any, chunk: int = 8192) -> tuple[float, float]:
         """Mean loss and accuracy of validated device data, in chunks; one sync at the end."""
@@ -387,9 +466,8 @@ class MLP:
             Xs, Ys = self._forward(self._params, Xd[i:j, :])
             Tc = Td[i:j, :]
             total = total + xp.sum(self.cost.per_sample(xp, act, Xs[-1], Ys[-1], Tc))
-            right = self._correct(Ys[-1], Tc)
-            if right is not None:
-                correct = correct + right
+            if self._has_accuracy():
+                correct = correct + self._correct(Ys[-1], self._labels(Tc))
         acc = float(correct) / n if self._has_accuracy() else math.nan
         return float(total) / n, acc
 

@@ -1,10 +1,11 @@
 """Gradient-descent optimizers, written against the Array API.
 
 Each optimizer turns the gradients ``g`` of eq. (10)-(11) into new parameters. The state
-(velocities, moments) is a list of backend arrays per slot, kept beside the parameters;
-updates build new arrays, so an old parameter list stays valid (early stopping and
-divergence recovery keep one for free). L2 weight decay adds ``weight_decay * W`` to the
-gradient of the weight matrices only: biases and PReLU slopes are not decayed.
+(velocities, moments) is a list of backend arrays per slot, kept beside the parameters.
+Parameters and state are updated in place (the standard's in-place operators): no
+allocation per step, which matters for large layers and on GPUs. L2 weight decay adds
+``weight_decay * W`` to the gradient of the weight matrices only: biases and PReLU
+slopes are not decayed.
 
 The update rules are PyTorch's (``torch.optim.SGD`` with and without Nesterov momentum,
 ``torch.optim.Adam``), so results can be compared one to one.
@@ -57,17 +58,28 @@ class Optimizer:
         """Zeroed state for ``params``: ``{slot: [array per parameter]}``."""
         return {s: [xp.zeros_like(p) for p in params] for s in self.slots}
 
-    def step(self, xp, params: list, grads: list, state: dict, decay: list[bool]) -> list:
-        """New parameters after one step; ``state`` is updated in place (its lists)."""
-        self.t += 1
-        out = []
-        for i, (p, g) in enumerate(zip(params, grads)):
-            if self.weight_decay and decay[i]:
-                g = g + self.weight_decay * p
-            out.append(self.update(xp, i, p, g, state))
-        return out
+    def step(self, xp, params: list, grads: list, state: dict, decay: list[bool], fast=None):
+        """One step: every parameter (and the state) is updated in place.
 
-    def update(self, xp, i: int, p, g, state: dict):
+        ``fast`` is the backend's fused ``opt_update`` (one kernel per parameter on
+        CuPy) or None; it may decline a case, which then takes the generic update.
+        The gradients are consumed: an update may overwrite them.
+        """
+        self.t += 1
+        wd = self.weight_decay
+        hyper = self.hyper() if fast else None
+        for i, (p, g) in enumerate(zip(params, grads)):
+            g = g + wd * p if wd and decay[i] else g
+            if fast and fast(self.name, p, g, [state[s][i] for s in self.slots], hyper):
+                continue
+            self.update(xp, i, p, g, state)
+
+    def hyper(self) -> dict:
+        """Hyper-parameters of this step, for a fused update kernel."""
+        return self.config()
+
+    def update(self, xp, i: int, p, g, state: dict) -> None:
+        """Update parameter ``p`` (index ``i``) in place from its gradient ``g``."""
         raise NotImplementedError
 
     def __repr__(self) -> str:
@@ -81,7 +93,8 @@ class SGD(Optimizer):
     name = "sgd"
 
     def update(self, xp, i, p, g, state):
-        return p - self.lr * g
+        g *= self.lr  # the gradient is consumed: scaling it in place saves a temporary
+        p -= g
 
 
 class Momentum(Optimizer):
@@ -98,9 +111,10 @@ class Momentum(Optimizer):
         return {**super().config(), "momentum": self.momentum}
 
     def update(self, xp, i, p, g, state):
-        v = self.momentum * state["velocity"][i] + g
-        state["velocity"][i] = v
-        return p - self.lr * v
+        v = state["velocity"][i]
+        v *= self.momentum
+        v += g
+        p -= self.lr * v
 
 
 class Nesterov(Momentum):
@@ -109,9 +123,10 @@ class Nesterov(Momentum):
     name = "nesterov"
 
     def update(self, xp, i, p, g, state):
-        v = self.momentum * state["velocity"][i] + g
-        state["velocity"][i] = v
-        return p - self.lr * (g + self.momentum * v)
+        v = state["velocity"][i]
+        v *= self.momentum
+        v += g
+        p -= self.lr * (g + self.momentum * v)
 
 
 class Adam(Optimizer):
@@ -137,13 +152,19 @@ class Adam(Optimizer):
     def config(self):
         return {**super().config(), "beta1": self.beta1, "beta2": self.beta2, "eps": self.eps}
 
+    def hyper(self):
+        c1, c2 = 1 - self.beta1**self.t, 1 - self.beta2**self.t
+        return {**self.config(), "step": self.lr / c1, "inv_sqrt_c2": 1 / math.sqrt(c2)}
+
     def update(self, xp, i, p, g, state):
-        m = self.beta1 * state["m"][i] + (1 - self.beta1) * g
-        v = self.beta2 * state["v"][i] + (1 - self.beta2) * (g * g)
-        state["m"][i], state["v"][i] = m, v
+        m, v = state["m"][i], state["v"][i]
+        m *= self.beta1
+        m += (1 - self.beta1) * g
+        v *= self.beta2
+        v += (1 - self.beta2) * (g * g)
         c1 = 1 - self.beta1**self.t
         c2 = 1 - self.beta2**self.t
-        return p - (self.lr / c1) * m / (xp.sqrt(v) / math.sqrt(c2) + self.eps)
+        p -= (self.lr / c1) * m / (xp.sqrt(v) / math.sqrt(c2) + self.eps)
 
 
 OPTIMIZERS: dict[str, type[Optimizer]] = {c.name: c for c in (SGD, Momentum, Nesterov, Adam)}

@@ -4,13 +4,17 @@ The whole training set is moved to the device once. Each epoch draws a permutati
 the host (so every backend sees the same batch order for the same seed), moves it to
 the device, and gathers the batches there with ``take``. Loss and correct counts are
 accumulated as device scalars and read once per epoch: there is no host sync inside
-the step. Parameter updates build new arrays, so keeping the parameter list of the best
-epoch (early stopping) or of the epoch start (divergence) costs no copy.
+the step. Parameters are updated in place, so the best epoch's weights (early stopping)
+and the epoch start's (divergence recovery) are device copies taken once per epoch.
 """
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import math
+import signal
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,6 +23,7 @@ from bpgpu import optimizers as _opt
 from bpgpu._host import HostRNG, fresh_seed, split_indices
 
 _MISSING = object()
+log = logging.getLogger("bpgpu")
 
 
 @dataclass
@@ -33,6 +38,7 @@ class History:
     time: list[float] = field(default_factory=list)  # seconds spent in each epoch
     best_epoch: int | None = None
     stopped_early: bool = False
+    interrupted: bool = False  # Ctrl-C: stopped after a batch, weights consistent
     seed: int | None = None
 
     @property
@@ -46,6 +52,7 @@ class History:
             **self.history,
             "best_epoch": self.best_epoch,
             "stopped_early": self.stopped_early,
+            "interrupted": self.interrupted,
             "seed": self.seed,
         }
 
@@ -179,6 +186,8 @@ def fit(
     checkpoint=None,
     resume=None,
     seed=_MISSING,
+    detect_anomaly=False,
+    handle_interrupt=True,
 ) -> History:
     """Train ``net`` on ``(X, y)``; see :meth:`bpgpu.MLP.fit` for the parameters."""
     from bpgpu import io
@@ -226,6 +235,7 @@ def fit(
     else:
         Xv = Tv = None
     n = Xd.shape[0]
+    labels = net._labels(Td) if net._has_accuracy() else None  # once, not per batch
 
     # -- optimizer, host RNG, history: fresh, or exactly as the checkpoint left them
     opt = _opt.get(st.optimizer)
@@ -246,38 +256,96 @@ def fit(
         cb.on_train_begin(net, history)
 
     dtype = backend.dtype(net.dtype)
+    n_batches = -(-n // st.batch_size)
+    pos = None if ckpt_cfg is None else ckpt_cfg["training"].get("position")
     stop = False
-    with backend.context():
+
+    def batch(perm_d, bi):
+        i, j = bi * st.batch_size, min((bi + 1) * st.batch_size, n)  # stops kept in range
+        if perm_d is None:
+            return Xd[i:j, :], Td[i:j, :], None if labels is None else labels[i:j]
+        idx = perm_d[i:j]
+        Lb = None if labels is None else xp.take(labels, idx, axis=0)
+        return xp.take(Xd, idx, axis=0), xp.take(Td, idx, axis=0), Lb
+
+    with backend.context(), _interruptible(handle_interrupt) as interrupted:
         for epoch in range(start, st.epochs):
             t0 = time.perf_counter()
+            rng_before = rng.state()  # a mid-epoch checkpoint redraws this permutation
             perm = rng.permutation(n) if st.shuffle else None
             perm_d = backend.asarray(perm) if perm is not None else None
-            at_start = (net._params, {k: list(v) for k, v in state.items()}, opt.t)
+            snapshot = (
+                net._snapshot(net._params),
+                {k: net._snapshot(v) for k, v in state.items()},
+                opt.t,
+            )
+            first = 0
             total = xp.zeros((), dtype=dtype, device=backend.device)
             correct = xp.zeros((), dtype=dtype, device=backend.device)
-            for bi, i in enumerate(range(0, n, st.batch_size)):
-                j = min(i + st.batch_size, n)  # the standard leaves out-of-range stops open
-                if perm_d is None:
-                    Xb, Tb = Xd[i:j, :], Td[i:j, :]
-                else:
-                    idx = perm_d[i:j]
-                    Xb, Tb = xp.take(Xd, idx, axis=0), xp.take(Td, idx, axis=0)
-                loss_sum, right = net._train_step(Xb, Tb, opt, state, decay)
+            if pos is not None:  # resuming in the middle of this epoch
+                first = pos["batch"]
+                total = total + pos["loss_sum"]
+                correct = correct + pos["correct"]
+                pos = None
+            losses = []  # per-batch device scalars: read only if the epoch diverges
+            done = n_batches
+            for bi in range(first, n_batches):
+                Xb, Tb, Lb = batch(perm_d, bi)
+                where = (epoch + 1, bi + 1) if detect_anomaly else None
+                loss_sum, right = net._train_step(Xb, Tb, Lb, opt, state, decay, where)
+                losses.append(loss_sum)
                 total = total + loss_sum
                 if right is not None:
                     correct = correct + right
                 for cb in callbacks:
                     cb.on_batch_end(net, bi)
-            loss = float(total) / n  # the one read of the epoch
-            if not math.isfinite(loss):
-                net._params, restored, opt.t = at_start
-                state.clear()
-                state.update(restored)
-                raise FloatingPointError(
-                    f"the training loss became {loss} in epoch {epoch + 1}; the weights are "
-                    f"restored to the start of that epoch. Lower the learning rate "
-                    f"(now {opt.lr:g}) or standardise the inputs"
+                if interrupted.is_set() and bi + 1 < n_batches:
+                    done = bi + 1
+                    break
+            loss_sum_host = float(total)  # the one read of the epoch
+            if not math.isfinite(loss_sum_host):
+                _diverged(
+                    net,
+                    opt,
+                    state,
+                    snapshot,
+                    losses,
+                    first,
+                    perm_d,
+                    batch,
+                    decay,
+                    epoch + 1,
+                    n_batches,
                 )
+            if done < n_batches:  # interrupted: keep the weights, remember the position
+                history.interrupted = True
+                position = {
+                    "batch": done,
+                    "loss_sum": loss_sum_host,
+                    "correct": float(correct),
+                    "epoch": epoch,
+                }
+                if checkpoint is not None:
+                    write_checkpoint(
+                        checkpoint,
+                        net,
+                        opt,
+                        state,
+                        rng,
+                        history,
+                        best,
+                        st,
+                        position=position,
+                        rng_state=rng_before,
+                    )
+                log.warning(
+                    "bpgpu: fit interrupted in epoch %d after batch %d of %d",
+                    epoch + 1,
+                    done,
+                    n_batches,
+                )
+                break
+            loss = loss_sum_host / n
             acc = float(correct) / n if net._has_accuracy() else math.nan
             val_loss = val_acc = math.nan
             if Xv is not None:
@@ -291,7 +359,8 @@ def fit(
 
             monitored = val_loss if Xv is not None else loss
             if monitored < best["value"] - st.min_delta:
-                best.update(value=monitored, params=net._params, wait=0)
+                params = net._snapshot(net._params) if st.patience is not None else None
+                best.update(value=monitored, params=params, wait=0)
                 history.best_epoch = epoch + 1
             else:
                 best["wait"] += 1
@@ -301,15 +370,70 @@ def fit(
             for cb in callbacks:
                 if cb.on_epoch_end(net, epoch + 1, logs):
                     stop = True
+            stop = stop or interrupted.is_set()
+            history.interrupted = interrupted.is_set()
             if checkpoint is not None:
                 write_checkpoint(checkpoint, net, opt, state, rng, history, best, st)
             if stop:
                 break
-    if st.patience is not None and restore_best and best["params"] is not None:
+    restore = st.patience is not None and restore_best and not history.interrupted
+    if restore and best["params"] is not None:
         net._params = best["params"]
     for cb in callbacks:
         cb.on_train_end(net, history)
     return history
+
+
+@contextlib.contextmanager
+def _interruptible(enabled: bool):
+    """Turn the first Ctrl-C into a request to stop after the current batch.
+
+    A second Ctrl-C raises KeyboardInterrupt at once. Only in the main thread, where
+    Python delivers signals; elsewhere the flag is never set.
+    """
+    flag = threading.Event()
+    if not enabled or threading.current_thread() is not threading.main_thread():
+        yield flag
+        return
+
+    def on_sigint(signum, frame):
+        if flag.is_set():
+            raise KeyboardInterrupt
+        flag.set()
+        log.warning("bpgpu: stopping after the current batch (Ctrl-C again to abort now)")
+
+    previous = signal.signal(signal.SIGINT, on_sigint)
+    try:
+        yield flag
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _diverged(net, opt, state, snapshot, losses, first, perm_d, batch, decay, epoch, n_batches):
+    """Restore the last weights whose batch loss was finite, then raise with the place."""
+    host = [float(v) for v in losses]  # one read per batch, only for a failed epoch
+    k = next(i for i, v in enumerate(host) if not math.isfinite(v))  # counted from `first`
+    params, saved_state, t = snapshot
+    for p, q in zip(net._params, params):
+        p[...] = q
+    for name, arrays in saved_state.items():
+        for a, b in zip(state[name], arrays):
+            a[...] = b
+    opt.t = t
+    for bi in range(first, first + k - 1):  # replay up to the last batch with a finite loss
+        Xb, Tb, Lb = batch(perm_d, bi)
+        net._train_step(Xb, Tb, Lb, opt, state, decay)
+    bad = first + k + 1
+    where = (
+        f"the weights of epoch {epoch}, batch {bad - 1} (the last finite batch loss)"
+        if k > 0
+        else f"the weights at the start of epoch {epoch}"
+    )
+    raise FloatingPointError(
+        f"the training loss became {host[k]} in epoch {epoch}, batch {bad} of {n_batches}; "
+        f"{where} are restored. Lower the learning rate (now {opt.lr:g}), standardise "
+        "the inputs, or pass detect_anomaly=True to find the first layer that overflows"
+    )
 
 
 # ---- checkpoints -----------------------------------------------------------------------
@@ -341,8 +465,15 @@ def checkpoint_shapes(cfg: dict) -> dict[str, tuple[int, ...]]:
     return shapes
 
 
-def write_checkpoint(path, net, opt, state, rng, history, best, st: _Settings) -> None:
-    """Everything a resumed fit needs, written atomically."""
+def write_checkpoint(
+    path, net, opt, state, rng, history, best, st: _Settings, position=None, rng_state=None
+) -> None:
+    """Everything a resumed fit needs, written atomically.
+
+    ``position`` marks a checkpoint taken in the middle of an epoch (an interrupt): the
+    batch to continue from and the epoch's partial sums; ``rng_state`` is then the host
+    generator before that epoch's permutation, so the resumed fit draws it again.
+    """
     from bpgpu import io
 
     names = _param_names(net)
@@ -350,9 +481,10 @@ def write_checkpoint(path, net, opt, state, rng, history, best, st: _Settings) -
     cfg["kind"] = "checkpoint"
     cfg["training"] = {
         "settings": st.__dict__,
-        "epoch": history.epoch[-1],
+        "epoch": history.epoch[-1] if history.epoch else 0,
         "optimizer_t": opt.t,
-        "rng": rng.state(),
+        "rng": rng.state() if rng_state is None else rng_state,
+        "position": position,
         "history": history.to_json(),
         "best_value": best["value"] if math.isfinite(best["value"]) else None,
         "wait": best["wait"],

@@ -49,6 +49,22 @@ def test_vjp_matches_central_differences(name, backend):
     np.testing.assert_allclose(got, numeric, rtol=1e-7, atol=1e-8)
 
 
+@pytest.mark.parametrize("name", [n for n, a in ACTIVATIONS.items() if a.vjp_fn is not None])
+def test_select_form_equals_derivative_times_error(name, backend):
+    """The cheaper vjp_fn agrees exactly with the table's f'(X) * G."""
+    xp, act = backend.xp, activations.get(name)
+    X = backend.asarray(sample_X(), "float64")
+    G = backend.asarray(np.random.default_rng(1).normal(size=(3, 4)), "float64")
+    a = backend.asarray(slope_for(act, 4), "float64") if act.has_param else None
+    Y = act.f(xp, X, a)
+    np.testing.assert_allclose(
+        backend.to_numpy(act.vjp_fn(xp, X, Y, G, a)),
+        backend.to_numpy(act.df(xp, X, Y, a) * G),
+        rtol=1e-15,
+        atol=0,
+    )
+
+
 @pytest.mark.parametrize("name", [n for n, a in ACTIVATIONS.items() if a.has_param])
 def test_parameter_derivative_matches_central_differences(name, backend):
     xp, act = backend.xp, activations.get(name)

@@ -96,7 +96,7 @@ def test_usage_errors_exit_2():
     assert run("predict").returncode == 2
 
 
-@pytest.mark.parametrize("sub", ["train", "evaluate", "predict", "check", "backends"])
+@pytest.mark.parametrize("sub", ["train", "evaluate", "predict", "check", "backends", "bench"])
 def test_help(sub):
     out = run(sub, "--help")
     assert out.returncode == 0 and f"usage: bpgpu {sub}" in out.stdout

@@ -1,0 +1,125 @@
+"""Fused CuPy kernels: the fast paths of the CuPy backend.
+
+On a GPU a small network is bound by kernel launches, so each of these does in one
+launch what the generic Array API code does in two to ten. They are compiled lazily
+(on first use, per dtype), exist only for float32 and float64, and return None for any
+case they do not cover, so the core falls back to its generic code. Each one is tested
+against that generic code (``tests/test_fast_paths.py``, marked ``gpu``).
+
+Fast path names and signatures (the core looks them up with ``backend.fast(name)``):
+
+- ``bias_act(XW, b, act, a) -> (X, Y)``: ``X = XW + b``, ``Y = f(X)``
+- ``act_vjp(X, Y, G, act, a) -> D``: ``D = f'(X) * G``
+- ``opt_update(name, p, g, state_slots, hyper) -> bool``: the optimizer update in place
+"""
+
+from __future__ import annotations
+
+import functools
+
+# f(z) written in C; the same formulas as bpgpu.activations (sigmoid via tanh, ELU
+# with alpha = 1, leaky slope 0.01), so fast and generic paths agree to rounding.
+_FORWARD = {
+    "identity": "y = z",
+    "binary_step": "y = z >= 0 ? (T)1 : (T)0",
+    "sigmoid": "y = (T)0.5 * tanh((T)0.5 * z) + (T)0.5",
+    "tanh": "y = tanh(z)",
+    "arctan": "y = atan(z)",
+    "relu": "y = z > 0 ? z : (T)0",
+    "leaky_relu": "y = z > 0 ? z : (T)0.01 * z",
+    "elu": "y = z > 0 ? z : expm1(z)",
+    "softplus": "y = max(z, (T)0) + log1p(exp(-fabs(z)))",
+}
+# f'(x) * g, from x or y as the table writes it
+_BACKWARD = {
+    "identity": "d = g",
+    "binary_step": "d = g * (T)0",
+    "sigmoid": "d = g * y * ((T)1 - y)",
+    "tanh": "d = g * ((T)1 - y * y)",
+    "arctan": "d = g / ((T)1 + x * x)",
+    "relu": "d = x > 0 ? g : g * (T)0",
+    "leaky_relu": "d = x > 0 ? g : (T)0.01 * g",
+    "elu": "d = x > 0 ? g : g * (y + (T)1)",
+    "softplus": "d = g * ((T)0.5 * tanh((T)0.5 * x) + (T)0.5)",
+}
+_OPT = {
+    "sgd": ("T g, T lr", "T p", "p -= lr * g"),
+    "momentum": ("T g, T lr, T mu", "T p, T v", "v = mu * v + g; p -= lr * v"),
+    "nesterov": ("T g, T lr, T mu", "T p, T v", "v = mu * v + g; p -= lr * (g + mu * v)"),
+    "adam": (
+        "T g, T b1, T b2, T step, T inv_sqrt_c2, T eps",
+        "T p, T m, T v",
+        "m = b1 * m + ((T)1 - b1) * g; v = b2 * v + ((T)1 - b2) * g * g;"
+        " p -= step * m / (sqrt(v) * inv_sqrt_c2 + eps)",
+    ),
+}
+
+
+class CupyFastPaths:
+    """Lazily compiled fused kernels for one CuPy backend."""
+
+    def __init__(self, cupy):
+        self.cupy = cupy
+
+    @functools.cache  # noqa: B019 - one instance per backend, kept for the process
+    def _kernel(self, kind: str, name: str):
+        ek = self.cupy.ElementwiseKernel
+        if kind == "fwd":
+            return ek("T xw, T b", "T z, T y", f"z = xw + b; {_FORWARD[name]}", f"bpgpu_fwd_{name}")
+        if kind == "fwd_prelu":
+            return ek(
+                "T xw, T b, T a", "T z, T y", "z = xw + b; y = z > 0 ? z : a * z", "bpgpu_fwd_prelu"
+            )
+        if kind == "bwd":
+            return ek("T x, T y, T g", "T d", _BACKWARD[name], f"bpgpu_bwd_{name}")
+        if kind == "bwd_prelu":
+            return ek("T x, T g, T a", "T d", "d = x > 0 ? g : a * g", "bpgpu_bwd_prelu")
+        ins, outs, body = _OPT[name]
+        return ek(ins, outs, body, f"bpgpu_opt_{name}")
+
+    def _ok(self, *arrays) -> bool:
+        return all(a.dtype.kind == "f" and a.dtype.itemsize in (4, 8) for a in arrays)
+
+    def bias_act(self, XW, b, act: str, a=None):
+        if not self._ok(XW, b):
+            return None
+        if act == "prelu":
+            return self._kernel("fwd_prelu", act)(XW, b, a)
+        if act not in _FORWARD:
+            return None
+        return self._kernel("fwd", act)(XW, b)
+
+    def act_vjp(self, X, Y, G, act: str, a=None):
+        if not self._ok(X, G):
+            return None
+        if act == "prelu":
+            return self._kernel("bwd_prelu", act)(X, G, a)
+        if act not in _BACKWARD:
+            return None
+        return self._kernel("bwd", act)(X, Y, G)
+
+    def opt_update(self, name: str, p, g, slots: list, hyper: dict) -> bool:
+        if name not in _OPT or not self._ok(p, g):
+            return False
+        k = self._kernel("opt", name)
+        if name == "sgd":
+            k(g, p.dtype.type(hyper["lr"]), p)
+        elif name in ("momentum", "nesterov"):
+            k(g, p.dtype.type(hyper["lr"]), p.dtype.type(hyper["momentum"]), p, slots[0])
+        else:
+            t = p.dtype.type
+            k(
+                g,
+                t(hyper["beta1"]),
+                t(hyper["beta2"]),
+                t(hyper["step"]),
+                t(hyper["inv_sqrt_c2"]),
+                t(hyper["eps"]),
+                p,
+                slots[0],
+                slots[1],
+            )
+        return True
+
+    def table(self) -> dict:
+        return {"bias_act": self.bias_act, "act_vjp": self.act_vjp, "opt_update": self.opt_update}

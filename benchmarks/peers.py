@@ -1,0 +1,224 @@
+"""The contenders. Each trains the same workload on the same data, batch gather included.
+
+A peer has ``prepare(workload, X, y)``, ``train(epochs)`` (shuffled mini-batch SGD for
+that many epochs, waiting for the device at the end) and ``memory()`` (peak bytes on the
+device it uses, or None). ``GemmFloor`` runs only the step's matrix products.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+
+import numpy as np
+
+
+class Peer:
+    name = "peer"
+    library = "numpy"  # whose GEMM floor this peer is measured against
+    device = "cpu"
+
+    def prepare(self, w, X, y): ...
+
+    def train(self, epochs: int) -> None: ...
+
+    def memory(self) -> int | None:
+        return None
+
+
+class Bpgpu(Peer):
+    """bpgpu's own fit() on one backend."""
+
+    def __init__(self, backend: str):
+        import bpgpu
+
+        self.backend = bpgpu.get_backend(backend)
+        self.name = f"bpgpu[{self.backend.name}]"
+        self.library = self.backend.library
+        self.device = "cuda" if self.backend.where[0] == "cuda" else self.backend.where[0]
+
+    def prepare(self, w, X, y):
+        import bpgpu
+
+        self.w, self.X, self.y = w, X, y
+        self.net = bpgpu.MLP(list(w.sizes), "relu", "softmax", backend=self.backend, seed=0)
+        self.opt = bpgpu.optimizers.SGD(lr=w.lr)
+        self.seed = 0
+
+    def train(self, epochs):
+        self.seed += 1  # a fresh batch order each call, as one long fit would have
+        self.net.fit(
+            self.X, self.y, epochs, batch_size=self.w.batch, optimizer=self.opt, seed=self.seed
+        )
+        self.net.backend.synchronize()
+
+    def memory(self):
+        return _gpu_memory(self.backend) if self.device == "cuda" else None
+
+
+class NumpyLoop(Peer):
+    """The textbook loop a user would write by hand: in-place NumPy SGD."""
+
+    name = "numpy-loop"
+
+    def prepare(self, w, X, y):
+        rng = np.random.default_rng(0)
+        self.w, self.X, self.rng = w, X, rng
+        self.T = np.eye(w.sizes[-1], dtype=np.float32)[y]
+        self.W = [
+            (rng.normal(size=(o, i)) * math.sqrt(2 / i)).astype(np.float32)
+            for i, o in zip(w.sizes[:-1], w.sizes[1:])
+        ]
+        self.b = [np.zeros(o, np.float32) for o in w.sizes[1:]]
+
+    def train(self, epochs):
+        B, lr, L = self.w.batch, np.float32(self.w.lr), len(self.W)
+        for _ in range(epochs):
+            perm = self.rng.permutation(len(self.X))
+            for i in range(0, len(perm) - B + 1, B):
+                idx = perm[i : i + B]
+                A = [self.X[idx]]
+                for l in range(L):
+                    Z = A[-1] @ self.W[l].T + self.b[l]
+                    A.append(np.maximum(Z, 0) if l < L - 1 else Z)
+                Z = A[-1]
+                P = np.exp(Z - Z.max(axis=1, keepdims=True))
+                P /= P.sum(axis=1, keepdims=True)
+                D = (P - self.T[idx]) / B
+                for l in range(L - 1, -1, -1):
+                    dW = D.T @ A[l]
+                    db = D.sum(axis=0)
+                    if l > 0:
+                        D = (D @ self.W[l]) * (A[l] > 0)
+                    self.W[l] -= lr * dW
+                    self.b[l] -= lr * db
+
+
+class TorchEager(Peer):
+    """PyTorch as most users write it: nn.Sequential, autograd, torch.optim.SGD."""
+
+    library = "torch"
+
+    def __init__(self, device: str = "cpu"):
+        import torch
+
+        self.torch = torch
+        self.device = device
+        self.name = f"torch-eager[{device}]"
+
+    def prepare(self, w, X, y):
+        torch, nn = self.torch, self.torch.nn
+        torch.manual_seed(0)
+        layers = []
+        for l, (i, o) in enumerate(zip(w.sizes[:-1], w.sizes[1:])):
+            layers.append(nn.Linear(i, o))
+            if l < len(w.sizes) - 2:
+                layers.append(nn.ReLU())
+        self.model = nn.Sequential(*layers).to(self.device)
+        self.opt = torch.optim.SGD(self.model.parameters(), lr=w.lr)
+        self.loss = nn.CrossEntropyLoss()
+        self.X = torch.as_tensor(X, device=self.device)
+        self.y = torch.as_tensor(y, device=self.device)
+        self.w = w
+        self.gen = torch.Generator(device="cpu").manual_seed(0)
+
+    def train(self, epochs):
+        torch, B = self.torch, self.w.batch
+        n = self.X.shape[0]
+        for _ in range(epochs):
+            perm = torch.randperm(n, generator=self.gen).to(self.device)
+            for i in range(0, n - B + 1, B):
+                idx = perm[i : i + B]
+                self.opt.zero_grad(set_to_none=True)
+                out = self.model(self.X.index_select(0, idx))
+                self.loss(out, self.y.index_select(0, idx)).backward()
+                self.opt.step()
+        if self.device.startswith("cuda"):
+            torch.cuda.synchronize()
+
+    def memory(self):
+        if self.device.startswith("cuda"):
+            return int(self.torch.cuda.max_memory_allocated())
+        return None
+
+
+class Sklearn(Peer):
+    """scikit-learn's MLPClassifier, plain SGD, on the CPU."""
+
+    name = "sklearn-mlp"
+
+    def prepare(self, w, X, y):
+        self.w, self.X, self.y = w, X, y
+
+    def train(self, epochs):
+        from sklearn.exceptions import ConvergenceWarning
+        from sklearn.neural_network import MLPClassifier
+
+        clf = MLPClassifier(
+            hidden_layer_sizes=self.w.sizes[1:-1],
+            activation="relu",
+            solver="sgd",
+            batch_size=self.w.batch,
+            learning_rate_init=self.w.lr,
+            momentum=0.0,
+            nesterovs_momentum=False,
+            alpha=0.0,
+            max_iter=epochs,
+            shuffle=True,
+            tol=0.0,
+            n_iter_no_change=10**9,
+            random_state=0,
+        )
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            clf.fit(self.X, self.y)
+
+
+class GemmFloor(Peer):
+    """Only the step's matrix products, on preallocated arrays: the speed limit."""
+
+    def __init__(self, library: str = "numpy", device: str = "cpu"):
+        self.library, self.device = library, device
+        self.name = f"gemm-floor[{library}:{device}]"
+
+    def prepare(self, w, X, y):
+        self.w = w
+        if self.library == "numpy":
+            xp, self.sync = np, lambda: None
+            make = lambda *s: np.random.default_rng(0).random(s, dtype=np.float32)  # noqa: E731
+        elif self.library == "torch":
+            import torch
+
+            xp = torch
+            dev = torch.device(self.device)
+            self.sync = (lambda: torch.cuda.synchronize()) if dev.type == "cuda" else (lambda: None)
+            make = lambda *s: torch.rand(*s, device=dev)  # noqa: E731
+        else:  # cupy
+            import cupy
+
+            xp, self.sync = cupy, lambda: cupy.cuda.Device().synchronize()
+            make = lambda *s: cupy.random.random(s, dtype=cupy.float32)  # noqa: E731
+        B, s = w.batch, w.sizes
+        self.xp = xp
+        self.A = [make(B, n) for n in s[:-1]]
+        self.W = [make(o, i) for i, o in zip(s[:-1], s[1:])]
+        self.D = [make(B, o) for o in s[1:]]
+
+    def train(self, epochs):
+        A, W, D = self.A, self.W, self.D
+        for _ in range(epochs * self.w.steps_per_epoch):
+            for l in range(len(W)):
+                A[l] @ W[l].T
+            for l in range(len(W) - 1, -1, -1):
+                D[l].T @ A[l]
+                if l > 0:
+                    D[l] @ W[l]
+        self.sync()
+
+
+def _gpu_memory(backend) -> int | None:
+    if backend.library == "cupy":
+        return int(backend.cupy.get_default_memory_pool().total_bytes())
+    if backend.library == "torch":
+        return int(backend.torch.cuda.max_memory_allocated(backend.device))
+    return None

@@ -1,0 +1,308 @@
+"""Run every peer on every workload in one process and write the results.
+
+    python -m benchmarks [--workloads small,mnist] [--min-time 1.0] [--repeat 3] [--out DIR]
+
+Writes ``DIR/bench-<machine>.json`` and ``.md`` (and a ``.png`` bar chart of the ratios
+when matplotlib is installed). Steps/s is the best of ``--repeat`` timed runs, each of
+whole epochs lasting at least ``--min-time`` seconds, after one warm-up epoch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import math
+import os
+import platform
+import time
+import tracemalloc
+
+from . import peers as P
+from .workloads import WORKLOADS
+
+CPU_BACKENDS = ("numpy", "torch")
+GPU_BACKENDS = ("cupy", "torch:cuda")
+
+
+def _traced_peak(peer: P.Peer) -> int:
+    """Peak bytes NumPy allocated during one more (untimed) epoch, seen by tracemalloc.
+
+    Only NumPy reports its buffers to tracemalloc, so torch's CPU peers get no number.
+    """
+    tracemalloc.start()
+    try:
+        peer.train(1)
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+def available_peers(names: list[str] | None) -> list[P.Peer]:
+    """Every peer that can run here (or those named)."""
+    import bpgpu
+
+    found: list[P.Peer] = []
+    for b in CPU_BACKENDS + GPU_BACKENDS:
+        try:
+            bpgpu.get_backend(b)
+        except bpgpu.BackendUnavailable:
+            continue
+        found.append(P.Bpgpu(b))
+    found += [P.NumpyLoop(), P.GemmFloor("numpy")]
+    try:
+        import torch
+
+        found += [P.TorchEager("cpu"), P.GemmFloor("torch", "cpu")]
+        if torch.cuda.is_available():
+            found += [P.TorchEager("cuda"), P.GemmFloor("torch", "cuda")]
+    except ImportError:
+        pass
+    if any(p.name == "bpgpu[cupy]" for p in found):
+        found.append(P.GemmFloor("cupy", "cuda"))
+    try:
+        import sklearn  # noqa: F401
+
+        found.append(P.Sklearn())
+    except ImportError:
+        pass
+    if names:
+        found = [p for p in found if p.name in names or p.name.split("[")[0] in names]
+    return found
+
+
+def measure(peer: P.Peer, w, X, y, min_time: float, repeat: int) -> dict:
+    peer.prepare(w, X, y)
+    t0 = time.perf_counter()
+    peer.train(1)  # warm-up: allocations, kernel compilation, caches
+    first = time.perf_counter() - t0
+    epochs = max(1, math.ceil(min_time / max(first, 1e-9)))
+    best = math.inf
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        peer.train(epochs)
+        best = min(best, time.perf_counter() - t0)
+    peak = peer.memory()
+    if peak is None and peer.library == "numpy":
+        peak = _traced_peak(peer)
+    steps = epochs * w.steps_per_epoch
+    return {
+        "peer": peer.name,
+        "library": peer.library,
+        "device": peer.device,
+        "steps_per_s": steps / best,
+        "steps": steps,
+        "seconds": best,
+        "peak_bytes": peak,
+    }
+
+
+def ratios(rows: list[dict], w) -> None:
+    """Add, to each bpgpu row, its ratio to every peer and its fraction of its floor."""
+    by = {r["peer"]: r for r in rows}
+    for r in rows:
+        if not r["peer"].startswith("bpgpu["):
+            continue
+        r["ratio"] = {o["peer"]: r["steps_per_s"] / o["steps_per_s"] for o in rows if o is not r}
+        lib = "torch" if r["library"] == "torch" else r["library"]
+        floor = by.get(f"gemm-floor[{lib}:{r['device']}]")
+        if floor:
+            r["floor_fraction"] = r["steps_per_s"] / floor["steps_per_s"]
+            r["floor_gflops"] = w.gemm_flops() * floor["steps_per_s"] / 1e9
+
+
+TARGETS = [
+    # (workload, bpgpu peer, other, minimum ratio, what)
+    ("small", "bpgpu[numpy]", "numpy-loop", 1.0, "CPU numpy >= 1.0x hand-written NumPy"),
+    ("small", "bpgpu[numpy]", "torch-eager[cpu]", 3.0, "CPU numpy >= 3x PyTorch eager"),
+    ("mnist", "bpgpu[numpy]", "floor", 0.9, "CPU numpy >= 0.9x GEMM floor"),
+    ("large", "bpgpu[numpy]", "floor", 0.9, "CPU numpy >= 0.9x GEMM floor"),
+    ("mnist", "best-cpu", "torch-eager[cpu]", 1.0, "best CPU bpgpu >= 1.0x PyTorch eager"),
+    ("large", "best-cpu", "torch-eager[cpu]", 1.0, "best CPU bpgpu >= 1.0x PyTorch eager"),
+    ("small", "bpgpu[cupy]", "torch-eager[cuda]", 2.0, "CuPy >= 2x PyTorch eager CUDA"),
+    ("mnist", "bpgpu[cupy]", "torch-eager[cuda]", 1.0, "CuPy >= 1.0x PyTorch eager CUDA"),
+    ("large", "bpgpu[cupy]", "torch-eager[cuda]", 1.0, "CuPy >= 1.0x PyTorch eager CUDA"),
+    ("large", "bpgpu[cupy]", "floor", 0.7, "CuPy >= 70% of the FP32 GEMM rate"),
+]
+
+
+def check_targets(results: dict) -> list[dict]:
+    out = []
+    for wname, who, other, need, what in TARGETS:
+        rows = {r["peer"]: r for r in results.get(wname, [])}
+        if who == "best-cpu":
+            cpu = [
+                r for r in rows.values() if r["peer"].startswith("bpgpu[") and r["device"] == "cpu"
+            ]
+            row = max(cpu, key=lambda r: r["steps_per_s"]) if cpu else None
+        else:
+            row = rows.get(who)
+        if row is None or (other != "floor" and other not in rows):
+            continue
+        got = row.get("floor_fraction") if other == "floor" else row["ratio"][other]
+        if got is None:
+            continue
+        out.append(
+            {
+                "workload": wname,
+                "bpgpu": row["peer"],
+                "versus": other,
+                "target": need,
+                "measured": got,
+                "met": got >= need,
+                "what": what,
+            }
+        )
+    return out
+
+
+def machine() -> dict:
+    import numpy
+
+    info = {
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "host": platform.node(),
+        "cpu": _cpu_name(),
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+        "numpy": numpy.__version__,
+        "env": {k: v for k, v in os.environ.items() if k.startswith(("OPENBLAS", "OMP", "MKL"))},
+    }
+    import bpgpu
+
+    info["bpgpu"] = bpgpu.__version__
+    for mod in ("torch", "cupy", "sklearn"):
+        try:
+            info[mod] = __import__(mod).__version__
+        except ImportError:
+            pass
+    for row in bpgpu.list_backends():
+        if row["available"] and row["name"] in GPU_BACKENDS:
+            info.setdefault("gpu", row["device"])
+    return info
+
+
+def _cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def markdown(report: dict) -> str:
+    m = report["machine"]
+    lines = [
+        f"# bpgpu benchmarks, {m['date']}",
+        "",
+        f"Machine: {m['cpu']}, {m['cores']} cores" + (f", GPU {m['gpu']}" if "gpu" in m else ""),
+        "; ".join(
+            f"{k} {m[k]}"
+            for k in ("python", "numpy", "torch", "cupy", "sklearn", "bpgpu")
+            if k in m
+        ),
+        f"Command: `{report['command']}`",
+        "",
+    ]
+    for wname, rows in report["results"].items():
+        w = WORKLOADS[wname]
+        lines += [f"## {wname}: {'-'.join(map(str, w.sizes))}, batch {w.batch}, float32", ""]
+        lines += [
+            "| peer | steps/s | peak MiB | fraction of floor | ratios (bpgpu / peer) |",
+            "|---|---|---|---|---|",
+        ]
+        for r in rows:
+            mem = "-" if r["peak_bytes"] is None else f"{r['peak_bytes'] / 2**20:.1f}"
+            frac = f"{r['floor_fraction']:.2f}" if "floor_fraction" in r else ""
+            rat = ", ".join(f"{k} {v:.2f}x" for k, v in r.get("ratio", {}).items())
+            lines.append(f"| {r['peer']} | {r['steps_per_s']:,.1f} | {mem} | {frac} | {rat} |")
+        lines.append("")
+    lines += [
+        "## Targets",
+        "",
+        "| workload | bpgpu | versus | target | measured | met |",
+        "|---|---|---|---|---|---|",
+    ]
+    for t in report["targets"]:
+        lines.append(
+            f"| {t['workload']} | {t['bpgpu']} | {t['versus']} | >= {t['target']} "
+            f"| {t['measured']:.2f} | {'yes' if t['met'] else 'NO'} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def chart(report: dict, path: str) -> bool:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return False
+    labels, values = [], []
+    for t in report["targets"]:
+        labels.append(f"{t['workload']}: {t['bpgpu']}\nvs {t['versus']}")
+        values.append(t["measured"] / t["target"])
+    if not values:
+        return False
+    fig, ax = plt.subplots(figsize=(9, 0.6 * len(values) + 1.5))
+    colors = ["tab:green" if v >= 1 else "tab:red" for v in values]
+    ax.barh(range(len(values)), values, color=colors)
+    ax.axvline(1.0, color="black", lw=1)
+    ax.set_yticks(range(len(values)), labels, fontsize=8)
+    ax.set_xlabel("measured / target (>= 1 meets the target)")
+    ax.set_title("bpgpu performance targets")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return True
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="bpgpu bench", description=__doc__.split("\n")[0])
+    p.add_argument("--workloads", default="small,mnist,large")
+    p.add_argument("--peers", default=None, help="comma-separated peer names (default: all)")
+    p.add_argument("--min-time", type=float, default=2.0, help="seconds per timed run")
+    p.add_argument("--repeat", type=int, default=3)
+    p.add_argument("--out", default="benchmarks/results", help="folder for the results")
+    p.add_argument("--tag", default=None, help="file name tag (default: cpu or the GPU)")
+    args = p.parse_args(argv)
+    names = [n for n in args.workloads.split(",") if n]
+    unknown = [n for n in names if n not in WORKLOADS]
+    if unknown:
+        p.error(f"unknown workload {unknown[0]!r}; choose from {', '.join(WORKLOADS)}")
+    peers = available_peers(args.peers.split(",") if args.peers else None)
+    results = {}
+    for name in names:
+        w = WORKLOADS[name]
+        X, y = w.data()
+        rows = []
+        for peer in peers:
+            row = measure(peer, w, X, y, args.min_time, args.repeat)
+            print(f"{name:>6} {row['peer']:<28} {row['steps_per_s']:>12,.1f} steps/s", flush=True)
+            rows.append(row)
+        ratios(rows, w)
+        results[name] = rows
+    info = machine()
+    report = {
+        "machine": info,
+        "results": results,
+        "command": "python -m benchmarks "
+        + " ".join(argv if argv is not None else __import__("sys").argv[1:]),
+    }
+    report["targets"] = check_targets(results)
+    tag = args.tag or ("gpu" if "gpu" in info else "cpu")
+    os.makedirs(args.out, exist_ok=True)
+    base = os.path.join(args.out, f"bench-{tag}")
+    with open(base + ".json", "w") as f:
+        json.dump(report, f, indent=1)
+    text = markdown(report)
+    with open(base + ".md", "w") as f:
+        f.write(text)
+    drew = chart(report, base + ".png")
+    print("\n" + text)
+    print(f"written: {base}.json, {base}.md" + (f", {base}.png" if drew else ""))
+    return 0

@@ -1,0 +1,105 @@
+"""Fast paths: looked up by name, used when present, checked against the generic code,
+and switchable off. The CuPy kernels themselves need a GPU (marked ``gpu``)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from conftest import TOL, load_backend, rel_norm
+
+import bpgpu
+from bpgpu.activations import ACTIVATIONS
+from bpgpu.backends.numpy_backend import NumpyBackend
+
+
+class Spy(NumpyBackend):
+    """NumPy with fast paths that count their calls and do the generic math."""
+
+    def __init__(self):
+        super().__init__()
+        self.name = "spy"
+        self.calls = {"bias_act": 0, "act_vjp": 0, "opt_update": 0}
+
+        def bias_act(XW, b, act, a=None):
+            self.calls["bias_act"] += 1
+            if act == "softmax":
+                return None  # declining falls back to the generic code
+            X = XW + b
+            return X, ACTIVATIONS[act].f(self.xp, X, a)
+
+        def act_vjp(X, Y, G, act, a=None):
+            self.calls["act_vjp"] += 1
+            return ACTIVATIONS[act].vjp(self.xp, X, Y, G, a)
+
+        def opt_update(name, p, g, slots, hyper):
+            self.calls["opt_update"] += 1
+            if name != "sgd":
+                return False
+            p -= hyper["lr"] * g
+            return True
+
+        self._fast = {"bias_act": bias_act, "act_vjp": act_vjp, "opt_update": opt_update}
+
+
+def blobs(n=64):
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 3, size=n)
+    return rng.normal(size=(n, 4)) + y[:, None], y
+
+
+@pytest.mark.parametrize("opt", ["sgd", "adam"])
+def test_fast_paths_are_used_and_agree_with_generic(opt, monkeypatch):
+    X, y = blobs()
+    spy = Spy()
+    fast = bpgpu.MLP([4, 6, 5, 3], hidden=["prelu", "tanh"], backend=spy, dtype="float64")
+    generic = fast.to("numpy")
+    fast.fit(X, y, epochs=2, batch_size=16, optimizer=opt)
+    generic.fit(X, y, epochs=2, batch_size=16, optimizer=opt)
+    assert spy.calls["bias_act"] > 0 and spy.calls["act_vjp"] > 0
+    assert spy.calls["opt_update"] > 0
+    for a, b in zip(fast.get_weights(), generic.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-13, atol=1e-15)
+
+
+def test_fast_paths_switch_off(monkeypatch):
+    X, y = blobs()
+    spy = Spy()
+    net = bpgpu.MLP([4, 6, 3], backend=spy)
+    spy.use_fast = False
+    net.fit(X, y, epochs=1)
+    assert spy.calls == {"bias_act": 0, "act_vjp": 0, "opt_update": 0}
+    spy.use_fast = True
+    monkeypatch.setenv("BPGPU_FAST", "0")
+    net.gradients(X, y)
+    assert spy.calls["bias_act"] == 0
+    monkeypatch.delenv("BPGPU_FAST")
+    net.gradients(X, y)
+    assert spy.calls["bias_act"] > 0
+
+
+GPU_HIDDEN = [n for n, a in ACTIVATIONS.items() if a.hidden_ok]
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("hidden", GPU_HIDDEN)
+def test_cupy_kernels_match_the_generic_path(hidden, dtype):
+    """Forward, gradients and two fitted epochs per optimizer: fused vs generic CuPy."""
+    cp = load_backend("cupy")
+    X, y = blobs()
+    for opt in ("sgd", "momentum", "nesterov", "adam"):
+        fast = bpgpu.MLP([4, 7, 3], hidden=hidden, backend=cp, dtype=dtype, seed=5)
+        ref = bpgpu.MLP([4, 7, 3], hidden=hidden, backend=cp, dtype=dtype, seed=5)
+        try:
+            cp.use_fast = True
+            fast.fit(X, y, epochs=2, batch_size=16, optimizer=opt)
+            g_fast = fast.gradients(X, y)
+            cp.use_fast = False
+            ref.fit(X, y, epochs=2, batch_size=16, optimizer=opt)
+            g_ref = ref.gradients(X, y)
+        finally:
+            cp.use_fast = True
+        for a, b in zip(fast.get_weights(), ref.get_weights()):
+            assert rel_norm(a, b) <= 10 * TOL[dtype], (opt, hidden)
+        for a, b in zip(g_fast, g_ref):
+            assert rel_norm(a, b) <= 10 * TOL[dtype], (opt, hidden)
