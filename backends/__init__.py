@@ -13,11 +13,12 @@ import logging
 import os
 from typing import Any
 
-from ._base import Backend, BackendUnavailable, library, location, to_host
+from ._base import Backend, BackendUnavailable, DeviceMemoryError, library, location, to_host
 
 __all__ = [
     "Backend",
     "BackendUnavailable",
+    "DeviceMemoryError",
     "get_backend",
     "list_backends",
     "KNOWN",

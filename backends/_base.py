@@ -19,6 +19,10 @@ class BackendUnavailable(RuntimeError):
     """The requested backend cannot run here; the message says how to fix it."""
 
 
+class DeviceMemoryError(MemoryError):
+    """The device ran out of memory; the message has the bytes asked for and the fix."""
+
+
 def location(a: Any) -> tuple[str, int | None]:
     """Where an array lives: ``("cpu", None)``, ``("cuda", index)`` or ``("mps", None)``."""
     mod = type(a).__module__.split(".")[0]
@@ -80,6 +84,8 @@ class Backend:
         array on another device is refused with the fix in the message.
         """
         if self.owns(a):
+            if not self._numeric(a.dtype):
+                raise TypeError(f"{what} has dtype {a.dtype}; pass real numbers (int or float)")
             dt = None if dtype is None else self.dtype(dtype)
             return a if dt is None or a.dtype == dt else self.xp.astype(a, dt)
         if isinstance(a, np.ndarray) or library(a) in ("builtins", "array_api_strict"):
@@ -96,6 +102,12 @@ class Backend:
             f"{self.name!r} ({self.device}); move it explicitly (e.g. bpgpu.to_numpy({what})) "
             f"or move the network with net.to(...)"
         )
+
+    def _numeric(self, dtype: Any) -> bool:
+        try:
+            return bool(self.xp.isdtype(dtype, ("real floating", "integral", "bool")))
+        except (TypeError, ValueError):  # strings, objects: not a dtype of the standard
+            return False
 
     def to_numpy(self, a: Any) -> np.ndarray:
         """A host copy of a backend array."""
@@ -118,6 +130,10 @@ class Backend:
         if not self.use_fast or os.environ.get("BPGPU_FAST") == "0":
             return None
         return self._fast.get(name) if getattr(self, "_fast", None) else None
+
+    def translate(self, error: BaseException) -> BaseException | None:
+        """A clearer exception for a library error (device out of memory), or None."""
+        return None
 
     def info(self) -> dict[str, Any]:
         """Library version and device name, for reports."""

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._base import Backend, BackendUnavailable
+from ._base import Backend, BackendUnavailable, DeviceMemoryError
 
 _INSTALL = "pip install 'bpgpu[cuda12]' (or 'bpgpu[cuda13]')"
 
@@ -67,6 +67,16 @@ class CupyBackend(Backend):
 
     def synchronize(self) -> None:
         self.device.synchronize()
+
+    def translate(self, error):
+        if isinstance(error, self.cupy.cuda.memory.OutOfMemoryError):
+            pool = self.cupy.get_default_memory_pool()
+            return DeviceMemoryError(
+                f"GPU {self.device.id} is out of memory: {error} (bpgpu's pool holds "
+                f"{pool.total_bytes():,} bytes). Lower batch_size, use smaller layers or "
+                "float32, or free GPU memory held by other processes"
+            )
+        return None
 
     def info(self):
         props = self.cupy.cuda.runtime.getDeviceProperties(self.device.id)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._base import Backend, BackendUnavailable
+from ._base import Backend, BackendUnavailable, DeviceMemoryError
 
 
 class TorchBackend(Backend):
@@ -61,6 +61,17 @@ class TorchBackend(Backend):
             self.torch.cuda.synchronize(self.device)
         elif self.device.type == "mps":
             self.torch.mps.synchronize()
+
+    def translate(self, error):
+        oom = getattr(self.torch, "OutOfMemoryError", None) or getattr(
+            self.torch.cuda, "OutOfMemoryError", None
+        )
+        if oom is not None and isinstance(error, oom):
+            return DeviceMemoryError(
+                f"{self.device} is out of memory: {str(error).splitlines()[0]}. Lower "
+                "batch_size, use smaller layers or float32, or free memory held elsewhere"
+            )
+        return None
 
     def info(self):
         t = self.torch

@@ -5,7 +5,7 @@
 """
 
 from bpgpu import activations, costs, datasets, optimizers
-from bpgpu.backends import BackendUnavailable, get_backend, list_backends
+from bpgpu.backends import BackendUnavailable, DeviceMemoryError, get_backend, list_backends
 from bpgpu.backends import to_host as to_numpy
 from bpgpu.consistency import compare_backends
 from bpgpu.gradcheck import gradcheck
@@ -24,6 +24,7 @@ __all__ = [
     "load",
     "optimizers",
     "BackendUnavailable",
+    "DeviceMemoryError",
     "activations",
     "compare_backends",
     "costs",

@@ -129,6 +129,16 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         return args.func(args)
-    except (ValueError, TypeError, OSError, BackendUnavailable, FloatingPointError) as e:
+    except (
+        ValueError,
+        TypeError,
+        OSError,
+        MemoryError,
+        BackendUnavailable,
+        FloatingPointError,
+    ) as e:
         print(f"bpgpu {args.command}: error: {e}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        print(f"bpgpu {args.command}: interrupted", file=sys.stderr)
+        return 130

@@ -153,6 +153,11 @@ def cmd_train(args: argparse.Namespace) -> int:
             patience=args.patience,
             seed=args.seed,
         )
+    ckpt = (
+        None
+        if args.no_checkpoint
+        else (args.checkpoint or os.path.splitext(args.out)[0] + ".ckpt.npz")
+    )
     t0 = time.perf_counter()
     history = net.fit(
         s.X_train,
@@ -160,12 +165,19 @@ def cmd_train(args: argparse.Namespace) -> int:
         args.epochs,
         validation_data=(s.X_val, s.y_val) if len(s.X_val) else None,
         callbacks=[progress],
-        checkpoint=args.checkpoint,
+        checkpoint=ckpt,
         resume=args.resume,
         **fit_kw,
     )
     net.backend.synchronize()
     wall = time.perf_counter() - t0
+    if history.interrupted:
+        print(f"interrupted after {len(history.epoch)} complete epochs", flush=True)
+        if ckpt:
+            print(
+                f"checkpoint saved to {ckpt}; continue with the same command plus --resume {ckpt}"
+            )
+        return 130
     epochs_run = len(history.epoch) - (0 if args.resume is None else _resumed_at(args.resume))
     test = (
         net.evaluate(s.X_test, s.y_test)
@@ -279,7 +291,13 @@ def add_commands(sub) -> None:
     t.add_argument("-o", "--out", default="model.npz", help="model file (model.npz)")
     t.add_argument("--plot", default=None, help="PNG of the curves (default: beside the model)")
     t.add_argument("--no-plot", action="store_true")
-    t.add_argument("--checkpoint", default=None, help="save a checkpoint after every epoch")
+    t.add_argument(
+        "--checkpoint",
+        default=None,
+        help="checkpoint written after every epoch and on Ctrl-C "
+        "(default: beside the model, MODEL.ckpt.npz)",
+    )
+    t.add_argument("--no-checkpoint", action="store_true", help="write no checkpoint")
     t.add_argument("--resume", default=None, help="continue from a checkpoint")
     t.add_argument(
         "--no-progress",

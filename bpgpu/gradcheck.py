@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 
 
-def gradcheck(net, X: Any, T: Any, eps: float = 1e-6, max_entries: int | None = None) -> float:
+def gradcheck(net, X: Any, T: Any, eps: float = 1e-5, max_entries: int | None = None) -> float:
     """Worst relative error of the backprop gradients against central differences.
 
     The check runs on a float64 NumPy copy of ``net`` (same weights), so it measures the
@@ -21,7 +21,10 @@ def gradcheck(net, X: Any, T: Any, eps: float = 1e-6, max_entries: int | None = 
     X, T : arrays
         A batch and its targets, as :meth:`MLP.loss` takes them.
     eps : float
-        Finite-difference step.
+        Finite-difference step. 1e-5 sits near the optimum for central differences in
+        float64, where the truncation error (~eps^2) and the rounding error of the two
+        loss values (~1e-16 |E| / eps) balance; 1e-6 loses accuracy on small gradients
+        (measured: 5e-6 relative error on a 1-1-4 leaky-ReLU net, 3e-7 with 1e-5).
     max_entries : int or None
         Check at most this many entries per tensor (a fixed, evenly spaced subset);
         None checks every entry.

@@ -196,15 +196,15 @@ def read_archive(
         raise FileNotFoundError(f"{path}: no such model file")
     try:
         zf = zipfile.ZipFile(path)
-    except (zipfile.BadZipFile, OSError, ValueError) as e:
+    except Exception as e:  # BadZipFile, OSError, and what odd bytes make zipfile raise
         raise _fail(path, f"not a bpgpu model file (not a readable zip: {e})") from None
     with zf:
         try:
             return _read_open_archive(zf, path, shapes_for, max_bytes)
         except ModelFileError:
             raise
-        except (zipfile.BadZipFile, EOFError, OSError, ValueError, KeyError) as e:
-            # ValueError covers numpy header parsing; corrupt data ends here
+        except Exception as e:  # zipfile, zlib, struct and numpy header errors alike:
+            # whatever a corrupt file makes the readers raise becomes one documented error
             raise _fail(path, f"corrupt file ({type(e).__name__}: {e})") from None
 
 

@@ -23,12 +23,19 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 def on_device(method: F) -> F:
-    """Run a public method inside its backend's device context (CuPy on device N > 0)."""
+    """Run a public method inside its backend's device context (CuPy on device N > 0),
+    turning the library's out-of-memory error into :class:`DeviceMemoryError`."""
 
     @functools.wraps(method)
     def wrapper(self, *args, **kwargs):
-        with self.backend.context():
-            return method(self, *args, **kwargs)
+        try:
+            with self.backend.context():
+                return method(self, *args, **kwargs)
+        except Exception as e:  # device out of memory becomes a clear DeviceMemoryError
+            clear = self.backend.translate(e)
+            if clear is None:
+                raise
+            raise clear from e
 
     return wrapper  # type: ignore[return-value]
 
@@ -485,6 +492,7 @@ class MLP:
         loss, acc = self._evaluate_device(Xd, self._targets(y, Xd.shape[0]))
         return {"loss": loss, "accuracy": acc}
 
+    @on_device
     def fit(self, X: Any, y: Any, epochs: int = 10, **kwargs: Any):
         """Train by mini-batch gradient descent; returns a :class:`bpgpu.History`.
 
@@ -522,6 +530,21 @@ class MLP:
             same backend.
         seed : int, optional
             Seed of the shuffling and of the validation split (default: the network's).
+        detect_anomaly : bool, default False
+            Check every layer's values and gradients each batch (a sync per tensor, so
+            slow) and stop naming the first that is not finite.
+        handle_interrupt : bool, default True
+            The first Ctrl-C stops training after the current batch (weights
+            consistent, ``history.interrupted`` set, a checkpoint written when
+            ``checkpoint`` is given); a second one aborts at once.
+
+        Raises
+        ------
+        FloatingPointError
+            The loss became NaN or inf; the message names the epoch and batch, and the
+            weights are those of the last batch whose loss was finite.
+        DeviceMemoryError
+            The GPU ran out of memory; lower ``batch_size``.
         """
         from bpgpu.training import fit
 

@@ -420,12 +420,15 @@ def _diverged(net, opt, state, snapshot, losses, first, perm_d, batch, decay, ep
         for a, b in zip(state[name], arrays):
             a[...] = b
     opt.t = t
-    for bi in range(first, first + k - 1):  # replay up to the last batch with a finite loss
+    # replay up to the last batch whose loss was finite: its starting weights are the
+    # last ones known good (the update it made is what the bad batch started from)
+    for bi in range(first, first + k - 1):
         Xb, Tb, Lb = batch(perm_d, bi)
         net._train_step(Xb, Tb, Lb, opt, state, decay)
     bad = first + k + 1
     where = (
-        f"the weights of epoch {epoch}, batch {bad - 1} (the last finite batch loss)"
+        f"the weights that batch {bad - 1} of epoch {epoch} started from (the last finite "
+        "batch loss)"
         if k > 0
         else f"the weights at the start of epoch {epoch}"
     )

@@ -1,0 +1,255 @@
+"""Bad input, divergence, interruption, device memory: clear errors, nothing changed."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+import bpgpu
+from bpgpu.backends.numpy_backend import NumpyBackend
+
+
+def blobs(n=96, d=4, k=3, seed=0):
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, k, size=n)
+    return (rng.normal(size=(n, d)) + 3 * np.eye(k, d)[y]).astype(np.float32), y
+
+
+def same(a, b):
+    return all(np.array_equal(x, y) for x, y in zip(a, b))
+
+
+BAD_X = [
+    (np.full((4, 4), np.nan), ValueError, "NaN or inf"),
+    (np.full((4, 4), np.inf), ValueError, "NaN or inf"),
+    (np.ones((4, 4, 1)), ValueError, "2-D"),
+    (np.ones((4, 5)), ValueError, "5 features, the network expects 4"),
+    (np.ones((0, 4)), ValueError, "empty"),
+    (np.array([["a", "b", "c", "d"]]), TypeError, "real numbers"),
+    (np.ones((4, 4), dtype=complex), TypeError, "real numbers"),
+    ([[1.0, 2.0], [1.0]], ValueError, "numeric array"),
+]
+
+
+def entries(net, X, y):
+    """Every public entry that takes inputs, as (name, call)."""
+    return {
+        "forward": lambda: net.forward(X),
+        "predict": lambda: net.predict(X),
+        "classify": lambda: net.classify(X),
+        "evaluate": lambda: net.evaluate(X, y),
+        "loss": lambda: net.loss(X, y),
+        "gradients": lambda: net.gradients(X, y),
+        "deltas": lambda: net.deltas(X, y),
+        "sgd_step": lambda: net.sgd_step(X, y),
+        "fit": lambda: net.fit(X, y, epochs=1),
+        "fit(validation_data)": lambda: net.fit(*blobs(), epochs=1, validation_data=(X, y)),
+    }
+
+
+@pytest.mark.parametrize("X,err,match", BAD_X)
+@pytest.mark.parametrize("entry", list(entries(None, None, None)))
+def test_bad_inputs_are_refused_everywhere_and_change_nothing(entry, X, err, match, backend):
+    net = bpgpu.MLP([4, 5, 3], backend=backend)
+    before = net.get_weights()
+    y = np.zeros(len(X) if hasattr(X, "__len__") else 1, dtype=np.int64)
+    with pytest.raises(err, match=match):
+        entries(net, X, y)[entry]()
+    assert same(net.get_weights(), before)
+
+
+BAD_Y = [
+    (np.array([0, 1, 2]), "4 samples but the targets have 3"),
+    (np.array([0, 1, 3, 1]), r"labels must lie in 0..2"),
+    (np.array([0, -1, 2, 1]), r"labels must lie in 0..2"),
+    (np.array([0.0, 1.0, 2.0, 1.0]), "integer class labels"),
+    (np.ones((4, 5)), r"expected \(4, 3\)"),
+    (np.array([[0.0, np.nan, 1.0]] * 4), "NaN or inf"),
+    (np.array(["a", "b", "c", "d"]), "real numbers"),
+]
+
+
+@pytest.mark.parametrize("y,match", BAD_Y)
+@pytest.mark.parametrize("entry", ["evaluate", "loss", "gradients", "deltas", "sgd_step", "fit"])
+def test_bad_targets_are_refused_and_change_nothing(entry, y, match):
+    net = bpgpu.MLP([4, 5, 3], backend="numpy")
+    before = net.get_weights()
+    with pytest.raises((ValueError, TypeError), match=match):
+        entries(net, np.ones((4, 4)), y)[entry]()
+    assert same(net.get_weights(), before)
+
+
+def test_divergence_names_epoch_and_batch_and_restores_the_last_finite_weights():
+    X, y = blobs()
+    X[40:48] = 3e36  # batch 3 (of 6, batch size 16, no shuffling): huge but finite loss,
+    # and an update that makes batch 4's loss NaN
+    kw = dict(batch_size=16, shuffle=False, lr=0.05)
+    net = bpgpu.MLP([4, 6, 3], hidden="identity", backend="numpy", dtype="float32")
+    twin = net.to("numpy")
+    with np.errstate(all="ignore"), pytest.raises(FloatingPointError) as info:
+        net.fit(X, y, epochs=2, **kw)
+    msg = str(info.value)
+    assert "epoch 1, batch 4 of 6" in msg and "that batch 3 of epoch 1 started from" in msg
+    assert "learning rate" in msg
+    twin.fit(X[:32], y[:32], epochs=1, **kw)  # the weights batch 3 started from
+    assert same(net.get_weights(), twin.get_weights())
+
+
+def test_anomaly_mode_names_the_first_layer():
+    X, y = blobs()
+    X[40:48] = 3e38
+    net = bpgpu.MLP([4, 6, 3], hidden="identity", backend="numpy", dtype="float32")
+    with np.errstate(all="ignore"), pytest.raises(FloatingPointError) as info:
+        net.fit(X, y, epochs=1, batch_size=16, shuffle=False, detect_anomaly=True)
+    assert "epoch 1, batch 3" in str(info.value)
+    assert "X^1 of layer 1 (identity)" in str(info.value)
+
+
+class InterruptAt(bpgpu.Callback):
+    """Sends SIGINT to this process after a given batch of a given epoch (n times)."""
+
+    def __init__(self, epoch, batch, times=1):
+        self.epoch, self.batch, self.times, self.current = epoch, batch, times, 1
+
+    def on_epoch_end(self, net, epoch, logs):
+        self.current = epoch + 1
+
+    def on_batch_end(self, net, batch):
+        if self.current == self.epoch and batch == self.batch:
+            for _ in range(self.times):
+                signal.raise_signal(signal.SIGINT)
+
+
+def test_ctrl_c_stops_after_the_batch_and_resume_is_exact(tmp_path):
+    X, y = blobs()
+    kw = dict(batch_size=16, optimizer="adam", validation_split=0.25, seed=3)
+    full = bpgpu.MLP([4, 6, 3], backend="numpy", dtype="float64")
+    h_full = full.fit(X, y, epochs=4, **kw)
+
+    net = bpgpu.MLP([4, 6, 3], backend="numpy", dtype="float64")
+    ckpt = tmp_path / "c.npz"
+    h = net.fit(X, y, epochs=4, checkpoint=ckpt, callbacks=[InterruptAt(2, 1)], **kw)
+    assert h.interrupted and h.epoch == [1]
+    assert all(np.all(np.isfinite(w)) for w in net.get_weights())
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handler restored
+
+    again = bpgpu.MLP([4, 6, 3], backend="numpy", dtype="float64", seed=9)
+    h2 = again.fit(X, y, epochs=4, resume=ckpt)
+    assert same(again.get_weights(), full.get_weights())
+    assert h2.loss == h_full.loss and h2.val_loss == h_full.val_loss and not h2.interrupted
+
+
+def test_second_ctrl_c_aborts_at_once():
+    X, y = blobs()
+    net = bpgpu.MLP([4, 6, 3], backend="numpy")
+    with pytest.raises(KeyboardInterrupt):
+        net.fit(X, y, epochs=3, batch_size=16, callbacks=[InterruptAt(1, 0, times=2)])
+
+
+def test_bpgpu_train_saves_a_checkpoint_on_ctrl_c(tmp_path):
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "bpgpu",
+            "train",
+            "--epochs",
+            "100000",
+            "--no-plot",
+            "-o",
+            str(tmp_path / "m.npz"),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "BPGPU_BACKEND": "numpy"},
+    )
+    for line in proc.stdout:
+        if line.startswith("epoch"):
+            break
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "interrupted after" in out and "--resume" in out
+    resumed = bpgpu.load(tmp_path / "m.ckpt.npz")
+    assert resumed.sizes == [64, 256, 10]
+
+
+SAVER = """
+import sys, numpy as np, bpgpu
+net = bpgpu.MLP([256, 512, 512, 10], backend="numpy", seed=0)
+w0 = net.get_weights(); w1 = [w + 1 for w in w0]
+net.save(sys.argv[1]); print("ready", flush=True)
+i = 0
+while True:
+    net.set_weights(w1 if i % 2 else w0); net.save(sys.argv[1]); i += 1
+"""
+
+
+def test_sigkill_during_save_never_leaves_an_unreadable_file(tmp_path):
+    target = tmp_path / "m.npz"
+    ref = bpgpu.MLP([256, 512, 512, 10], backend="numpy", seed=0).get_weights()
+    rng = np.random.default_rng(0)
+    for _ in range(8):
+        proc = subprocess.Popen(
+            [sys.executable, "-c", SAVER, str(target)], stdout=subprocess.PIPE, text=True
+        )
+        assert proc.stdout.readline().strip() == "ready"
+        time.sleep(rng.uniform(0.0, 0.3))
+        proc.kill()
+        proc.wait()
+        w = bpgpu.load(target).get_weights()  # old or new, never half
+        assert same(w, ref) or same(w, [r + 1 for r in ref])
+
+
+class FakeOOM(Exception):
+    pass
+
+
+class TightMemory(NumpyBackend):
+    """NumPy whose fused update 'runs out of memory', translated like CuPy's."""
+
+    def __init__(self):
+        super().__init__()
+        self.name = "tight"
+
+        def opt_update(*args):
+            raise FakeOOM("Out of memory allocating 1,073,741,824 bytes")
+
+        self._fast = {"opt_update": opt_update}
+
+    def translate(self, error):
+        if isinstance(error, FakeOOM):
+            return bpgpu.DeviceMemoryError(f"out of memory: {error}. Lower batch_size")
+        return None
+
+
+def test_out_of_device_memory_is_a_clear_error():
+    X, y = blobs()
+    net = bpgpu.MLP([4, 6, 3], backend=TightMemory())
+    with pytest.raises(bpgpu.DeviceMemoryError, match="1,073,741,824 bytes.*batch_size"):
+        net.fit(X, y, epochs=1)
+
+
+@pytest.mark.gpu
+def test_cupy_out_of_memory_names_bytes_and_batch_size():
+    from conftest import load_backend
+
+    cp = load_backend("cupy")
+    pool = cp.cupy.get_default_memory_pool()
+    old = pool.get_limit()
+    try:
+        pool.free_all_blocks()
+        pool.set_limit(size=64 << 20)
+        net = bpgpu.MLP([4096, 4096, 10], backend=cp)
+        X = np.ones((8192, 4096), np.float32)
+        with pytest.raises(bpgpu.DeviceMemoryError, match="bytes.*batch_size"):
+            net.fit(X, np.zeros(8192, np.int64), epochs=1, batch_size=8192)
+    finally:
+        pool.set_limit(size=old)
