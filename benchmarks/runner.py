@@ -2,9 +2,10 @@
 
     python -m benchmarks [--workloads small,mnist] [--min-time 1.0] [--repeat 3] [--out DIR]
 
-Writes ``DIR/bench-<machine>.json`` and ``.md`` (and a ``.png`` bar chart of the ratios
-when matplotlib is installed). Steps/s is the best of ``--repeat`` timed runs, each of
-whole epochs lasting at least ``--min-time`` seconds, after one warm-up epoch.
+Writes ``DIR/bench-<tag>.json`` and ``.md`` (and a ``.png`` bar chart of the targets
+when matplotlib is installed). Steps/s is the best of ``--repeat`` timed rounds, each of
+whole epochs lasting at least ``--min-time`` seconds, after one warm-up epoch; the rounds
+go through all peers in turn so that the machine's noise falls on all of them alike.
 """
 
 from __future__ import annotations
@@ -71,30 +72,40 @@ def available_peers(names: list[str] | None) -> list[P.Peer]:
     return found
 
 
-def measure(peer: P.Peer, w, X, y, min_time: float, repeat: int) -> dict:
-    peer.prepare(w, X, y)
-    t0 = time.perf_counter()
-    peer.train(1)  # warm-up: allocations, kernel compilation, caches
-    first = time.perf_counter() - t0
-    epochs = max(1, math.ceil(min_time / max(first, 1e-9)))
-    best = math.inf
-    for _ in range(repeat):
+def measure(peers: list[P.Peer], w, X, y, min_time: float, repeat: int) -> list[dict]:
+    """Steps/s of every peer: warm-up, then ``repeat`` rounds that time each peer in
+    turn, so that the machine's slow and fast moments fall on all peers alike; the
+    best round of each peer counts."""
+    epochs = {}
+    for peer in peers:
+        peer.prepare(w, X, y)
         t0 = time.perf_counter()
-        peer.train(epochs)
-        best = min(best, time.perf_counter() - t0)
-    peak = peer.memory()
-    if peak is None and peer.library == "numpy":
-        peak = _traced_peak(peer)
-    steps = epochs * w.steps_per_epoch
-    return {
-        "peer": peer.name,
-        "library": peer.library,
-        "device": peer.device,
-        "steps_per_s": steps / best,
-        "steps": steps,
-        "seconds": best,
-        "peak_bytes": peak,
-    }
+        peer.train(1)  # warm-up: allocations, kernel compilation, caches
+        epochs[peer.name] = max(1, math.ceil(min_time / max(time.perf_counter() - t0, 1e-9)))
+    best = dict.fromkeys(epochs, math.inf)
+    for _ in range(repeat):
+        for peer in peers:
+            t0 = time.perf_counter()
+            peer.train(epochs[peer.name])
+            best[peer.name] = min(best[peer.name], time.perf_counter() - t0)
+    rows = []
+    for peer in peers:
+        peak = peer.memory()
+        if peak is None and peer.library == "numpy":
+            peak = _traced_peak(peer)
+        steps = epochs[peer.name] * w.steps_per_epoch
+        rows.append(
+            {
+                "peer": peer.name,
+                "library": peer.library,
+                "device": peer.device,
+                "steps_per_s": steps / best[peer.name],
+                "steps": steps,
+                "seconds": best[peer.name],
+                "peak_bytes": peak,
+            }
+        )
+    return rows
 
 
 def ratios(rows: list[dict], w) -> None:
@@ -266,7 +277,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--workloads", default="small,mnist,large")
     p.add_argument("--peers", default=None, help="comma-separated peer names (default: all)")
     p.add_argument("--min-time", type=float, default=2.0, help="seconds per timed run")
-    p.add_argument("--repeat", type=int, default=3)
+    p.add_argument("--repeat", type=int, default=5, help="timed rounds per peer (5)")
     p.add_argument("--out", default="benchmarks/results", help="folder for the results")
     p.add_argument("--tag", default=None, help="file name tag (default: cpu or the GPU)")
     args = p.parse_args(argv)
@@ -279,11 +290,9 @@ def main(argv: list[str] | None = None) -> int:
     for name in names:
         w = WORKLOADS[name]
         X, y = w.data()
-        rows = []
-        for peer in peers:
-            row = measure(peer, w, X, y, args.min_time, args.repeat)
+        rows = measure(peers, w, X, y, args.min_time, args.repeat)
+        for row in rows:
             print(f"{name:>6} {row['peer']:<28} {row['steps_per_s']:>12,.1f} steps/s", flush=True)
-            rows.append(row)
         ratios(rows, w)
         results[name] = rows
     info = machine()

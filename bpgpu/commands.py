@@ -230,14 +230,9 @@ def cmd_predict(args: argparse.Namespace) -> int:
     if args.input.endswith(".npy"):
         X = np.load(args.input, allow_pickle=False)
     elif args.input.endswith(".csv"):
-        with open(args.input) as f:
-            first = f.readline()
-        try:
-            [float(v) for v in first.strip().split(",")]
-            skip = 0
-        except ValueError:
-            skip = 1
-        X = np.loadtxt(args.input, delimiter=",", skiprows=skip, ndmin=2)
+        from bpgpu.datasets import read_csv
+
+        X = read_csv(args.input)
     else:
         raise ValueError(f"{args.input}: pass a .npy or .csv file of inputs (one row a sample)")
     out = net.forward(X) if args.outputs else net.classify(X)

@@ -16,7 +16,8 @@ import numpy as np
 
 from bpgpu.activations import ACTIVATIONS
 from bpgpu.backends import Backend, BackendUnavailable, get_backend, list_backends
-from bpgpu.costs import COSTS
+from bpgpu.costs import compatible_pairs
+from bpgpu.io import param_names
 from bpgpu.network import MLP
 
 TOLERANCE = {"float64": 1e-12, "float32": 1e-5}
@@ -38,18 +39,10 @@ class Case:
 
 def default_suite() -> list[Case]:
     """Every hidden activation x allowed (output, cost) pair, plus a deep and a wide net."""
-    cases = []
-    for cname, cost in COSTS.items():
-        for oname, out in ACTIVATIONS.items():
-            try:
-                cost.check_output(out)
-            except ValueError:
-                continue
-            for hname, hid in ACTIVATIONS.items():
-                if hid.hidden_ok:
-                    cases.append(
-                        Case(f"{hname}/{oname}/{cname}", (6, 8, 5, 4), hname, oname, cname)
-                    )
+    hidden = [name for name, act in ACTIVATIONS.items() if act.hidden_ok]
+    cases = [
+        Case(f"{h}/{o}/{c}", (6, 8, 5, 4), h, o, c) for o, c in compatible_pairs() for h in hidden
+    ]
     cases.append(
         Case("deep", (16,) + (32,) * 8 + (10,), "tanh", "softmax", "categorical_cross_entropy", 64)
     )
@@ -70,13 +63,6 @@ def _rel(a: Any, ref: np.ndarray) -> float:
     scale = np.linalg.norm(ref)
     diff = np.linalg.norm(a - ref)
     return float(diff / scale) if scale > 0 else float(diff)
-
-
-def _tensor_names(net: MLP) -> list[str]:
-    names = []
-    for l, act in enumerate(net.activations, start=1):
-        names += [f"dW{l}", f"db{l}"] + ([f"da{l}"] if act.has_param else [])
-    return names
 
 
 def _measure(net: MLP, X, T) -> dict[str, list[np.ndarray]]:
@@ -164,8 +150,8 @@ def compare_backends(
     Parameters
     ----------
     backends : list of str or Backend, or None
-        Backend names (or objects); None takes every available one. A named backend that cannot
-        load is reported in ``Report.skipped`` with its reason.
+        Backend names (or objects); None takes every available one. A named backend
+        that cannot load is reported in ``Report.skipped`` with its reason.
     dtypes : tuple of str
         ``"float64"`` (tolerance 1e-12) and/or ``"float32"`` (1e-5).
     suite : list of Case or None
@@ -204,11 +190,12 @@ def compare_backends(
                 )
             Xd = X.astype(dt)  # the backend sees these values; so does the reference
             ref = _measure(base.to("numpy", dtype="float64"), Xd.astype(np.float64), T)
+            params = param_names([a.name for a in base.activations])
             names = {
                 "loss": ["loss"],
-                "gradients": _tensor_names(base),
+                "gradients": [f"d{n}" for n in params],
                 "deltas": [f"D{l}" for l in range(1, len(case.sizes))],
-                "step": [n[1:] for n in _tensor_names(base)],
+                "step": params,
             }
             for backend, row in rows:
                 if row.dtype != dt:

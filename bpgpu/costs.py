@@ -18,7 +18,7 @@ from typing import Any
 
 from bpgpu.activations import REALS, Activation, Range, softplus
 
-__all__ = ["Cost", "COSTS", "get"]
+__all__ = ["Cost", "COSTS", "get", "compatible_pairs"]
 
 
 @dataclass(frozen=True)
@@ -150,6 +150,21 @@ _TABLE = [
 ]
 
 COSTS: dict[str, Cost] = {c.name: c for c in _TABLE}
+
+
+def compatible_pairs() -> list[tuple[str, str]]:
+    """Every allowed ``(output activation, cost)`` pair, in table order."""
+    from bpgpu.activations import ACTIVATIONS
+
+    pairs = []
+    for cname, cost in COSTS.items():
+        for aname, act in ACTIVATIONS.items():
+            try:
+                cost.check_output(act)
+            except ValueError:
+                continue
+            pairs.append((aname, cname))
+    return pairs
 
 
 def get(name: str | Cost) -> Cost:

@@ -111,6 +111,17 @@ def load_csv(path: str | os.PathLike, label_column: int = -1, delimiter: str = "
     A first line that is not numeric is taken as a header and skipped.
     """
     path = os.fspath(path)
+    data = read_csv(path, delimiter)
+    if data.shape[1] < 2:
+        raise ValueError(f"{path}: needs at least one feature column and one label column")
+    y = data[:, label_column]
+    X = np.delete(data, label_column % data.shape[1], axis=1)
+    return _features(X, path), _labels(y, path)
+
+
+def read_csv(path: str | os.PathLike, delimiter: str = ",") -> np.ndarray:
+    """A numeric CSV file as a 2-D float array; a non-numeric first line is a header."""
+    path = os.fspath(path)
     with open(path) as f:
         first = f.readline()
     try:
@@ -119,14 +130,9 @@ def load_csv(path: str | os.PathLike, label_column: int = -1, delimiter: str = "
     except ValueError:
         skip = 1
     try:
-        data = np.loadtxt(path, delimiter=delimiter, skiprows=skip, ndmin=2)
+        return np.loadtxt(path, delimiter=delimiter, skiprows=skip, ndmin=2)
     except ValueError as e:
         raise ValueError(f"{path}: not a numeric CSV file ({e})") from None
-    if data.shape[1] < 2:
-        raise ValueError(f"{path}: needs at least one feature column and one label column")
-    y = data[:, label_column]
-    X = np.delete(data, label_column % data.shape[1], axis=1)
-    return _features(X, path), _labels(y, path)
 
 
 def load(path: str, fmt: str = "auto", **kwargs) -> tuple[np.ndarray, np.ndarray]:

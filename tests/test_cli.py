@@ -73,6 +73,10 @@ def test_evaluate_and_predict(trained, tmp_path):
     )
     probs = np.load(tmp_path / "p.npy")
     assert probs.shape == (20, 10) and np.allclose(probs.sum(axis=1), 1, atol=1e-5)
+    np.savetxt(tmp_path / "x.csv", X[:5], delimiter=",", header="pixels", comments="")
+    out = run("predict", str(d / "m.npz"), str(tmp_path / "x.csv"), "-o", str(tmp_path / "q.npy"))
+    assert out.returncode == 0, out.stderr
+    np.testing.assert_array_equal(np.load(tmp_path / "q.npy"), pred[:5])
 
 
 def test_failures_exit_1_with_a_message(trained, tmp_path):

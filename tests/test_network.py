@@ -10,22 +10,12 @@ from conftest import TOL, rel_norm
 
 import bpgpu
 from bpgpu.activations import ACTIVATIONS
-from bpgpu.costs import COSTS
+from bpgpu.costs import compatible_pairs
 
 HIDDEN = [n for n, a in ACTIVATIONS.items() if a.hidden_ok]
 
 
-def output_cost_pairs():
-    for cname, cost in COSTS.items():
-        for aname, act in ACTIVATIONS.items():
-            try:
-                cost.check_output(act)
-            except ValueError:
-                continue
-            yield aname, cname
-
-
-OUTPUT_COST = list(output_cost_pairs())
+OUTPUT_COST = compatible_pairs()
 
 
 def data(n_in=3, n_out=2, B=5, cost="quadratic", seed=0):

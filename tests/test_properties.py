@@ -11,17 +11,10 @@ from hypothesis import strategies as st
 
 import bpgpu
 from bpgpu.activations import ACTIVATIONS
-from bpgpu.costs import COSTS
+from bpgpu.costs import compatible_pairs
 
 HIDDEN = [n for n, a in ACTIVATIONS.items() if a.hidden_ok]
-PAIRS = []
-for _c, _cost in COSTS.items():
-    for _o, _out in ACTIVATIONS.items():
-        try:
-            _cost.check_output(_out)
-            PAIRS.append((_o, _c))
-        except ValueError:
-            pass
+PAIRS = compatible_pairs()
 
 nets = st.fixed_dictionaries(
     {
