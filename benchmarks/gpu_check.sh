@@ -5,6 +5,11 @@
 #
 #   bash benchmarks/gpu_check.sh [RESULTS_DIR]      (default: $OUT, else benchmarks/results/gpu)
 #
+# Wheels for a machine without network, fetched beforehand on one with it:
+#   pip download --no-deps -d .whl array-api-compat array-api-strict tqdm \
+#       hypothesis attrs sortedcontainers
+# (and carry .whl/ along). CuPy, NumPy, torch and pytest must already be there.
+#
 # Exit status: non-zero when any step failed; every step runs regardless.
 set -uo pipefail
 cd "$(dirname "$0")/.."

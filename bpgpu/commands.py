@@ -200,8 +200,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def _resumed_at(path) -> int:
+    from bpgpu.checkpoint import checkpoint_shapes
     from bpgpu.io import read_archive
-    from bpgpu.training import checkpoint_shapes
 
     return int(read_archive(path, checkpoint_shapes)[0]["training"]["epoch"])
 

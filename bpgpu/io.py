@@ -313,7 +313,7 @@ def net_from(cfg: dict, arrays: dict[str, np.ndarray], backend: Any):
 def shapes_for_any(cfg: dict) -> dict[str, tuple[int, ...]]:
     """Members of a model file, or of a checkpoint (which a model loader also accepts)."""
     if cfg.get("kind") == "checkpoint":
-        from bpgpu.training import checkpoint_shapes
+        from bpgpu.checkpoint import checkpoint_shapes
 
         return checkpoint_shapes(cfg)
     return expected_shapes(cfg)

@@ -17,6 +17,7 @@ from bpgpu import activations as _acts
 from bpgpu import costs as _costs
 from bpgpu._host import host_copy, init_weights
 from bpgpu.backends import Backend, get_backend
+from bpgpu.steps import TrainingSteps
 
 DTYPES = ("float32", "float64")
 F = TypeVar("F", bound=Callable[..., Any])
@@ -43,7 +44,7 @@ def on_device(method: F) -> F:
 _DEFAULT_COST = {"softmax": "categorical_cross_entropy", "sigmoid": "cross_entropy"}
 
 
-class MLP:
+class MLP(TrainingSteps):
     """A fully connected network trained by backpropagation.
 
     Parameters
@@ -388,95 +389,7 @@ class MLP:
         in place."""
         return [self.xp.asarray(a, copy=True) for a in arrays]
 
-    # ---- training and evaluation -----------------------------------------------------
-
-    def _has_accuracy(self) -> bool:
-        """Accuracy is defined for several outputs (argmax) or one bounded output."""
-        r = self.activations[-1].output_range
-        return self.sizes[-1] > 1 or (math.isfinite(r.lo) and math.isfinite(r.hi))
-
-    def _labels(self, Y: Any) -> Any:
-        """Class labels from outputs: argmax, or a threshold at mid-range for one unit."""
-        xp = self.xp
-        if self.sizes[-1] > 1:
-            return xp.argmax(Y, axis=1)
-        r = self.activations[-1].output_range
-        mid = (r.lo + r.hi) / 2 if math.isfinite(r.lo) and math.isfinite(r.hi) else 0.5
-        return xp.astype(Y[:, 0] >= mid, xp.int64)
-
-    def _correct(self, Y: Any, labels: Any) -> Any:
-        """Number of rows whose predicted class is ``labels``, a 0-d device array."""
-        xp = self.xp
-        return xp.sum(xp.astype(self._labels(Y) == labels, Y.dtype))
-
-    def _train_step(
-        self, Xb: Any, Tb: Any, Lb: Any, opt: Any, state: dict, decay: list, anomaly=None
-    ):
-        """One optimizer step on a device batch (``Lb``: its class labels, or None).
-
-        Returns the summed cost and the number right as device scalars: no sync, unless
-        ``anomaly`` = (epoch, batch) asks to check every layer (one sync per tensor).
-        """
-        xp, act = self.xp, self.activations[-1]
-        params = self._params
-        Xs, Ys = self._forward(params, Xb, last=False)
-        a = self._layer(params, len(self.activations) - 1)[2]
-        Y, loss_sum, D = self.cost.train_output(xp, act, Xs[-1], Tb, a)
-        Ys.append(Y)
-        B = Xb.shape[0]
-        grads = self._backward(params, Xs, Ys, Tb, scale=1 / B, D=None if D is None else D / B)[0]
-        if anomaly is not None:
-            self._check_anomaly(anomaly, Xs, Ys, loss_sum, grads)
-        opt.step(xp, params, grads, state, decay, self.backend.fast("opt_update"))
-        return loss_sum, None if Lb is None else self._correct(Y, Lb)
-
-    def _check_anomaly(self, where, Xs, Ys, loss_sum, grads) -> None:
-        """Raise naming the first layer whose values or gradients are not finite."""
-        xp = self.xp
-        epoch, batch = where
-
-        def bad(a) -> bool:
-            return not bool(xp.all(xp.isfinite(a)))
-
-        place = None
-        for l, act in enumerate(self.activations, start=1):
-            if bad(Xs[l - 1]):
-                place = f"the weighted input X^{l} of layer {l} ({act.name})"
-            elif bad(Ys[l]):
-                place = f"the output Y^{l} of layer {l} ({act.name})"
-            if place:
-                break
-        if place is None and bad(loss_sum):
-            place = f"the {self.cost.name} cost"
-        if place is None:
-            from bpgpu.io import param_names
-
-            for name, g in zip(param_names([a.name for a in self.activations]), grads):
-                if bad(g):
-                    place = f"the gradient d{name}"
-                    break
-        if place is not None:
-            raise FloatingPointError(
-                f"anomaly in epoch {epoch}, batch {batch}: {place} is not finite; the "
-                "weights are those before this batch. Lower the learning rate or "
-                "standardise the inputs"
-            )
-
-    def _evaluate_device(self, Xd: Any, Td: Any, chunk: int = 8192) -> tuple[float, float]:
-        """Mean loss and accuracy of validated device data, in chunks; one sync at the end."""
-        xp, act = self.xp, self.activations[-1]
-        n = Xd.shape[0]
-        total = xp.zeros((), dtype=Xd.dtype, device=self.backend.device)
-        correct = xp.zeros((), dtype=Xd.dtype, device=self.backend.device)
-        for i in range(0, n, chunk):
-            j = min(i + chunk, n)
-            Xs, Ys = self._forward(self._params, Xd[i:j, :])
-            Tc = Td[i:j, :]
-            total = total + xp.sum(self.cost.per_sample(xp, act, Xs[-1], Ys[-1], Tc))
-            if self._has_accuracy():
-                correct = correct + self._correct(Ys[-1], self._labels(Tc))
-        acc = float(correct) / n if self._has_accuracy() else math.nan
-        return float(total) / n, acc
+    # ---- training and evaluation -------------------------------------------------
 
     @on_device
     def classify(self, X: Any) -> Any:

@@ -21,6 +21,15 @@ from typing import Any
 
 from bpgpu import optimizers as _opt
 from bpgpu._host import HostRNG, fresh_seed, split_indices
+from bpgpu.checkpoint import (
+    check_same_network,
+    checkpoint_shapes,
+    param_names_of,
+    write_checkpoint,
+)
+from bpgpu.checkpoint import (
+    restore as restore_checkpoint,
+)
 
 _MISSING = object()
 log = logging.getLogger("bpgpu")
@@ -207,7 +216,7 @@ def fit(
     ckpt_cfg = ckpt_arrays = None
     if resume is not None:
         ckpt_cfg, ckpt_arrays = io.read_archive(resume, checkpoint_shapes)
-        _check_same_network(net, ckpt_cfg, resume)
+        check_same_network(net, ckpt_cfg, resume)
     st = _settings(net, kw, None if ckpt_cfg is None else ckpt_cfg["training"]["settings"])
     if validation_data is not None and st.validation_split:
         raise ValueError("pass validation_data or validation_split, not both")
@@ -239,13 +248,13 @@ def fit(
 
     # -- optimizer, host RNG, history: fresh, or exactly as the checkpoint left them
     opt = _opt.get(st.optimizer)
-    decay = [name.startswith("W") for name in _param_names(net)]
+    decay = [name.startswith("W") for name in param_names_of(net)]
     rng = HostRNG(st.seed)
     history = History(seed=st.seed)
     best = {"value": math.inf, "params": None, "wait": 0}
     start = 0
     if ckpt_cfg is not None:
-        start, state = _restore(net, opt, rng, history, best, ckpt_cfg, ckpt_arrays)
+        start, state = restore_checkpoint(net, opt, rng, history, best, ckpt_cfg, ckpt_arrays)
     else:
         state = opt.init_state(xp, net._params)
     if start >= st.epochs:
@@ -437,102 +446,3 @@ def _diverged(net, opt, state, snapshot, losses, first, perm_d, batch, decay, ep
         f"{where} are restored. Lower the learning rate (now {opt.lr:g}), standardise "
         "the inputs, or pass detect_anomaly=True to find the first layer that overflows"
     )
-
-
-# ---- checkpoints -----------------------------------------------------------------------
-
-
-def _param_names(net) -> list[str]:
-    from bpgpu.io import param_names
-
-    return param_names([a.name for a in net.activations])
-
-
-def checkpoint_shapes(cfg: dict) -> dict[str, tuple[int, ...]]:
-    """Members of a checkpoint: the model's, optimizer slots, and the best weights."""
-    from bpgpu.io import ModelFileError, expected_shapes, param_names
-
-    shapes = expected_shapes(cfg)
-    tr = cfg.get("training")
-    try:
-        opt = _opt.get(tr["settings"]["optimizer"])
-        has_best = bool(tr["has_best"])
-    except (TypeError, KeyError, ValueError) as e:
-        raise ModelFileError(f"checkpoint 'training' section is invalid ({e})") from None
-    params = param_names(cfg["activations"])
-    for name in params:
-        for slot in opt.slots:
-            shapes[f"opt.{slot}.{name}"] = shapes[name]
-        if has_best:
-            shapes[f"best.{name}"] = shapes[name]
-    return shapes
-
-
-def write_checkpoint(
-    path, net, opt, state, rng, history, best, st: _Settings, position=None, rng_state=None
-) -> None:
-    """Everything a resumed fit needs, written atomically.
-
-    ``position`` marks a checkpoint taken in the middle of an epoch (an interrupt): the
-    batch to continue from and the epoch's partial sums; ``rng_state`` is then the host
-    generator before that epoch's permutation, so the resumed fit draws it again.
-    """
-    from bpgpu import io
-
-    names = _param_names(net)
-    cfg = io.model_config(net)
-    cfg["kind"] = "checkpoint"
-    cfg["training"] = {
-        "settings": st.__dict__,
-        "epoch": history.epoch[-1] if history.epoch else 0,
-        "optimizer_t": opt.t,
-        "rng": rng.state() if rng_state is None else rng_state,
-        "position": position,
-        "history": history.to_json(),
-        "best_value": best["value"] if math.isfinite(best["value"]) else None,
-        "wait": best["wait"],
-        "has_best": best["params"] is not None,
-    }
-    arrays = io.model_arrays(net)
-    to_np = net.backend.to_numpy
-    for slot, values in state.items():
-        for name, v in zip(names, values):
-            arrays[f"opt.{slot}.{name}"] = to_np(v)
-    if best["params"] is not None:
-        for name, p in zip(names, best["params"]):
-            arrays[f"best.{name}"] = to_np(p)
-    io.write_archive(path, cfg, arrays)
-
-
-def _check_same_network(net, cfg: dict, path) -> None:
-    mine = (list(net.sizes), [a.name for a in net.activations], net.cost.name, net.dtype)
-    theirs = (cfg["sizes"], cfg["activations"], cfg["cost"], cfg["dtype"])
-    if mine != theirs:
-        raise ValueError(
-            f"checkpoint {path} holds a different network {theirs}; this one is {mine}. "
-            "Resume with bpgpu.load_checkpoint(path) or a network built the same way"
-        )
-    if cfg.get("kind") != "checkpoint":
-        raise ValueError(f"{path} is a model file, not a checkpoint; fit(checkpoint=...) makes one")
-
-
-def _restore(net, opt, rng, history, best, cfg, arrays):
-    """Load weights, optimizer state, RNG and history from a validated checkpoint."""
-    tr = cfg["training"]
-    names = _param_names(net)
-    net.set_weights([arrays[n] for n in names])
-    if cfg.get("input_scaling"):
-        net.set_input_scaling(arrays["x_mean"], arrays["x_scale"])
-    state = {
-        slot: [net.backend.asarray(arrays[f"opt.{slot}.{n}"], net.dtype) for n in names]
-        for slot in opt.slots
-    }
-    opt.t = int(tr["optimizer_t"])
-    rng.set_state(tr["rng"])
-    for k, v in History.from_json(tr["history"]).__dict__.items():
-        setattr(history, k, v)
-    best["value"] = math.inf if tr["best_value"] is None else float(tr["best_value"])
-    best["wait"] = int(tr["wait"])
-    if tr["has_best"]:
-        best["params"] = [net.backend.asarray(arrays[f"best.{n}"], net.dtype) for n in names]
-    return int(tr["epoch"]), state

@@ -6,8 +6,12 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
+import pytest
+
+pytest.importorskip("hypothesis")  # a GPU machine without it still runs the rest
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
 
 import bpgpu
 from bpgpu.activations import ACTIVATIONS
@@ -130,6 +134,8 @@ mutations = st.lists(
 def test_mutated_model_files_load_or_raise_model_file_error(tmp_path_factory, ops):
     data = bytearray(good_file_bytes())
     for op, pos, blob in ops:
+        if not data and op != "insert":
+            continue
         pos %= max(len(data), 1)
         if op == "flip":
             data[pos] ^= blob[0] or 1
