@@ -106,6 +106,8 @@ class MLP(TrainingSteps):
                 )
         if dtype not in DTYPES:
             raise ValueError(f"dtype must be 'float32' or 'float64'; got {dtype!r}")
+        if seed is not None and (type(seed) is not int or seed < 0):
+            raise ValueError(f"seed must be a non-negative integer or None; got {seed!r}")
         self.backend = get_backend(backend)
         self.backend.dtype(dtype)  # refuses a dtype the device lacks (float64 on MPS)
         for i, act in enumerate(acts, start=1):

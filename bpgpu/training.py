@@ -146,6 +146,8 @@ def _settings(net, kw: dict, ckpt: dict | None) -> _Settings:
         raise ValueError(f"min_delta must be >= 0; got {merged['min_delta']!r}")
     if merged["seed"] is None:
         merged["seed"] = fresh_seed()
+    elif type(merged["seed"]) is not int or merged["seed"] < 0:
+        raise ValueError(f"seed must be a non-negative integer; got {merged['seed']!r}")
     if ckpt is not None:
         opt = _opt.get(saved["optimizer"])
         if kw["optimizer"] is not _MISSING or kw["lr"] is not None or kw["weight_decay"]:

@@ -180,6 +180,8 @@ def test_one_sigmoid_unit_takes_1d_targets():
         ({"dtype": "float16"}, "float32"),
         ({"hidden": "rellu"}, "did you mean 'relu'"),
         ({"backend": "nunpy"}, "did you mean 'numpy'"),
+        ({"seed": -1}, "seed must be"),
+        ({"seed": "0"}, "seed must be"),
     ],
 )
 def test_constructor_refuses_bad_arguments(kwargs, match):

@@ -261,6 +261,7 @@ def test_divergence_stops_with_weights_restored():
         ({"weight_decay": -1.0}, "weight_decay"),
         ({"patience": 0}, "patience"),
         ({"optimizer": "sgdd"}, "did you mean 'sgd'"),
+        ({"seed": -3}, "seed must be"),
         ({"validation_split": 0.2, "validation_data": ([[0.0] * 4], [0])}, "not both"),
     ],
 )
