@@ -127,9 +127,10 @@ class Backend:
 
         Off when ``backend.use_fast = False`` or the environment has ``BPGPU_FAST=0``.
         """
-        if not self.use_fast or os.environ.get("BPGPU_FAST") == "0":
-            return None
-        return self._fast.get(name) if getattr(self, "_fast", None) else None
+        table = getattr(self, "_fast", None)
+        if not table or not self.use_fast or os.environ.get("BPGPU_FAST") == "0":
+            return None  # the cheap test first: this runs a few times per training step
+        return table.get(name)
 
     def translate(self, error: BaseException) -> BaseException | None:
         """A clearer exception for a library error (device out of memory), or None."""

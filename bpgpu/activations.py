@@ -101,9 +101,10 @@ class Activation:
     vjp_fn: Callable[..., Any] | None = None
     aliases: tuple[str, ...] = field(default=())
 
-    @property
-    def has_param(self) -> bool:
-        return self.param_init is not None
+    has_param: bool = field(init=False)  # a plain field: read several times per step
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "has_param", self.param_init is not None)
 
     def vjp(self, xp, X, Y, G, a=None):
         """``dE/dX`` from ``G = dE/dY``: ``f'(X) * G`` for element-wise activations."""

@@ -104,8 +104,7 @@ def _softmax_cce(xp, X, T):
     e = xp.exp(Z)
     s = xp.sum(e, axis=1, keepdims=True)
     Y = e / s
-    # -sum t ln y = sum(ln s * sum t) - sum(t z), with z = x - max x
-    E = xp.sum(xp.log(s) * xp.sum(T, axis=1, keepdims=True)) - xp.sum(T * Z)
+    E = xp.sum(T * (xp.log(s) - Z))  # -sum t ln y, with ln y = z - ln s, z = x - max x
     return Y, E, Y - T
 
 

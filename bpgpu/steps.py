@@ -30,9 +30,8 @@ class TrainingSteps:
         return xp.astype(Y[:, 0] >= mid, xp.int64)
 
     def _correct(self, Y: Any, labels: Any) -> Any:
-        """Number of rows whose predicted class is ``labels``, a 0-d device array."""
-        xp = self.xp
-        return xp.sum(xp.astype(self._labels(Y) == labels, Y.dtype))
+        """Number of rows whose predicted class is ``labels``, a 0-d integer device array."""
+        return self.xp.count_nonzero(self._labels(Y) == labels)
 
     def _train_step(
         self, Xb: Any, Tb: Any, Lb: Any, opt: Any, state: dict, decay: list, anomaly=None
@@ -92,7 +91,7 @@ class TrainingSteps:
         xp, act = self.xp, self.activations[-1]
         n = Xd.shape[0]
         total = xp.zeros((), dtype=Xd.dtype, device=self.backend.device)
-        correct = xp.zeros((), dtype=Xd.dtype, device=self.backend.device)
+        correct = xp.zeros((), dtype=xp.int64, device=self.backend.device)
         for i in range(0, n, chunk):
             j = min(i + chunk, n)
             Xs, Ys = self._forward(self._params, Xd[i:j, :])

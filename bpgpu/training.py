@@ -247,6 +247,8 @@ def fit(
         Xv = Tv = None
     n = Xd.shape[0]
     labels = net._labels(Td) if net._has_accuracy() else None  # once, not per batch
+    n_batches = -(-n // st.batch_size)
+    pos = None if ckpt_cfg is None else _position(ckpt_cfg["training"].get("position"), n_batches)
 
     # -- optimizer, host RNG, history: fresh, or exactly as the checkpoint left them
     opt = _opt.get(st.optimizer)
@@ -256,7 +258,16 @@ def fit(
     best = {"value": math.inf, "params": None, "wait": 0}
     start = 0
     if ckpt_cfg is not None:
-        start, state = restore_checkpoint(net, opt, rng, history, best, ckpt_cfg, ckpt_arrays)
+        weights, scaling = net.get_weights(), net.input_scaling
+        try:
+            start, state = restore_checkpoint(net, opt, rng, history, best, ckpt_cfg, ckpt_arrays)
+        except (KeyError, TypeError, ValueError, AttributeError) as e:
+            net.set_weights(weights)  # a refused checkpoint changes nothing
+            net.set_input_scaling(*(scaling or (None, None)))
+            raise io.ModelFileError(
+                f"{resume}: the checkpoint's training section is not valid "
+                f"({type(e).__name__}: {e})"
+            ) from None
     else:
         state = opt.init_state(xp, net._params)
     if start >= st.epochs:
@@ -267,8 +278,6 @@ def fit(
         cb.on_train_begin(net, history)
 
     dtype = backend.dtype(net.dtype)
-    n_batches = -(-n // st.batch_size)
-    pos = None if ckpt_cfg is None else ckpt_cfg["training"].get("position")
     stop = False
 
     def batch(perm_d, bi):
@@ -292,7 +301,7 @@ def fit(
             )
             first = 0
             total = xp.zeros((), dtype=dtype, device=backend.device)
-            correct = xp.zeros((), dtype=dtype, device=backend.device)
+            correct = xp.zeros((), dtype=xp.int64, device=backend.device)
             if pos is not None:  # resuming in the middle of this epoch
                 first = pos["batch"]
                 total = total + pos["loss_sum"]
@@ -333,7 +342,7 @@ def fit(
                 position = {
                     "batch": done,
                     "loss_sum": loss_sum_host,
-                    "correct": float(correct),
+                    "correct": int(correct),
                     "epoch": epoch,
                 }
                 if checkpoint is not None:
@@ -393,6 +402,29 @@ def fit(
     for cb in callbacks:
         cb.on_train_end(net, history)
     return history
+
+
+def _position(pos, n_batches: int):
+    """A mid-epoch checkpoint's position, validated (it comes from a file)."""
+    from bpgpu.io import ModelFileError
+
+    if pos is None:
+        return None
+    ok = (
+        isinstance(pos, dict)
+        and type(pos.get("batch")) is int
+        and 0 < pos["batch"] < n_batches
+        and type(pos.get("correct")) is int
+        and pos["correct"] >= 0
+        and isinstance(pos.get("loss_sum"), (int, float))
+        and math.isfinite(pos["loss_sum"])
+    )
+    if not ok:
+        raise ModelFileError(
+            f"the checkpoint's mid-epoch position {pos!r} does not fit this fit "
+            f"({n_batches} batches per epoch); resume with the same data and batch size"
+        )
+    return pos
 
 
 @contextlib.contextmanager

@@ -284,3 +284,31 @@ def test_classify_argmax_and_threshold():
     assert list(one.classify(np.array([[-2.0], [0.5]]))) == [0, 1]
     r = one.evaluate(np.array([[-2.0], [0.5], [3.0]]), np.array([0, 1, 0]))
     assert r["accuracy"] == pytest.approx(2 / 3)
+
+
+def test_a_tampered_checkpoint_is_refused(tmp_path):
+    import json
+    import zipfile
+
+    X, y = blobs()
+    good = tmp_path / "c.npz"
+    bpgpu.MLP([4, 8, 3], backend="numpy").fit(X, y, epochs=2, checkpoint=good)
+    for change in (
+        lambda t: t.update(rng="not a state"),
+        lambda t: t["history"].update(unknown=1),
+        lambda t: t.update(position={"batch": 10**6, "loss_sum": 1.0, "correct": 0}),
+    ):
+        bad = tmp_path / "bad.npz"
+        with zipfile.ZipFile(good) as zin, zipfile.ZipFile(bad, "w") as zout:
+            for name in zin.namelist():
+                data = zin.read(name)
+                if name == "config.json":
+                    cfg = json.loads(data)
+                    change(cfg["training"])
+                    data = json.dumps(cfg).encode()
+                zout.writestr(name, data)
+        net = bpgpu.MLP([4, 8, 3], backend="numpy")
+        before = net.get_weights()
+        with pytest.raises(bpgpu.ModelFileError):
+            net.fit(X, y, epochs=4, resume=bad)
+        assert weights_equal(net.get_weights(), before)
