@@ -83,18 +83,14 @@ class Backend:
         another library on this same device comes in through DLPack without a copy; an
         array on another device is refused with the fix in the message.
         """
-        if self.owns(a):
-            if not self._numeric(a.dtype):
-                raise TypeError(f"{what} has dtype {a.dtype}; pass real numbers (int or float)")
-            dt = None if dtype is None else self.dtype(dtype)
-            return a if dt is None or a.dtype == dt else self.xp.astype(a, dt)
-        if isinstance(a, np.ndarray) or library(a) in ("builtins", "array_api_strict"):
+        host = isinstance(a, np.ndarray) or library(a) in ("builtins", "array_api_strict")
+        if not self.owns(a) and (host or location(a) == ("cpu", None)):
             return self.asarray(_numeric_host(a, what), dtype)
         where = location(a)
-        if where == ("cpu", None):
-            return self.asarray(_numeric_host(a, what), dtype)
-        if where == self.where:
-            b = self.xp.from_dlpack(a)
+        if self.owns(a) or where == self.where:
+            b = a if self.owns(a) else self.xp.from_dlpack(a)  # same device: no copy
+            if not self._numeric(b.dtype):
+                raise TypeError(f"{what} has dtype {b.dtype}; pass real numbers (int or float)")
             return b if dtype is None else self.xp.astype(b, self.dtype(dtype), copy=False)
         dev = where[0] if where[1] is None else f"{where[0]}:{where[1]}"
         raise ValueError(

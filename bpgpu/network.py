@@ -208,7 +208,6 @@ class MLP(TrainingSteps):
 
     def _input(self, X: Any, what: str = "X") -> Any:
         """``X`` as a ``(B, n_0)`` backend array of the network's dtype, validated."""
-        xp = self.xp
         Xb = self.backend.convert(X, what=what)
         if Xb.ndim != 2:
             raise ValueError(
@@ -221,11 +220,7 @@ class MLP(TrainingSteps):
             )
         if Xb.shape[0] == 0:
             raise ValueError(f"{what} is empty (0 samples)")
-        if not xp.isdtype(Xb.dtype, ("real floating", "integral", "bool")):
-            raise TypeError(f"{what} has dtype {Xb.dtype}; pass real numbers")
-        Xb = xp.astype(Xb, self.backend.dtype(self.dtype), copy=False)
-        if not bool(xp.all(xp.isfinite(Xb))):
-            raise ValueError(f"{what} contains NaN or inf; clean or impute the data first")
+        Xb = self._finite(Xb, f"{what} contains NaN or inf; clean or impute the data first")
         if self._scaling is not None:
             Xb = (Xb - self._scaling[0]) / self._scaling[1]
         return Xb
@@ -239,7 +234,7 @@ class MLP(TrainingSteps):
             raise ValueError(
                 f"X has {B} samples but the targets have {got}; pass one target per row of X"
             )
-        if Tb.ndim == 1 and Tb.shape[0] == B:
+        if Tb.ndim == 1:
             if self.cost.name == "categorical_cross_entropy":
                 if not xp.isdtype(Tb.dtype, "integral"):
                     raise TypeError(
@@ -261,12 +256,16 @@ class MLP(TrainingSteps):
                 f"targets have shape {tuple(Tb.shape)}, expected ({B}, {n_L})"
                 + (" or integer labels of shape (B,)" if n_L > 1 else " or (B,)")
             )
-        if not xp.isdtype(Tb.dtype, ("real floating", "integral", "bool")):
-            raise TypeError(f"targets have dtype {Tb.dtype}; pass real numbers")
-        Tb = xp.astype(Tb, self.backend.dtype(self.dtype), copy=False)
-        if not bool(xp.all(xp.isfinite(Tb))):
-            raise ValueError("targets contain NaN or inf")
-        return Tb
+        return self._finite(Tb, "targets contain NaN or inf")
+
+    def _finite(self, A: Any, message: str) -> Any:
+        """``A`` (numeric: ``convert`` checked it) in the network's dtype, or a ValueError
+        with ``message`` when it holds NaN or inf."""
+        xp = self.xp
+        A = xp.astype(A, self.backend.dtype(self.dtype), copy=False)
+        if not bool(xp.all(xp.isfinite(A))):
+            raise ValueError(message)
+        return A
 
     # ---- the math --------------------------------------------------------------------
 
