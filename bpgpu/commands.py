@@ -103,7 +103,7 @@ def add_data_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of weights, split and shuffling")
 
 
-def _split(args):
+def _parts(args):
     """Train/validation/test parts as the train command makes them."""
     from bpgpu import datasets
 
@@ -121,7 +121,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from bpgpu import datasets
     from bpgpu.plot import plot_history
 
-    s = _split(args)
+    s = _parts(args)
     n_out = int(s.y_train.max()) + 1 if s.y_train.ndim == 1 else s.y_train.shape[1]
     sizes = [s.X_train.shape[1], *args.hidden, n_out]
     net = bpgpu.MLP(
@@ -211,7 +211,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
     net = bpgpu.load(args.model, backend=args.backend)
     if args.subset == "test":
-        s = _split(args)
+        s = _parts(args)
         X, y = s.X_test, s.y_test
     else:
         (X, y), _ = _data(args, "test")

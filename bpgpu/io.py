@@ -172,14 +172,21 @@ def _check_config(cfg: Any, path) -> dict:
     return cfg
 
 
-def expected_shapes(cfg: dict) -> dict[str, tuple[int, ...]]:
-    """Member name -> shape of every model array the config implies."""
-    sizes, shapes = cfg["sizes"], {}
-    for l, name in enumerate(cfg["activations"], start=1):
+def param_shapes(sizes: list[int], activations: list[str]) -> dict[str, tuple[int, ...]]:
+    """Parameter name -> shape, in get_weights order: ``W`` (n_out, n_in), ``b``, ``a``."""
+    shapes = {}
+    for l, name in enumerate(activations, start=1):
         shapes[f"W{l}"] = (sizes[l], sizes[l - 1])
         shapes[f"b{l}"] = (sizes[l],)
         if _acts.get(name).has_param:
             shapes[f"a{l}"] = (sizes[l],)
+    return shapes
+
+
+def expected_shapes(cfg: dict) -> dict[str, tuple[int, ...]]:
+    """Member name -> shape of every model array the config implies."""
+    sizes = cfg["sizes"]
+    shapes = param_shapes(sizes, cfg["activations"])
     if cfg.get("input_scaling"):
         shapes["x_mean"] = shapes["x_scale"] = (sizes[0],)
     return shapes

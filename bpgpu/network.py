@@ -17,6 +17,7 @@ from bpgpu import activations as _acts
 from bpgpu import costs as _costs
 from bpgpu._host import host_copy, init_weights
 from bpgpu.backends import Backend, get_backend
+from bpgpu.io import param_shapes
 from bpgpu.steps import TrainingSteps
 
 DTYPES = ("float32", "float64")
@@ -139,10 +140,7 @@ class MLP(TrainingSteps):
     # ---- weights ---------------------------------------------------------------------
 
     def _shapes(self) -> list[tuple[int, ...]]:
-        shapes: list[tuple[int, ...]] = []
-        for n_in, n_out, act in zip(self.sizes[:-1], self.sizes[1:], self.activations):
-            shapes += [(n_out, n_in), (n_out,)] + ([(n_out,)] if act.has_param else [])
-        return shapes
+        return list(param_shapes(self.sizes, [a.name for a in self.activations]).values())
 
     def get_weights(self) -> list:
         """Host NumPy copies ``[W1, b1, (a1), W2, b2, ...]``."""
