@@ -58,14 +58,33 @@ class Optimizer:
         """Zeroed state for ``params``: ``{slot: [array per parameter]}``."""
         return {s: [xp.zeros_like(p) for p in params] for s in self.slots}
 
-    def step(self, xp, params: list, grads: list, state: dict, decay: list[bool], fast=None):
+    def prescale(self) -> float | None:
+        """The factor the backward pass may fold into the output error, so that the
+        gradients arrive already multiplied by it (None: plain gradients, please)."""
+        return None
+
+    def step(
+        self,
+        xp,
+        params: list,
+        grads: list,
+        state: dict,
+        decay: list[bool],
+        fast=None,
+        prescaled: bool = False,
+    ):
         """One step: every parameter (and the state) is updated in place.
 
         ``fast`` is the backend's fused ``opt_update`` (one kernel per parameter on
         CuPy) or None; it may decline a case, which then takes the generic update.
+        ``prescaled``: the gradients are already multiplied by :meth:`prescale`.
         The gradients are consumed: an update may overwrite them.
         """
         self.t += 1
+        if prescaled:  # plain SGD with lr folded into the error: w <- w - (lr g)
+            for p, g in zip(params, grads):
+                p -= g
+            return
         wd = self.weight_decay
         hyper = self.hyper() if fast else None
         for i, (p, g) in enumerate(zip(params, grads)):
@@ -91,6 +110,12 @@ class SGD(Optimizer):
     """Plain gradient descent, eq. (10)-(11): ``w <- w - lr g``."""
 
     name = "sgd"
+
+    def prescale(self):
+        # lr times the gradient costs one multiply per parameter per step; folded into
+        # the output error it is one multiply of a (B, n_L) array. Not with weight
+        # decay, which adds wd * W to the unscaled gradient.
+        return None if self.weight_decay else self.lr
 
     def update(self, xp, i, p, g, state):
         g *= self.lr  # the gradient is consumed: scaling it in place saves a temporary

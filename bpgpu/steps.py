@@ -47,11 +47,15 @@ class TrainingSteps:
         a = self._layer(params, len(self.activations) - 1)[2]
         Y, loss_sum, D = self.cost.train_output(xp, act, Xs[-1], Tb, a)
         Ys.append(Y)
-        B = Xb.shape[0]
-        grads = self._backward(params, Xs, Ys, Tb, scale=1 / B, D=None if D is None else D / B)[0]
+        lr = opt.prescale()  # plain SGD: lr / B scales the output error once
+        scale = (1.0 if lr is None else lr) / Xb.shape[0]
+        D = None if D is None else D * scale
+        grads = self._backward(params, Xs, Ys, Tb, scale=scale, D=D)[0]
         if anomaly is not None:
             self._check_anomaly(anomaly, Xs, Ys, loss_sum, grads)
-        opt.step(xp, params, grads, state, decay, self.backend.fast("opt_update"))
+        opt.step(
+            xp, params, grads, state, decay, self.backend.fast("opt_update"), lr is not None
+        )
         return loss_sum, None if Lb is None else self._correct(Y, Lb)
 
     def _check_anomaly(self, where, Xs, Ys, loss_sum, grads) -> None:

@@ -47,7 +47,7 @@ def blobs(n=64):
     return rng.normal(size=(n, 4)) + y[:, None], y
 
 
-@pytest.mark.parametrize("opt", ["sgd", "adam"])
+@pytest.mark.parametrize("opt", ["sgd", "momentum", "adam"])
 def test_fast_paths_are_used_and_agree_with_generic(opt, monkeypatch):
     X, y = blobs()
     spy = Spy()
@@ -56,7 +56,9 @@ def test_fast_paths_are_used_and_agree_with_generic(opt, monkeypatch):
     fast.fit(X, y, epochs=2, batch_size=16, optimizer=opt)
     generic.fit(X, y, epochs=2, batch_size=16, optimizer=opt)
     assert spy.calls["bias_act"] > 0 and spy.calls["act_vjp"] > 0
-    assert spy.calls["opt_update"] > 0
+    # plain SGD has lr folded into the output error and subtracts the gradients as they
+    # come: no update kernel to call
+    assert (spy.calls["opt_update"] > 0) == (opt != "sgd")
     for a, b in zip(fast.get_weights(), generic.get_weights()):
         np.testing.assert_allclose(a, b, rtol=1e-13, atol=1e-15)
 

@@ -213,16 +213,16 @@ class FakeOOM(Exception):
 
 
 class TightMemory(NumpyBackend):
-    """NumPy whose fused update 'runs out of memory', translated like CuPy's."""
+    """NumPy whose fused forward 'runs out of memory', translated like CuPy's."""
 
     def __init__(self):
         super().__init__()
         self.name = "tight"
 
-        def opt_update(*args):
+        def bias_act(*args):
             raise FakeOOM("Out of memory allocating 1,073,741,824 bytes")
 
-        self._fast = {"opt_update": opt_update}
+        self._fast = {"bias_act": bias_act}
 
     def translate(self, error):
         if isinstance(error, FakeOOM):

@@ -62,11 +62,12 @@ def grads_at(ref, w, X, y):
     return [np.asarray(g) for g in ref.gradients(X, y)]
 
 
-def test_sgd_step_by_hand():
-    got, w, ref, X, y = one_step("sgd", lr=0.2, weight_decay=0.01)
+@pytest.mark.parametrize("wd", [0.0, 0.01])  # 0: lr folded into the output error
+def test_sgd_step_by_hand(wd):
+    got, w, ref, X, y = one_step("sgd", lr=0.2, weight_decay=wd)
     g = grads_at(ref, w, X, y)
     decayed = [True, False, False, True, False]  # W1 b1 a1 W2 b2: only W is decayed
-    want = [p - 0.2 * (gi + (0.01 * p if d else 0)) for p, gi, d in zip(w, g, decayed)]
+    want = [p - 0.2 * (gi + (wd * p if d else 0)) for p, gi, d in zip(w, g, decayed)]
     for a, b in zip(got, want):
         np.testing.assert_allclose(a, b, rtol=1e-13, atol=1e-15)
 
@@ -296,7 +297,9 @@ def test_a_tampered_checkpoint_is_refused(tmp_path):
     for change in (
         lambda t: t.update(rng="not a state"),
         lambda t: t["history"].update(unknown=1),
-        lambda t: t.update(position={"batch": 10**6, "loss_sum": 1.0, "correct": 0}),
+        lambda t: t.update(position={"batch": 10**6, "losses": [1.0], "correct": 0}),
+        lambda t: t.update(position={"batch": 1, "losses": [], "correct": 0}),
+        lambda t: t.update(position={"batch": 1, "losses": [float("nan")], "correct": 0}),
     ):
         bad = tmp_path / "bad.npz"
         with zipfile.ZipFile(good) as zin, zipfile.ZipFile(bad, "w") as zout:
