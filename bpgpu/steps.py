@@ -53,9 +53,7 @@ class TrainingSteps:
         grads = self._backward(params, Xs, Ys, Tb, scale=scale, D=D)[0]
         if anomaly is not None:
             self._check_anomaly(anomaly, Xs, Ys, loss_sum, grads)
-        opt.step(
-            xp, params, grads, state, decay, self.backend.fast("opt_update"), lr is not None
-        )
+        opt.step(xp, params, grads, state, decay, self.backend.fast("opt_update"), lr is not None)
         return loss_sum, None if Lb is None else self._correct(Y, Lb)
 
     def _check_anomaly(self, where, Xs, Ys, loss_sum, grads) -> None:
