@@ -227,6 +227,7 @@ class MLP(TrainingSteps):
         """Targets as a ``(B, n_L)`` float array; integer class labels become one-hot."""
         xp, n_L = self.xp, self.sizes[-1]
         Tb = self.backend.convert(T, what="targets")
+        one_hot = False  # built here from class labels, so known to be distributions
         if Tb.ndim == 0 or Tb.shape[0] != B:
             got = "a scalar" if Tb.ndim == 0 else f"{Tb.shape[0]} rows"
             raise ValueError(
@@ -247,6 +248,7 @@ class MLP(TrainingSteps):
                     )
                 classes = xp.arange(n_L, device=self.backend.device)
                 Tb = xp.reshape(Tb, (B, 1)) == xp.reshape(classes, (1, n_L))
+                one_hot = True
             elif n_L == 1:
                 Tb = xp.reshape(Tb, (B, 1))
         if tuple(Tb.shape) != (B, n_L):
@@ -254,7 +256,30 @@ class MLP(TrainingSteps):
                 f"targets have shape {tuple(Tb.shape)}, expected ({B}, {n_L})"
                 + (" or integer labels of shape (B,)" if n_L > 1 else " or (B,)")
             )
-        return self._finite(Tb, "targets contain NaN or inf")
+        Tb = self._finite(Tb, "targets contain NaN or inf")
+        if self.cost.name == "categorical_cross_entropy" and not one_hot:
+            self._check_distributions(Tb)
+        return Tb
+
+    def _check_distributions(self, T: Any) -> None:
+        """Refuse categorical targets that are not probability rows: the output error
+        ``Y - T`` of eq. (9) is dE/dX only when every row of ``T`` sums to 1."""
+        xp = self.xp
+        tol = 1e-4 if self.dtype == "float32" else 1e-8  # a few ulps of a 10-100 term sum
+        if bool(xp.any(T < 0)):
+            raise ValueError(
+                "categorical_cross_entropy targets must be >= 0 (class probabilities); "
+                "pass integer class labels or one-hot rows"
+            )
+        off = xp.abs(xp.sum(T, axis=1) - 1)
+        if bool(xp.any(off > tol)):
+            row = int(xp.argmax(off))
+            total = float(xp.sum(T[row, :]))
+            raise ValueError(
+                f"categorical_cross_entropy targets must be class probabilities, each row "
+                f"summing to 1, but row {row} sums to {total:g}; pass integer class labels, "
+                "one-hot rows, or rows divided by their sum"
+            )
 
     def _finite(self, A: Any, message: str) -> Any:
         """``A`` (numeric: ``convert`` checked it) in the network's dtype, or a ValueError
@@ -354,7 +379,8 @@ class MLP(TrainingSteps):
         """Batch-mean cost of section 1 as a Python float.
 
         ``T`` is ``(B, n_L)`` targets, ``(B,)`` for one output, or integer class labels
-        ``(B,)`` with categorical_cross_entropy.
+        ``(B,)`` with categorical_cross_entropy (whose ``(B, n_L)`` targets must be
+        probability rows: >= 0, summing to 1).
         """
         Xb = self._input(X)
         return float(self._loss(self._params, Xb, self._targets(T, Xb.shape[0])))

@@ -222,6 +222,17 @@ def test_bad_targets_get_a_clear_error():
         net.loss(X, np.array([0.0, 1.0, 1.0]))
 
 
+def test_soft_categorical_targets_get_exact_gradients(backend):
+    """Probability rows (label smoothing): Y - T is dE/dX when each row sums to 1."""
+    X = np.random.default_rng(3).normal(size=(6, 3))
+    T = np.full((6, 4), 0.1 / 4) + 0.9 * np.eye(4)[[0, 1, 2, 3, 0, 1]]
+    net = bpgpu.MLP([3, 5, 4], backend="numpy", dtype="float64", seed=2)
+    assert bpgpu.gradcheck(net, X, T) < 1e-7
+    other = net.to(backend)
+    for a, b in zip(other.gradients(X, T), net.gradients(X, T)):
+        assert rel_norm(a, b) <= TOL["float64"]
+
+
 def test_set_weights_refuses_and_changes_nothing(backend):
     net = make("prelu", "sigmoid", "quadratic", backend=backend)
     before = net.get_weights()

@@ -72,6 +72,8 @@ BAD_Y = [
     (np.ones((4, 5)), r"expected \(4, 3\)"),
     (np.array([[0.0, np.nan, 1.0]] * 4), "NaN or inf"),
     (np.array(["a", "b", "c", "d"]), "real numbers"),
+    (np.array([[1.0, 1.0, 0.0]] * 4), "row 0 sums to 2"),  # Y - T needs rows summing to 1
+    (np.array([[1.5, -0.5, 0.0]] * 4), ">= 0"),
 ]
 
 
