@@ -116,17 +116,22 @@ class Backend:
         """A context in which new arrays and kernels go to this backend's device."""
         return contextlib.nullcontext()
 
-    use_fast: bool = True
+    use_fast: bool | None = None  # None: read BPGPU_FAST at the first lookup
 
     def fast(self, name: str) -> Any:
         """The fast path called ``name``, or None to use the generic code.
 
-        Off when ``backend.use_fast = False`` or the environment has ``BPGPU_FAST=0``.
+        Off when ``backend.use_fast = False``, or when the environment had
+        ``BPGPU_FAST=0`` at this backend's first lookup (the environment is read once:
+        a lookup runs several times per training step, and reading it costs as much as
+        a small array operation).
         """
         table = getattr(self, "_fast", None)
-        if not table or not self.use_fast or os.environ.get("BPGPU_FAST") == "0":
-            return None  # the cheap test first: this runs a few times per training step
-        return table.get(name)
+        if not table:
+            return None
+        if self.use_fast is None:
+            self.use_fast = os.environ.get("BPGPU_FAST") != "0"
+        return table.get(name) if self.use_fast else None
 
     def translate(self, error: BaseException) -> BaseException | None:
         """A clearer exception for a library error (device out of memory), or None."""

@@ -7,6 +7,7 @@ import platform
 import numpy as np
 
 from ._base import Backend
+from .numpy_fast import TABLE
 from .numpy_xp import namespace
 
 xp = namespace()
@@ -24,7 +25,7 @@ class NumpyBackend(Backend):
         self.name = "numpy"
         self.xp = xp
         self.device = "cpu"
-        self._fast = {}
+        self._fast = dict(TABLE)
 
     def info(self):
         return {

@@ -68,6 +68,6 @@ BPGPU_REQUIRE_GPU=1 step pytest_gpu "$PY" -m pytest -m gpu -q -p no:cacheprovide
 step check "$PY" -m bpgpu check --backends numpy,cupy,torch:cuda -o "$RES/check.md"
 # GPU peers only, short rounds: the device time of a session is counted in minutes
 step bench "$PY" -m benchmarks --out "$RES" --tag gpu --min-time 1 --repeat 3 \
-    --peers "bpgpu[cupy],bpgpu[torch:cuda],torch-eager[cuda],gemm-floor[cupy:cuda],gemm-floor[torch:cuda]"
+    --peers "bpgpu[cupy],bpgpu-nometrics[cupy],bpgpu[torch:cuda],torch-eager[cuda],gemm-floor[cupy:cuda],gemm-floor[torch:cuda]"
 echo "results in $RES (status $status)"
 exit "$status"

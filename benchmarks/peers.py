@@ -27,13 +27,15 @@ class Peer:
 
 
 class Bpgpu(Peer):
-    """bpgpu's own fit() on one backend."""
+    """bpgpu's own fit() on one backend; ``metrics=False`` fits with
+    ``train_metrics=False`` (no per-batch loss and accuracy: the loop's work)."""
 
-    def __init__(self, backend: str):
+    def __init__(self, backend: str, metrics: bool = True):
         import bpgpu
 
         self.backend = bpgpu.get_backend(backend)
-        self.name = f"bpgpu[{self.backend.name}]"
+        self.metrics = metrics
+        self.name = f"bpgpu{'' if metrics else '-nometrics'}[{self.backend.name}]"
         self.library = self.backend.library
         self.device = "cuda" if self.backend.where[0] == "cuda" else self.backend.where[0]
 
@@ -48,7 +50,13 @@ class Bpgpu(Peer):
     def train(self, epochs):
         self.seed += 1  # a fresh batch order each call, as one long fit would have
         self.net.fit(
-            self.X, self.y, epochs, batch_size=self.w.batch, optimizer=self.opt, seed=self.seed
+            self.X,
+            self.y,
+            epochs,
+            batch_size=self.w.batch,
+            optimizer=self.opt,
+            seed=self.seed,
+            train_metrics=self.metrics,
         )
         self.net.backend.synchronize()
 

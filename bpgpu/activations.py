@@ -205,7 +205,7 @@ _TABLE = [
         "relu",
         f=lambda xp, X, a=None: xp.maximum(X, 0.0),
         df=lambda xp, X, Y, a=None: xp.astype(X > 0, X.dtype),
-        vjp_fn=lambda xp, X, Y, G, a=None: G * xp.astype(X > 0, G.dtype),
+        vjp_fn=lambda xp, X, Y, G, a=None: G * xp.astype(Y > 0, G.dtype),  # Y > 0 iff X > 0
         nonlinear=True,
         differentiable=True,  # everywhere but 0, as the seed's table treats it
         monotonic=True,

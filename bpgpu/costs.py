@@ -44,7 +44,7 @@ class Cost:
         When not empty, the only output activations allowed.
     refuse : dict
         Output activations refused although their range fits, with the reason.
-    fused : callable ``(xp, X, T) -> (Y, E_sum, D)`` or None
+    fused : callable ``(xp, X, T, loss) -> (Y, E_sum or None, D)`` or None
         For the shortcut pair: output, summed cost and output error from one pass.
     """
 
@@ -82,14 +82,15 @@ class Cost:
             return self.from_logits(xp, X, T)
         return self.fn(xp, Y, T)
 
-    def train_output(self, xp, act: Activation, X, T, a=None):
-        """Output ``Y``, the batch's summed cost and ``D^L`` (None for a learnable output
-        activation, whose error needs ``dE/dY``), sharing work where a fused form exists."""
+    def train_output(self, xp, act: Activation, X, T, a=None, loss: bool = True):
+        """Output ``Y``, the batch's summed cost (None when ``loss`` is False) and ``D^L``
+        (None for a learnable output activation, whose error needs ``dE/dY``), sharing
+        work where a fused form exists."""
         if self.fused is not None and act.name == self.shortcut:
-            return self.fused(xp, X, T)
+            return self.fused(xp, X, T, loss)
         Y = act.f(xp, X, a)
         D = None if act.has_param else self.delta(xp, act, X, Y, T)
-        return Y, xp.sum(self.per_sample(xp, act, X, Y, T)), D
+        return Y, xp.sum(self.per_sample(xp, act, X, Y, T)) if loss else None, D
 
     def delta(self, xp, act: Activation, X, Y, T, a=None):
         """Output error ``D^L = dE/dX^L`` per sample, eq. (9)."""
@@ -98,13 +99,15 @@ class Cost:
         return act.vjp(xp, X, Y, self.dE_dY(xp, Y, T), a)
 
 
-def _softmax_cce(xp, X, T):
-    """Softmax, its categorical cross-entropy summed over the batch, and ``Y - T``."""
+def _softmax_cce(xp, X, T, loss: bool = True):
+    """Softmax, its categorical cross-entropy summed over the batch (if ``loss``), and
+    ``Y - T``."""
     Z = X - xp.max(X, axis=1, keepdims=True)
     e = xp.exp(Z)
     s = xp.sum(e, axis=1, keepdims=True)
     Y = e / s
-    E = xp.sum(T * (xp.log(s) - Z))  # -sum t ln y, with ln y = z - ln s, z = x - max x
+    # -sum t ln y, with ln y = z - ln s, z = x - max x
+    E = xp.sum(T * (xp.log(s) - Z)) if loss else None
     return Y, E, Y - T
 
 

@@ -127,10 +127,11 @@ class MLP(TrainingSteps):
         self.seed = seed
         self.xp = self.backend.xp  # resolved once per network, never per op
         # index of each layer's first parameter in the flat [W, b, (a), ...] list
-        self._first = []
+        # per layer: (l, activation, index of its W in the flat [W, b, (a), ...] list)
+        self._plan: list[tuple[int, Any, int]] = []
         i = 0
-        for act in acts:
-            self._first.append(i)
+        for l, act in enumerate(acts):
+            self._plan.append((l, act, i))
             i += 3 if act.has_param else 2
         self._params: list[Any] = []
         self.input_scaling: tuple[Any, Any] | None = None
@@ -293,9 +294,9 @@ class MLP(TrainingSteps):
     # ---- the math --------------------------------------------------------------------
 
     def _layer(self, params: list, l: int) -> tuple[Any, Any, Any]:
-        i = self._first[l]
-        a = params[i + 2] if self.activations[l].has_param else None
-        return params[i], params[i + 1], a
+        """``W``, ``b`` and the activation parameter (or None) of layer ``l`` (0-based)."""
+        i = self._plan[l][2]
+        return params[i], params[i + 1], params[i + 2] if self.activations[l].has_param else None
 
     def _forward(self, params: list, Y: Any, last: bool = True) -> tuple[list, list]:
         """Weighted inputs ``Xs[l]`` and outputs ``Ys[l]`` (``Ys[0]`` is the input).
@@ -303,22 +304,26 @@ class MLP(TrainingSteps):
         ``last=False`` stops before the output activation (the caller fuses it with the
         cost): ``Ys`` then has one entry fewer.
         """
-        xp, L = self.xp, len(self.activations)
+        xp = self.xp
         fused = self.backend.fast("bias_act")  # one launch for + b and f on CuPy
+        n = len(self._plan) if last else len(self._plan) - 1  # layers with f applied here
         Xs, Ys = [], [Y]
-        for l, act in enumerate(self.activations):
-            W, b, a = self._layer(params, l)
-            XW = Ys[-1] @ W.T
-            out = fused(XW, b, act.name, a) if fused and (last or l < L - 1) else None
-            if out is not None:
-                Xs.append(out[0])
-                Ys.append(out[1])
-                continue
+        for l, act, i in self._plan:
+            b = params[i + 1]
+            a = params[i + 2] if act.has_param else None
+            XW = Y @ params[i].T
+            if fused is not None and l < n:
+                out = fused(XW, b, act.name, a)
+                if out is not None:
+                    X, Y = out
+                    Xs.append(X)
+                    Ys.append(Y)
+                    continue
             XW += b  # (1), in place: the product is a fresh array, and a large
-            X = XW  # temporary costs page faults on the CPU and memory on the GPU
-            Xs.append(X)
-            if last or l < L - 1:
-                Ys.append(act.f(xp, X, a))
+            Xs.append(XW)  # temporary costs page faults on the CPU and memory on the GPU
+            if l < n:
+                Y = act.f(xp, XW, a)
+                Ys.append(Y)
         return Xs, Ys
 
     def _loss(self, params: list, X: Any, T: Any) -> Any:
@@ -336,33 +341,31 @@ class MLP(TrainingSteps):
         is cheaper than dividing every gradient); ``scale=1`` the per-sample errors of
         eq. (7)-(9). ``D`` is the output error when the caller computed it already.
         """
-        xp, acts, L = self.xp, self.activations, len(self.activations)
+        xp, L = self.xp, len(self._plan)
         fused = self.backend.fast("act_vjp")
         grads: list[Any] = [None] * len(params)
         deltas: list[Any] = [None] * L
         # output error (9); a learnable output activation needs dE/dY for its parameter
         G = None
-        if acts[-1].has_param:
+        if self.activations[-1].has_param:
             G = self.cost.dE_dY(xp, Ys[L], T)
             G = G if scale == 1 else G * scale
         elif D is None:
-            D = self.cost.delta(xp, acts[-1], Xs[-1], Ys[L], T)
+            D = self.cost.delta(xp, self.activations[-1], Xs[-1], Ys[L], T)
             D = D if scale == 1 else D * scale
-        for l in range(L - 1, -1, -1):
-            act = acts[l]
-            W, b, a = self._layer(params, l)
+        for l, act, i in reversed(self._plan):
+            a = params[i + 2] if act.has_param else None
             if G is not None:  # G = dE/dY^l, from the cost or from layer l+1
-                D = fused(Xs[l], Ys[l + 1], G, act.name, a) if fused else None
+                D = None if fused is None else fused(Xs[l], Ys[l + 1], G, act.name, a)
                 if D is None:
                     D = act.vjp(xp, Xs[l], Ys[l + 1], G, a)  # (8)
             deltas[l] = D
-            i = self._first[l]
-            if act.has_param:
+            if a is not None:
                 grads[i + 2] = xp.sum(G * act.dparam(xp, Xs[l], Ys[l + 1], a), axis=0)
             grads[i] = D.T @ Ys[l]  # (10)
             grads[i + 1] = xp.sum(D, axis=0)  # (11)
             if l > 0:
-                G = D @ W  # dE/dY^{l-1}, the sum in (8)
+                G = D @ params[i]  # dE/dY^{l-1}, the sum in (8)
         return grads, deltas
 
     # ---- public API ------------------------------------------------------------------
@@ -471,6 +474,12 @@ class MLP(TrainingSteps):
         detect_anomaly : bool, default False
             Check every layer's values and gradients each batch (a sync per tensor, so
             slow) and stop naming the first that is not finite.
+        train_metrics : bool, default True
+            Compute the training loss and accuracy of every batch (a few small array
+            operations per step, summed on the device and read once per epoch).
+            False skips them for speed: ``history.loss`` and ``history.accuracy`` are
+            NaN, early stopping needs validation data, and divergence is found from
+            the weights at the end of the epoch (the epoch's start is restored).
         handle_interrupt : bool, default True
             The first Ctrl-C stops training after the current batch (weights
             consistent, ``history.interrupted`` set, a checkpoint written when

@@ -34,18 +34,28 @@ class TrainingSteps:
         return self.xp.count_nonzero(self._labels(Y) == labels)
 
     def _train_step(
-        self, Xb: Any, Tb: Any, Lb: Any, opt: Any, state: dict, decay: list, anomaly=None
+        self,
+        Xb: Any,
+        Tb: Any,
+        Lb: Any,
+        opt: Any,
+        state: dict,
+        decay: list,
+        anomaly=None,
+        metrics: bool = True,
     ):
         """One optimizer step on a device batch (``Lb``: its class labels, or None).
 
-        Returns the summed cost and the number right as device scalars: no sync, unless
-        ``anomaly`` = (epoch, batch) asks to check every layer (one sync per tensor).
+        Returns the summed cost and the number right as device scalars (None and None
+        when ``metrics`` is False): no sync, unless ``anomaly`` = (epoch, batch) asks
+        to check every layer (one sync per tensor).
         """
         xp, act = self.xp, self.activations[-1]
         params = self._params
         Xs, Ys = self._forward(params, Xb, last=False)
         a = self._layer(params, len(self.activations) - 1)[2]
-        Y, loss_sum, D = self.cost.train_output(xp, act, Xs[-1], Tb, a)
+        metrics = metrics or anomaly is not None  # the anomaly check reads the loss
+        Y, loss_sum, D = self.cost.train_output(xp, act, Xs[-1], Tb, a, metrics)
         Ys.append(Y)
         lr = opt.prescale()  # plain SGD: lr / B scales the output error once
         scale = (1.0 if lr is None else lr) / Xb.shape[0]
@@ -53,8 +63,15 @@ class TrainingSteps:
         grads = self._backward(params, Xs, Ys, Tb, scale=scale, D=D)[0]
         if anomaly is not None:
             self._check_anomaly(anomaly, Xs, Ys, loss_sum, grads)
-        opt.step(xp, params, grads, state, decay, self.backend.fast("opt_update"), lr is not None)
-        return loss_sum, None if Lb is None else self._correct(Y, Lb)
+        update = None if lr is not None else self.backend.fast("opt_update")
+        opt.step(xp, params, grads, state, decay, update, lr is not None)
+        return loss_sum, None if Lb is None or not metrics else self._correct(Y, Lb)
+
+    def _finite_weights(self) -> bool:
+        """True when every parameter is finite (one host read)."""
+        xp = self.xp
+        ok = [xp.all(xp.isfinite(p)) for p in self._params]
+        return bool(xp.all(xp.stack(ok)))
 
     def _check_anomaly(self, where, Xs, Ys, loss_sum, grads) -> None:
         """Raise naming the first layer whose values or gradients are not finite."""

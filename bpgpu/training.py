@@ -2,7 +2,8 @@
 
 The whole training set is moved to the device once. Each epoch draws a permutation on
 the host (so every backend sees the same batch order for the same seed), moves it to
-the device, and gathers the batches there with ``take``. Loss and correct counts are
+the device, and gathers the batches there with ``take``, several at a time
+(:mod:`bpgpu.batches`). Loss and correct counts are
 accumulated as device scalars and read once per epoch: there is no host sync inside
 the step. Parameters are updated in place, so the best epoch's weights (early stopping)
 and the epoch start's (divergence recovery) are device copies taken once per epoch.
@@ -21,6 +22,7 @@ from typing import Any
 
 from bpgpu import optimizers as _opt
 from bpgpu._host import HostRNG, fresh_seed, split_indices
+from bpgpu.batches import Batches
 from bpgpu.checkpoint import (
     check_same_network,
     checkpoint_shapes,
@@ -199,6 +201,7 @@ def fit(
     seed=_MISSING,
     detect_anomaly=False,
     handle_interrupt=True,
+    train_metrics=True,
 ) -> History:
     """Train ``net`` on ``(X, y)``; see :meth:`bpgpu.MLP.fit` for the parameters."""
     from bpgpu import io
@@ -222,6 +225,18 @@ def fit(
     st = _settings(net, kw, None if ckpt_cfg is None else ckpt_cfg["training"]["settings"])
     if validation_data is not None and st.validation_split:
         raise ValueError("pass validation_data or validation_split, not both")
+    if type(train_metrics) is not bool:
+        raise ValueError(f"train_metrics must be True or False; got {train_metrics!r}")
+    if (
+        not train_metrics
+        and st.patience is not None
+        and not (validation_data is not None or st.validation_split)
+    ):
+        raise ValueError(
+            "early stopping (patience) without validation data watches the training loss, "
+            "which train_metrics=False does not compute; pass validation_data or "
+            "validation_split, or keep train_metrics=True"
+        )
     xp, backend = net.xp, net.backend
     callbacks = list(callbacks)
 
@@ -280,13 +295,7 @@ def fit(
     dtype = backend.dtype(net.dtype)
     stop = False
 
-    def batch(perm_d, bi):
-        i, j = bi * st.batch_size, min((bi + 1) * st.batch_size, n)  # stops kept in range
-        if perm_d is None:
-            return Xd[i:j, :], Td[i:j, :], None if labels is None else labels[i:j]
-        idx = perm_d[i:j]
-        Lb = None if labels is None else xp.take(labels, idx, axis=0)
-        return xp.take(Xd, idx, axis=0), xp.take(Td, idx, axis=0), Lb
+    batch = Batches(xp, [Xd, Td, labels], st.batch_size)
 
     with backend.context(), _interruptible(handle_interrupt) as interrupted:
         for epoch in range(start, st.epochs):
@@ -303,27 +312,51 @@ def fit(
             if pos is not None:  # resuming in the middle of this epoch
                 first, correct_before = pos["batch"], pos["correct"]
                 # the finished batches' losses, so the epoch sums the very same values
-                before = [xp.asarray(v, dtype=dtype, device=backend.device) for v in pos["losses"]]
+                # (None: that fit ran without train_metrics, so this epoch's are unknown)
+                if pos["losses"] is None:
+                    before = None
+                else:
+                    before = [
+                        xp.asarray(v, dtype=dtype, device=backend.device) for v in pos["losses"]
+                    ]
                 pos = None
             # per-batch device scalars, summed once at the end of the epoch (one
             # reduction instead of two additions per batch; no sync inside the loop)
             losses, rights = [], []
             done = n_batches
-            for bi in range(first, n_batches):
-                Xb, Tb, Lb = batch(perm_d, bi)
+            for bi, (Xb, Tb, Lb) in enumerate(batch.epoch(perm_d, first), start=first):
                 where = (epoch + 1, bi + 1) if detect_anomaly else None
-                loss_sum, right = net._train_step(Xb, Tb, Lb, opt, state, decay, where)
-                losses.append(loss_sum)
-                if right is not None:
-                    rights.append(right)
+                loss_sum, right = net._train_step(
+                    Xb, Tb, Lb, opt, state, decay, where, train_metrics
+                )
+                if train_metrics:
+                    losses.append(loss_sum)
+                    if right is not None:
+                        rights.append(right)
                 for cb in callbacks:
                     cb.on_batch_end(net, bi)
                 if interrupted.is_set() and bi + 1 < n_batches:
                     done = bi + 1
                     break
-            loss_sum_host = float(xp.sum(xp.stack(before + losses)))  # the epoch's one read
-            correct = correct_before + (int(xp.sum(xp.stack(rights))) if rights else 0)
-            if not math.isfinite(loss_sum_host):
+            known = train_metrics and before is not None  # the whole epoch's metrics
+            if train_metrics:
+                total = float(xp.sum(xp.stack((before or []) + losses)))  # the epoch's read
+                finite = math.isfinite(total)
+            else:  # no losses: the weights tell whether training diverged (one read)
+                finite = net._finite_weights()
+            loss_sum_host = total if known else math.nan
+            correct = None
+            if known and correct_before is not None:
+                correct = correct_before + (int(xp.sum(xp.stack(rights))) if rights else 0)
+            if not finite and not train_metrics:
+                _restore(net, opt, state, snapshot)
+                raise FloatingPointError(
+                    f"the weights became NaN or inf in epoch {epoch + 1}; the weights at its "
+                    f"start are restored. Lower the learning rate (now {opt.lr:g}), "
+                    "standardise the inputs, or fit with train_metrics=True (names the batch) "
+                    "or detect_anomaly=True (names the layer)"
+                )
+            if not finite:
                 _diverged(
                     net,
                     opt,
@@ -341,7 +374,7 @@ def fit(
                 history.interrupted = True
                 position = {
                     "batch": done,
-                    "losses": [float(v) for v in before + losses],
+                    "losses": [float(v) for v in before + losses] if known else None,
                     "correct": correct,
                     "epoch": epoch,
                 }
@@ -366,7 +399,7 @@ def fit(
                 )
                 break
             loss = loss_sum_host / n
-            acc = float(correct) / n if net._has_accuracy() else math.nan
+            acc = correct / n if net._has_accuracy() and correct is not None else math.nan
             val_loss = val_acc = math.nan
             if Xv is not None:
                 val_loss, val_acc = net._evaluate_device(Xv, Tv)
@@ -414,11 +447,15 @@ def _position(pos, n_batches: int):
         isinstance(pos, dict)
         and type(pos.get("batch")) is int
         and 0 < pos["batch"] < n_batches
-        and type(pos.get("correct")) is int
-        and pos["correct"] >= 0
-        and isinstance(pos.get("losses"), list)
-        and len(pos["losses"]) == pos["batch"]
-        and all(isinstance(v, (int, float)) and math.isfinite(v) for v in pos["losses"])
+        and (pos.get("correct") is None or (type(pos["correct"]) is int and pos["correct"] >= 0))
+        and (
+            pos.get("losses", 0) is None
+            or (
+                isinstance(pos.get("losses"), list)
+                and len(pos["losses"]) == pos["batch"]
+                and all(isinstance(v, (int, float)) and math.isfinite(v) for v in pos["losses"])
+            )
+        )
     )
     if not ok:
         raise ModelFileError(
@@ -453,10 +490,8 @@ def _interruptible(enabled: bool):
         signal.signal(signal.SIGINT, previous)
 
 
-def _diverged(net, opt, state, snapshot, losses, first, perm_d, batch, decay, epoch, n_batches):
-    """Restore the last weights whose batch loss was finite, then raise with the place."""
-    host = [float(v) for v in losses]  # one read per batch, only for a failed epoch
-    k = next(i for i, v in enumerate(host) if not math.isfinite(v))  # counted from `first`
+def _restore(net, opt, state, snapshot) -> None:
+    """Put back the parameters, optimizer state and step count of an epoch's start."""
     params, saved_state, t = snapshot
     for p, q in zip(net._params, params):
         p[...] = q
@@ -464,6 +499,13 @@ def _diverged(net, opt, state, snapshot, losses, first, perm_d, batch, decay, ep
         for a, b in zip(state[name], arrays):
             a[...] = b
     opt.t = t
+
+
+def _diverged(net, opt, state, snapshot, losses, first, perm_d, batch, decay, epoch, n_batches):
+    """Restore the last weights whose batch loss was finite, then raise with the place."""
+    host = [float(v) for v in losses]  # one read per batch, only for a failed epoch
+    k = next(i for i, v in enumerate(host) if not math.isfinite(v))  # counted from `first`
+    _restore(net, opt, state, snapshot)
     # replay up to the last batch whose loss was finite: its starting weights are the
     # last ones known good (the update it made is what the bad batch started from)
     for bi in range(first, first + k - 1):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import signal
 import subprocess
@@ -145,6 +146,22 @@ def test_ctrl_c_stops_after_the_batch_and_resume_is_exact(tmp_path):
     h2 = again.fit(X, y, epochs=4, resume=ckpt)
     assert same(again.get_weights(), full.get_weights())
     assert h2.loss == h_full.loss and h2.val_loss == h_full.val_loss and not h2.interrupted
+
+
+def test_resume_of_a_fit_without_train_metrics_is_exact(tmp_path):
+    X, y = blobs()
+    kw = dict(batch_size=16, optimizer="momentum", seed=3)
+    full = bpgpu.MLP([4, 6, 3], backend="numpy", dtype="float64")
+    h_full = full.fit(X, y, epochs=3, **kw)
+    net = bpgpu.MLP([4, 6, 3], backend="numpy", dtype="float64")
+    ckpt = tmp_path / "c.npz"
+    net.fit(X, y, 3, checkpoint=ckpt, callbacks=[InterruptAt(2, 1)], train_metrics=False, **kw)
+    again = bpgpu.MLP([4, 6, 3], backend="numpy", dtype="float64")
+    h2 = again.fit(X, y, epochs=3, resume=ckpt)  # with metrics again
+    assert same(again.get_weights(), full.get_weights())
+    # epoch 1 ran without metrics, epoch 2 only partly with them: unknown; epoch 3 known
+    assert math.isnan(h2.loss[0]) and math.isnan(h2.loss[1]) and math.isnan(h2.accuracy[1])
+    assert h2.loss[2] == h_full.loss[2] and h2.accuracy[2] == h_full.accuracy[2]
 
 
 def test_second_ctrl_c_aborts_at_once():

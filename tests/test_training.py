@@ -264,6 +264,8 @@ def test_divergence_stops_with_weights_restored():
         ({"optimizer": "sgdd"}, "did you mean 'sgd'"),
         ({"seed": -3}, "seed must be"),
         ({"validation_split": 0.2, "validation_data": ([[0.0] * 4], [0])}, "not both"),
+        ({"train_metrics": "no"}, "train_metrics must be True or False"),
+        ({"train_metrics": False, "patience": 2}, "pass validation_data"),
     ],
 )
 def test_bad_fit_arguments_change_nothing(kwargs, match):
@@ -315,3 +317,27 @@ def test_a_tampered_checkpoint_is_refused(tmp_path):
         with pytest.raises(bpgpu.ModelFileError):
             net.fit(X, y, epochs=4, resume=bad)
         assert weights_equal(net.get_weights(), before)
+
+
+@pytest.mark.parametrize("opt", ["sgd", "adam"])
+def test_train_metrics_off_trains_the_same_weights(opt, backend):
+    X, y = blobs()
+    kw = dict(epochs=3, batch_size=16, optimizer=opt, validation_split=0.25, patience=5)
+    on = bpgpu.MLP([4, 8, 3], backend=backend, dtype="float64")
+    off = bpgpu.MLP([4, 8, 3], backend=backend, dtype="float64")
+    h_on, h_off = on.fit(X, y, **kw), off.fit(X, y, **kw, train_metrics=False)
+    assert weights_equal(on.get_weights(), off.get_weights())
+    assert all(math.isnan(v) for v in h_off.loss + h_off.accuracy)
+    assert all(math.isfinite(v) for v in h_on.loss + h_on.accuracy)
+    assert h_off.val_loss == h_on.val_loss and h_off.best_epoch == h_on.best_epoch
+
+
+def test_train_metrics_off_still_stops_a_diverging_fit():
+    X, y = blobs()
+    net = bpgpu.MLP([4, 8, 3], backend="numpy", dtype="float32")
+    net.fit(X, y, epochs=1, batch_size=16)
+    start = net.get_weights()
+    with np.errstate(all="ignore"), pytest.raises(FloatingPointError) as info:
+        net.fit(X, y, epochs=3, batch_size=16, lr=1e30, train_metrics=False)
+    assert "NaN or inf in epoch 1" in str(info.value) and "train_metrics=True" in str(info.value)
+    assert weights_equal(net.get_weights(), start)  # the epoch's start, all finite

@@ -1,0 +1,81 @@
+"""Mini-batches of device data, gathered on the device a chunk of batches at a time.
+
+Gathering a shuffled batch is one ``take`` per array (inputs, targets, labels): three
+library calls, each as long as a small layer's whole forward pass. So the rows of
+several consecutive batches are gathered at once (at most ``chunk_bytes``, at least one
+batch) and each batch is then a slice of that chunk: the same rows in the same order,
+with the calls spread over many batches and the extra memory bounded.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+# 256 KiB: tens of small batches per call (most of the saving), little extra memory,
+# and still in the CPU's cache when the last batch of the chunk is used
+CHUNK_BYTES = 1 << 18
+
+
+class Batches:
+    """Batch ``bi`` of an epoch: rows ``perm[bi*B : (bi+1)*B]`` of each array.
+
+    Parameters
+    ----------
+    xp : namespace
+    arrays : list of backend arrays (rows are samples) or None entries, passed through
+    batch_size : int
+    chunk_bytes : int
+        Largest gather; 0 gathers every batch on its own.
+    """
+
+    def __init__(self, xp, arrays: list, batch_size: int, chunk_bytes: int = CHUNK_BYTES):
+        self.xp, self.arrays, self.B = xp, arrays, batch_size
+        self.n = arrays[0].shape[0]
+        row = sum(_row_bytes(xp, a) for a in arrays if a is not None)
+        self.per = max(1, chunk_bytes // max(1, row * batch_size))  # batches per chunk
+        self._key: tuple[Any, int] | None = None
+        self._chunk: list = []
+
+    def epoch(self, perm, first: int = 0):
+        """Yield batches ``first, first + 1, ...`` to the end of the epoch, as
+        :meth:`__call__` gives them; ``perm`` is the device permutation or None."""
+        B, bi, nb = self.B, first, -(-self.n // self.B)
+        while bi < nb:
+            if perm is None:  # in order: slices of the data themselves
+                src, off, stop = self.arrays, 0, nb
+            else:
+                k = bi // self.per
+                src, off, stop = (
+                    self._gather(perm, k),
+                    k * self.per * B,
+                    min(nb, (k + 1) * self.per),
+                )
+            rows = src[0].shape[0]
+            for b in range(bi, stop):
+                i = b * B - off
+                j = min(i + B, rows)  # stops in range (the standard asks it)
+                yield [None if a is None else a[i:j, ...] for a in src]
+            bi = stop
+
+    def __call__(self, perm, bi: int) -> list:
+        """Batch ``bi`` alone (the first batch of a chunk gathers the chunk)."""
+        return next(self.epoch(perm, bi))
+
+    def _gather(self, perm, k: int) -> list:
+        """The rows of chunk ``k`` (batches ``k * per ...``) of every array, cached."""
+        if self._key is None or self._key[0] is not perm or self._key[1] != k:
+            B, per = self.B, self.per
+            idx = perm[k * per * B : min((k + 1) * per * B, self.n)]
+            xp, self._chunk = self.xp, []  # let the old chunk go before the new one comes
+            self._chunk = [None if a is None else xp.take(a, idx, axis=0) for a in self.arrays]
+            self._key = (perm, k)
+        return self._chunk
+
+
+def _row_bytes(xp, a) -> int:
+    """Bytes of one row of ``a``, from the standard's dtype information."""
+    info = xp.finfo if xp.isdtype(a.dtype, "real floating") else xp.iinfo
+    size = info(a.dtype).bits // 8
+    for d in a.shape[1:]:
+        size *= d
+    return size
