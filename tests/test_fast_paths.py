@@ -109,26 +109,31 @@ def test_cupy_kernels_match_the_generic_path(hidden, dtype):
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_numpy_relu_backward_in_place_equals_generic(dtype, monkeypatch):
-    """The NumPy backend's own fast path: used for ReLU, declined elsewhere, and the
-    weights after two epochs are bit-for-bit the generic ones."""
+    """The NumPy backend's own fast paths (ReLU in place, forward and backward): used
+    for ReLU, declined elsewhere, and the weights after two epochs are bit-for-bit the
+    generic ones."""
     from bpgpu.backends import numpy_fast
 
     calls = []
 
-    def counting(X, Y, G, act, a=None):
-        out = numpy_fast.act_vjp(X, Y, G, act, a)
-        calls.append((act, out is not None))
-        return out
+    def counting(name):
+        def call(*args):
+            out = numpy_fast.TABLE[name](*args)
+            calls.append((name, args[-2], out is not None))  # (..., act, a)
+            return out
+
+        return call
 
     X, y = blobs()
     fast_be, generic_be = NumpyBackend(), NumpyBackend()
-    fast_be._fast = {"act_vjp": counting}
+    fast_be._fast = {name: counting(name) for name in numpy_fast.TABLE}
     generic_be.use_fast = False
     hidden = ["relu", "tanh", "relu"]
     fast = bpgpu.MLP([4, 6, 5, 7, 3], hidden=hidden, backend=fast_be, dtype=dtype)
     generic = bpgpu.MLP([4, 6, 5, 7, 3], hidden=hidden, backend=generic_be, dtype=dtype)
     for net in (fast, generic):
         net.fit(X, y, epochs=2, batch_size=16, optimizer="momentum")
-    assert ("relu", True) in calls and ("tanh", False) in calls
+    for name in ("bias_act", "act_vjp"):
+        assert (name, "relu", True) in calls and (name, "tanh", False) in calls
     for a, b in zip(fast.get_weights(), generic.get_weights()):
         np.testing.assert_array_equal(a, b)
