@@ -11,6 +11,11 @@ Fast path names and signatures (the core looks them up with ``backend.fast(name)
 - ``bias_act(XW, b, act, a) -> (X, Y)``: ``X = XW + b``, ``Y = f(X)``
 - ``act_vjp(X, Y, G, act, a) -> D``: ``D = f'(X) * G``
 - ``opt_update(name, p, g, state_slots, hyper) -> bool``: the optimizer update in place
+- ``softmax_cce(X, T, scale, loss) -> (Y, E, D)``: softmax, the summed categorical
+  cross-entropy (None unless ``loss``) and ``D = scale * (Y - T)``: one kernel with a
+  block per row, plus one sum for ``E`` (the generic code takes eleven launches)
+- ``sgd_gemm(D, Y, W) -> bool``: plain SGD's ``W -= D^T Y`` (``D`` already scaled by
+  ``lr / B``) as one cuBLAS GEMM with ``beta = 1``: no gradient array, no update kernel
 """
 
 from __future__ import annotations
@@ -55,6 +60,59 @@ _OPT = {
 }
 
 
+# One block per row of X (B rows, n classes): the row's max, the sum of exp(x - max),
+# then y, d = scale (y - t) and the row's loss sum_j t_j (ln s - z_j). blockDim is a
+# power of two; the reductions go through shared memory. T is float or double.
+_SOFTMAX_CCE = r"""
+extern "C" __global__ void bpgpu_softmax_cce(
+    const T* x, const T* t, T* y, T* d, T* row_loss, const int n, const T scale,
+    const int want_loss)
+{
+    extern __shared__ double bpgpu_smem[];  /* double: aligned for either T */
+    T* red = reinterpret_cast<T*>(bpgpu_smem);
+    const int tid = threadIdx.x;
+    const long long base = (long long)blockIdx.x * n;
+    T m = x[base];  /* n >= 1; a NaN anywhere in the row still makes every output NaN */
+    for (int j = tid; j < n; j += blockDim.x) m = fmax(m, x[base + j]);
+    red[tid] = m;
+    __syncthreads();
+    for (int s = blockDim.x / 2; s > 0; s >>= 1) {
+        if (tid < s) red[tid] = fmax(red[tid], red[tid + s]);
+        __syncthreads();
+    }
+    m = red[0];
+    __syncthreads();
+    T acc = 0;
+    for (int j = tid; j < n; j += blockDim.x) acc += exp(x[base + j] - m);
+    red[tid] = acc;
+    __syncthreads();
+    for (int s = blockDim.x / 2; s > 0; s >>= 1) {
+        if (tid < s) red[tid] += red[tid + s];
+        __syncthreads();
+    }
+    const T sum = red[0];
+    const T log_sum = log(sum);
+    __syncthreads();
+    T loss = 0;
+    for (int j = tid; j < n; j += blockDim.x) {
+        const T z = x[base + j] - m;
+        const T yj = exp(z) / sum;
+        y[base + j] = yj;
+        d[base + j] = scale * (yj - t[base + j]);
+        loss += t[base + j] * (log_sum - z);
+    }
+    if (!want_loss) return;
+    red[tid] = loss;
+    __syncthreads();
+    for (int s = blockDim.x / 2; s > 0; s >>= 1) {
+        if (tid < s) red[tid] += red[tid + s];
+        __syncthreads();
+    }
+    if (tid == 0) row_loss[blockIdx.x] = red[0];
+}
+"""
+
+
 class CupyFastPaths:
     """Lazily compiled fused kernels for one CuPy backend."""
 
@@ -74,6 +132,9 @@ class CupyFastPaths:
             return ek("T x, T y, T g", "T d", _BACKWARD[name], f"bpgpu_bwd_{name}")
         if kind == "bwd_prelu":
             return ek("T x, T g, T a", "T d", "d = x > 0 ? g : a * g", "bpgpu_bwd_prelu")
+        if kind == "softmax_cce":  # name: the C type
+            code = f"typedef {name} T;\n" + _SOFTMAX_CCE
+            return self.cupy.RawKernel(code, "bpgpu_softmax_cce")
         ins, outs, body = _OPT[name]
         return ek(ins, outs, body, f"bpgpu_opt_{name}")
 
@@ -121,5 +182,42 @@ class CupyFastPaths:
             )
         return True
 
+    def softmax_cce(self, X, T, scale: float, loss: bool):
+        if X.ndim != 2 or X.shape != T.shape or X.dtype != T.dtype or not self._ok(X):
+            return None
+        if not (X.flags.c_contiguous and T.flags.c_contiguous):
+            return None
+        cp, (B, n) = self.cupy, X.shape
+        threads = 32
+        while threads < n and threads < 256:
+            threads *= 2
+        Y, D = cp.empty_like(X), cp.empty_like(X)
+        rows = cp.empty((B,), dtype=X.dtype)
+        kernel = self._kernel("softmax_cce", "float" if X.dtype.itemsize == 4 else "double")
+        t = X.dtype.type
+        kernel(
+            (B,),
+            (threads,),
+            (X, T, Y, D, rows, cp.int32(n), t(scale), cp.int32(bool(loss))),
+            shared_mem=threads * X.dtype.itemsize,
+        )
+        return Y, (rows.sum() if loss else None), D
+
+    def sgd_gemm(self, D, Y, W) -> bool:
+        if W.ndim != 2 or not self._ok(D, Y, W) or not (D.dtype == Y.dtype == W.dtype):
+            return False
+        if not W.flags.c_contiguous:
+            return False
+        from cupy import cublas
+
+        cublas.gemm("T", "N", D, Y, out=W, alpha=-1.0, beta=1.0)  # W <- W - D^T Y
+        return True
+
     def table(self) -> dict:
-        return {"bias_act": self.bias_act, "act_vjp": self.act_vjp, "opt_update": self.opt_update}
+        return {
+            "bias_act": self.bias_act,
+            "act_vjp": self.act_vjp,
+            "opt_update": self.opt_update,
+            "softmax_cce": self.softmax_cce,
+            "sgd_gemm": self.sgd_gemm,
+        }

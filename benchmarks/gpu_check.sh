@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # One run on a CUDA machine: install bpgpu from this checkout (pure-Python dependencies
 # from local wheels in .whl/, since that machine has no network), then the `gpu` tests,
-# `bpgpu backends`, `bpgpu check` and the benchmarks. Everything goes to one folder.
+# `bpgpu backends`, `bpgpu check`, the benchmarks and the kernel launches per step.
+# Everything goes to one folder.
 #
 #   bash benchmarks/gpu_check.sh [RESULTS_DIR]      (default: $OUT, else benchmarks/results/gpu)
 #
@@ -69,5 +70,6 @@ step check "$PY" -m bpgpu check --backends numpy,cupy,torch:cuda -o "$RES/check.
 # GPU peers only, short rounds: the device time of a session is counted in minutes
 step bench "$PY" -m benchmarks --out "$RES" --tag gpu --min-time 1 --repeat 3 \
     --peers "bpgpu[cupy],bpgpu-nometrics[cupy],bpgpu[torch:cuda],torch-eager[cuda],gemm-floor[cupy:cuda],gemm-floor[torch:cuda]"
+step launches "$PY" -m bpgpu.bench.launches --workloads small,mnist --out "$RES"
 echo "results in $RES (status $status)"
 exit "$status"

@@ -57,6 +57,7 @@ class Cost:
     only_with: tuple[str, ...] = ()
     refuse: tuple[tuple[str, str], ...] = ()
     fused: Callable[..., Any] | None = None
+    fused_name: str = ""  # the backend fast path that may replace ``fused``
 
     def check_output(self, act: Activation) -> None:
         """Raise ValueError when this cost cannot be used on ``act``'s outputs."""
@@ -82,15 +83,27 @@ class Cost:
             return self.from_logits(xp, X, T)
         return self.fn(xp, Y, T)
 
-    def train_output(self, xp, act: Activation, X, T, a=None, loss: bool = True):
-        """Output ``Y``, the batch's summed cost (None when ``loss`` is False) and ``D^L``
-        (None for a learnable output activation, whose error needs ``dE/dY``), sharing
-        work where a fused form exists."""
+    def train_output(
+        self, xp, act: Activation, X, T, a=None, loss: bool = True, scale=1.0, fast=None
+    ):
+        """Output ``Y``, the batch's summed cost (None when ``loss`` is False) and
+        ``scale * D^L`` (None for a learnable output activation, whose error needs
+        ``dE/dY``), sharing work where a fused form exists.
+
+        ``fast`` is the backend's fast-path lookup (``backend.fast``): a fused pair may
+        hand the whole computation to a kernel of the same name (``softmax_cce``).
+        """
         if self.fused is not None and act.name == self.shortcut:
-            return self.fused(xp, X, T, loss)
-        Y = act.f(xp, X, a)
-        D = None if act.has_param else self.delta(xp, act, X, Y, T)
-        return Y, xp.sum(self.per_sample(xp, act, X, Y, T)) if loss else None, D
+            kernel = None if fast is None else fast(self.fused_name)
+            out = None if kernel is None else kernel(X, T, scale, loss)
+            if out is not None:
+                return out
+            Y, E, D = self.fused(xp, X, T, loss)
+        else:
+            Y = act.f(xp, X, a)
+            D = None if act.has_param else self.delta(xp, act, X, Y, T)
+            E = xp.sum(self.per_sample(xp, act, X, Y, T)) if loss else None
+        return Y, E, D if D is None or scale == 1 else D * scale
 
     def delta(self, xp, act: Activation, X, Y, T, a=None):
         """Output error ``D^L = dE/dX^L`` per sample, eq. (9)."""
@@ -148,6 +161,7 @@ _TABLE = [
         from_logits=lambda xp, X, T: _logsumexp(xp, X) * xp.sum(T, axis=1) - xp.sum(T * X, axis=1),
         only_with=("softmax",),
         fused=_softmax_cce,
+        fused_name="softmax_cce",
     ),
 ]
 

@@ -336,7 +336,14 @@ class MLP(TrainingSteps):
         return self.xp.mean(self.cost.per_sample(self.xp, self.activations[-1], Xs[-1], Ys[-1], T))
 
     def _backward(
-        self, params: list, Xs: list, Ys: list, T: Any, scale: float = 1.0, D: Any = None
+        self,
+        params: list,
+        Xs: list,
+        Ys: list,
+        T: Any,
+        scale: float = 1.0,
+        D: Any = None,
+        update: Any = None,
     ) -> tuple[list, list]:
         """Gradients of ``scale * (sum of per-sample costs)`` in parameter order, and the
         neuron errors ``D^l`` times ``scale`` per layer.
@@ -344,6 +351,9 @@ class MLP(TrainingSteps):
         ``scale=1/B`` gives the gradients of the batch mean (scaling the output error once
         is cheaper than dividing every gradient); ``scale=1`` the per-sample errors of
         eq. (7)-(9). ``D`` is the output error when the caller computed it already.
+        ``update(D, Y, W) -> bool`` (prescaled SGD's ``sgd_gemm`` fast path) may apply
+        ``W -= D^T Y`` itself, after ``W`` has served the recursion; its gradient is
+        then None (already applied).
         """
         xp, L = self.xp, len(self._plan)
         fused = self.backend.fast("act_vjp")
@@ -366,10 +376,12 @@ class MLP(TrainingSteps):
             deltas[l] = D
             if a is not None:
                 grads[i + 2] = xp.sum(G * act.dparam(xp, Xs[l], Ys[l + 1], a), axis=0)
-            grads[i] = D.T @ Ys[l]  # (10)
             grads[i + 1] = xp.sum(D, axis=0)  # (11)
+            W = params[i]
             if l > 0:
-                G = D @ params[i]  # dE/dY^{l-1}, the sum in (8)
+                G = D @ W  # dE/dY^{l-1}, the sum in (8), before W changes
+            if update is None or not update(D, Ys[l], W):
+                grads[i] = D.T @ Ys[l]  # (10)
         return grads, deltas
 
     # ---- public API ------------------------------------------------------------------

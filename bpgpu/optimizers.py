@@ -77,13 +77,15 @@ class Optimizer:
 
         ``fast`` is the backend's fused ``opt_update`` (one kernel per parameter on
         CuPy) or None; it may decline a case, which then takes the generic update.
-        ``prescaled``: the gradients are already multiplied by :meth:`prescale`.
+        ``prescaled``: the gradients are already multiplied by :meth:`prescale` (None
+        for one the backward pass applied itself).
         The gradients are consumed: an update may overwrite them.
         """
         self.t += 1
         if prescaled:  # plain SGD with lr folded into the error: w <- w - (lr g)
             for p, g in zip(params, grads):
-                p -= g
+                if g is not None:  # None: a fused GEMM applied it already
+                    p -= g
             return
         wd = self.weight_decay
         hyper = self.hyper() if fast else None

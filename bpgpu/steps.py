@@ -55,15 +55,18 @@ class TrainingSteps:
         Xs, Ys = self._forward(params, Xb, last=False)
         a = self._layer(params, len(self.activations) - 1)[2]
         metrics = metrics or anomaly is not None  # the anomaly check reads the loss
-        Y, loss_sum, D = self.cost.train_output(xp, act, Xs[-1], Tb, a, metrics)
-        Ys.append(Y)
+        fast = self.backend.fast
         lr = opt.prescale()  # plain SGD: lr / B scales the output error once
         scale = (1.0 if lr is None else lr) / Xb.shape[0]
-        D = None if D is None else D * scale
-        grads = self._backward(params, Xs, Ys, Tb, scale=scale, D=D)[0]
+        Y, loss_sum, D = self.cost.train_output(xp, act, Xs[-1], Tb, a, metrics, scale, fast)
+        Ys.append(Y)
+        # prescaled SGD may fold W -= D^T Y into one GEMM (cuBLAS beta = 1); not in
+        # anomaly mode, which checks the gradients before any update
+        gemm = fast("sgd_gemm") if lr is not None and anomaly is None else None
+        grads = self._backward(params, Xs, Ys, Tb, scale=scale, D=D, update=gemm)[0]
         if anomaly is not None:
             self._check_anomaly(anomaly, Xs, Ys, loss_sum, grads)
-        update = None if lr is not None else self.backend.fast("opt_update")
+        update = None if lr is not None else fast("opt_update")
         opt.step(xp, params, grads, state, decay, update, lr is not None)
         return loss_sum, None if Lb is None or not metrics else self._correct(Y, Lb)
 

@@ -6,6 +6,8 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 
 def test_bench_runs_and_writes_ratios(tmp_path):
     out = subprocess.run(
@@ -51,3 +53,32 @@ def test_bench_refuses_an_unknown_workload():
         timeout=120,
     )
     assert out.returncode == 2 and "unknown workload 'huge'" in out.stderr
+
+
+def test_launch_counter_says_what_it_needs_without_a_gpu(tmp_path):
+    torch = pytest.importorskip("torch")
+    if torch.cuda.is_available():
+        pytest.skip("a CUDA device is here: the gpu run counts for real")
+    out = subprocess.run(
+        [sys.executable, "-m", "bpgpu.bench.launches", "--out", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 0 and "no CUDA device" in out.stdout
+    assert not list(tmp_path.iterdir())  # nothing half-written
+
+
+@pytest.mark.gpu
+def test_launch_counter_sees_cupy_kernels():
+    """CUPTI through torch.profiler records CuPy's launches too (else the count is 0)."""
+    from conftest import load_backend
+
+    from bpgpu.bench import launches, peers
+    from bpgpu.bench.workloads import WORKLOADS
+
+    load_backend("cupy")
+    w = WORKLOADS["small"]
+    X, y = w.data()
+    n = launches.count(peers.Bpgpu("cupy"), w, X, y)
+    assert 5 < n < 500, n

@@ -18,7 +18,9 @@ class Spy(NumpyBackend):
     def __init__(self):
         super().__init__()
         self.name = "spy"
-        self.calls = {"bias_act": 0, "act_vjp": 0, "opt_update": 0}
+        self.calls = dict.fromkeys(
+            ("bias_act", "act_vjp", "opt_update", "softmax_cce", "sgd_gemm"), 0
+        )
 
         def bias_act(XW, b, act, a=None):
             self.calls["bias_act"] += 1
@@ -38,7 +40,25 @@ class Spy(NumpyBackend):
             p -= hyper["lr"] * g
             return True
 
-        self._fast = {"bias_act": bias_act, "act_vjp": act_vjp, "opt_update": opt_update}
+        def softmax_cce(X, T, scale, loss):
+            self.calls["softmax_cce"] += 1
+            e = np.exp(X - X.max(axis=1, keepdims=True))
+            Y = e / e.sum(axis=1, keepdims=True)
+            E = -(T * np.log(Y)).sum() if loss else None
+            return Y, E, scale * (Y - T)
+
+        def sgd_gemm(D, Y, W):
+            self.calls["sgd_gemm"] += 1
+            W -= D.T @ Y
+            return True
+
+        self._fast = {
+            "bias_act": bias_act,
+            "act_vjp": act_vjp,
+            "opt_update": opt_update,
+            "softmax_cce": softmax_cce,
+            "sgd_gemm": sgd_gemm,
+        }
 
 
 def blobs(n=64):
@@ -56,9 +76,11 @@ def test_fast_paths_are_used_and_agree_with_generic(opt, monkeypatch):
     fast.fit(X, y, epochs=2, batch_size=16, optimizer=opt)
     generic.fit(X, y, epochs=2, batch_size=16, optimizer=opt)
     assert spy.calls["bias_act"] > 0 and spy.calls["act_vjp"] > 0
-    # plain SGD has lr folded into the output error and subtracts the gradients as they
-    # come: no update kernel to call
+    # plain SGD has lr folded into the output error: the weight matrices are updated by
+    # one GEMM each, the rest subtracted as they come; no update kernel to call
     assert (spy.calls["opt_update"] > 0) == (opt != "sgd")
+    assert (spy.calls["sgd_gemm"] > 0) == (opt == "sgd")
+    assert spy.calls["softmax_cce"] > 0
     for a, b in zip(fast.get_weights(), generic.get_weights()):
         np.testing.assert_allclose(a, b, rtol=1e-13, atol=1e-15)
 
@@ -69,14 +91,14 @@ def test_fast_paths_switch_off(monkeypatch):
     net = bpgpu.MLP([4, 6, 3], backend=spy)
     spy.use_fast = False
     net.fit(X, y, epochs=1)
-    assert spy.calls == {"bias_act": 0, "act_vjp": 0, "opt_update": 0}
+    assert not any(spy.calls.values())
     spy.use_fast = True
     net.gradients(X, y)
     assert spy.calls["bias_act"] > 0
     monkeypatch.setenv("BPGPU_FAST", "0")  # read at a backend's first lookup
     off = Spy()
     bpgpu.MLP([4, 6, 3], backend=off).fit(X, y, epochs=1)
-    assert off.calls == {"bias_act": 0, "act_vjp": 0, "opt_update": 0}
+    assert not any(off.calls.values())
 
 
 GPU_HIDDEN = [n for n, a in ACTIVATIONS.items() if a.hidden_ok]
@@ -137,3 +159,43 @@ def test_numpy_relu_backward_in_place_equals_generic(dtype, monkeypatch):
         assert (name, "relu", True) in calls and (name, "tanh", False) in calls
     for a, b in zip(fast.get_weights(), generic.get_weights()):
         np.testing.assert_array_equal(a, b)
+
+
+def test_anomaly_mode_applies_no_fused_update():
+    """detect_anomaly checks the gradients before the weights change: no sgd_gemm."""
+    X, y = blobs()
+    spy = Spy()
+    bpgpu.MLP([4, 6, 3], backend=spy).fit(X, y, epochs=1, detect_anomaly=True)
+    assert spy.calls["sgd_gemm"] == 0 and spy.calls["softmax_cce"] > 0
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("n", [1, 3, 10, 300, 1000])  # one to several elements per thread
+def test_cupy_softmax_cce_kernel_matches_the_generic_math(n, dtype):
+    from bpgpu.costs import _softmax_cce
+
+    cp = load_backend("cupy")
+    rng = np.random.default_rng(n)
+    X = rng.normal(scale=5.0, size=(37, n)).astype(dtype)
+    X[0] += 900.0  # a large logit: the kernel must shift by the row max too
+    T = np.eye(n, dtype=dtype)[rng.integers(0, n, size=37)]
+    Xd, Td = cp.asarray(X), cp.asarray(T)
+    kernel = cp.fast("softmax_cce")
+    Y, E, D = kernel(Xd, Td, 0.25, True)
+    Yr, Er, Dr = _softmax_cce(cp.xp, Xd, Td)
+    tol = 10 * TOL[dtype]
+    assert rel_norm(Y, Yr) <= tol and rel_norm(D, 0.25 * Dr) <= tol
+    assert abs(float(E) - float(Er)) <= tol * max(1.0, abs(float(Er)))
+    assert kernel(Xd, Td, 1.0, False)[1] is None
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_cupy_sgd_gemm_matches_subtracting_the_gradient(dtype):
+    cp = load_backend("cupy")
+    rng = np.random.default_rng(0)
+    D, Y, W = (rng.normal(size=s).astype(dtype) for s in ((16, 5), (16, 7), (5, 7)))
+    Wd = cp.asarray(W)
+    assert cp.fast("sgd_gemm")(cp.asarray(D), cp.asarray(Y), Wd)
+    assert rel_norm(Wd, W - D.T @ Y) <= 10 * TOL[dtype]

@@ -1,0 +1,101 @@
+"""GPU kernel launches per training step, counted by the CUDA profiler.
+
+torch.profiler records every kernel the process launches through CUPTI, whichever
+library launched it, so one counter serves bpgpu on CuPy, bpgpu on torch and PyTorch
+eager alike. Each peer trains one warm-up epoch, then one epoch under the profiler;
+the kernels (memory copies and sets left out) divided by the epoch's steps is the
+number per step, epoch-level work (the permutation, the weight snapshot, the one loss
+read) included.
+
+    python -m bpgpu.bench.launches [--workloads small,mnist,large] [--out DIR]
+
+Needs torch with CUDA; without it, says so and exits 0 (nothing to count).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+from . import peers as P
+from .workloads import WORKLOADS
+
+GPU_PEERS = ("bpgpu[cupy]", "bpgpu-nometrics[cupy]", "bpgpu[torch:cuda]", "torch-eager[cuda]")
+
+
+def gpu_peers() -> list[P.Peer]:
+    """The GPU peers that can run here."""
+    import bpgpu
+
+    found: list[P.Peer] = []
+    for name, metrics in (("cupy", True), ("cupy", False), ("torch:cuda", True)):
+        try:
+            bpgpu.get_backend(name)
+        except bpgpu.BackendUnavailable:
+            continue
+        found.append(P.Bpgpu(name, metrics=metrics))
+    found.append(P.TorchEager("cuda"))
+    return found
+
+
+def count(peer: P.Peer, w, X, y) -> float:
+    """Kernels per step of ``peer`` over one profiled epoch of workload ``w``."""
+    from torch.autograd import DeviceType
+    from torch.profiler import ProfilerActivity, profile
+
+    peer.prepare(w, X, y)
+    peer.train(1)  # compilation, allocations, cuBLAS handles
+    with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
+        peer.train(1)
+    kernels = [
+        e
+        for e in prof.events()
+        if e.device_type == DeviceType.CUDA and not e.name.startswith(("Memcpy", "Memset"))
+    ]
+    return len(kernels) / w.steps_per_epoch
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m bpgpu.bench.launches", description=__doc__)
+    p.add_argument("--workloads", default="small,mnist,large")
+    p.add_argument("--out", default=None, help="folder for launches-gpu.json and .md")
+    args = p.parse_args(argv)
+    try:
+        import torch
+    except ImportError:
+        print("torch is not installed: no profiler to count kernel launches with")
+        return 0
+    if not torch.cuda.is_available():
+        print("no CUDA device: kernel launches are counted on a GPU only")
+        return 0
+    table: dict[str, dict[str, float]] = {}
+    for wname in [n for n in args.workloads.split(",") if n]:
+        w = WORKLOADS[wname]
+        X, y = w.data()
+        for peer in gpu_peers():
+            n = count(peer, w, X, y)
+            table.setdefault(wname, {})[peer.name] = n
+            print(f"{wname:6s} {peer.name:24s} {n:8.1f} kernels/step", flush=True)
+    if args.out:
+        os.makedirs(args.out, exist_ok=True)
+        with open(os.path.join(args.out, "launches-gpu.json"), "w") as f:
+            json.dump({"device": torch.cuda.get_device_name(), "kernels_per_step": table}, f)
+        names = sorted({p for row in table.values() for p in row})
+        lines = [
+            f"# Kernel launches per step ({torch.cuda.get_device_name()})",
+            "",
+            "| workload | " + " | ".join(names) + " |",
+            "|---|" + "---|" * len(names),
+        ]
+        for wname, row in table.items():
+            cells = " | ".join(f"{row[n]:.1f}" if n in row else "-" for n in names)
+            lines.append(f"| {wname} | {cells} |")
+        with open(os.path.join(args.out, "launches-gpu.md"), "w") as f:
+            f.write("\n".join(lines) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
