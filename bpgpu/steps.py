@@ -12,6 +12,12 @@ import math
 from typing import Any
 
 
+def _subtract_gradient(D: Any, Y: Any, W: Any) -> bool:
+    """Plain SGD's weight update from a prescaled error: ``W -= D^T Y``, eq. (10)."""
+    W -= D.T @ Y
+    return True
+
+
 class TrainingSteps:
     """Mixin of :class:`bpgpu.MLP`: one optimizer step, accuracy, device-side evaluation."""
 
@@ -60,9 +66,12 @@ class TrainingSteps:
         scale = (1.0 if lr is None else lr) / Xb.shape[0]
         Y, loss_sum, D = self.cost.train_output(xp, act, Xs[-1], Tb, a, metrics, scale, fast)
         Ys.append(Y)
-        # prescaled SGD may fold W -= D^T Y into one GEMM (cuBLAS beta = 1); not in
-        # anomaly mode, which checks the gradients before any update
-        gemm = fast("sgd_gemm") if lr is not None and anomaly is None else None
+        # prescaled SGD updates each W as soon as its layer is done (W -= D^T Y; one
+        # GEMM with beta = 1 on CuPy), so one weight gradient at a time exists instead
+        # of all of them; not in anomaly mode, which checks every gradient first
+        gemm = None
+        if lr is not None and anomaly is None:
+            gemm = fast("sgd_gemm") or _subtract_gradient
         grads = self._backward(params, Xs, Ys, Tb, scale=scale, D=D, update=gemm)[0]
         if anomaly is not None:
             self._check_anomaly(anomaly, Xs, Ys, loss_sum, grads)
