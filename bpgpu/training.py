@@ -11,11 +11,8 @@ and the epoch start's (divergence recovery) are device copies taken once per epo
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import math
-import signal
-import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -32,6 +29,7 @@ from bpgpu.checkpoint import (
 from bpgpu.checkpoint import (
     restore as restore_checkpoint,
 )
+from bpgpu.recovery import diverged, interruptible, position_of, restore_epoch
 
 _MISSING = object()
 log = logging.getLogger("bpgpu")
@@ -263,7 +261,7 @@ def fit(
     n = Xd.shape[0]
     labels = net._labels(Td) if net._has_accuracy() else None  # once, not per batch
     n_batches = -(-n // st.batch_size)
-    pos = None if ckpt_cfg is None else _position(ckpt_cfg["training"].get("position"), n_batches)
+    pos = None if ckpt_cfg is None else position_of(ckpt_cfg["training"].get("position"), n_batches)
 
     # -- optimizer, host RNG, history: fresh, or exactly as the checkpoint left them
     opt = _opt.get(st.optimizer)
@@ -297,7 +295,7 @@ def fit(
 
     batch = Batches(xp, [Xd, Td, labels], st.batch_size)
 
-    with backend.context(), _interruptible(handle_interrupt) as interrupted:
+    with backend.context(), interruptible(handle_interrupt) as interrupted:
         for epoch in range(start, st.epochs):
             t0 = time.perf_counter()
             rng_before = rng.state()  # a mid-epoch checkpoint redraws this permutation
@@ -349,7 +347,7 @@ def fit(
             if known and correct_before is not None:
                 correct = correct_before + (int(xp.sum(xp.stack(rights))) if rights else 0)
             if not finite and not train_metrics:
-                _restore(net, opt, state, snapshot)
+                restore_epoch(net, opt, state, snapshot)
                 raise FloatingPointError(
                     f"the weights became NaN or inf in epoch {epoch + 1}; the weights at its "
                     f"start are restored. Lower the learning rate (now {opt.lr:g}), "
@@ -357,7 +355,7 @@ def fit(
                     "or detect_anomaly=True (names the layer)"
                 )
             if not finite:
-                _diverged(
+                diverged(
                     net,
                     opt,
                     state,
@@ -435,91 +433,3 @@ def fit(
     for cb in callbacks:
         cb.on_train_end(net, history)
     return history
-
-
-def _position(pos, n_batches: int):
-    """A mid-epoch checkpoint's position, validated (it comes from a file)."""
-    from bpgpu.io import ModelFileError
-
-    if pos is None:
-        return None
-    ok = (
-        isinstance(pos, dict)
-        and type(pos.get("batch")) is int
-        and 0 < pos["batch"] < n_batches
-        and (pos.get("correct") is None or (type(pos["correct"]) is int and pos["correct"] >= 0))
-        and (
-            pos.get("losses", 0) is None
-            or (
-                isinstance(pos.get("losses"), list)
-                and len(pos["losses"]) == pos["batch"]
-                and all(isinstance(v, (int, float)) and math.isfinite(v) for v in pos["losses"])
-            )
-        )
-    )
-    if not ok:
-        raise ModelFileError(
-            f"the checkpoint's mid-epoch position {pos!r} does not fit this fit "
-            f"({n_batches} batches per epoch); resume with the same data and batch size"
-        )
-    return pos
-
-
-@contextlib.contextmanager
-def _interruptible(enabled: bool):
-    """Turn the first Ctrl-C into a request to stop after the current batch.
-
-    A second Ctrl-C raises KeyboardInterrupt at once. Only in the main thread, where
-    Python delivers signals; elsewhere the flag is never set.
-    """
-    flag = threading.Event()
-    if not enabled or threading.current_thread() is not threading.main_thread():
-        yield flag
-        return
-
-    def on_sigint(signum, frame):
-        if flag.is_set():
-            raise KeyboardInterrupt
-        flag.set()
-        log.warning("bpgpu: stopping after the current batch (Ctrl-C again to abort now)")
-
-    previous = signal.signal(signal.SIGINT, on_sigint)
-    try:
-        yield flag
-    finally:
-        signal.signal(signal.SIGINT, previous)
-
-
-def _restore(net, opt, state, snapshot) -> None:
-    """Put back the parameters, optimizer state and step count of an epoch's start."""
-    params, saved_state, t = snapshot
-    for p, q in zip(net._params, params):
-        p[...] = q
-    for name, arrays in saved_state.items():
-        for a, b in zip(state[name], arrays):
-            a[...] = b
-    opt.t = t
-
-
-def _diverged(net, opt, state, snapshot, losses, first, perm_d, batch, decay, epoch, n_batches):
-    """Restore the last weights whose batch loss was finite, then raise with the place."""
-    host = [float(v) for v in losses]  # one read per batch, only for a failed epoch
-    k = next(i for i, v in enumerate(host) if not math.isfinite(v))  # counted from `first`
-    _restore(net, opt, state, snapshot)
-    # replay up to the last batch whose loss was finite: its starting weights are the
-    # last ones known good (the update it made is what the bad batch started from)
-    for bi in range(first, first + k - 1):
-        Xb, Tb, Lb = batch(perm_d, bi)
-        net._train_step(Xb, Tb, Lb, opt, state, decay)
-    bad = first + k + 1
-    where = (
-        f"the weights that batch {bad - 1} of epoch {epoch} started from (the last finite "
-        "batch loss)"
-        if k > 0
-        else f"the weights at the start of epoch {epoch}"
-    )
-    raise FloatingPointError(
-        f"the training loss became {host[k]} in epoch {epoch}, batch {bad} of {n_batches}; "
-        f"{where} are restored. Lower the learning rate (now {opt.lr:g}), standardise "
-        "the inputs, or pass detect_anomaly=True to find the first layer that overflows"
-    )

@@ -1,0 +1,105 @@
+"""When training does not go to plan: divergence, Ctrl-C, and resuming mid-epoch.
+
+Split from :mod:`bpgpu.training` along the seam of the unhappy paths: restoring the
+weights an epoch started from, replaying up to the last batch whose loss was finite,
+turning Ctrl-C into a request to stop after the batch, and validating the mid-epoch
+position a checkpoint carries.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import signal
+import threading
+
+log = logging.getLogger("bpgpu")
+
+
+def position_of(pos, n_batches: int):
+    """A mid-epoch checkpoint's position, validated (it comes from a file)."""
+    from bpgpu.io import ModelFileError
+
+    if pos is None:
+        return None
+    ok = (
+        isinstance(pos, dict)
+        and type(pos.get("batch")) is int
+        and 0 < pos["batch"] < n_batches
+        and (pos.get("correct") is None or (type(pos["correct"]) is int and pos["correct"] >= 0))
+        and (
+            pos.get("losses", 0) is None
+            or (
+                isinstance(pos.get("losses"), list)
+                and len(pos["losses"]) == pos["batch"]
+                and all(isinstance(v, (int, float)) and math.isfinite(v) for v in pos["losses"])
+            )
+        )
+    )
+    if not ok:
+        raise ModelFileError(
+            f"the checkpoint's mid-epoch position {pos!r} does not fit this fit "
+            f"({n_batches} batches per epoch); resume with the same data and batch size"
+        )
+    return pos
+
+
+@contextlib.contextmanager
+def interruptible(enabled: bool):
+    """Turn the first Ctrl-C into a request to stop after the current batch.
+
+    A second Ctrl-C raises KeyboardInterrupt at once. Only in the main thread, where
+    Python delivers signals; elsewhere the flag is never set.
+    """
+    flag = threading.Event()
+    if not enabled or threading.current_thread() is not threading.main_thread():
+        yield flag
+        return
+
+    def on_sigint(signum, frame):
+        if flag.is_set():
+            raise KeyboardInterrupt
+        flag.set()
+        log.warning("bpgpu: stopping after the current batch (Ctrl-C again to abort now)")
+
+    previous = signal.signal(signal.SIGINT, on_sigint)
+    try:
+        yield flag
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def restore_epoch(net, opt, state, snapshot) -> None:
+    """Put back the parameters, optimizer state and step count of an epoch's start."""
+    params, saved_state, t = snapshot
+    for p, q in zip(net._params, params):
+        p[...] = q
+    for name, arrays in saved_state.items():
+        for a, b in zip(state[name], arrays):
+            a[...] = b
+    opt.t = t
+
+
+def diverged(net, opt, state, snapshot, losses, first, perm_d, batch, decay, epoch, n_batches):
+    """Restore the last weights whose batch loss was finite, then raise with the place."""
+    host = [float(v) for v in losses]  # one read per batch, only for a failed epoch
+    k = next(i for i, v in enumerate(host) if not math.isfinite(v))  # counted from `first`
+    restore_epoch(net, opt, state, snapshot)
+    # replay up to the last batch whose loss was finite: its starting weights are the
+    # last ones known good (the update it made is what the bad batch started from)
+    for bi in range(first, first + k - 1):
+        Xb, Tb, Lb = batch(perm_d, bi)
+        net._train_step(Xb, Tb, Lb, opt, state, decay)
+    bad = first + k + 1
+    where = (
+        f"the weights that batch {bad - 1} of epoch {epoch} started from (the last finite "
+        "batch loss)"
+        if k > 0
+        else f"the weights at the start of epoch {epoch}"
+    )
+    raise FloatingPointError(
+        f"the training loss became {host[k]} in epoch {epoch}, batch {bad} of {n_batches}; "
+        f"{where} are restored. Lower the learning rate (now {opt.lr:g}), standardise "
+        "the inputs, or pass detect_anomaly=True to find the first layer that overflows"
+    )
