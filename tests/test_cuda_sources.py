@@ -1,0 +1,113 @@
+"""The CUDA C in backends/cupy_kernels.py, checked without a GPU.
+
+CuPy compiles these strings on the GPU machine at first use, so a typo would only show
+there. Here: every body compiles with nvcc (where it is installed), and the one
+hand-written kernel with block reductions, softmax cross-entropy, runs on the CPU (one
+pthread per CUDA thread, ``__syncthreads`` a barrier) and is compared with NumPy. The
+real kernels on a real GPU: ``tests/test_fast_paths.py``, marked ``gpu``.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from bpgpu.backends.cupy_kernels import _BACKWARD, _FORWARD, _OPT, _SOFTMAX_CCE
+
+CTYPES = {"float": np.float32, "double": np.float64}
+HERE = Path(__file__).parent
+
+
+def nvcc_ptx(tmp_path: Path, source: str) -> subprocess.CompletedProcess:
+    if shutil.which("nvcc") is None:
+        pytest.skip("nvcc is not installed")
+    cu = tmp_path / "k.cu"
+    cu.write_text(source)
+    return subprocess.run(
+        ["nvcc", "-ptx", "-arch=sm_80", str(cu), "-o", str(tmp_path / "k.ptx")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def test_elementwise_bodies_compile(tmp_path):
+    lines = []
+    for ctype in CTYPES:
+        lines.append(f"namespace as_{ctype} {{ typedef {ctype} T;")
+        for name, body in _FORWARD.items():
+            lines.append(
+                f"__device__ void f_{name}(T xw, T b, T& z, T& y) {{ z = xw + b; {body}; }}"
+            )
+        for name, body in _BACKWARD.items():
+            lines.append(f"__device__ void b_{name}(T x, T y, T g, T& d) {{ {body}; }}")
+        for name, (ins, outs, body) in _OPT.items():
+            args = ins.split(", ") + [o.replace("T ", "T& ") for o in outs.split(", ")]
+            lines.append(f"__device__ void o_{name}({', '.join(args)}) {{ {body}; }}")
+        lines.append("}")
+    out = nvcc_ptx(tmp_path, "\n".join(lines) + "\n")
+    assert out.returncode == 0, out.stderr
+
+
+@pytest.mark.parametrize("ctype", CTYPES)
+def test_softmax_kernel_compiles(ctype, tmp_path):
+    out = nvcc_ptx(tmp_path, f"typedef {ctype} T;\n" + _SOFTMAX_CCE)
+    assert out.returncode == 0, out.stderr
+    assert "bpgpu_softmax_cce" in (tmp_path / "k.ptx").read_text()
+
+
+@pytest.mark.parametrize("ctype", CTYPES)
+def test_softmax_kernel_logic_on_the_cpu(ctype, tmp_path):
+    if shutil.which("g++") is None:
+        pytest.skip("g++ is not installed")
+    shared = "extern __shared__ double bpgpu_smem[];"
+    assert shared in _SOFTMAX_CCE
+    kernel = tmp_path / "kernel.inc"
+    kernel.write_text(
+        f"typedef {ctype} T;\n"
+        + _SOFTMAX_CCE.replace(shared, "double* bpgpu_smem = shared_memory;")
+    )
+    exe = tmp_path / "emulator"
+    build = subprocess.run(
+        ["g++", "-O1", "-pthread", f'-DBPGPU_KERNEL="{kernel}"', "-o", str(exe)]
+        + [str(HERE / "cuda" / "block_emulator.cpp")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert build.returncode == 0, build.stderr
+    dtype = CTYPES[ctype]
+    tol = 1e-6 if dtype is np.float32 else 1e-14
+    for B, n in ((5, 1), (7, 3), (4, 10), (3, 300), (2, 1000)):  # 1 to 4 values a thread
+        threads = 32
+        while threads < n and threads < 256:  # as CupyFastPaths.softmax_cce picks it
+            threads *= 2
+        rng = np.random.default_rng(n)
+        X = rng.normal(scale=5.0, size=(B, n)).astype(dtype)
+        X[0] += 900.0  # the row max must be taken out before exp
+        T = np.eye(n, dtype=dtype)[rng.integers(0, n, size=B)]
+        data = "\n".join(repr(float(v)) for v in np.concatenate([X.ravel(), T.ravel()]))
+        run = subprocess.run(
+            [str(exe), str(B), str(n), str(threads), "0.25"],
+            input=data,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert run.returncode == 0, run.stderr
+        v = np.array(run.stdout.split(), dtype=np.float64)
+        Y, D, rows = v[: B * n].reshape(B, n), v[B * n : 2 * B * n].reshape(B, n), v[2 * B * n :]
+        Z = X.astype(np.float64) - X.max(axis=1, keepdims=True)
+        s = np.exp(Z).sum(axis=1, keepdims=True)
+        Y_ref = np.exp(Z) / s
+        for got, want in (
+            (Y, Y_ref),
+            (D, 0.25 * (Y_ref - T)),
+            (rows, (T * (np.log(s) - Z)).sum(1)),
+        ):
+            err = np.linalg.norm(got - want) / max(np.linalg.norm(want), 1e-300)
+            assert err <= tol, (B, n, err)
