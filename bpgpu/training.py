@@ -3,10 +3,11 @@
 The whole training set is moved to the device once. Each epoch draws a permutation on
 the host (so every backend sees the same batch order for the same seed), moves it to
 the device, and gathers the batches there with ``take``, several at a time
-(:mod:`bpgpu.batches`). Loss and correct counts are
-accumulated as device scalars and read once per epoch: there is no host sync inside
-the step. Parameters are updated in place, so the best epoch's weights (early stopping)
-and the epoch start's (divergence recovery) are device copies taken once per epoch.
+(:mod:`bpgpu.batches`). Each batch's loss and correct count stay on the device and are
+summed and read once per epoch (or not computed at all with ``train_metrics=False``):
+there is no host sync inside the step. Parameters are updated in place, so the best
+epoch's weights (early stopping) and the epoch start's (divergence recovery) are device
+copies taken once per epoch.
 """
 
 from __future__ import annotations
