@@ -51,7 +51,9 @@ class TorchBackend(Backend):
         self.torch = torch
         self.xp = xp
         self.device = dev
-        self._fast = {}
+        from .torch_fast import TorchFastPaths
+
+        self._fast = TorchFastPaths(torch).table()
 
     def to_numpy(self, a) -> np.ndarray:
         return a.detach().cpu().numpy().copy()

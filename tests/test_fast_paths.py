@@ -199,3 +199,48 @@ def test_cupy_sgd_gemm_matches_subtracting_the_gradient(dtype):
     Wd = cp.asarray(W)
     assert cp.fast("sgd_gemm")(cp.asarray(D), cp.asarray(Y), Wd)
     assert rel_norm(Wd, W - D.T @ Y) <= 10 * TOL[dtype]
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_torch_fast_paths_match_the_generic_math(dtype):
+    """Each torch fast path against the generic Array API code it replaces."""
+    from bpgpu.costs import _softmax_cce
+    from bpgpu.steps import _subtract_gradient
+
+    be = load_backend("torch")
+    torch, xp = be.torch, be.xp
+    rng = np.random.default_rng(1)
+    X = torch.tensor(rng.normal(scale=4.0, size=(9, 5)).astype(dtype))
+    b = torch.tensor(rng.normal(size=5).astype(dtype))
+    T = torch.tensor(np.eye(5, dtype=dtype)[rng.integers(0, 5, size=9)])
+    G = torch.tensor(rng.normal(size=(9, 5)).astype(dtype))
+    relu = ACTIVATIONS["relu"]
+    tol = TOL[dtype]
+
+    Z, Y = be.fast("bias_act")(X.clone(), b, "relu")
+    assert Z is Y and rel_norm(Y, relu.f(xp, X + b)) <= tol
+    assert be.fast("bias_act")(X.clone(), b, "tanh") is None  # declined: generic code
+    D = be.fast("act_vjp")(None, Y, G.clone(), "relu")
+    assert rel_norm(D, relu.vjp(xp, X + b, Y, G)) <= tol
+    Yf, Ef, Df = be.fast("softmax_cce")(X, T, 0.5, True)
+    Yg, Eg, Dg = _softmax_cce(xp, X, T)
+    assert rel_norm(Yf, Yg) <= tol and rel_norm(Df, 0.5 * Dg) <= tol
+    assert abs(float(Ef) - float(Eg)) <= tol * abs(float(Eg))
+    assert be.fast("softmax_cce")(X, T, 1.0, False)[1] is None
+    W = torch.tensor(rng.normal(size=(5, 4)).astype(dtype))
+    A = torch.tensor(rng.normal(size=(9, 4)).astype(dtype))
+    W_fast, W_generic = W.clone(), W.clone()
+    assert be.fast("sgd_gemm")(G, A, W_fast) and _subtract_gradient(G, A, W_generic)
+    assert rel_norm(W_fast, W_generic) <= tol
+
+
+@pytest.mark.parametrize("opt", ["sgd", "adam"])
+def test_torch_fit_with_fast_paths_equals_generic(opt):
+    be, generic = load_backend("torch"), type(load_backend("torch"))()
+    generic.use_fast = False
+    X, y = blobs()
+    nets = [bpgpu.MLP([4, 6, 5, 3], backend=b, dtype="float64", seed=4) for b in (be, generic)]
+    for net in nets:
+        net.fit(X, y, epochs=2, batch_size=16, optimizer=opt)
+    for a, b in zip(*(n.get_weights() for n in nets)):
+        assert rel_norm(a, b) <= 1e-12
