@@ -82,15 +82,30 @@ def restore_epoch(net, opt, state, snapshot) -> None:
 
 
 def diverged(net, opt, state, snapshot, losses, first, perm_d, batch, decay, epoch, n_batches):
-    """Restore the last weights whose batch loss was finite, then raise with the place."""
+    """Restore the last weights known finite, then raise naming the batch.
+
+    Either a batch's loss is not finite (the batch before it made the weights bad), or
+    every loss was finite but the weights are not: then the epoch's last update did it.
+    """
     host = [float(v) for v in losses]  # one read per batch, only for a failed epoch
-    k = next(i for i, v in enumerate(host) if not math.isfinite(v))  # counted from `first`
+    # counted from `first`; none: the last batch's update made the weights non-finite
+    k = next((i for i, v in enumerate(host) if not math.isfinite(v)), len(host))
     restore_epoch(net, opt, state, snapshot)
     # replay up to the last batch whose loss was finite: its starting weights are the
     # last ones known good (the update it made is what the bad batch started from)
     for bi in range(first, first + k - 1):
         Xb, Tb, Lb = batch(perm_d, bi)
         net._train_step(Xb, Tb, Lb, opt, state, decay)
+    advice = (
+        f"Lower the learning rate (now {opt.lr:g}), standardise the inputs, or pass "
+        "detect_anomaly=True to find the first layer that overflows"
+    )
+    if k == len(host):
+        raise FloatingPointError(
+            f"the weights became NaN or inf in the update of batch {first + k} of "
+            f"{n_batches} in epoch {epoch} (its loss was finite); the weights that batch "
+            f"started from are restored. {advice}"
+        )
     bad = first + k + 1
     where = (
         f"the weights that batch {bad - 1} of epoch {epoch} started from (the last finite "
@@ -100,6 +115,5 @@ def diverged(net, opt, state, snapshot, losses, first, perm_d, batch, decay, epo
     )
     raise FloatingPointError(
         f"the training loss became {host[k]} in epoch {epoch}, batch {bad} of {n_batches}; "
-        f"{where} are restored. Lower the learning rate (now {opt.lr:g}), standardise "
-        "the inputs, or pass detect_anomaly=True to find the first layer that overflows"
+        f"{where} are restored. {advice}"
     )

@@ -340,7 +340,8 @@ def fit(
             known = train_metrics and before is not None  # the whole epoch's metrics
             if train_metrics:
                 total = float(xp.sum(xp.stack((before or []) + losses)))  # the epoch's read
-                finite = math.isfinite(total)
+                # a finite loss with weights gone bad: the last update overflowed
+                finite = math.isfinite(total) and net._finite_weights()
             else:  # no losses: the weights tell whether training diverged (one read)
                 finite = net._finite_weights()
             loss_sum_host = total if known else math.nan

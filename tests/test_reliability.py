@@ -104,6 +104,24 @@ def test_divergence_names_epoch_and_batch_and_restores_the_last_finite_weights()
     assert same(net.get_weights(), twin.get_weights())
 
 
+def test_an_update_that_overflows_with_a_finite_loss_is_caught_in_its_epoch():
+    """The last batch of an epoch: its loss is finite, its update is not. The weights it
+    started from come back, not the non-finite ones the next epoch would start from."""
+    net = bpgpu.MLP([1, 1], hidden=[], output="identity", cost="quadratic", backend="numpy")
+    net.set_weights([np.array([[1e-38]]), np.array([0.0])])
+    X, y = np.array([[1.0], [3e38]]), np.array([0.0, 0.0])  # x * D overflows float32
+    kw = dict(batch_size=1, lr=1.0, shuffle=False)
+    twin = net.to("numpy")
+    with np.errstate(all="ignore"), pytest.raises(FloatingPointError) as info:
+        net.fit(X, y, epochs=3, **kw)
+    msg = str(info.value)
+    assert "in the update of batch 2 of 2 in epoch 2 (its loss was finite)" in msg
+    twin.fit(X, y, epochs=1, **kw)
+    twin.fit(X[:1], y[:1], epochs=1, **kw)  # epoch 2 up to the batch that overflowed
+    assert all(np.all(np.isfinite(w)) for w in net.get_weights())
+    assert same(net.get_weights(), twin.get_weights())
+
+
 def test_anomaly_mode_names_the_first_layer():
     X, y = blobs()
     X[40:48] = 3e38
