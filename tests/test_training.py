@@ -341,3 +341,30 @@ def test_train_metrics_off_still_stops_a_diverging_fit():
         net.fit(X, y, epochs=3, batch_size=16, lr=1e30, train_metrics=False)
     assert "NaN or inf in epoch 1" in str(info.value) and "train_metrics=True" in str(info.value)
     assert weights_equal(net.get_weights(), start)  # the epoch's start, all finite
+
+
+@pytest.mark.parametrize("metrics", [True, False])
+def test_fit_reads_the_device_a_fixed_number_of_times_per_epoch(metrics, monkeypatch):
+    """No host sync inside the step: the values fit reads back (bool, float, int of a
+    device array, or a host copy) do not grow with the number of batches."""
+    import array_api_strict
+
+    Array = type(array_api_strict.asarray([0.0]))
+    reads = {"n": 0}
+    for name in ("__bool__", "__float__", "__int__", "__index__", "__array__", "__dlpack__"):
+        original = getattr(Array, name)
+
+        def counting(self, *args, _original=original, **kwargs):
+            reads["n"] += 1
+            return _original(self, *args, **kwargs)
+
+        monkeypatch.setattr(Array, name, counting)
+    X, y = blobs(n=128)
+
+    def reads_for(batch_size):
+        net = bpgpu.MLP([4, 8, 3], backend="array_api_strict", seed=0)
+        reads["n"] = 0
+        net.fit(X, y, epochs=2, batch_size=batch_size, train_metrics=metrics)
+        return reads["n"]
+
+    assert reads_for(64) == reads_for(8) > 0  # 2 batches an epoch, then 16
