@@ -16,6 +16,8 @@ Fast path names and signatures (the core looks them up with ``backend.fast(name)
   block per row, plus one sum for ``E`` (the generic code takes eleven launches)
 - ``sgd_gemm(D, Y, W) -> bool``: plain SGD's ``W -= D^T Y`` (``D`` already scaled by
   ``lr / B``) as one cuBLAS GEMM with ``beta = 1``: no gradient array, no update kernel
+- ``sgd_bias(D, b) -> bool``: its ``b -= sum(D)`` as one cuBLAS GEMV with a kept vector
+  of ones (a reduction and a subtraction in the generic code)
 """
 
 from __future__ import annotations
@@ -118,6 +120,7 @@ class CupyFastPaths:
 
     def __init__(self, cupy):
         self.cupy = cupy
+        self._ones_cache: dict = {}
 
     @functools.cache  # noqa: B019 - one instance per backend, kept for the process
     def _kernel(self, kind: str, name: str):
@@ -213,6 +216,24 @@ class CupyFastPaths:
         cublas.gemm("T", "N", D, Y, out=W, alpha=-1.0, beta=1.0)  # W <- W - D^T Y
         return True
 
+    def sgd_bias(self, D, b) -> bool:
+        if D.ndim != 2 or b.ndim != 1 or not self._ok(D, b) or D.dtype != b.dtype:
+            return False
+        if not (b.flags.c_contiguous and D.flags.c_contiguous):
+            return False
+        from cupy import cublas
+
+        cublas.gemv("T", -1.0, D, self._ones(D.shape[0], D.dtype), 1.0, b)  # b -= D^T 1
+        return True
+
+    def _ones(self, n: int, dtype):
+        """A ones vector of length ``n``, kept for the next step (on the current device)."""
+        key = (n, dtype.str, self.cupy.cuda.Device().id)
+        ones = self._ones_cache.get(key)
+        if ones is None:
+            ones = self._ones_cache[key] = self.cupy.ones(n, dtype=dtype)
+        return ones
+
     def table(self) -> dict:
         return {
             "bias_act": self.bias_act,
@@ -220,4 +241,5 @@ class CupyFastPaths:
             "opt_update": self.opt_update,
             "softmax_cce": self.softmax_cce,
             "sgd_gemm": self.sgd_gemm,
+            "sgd_bias": self.sgd_bias,
         }

@@ -14,6 +14,8 @@ generic code; ``tests/test_fast_paths.py`` checks each against that code.
   summed cost ``-sum t log y`` and ``D = scale (Y - T)``: six kernels instead of eleven.
 - ``sgd_gemm(D, Y, W)``: ``W.addmm_(D^T, Y, alpha=-1)``, plain SGD's update as one GEMM
   with ``beta = 1`` (cuBLAS on CUDA, the CPU BLAS otherwise).
+- ``sgd_bias(D, b)``: ``b.addmv_(D^T, 1, alpha=-1)``, the bias update ``b -= sum(D)`` as
+  one GEMV with a kept vector of ones (instead of a sum and a subtraction).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ class TorchFastPaths:
         self._floats = (torch.float32, torch.float64)
         aten = getattr(torch.ops, "aten", None)
         self._threshold_backward = getattr(aten, "threshold_backward", None)
+        self._ones_cache: dict = {}
 
     def _ok(self, *tensors) -> bool:
         d = tensors[0].dtype
@@ -58,10 +61,25 @@ class TorchFastPaths:
         W.addmm_(D.T, Y, alpha=-1)  # W <- W - D^T Y
         return True
 
+    def sgd_bias(self, D, b) -> bool:
+        if D.ndim != 2 or b.ndim != 1 or not self._ok(D, b):
+            return False
+        b.addmv_(D.T, self._ones(D.shape[0], D), alpha=-1)  # b <- b - D^T 1 = b - sum(D)
+        return True
+
+    def _ones(self, n: int, like):
+        """A ones vector of length ``n`` like ``like``, kept for the next step."""
+        key = (n, like.dtype, like.device)
+        ones = self._ones_cache.get(key)
+        if ones is None:
+            ones = self._ones_cache[key] = self.torch.ones(n, dtype=like.dtype, device=like.device)
+        return ones
+
     def table(self) -> dict:
         return {
             "bias_act": self.bias_act,
             "act_vjp": self.act_vjp,
             "softmax_cce": self.softmax_cce,
             "sgd_gemm": self.sgd_gemm,
+            "sgd_bias": self.sgd_bias,
         }

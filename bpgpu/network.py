@@ -252,6 +252,7 @@ class MLP(InputChecks, TrainingSteps):
         scale: float = 1.0,
         D: Any = None,
         update: Any = None,
+        update_bias: Any = None,
     ) -> tuple[list, list]:
         """Gradients of ``scale * (sum of per-sample costs)`` in parameter order, and the
         neuron errors ``D^l`` times ``scale`` per layer.
@@ -260,7 +261,8 @@ class MLP(InputChecks, TrainingSteps):
         is cheaper than dividing every gradient); ``scale=1`` the per-sample errors of
         eq. (7)-(9). ``D`` is the output error when the caller computed it already.
         ``update(D, Y, W) -> bool`` (prescaled SGD's ``sgd_gemm`` fast path) may apply
-        ``W -= D^T Y`` itself, after ``W`` has served the recursion; its gradient is
+        ``W -= D^T Y`` itself, after ``W`` has served the recursion, and
+        ``update_bias(D, b) -> bool`` (``sgd_bias``) ``b -= sum(D)``; such a gradient is
         then None (already applied).
         """
         xp, L = self.xp, len(self._plan)
@@ -284,7 +286,8 @@ class MLP(InputChecks, TrainingSteps):
             deltas[l] = D
             if a is not None:
                 grads[i + 2] = xp.sum(G * act.dparam(xp, Xs[l], Ys[l + 1], a), axis=0)
-            grads[i + 1] = xp.sum(D, axis=0)  # (11)
+            if update_bias is None or not update_bias(D, params[i + 1]):
+                grads[i + 1] = xp.sum(D, axis=0)  # (11)
             W = params[i]
             if l > 0:
                 G = D @ W  # dE/dY^{l-1}, the sum in (8), before W changes

@@ -67,12 +67,15 @@ class TrainingSteps:
         Y, loss_sum, D = self.cost.train_output(xp, act, Xs[-1], Tb, a, metrics, scale, fast)
         Ys.append(Y)
         # prescaled SGD updates each W as soon as its layer is done (W -= D^T Y; one
-        # GEMM with beta = 1 on CuPy), so one weight gradient at a time exists instead
-        # of all of them; not in anomaly mode, which checks every gradient first
-        gemm = None
+        # GEMM with beta = 1 on CuPy and torch), so one weight gradient at a time exists
+        # instead of all of them, and b -= sum(D) is one GEMV where the backend has it;
+        # not in anomaly mode, which checks every gradient first
+        gemm = bias = None
         if lr is not None and anomaly is None:
-            gemm = fast("sgd_gemm") or _subtract_gradient
-        grads = self._backward(params, Xs, Ys, Tb, scale=scale, D=D, update=gemm)[0]
+            gemm, bias = fast("sgd_gemm") or _subtract_gradient, fast("sgd_bias")
+        grads = self._backward(params, Xs, Ys, Tb, scale=scale, D=D, update=gemm, update_bias=bias)[
+            0
+        ]
         if anomaly is not None:
             self._check_anomaly(anomaly, Xs, Ys, loss_sum, grads)
         update = None if lr is not None else fast("opt_update")

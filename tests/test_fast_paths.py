@@ -19,7 +19,7 @@ class Spy(NumpyBackend):
         super().__init__()
         self.name = "spy"
         self.calls = dict.fromkeys(
-            ("bias_act", "act_vjp", "opt_update", "softmax_cce", "sgd_gemm"), 0
+            ("bias_act", "act_vjp", "opt_update", "softmax_cce", "sgd_gemm", "sgd_bias"), 0
         )
 
         def bias_act(XW, b, act, a=None):
@@ -52,12 +52,18 @@ class Spy(NumpyBackend):
             W -= D.T @ Y
             return True
 
+        def sgd_bias(D, b):
+            self.calls["sgd_bias"] += 1
+            b -= D.sum(axis=0)
+            return True
+
         self._fast = {
             "bias_act": bias_act,
             "act_vjp": act_vjp,
             "opt_update": opt_update,
             "softmax_cce": softmax_cce,
             "sgd_gemm": sgd_gemm,
+            "sgd_bias": sgd_bias,
         }
 
 
@@ -79,7 +85,7 @@ def test_fast_paths_are_used_and_agree_with_generic(opt, monkeypatch):
     # plain SGD has lr folded into the output error: the weight matrices are updated by
     # one GEMM each, the rest subtracted as they come; no update kernel to call
     assert (spy.calls["opt_update"] > 0) == (opt != "sgd")
-    assert (spy.calls["sgd_gemm"] > 0) == (opt == "sgd")
+    assert (spy.calls["sgd_gemm"] > 0) == (spy.calls["sgd_bias"] > 0) == (opt == "sgd")
     assert spy.calls["softmax_cce"] > 0
     for a, b in zip(fast.get_weights(), generic.get_weights()):
         np.testing.assert_allclose(a, b, rtol=1e-13, atol=1e-15)
@@ -166,7 +172,8 @@ def test_anomaly_mode_applies_no_fused_update():
     X, y = blobs()
     spy = Spy()
     bpgpu.MLP([4, 6, 3], backend=spy).fit(X, y, epochs=1, detect_anomaly=True)
-    assert spy.calls["sgd_gemm"] == 0 and spy.calls["softmax_cce"] > 0
+    assert spy.calls["sgd_gemm"] == spy.calls["sgd_bias"] == 0
+    assert spy.calls["softmax_cce"] > 0
 
 
 @pytest.mark.gpu
@@ -192,13 +199,17 @@ def test_cupy_softmax_cce_kernel_matches_the_generic_math(n, dtype):
 
 @pytest.mark.gpu
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
-def test_cupy_sgd_gemm_matches_subtracting_the_gradient(dtype):
+def test_cupy_sgd_gemm_and_bias_match_subtracting_the_gradients(dtype):
     cp = load_backend("cupy")
     rng = np.random.default_rng(0)
     D, Y, W = (rng.normal(size=s).astype(dtype) for s in ((16, 5), (16, 7), (5, 7)))
     Wd = cp.asarray(W)
     assert cp.fast("sgd_gemm")(cp.asarray(D), cp.asarray(Y), Wd)
     assert rel_norm(Wd, W - D.T @ Y) <= 10 * TOL[dtype]
+    b = rng.normal(size=5).astype(dtype)
+    bd = cp.asarray(b)
+    assert cp.fast("sgd_bias")(cp.asarray(D), bd)
+    assert rel_norm(bd, b - D.sum(axis=0)) <= 10 * TOL[dtype]
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
@@ -232,6 +243,9 @@ def test_torch_fast_paths_match_the_generic_math(dtype):
     W_fast, W_generic = W.clone(), W.clone()
     assert be.fast("sgd_gemm")(G, A, W_fast) and _subtract_gradient(G, A, W_generic)
     assert rel_norm(W_fast, W_generic) <= tol
+    b_fast = b.clone()
+    assert be.fast("sgd_bias")(G, b_fast)
+    assert rel_norm(b_fast, b - xp.sum(G, axis=0)) <= tol
 
 
 @pytest.mark.parametrize("opt", ["sgd", "adam"])
