@@ -14,6 +14,8 @@ from typing import Any
 
 import numpy as np
 
+_NONE: dict[str, Any] = {}  # no fast paths (never written to)
+
 
 class BackendUnavailable(RuntimeError):
     """The requested backend cannot run here; the message says how to fix it."""
@@ -118,20 +120,24 @@ class Backend:
 
     use_fast: bool | None = None  # None: read BPGPU_FAST at the first lookup
 
-    def fast(self, name: str) -> Any:
-        """The fast path called ``name``, or None to use the generic code.
+    def fast_paths(self) -> dict[str, Any]:
+        """The fast paths in use, by name (empty when they are off): look it up once
+        per step and ``.get`` each name from it.
 
         Off when ``backend.use_fast = False``, or when the environment had
         ``BPGPU_FAST=0`` at this backend's first lookup (the environment is read once:
-        a lookup runs several times per training step, and reading it costs as much as
-        a small array operation).
+        reading it costs as much as a small array operation).
         """
         table = getattr(self, "_fast", None)
         if not table:
-            return None
+            return _NONE
         if self.use_fast is None:
             self.use_fast = os.environ.get("BPGPU_FAST") != "0"
-        return table.get(name) if self.use_fast else None
+        return table if self.use_fast else _NONE
+
+    def fast(self, name: str) -> Any:
+        """The fast path called ``name``, or None to use the generic code."""
+        return self.fast_paths().get(name)
 
     def translate(self, error: BaseException) -> BaseException | None:
         """A clearer exception for a library error (device out of memory), or None."""

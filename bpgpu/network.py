@@ -210,14 +210,18 @@ class MLP(InputChecks, TrainingSteps):
         i = self._plan[l][2]
         return params[i], params[i + 1], params[i + 2] if self.activations[l].has_param else None
 
-    def _forward(self, params: list, Y: Any, last: bool = True) -> tuple[list, list]:
+    def _forward(
+        self, params: list, Y: Any, last: bool = True, paths: dict | None = None
+    ) -> tuple[list, list]:
         """Weighted inputs ``Xs[l]`` and outputs ``Ys[l]`` (``Ys[0]`` is the input).
 
         ``last=False`` stops before the output activation (the caller fuses it with the
-        cost): ``Ys`` then has one entry fewer.
+        cost): ``Ys`` then has one entry fewer. ``paths``: the backend's fast paths, when
+        the caller looked them up already.
         """
         xp = self.xp
-        fused = self.backend.fast("bias_act")  # one launch for + b and f on CuPy
+        paths = self.backend.fast_paths() if paths is None else paths
+        fused = paths.get("bias_act")  # one launch for + b and f on CuPy
         n = len(self._plan) if last else len(self._plan) - 1  # layers with f applied here
         Xs, Ys = [], [Y]
         for l, act, i in self._plan:
@@ -253,6 +257,7 @@ class MLP(InputChecks, TrainingSteps):
         D: Any = None,
         update: Any = None,
         update_bias: Any = None,
+        paths: dict | None = None,
     ) -> tuple[list, list]:
         """Gradients of ``scale * (sum of per-sample costs)`` in parameter order, and the
         neuron errors ``D^l`` times ``scale`` per layer.
@@ -266,7 +271,8 @@ class MLP(InputChecks, TrainingSteps):
         then None (already applied).
         """
         xp, L = self.xp, len(self._plan)
-        fused = self.backend.fast("act_vjp")
+        paths = self.backend.fast_paths() if paths is None else paths
+        fused = paths.get("act_vjp")
         grads: list[Any] = [None] * len(params)
         deltas: list[Any] = [None] * L
         # output error (9); a learnable output activation needs dE/dY for its parameter

@@ -58,10 +58,11 @@ class TrainingSteps:
         """
         xp, act = self.xp, self.activations[-1]
         params = self._params
-        Xs, Ys = self._forward(params, Xb, last=False)
+        paths = self.backend.fast_paths()  # looked up once per step
+        fast = paths.get
+        Xs, Ys = self._forward(params, Xb, last=False, paths=paths)
         a = self._layer(params, len(self.activations) - 1)[2]
         metrics = metrics or anomaly is not None  # the anomaly check reads the loss
-        fast = self.backend.fast
         lr = opt.prescale()  # plain SGD: lr / B scales the output error once
         scale = (1.0 if lr is None else lr) / Xb.shape[0]
         Y, loss_sum, D = self.cost.train_output(xp, act, Xs[-1], Tb, a, metrics, scale, fast)
@@ -73,9 +74,8 @@ class TrainingSteps:
         gemm = bias = None
         if lr is not None and anomaly is None:
             gemm, bias = fast("sgd_gemm") or _subtract_gradient, fast("sgd_bias")
-        grads = self._backward(params, Xs, Ys, Tb, scale=scale, D=D, update=gemm, update_bias=bias)[
-            0
-        ]
+        back = self._backward(params, Xs, Ys, Tb, scale, D, gemm, bias, paths)
+        grads = back[0]
         if anomaly is not None:
             self._check_anomaly(anomaly, Xs, Ys, loss_sum, grads)
         update = None if lr is not None else fast("opt_update")
