@@ -20,24 +20,15 @@ import os
 import sys
 
 from . import peers as P
+from .runner import available_peers
 from .workloads import WORKLOADS
 
 GPU_PEERS = ("bpgpu[cupy]", "bpgpu-nometrics[cupy]", "bpgpu[torch:cuda]", "torch-eager[cuda]")
 
 
 def gpu_peers() -> list[P.Peer]:
-    """The GPU peers that can run here."""
-    import bpgpu
-
-    found: list[P.Peer] = []
-    for name, metrics in (("cupy", True), ("cupy", False), ("torch:cuda", True)):
-        try:
-            bpgpu.get_backend(name)
-        except bpgpu.BackendUnavailable:
-            continue
-        found.append(P.Bpgpu(name, metrics=metrics))
-    found.append(P.TorchEager("cuda"))
-    return found
+    """The GPU peers that can run here: the runner's own list, cut to ``GPU_PEERS``."""
+    return available_peers(list(GPU_PEERS))
 
 
 def count(peer: P.Peer, w, X, y) -> float:

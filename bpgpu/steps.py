@@ -74,8 +74,7 @@ class TrainingSteps:
         gemm = bias = None
         if lr is not None and anomaly is None:
             gemm, bias = fast("sgd_gemm") or _subtract_gradient, fast("sgd_bias")
-        back = self._backward(params, Xs, Ys, Tb, scale, D, gemm, bias, paths)
-        grads = back[0]
+        grads = self._backward(params, Xs, Ys, Tb, scale, D, gemm, bias, paths)[0]
         if anomaly is not None:
             self._check_anomaly(anomaly, Xs, Ys, loss_sum, grads)
         update = None if lr is not None else fast("opt_update")
