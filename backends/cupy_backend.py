@@ -44,7 +44,13 @@ class CupyBackend(Backend):
                 f"cupy is installed but no CUDA device works ({type(e).__name__}: {e}); "
                 'use backend="numpy" or "auto"'
             ) from e
-        import array_api_compat.cupy as xp
+        try:  # inside the guard: a missing or broken compat must let "auto" fall back
+            import array_api_compat.cupy as xp
+        except Exception as e:
+            raise BackendUnavailable(
+                f"array_api_compat cannot wrap cupy ({type(e).__name__}: {e}); "
+                'pip install -U array-api-compat, or use backend="numpy" or "auto"'
+            ) from e
 
         self.cupy = cupy
         self.xp = xp
@@ -70,10 +76,11 @@ class CupyBackend(Backend):
 
     def translate(self, error):
         if isinstance(error, self.cupy.cuda.memory.OutOfMemoryError):
-            pool = self.cupy.get_default_memory_pool()
+            with self.device:  # the default pool is per device: read this one's
+                held = self.cupy.get_default_memory_pool().total_bytes()
             return DeviceMemoryError(
                 f"GPU {self.device.id} is out of memory: {error} (bpgpu's pool holds "
-                f"{pool.total_bytes():,} bytes). Lower batch_size, use smaller layers or "
+                f"{held:,} bytes). Lower batch_size, use smaller layers or "
                 "float32, or free GPU memory held by other processes"
             )
         return None

@@ -47,7 +47,9 @@ class TorchBackend(Backend):
             self.dtypes = ("float32",)  # MPS has no float64
         elif dev.type != "cpu":
             raise ValueError(f"unknown torch device {arg!r}; use cpu, cuda, cuda:N or mps")
-        self.name = "torch" if dev.type == "cpu" else f"torch:{dev}"
+        # the name the user asked for ("torch:cuda", not torch's "cuda:0"): the registry,
+        # the benchmarks and the tests look backends up by it
+        self.name = "torch" if dev.type == "cpu" else f"torch:{arg}"
         self.torch = torch
         self.xp = xp
         self.device = dev

@@ -31,14 +31,15 @@ def on_device(method: F) -> F:
 
     @functools.wraps(method)
     def wrapper(self, *args, **kwargs):
-        try:
-            with self.backend.context():
+        with self.backend.context():
+            try:
                 return method(self, *args, **kwargs)
-        except Exception as e:  # device out of memory becomes a clear DeviceMemoryError
-            clear = self.backend.translate(e)
-            if clear is None:
-                raise
-            raise clear from e
+            except Exception as e:  # device out of memory becomes a DeviceMemoryError,
+                # built while the device is still current (its pool, not device 0's)
+                clear = self.backend.translate(e)
+                if clear is None:
+                    raise
+                raise clear from e
 
     return wrapper  # type: ignore[return-value]
 

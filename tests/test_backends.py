@@ -57,3 +57,84 @@ def test_strict_backend_uses_a_non_default_device():
 def test_numpy_backend_has_no_other_device():
     with pytest.raises(ValueError, match="CPU only"):
         backends.get_backend("numpy:1")
+
+
+@pytest.mark.parametrize("arg, name", [("cuda", "torch:cuda"), ("cuda:1", "torch:cuda:1")])
+def test_torch_gpu_backend_keeps_the_name_asked_for(arg, name, monkeypatch):
+    """torch's own spelling is "cuda:0"; benchmarks, tests and the registry look the
+    backend up as "torch:cuda", so the name must be the one asked for."""
+    torch = pytest.importorskip("torch")
+    from bpgpu.backends.torch_backend import TorchBackend
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    b = TorchBackend(arg)
+    assert b.name == name
+    assert b.where == ("cuda", int(arg.partition(":")[2] or 0))
+
+
+class _FakeDevice:
+    """A CUDA device stand-in: a context that marks itself current."""
+
+    current = None
+
+    def __init__(self, index):
+        self.id = index
+
+    def __enter__(self):
+        self.before, _FakeDevice.current = _FakeDevice.current, self.id
+        return self
+
+    def __exit__(self, *exc):
+        _FakeDevice.current = self.before
+
+    def synchronize(self):
+        pass
+
+
+def _fake_cupy():
+    """A module that passes for CuPy with one working device (NumPy underneath)."""
+    import types
+
+    cupy = types.ModuleType("cupy")
+    cupy.arange = np.arange
+    cupy.cuda = types.SimpleNamespace(
+        runtime=types.SimpleNamespace(getDeviceCount=lambda: 1), Device=_FakeDevice
+    )
+    return cupy
+
+
+def test_cupy_without_a_working_compat_is_unavailable_and_auto_falls_back(monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "cupy", _fake_cupy())
+    monkeypatch.setitem(sys.modules, "array_api_compat.cupy", None)  # import fails
+    monkeypatch.setattr(backends, "_cache", {})
+    monkeypatch.delenv("BPGPU_BACKEND", raising=False)
+    with pytest.raises(backends.BackendUnavailable, match="array.api.compat.*backend=.numpy"):
+        backends.get_backend("cupy")
+    assert backends.get_backend("auto").name == "numpy"
+
+
+def test_device_memory_error_is_built_while_the_device_is_current():
+    """The translation reads the device's pool: it must run inside the device context
+    (on cupy:N the default pool outside it is device 0's)."""
+    from bpgpu.backends.numpy_backend import NumpyBackend
+
+    class OnDevice3(NumpyBackend):
+        def context(self):
+            return _FakeDevice(3)
+
+        def translate(self, error):
+            if isinstance(error, MemoryError):
+                return bpgpu.DeviceMemoryError(f"device {_FakeDevice.current} is out of memory")
+            return None
+
+    net = bpgpu.MLP([2, 3, 2], backend=OnDevice3())
+
+    def boom(*args, **kwargs):
+        raise MemoryError("out of memory")
+
+    net._forward = boom
+    with pytest.raises(bpgpu.DeviceMemoryError, match="device 3 is out"):
+        net.forward(np.zeros((1, 2)))
