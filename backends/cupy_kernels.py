@@ -8,8 +8,10 @@ against that generic code (``tests/test_fast_paths.py``, marked ``gpu``).
 
 Fast path names and signatures (the core looks them up with ``backend.fast(name)``):
 
-- ``bias_act(XW, b, act, a) -> (X, Y)``: ``X = XW + b``, ``Y = f(X)``
-- ``act_vjp(X, Y, G, act, a) -> D``: ``D = f'(X) * G``
+- ``bias_act(XW, b, act, a) -> (X, Y)``: ``X = XW + b``, ``Y = f(X)``, compiled from the
+  activation's own C expression ``act.c_f`` (the activation table is the one source of
+  every formula and constant)
+- ``act_vjp(X, Y, G, act, a) -> D``: ``D = f'(X) * G``, from ``act.c_vjp``
 - ``opt_update(name, p, g, state_slots, hyper) -> bool``: the optimizer update in place
 - ``softmax_cce(X, T, scale, loss) -> (Y, E, D)``: softmax, the summed categorical
   cross-entropy (None unless ``loss``) and ``D = scale * (Y - T)``: one kernel with a
@@ -24,31 +26,6 @@ from __future__ import annotations
 
 import functools
 
-# f(z) written in C; the same formulas as bpgpu.activations (sigmoid via tanh, ELU
-# with alpha = 1, leaky slope 0.01), so fast and generic paths agree to rounding.
-_FORWARD = {
-    "identity": "y = z",
-    "binary_step": "y = z >= 0 ? (T)1 : (T)0",
-    "sigmoid": "y = (T)0.5 * tanh((T)0.5 * z) + (T)0.5",
-    "tanh": "y = tanh(z)",
-    "arctan": "y = atan(z)",
-    "relu": "y = z > 0 ? z : (T)0",
-    "leaky_relu": "y = z > 0 ? z : (T)0.01 * z",
-    "elu": "y = z > 0 ? z : expm1(z)",
-    "softplus": "y = max(z, (T)0) + log1p(exp(-fabs(z)))",
-}
-# f'(x) * g, from x or y as the table writes it
-_BACKWARD = {
-    "identity": "d = g",
-    "binary_step": "d = g * (T)0",
-    "sigmoid": "d = g * y * ((T)1 - y)",
-    "tanh": "d = g * ((T)1 - y * y)",
-    "arctan": "d = g / ((T)1 + x * x)",
-    "relu": "d = x > 0 ? g : g * (T)0",
-    "leaky_relu": "d = x > 0 ? g : (T)0.01 * g",
-    "elu": "d = x > 0 ? g : g * (y + (T)1)",
-    "softplus": "d = g * ((T)0.5 * tanh((T)0.5 * x) + (T)0.5)",
-}
 _OPT = {
     "sgd": ("T g, T lr", "T p", "p -= lr * g"),
     "momentum": ("T g, T lr, T mu", "T p, T v", "v = mu * v + g; p -= lr * v"),
@@ -123,18 +100,15 @@ class CupyFastPaths:
         self._ones_cache: dict = {}
 
     @functools.cache  # noqa: B019 - one instance per backend, kept for the process
-    def _kernel(self, kind: str, name: str):
+    def _kernel(self, kind: str, name: str, expr: str = "", param: bool = False):
+        """A compiled kernel; element-wise ones are keyed by their C expression, so a
+        changed constant in the activation table compiles a new one."""
         ek = self.cupy.ElementwiseKernel
+        a = ", T a" if param else ""
         if kind == "fwd":
-            return ek("T xw, T b", "T z, T y", f"z = xw + b; {_FORWARD[name]}", f"bpgpu_fwd_{name}")
-        if kind == "fwd_prelu":
-            return ek(
-                "T xw, T b, T a", "T z, T y", "z = xw + b; y = z > 0 ? z : a * z", "bpgpu_fwd_prelu"
-            )
+            return ek(f"T xw, T b{a}", "T z, T y", f"z = xw + b; y = {expr}", f"bpgpu_fwd_{name}")
         if kind == "bwd":
-            return ek("T x, T y, T g", "T d", _BACKWARD[name], f"bpgpu_bwd_{name}")
-        if kind == "bwd_prelu":
-            return ek("T x, T g, T a", "T d", "d = x > 0 ? g : a * g", "bpgpu_bwd_prelu")
+            return ek(f"T x, T y, T g{a}", "T d", f"d = {expr}", f"bpgpu_bwd_{name}")
         if kind == "softmax_cce":  # name: the C type
             code = f"typedef {name} T;\n" + _SOFTMAX_CCE
             return self.cupy.RawKernel(code, "bpgpu_softmax_cce")
@@ -144,23 +118,19 @@ class CupyFastPaths:
     def _ok(self, *arrays) -> bool:
         return all(a.dtype.kind == "f" and a.dtype.itemsize in (4, 8) for a in arrays)
 
-    def bias_act(self, XW, b, act: str, a=None):
-        if not self._ok(XW, b):
+    def bias_act(self, XW, b, act, a=None):
+        expr = getattr(act, "c_f", None)
+        if expr is None or not self._ok(XW, b):
             return None
-        if act == "prelu":
-            return self._kernel("fwd_prelu", act)(XW, b, a)
-        if act not in _FORWARD:
-            return None
-        return self._kernel("fwd", act)(XW, b)
+        k = self._kernel("fwd", act.name, expr, a is not None)
+        return k(XW, b) if a is None else k(XW, b, a)
 
-    def act_vjp(self, X, Y, G, act: str, a=None):
-        if not self._ok(X, G):
+    def act_vjp(self, X, Y, G, act, a=None):
+        expr = getattr(act, "c_vjp", None)
+        if expr is None or not self._ok(X, Y, G):
             return None
-        if act == "prelu":
-            return self._kernel("bwd_prelu", act)(X, G, a)
-        if act not in _BACKWARD:
-            return None
-        return self._kernel("bwd", act)(X, Y, G)
+        k = self._kernel("bwd", act.name, expr, a is not None)
+        return k(X, Y, G) if a is None else k(X, Y, G, a)
 
     def opt_update(self, name: str, p, g, slots: list, hyper: dict) -> bool:
         if name not in _OPT or not self._ok(p, g):

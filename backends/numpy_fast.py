@@ -28,15 +28,15 @@ import numpy as np
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 
 
-def act_vjp(X, Y, G, act: str, a=None):
+def act_vjp(X, Y, G, act, a=None):
     # a plain check: on a small network this runs as often as the multiply itself
-    if act != "relu" or G.dtype not in _FLOATS or Y.dtype != G.dtype:
+    if act.name != "relu" or G.dtype not in _FLOATS or Y.dtype != G.dtype:
         return None
     return np.multiply(G, Y > 0, out=G)  # Y > 0 exactly where X > 0
 
 
-def bias_act(XW, b, act: str, a=None):
-    if act != "relu" or XW.dtype not in _FLOATS or b.dtype != XW.dtype:
+def bias_act(XW, b, act, a=None):
+    if act.name != "relu" or XW.dtype not in _FLOATS or b.dtype != XW.dtype:
         return None
     XW += b
     Y = np.maximum(XW, 0, out=XW)  # X is not kept: ReLU's backward reads only Y

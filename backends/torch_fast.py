@@ -35,14 +35,14 @@ class TorchFastPaths:
         d = tensors[0].dtype
         return d in self._floats and all(t.dtype == d for t in tensors)
 
-    def bias_act(self, XW, b, act: str, a=None):
-        if act != "relu" or not self._ok(XW, b):
+    def bias_act(self, XW, b, act, a=None):
+        if act.name != "relu" or not self._ok(XW, b):
             return None
         Y = XW.add_(b).relu_()
         return Y, Y
 
-    def act_vjp(self, X, Y, G, act: str, a=None):
-        if act != "relu" or self._threshold_backward is None or not self._ok(Y, G):
+    def act_vjp(self, X, Y, G, act, a=None):
+        if act.name != "relu" or self._threshold_backward is None or not self._ok(Y, G):
             return None
         return self._threshold_backward(G, Y, 0)
 

@@ -84,6 +84,13 @@ class Activation:
     vjp_fn : callable ``(xp, X, Y, G, a) -> dX`` or None
         A cheaper ``f'(X) * G`` for piecewise activations (a select instead of building
         ``f'`` and multiplying); tested against ``df`` and central differences.
+    c_f, c_vjp : str or None
+        The same two functions as C expressions, for backends that compile fused
+        element-wise kernels (CuPy): ``c_f`` of ``z`` (and ``a``), ``c_vjp`` of ``x``,
+        ``y``, ``g`` (and ``a``), in the type ``T``, with this module's constants
+        written in. None: no fused kernel (softmax). ``tests/test_cuda_sources.py``
+        compiles and runs them on the host against ``f`` and ``vjp``, NaN and inf
+        included.
     """
 
     name: str
@@ -100,6 +107,8 @@ class Activation:
     init: str = "glorot"
     vjp_fn: Callable[..., Any] | None = None
     aliases: tuple[str, ...] = field(default=())
+    c_f: str | None = None
+    c_vjp: str | None = None
 
     has_param: bool = field(init=False)  # a plain field: read several times per step
 
@@ -127,6 +136,28 @@ class Activation:
         }
 
 
+_CONSTANTS: dict = {}
+
+
+def const(xp, like, value: float):
+    """``value`` as a 0-d array of ``like``'s dtype on its device, made once and kept.
+
+    ``maximum``/``minimum``/``logaddexp`` take arrays: array-api-compat turns a Python
+    scalar there into a new torch tensor on every call, a host-to-device copy that
+    stalls a CUDA stream each step. One cached array per (value, dtype, device) costs a
+    dict lookup instead.
+    """
+    device = getattr(like, "device", None)  # NumPy < 2 arrays have no .device
+    key = (value, like.dtype, device)
+    try:
+        return _CONSTANTS[key]
+    except KeyError:
+        c = _CONSTANTS[key] = xp.asarray(value, dtype=like.dtype, device=device)
+        return c
+    except TypeError:  # an unhashable device object: make it each time
+        return xp.asarray(value, dtype=like.dtype, device=device)
+
+
 def _sigmoid(xp, X, a=None):
     # 1 / (1 + e^-x) = (1 + tanh(x / 2)) / 2: no overflow anywhere, one transcendental,
     # no branch (a select is ~10x slower than arithmetic on NumPy). Exact to rounding
@@ -137,7 +168,7 @@ def _sigmoid(xp, X, a=None):
 
 def softplus(xp, X, a=None):
     """``ln(1 + e^x)`` as ``max(x, 0) + ln(1 + e^-|x|)``: no overflow, no select."""
-    return xp.maximum(X, 0.0) + xp.log1p(xp.exp(-xp.abs(X)))
+    return xp.maximum(X, const(xp, X, 0.0)) + xp.log1p(xp.exp(-xp.abs(X)))
 
 
 def _softmax(xp, X, a=None):
@@ -159,6 +190,8 @@ _TABLE = [
         monotonic=True,
         identity_near_zero=True,
         output_range=REALS,
+        c_f="z",
+        c_vjp="g",
     ),
     Activation(
         "binary_step",
@@ -169,6 +202,8 @@ _TABLE = [
         monotonic=True,
         identity_near_zero=False,
         output_range=Range(0.0, 1.0, True, True),
+        c_f="z >= 0 ? (T)1 : (T)0",
+        c_vjp="g * (T)0",
     ),
     Activation(
         "sigmoid",
@@ -180,6 +215,8 @@ _TABLE = [
         identity_near_zero=False,
         output_range=Range(0.0, 1.0),
         aliases=("logistic",),
+        c_f="(T)0.5 * tanh((T)0.5 * z) + (T)0.5",
+        c_vjp="g * y * ((T)1 - y)",
     ),
     Activation(
         "tanh",
@@ -190,6 +227,8 @@ _TABLE = [
         monotonic=True,
         identity_near_zero=True,
         output_range=Range(-1.0, 1.0),
+        c_f="tanh(z)",
+        c_vjp="g * ((T)1 - y * y)",
     ),
     Activation(
         "arctan",
@@ -200,10 +239,12 @@ _TABLE = [
         monotonic=True,
         identity_near_zero=True,
         output_range=Range(-math.pi / 2, math.pi / 2),
+        c_f="atan(z)",
+        c_vjp="g / ((T)1 + x * x)",
     ),
     Activation(
         "relu",
-        f=lambda xp, X, a=None: xp.maximum(X, 0.0),
+        f=lambda xp, X, a=None: xp.maximum(X, const(xp, X, 0.0)),
         df=lambda xp, X, Y, a=None: xp.astype(X > 0, X.dtype),
         vjp_fn=lambda xp, X, Y, G, a=None: G * xp.astype(Y > 0, G.dtype),  # Y > 0 iff X > 0
         nonlinear=True,
@@ -212,6 +253,8 @@ _TABLE = [
         identity_near_zero=False,
         output_range=Range(0.0, math.inf, lo_closed=True),
         init="he",
+        c_f="(z > 0 || isnan(z)) ? z : (T)0",  # NaN propagates, as maximum does
+        c_vjp="x > 0 ? g : g * (T)0",
     ),
     Activation(
         "leaky_relu",
@@ -226,10 +269,12 @@ _TABLE = [
         identity_near_zero=False,
         output_range=REALS,
         init="he",
+        c_f=f"z > 0 ? z : (T){LEAKY_SLOPE!r} * z",
+        c_vjp=f"x > 0 ? g : (T){LEAKY_SLOPE!r} * g",
     ),
     Activation(
         "prelu",
-        f=lambda xp, X, a: xp.maximum(X, 0.0) + a * xp.minimum(X, 0.0),
+        f=lambda xp, X, a: xp.maximum(X, const(xp, X, 0.0)) + a * xp.minimum(X, const(xp, X, 0.0)),
         df=lambda xp, X, Y, a: xp.where(X > 0, 1.0, a),
         vjp_fn=lambda xp, X, Y, G, a: G * (a + (1 - a) * xp.astype(X > 0, G.dtype)),
         nonlinear=True,
@@ -238,23 +283,30 @@ _TABLE = [
         identity_near_zero=False,
         output_range=REALS,
         param_init=PRELU_INIT,
-        dparam=lambda xp, X, Y, a: xp.minimum(X, 0.0),  # dY/da = X where X <= 0
+        dparam=lambda xp, X, Y, a: xp.minimum(X, const(xp, X, 0.0)),  # dY/da = X where X <= 0
         init="he",
+        c_f="z > 0 ? z : a * z",
+        c_vjp="x > 0 ? g : a * g",
     ),
     Activation(
         "elu",
         # expm1 only sees the clipped (non-positive) branch, so it cannot overflow
-        f=lambda xp, X, a=None: xp.maximum(X, 0.0) + ELU_ALPHA * xp.expm1(xp.minimum(X, 0.0)),
+        f=lambda xp, X, a=None: (
+            xp.maximum(X, const(xp, X, 0.0))
+            + ELU_ALPHA * xp.expm1(xp.minimum(X, const(xp, X, 0.0)))
+        ),
         df=lambda xp, X, Y, a=None: xp.where(X > 0, 1.0, Y + ELU_ALPHA),  # f' = f + alpha
         # f' = min(f + alpha, 1): f + alpha = alpha e^x <= 1 for x <= 0, and > 1 for x > 0
         # (both because alpha = 1)
-        vjp_fn=lambda xp, X, Y, G, a=None: G * xp.minimum(Y + ELU_ALPHA, 1.0),
+        vjp_fn=lambda xp, X, Y, G, a=None: G * xp.minimum(Y + ELU_ALPHA, const(xp, Y, 1.0)),
         nonlinear=True,
         differentiable=True,
         monotonic=True,
         identity_near_zero=True,
         output_range=Range(-ELU_ALPHA, math.inf),
         init="he",
+        c_f=f"z > 0 ? z : (T){ELU_ALPHA!r} * expm1(z)",
+        c_vjp=f"x > 0 ? g : g * (y + (T){ELU_ALPHA!r})",
     ),
     Activation(
         "softplus",
@@ -265,6 +317,8 @@ _TABLE = [
         monotonic=True,
         identity_near_zero=False,
         output_range=Range(0.0, math.inf),
+        c_f="fmax(z, (T)0) + log1p(exp(-fabs(z)))",
+        c_vjp="g * ((T)0.5 * tanh((T)0.5 * x) + (T)0.5)",
     ),
     Activation(
         "softmax",

@@ -230,7 +230,7 @@ class MLP(InputChecks, TrainingSteps):
             a = params[i + 2] if act.has_param else None
             XW = Y @ params[i].T
             if fused is not None and l < n:
-                out = fused(XW, b, act.name, a)
+                out = fused(XW, b, act, a)
                 if out is not None:
                     X, Y = out
                     Xs.append(X)
@@ -287,7 +287,7 @@ class MLP(InputChecks, TrainingSteps):
         for l, act, i in reversed(self._plan):
             a = params[i + 2] if act.has_param else None
             if G is not None:  # G = dE/dY^l, from the cost or from layer l+1
-                D = None if fused is None else fused(Xs[l], Ys[l + 1], G, act.name, a)
+                D = None if fused is None else fused(Xs[l], Ys[l + 1], G, act, a)
                 if D is None:
                     D = act.vjp(xp, Xs[l], Ys[l + 1], G, a)  # (8)
             deltas[l] = D

@@ -16,10 +16,86 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bpgpu.backends.cupy_kernels import _BACKWARD, _FORWARD, _OPT, _SOFTMAX_CCE
+from bpgpu.activations import ACTIVATIONS
+from bpgpu.backends.cupy_kernels import _OPT, _SOFTMAX_CCE
 
 CTYPES = {"float": np.float32, "double": np.float64}
 HERE = Path(__file__).parent
+FUSED = {name: act for name, act in ACTIVATIONS.items() if act.c_f is not None}
+
+
+def test_every_activation_but_softmax_has_its_kernel_expressions():
+    assert set(FUSED) == {n for n, a in ACTIVATIONS.items() if a.hidden_ok}
+    assert all(a.c_vjp is not None for a in FUSED.values())
+
+
+# Each activation's C expressions as host C++: CUDA's math functions are C's, so the
+# same text compiled by g++ computes what the kernel computes (to the last bit where
+# both follow IEEE 754; the tolerance below covers libm's last-place differences).
+_HOST_EVAL = r"""
+#include <cmath>
+#include <cstdio>
+using namespace std;
+typedef %(T)s T;
+int main() {
+  int n;
+  if (scanf("%%d", &n) != 1) return 2;
+  for (int i = 0; i < n; ++i) {
+    double xw_, b_, g_, a_;
+    if (scanf("%%lf %%lf %%lf %%lf", &xw_, &b_, &g_, &a_) != 4) return 3;
+    const T xw = (T)xw_, b = (T)b_, g = (T)g_, a = (T)a_;
+    const T z = xw + b;
+    const T y = %(f)s;
+    const T x = z;
+    const T d = %(vjp)s;
+    printf("%%.17g %%.17g\n", (double)y, (double)d);
+  }
+  return 0;
+}
+"""
+
+SPECIAL = [np.nan, np.inf, -np.inf, 0.0, -0.0, 1e-3, -1e-3, 0.7, -0.7, 5.0, -5.0, 40.0, -40.0]
+
+
+@pytest.mark.parametrize("ctype", CTYPES)
+@pytest.mark.parametrize("name", sorted(FUSED))
+def test_kernel_expressions_compute_what_the_generic_code_computes(name, ctype, tmp_path):
+    """f and f'(x) g from each activation's C expressions, compiled on the host, against
+    its Array API functions on NumPy, over NaN, +-inf, 0 and ordinary values: a fused
+    kernel that maps NaN to 0 (and so hides a divergence) fails here."""
+    if shutil.which("g++") is None:
+        pytest.skip("g++ is not installed")
+    act = FUSED[name]
+    src = tmp_path / "eval.cpp"
+    src.write_text(_HOST_EVAL % {"T": ctype, "f": act.c_f, "vjp": act.c_vjp})
+    exe = tmp_path / "eval"
+    build = subprocess.run(
+        ["g++", "-O0", "-o", str(exe), str(src)], capture_output=True, text=True, timeout=120
+    )
+    assert build.returncode == 0, build.stderr
+    dtype = CTYPES[ctype]
+    z = np.array(SPECIAL, dtype=dtype)
+    g = np.array([1.5, -2.0, np.nan, np.inf, 0.25], dtype=dtype)
+    Z, G = (a.ravel() for a in np.meshgrid(z, g, indexing="ij"))
+    alpha = dtype(0.25)  # PReLU's slope
+    rows = "\n".join(f"{float(zi)!r} 0.0 {float(gi)!r} {float(alpha)!r}" for zi, gi in zip(Z, G))
+    run = subprocess.run(
+        [str(exe)], input=f"{Z.size}\n{rows}\n", capture_output=True, text=True, timeout=60
+    )
+    assert run.returncode == 0, run.stderr
+    got = np.array(run.stdout.split(), dtype=np.float64).reshape(-1, 2)
+    xp = __import__("array_api_compat.numpy", fromlist=["numpy"])
+    a = np.full(Z.shape, alpha) if act.has_param else None
+    with np.errstate(all="ignore"):
+        Y = act.f(xp, Z, a)
+        D = act.vjp(xp, Z, Y, G, a)
+    tol = 4 * np.finfo(dtype).eps
+    for what, want, have in (("f", Y, got[:, 0]), ("f'*g", D, got[:, 1])):
+        want = want.astype(np.float64)
+        assert np.array_equal(np.isnan(want), np.isnan(have)), (what, Z, want, have)
+        ok = ~np.isnan(want)
+        close = np.isclose(have[ok], want[ok], rtol=tol, atol=tol)
+        assert close.all(), (what, Z[ok][~close], want[ok][~close], have[ok][~close])
 
 
 def nvcc_ptx(tmp_path: Path, source: str) -> subprocess.CompletedProcess:
@@ -39,12 +115,14 @@ def test_elementwise_bodies_compile(tmp_path):
     lines = []
     for ctype in CTYPES:
         lines.append(f"namespace as_{ctype} {{ typedef {ctype} T;")
-        for name, body in _FORWARD.items():
+        for name, act in FUSED.items():
             lines.append(
-                f"__device__ void f_{name}(T xw, T b, T& z, T& y) {{ z = xw + b; {body}; }}"
+                f"__device__ void f_{name}(T xw, T b, T a, T& z, T& y) "
+                f"{{ z = xw + b; y = {act.c_f}; }}"
             )
-        for name, body in _BACKWARD.items():
-            lines.append(f"__device__ void b_{name}(T x, T y, T g, T& d) {{ {body}; }}")
+            lines.append(
+                f"__device__ void b_{name}(T x, T y, T g, T a, T& d) {{ d = {act.c_vjp}; }}"
+            )
         for name, (ins, outs, body) in _OPT.items():
             args = ins.split(", ") + [o.replace("T ", "T& ") for o in outs.split(", ")]
             lines.append(f"__device__ void o_{name}({', '.join(args)}) {{ {body}; }}")

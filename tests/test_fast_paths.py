@@ -24,14 +24,14 @@ class Spy(NumpyBackend):
 
         def bias_act(XW, b, act, a=None):
             self.calls["bias_act"] += 1
-            if act == "softmax":
+            if act.name == "softmax":
                 return None  # declining falls back to the generic code
             X = XW + b
-            return X, ACTIVATIONS[act].f(self.xp, X, a)
+            return X, act.f(self.xp, X, a)
 
         def act_vjp(X, Y, G, act, a=None):
             self.calls["act_vjp"] += 1
-            return ACTIVATIONS[act].vjp(self.xp, X, Y, G, a)
+            return act.vjp(self.xp, X, Y, G, a)
 
         def opt_update(name, p, g, slots, hyper):
             self.calls["opt_update"] += 1
@@ -147,7 +147,7 @@ def test_numpy_relu_backward_in_place_equals_generic(dtype, monkeypatch):
     def counting(name):
         def call(*args):
             out = numpy_fast.TABLE[name](*args)
-            calls.append((name, args[-2], out is not None))  # (..., act, a)
+            calls.append((name, args[-2].name, out is not None))  # (..., act, a)
             return out
 
         return call
@@ -228,10 +228,10 @@ def test_torch_fast_paths_match_the_generic_math(dtype):
     relu = ACTIVATIONS["relu"]
     tol = TOL[dtype]
 
-    Z, Y = be.fast("bias_act")(X.clone(), b, "relu")
+    Z, Y = be.fast("bias_act")(X.clone(), b, relu)
     assert Z is Y and rel_norm(Y, relu.f(xp, X + b)) <= tol
-    assert be.fast("bias_act")(X.clone(), b, "tanh") is None  # declined: generic code
-    D = be.fast("act_vjp")(None, Y, G.clone(), "relu")
+    assert be.fast("bias_act")(X.clone(), b, ACTIVATIONS["tanh"]) is None  # declined: generic code
+    D = be.fast("act_vjp")(None, Y, G.clone(), relu)
     assert rel_norm(D, relu.vjp(xp, X + b, Y, G)) <= tol
     Yf, Ef, Df = be.fast("softmax_cce")(X, T, 0.5, True)
     Yg, Eg, Dg = _softmax_cce(xp, X, T)
@@ -258,3 +258,31 @@ def test_torch_fit_with_fast_paths_equals_generic(opt):
         net.fit(X, y, epochs=2, batch_size=16, optimizer=opt)
     for a, b in zip(*(n.get_weights() for n in nets)):
         assert rel_norm(a, b) <= 1e-12
+
+
+@pytest.mark.parametrize(
+    "hidden, output",
+    [("softplus", "sigmoid"), ("elu", "softmax"), ("prelu", "identity"), ("relu", "sigmoid")],
+)
+def test_no_python_scalar_becomes_a_device_tensor_in_a_torch_step(hidden, output, monkeypatch):
+    """array-api-compat turns a Python scalar in torch's maximum/minimum/logaddexp into a
+    new tensor on the array's device per call (a host-to-device copy, a stall on CUDA):
+    the core passes cached 0-d arrays instead, so a whole fit makes none."""
+    be = load_backend("torch")
+    from array_api_compat.torch import _aliases
+
+    made = []
+    real = _aliases._scalar_to_tensor
+
+    def spy(x, other):
+        if isinstance(x, (int, float)):
+            made.append(x)
+        return real(x, other)
+
+    monkeypatch.setattr(_aliases, "_scalar_to_tensor", spy)
+    X, y = blobs()
+    net = bpgpu.MLP([4, 6, 3], hidden=hidden, output=output, backend=be, seed=1)
+    T = np.eye(3)[y] * 0.8 + 0.1 if output == "sigmoid" else np.eye(3)[y]
+    net.fit(X, T, epochs=2, batch_size=16, optimizer="momentum")
+    net.gradients(X, T)
+    assert made == []
