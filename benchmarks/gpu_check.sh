@@ -1,31 +1,74 @@
 #!/usr/bin/env bash
 # One run on a CUDA machine: install bpgpu from this checkout (pure-Python dependencies
-# from local wheels in .whl/, since that machine has no network), then the `gpu` tests,
-# `bpgpu backends`, `bpgpu check`, the benchmarks and the kernel launches per step.
-# Everything goes to one folder.
+# from local wheels in .whl/, since that machine has no network), then every GPU check,
+# most valuable first, each under its own time limit, within one overall budget.
 #
 #   bash benchmarks/gpu_check.sh [RESULTS_DIR]      (default: $OUT, else benchmarks/results/gpu)
 #
+# What comes back is at most three files in RESULTS_DIR (the device tool returns 8):
+#   summary.txt         one line per step: exit status, seconds, or why it did not run
+#   device.txt          GPU, driver, CUDA, library versions, setuptools, the date
+#   gpu-results.tar.gz  every step's log and result files (check-gpu.md, bench-gpu.*,
+#                       launches-gpu.*, compile-cupy.json, ...)
+#
+# Environment:
+#   GPU_CHECK_BUDGET=540   seconds for the whole run (a device command may run 600)
+#   GPU_CHECK_STEPS=a,b    run only these steps (default: all, in the order below); a
+#                          second call can run what the budget left out
+#   PYTHON=python3
+#
 # Wheels for a machine without network, fetched beforehand on one with it:
 #   pip download --no-deps -d .whl array-api-compat array-api-strict tqdm \
-#       hypothesis attrs sortedcontainers
+#       hypothesis attrs sortedcontainers 'setuptools>=77'
 # (and carry .whl/ along). CuPy, NumPy, torch and pytest must already be there.
 #
-# Exit status: non-zero when any step failed; every step runs regardless.
+# Exit status: non-zero when any step failed or did not run; the results are packed
+# whatever happens (also on Ctrl-C or when the device command's own limit is near).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 RES="${1:-${OUT:-benchmarks/results/gpu}}"
 mkdir -p "$RES"
+RES="$(cd "$RES" && pwd)"
+STAGE="$(mktemp -d)/gpu-results"
+mkdir -p "$STAGE"
 PY="${PYTHON:-python3}"
+BUDGET="${GPU_CHECK_BUDGET:-540}"
+ONLY=",${GPU_CHECK_STEPS:-},"
+START=$SECONDS
 status=0
-step() {  # step NAME COMMAND...: run, keep output in $RES/NAME.txt, remember a failure
-    local name=$1
-    shift
-    echo "== $name: $*"
+: >"$RES/summary.txt"
+
+pack() {
+    tar -czf "$RES/gpu-results.tar.gz" -C "$STAGE" . 2>/dev/null
+    echo "packed: $RES/gpu-results.tar.gz ($(du -h "$RES/gpu-results.tar.gz" | cut -f1))"
+}
+trap 'pack; exit 130' INT TERM
+
+note() {  # note LINE: to the summary and to the console (progress)
+    echo "$1" | tee -a "$RES/summary.txt"
+}
+
+step() {  # step NAME LIMIT COMMAND...: run under min(LIMIT, what is left), log to STAGE
+    local name=$1 limit=$2
+    shift 2
+    if [ "$ONLY" != ",," ] && [[ "$ONLY" != *",$name,"* ]]; then
+        return 0
+    fi
+    local left=$((BUDGET - (SECONDS - START) - 15))  # 15 s kept for packing
+    if [ "$left" -lt 20 ]; then
+        note "$name: NOT RUN (budget of ${BUDGET} s spent; rerun with GPU_CHECK_STEPS=$name)"
+        status=1
+        return 0
+    fi
+    [ "$limit" -le "$left" ] || limit=$left
+    echo "== $name (limit ${limit} s): $*"
     local t0=$SECONDS
-    "$@" >"$RES/$name.txt" 2>&1
+    timeout --kill-after=10 "$limit" "$@" >"$STAGE/$name.txt" 2>&1
     local rc=$?
-    echo "   exit $rc after $((SECONDS - t0)) s" | tee -a "$RES/$name.txt"
+    local took=$((SECONDS - t0))
+    [ "$rc" -eq 124 ] && echo "TIMED OUT after ${limit} s" >>"$STAGE/$name.txt"
+    note "$name: exit $rc after ${took} s$([ "$rc" -eq 124 ] && echo ' (timed out)')"
+    tail -n 3 "$STAGE/$name.txt" | sed 's/^/   | /'
     [ "$rc" -eq 0 ] || status=1
     return 0
 }
@@ -34,16 +77,17 @@ if compgen -G ".whl/*.whl" >/dev/null; then
     "$PY" -m pip install -q --no-index --no-deps --target /tmp/bpgpu-site .whl/*.whl
     export PYTHONPATH="/tmp/bpgpu-site${PYTHONPATH:+:$PYTHONPATH}"
 fi
-step install "$PY" -m pip install -q --no-deps --no-build-isolation -e .
+export BPGPU_REQUIRE_GPU=1 # a GPU backend that cannot load fails its tests, not skips
 
-{
+device_info() {
     echo "date: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
     echo "host: $(hostname)"
     nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>&1 |
         sed 's/^/gpu: /'
     "$PY" - <<'PYEOF'
 import importlib
-for mod in ("numpy", "cupy", "torch", "array_api_compat", "array_api_strict", "bpgpu"):
+for mod in ("numpy", "cupy", "torch", "jax", "mpi4py", "array_api_compat",
+            "array_api_strict", "setuptools", "bpgpu"):
     try:
         print(f"{mod}: {importlib.import_module(mod).__version__}")
     except Exception as e:  # report, do not stop
@@ -60,16 +104,29 @@ try:
 except Exception:
     pass
 PYEOF
-} >"$RES/device.txt" 2>&1
-cat "$RES/device.txt"
+}
 
-step backends "$PY" -m bpgpu backends
-# BPGPU_REQUIRE_GPU=1: a GPU backend that cannot load fails its tests instead of skipping
-BPGPU_REQUIRE_GPU=1 step pytest_gpu "$PY" -m pytest -m gpu -q -p no:cacheprovider
-step check "$PY" -m bpgpu check --backends numpy,cupy,torch:cuda -o "$RES/check.md"
+# Most valuable first: what proves the GPU paths correct, then what measures them.
+# setuptools is printed first: the editable install needs >= 77 (PEP 639 license).
+step install 90 bash -c "$PY -c 'import setuptools; print(\"setuptools\", setuptools.__version__)' \
+    && $PY -m pip install --no-deps --no-build-isolation -e ."
+device_info >"$RES/device.txt" 2>&1
+cp "$RES/device.txt" "$STAGE/device.txt"
+cat "$RES/device.txt"
+step backends 60 "$PY" -m bpgpu backends
+GPU_CORE="tests/test_fast_paths.py tests/test_reliability.py tests/test_backends.py"
+# shellcheck disable=SC2086
+step pytest_gpu_core 150 "$PY" -m pytest -m gpu -q -p no:cacheprovider $GPU_CORE
+step check 150 "$PY" -m bpgpu check --backends numpy,cupy,torch:cuda -o "$STAGE/check-gpu.md"
+# a fresh kernel cache: the first call compiles, as on a user's first run
+CUPY_CACHE_DIR="$(mktemp -d)" step compile 60 "$PY" -m bpgpu.bench.compile_time --out "$STAGE"
 # GPU peers only, short rounds: the device time of a session is counted in minutes
-step bench "$PY" -m benchmarks --out "$RES" --tag gpu --min-time 1 --repeat 3 \
+step bench 200 "$PY" -m benchmarks --out "$STAGE" --tag gpu --min-time 0.5 --repeat 3 \
     --peers "bpgpu[cupy],bpgpu-nometrics[cupy],bpgpu[torch:cuda],torch-eager[cuda],gemm-floor[cupy:cuda],gemm-floor[torch:cuda]"
-step launches "$PY" -m bpgpu.bench.launches --workloads small,mnist --out "$RES"
-echo "results in $RES (status $status)"
+step launches 90 "$PY" -m bpgpu.bench.launches --workloads small,mnist --out "$STAGE"
+# shellcheck disable=SC2086
+step pytest_gpu_rest 200 "$PY" -m pytest -m gpu -q -p no:cacheprovider \
+    $(for f in $GPU_CORE; do printf -- '--ignore=%s ' "$f"; done)
+pack
+note "total: $((SECONDS - START)) s, status $status"
 exit "$status"

@@ -1,8 +1,9 @@
 """The contenders. Each trains the same workload on the same data, batch gather included.
 
-A peer has ``prepare(workload, X, y)``, ``train(epochs)`` (shuffled mini-batch SGD for
-that many epochs, waiting for the device at the end) and ``memory()`` (peak bytes on the
-device it uses, or None). ``GemmFloor`` runs only the step's matrix products.
+A peer has ``prepare(workload, X, y)`` and ``train(epochs)`` (shuffled mini-batch SGD for
+that many epochs, waiting for the device at the end); its peak device memory is measured
+from outside, peer by peer (:mod:`.memory`). ``GemmFloor`` runs only the step's matrix
+products.
 """
 
 from __future__ import annotations
@@ -21,9 +22,6 @@ class Peer:
     def prepare(self, w, X, y): ...
 
     def train(self, epochs: int) -> None: ...
-
-    def memory(self) -> int | None:
-        return None
 
 
 class Bpgpu(Peer):
@@ -59,9 +57,6 @@ class Bpgpu(Peer):
             train_metrics=self.metrics,
         )
         self.net.backend.synchronize()
-
-    def memory(self):
-        return _gpu_memory(self.backend) if self.device == "cuda" else None
 
 
 class NumpyLoop(Peer):
@@ -144,11 +139,6 @@ class TorchEager(Peer):
         if self.device.startswith("cuda"):
             torch.cuda.synchronize()
 
-    def memory(self):
-        if self.device.startswith("cuda"):
-            return int(self.torch.cuda.max_memory_allocated())
-        return None
-
 
 class Sklearn(Peer):
     """scikit-learn's MLPClassifier, plain SGD, on the CPU."""
@@ -222,11 +212,3 @@ class GemmFloor(Peer):
                 if l > 0:
                     D[l] @ W[l]
         self.sync()
-
-
-def _gpu_memory(backend) -> int | None:
-    if backend.library == "cupy":
-        return int(backend.cupy.get_default_memory_pool().total_bytes())
-    if backend.library == "torch":
-        return int(backend.torch.cuda.max_memory_allocated(backend.device))
-    return None

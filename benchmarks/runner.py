@@ -21,6 +21,7 @@ import statistics
 import time
 import tracemalloc
 
+from . import memory
 from . import peers as P
 from .workloads import WORKLOADS
 
@@ -39,6 +40,37 @@ def _traced_peak(peer: P.Peer) -> int:
         return tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
+
+
+def known_peer_names() -> list[str]:
+    """Every peer name the runner knows, whether or not it can run on this machine."""
+    names = []
+    for b in CPU_BACKENDS + GPU_BACKENDS:
+        names += [f"bpgpu[{b}]"] + ([f"bpgpu-nometrics[{b}]"] if b in ("numpy", "cupy") else [])
+    names += ["numpy-loop", "gemm-floor[numpy:cpu]", "torch-eager[cpu]", "gemm-floor[torch:cpu]"]
+    names += ["torch-eager[cuda]", "gemm-floor[torch:cuda]", "gemm-floor[cupy:cuda]"]
+    return names + ["sklearn-mlp"]
+
+
+def select_peers(names: list[str]) -> list[P.Peer]:
+    """The peers ``names`` asks for (full names, or families such as ``bpgpu``), or a
+    ValueError naming what is unknown (with the valid names) or cannot run here (why)."""
+    known = known_peer_names()
+    families = {n.split("[")[0] for n in known}
+    unknown = [n for n in names if n not in known and n not in families]
+    if unknown:
+        raise ValueError(
+            f"unknown peer {unknown[0]!r}; valid peers: {', '.join(known)} "
+            f"(or a family: {', '.join(sorted(families))})"
+        )
+    found = available_peers(names)
+    missing = [n for n in names if not any(n in (p.name, p.name.split("[")[0]) for p in found)]
+    if missing:
+        raise ValueError(
+            f"peer {missing[0]!r} cannot run here (its library or device is missing); "
+            f"available here: {', '.join(p.name for p in available_peers(None))}"
+        )
+    return found
 
 
 def available_peers(names: list[str] | None) -> list[P.Peer]:
@@ -80,12 +112,15 @@ def measure(peers: list[P.Peer], w, X, y, min_time: float, repeat: int) -> list[
     """Steps/s of every peer: warm-up, then ``repeat`` rounds that time each peer in
     turn, so that the machine's slow and fast moments fall on all peers alike; the
     best round of each peer counts, and the median round is kept to show the noise."""
-    epochs = {}
+    epochs, gpu_peak = {}, {}
     for peer in peers:
-        peer.prepare(w, X, y)
-        t0 = time.perf_counter()
-        peer.train(1)  # warm-up: allocations, kernel compilation, caches
-        epochs[peer.name] = max(1, math.ceil(min_time / max(time.perf_counter() - t0, 1e-9)))
+        with memory.window(peer) as mem:  # this peer's own device memory, no one else's
+            peer.prepare(w, X, y)
+            t0 = time.perf_counter()
+            peer.train(1)  # warm-up: allocations, kernel compilation, caches
+            elapsed = time.perf_counter() - t0
+        gpu_peak[peer.name] = mem.get("peak")
+        epochs[peer.name] = max(1, math.ceil(min_time / max(elapsed, 1e-9)))
     rounds: dict[str, list[float]] = {name: [] for name in epochs}
     for _ in range(repeat):
         for peer in peers:
@@ -95,7 +130,7 @@ def measure(peers: list[P.Peer], w, X, y, min_time: float, repeat: int) -> list[
     best = {name: min(times) for name, times in rounds.items()}
     rows = []
     for peer in peers:
-        peak = peer.memory()
+        peak = gpu_peak[peer.name]
         if peak is None and peer.library == "numpy":
             peak = _traced_peak(peer)
         steps = epochs[peer.name] * w.steps_per_epoch
@@ -250,7 +285,7 @@ def markdown(report: dict) -> str:
         w = WORKLOADS[wname]
         lines += [f"## {wname}: {'-'.join(map(str, w.sizes))}, batch {w.batch}, float32", ""]
         lines += [
-            "| peer | steps/s | median round | peak MiB | fraction of floor "
+            "| peer | steps/s | median round | peak MiB (own) | fraction of floor "
             "| ratios (bpgpu / peer) |",
             "|---|---|---|---|---|---|",
         ]
@@ -322,7 +357,10 @@ def main(argv: list[str] | None = None) -> int:
     unknown = [n for n in names if n not in WORKLOADS]
     if unknown:
         p.error(f"unknown workload {unknown[0]!r}; choose from {', '.join(WORKLOADS)}")
-    peers = available_peers(args.peers.split(",") if args.peers else None)
+    try:
+        peers = select_peers(args.peers.split(",")) if args.peers else available_peers(None)
+    except ValueError as e:
+        p.error(str(e))
     results = {}
     for name in names:
         w = WORKLOADS[name]

@@ -83,3 +83,170 @@ def test_launch_counter_sees_cupy_kernels():
     X, y = w.data()
     n = launches.count(peers.Bpgpu("cupy"), w, X, y)
     assert 5 < n < 500, n
+
+
+class _FakeTorchCuda:
+    """torch.cuda's memory statistics over a fake allocator."""
+
+    def __init__(self):
+        self.allocated = self.high = 0
+
+    def alloc(self, n):
+        self.allocated += n
+        self.high = max(self.high, self.allocated)
+
+    def memory_allocated(self, device=None):
+        return self.allocated
+
+    def max_memory_allocated(self, device=None):
+        return self.high
+
+    def reset_peak_memory_stats(self, device=None):
+        self.high = self.allocated
+
+    def synchronize(self, device=None):
+        pass
+
+
+def test_torch_peak_is_per_peer_not_process_wide():
+    """The second peer's figure holds neither the first peer's resident arrays nor the
+    first peer's high-water mark."""
+    import types
+
+    from bpgpu.bench import memory
+
+    torch = types.SimpleNamespace(cuda=_FakeTorchCuda())
+    with memory.torch_window(torch, "cuda:0") as first:
+        torch.cuda.alloc(100)  # the first peer's data stays allocated
+        torch.cuda.alloc(50)
+        torch.cuda.alloc(-50)
+    with memory.torch_window(torch, "cuda:0") as second:
+        torch.cuda.alloc(30)
+        torch.cuda.alloc(-30)
+        torch.cuda.alloc(10)
+    assert first["peak"] == 150 and second["peak"] == 30
+
+
+def test_cupy_peak_counts_only_the_window():
+    """CuPy's pool total is every array ever made; the hook counts in-window allocations
+    and frees (CuPy calls it with keyword arguments)."""
+    import types
+
+    from bpgpu.bench import memory
+
+    active = []
+
+    class MemoryHook:  # CuPy's base class: `with hook:` installs it
+        def __enter__(self):
+            active.append(self)
+
+        def __exit__(self, *exc):
+            active.remove(self)
+
+    cupy = types.SimpleNamespace(
+        cuda=types.SimpleNamespace(
+            MemoryHook=MemoryHook,
+            Device=lambda: types.SimpleNamespace(synchronize=lambda: None),
+        )
+    )
+
+    def malloc(n):
+        for h in active:
+            h.malloc_postprocess(device_id=0, size=n, mem_size=n, mem_ptr=1, pmem_id=1)
+
+    def free(n):
+        for h in active:
+            h.free_postprocess(device_id=0, mem_size=n, mem_ptr=1, pmem_id=1)
+
+    malloc(1000)  # another peer's, before the window
+    with memory.cupy_window(cupy) as mem:
+        malloc(64)
+        malloc(32)
+        free(64)
+        malloc(16)
+    malloc(500)  # after the window
+    assert mem["peak"] == 96 and not active
+
+
+def test_cpu_peers_get_no_gpu_window():
+    from bpgpu.bench import memory, peers
+
+    with memory.window(peers.NumpyLoop()) as mem:
+        pass
+    assert "peak" not in mem
+
+
+@pytest.mark.parametrize(
+    "peers, message",
+    [
+        ("bpgpu[nunpy]", "unknown peer 'bpgpu[nunpy]'; valid peers: bpgpu[numpy]"),
+        ("gemm-floor[cupy:cuda]", "cannot run here"),
+    ],
+)
+def test_bench_refuses_peers_it_cannot_run(peers, message, tmp_path):
+    """A typo or a GPU peer on a CPU machine must not run nothing and exit 0."""
+    from bpgpu.bench import runner
+
+    try:
+        runner.select_peers([peers])
+    except ValueError:
+        pass
+    else:
+        pytest.skip(f"{peers} runs here")
+    out = subprocess.run(
+        [sys.executable, "-m", "bpgpu", "bench", "--peers", peers, "--out", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 2 and message in out.stderr, out.stderr
+    assert not list(tmp_path.iterdir())  # no empty result tables written
+
+
+def test_every_available_peer_has_a_known_name():
+    from bpgpu.bench import runner
+
+    known = set(runner.known_peer_names())
+    assert {p.name for p in runner.available_peers(None)} <= known
+
+
+def _gpu_check(tmp_path, **env):
+    import os
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "gpu_check.sh"
+    out = tmp_path / "out"
+    run = subprocess.run(
+        ["bash", str(script), str(out)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "PYTHON": sys.executable, **env},
+    )
+    return run, out
+
+
+def test_gpu_check_brings_back_few_files_with_every_log_packed(tmp_path):
+    """The device tool returns at most 8 files: the script leaves three, and packs each
+    step's log and results into one archive (dry run on the CPU: the GPU steps fail)."""
+    import tarfile
+
+    run, out = _gpu_check(tmp_path, GPU_CHECK_STEPS="backends,compile")
+    files = sorted(p.name for p in out.iterdir())
+    assert files == ["device.txt", "gpu-results.tar.gz", "summary.txt"], files
+    with tarfile.open(out / "gpu-results.tar.gz") as tar:
+        names = {n.lstrip("./") for n in tar.getnames()}
+    assert {"backends.txt", "compile.txt", "device.txt"} <= names
+    summary = (out / "summary.txt").read_text()
+    assert "backends: exit 0" in summary and "install" not in summary
+    assert "setuptools:" in (out / "device.txt").read_text()
+    # compile needs CuPy: without it the step fails, and so does the run
+    assert ("compile: exit 0" in summary) == (run.returncode == 0)
+
+
+def test_gpu_check_skips_what_the_budget_cannot_hold_and_says_so(tmp_path):
+    run, out = _gpu_check(tmp_path, GPU_CHECK_STEPS="backends", GPU_CHECK_BUDGET="30")
+    assert run.returncode == 1
+    summary = (out / "summary.txt").read_text()
+    assert "backends: NOT RUN" in summary and "GPU_CHECK_STEPS=backends" in summary
+    assert (out / "gpu-results.tar.gz").exists()

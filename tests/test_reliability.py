@@ -276,17 +276,22 @@ def test_out_of_device_memory_is_a_clear_error():
 
 @pytest.mark.gpu
 def test_cupy_out_of_memory_names_bytes_and_batch_size():
+    """A real CuPy out-of-memory error inside fit becomes DeviceMemoryError. The network
+    is built first (its 64 MiB first layer must fit); only then is the pool capped a
+    little above what it holds, so that moving the 128 MiB of data is what fails."""
     from conftest import load_backend
 
     cp = load_backend("cupy")
     pool = cp.cupy.get_default_memory_pool()
     old = pool.get_limit()
+    net = bpgpu.MLP([4096, 4096, 10], backend=cp)
+    X = np.ones((8192, 4096), np.float32)
     try:
-        pool.free_all_blocks()
-        pool.set_limit(size=64 << 20)
-        net = bpgpu.MLP([4096, 4096, 10], backend=cp)
-        X = np.ones((8192, 4096), np.float32)
+        with cp.device:
+            pool.free_all_blocks()
+            pool.set_limit(size=pool.total_bytes() + (16 << 20))
         with pytest.raises(bpgpu.DeviceMemoryError, match="bytes.*batch_size"):
             net.fit(X, np.zeros(8192, np.int64), epochs=1, batch_size=8192)
     finally:
-        pool.set_limit(size=old)
+        with cp.device:
+            pool.set_limit(size=old)
