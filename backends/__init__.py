@@ -1,9 +1,13 @@
 """Backends: one small module per array library behind one protocol (see ``_base``).
 
-Names: ``"numpy"``, ``"cupy"``/``"cupy:N"``, ``"torch"``/``"torch:cuda[:N]"``/``"torch:mps"``,
-``"array_api_strict"`` and ``"auto"`` (CuPy when a CUDA device really works, otherwise
-NumPy). ``BPGPU_BACKEND`` sets the default. GPU libraries are imported only when a
-backend that needs them is asked for, so importing bpgpu never fails without them.
+``REGISTRY`` is the one list of backends: their names, the module that makes each, the
+device it runs on and how to install it. Everything else — ``get_backend``, the names in
+error messages, ``bpgpu backends``, the test fixtures and the benchmark peers — derives
+from it. Names: ``"numpy"``, ``"cupy"``/``"cupy:N"``, ``"torch"``/``"torch:cuda[:N]"``/
+``"torch:mps"``, ``"array_api_strict"`` and ``"auto"`` (CuPy when a CUDA device really
+works, otherwise NumPy). ``BPGPU_BACKEND`` sets the default. GPU libraries are imported
+only when a backend that needs them is asked for, so importing bpgpu never fails
+without them.
 """
 
 from __future__ import annotations
@@ -11,17 +15,23 @@ from __future__ import annotations
 import importlib
 import logging
 import os
+from dataclasses import dataclass
 from typing import Any
 
 from ._base import Backend, BackendUnavailable, DeviceMemoryError, library, location, to_host
+from ._ops import MutableOps, Ops
 
 __all__ = [
     "Backend",
     "BackendUnavailable",
     "DeviceMemoryError",
+    "Entry",
+    "MutableOps",
+    "Ops",
+    "REGISTRY",
     "get_backend",
     "list_backends",
-    "KNOWN",
+    "names",
     "library",
     "location",
     "to_host",
@@ -29,30 +39,71 @@ __all__ = [
 
 log = logging.getLogger("bpgpu")
 
-# name -> module; "lib:arg" passes arg (a device) to the module's create()
-_MODULES = {
-    "numpy": "numpy_backend",
-    "array_api_strict": "strict_backend",
-    "torch": "torch_backend",
-    "cupy": "cupy_backend",
-}
-KNOWN = ("numpy", "array_api_strict", "torch", "torch:cuda", "torch:mps", "cupy")
+
+@dataclass(frozen=True)
+class Entry:
+    """One backend of the registry.
+
+    ``name`` is what users pass; ``module`` makes it (``create(arg)``); ``arg`` is the
+    device part of the name; ``gpu`` marks a CUDA backend (tests marked ``gpu``, GPU
+    benchmark peers); ``indexed`` says ``name:N`` picks device N.
+    """
+
+    name: str
+    module: str
+    arg: str | None = None
+    gpu: bool = False
+    indexed: bool = False
+
+
+REGISTRY: tuple[Entry, ...] = (
+    Entry("numpy", "numpy_backend"),
+    Entry("array_api_strict", "strict_backend"),
+    Entry("torch", "torch_backend"),
+    Entry("torch:cuda", "torch_backend", "cuda", gpu=True, indexed=True),
+    Entry("torch:mps", "torch_backend", "mps"),
+    Entry("cupy", "cupy_backend", gpu=True, indexed=True),
+)
 _cache: dict[str, Backend] = {}
 
 
-def _create(name: str) -> Backend:
-    lib, _, arg = name.partition(":")
-    if lib not in _MODULES:
-        import difflib
+def names(gpu: bool | None = None) -> list[str]:
+    """Registry names (``gpu=True``: CUDA backends only, ``False``: the others)."""
+    return [e.name for e in REGISTRY if gpu is None or e.gpu == gpu]
 
-        close = difflib.get_close_matches(lib, [*_MODULES, "auto"], n=1)
-        hint = f"did you mean {close[0]!r}? " if close else ""
-        raise ValueError(
-            f"unknown backend {name!r}; {hint}valid: auto, numpy, cupy, cupy:N, torch, "
-            "torch:cuda, torch:cuda:N, torch:mps, array_api_strict"
-        )
-    module = importlib.import_module(f"{__name__}.{_MODULES[lib]}")
-    return module.create(arg or None)
+
+def _spelled() -> str:
+    """Every valid spelling, for error messages."""
+    out = ["auto"]
+    for e in REGISTRY:
+        out += [e.name] + ([f"{e.name}:N"] if e.indexed else [])
+    return ", ".join(out)
+
+
+def _entry(name: str) -> tuple[Entry, str | None]:
+    """The registry entry behind ``name`` and the device argument it passes."""
+    for e in REGISTRY:
+        if name == e.name:
+            return e, e.arg
+    for e in REGISTRY:  # "cupy:1", "torch:cuda:1": an indexed entry plus a device number
+        if e.indexed and name.startswith(e.name + ":"):
+            index = name[len(e.name) + 1 :]
+            return e, f"{e.arg}:{index}" if e.arg else index
+    lib, _, rest = name.partition(":")
+    for e in REGISTRY:  # "torch:cuda:0" spelled otherwise, "numpy:1": the module decides
+        if e.name == lib:
+            return e, rest
+    import difflib
+
+    close = difflib.get_close_matches(lib, [*names(), "auto"], n=1)
+    hint = f"did you mean {close[0]!r}? " if close else ""
+    raise ValueError(f"unknown backend {name!r}; {hint}valid: {_spelled()}")
+
+
+def _create(name: str) -> Backend:
+    entry, arg = _entry(name)
+    module = importlib.import_module(f"{__name__}.{entry.module}")
+    return module.create(arg)
 
 
 def _auto() -> Backend:
@@ -88,15 +139,17 @@ def get_backend(name: str | Backend | None = None) -> Backend:
         if "auto" not in _cache:
             _cache["auto"] = _auto()
         return _cache["auto"]
+    if not isinstance(name, str):
+        raise TypeError(f"backend must be a name or a Backend; got {type(name).__name__}")
     if name not in _cache:
         _cache[name] = _create(name)
     return _cache[name]
 
 
 def list_backends() -> list[dict[str, Any]]:
-    """Every known backend: ``{"name", "available", "version", "device", "reason"}``."""
+    """Every registry backend: ``{"name", "available", "version", "device", "reason"}``."""
     rows = []
-    for name in KNOWN:
+    for name in names():
         try:
             b = get_backend(name)
         except (BackendUnavailable, ValueError) as e:

@@ -2,8 +2,9 @@
 
 A backend owns one array library on one device. The core only uses ``xp`` (an
 array-api-compat namespace), ``device``, ``asarray``/``convert`` to bring data in,
-``to_numpy`` to bring it out, ``synchronize`` before a clock stops, and ``fast(name)``
-to look up an optional fast path (None means: use the generic code).
+``to_numpy`` to bring it out, ``synchronize`` before a clock stops, and ``ops``: the
+typed operations of a training step (:mod:`._ops`), with this backend's overrides, or
+the generic ones when the overrides are switched off.
 """
 
 from __future__ import annotations
@@ -12,9 +13,10 @@ import contextlib
 import os
 from typing import Any
 
+import array_api_compat as compat
 import numpy as np
 
-_NONE: dict[str, Any] = {}  # no fast paths (never written to)
+from ._ops import Ops
 
 
 class BackendUnavailable(RuntimeError):
@@ -25,28 +27,40 @@ class DeviceMemoryError(MemoryError):
     """The device ran out of memory; the message has the bytes asked for and the fix."""
 
 
+def library(a: Any) -> str:
+    """The array library ``a`` belongs to (``"numpy"``, ``"cupy"``, ``"torch"``, ``"jax"``,
+    ``"array_api_strict"``, ...; ``"builtins"`` for lists and numbers), as
+    array-api-compat recognises it."""
+    if compat.is_numpy_array(a):
+        return "numpy"
+    if compat.is_cupy_array(a):
+        return "cupy"
+    if compat.is_torch_array(a):
+        return "torch"
+    if compat.is_jax_array(a):
+        return "jax"
+    if compat.is_array_api_obj(a):
+        return compat.array_namespace(a).__name__.split(".")[0]
+    return type(a).__module__.split(".")[0]
+
+
 def location(a: Any) -> tuple[str, int | None]:
     """Where an array lives: ``("cpu", None)``, ``("cuda", index)`` or ``("mps", None)``."""
-    mod = type(a).__module__.split(".")[0]
-    if mod == "cupy":
+    if compat.is_cupy_array(a):
         return ("cuda", int(a.device.id))
-    if mod == "torch":
+    if compat.is_torch_array(a):
         dev = a.device
         return ("cuda", dev.index or 0) if dev.type == "cuda" else (dev.type, None)
     return ("cpu", None)
 
 
-def library(a: Any) -> str:
-    """The array library ``a`` belongs to (``"numpy"``, ``"torch"``, ...)."""
-    return type(a).__module__.split(".")[0]
-
-
 class Backend:
     """Base class: one array library on one device.
 
-    Subclasses set ``name``, ``library``, ``xp``, ``device`` and ``where`` (the
-    :func:`location` of arrays they hold), and override ``to_numpy`` and, where the
-    device is asynchronous, ``synchronize``.
+    Subclasses set ``name``, ``library``, ``xp``, ``device``, ``where`` (the
+    :func:`location` of arrays they hold) and ``_ops`` (their :class:`Ops` subclass, if
+    any), and override ``to_numpy`` and, where the device is asynchronous,
+    ``synchronize``.
     """
 
     name: str
@@ -55,7 +69,6 @@ class Backend:
     device: Any
     where: tuple[str, int | None] = ("cpu", None)
     dtypes: tuple[str, ...] = ("float32", "float64")
-    _fast: dict[str, Any]
 
     def __repr__(self) -> str:
         return f"<bpgpu backend {self.name} on {self.device}>"
@@ -118,26 +131,26 @@ class Backend:
         """A context in which new arrays and kernels go to this backend's device."""
         return contextlib.nullcontext()
 
-    use_fast: bool | None = None  # None: read BPGPU_FAST at the first lookup
+    use_fast: bool | None = None  # None: read BPGPU_FAST at the first use of ``ops``
+    _ops: Ops | None = None  # this backend's overrides (None: the generic ones only)
+    _generic: Ops | None = None
 
-    def fast_paths(self) -> dict[str, Any]:
-        """The fast paths in use, by name (empty when they are off): look it up once
-        per step and ``.get`` each name from it.
+    @property
+    def ops(self) -> Ops:
+        """The operations of a step: this backend's overrides, or the generic methods of
+        :class:`Ops` when they are off. Fetch it once per step.
 
         Off when ``backend.use_fast = False``, or when the environment had
-        ``BPGPU_FAST=0`` at this backend's first lookup (the environment is read once:
+        ``BPGPU_FAST=0`` at this backend's first use (the environment is read once:
         reading it costs as much as a small array operation).
         """
-        table = getattr(self, "_fast", None)
-        if not table:
-            return _NONE
         if self.use_fast is None:
             self.use_fast = os.environ.get("BPGPU_FAST") != "0"
-        return table if self.use_fast else _NONE
-
-    def fast(self, name: str) -> Any:
-        """The fast path called ``name``, or None to use the generic code."""
-        return self.fast_paths().get(name)
+        if self.use_fast and self._ops is not None:
+            return self._ops
+        if self._generic is None:
+            self._generic = Ops(self.xp)
+        return self._generic
 
     def translate(self, error: BaseException) -> BaseException | None:
         """A clearer exception for a library error (device out of memory), or None."""
@@ -166,11 +179,10 @@ def to_host(a: Any) -> np.ndarray:
     """Any supported array (NumPy, CuPy, torch, array-api-strict, list) as a NumPy array."""
     if isinstance(a, np.ndarray):
         return a
-    lib = library(a)
-    if lib == "cupy":
+    if compat.is_cupy_array(a):
         return a.get()
-    if lib == "torch":
+    if compat.is_torch_array(a):
         return a.detach().cpu().numpy()
-    if lib == "array_api_strict":
-        return np.from_dlpack(a)  # np.asarray refuses arrays on a non-default device
+    if compat.is_array_api_obj(a) and not compat.is_numpy_array(a):
+        return np.from_dlpack(a)  # np.asarray refuses strict arrays on another device
     return np.asarray(a)

@@ -57,9 +57,9 @@ class CupyBackend(Backend):
         self.device = device
         self.where = ("cuda", index)
         self.name = f"cupy:{index}" if arg else "cupy"
-        from .cupy_kernels import CupyFastPaths
+        from .cupy_kernels import CupyOps
 
-        self._fast = CupyFastPaths(cupy).table()
+        self._ops = CupyOps(xp, cupy)
 
     def asarray(self, host, dtype=None, copy=None):
         with self.device:

@@ -1,43 +1,32 @@
-"""Fused CuPy kernels: the fast paths of the CuPy backend.
+"""The CuPy backend's operations: fused kernels, compiled lazily.
 
-On a GPU a small network is bound by kernel launches, so each of these does in one
-launch what the generic Array API code does in two to ten. They are compiled lazily
-(on first use, per dtype), exist only for float32 and float64, and return None for any
-case they do not cover, so the core falls back to its generic code. Each one is tested
-against that generic code (``tests/test_fast_paths.py``, marked ``gpu``).
+On a GPU a small network is bound by kernel launches, so each override does in one
+launch what the generic Array API code does in two to ten. Kernels compile on first
+use (per dtype), exist for float32 and float64 only, and anything they do not cover
+goes to the generic method (``super()``). Each one is tested against that method
+(``tests/test_ops.py``, marked ``gpu``; without a GPU, ``tests/test_cuda_sources.py``
+compiles the C and runs the element-wise expressions and the softmax kernel on the host).
 
-Fast path names and signatures (the core looks them up with ``backend.fast(name)``):
-
-- ``bias_act(XW, b, act, a) -> (X, Y)``: ``X = XW + b``, ``Y = f(X)``, compiled from the
+- ``bias_act``: ``X = XW + b``, ``Y = f(X)`` in one element-wise kernel, compiled from the
   activation's own C expression ``act.c_f`` (the activation table is the one source of
   every formula and constant)
-- ``act_vjp(X, Y, G, act, a) -> D``: ``D = f'(X) * G``, from ``act.c_vjp``
-- ``opt_update(name, p, g, state_slots, hyper) -> bool``: the optimizer update in place
-- ``softmax_cce(X, T, scale, loss) -> (Y, E, D)``: softmax, the summed categorical
-  cross-entropy (None unless ``loss``) and ``D = scale * (Y - T)``: one kernel with a
-  block per row, plus one sum for ``E`` (the generic code takes eleven launches)
-- ``sgd_gemm(D, Y, W) -> bool``: plain SGD's ``W -= D^T Y`` (``D`` already scaled by
-  ``lr / B``) as one cuBLAS GEMM with ``beta = 1``: no gradient array, no update kernel
-- ``sgd_bias(D, b) -> bool``: its ``b -= sum(D)`` as one cuBLAS GEMV with a kept vector
-  of ones (a reduction and a subtraction in the generic code)
+- ``act_vjp``: ``D = f'(X) * G``, from ``act.c_vjp``
+- ``softmax_cce``: softmax, the summed categorical cross-entropy and ``D = scale (Y - T)``:
+  one kernel with a block per row, plus one sum for ``E`` (the generic code takes eleven
+  launches)
+- ``sgd_weight``: plain SGD's ``W -= D^T Y`` (``D`` already scaled by ``lr / B``) as one
+  cuBLAS GEMM with ``beta = 1``: no gradient array, no update kernel
+- ``sgd_bias``: its ``b -= sum(D)`` as one cuBLAS GEMV with a kept vector of ones
+- ``optimizer_step``: the four built-in rules, one kernel per parameter, in place; taken
+  only when the core names the rule, which it does only for the exact built-in
+  optimizer classes (a user's subclass runs its own ``update``)
 """
 
 from __future__ import annotations
 
 import functools
 
-_OPT = {
-    "sgd": ("T g, T lr", "T p", "p -= lr * g"),
-    "momentum": ("T g, T lr, T mu", "T p, T v", "v = mu * v + g; p -= lr * v"),
-    "nesterov": ("T g, T lr, T mu", "T p, T v", "v = mu * v + g; p -= lr * (g + mu * v)"),
-    "adam": (
-        "T g, T b1, T b2, T step, T inv_sqrt_c2, T eps",
-        "T p, T m, T v",
-        "m = b1 * m + ((T)1 - b1) * g; v = b2 * v + ((T)1 - b2) * g * g;"
-        " p -= step * m / (sqrt(v) * inv_sqrt_c2 + eps)",
-    ),
-}
-
+from ._ops import MutableOps
 
 # One block per row of X (B rows, n classes): the row's max, the sum of exp(x - max),
 # then y, d = scale (y - t) and the row's loss sum_j t_j (ln s - z_j). blockDim is a
@@ -92,81 +81,72 @@ extern "C" __global__ void bpgpu_softmax_cce(
 """
 
 
-class CupyFastPaths:
-    """Lazily compiled fused kernels for one CuPy backend."""
+class CupyOps(MutableOps):
+    """The fused kernels of one CuPy backend."""
 
-    def __init__(self, cupy):
+    def __init__(self, xp, cupy):
+        super().__init__(xp)
         self.cupy = cupy
         self._ones_cache: dict = {}
 
     @functools.cache  # noqa: B019 - one instance per backend, kept for the process
-    def _kernel(self, kind: str, name: str, expr: str = "", param: bool = False):
-        """A compiled kernel; element-wise ones are keyed by their C expression, so a
-        changed constant in the activation table compiles a new one."""
-        ek = self.cupy.ElementwiseKernel
-        a = ", T a" if param else ""
-        if kind == "fwd":
-            return ek(f"T xw, T b{a}", "T z, T y", f"z = xw + b; y = {expr}", f"bpgpu_fwd_{name}")
-        if kind == "bwd":
-            return ek(f"T x, T y, T g{a}", "T d", f"d = {expr}", f"bpgpu_bwd_{name}")
-        if kind == "softmax_cce":  # name: the C type
-            code = f"typedef {name} T;\n" + _SOFTMAX_CCE
-            return self.cupy.RawKernel(code, "bpgpu_softmax_cce")
-        ins, outs, body = _OPT[name]
-        return ek(ins, outs, body, f"bpgpu_opt_{name}")
+    def _elementwise(self, ins: str, outs: str, body: str, name: str):
+        """An element-wise kernel, compiled at its first launch; keyed by its C text, so
+        a changed constant in the activation or optimizer table makes a new one."""
+        return self.cupy.ElementwiseKernel(ins, outs, body, name)
+
+    @functools.cache  # noqa: B019
+    def _softmax_kernel(self, ctype: str):
+        return self.cupy.RawKernel(f"typedef {ctype} T;\n" + _SOFTMAX_CCE, "bpgpu_softmax_cce")
 
     def _ok(self, *arrays) -> bool:
-        return all(a.dtype.kind == "f" and a.dtype.itemsize in (4, 8) for a in arrays)
+        d = arrays[0].dtype
+        return d.kind == "f" and d.itemsize in (4, 8) and all(x.dtype == d for x in arrays)
 
     def bias_act(self, XW, b, act, a=None):
         expr = getattr(act, "c_f", None)
-        if expr is None or not self._ok(XW, b):
-            return None
-        k = self._kernel("fwd", act.name, expr, a is not None)
+        if expr is None or not self._ok(XW, b, *([] if a is None else [a])):
+            return super().bias_act(XW, b, act, a)
+        ins = "T xw, T b" + ("" if a is None else ", T a")
+        k = self._elementwise(ins, "T z, T y", f"z = xw + b; y = {expr}", f"bpgpu_fwd_{act.name}")
         return k(XW, b) if a is None else k(XW, b, a)
 
     def act_vjp(self, X, Y, G, act, a=None):
         expr = getattr(act, "c_vjp", None)
-        if expr is None or not self._ok(X, Y, G):
-            return None
-        k = self._kernel("bwd", act.name, expr, a is not None)
+        if expr is None or not self._ok(X, Y, G, *([] if a is None else [a])):
+            return super().act_vjp(X, Y, G, act, a)
+        ins = "T x, T y, T g" + ("" if a is None else ", T a")
+        k = self._elementwise(ins, "T d", f"d = {expr}", f"bpgpu_bwd_{act.name}")
         return k(X, Y, G) if a is None else k(X, Y, G, a)
 
-    def opt_update(self, name: str, p, g, slots: list, hyper: dict) -> bool:
-        if name not in _OPT or not self._ok(p, g):
-            return False
-        k = self._kernel("opt", name)
-        if name == "sgd":
-            k(g, p.dtype.type(hyper["lr"]), p)
-        elif name in ("momentum", "nesterov"):
-            k(g, p.dtype.type(hyper["lr"]), p.dtype.type(hyper["momentum"]), p, slots[0])
-        else:
-            t = p.dtype.type
-            k(
-                g,
-                t(hyper["beta1"]),
-                t(hyper["beta2"]),
-                t(hyper["step"]),
-                t(hyper["inv_sqrt_c2"]),
-                t(hyper["eps"]),
-                p,
-                slots[0],
-                slots[1],
-            )
-        return True
+    def optimizer_step(self, opt, rule, params, grads, state):
+        spec = getattr(opt, "c_update", None) if rule is not None else None
+        if spec is None or not all(self._ok(p, g) for p, g in zip(params, grads)):
+            return super().optimizer_step(opt, rule, params, grads, state)
+        hyper, body = spec  # the rule's C text lives beside its Python, in the optimizer
+        ins = "T g" + "".join(f", T {h}" for h in hyper)
+        outs = "T p" + "".join(f", T {s}" for s in opt.slots)
+        k = self._elementwise(ins, outs, body, f"bpgpu_opt_{rule}")
+        t = state["t"] + 1
+        h = opt.hyper(t)
+        grads = opt.add_weight_decay(grads, params)  # the optimizer's own step, not a copy
+        c = params[0].dtype.type
+        for i, (p, g) in enumerate(zip(params, grads)):
+            k(g, *(c(h[n]) for n in hyper), p, *(state[s][i] for s in opt.slots))
+        return params, {**state, "t": t}
 
-    def softmax_cce(self, X, T, scale: float, loss: bool):
-        if X.ndim != 2 or X.shape != T.shape or X.dtype != T.dtype or not self._ok(X):
-            return None
+    def softmax_cce(self, X, T, scale, loss):
+        if X.ndim != 2 or X.shape != T.shape or not self._ok(X, T):
+            return super().softmax_cce(X, T, scale, loss)
         if not (X.flags.c_contiguous and T.flags.c_contiguous):
-            return None
+            return super().softmax_cce(X, T, scale, loss)
         cp, (B, n) = self.cupy, X.shape
         threads = 32
         while threads < n and threads < 256:
             threads *= 2
         Y, D = cp.empty_like(X), cp.empty_like(X)
         rows = cp.empty((B,), dtype=X.dtype)
-        kernel = self._kernel("softmax_cce", "float" if X.dtype.itemsize == 4 else "double")
+        kernel = self._softmax_kernel("float" if X.dtype.itemsize == 4 else "double")
         t = X.dtype.type
         kernel(
             (B,),
@@ -176,25 +156,23 @@ class CupyFastPaths:
         )
         return Y, (rows.sum() if loss else None), D
 
-    def sgd_gemm(self, D, Y, W) -> bool:
-        if W.ndim != 2 or not self._ok(D, Y, W) or not (D.dtype == Y.dtype == W.dtype):
-            return False
-        if not W.flags.c_contiguous:
-            return False
+    def sgd_weight(self, D, Y, W):
+        if W.ndim != 2 or not self._ok(D, Y, W) or not W.flags.c_contiguous:
+            return super().sgd_weight(D, Y, W)
         from cupy import cublas
 
         cublas.gemm("T", "N", D, Y, out=W, alpha=-1.0, beta=1.0)  # W <- W - D^T Y
-        return True
+        return W
 
-    def sgd_bias(self, D, b) -> bool:
-        if D.ndim != 2 or b.ndim != 1 or not self._ok(D, b) or D.dtype != b.dtype:
-            return False
+    def sgd_bias(self, D, b):
+        if D.ndim != 2 or b.ndim != 1 or not self._ok(D, b):
+            return super().sgd_bias(D, b)
         if not (b.flags.c_contiguous and D.flags.c_contiguous):
-            return False
+            return super().sgd_bias(D, b)
         from cupy import cublas
 
         cublas.gemv("T", -1.0, D, self._ones(D.shape[0], D.dtype), 1.0, b)  # b -= D^T 1
-        return True
+        return b
 
     def _ones(self, n: int, dtype):
         """A ones vector of length ``n``, kept for the next step (on the current device)."""
@@ -203,13 +181,3 @@ class CupyFastPaths:
         if ones is None:
             ones = self._ones_cache[key] = self.cupy.ones(n, dtype=dtype)
         return ones
-
-    def table(self) -> dict:
-        return {
-            "bias_act": self.bias_act,
-            "act_vjp": self.act_vjp,
-            "opt_update": self.opt_update,
-            "softmax_cce": self.softmax_cce,
-            "sgd_gemm": self.sgd_gemm,
-            "sgd_bias": self.sgd_bias,
-        }

@@ -7,7 +7,7 @@ import platform
 import numpy as np
 
 from ._base import Backend
-from .numpy_fast import TABLE
+from .numpy_fast import NumpyOps
 from .numpy_xp import namespace
 
 xp = namespace()
@@ -25,7 +25,7 @@ class NumpyBackend(Backend):
         self.name = "numpy"
         self.xp = xp
         self.device = "cpu"
-        self._fast = dict(TABLE)
+        self._ops = NumpyOps(xp)
 
     def info(self):
         return {

@@ -53,9 +53,9 @@ class TorchBackend(Backend):
         self.torch = torch
         self.xp = xp
         self.device = dev
-        from .torch_fast import TorchFastPaths
+        from .torch_fast import TorchOps
 
-        self._fast = TorchFastPaths(torch).table()
+        self._ops = TorchOps(xp, torch)
 
     def to_numpy(self, a) -> np.ndarray:
         return a.detach().cpu().numpy().copy()

@@ -5,15 +5,14 @@
 """
 
 from bpgpu import activations, costs, datasets, optimizers
+from bpgpu._version import __version__
 from bpgpu.backends import BackendUnavailable, DeviceMemoryError, get_backend, list_backends
 from bpgpu.backends import to_host as to_numpy
 from bpgpu.consistency import compare_backends
 from bpgpu.gradcheck import gradcheck
-from bpgpu.io import ModelFileError, load
-from bpgpu.network import MLP
-from bpgpu.training import Callback, History
-
-__version__ = "0.1.0"
+from bpgpu.history import Callback, History
+from bpgpu.io import ModelFileError
+from bpgpu.network import MLP, load
 
 __all__ = [
     "MLP",

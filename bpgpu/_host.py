@@ -10,18 +10,19 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from bpgpu.activations import Activation
+from bpgpu.layers import Dense
 
 
-def init_weights(sizes: Sequence[int], acts: Sequence[Activation], seed: int | None):
-    """Initial ``[W1, b1, (a1), W2, ...]`` as float64 NumPy arrays.
+def init_weights(layers: Sequence[Dense], seed: int | None) -> list[np.ndarray]:
+    """Initial ``[W1, b1, (a1), W2, ...]`` as float64 NumPy arrays, layer by layer.
 
-    He normal for the ReLU family, Glorot uniform otherwise; biases 0; a learnable
-    activation parameter starts at the activation's ``param_init``.
+    He normal for the ReLU family, Glorot uniform otherwise (each activation's
+    ``init``); biases 0; a learnable activation parameter starts at its ``param_init``.
     """
     rng = np.random.default_rng(seed)
     params = []
-    for n_in, n_out, act in zip(sizes[:-1], sizes[1:], acts):
+    for layer in layers:
+        n_in, n_out, act = layer.n_in, layer.n_out, layer.activation
         if act.init == "he":
             W = rng.normal(0.0, np.sqrt(2.0 / n_in), size=(n_out, n_in))
         else:

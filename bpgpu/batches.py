@@ -31,6 +31,7 @@ class Batches:
     def __init__(self, xp, arrays: list, batch_size: int, chunk_bytes: int = CHUNK_BYTES):
         self.xp, self.arrays, self.B = xp, arrays, batch_size
         self.n = arrays[0].shape[0]
+        self.count = -(-self.n // batch_size)  # batches per epoch, the last one shorter
         row = sum(_row_bytes(xp, a) for a in arrays if a is not None)
         self.per = max(1, chunk_bytes // max(1, row * batch_size))  # batches per chunk
         self._key: tuple[Any, int] | None = None
@@ -39,7 +40,7 @@ class Batches:
     def epoch(self, perm, first: int = 0):
         """Yield batches ``first, first + 1, ...`` to the end of the epoch, as
         :meth:`__call__` gives them; ``perm`` is the device permutation or None."""
-        B, bi, nb = self.B, first, -(-self.n // self.B)
+        B, bi, nb = self.B, first, self.count
         while bi < nb:
             if perm is None:  # in order: slices of the data themselves
                 src, off, stop = self.arrays, 0, nb

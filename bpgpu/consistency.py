@@ -17,7 +17,7 @@ import numpy as np
 from bpgpu.activations import ACTIVATIONS
 from bpgpu.backends import Backend, BackendUnavailable, get_backend, list_backends
 from bpgpu.costs import compatible_pairs
-from bpgpu.io import param_names
+from bpgpu.layers import param_names
 from bpgpu.network import MLP
 
 TOLERANCE = {"float64": 1e-12, "float32": 1e-5}
@@ -190,7 +190,7 @@ def compare_backends(
                 )
             Xd = X.astype(dt)  # the backend sees these values; so does the reference
             ref = _measure(base.to("numpy", dtype="float64"), Xd.astype(np.float64), T)
-            params = param_names([a.name for a in base.activations])
+            params = param_names(base.layers)
             names = {
                 "loss": ["loss"],
                 "gradients": [f"d{n}" for n in params],

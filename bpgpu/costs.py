@@ -44,8 +44,9 @@ class Cost:
         When not empty, the only output activations allowed.
     refuse : dict
         Output activations refused although their range fits, with the reason.
-    fused : callable ``(xp, X, T, loss) -> (Y, E_sum or None, D)`` or None
-        For the shortcut pair: output, summed cost and output error from one pass.
+    fused : bool
+        The shortcut pair is softmax with categorical cross-entropy, whose output, summed
+        cost and output error the backend computes in one pass (``ops.softmax_cce``).
     """
 
     name: str
@@ -56,8 +57,7 @@ class Cost:
     from_logits: Callable[..., Any] | None = None
     only_with: tuple[str, ...] = ()
     refuse: tuple[tuple[str, str], ...] = ()
-    fused: Callable[..., Any] | None = None
-    fused_name: str = ""  # the backend fast path that may replace ``fused``
+    fused: bool = False
 
     def check_output(self, act: Activation) -> None:
         """Raise ValueError when this cost cannot be used on ``act``'s outputs."""
@@ -83,45 +83,28 @@ class Cost:
             return self.from_logits(xp, X, T)
         return self.fn(xp, Y, T)
 
-    def train_output(
-        self, xp, act: Activation, X, T, a=None, loss: bool = True, scale=1.0, fast=None
-    ):
-        """Output ``Y``, the batch's summed cost (None when ``loss`` is False) and
-        ``scale * D^L`` (None for a learnable output activation, whose error needs
-        ``dE/dY``), sharing work where a fused form exists.
-
-        ``fast`` is the backend's fast-path lookup (``backend.fast``): a fused pair may
-        hand the whole computation to a kernel of the same name (``softmax_cce``).
-        """
-        if self.fused is not None and act.name == self.shortcut:
-            kernel = None if fast is None else fast(self.fused_name)
-            out = None if kernel is None else kernel(X, T, scale, loss)
-            if out is not None:
-                return out
-            Y, E, D = self.fused(xp, X, T, loss)
-        else:
-            Y = act.f(xp, X, a)
-            D = None if act.has_param else self.delta(xp, act, X, Y, T)
-            E = xp.sum(self.per_sample(xp, act, X, Y, T)) if loss else None
-        return Y, E, D if D is None or scale == 1 else D * scale
+    def train_output(self, ops, act: Activation, X, T, a=None, loss: bool = True, scale=1.0):
+        """``(Y, E, D, G)`` of the output layer: ``Y = f(X)``, the batch's summed cost
+        (None unless ``loss``), ``scale * D^L`` (9) and, for a learnable output
+        activation, ``scale * dE/dY`` instead of ``D`` (the backward pass makes ``D``
+        from it), sharing work where a fused form exists (``ops.softmax_cce``)."""
+        if self.fused and act.name == self.shortcut:
+            Y, E, D = ops.softmax_cce(X, T, scale, loss)
+            return Y, E, D, None
+        xp = ops.xp
+        Y = act.f(xp, X, a)
+        E = xp.sum(self.per_sample(xp, act, X, Y, T)) if loss else None
+        if act.has_param:
+            G = self.dE_dY(xp, Y, T)
+            return Y, E, None, G if scale == 1 else G * scale
+        D = self.delta(xp, act, X, Y, T)
+        return Y, E, D if scale == 1 else D * scale, None
 
     def delta(self, xp, act: Activation, X, Y, T, a=None):
         """Output error ``D^L = dE/dX^L`` per sample, eq. (9)."""
         if act.name == self.shortcut:
             return Y - T
         return act.vjp(xp, X, Y, self.dE_dY(xp, Y, T), a)
-
-
-def _softmax_cce(xp, X, T, loss: bool = True):
-    """Softmax, its categorical cross-entropy summed over the batch (if ``loss``), and
-    ``Y - T``."""
-    Z = X - xp.max(X, axis=1, keepdims=True)
-    e = xp.exp(Z)
-    s = xp.sum(e, axis=1, keepdims=True)
-    Y = e / s
-    # -sum t ln y, with ln y = z - ln s, z = x - max x
-    E = xp.sum(T * (xp.log(s) - Z)) if loss else None
-    return Y, E, Y - T
 
 
 def _logsumexp(xp, X):
@@ -160,8 +143,7 @@ _TABLE = [
         # -sum t (x - lse(x)) = lse(x) sum t - sum t x
         from_logits=lambda xp, X, T: _logsumexp(xp, X) * xp.sum(T, axis=1) - xp.sum(T * X, axis=1),
         only_with=("softmax",),
-        fused=_softmax_cce,
-        fused_name="softmax_cce",
+        fused=True,
     ),
 ]
 

@@ -45,12 +45,11 @@ def gradcheck(net, X: Any, T: Any, eps: float = 1e-5, max_entries: int | None = 
     float
         The worst relative error over the parameter tensors.
     """
-    ref = net.to("numpy", dtype="float64")
-    Xb = ref._input(X)
-    Tb = ref._targets(T, Xb.shape[0])
-    params = ref._params
-    Xs, Ys = ref._forward(params, Xb)
-    grads = ref._backward(params, Xs, Ys, Tb, scale=1 / Xb.shape[0])[0]
+    ref = net.to("numpy", dtype="float64").model
+    Xb = ref.input(X)
+    Tb = ref.targets(T, Xb.shape[0])
+    params = ref.params
+    grads = ref.gradients(Xb, Tb)
     worst = 0.0
     for p, g in zip(params, grads):
         flat = p.reshape(-1)  # a view: perturbing it perturbs the parameter
@@ -66,7 +65,7 @@ def gradcheck(net, X: Any, T: Any, eps: float = 1e-5, max_entries: int | None = 
             e = []
             for d in (eps, -eps, eps / 2, -eps / 2):
                 flat[i] = w + d
-                e.append(float(ref._loss(params, Xb, Tb)))
+                e.append(float(ref.loss(Xb, Tb)))
             flat[i] = w
             wide = (e[0] - e[1]) / (2 * eps)  # central differences with steps eps, eps/2,
             narrow = (e[2] - e[3]) / eps  # combined (Richardson) to cancel the eps^2 term

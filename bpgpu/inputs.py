@@ -1,9 +1,9 @@
 """Everything that comes into a network, checked once: inputs and targets.
 
-Split from :mod:`bpgpu.network` along the seam of what it guards: these methods turn
-user data (any supported library, NumPy, lists) into validated backend arrays of the
-network's dtype, or refuse it with a message that says what to change. Nothing here
-changes the network.
+These functions turn user data (any supported library, NumPy, lists) into validated
+backend arrays of a model's dtype (:class:`bpgpu.model.Model`: its backend, widths,
+cost, dtype and input scaling), or refuse it with a message that says what to change.
+Nothing here changes the model.
 """
 
 from __future__ import annotations
@@ -12,95 +12,91 @@ import math
 from typing import Any
 
 
-class InputChecks:
-    """Mixin of :class:`bpgpu.MLP`: validated inputs and targets."""
+def check_input(model, X: Any, what: str = "X") -> Any:
+    """``X`` as a ``(B, n_0)`` backend array of the network's dtype, validated."""
+    Xb = model.backend.convert(X, what=what)
+    if Xb.ndim != 2:
+        raise ValueError(
+            f"{what} must be 2-D (samples, features); got shape {tuple(Xb.shape)}"
+            + ("; for one sample use X.reshape(1, -1)" if Xb.ndim == 1 else "")
+        )
+    if Xb.shape[1] != model.sizes[0]:
+        raise ValueError(f"{what} has {Xb.shape[1]} features, the network expects {model.sizes[0]}")
+    if Xb.shape[0] == 0:
+        raise ValueError(f"{what} is empty (0 samples)")
+    Xb = _finite(model, Xb, f"{what} contains NaN or inf; clean or impute the data first")
+    if model.scaling is not None:
+        Xb = (Xb - model.scaling[0]) / model.scaling[1]
+    return Xb
 
-    def _input(self, X: Any, what: str = "X") -> Any:
-        """``X`` as a ``(B, n_0)`` backend array of the network's dtype, validated."""
-        Xb = self.backend.convert(X, what=what)
-        if Xb.ndim != 2:
-            raise ValueError(
-                f"{what} must be 2-D (samples, features); got shape {tuple(Xb.shape)}"
-                + ("; for one sample use X.reshape(1, -1)" if Xb.ndim == 1 else "")
-            )
-        if Xb.shape[1] != self.sizes[0]:
-            raise ValueError(
-                f"{what} has {Xb.shape[1]} features, the network expects {self.sizes[0]}"
-            )
-        if Xb.shape[0] == 0:
-            raise ValueError(f"{what} is empty (0 samples)")
-        Xb = self._finite(Xb, f"{what} contains NaN or inf; clean or impute the data first")
-        if self._scaling is not None:
-            Xb = (Xb - self._scaling[0]) / self._scaling[1]
-        return Xb
 
-    def _targets(self, T: Any, B: int) -> Any:
-        """Targets as a ``(B, n_L)`` float array; integer class labels become one-hot."""
-        xp, n_L = self.xp, self.sizes[-1]
-        Tb = self.backend.convert(T, what="targets")
-        one_hot = False  # built here from class labels, so known to be distributions
-        if Tb.ndim == 0 or Tb.shape[0] != B:
-            got = "a scalar" if Tb.ndim == 0 else f"{Tb.shape[0]} rows"
-            raise ValueError(
-                f"X has {B} samples but the targets have {got}; pass one target per row of X"
-            )
-        if Tb.ndim == 1:
-            if self.cost.name == "categorical_cross_entropy":
-                if not xp.isdtype(Tb.dtype, "integral"):
-                    raise TypeError(
-                        "1-D targets for categorical_cross_entropy must be integer class "
-                        f"labels; got dtype {Tb.dtype} (pass labels as int, or one-hot rows)"
-                    )
-                lo, hi = int(xp.min(Tb)), int(xp.max(Tb))
-                if lo < 0 or hi >= n_L:
-                    raise ValueError(
-                        f"class labels must lie in 0..{n_L - 1} for {n_L} outputs; "
-                        f"got labels from {lo} to {hi}"
-                    )
-                classes = xp.arange(n_L, device=self.backend.device)
-                Tb = xp.reshape(Tb, (B, 1)) == xp.reshape(classes, (1, n_L))
-                one_hot = True
-            elif n_L == 1:
-                Tb = xp.reshape(Tb, (B, 1))
-        if tuple(Tb.shape) != (B, n_L):
-            raise ValueError(
-                f"targets have shape {tuple(Tb.shape)}, expected ({B}, {n_L})"
-                + (" or integer labels of shape (B,)" if n_L > 1 else " or (B,)")
-            )
-        Tb = self._finite(Tb, "targets contain NaN or inf")
-        if self.cost.name == "categorical_cross_entropy" and not one_hot:
-            self._check_distributions(Tb)
-        return Tb
+def check_targets(model, T: Any, B: int) -> Any:
+    """Targets as a ``(B, n_L)`` float array; integer class labels become one-hot."""
+    xp, n_L = model.xp, model.sizes[-1]
+    Tb = model.backend.convert(T, what="targets")
+    one_hot = False  # built here from class labels, so known to be distributions
+    if Tb.ndim == 0 or Tb.shape[0] != B:
+        got = "a scalar" if Tb.ndim == 0 else f"{Tb.shape[0]} rows"
+        raise ValueError(
+            f"X has {B} samples but the targets have {got}; pass one target per row of X"
+        )
+    if Tb.ndim == 1:
+        if model.cost.name == "categorical_cross_entropy":
+            if not xp.isdtype(Tb.dtype, "integral"):
+                raise TypeError(
+                    "1-D targets for categorical_cross_entropy must be integer class "
+                    f"labels; got dtype {Tb.dtype} (pass labels as int, or one-hot rows)"
+                )
+            lo, hi = int(xp.min(Tb)), int(xp.max(Tb))
+            if lo < 0 or hi >= n_L:
+                raise ValueError(
+                    f"class labels must lie in 0..{n_L - 1} for {n_L} outputs; "
+                    f"got labels from {lo} to {hi}"
+                )
+            classes = xp.arange(n_L, device=model.backend.device)
+            Tb = xp.reshape(Tb, (B, 1)) == xp.reshape(classes, (1, n_L))
+            one_hot = True
+        elif n_L == 1:
+            Tb = xp.reshape(Tb, (B, 1))
+    if tuple(Tb.shape) != (B, n_L):
+        raise ValueError(
+            f"targets have shape {tuple(Tb.shape)}, expected ({B}, {n_L})"
+            + (" or integer labels of shape (B,)" if n_L > 1 else " or (B,)")
+        )
+    Tb = _finite(model, Tb, "targets contain NaN or inf")
+    if model.cost.name == "categorical_cross_entropy" and not one_hot:
+        _check_distributions(model, Tb)
+    return Tb
 
-    def _check_distributions(self, T: Any) -> None:
-        """Refuse categorical targets that are not probability rows: the output error
-        ``Y - T`` of eq. (9) is dE/dX only when every row of ``T`` sums to 1."""
-        xp = self.xp
-        tol = 1e-4 if self.dtype == "float32" else 1e-8  # a few ulps of a 10-100 term sum
-        if bool(xp.any(T < 0)):
-            raise ValueError(
-                "categorical_cross_entropy targets must be >= 0 (class probabilities); "
-                "pass integer class labels or one-hot rows"
-            )
-        off = xp.abs(xp.sum(T, axis=1) - 1)
-        if bool(xp.any(off > tol)):
-            row = int(xp.argmax(off))
-            total = float(xp.sum(T[row, :]))
-            raise ValueError(
-                f"categorical_cross_entropy targets must be class probabilities, each row "
-                f"summing to 1, but row {row} sums to {total:g}; pass integer class labels, "
-                "one-hot rows, or rows divided by their sum"
-            )
 
-    def _finite(self, A: Any, message: str) -> Any:
-        """``A`` (numeric: ``convert`` checked it) in the network's dtype, or a ValueError
-        with ``message`` when it holds NaN or inf."""
-        xp = self.xp
-        A = xp.astype(A, self.backend.dtype(self.dtype), copy=False)
-        # min and max propagate NaN and are finite only when every value is: two
-        # reductions, where isfinite(A) would make a boolean copy of the whole data set
-        if math.prod(A.shape) and not (
-            bool(xp.isfinite(xp.min(A))) and bool(xp.isfinite(xp.max(A)))
-        ):
-            raise ValueError(message)
-        return A
+def _check_distributions(model, T: Any) -> None:
+    """Refuse categorical targets that are not probability rows: the output error
+    ``Y - T`` of eq. (9) is dE/dX only when every row of ``T`` sums to 1."""
+    xp = model.xp
+    tol = 1e-4 if model.dtype == "float32" else 1e-8  # a few ulps of a 10-100 term sum
+    if bool(xp.any(T < 0)):
+        raise ValueError(
+            "categorical_cross_entropy targets must be >= 0 (class probabilities); "
+            "pass integer class labels or one-hot rows"
+        )
+    off = xp.abs(xp.sum(T, axis=1) - 1)
+    if bool(xp.any(off > tol)):
+        row = int(xp.argmax(off))
+        total = float(xp.sum(T[row, :]))
+        raise ValueError(
+            f"categorical_cross_entropy targets must be class probabilities, each row "
+            f"summing to 1, but row {row} sums to {total:g}; pass integer class labels, "
+            "one-hot rows, or rows divided by their sum"
+        )
+
+
+def _finite(model, A: Any, message: str) -> Any:
+    """``A`` (numeric: ``convert`` checked it) in the network's dtype, or a ValueError
+    with ``message`` when it holds NaN or inf."""
+    xp = model.xp
+    A = xp.astype(A, model.backend.dtype(model.dtype), copy=False)
+    # min and max propagate NaN and are finite only when every value is: two
+    # reductions, where isfinite(A) would make a boolean copy of the whole data set
+    if math.prod(A.shape) and not (bool(xp.isfinite(xp.min(A))) and bool(xp.isfinite(xp.max(A)))):
+        raise ValueError(message)
+    return A

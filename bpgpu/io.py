@@ -22,6 +22,9 @@ import numpy as np
 
 from bpgpu import activations as _acts
 from bpgpu import costs as _costs
+from bpgpu import optimizers as _opt
+from bpgpu._version import __version__
+from bpgpu.layers import build, param_names, param_shapes
 
 FORMAT = "bpgpu-model"
 FORMAT_VERSION = 1
@@ -85,42 +88,22 @@ def write_archive(path: str | os.PathLike, config: dict, arrays: dict[str, np.nd
     atomic_write(path, write)
 
 
-def model_config(net) -> dict:
-    """The JSON config that describes ``net``'s architecture."""
-    from bpgpu import __version__
-
+def model_config(
+    sizes: list[int], activations: list[str], cost: str, dtype: str, seed, scaled: bool
+) -> dict:
+    """The JSON config that describes a network's architecture."""
     return {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
         "bpgpu_version": __version__,
         "kind": "model",
-        "sizes": list(net.sizes),
-        "activations": [a.name for a in net.activations],
-        "cost": net.cost.name,
-        "dtype": net.dtype,
-        "seed": net.seed,
-        "input_scaling": net.input_scaling is not None,
+        "sizes": list(sizes),
+        "activations": list(activations),
+        "cost": cost,
+        "dtype": dtype,
+        "seed": seed,
+        "input_scaling": scaled,
     }
-
-
-def param_names(activations: list[str]) -> list[str]:
-    """``["W1", "b1", ("a1",) "W2", ...]`` in get_weights order."""
-    names = []
-    for l, name in enumerate(activations, start=1):
-        names += [f"W{l}", f"b{l}"] + ([f"a{l}"] if _acts.get(name).has_param else [])
-    return names
-
-
-def model_arrays(net) -> dict[str, np.ndarray]:
-    arrays = dict(zip(param_names([a.name for a in net.activations]), net.get_weights()))
-    if net.input_scaling is not None:
-        arrays["x_mean"], arrays["x_scale"] = net.input_scaling
-    return arrays
-
-
-def save(net, path: str | os.PathLike) -> None:
-    """Save ``net`` (architecture, weights, input scaling) to ``path`` atomically."""
-    write_archive(path, model_config(net), model_arrays(net))
 
 
 # ---- reading ---------------------------------------------------------------------------
@@ -172,24 +155,35 @@ def _check_config(cfg: Any, path) -> dict:
     return cfg
 
 
-def param_shapes(sizes: list[int], activations: list[str]) -> dict[str, tuple[int, ...]]:
-    """Parameter name -> shape, in get_weights order: ``W`` (n_out, n_in), ``b``, ``a``."""
-    shapes = {}
-    for l, name in enumerate(activations, start=1):
-        shapes[f"W{l}"] = (sizes[l], sizes[l - 1])
-        shapes[f"b{l}"] = (sizes[l],)
-        if _acts.get(name).has_param:
-            shapes[f"a{l}"] = (sizes[l],)
-    return shapes
-
-
 def expected_shapes(cfg: dict) -> dict[str, tuple[int, ...]]:
     """Member name -> shape of every model array the config implies."""
-    sizes = cfg["sizes"]
-    shapes = param_shapes(sizes, cfg["activations"])
+    shapes = param_shapes(build(cfg["sizes"], cfg["activations"]))
     if cfg.get("input_scaling"):
-        shapes["x_mean"] = shapes["x_scale"] = (sizes[0],)
+        shapes["x_mean"] = shapes["x_scale"] = (cfg["sizes"][0],)
     return shapes
+
+
+def checkpoint_shapes(cfg: dict) -> dict[str, tuple[int, ...]]:
+    """Members of a checkpoint: the model's, the optimizer's slots per parameter
+    (``opt.<slot>.<name>``) and the best weights so far (``best.<name>``)."""
+    shapes = expected_shapes(cfg)
+    tr = cfg.get("training")
+    try:
+        opt = _opt.get(tr["settings"]["optimizer"])
+        has_best = bool(tr["has_best"])
+    except (TypeError, KeyError, ValueError) as e:
+        raise ModelFileError(f"checkpoint 'training' section is invalid ({e})") from None
+    for name in param_names(build(cfg["sizes"], cfg["activations"])):
+        for slot in opt.slots:
+            shapes[f"opt.{slot}.{name}"] = shapes[name]
+        if has_best:
+            shapes[f"best.{name}"] = shapes[name]
+    return shapes
+
+
+def any_shapes(cfg: dict) -> dict[str, tuple[int, ...]]:
+    """Members of a model file, or of a checkpoint (which a model loader also accepts)."""
+    return checkpoint_shapes(cfg) if cfg.get("kind") == "checkpoint" else expected_shapes(cfg)
 
 
 def read_archive(
@@ -273,54 +267,6 @@ def _read_npy(zf, member: str, shape: tuple[int, ...], dtype: np.dtype, path) ->
     return np.array(a, dtype=dtype.newbyteorder("="))
 
 
-def load(path: str | os.PathLike, backend: Any = None, max_bytes: int = DEFAULT_MAX_BYTES):
-    """Load a model saved by :meth:`MLP.save` (or a checkpoint) onto ``backend``.
-
-    Parameters
-    ----------
-    path : str or PathLike
-    backend : str, Backend or None
-        Where the loaded network runs (None: ``$BPGPU_BACKEND`` or auto).
-    max_bytes : int
-        Refuse files whose config declares more array bytes than this.
-
-    Raises
-    ------
-    ModelFileError
-        The file is not a valid bpgpu model; nothing is allocated beyond the bound.
-    """
-    cfg, arrays = read_archive(path, shapes_for_any, max_bytes)
-    return net_from(cfg, arrays, backend)
-
-
-def net_from(cfg: dict, arrays: dict[str, np.ndarray], backend: Any):
-    """The MLP a validated config and its arrays describe."""
-    from bpgpu.network import MLP
-
-    acts = cfg["activations"]
-    weights = [arrays[n] for n in param_names(acts)]
-    try:
-        net = MLP(
-            cfg["sizes"],
-            acts[:-1],
-            acts[-1],
-            cfg["cost"],
-            backend=backend,
-            dtype=cfg["dtype"],
-            seed=cfg["seed"],
-            _weights=weights,
-        )
-    except ValueError as e:
-        raise ModelFileError(f"the model in this file is not valid: {e}") from None
-    if cfg.get("input_scaling"):
-        net.set_input_scaling(arrays["x_mean"], arrays["x_scale"])
-    return net
-
-
-def shapes_for_any(cfg: dict) -> dict[str, tuple[int, ...]]:
-    """Members of a model file, or of a checkpoint (which a model loader also accepts)."""
-    if cfg.get("kind") == "checkpoint":
-        from bpgpu.checkpoint import checkpoint_shapes
-
-        return checkpoint_shapes(cfg)
-    return expected_shapes(cfg)
+def read_model(path: str | os.PathLike, max_bytes: int = DEFAULT_MAX_BYTES):
+    """The validated config and arrays of a model file or a checkpoint."""
+    return read_archive(path, any_shapes, max_bytes)

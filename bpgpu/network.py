@@ -1,25 +1,31 @@
-"""The multi-layer network of the seed, batched, written once against the Array API.
+"""``MLP``: the public face of a network, a thin layer over the model, training and files.
 
-Rows are samples. Layer ``l`` has weights ``W`` of shape ``(n_l, n_{l-1})`` and bias
-``b`` of shape ``(n_l,)``; PReLU layers add a slope ``a`` of shape ``(n_l,)``.
-Equation numbers refer to the seed (see DESIGN.md section 1).
+The math lives in :mod:`bpgpu.core` (functional forward and backward), bound to a
+backend by :class:`bpgpu.model.Model`; ``fit`` in :mod:`bpgpu.training`; model files in
+:mod:`bpgpu.io`. This class validates what users pass, runs every public call inside
+its backend's device context (turning the library's out-of-memory error into
+``DeviceMemoryError``) and converts between host and device arrays. Rows are samples;
+layer ``l`` has ``W`` of shape ``(n_l, n_{l-1})``, ``b`` of shape ``(n_l,)`` and, for
+PReLU, a slope ``a`` of shape ``(n_l,)``.
 """
 
 from __future__ import annotations
 
 import functools
 import math
+import os
 import warnings
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 from bpgpu import activations as _acts
 from bpgpu import costs as _costs
+from bpgpu import io
 from bpgpu._host import host_copy, init_weights
 from bpgpu.backends import Backend, get_backend
-from bpgpu.inputs import InputChecks
-from bpgpu.io import param_shapes
-from bpgpu.steps import TrainingSteps
+from bpgpu.layers import build, param_names, param_shapes
+from bpgpu.model import Model
+from bpgpu.training import fit as _fit
 
 DTYPES = ("float32", "float64")
 F = TypeVar("F", bound=Callable[..., Any])
@@ -47,7 +53,7 @@ def on_device(method: F) -> F:
 _DEFAULT_COST = {"softmax": "categorical_cross_entropy", "sigmoid": "cross_entropy"}
 
 
-class MLP(InputChecks, TrainingSteps):
+class MLP:
     """A fully connected network trained by backpropagation.
 
     Parameters
@@ -111,8 +117,8 @@ class MLP(InputChecks, TrainingSteps):
             raise ValueError(f"dtype must be 'float32' or 'float64'; got {dtype!r}")
         if seed is not None and (type(seed) is not int or seed < 0):
             raise ValueError(f"seed must be a non-negative integer or None; got {seed!r}")
-        self.backend = get_backend(backend)
-        self.backend.dtype(dtype)  # refuses a dtype the device lacks (float64 on MPS)
+        backend = get_backend(backend)
+        backend.dtype(dtype)  # refuses a dtype the device lacks (float64 on MPS)
         for i, act in enumerate(acts, start=1):
             if not act.differentiable:
                 where = "the output layer" if i == len(acts) else f"hidden layer {i}"
@@ -125,28 +131,37 @@ class MLP(InputChecks, TrainingSteps):
         self.sizes = sizes
         self.activations = acts
         self.cost = cost_obj
-        self.dtype = dtype
         self.seed = seed
-        self.xp = self.backend.xp  # resolved once per network, never per op
-        # per layer: (l, activation, index of its W in the flat [W, b, (a), ...] list)
-        self._plan: list[tuple[int, Any, int]] = []
-        i = 0
-        for l, act in enumerate(acts):
-            self._plan.append((l, act, i))
-            i += 3 if act.has_param else 2
-        self._params: list[Any] = []
-        self.input_scaling: tuple[Any, Any] | None = None
-        self._scaling: tuple[Any, Any] | None = None
-        self.set_weights(init_weights(sizes, acts, seed) if _weights is None else _weights)
+        self.input_scaling: tuple[Any, Any] | None = None  # host copies, saved with the model
+        layers = build(sizes, acts)
+        self.model = Model(layers, cost_obj, backend, dtype, params=[])
+        self.set_weights(init_weights(layers, seed) if _weights is None else _weights)
+
+    # ---- what the network is -----------------------------------------------------------
+
+    @property
+    def backend(self) -> Backend:
+        return self.model.backend
+
+    @property
+    def dtype(self) -> str:
+        return self.model.dtype
+
+    @property
+    def xp(self) -> Any:
+        """The backend's array namespace."""
+        return self.model.xp
+
+    @property
+    def layers(self) -> list:
+        """The :class:`bpgpu.layers.Dense` layers, input to output."""
+        return self.model.layers
 
     # ---- weights ---------------------------------------------------------------------
 
-    def _shapes(self) -> list[tuple[int, ...]]:
-        return list(param_shapes(self.sizes, [a.name for a in self.activations]).values())
-
     def get_weights(self) -> list:
         """Host NumPy copies ``[W1, b1, (a1), W2, b2, ...]``."""
-        return [self.backend.to_numpy(p) for p in self._params]
+        return [self.backend.to_numpy(p) for p in self.model.params]
 
     @on_device
     def set_weights(self, weights: Sequence[Any]) -> None:
@@ -155,7 +170,7 @@ class MLP(InputChecks, TrainingSteps):
         Arrays of any supported library are accepted and cast to the network's dtype.
         Nothing is changed when any of them is refused.
         """
-        shapes = self._shapes()
+        shapes = list(param_shapes(self.layers).values())
         weights = list(weights)
         if len(weights) != len(shapes):
             raise ValueError(
@@ -169,16 +184,19 @@ class MLP(InputChecks, TrainingSteps):
             if not bool(abs(a).max(initial=0.0) < math.inf):
                 raise ValueError(f"weights[{k}] contains NaN or inf; pass finite values")
             host.append(a)
-        self._params = [self.backend.asarray(a, self.dtype) for a in host]
+        self.model.params = [self.backend.asarray(a, self.dtype) for a in host]
 
     def to(self, backend: str | Backend, dtype: str | None = None) -> MLP:
         """A copy of this network on another backend (and dtype), with identical weights."""
+        backend = get_backend(backend)
+        dtype = dtype or self.dtype
+        if dtype not in DTYPES:
+            raise ValueError(f"dtype must be 'float32' or 'float64'; got {dtype!r}")
+        backend.dtype(dtype)
         net = object.__new__(MLP)
         net.__dict__.update(self.__dict__)
-        net.backend = get_backend(backend)
-        net.dtype = dtype or self.dtype
-        net.backend.dtype(net.dtype)
-        net.xp = net.backend.xp
+        net.input_scaling = None
+        net.model = Model(self.layers, self.cost, backend, dtype, params=[])
         net.set_weights(self.get_weights())
         if self.input_scaling is not None:
             net.set_input_scaling(*self.input_scaling)
@@ -192,7 +210,7 @@ class MLP(InputChecks, TrainingSteps):
         switches it off.
         """
         if mean is None and scale is None:
-            self.input_scaling = self._scaling = None
+            self.input_scaling = self.model.scaling = None
             return
         n0 = self.sizes[0]
         m = host_copy(mean, self.dtype, "mean")
@@ -202,112 +220,17 @@ class MLP(InputChecks, TrainingSteps):
         if not (bool(abs(m).max() < math.inf) and bool(s.min() > 0) and bool(s.max() < math.inf)):
             raise ValueError("mean must be finite and scale finite and > 0")
         self.input_scaling = (m, s)
-        self._scaling = (self.backend.asarray(m, self.dtype), self.backend.asarray(s, self.dtype))
+        self.model.scaling = (
+            self.backend.asarray(m, self.dtype),
+            self.backend.asarray(s, self.dtype),
+        )
 
     # ---- the math --------------------------------------------------------------------
-
-    def _layer(self, params: list, l: int) -> tuple[Any, Any, Any]:
-        """``W``, ``b`` and the activation parameter (or None) of layer ``l`` (0-based)."""
-        i = self._plan[l][2]
-        return params[i], params[i + 1], params[i + 2] if self.activations[l].has_param else None
-
-    def _forward(
-        self, params: list, Y: Any, last: bool = True, paths: dict | None = None
-    ) -> tuple[list, list]:
-        """Weighted inputs ``Xs[l]`` and outputs ``Ys[l]`` (``Ys[0]`` is the input).
-
-        ``last=False`` stops before the output activation (the caller fuses it with the
-        cost): ``Ys`` then has one entry fewer. ``paths``: the backend's fast paths, when
-        the caller looked them up already.
-        """
-        xp = self.xp
-        paths = self.backend.fast_paths() if paths is None else paths
-        fused = paths.get("bias_act")  # one launch for + b and f on CuPy
-        n = len(self._plan) if last else len(self._plan) - 1  # layers with f applied here
-        Xs, Ys = [], [Y]
-        for l, act, i in self._plan:
-            b = params[i + 1]
-            a = params[i + 2] if act.has_param else None
-            XW = Y @ params[i].T
-            if fused is not None and l < n:
-                out = fused(XW, b, act, a)
-                if out is not None:
-                    X, Y = out
-                    Xs.append(X)
-                    Ys.append(Y)
-                    continue
-            XW += b  # (1), in place: the product is a fresh array, and a large
-            Xs.append(XW)  # temporary costs page faults on the CPU and memory on the GPU
-            if l < n:
-                Y = act.f(xp, XW, a)
-                Ys.append(Y)
-        return Xs, Ys
-
-    def _loss(self, params: list, X: Any, T: Any) -> Any:
-        """Batch-mean cost as a 0-d backend array (no host sync)."""
-        Xs, Ys = self._forward(params, X)
-        return self.xp.mean(self.cost.per_sample(self.xp, self.activations[-1], Xs[-1], Ys[-1], T))
-
-    def _backward(
-        self,
-        params: list,
-        Xs: list,
-        Ys: list,
-        T: Any,
-        scale: float = 1.0,
-        D: Any = None,
-        update: Any = None,
-        update_bias: Any = None,
-        paths: dict | None = None,
-    ) -> tuple[list, list]:
-        """Gradients of ``scale * (sum of per-sample costs)`` in parameter order, and the
-        neuron errors ``D^l`` times ``scale`` per layer.
-
-        ``scale=1/B`` gives the gradients of the batch mean (scaling the output error once
-        is cheaper than dividing every gradient); ``scale=1`` the per-sample errors of
-        eq. (7)-(9). ``D`` is the output error when the caller computed it already.
-        ``update(D, Y, W) -> bool`` (prescaled SGD's ``sgd_gemm`` fast path) may apply
-        ``W -= D^T Y`` itself, after ``W`` has served the recursion, and
-        ``update_bias(D, b) -> bool`` (``sgd_bias``) ``b -= sum(D)``; such a gradient is
-        then None (already applied).
-        """
-        xp, L = self.xp, len(self._plan)
-        paths = self.backend.fast_paths() if paths is None else paths
-        fused = paths.get("act_vjp")
-        grads: list[Any] = [None] * len(params)
-        deltas: list[Any] = [None] * L
-        # output error (9); a learnable output activation needs dE/dY for its parameter
-        G = None
-        if self.activations[-1].has_param:
-            G = self.cost.dE_dY(xp, Ys[L], T)
-            G = G if scale == 1 else G * scale
-        elif D is None:
-            D = self.cost.delta(xp, self.activations[-1], Xs[-1], Ys[L], T)
-            D = D if scale == 1 else D * scale
-        for l, act, i in reversed(self._plan):
-            a = params[i + 2] if act.has_param else None
-            if G is not None:  # G = dE/dY^l, from the cost or from layer l+1
-                D = None if fused is None else fused(Xs[l], Ys[l + 1], G, act, a)
-                if D is None:
-                    D = act.vjp(xp, Xs[l], Ys[l + 1], G, a)  # (8)
-            deltas[l] = D
-            if a is not None:
-                grads[i + 2] = xp.sum(G * act.dparam(xp, Xs[l], Ys[l + 1], a), axis=0)
-            if update_bias is None or not update_bias(D, params[i + 1]):
-                grads[i + 1] = xp.sum(D, axis=0)  # (11)
-            W = params[i]
-            if l > 0:
-                G = D @ W  # dE/dY^{l-1}, the sum in (8), before W changes
-            if update is None or not update(D, Ys[l], W):
-                grads[i] = D.T @ Ys[l]  # (10)
-        return grads, deltas
-
-    # ---- public API ------------------------------------------------------------------
 
     @on_device
     def forward(self, X: Any) -> Any:
         """Network outputs ``Y^L``, shape ``(B, n_L)``, as a backend array."""
-        return self._forward(self._params, self._input(X))[1][-1]
+        return self.model.outputs(self.model.input(X))
 
     predict = forward
 
@@ -319,23 +242,20 @@ class MLP(InputChecks, TrainingSteps):
         ``(B,)`` with categorical_cross_entropy (whose ``(B, n_L)`` targets must be
         probability rows: >= 0, summing to 1).
         """
-        Xb = self._input(X)
-        return float(self._loss(self._params, Xb, self._targets(T, Xb.shape[0])))
+        Xb = self.model.input(X)
+        return float(self.model.loss(Xb, self.model.targets(T, Xb.shape[0])))
 
     @on_device
     def gradients(self, X: Any, T: Any) -> list:
         """``d loss / d parameter`` for every parameter, in :meth:`get_weights` order."""
-        Xb = self._input(X)
-        Xs, Ys = self._forward(self._params, Xb)
-        T = self._targets(T, Xb.shape[0])
-        return self._backward(self._params, Xs, Ys, T, scale=1 / Xb.shape[0])[0]
+        Xb = self.model.input(X)
+        return self.model.gradients(Xb, self.model.targets(T, Xb.shape[0]))
 
     @on_device
     def deltas(self, X: Any, T: Any) -> list:
         """Per-sample neuron errors ``D^l = dE/dX^l``, shape ``(B, n_l)``, l = 1..L; (7)-(9)."""
-        Xb = self._input(X)
-        Xs, Ys = self._forward(self._params, Xb)
-        return self._backward(self._params, Xs, Ys, self._targets(T, Xb.shape[0]))[1]
+        Xb = self.model.input(X)
+        return self.model.deltas(Xb, self.model.targets(T, Xb.shape[0]))
 
     @on_device
     def sgd_step(self, X: Any, T: Any, lr: float = 0.1) -> None:
@@ -343,13 +263,8 @@ class MLP(InputChecks, TrainingSteps):
         if not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0):
             raise ValueError(f"lr must be a positive finite number; got {lr!r}")
         grads = self.gradients(X, T)
-        for p, g in zip(self._params, grads):
-            p -= lr * g
-
-    def _snapshot(self, arrays: list) -> list:
-        """Device copies of ``arrays`` (parameters or optimizer state), which are updated
-        in place."""
-        return [self.xp.asarray(a, copy=True) for a in arrays]
+        m = self.model
+        m.params = self.backend.ops.apply_updates(m.params, [-lr * g for g in grads])
 
     # ---- training and evaluation -------------------------------------------------
 
@@ -357,14 +272,14 @@ class MLP(InputChecks, TrainingSteps):
     def classify(self, X: Any) -> Any:
         """Class labels ``(B,)``: argmax of the outputs, or for one output unit a threshold
         at the middle of its range (0.5 for a sigmoid)."""
-        return self._labels(self.forward(X))
+        return self.model.labels(self.forward(X))
 
     @on_device
     def evaluate(self, X: Any, y: Any) -> dict[str, float]:
         """``{"loss": mean cost, "accuracy": fraction classified right}`` (accuracy is NaN
         for one unbounded output, where classes are not defined)."""
-        Xd = self._input(X)
-        loss, acc = self._evaluate_device(Xd, self._targets(y, Xd.shape[0]))
+        Xd = self.model.input(X)
+        loss, acc = self.model.evaluate(Xd, self.model.targets(y, Xd.shape[0]))
         return {"loss": loss, "accuracy": acc}
 
     @on_device
@@ -427,15 +342,31 @@ class MLP(InputChecks, TrainingSteps):
         DeviceMemoryError
             The GPU ran out of memory; lower ``batch_size``.
         """
-        from bpgpu.training import fit
+        return _fit(self, self.model, X, y, epochs, **kwargs)
 
-        return fit(self, X, y, epochs, **kwargs)
+    # ---- files -----------------------------------------------------------------------
+
+    def config(self) -> dict:
+        """The JSON config of a model file for this network."""
+        return io.model_config(
+            self.sizes,
+            [a.name for a in self.activations],
+            self.cost.name,
+            self.dtype,
+            self.seed,
+            self.input_scaling is not None,
+        )
+
+    def arrays(self) -> dict:
+        """The arrays of a model file: parameters by name, and the input scaling."""
+        arrays = dict(zip(param_names(self.layers), self.get_weights()))
+        if self.input_scaling is not None:
+            arrays["x_mean"], arrays["x_scale"] = self.input_scaling
+        return arrays
 
     def save(self, path: Any) -> None:
         """Save architecture, weights and input scaling to ``path`` (.npz), atomically."""
-        from bpgpu.io import save
-
-        save(self, path)
+        io.write_archive(path, self.config(), self.arrays())
 
     def __repr__(self) -> str:
         acts = ", ".join(a.name for a in self.activations)
@@ -443,3 +374,45 @@ class MLP(InputChecks, TrainingSteps):
             f"MLP({self.sizes}, activations=[{acts}], cost={self.cost.name!r}, "
             f"backend={self.backend.name!r}, dtype={self.dtype!r})"
         )
+
+
+def from_config(cfg: dict, arrays: dict, backend: Any = None) -> MLP:
+    """The network a validated model-file config and its arrays describe."""
+    acts = cfg["activations"]
+    weights = [arrays[n] for n in param_names(build(cfg["sizes"], acts))]
+    try:
+        net = MLP(
+            cfg["sizes"],
+            acts[:-1],
+            acts[-1],
+            cfg["cost"],
+            backend=backend,
+            dtype=cfg["dtype"],
+            seed=cfg["seed"],
+            _weights=weights,
+        )
+    except ValueError as e:
+        raise io.ModelFileError(f"the model in this file is not valid: {e}") from None
+    if cfg.get("input_scaling"):
+        net.set_input_scaling(arrays["x_mean"], arrays["x_scale"])
+    return net
+
+
+def load(path: str | os.PathLike, backend: Any = None, max_bytes: int = io.DEFAULT_MAX_BYTES):
+    """Load a model saved by :meth:`MLP.save` (or a checkpoint) onto ``backend``.
+
+    Parameters
+    ----------
+    path : str or PathLike
+    backend : str, Backend or None
+        Where the loaded network runs (None: ``$BPGPU_BACKEND`` or auto).
+    max_bytes : int
+        Refuse files whose config declares more array bytes than this.
+
+    Raises
+    ------
+    ModelFileError
+        The file is not a valid bpgpu model; nothing is allocated beyond the bound.
+    """
+    cfg, arrays = io.read_model(path, max_bytes)
+    return from_config(cfg, arrays, backend)

@@ -1,20 +1,30 @@
-"""Gradient-descent optimizers, written against the Array API.
+"""Gradient-descent optimizers as pure transforms, written against the Array API.
 
-Each optimizer turns the gradients ``g`` of eq. (10)-(11) into new parameters. The state
-(velocities, moments) is a list of backend arrays per slot, kept beside the parameters.
-Parameters and state are updated in place (the standard's in-place operators): no
-allocation per step, which matters for large layers and on GPUs. L2 weight decay adds
-``weight_decay * W`` to the gradient of the weight matrices only: biases and PReLU
-slopes are not decayed.
+An optimizer turns the gradients ``g`` of eq. (10)-(11) into updates (optax's shape):
 
-The update rules are PyTorch's (``torch.optim.SGD`` with and without Nesterov momentum,
-``torch.optim.Adam``), so results can be compared one to one.
+- ``state = opt.init(params)``: ``{"t": 0, slot: [zeros per parameter], ...}``
+- ``updates, state = opt.update(grads, state, params)``: new arrays, nothing written in
+  place, so any array library runs it (the backend then adds the updates to the
+  parameters, in place where the library allows it).
+
+``update`` is a template owned by the base class: weight decay first, as a step of its
+own (``add_weight_decay``: L2 on the weight matrices only, ``g + wd * W``; biases and
+PReLU slopes are not decayed), then the subclass's ``rule``. The step count ``t`` is a
+host integer, so bias corrections need no device sync.
+
+The rules are PyTorch's (``torch.optim.SGD`` with and without Nesterov momentum,
+``torch.optim.Adam``), so results compare one to one. Each built-in rule also carries
+its C text (``c_update``) beside the Python, for backends with fused kernels (CuPy);
+those kernels run only for the exact built-in classes (``fused_rule``), so a subclass's
+``update`` or ``rule`` is always honoured.
 """
 
 from __future__ import annotations
 
 import math
 from typing import Any
+
+import array_api_compat
 
 __all__ = ["Optimizer", "SGD", "Momentum", "Nesterov", "Adam", "get", "OPTIMIZERS"]
 
@@ -30,78 +40,65 @@ def _check(name: str, value: Any, lo: float, hi: float = math.inf, lo_open=True)
 
 
 class Optimizer:
-    """Base class. Subclasses set ``name``, ``slots`` (state arrays per parameter) and
-    implement :meth:`update`.
+    """Base class: the ``init``/``update`` template. Subclasses set ``name``, ``slots``
+    (state arrays per parameter) and implement :meth:`rule`.
 
     Parameters
     ----------
     lr : float
         Learning rate ``eta`` (> 0).
     weight_decay : float
-        L2 coefficient on weight matrices (>= 0).
+        L2 coefficient on weight matrices (>= 0), applied per step: the gradient gets
+        ``weight_decay * W`` added.
     """
 
     name = "base"
     slots: tuple[str, ...] = ()
     default_lr = 0.1
+    c_update: tuple[tuple[str, ...], str] | None = None  # (hyper-parameters, C body)
 
     def __init__(self, lr: float | None = None, weight_decay: float = 0.0):
         self.lr = _check("lr", self.default_lr if lr is None else lr, 0.0)
         self.weight_decay = _check("weight_decay", weight_decay, 0.0, lo_open=False)
-        self.t = 0  # steps taken; a host integer, so bias corrections need no sync
 
     def config(self) -> dict[str, Any]:
         """Name and hyper-parameters, enough to rebuild the optimizer."""
         return {"name": self.name, "lr": self.lr, "weight_decay": self.weight_decay}
 
-    def init_state(self, xp, params: list) -> dict[str, list]:
-        """Zeroed state for ``params``: ``{slot: [array per parameter]}``."""
-        return {s: [xp.zeros_like(p) for p in params] for s in self.slots}
+    def init(self, params: list) -> dict[str, Any]:
+        """Fresh state for ``params``: step count 0 and zeroed slots, on their device."""
+        state: dict[str, Any] = {"t": 0}
+        for s in self.slots:
+            state[s] = [array_api_compat.array_namespace(p).zeros_like(p) for p in params]
+        return state
 
-    def prescale(self) -> float | None:
-        """The factor the backward pass may fold into the output error, so that the
-        gradients arrive already multiplied by it (None: plain gradients, please)."""
-        return None
+    def update(self, grads: list, state: dict, params: list) -> tuple[list, dict]:
+        """``(updates, new state)`` for one step; ``params + updates`` are the new
+        parameters. Weight decay is a step of its own, before the rule."""
+        t = state["t"] + 1
+        grads = self.add_weight_decay(grads, params)
+        updates, slots = self.rule(grads, {s: state[s] for s in self.slots}, t)
+        return updates, {"t": t, **slots}
 
-    def step(
-        self,
-        xp,
-        params: list,
-        grads: list,
-        state: dict,
-        decay: list[bool],
-        fast=None,
-        prescaled: bool = False,
-    ):
-        """One step: every parameter (and the state) is updated in place.
-
-        ``fast`` is the backend's fused ``opt_update`` (one kernel per parameter on
-        CuPy) or None; it may decline a case, which then takes the generic update.
-        ``prescaled``: the gradients are already multiplied by :meth:`prescale` (None
-        for one the backward pass applied itself).
-        The gradients are consumed: an update may overwrite them.
-        """
-        self.t += 1
-        if prescaled:  # plain SGD with lr folded into the error: w <- w - (lr g)
-            for p, g in zip(params, grads):
-                if g is not None:  # None: a fused GEMM applied it already
-                    p -= g
-            return
+    def add_weight_decay(self, grads: list, params: list) -> list:
+        """L2: ``g + wd * W`` for the weight matrices (the 2-D parameters)."""
         wd = self.weight_decay
-        hyper = self.hyper() if fast else None
-        for i, (p, g) in enumerate(zip(params, grads)):
-            g = g + wd * p if wd and decay[i] else g
-            if fast and fast(self.name, p, g, [state[s][i] for s in self.slots], hyper):
-                continue
-            self.update(xp, i, p, g, state)
+        if not wd:
+            return grads
+        return [g + wd * p if p.ndim == 2 else g for g, p in zip(grads, params)]
 
-    def hyper(self) -> dict:
-        """Hyper-parameters of this step, for a fused update kernel."""
+    def rule(self, grads: list, slots: dict, t: int) -> tuple[list, dict]:
+        """The optimizer's rule for step ``t``: ``(updates, new slots)``, new arrays."""
+        raise NotImplementedError
+
+    def hyper(self, t: int) -> dict[str, float]:
+        """The hyper-parameters of step ``t``, by the names ``c_update`` uses."""
         return self.config()
 
-    def update(self, xp, i: int, p, g, state: dict) -> None:
-        """Update parameter ``p`` (index ``i``) in place from its gradient ``g``."""
-        raise NotImplementedError
+    def fused_rule(self) -> str | None:
+        """The name under which a backend may run this optimizer as a fused kernel:
+        only an exact built-in class has one (a subclass may change ``update``)."""
+        return self.name if type(self) in _BUILTIN else None
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.config().items() if k != "name")
@@ -112,16 +109,10 @@ class SGD(Optimizer):
     """Plain gradient descent, eq. (10)-(11): ``w <- w - lr g``."""
 
     name = "sgd"
+    c_update = (("lr",), "p -= lr * g")
 
-    def prescale(self):
-        # lr times the gradient costs one multiply per parameter per step; folded into
-        # the output error it is one multiply of a (B, n_L) array. Not with weight
-        # decay, which adds wd * W to the unscaled gradient.
-        return None if self.weight_decay else self.lr
-
-    def update(self, xp, i, p, g, state):
-        g *= self.lr  # the gradient is consumed: scaling it in place saves a temporary
-        p -= g
+    def rule(self, grads, slots, t):
+        return [-self.lr * g for g in grads], slots
 
 
 class Momentum(Optimizer):
@@ -129,6 +120,7 @@ class Momentum(Optimizer):
 
     name = "momentum"
     slots = ("velocity",)
+    c_update = (("lr", "momentum"), "velocity = momentum * velocity + g; p -= lr * velocity")
 
     def __init__(self, lr: float | None = None, momentum: float = 0.9, weight_decay: float = 0.0):
         super().__init__(lr, weight_decay)
@@ -137,23 +129,24 @@ class Momentum(Optimizer):
     def config(self):
         return {**super().config(), "momentum": self.momentum}
 
-    def update(self, xp, i, p, g, state):
-        v = state["velocity"][i]
-        v *= self.momentum
-        v += g
-        p -= self.lr * v
+    def rule(self, grads, slots, t):
+        v = [self.momentum * v + g for v, g in zip(slots["velocity"], grads)]
+        return [-self.lr * vi for vi in v], {"velocity": v}
 
 
 class Nesterov(Momentum):
     """Nesterov momentum: ``v <- mu v + g``, ``w <- w - lr (g + mu v)``."""
 
     name = "nesterov"
+    c_update = (
+        ("lr", "momentum"),
+        "velocity = momentum * velocity + g; p -= lr * (g + momentum * velocity)",
+    )
 
-    def update(self, xp, i, p, g, state):
-        v = state["velocity"][i]
-        v *= self.momentum
-        v += g
-        p -= self.lr * (g + self.momentum * v)
+    def rule(self, grads, slots, t):
+        mu = self.momentum
+        v = [mu * v + g for v, g in zip(slots["velocity"], grads)]
+        return [-self.lr * (g + mu * vi) for g, vi in zip(grads, v)], {"velocity": v}
 
 
 class Adam(Optimizer):
@@ -162,6 +155,11 @@ class Adam(Optimizer):
     name = "adam"
     slots = ("m", "v")
     default_lr = 0.001
+    c_update = (
+        ("beta1", "beta2", "step", "inv_sqrt_c2", "eps"),
+        "m = beta1 * m + ((T)1 - beta1) * g; v = beta2 * v + ((T)1 - beta2) * g * g;"
+        " p -= step * m / (sqrt(v) * inv_sqrt_c2 + eps)",
+    )
 
     def __init__(
         self,
@@ -179,22 +177,23 @@ class Adam(Optimizer):
     def config(self):
         return {**super().config(), "beta1": self.beta1, "beta2": self.beta2, "eps": self.eps}
 
-    def hyper(self):
-        c1, c2 = 1 - self.beta1**self.t, 1 - self.beta2**self.t
+    def hyper(self, t):
+        c1, c2 = 1 - self.beta1**t, 1 - self.beta2**t
         return {**self.config(), "step": self.lr / c1, "inv_sqrt_c2": 1 / math.sqrt(c2)}
 
-    def update(self, xp, i, p, g, state):
-        m, v = state["m"][i], state["v"][i]
-        m *= self.beta1
-        m += (1 - self.beta1) * g
-        v *= self.beta2
-        v += (1 - self.beta2) * (g * g)
-        c1 = 1 - self.beta1**self.t
-        c2 = 1 - self.beta2**self.t
-        p -= (self.lr / c1) * m / (xp.sqrt(v) / math.sqrt(c2) + self.eps)
+    def rule(self, grads, slots, t):
+        b1, b2 = self.beta1, self.beta2
+        m = [b1 * m + (1 - b1) * g for m, g in zip(slots["m"], grads)]
+        v = [b2 * v + (1 - b2) * (g * g) for v, g in zip(slots["v"], grads)]
+        h = self.hyper(t)
+        step, root = h["step"], math.sqrt(1 - b2**t)
+        xp = array_api_compat.array_namespace(*grads)
+        updates = [-step * mi / (xp.sqrt(vi) / root + self.eps) for mi, vi in zip(m, v)]
+        return updates, {"m": m, "v": v}
 
 
 OPTIMIZERS: dict[str, type[Optimizer]] = {c.name: c for c in (SGD, Momentum, Nesterov, Adam)}
+_BUILTIN = frozenset(OPTIMIZERS.values())
 
 
 def get(spec: str | Optimizer | dict, **kwargs: Any) -> Optimizer:

@@ -14,13 +14,13 @@ import math
 import signal
 import threading
 
+from bpgpu.io import ModelFileError
+
 log = logging.getLogger("bpgpu")
 
 
 def position_of(pos, n_batches: int):
     """A mid-epoch checkpoint's position, validated (it comes from a file)."""
-    from bpgpu.io import ModelFileError
-
     if pos is None:
         return None
     ok = (
@@ -70,18 +70,22 @@ def interruptible(enabled: bool):
         signal.signal(signal.SIGINT, previous)
 
 
-def restore_epoch(net, opt, state, snapshot) -> None:
-    """Put back the parameters, optimizer state and step count of an epoch's start."""
-    params, saved_state, t = snapshot
-    for p, q in zip(net._params, params):
-        p[...] = q
-    for name, arrays in saved_state.items():
-        for a, b in zip(state[name], arrays):
-            a[...] = b
-    opt.t = t
+def snapshot(model, state: dict) -> tuple[list, dict]:
+    """Device copies of the parameters and the optimizer state (steps may update both
+    in place): what an epoch starts from."""
+    slots = {k: model.copy(v) for k, v in state.items() if k != "t"}
+    return model.copy(model.params), {"t": state["t"], **slots}
 
 
-def diverged(net, opt, state, snapshot, losses, first, perm_d, batch, decay, epoch, n_batches):
+def restore(model, saved: tuple[list, dict]) -> dict:
+    """Put back the parameters of :func:`snapshot`; returns its optimizer state. Copies
+    again, so the snapshot stays as it was whatever later steps do in place."""
+    params, state = saved
+    model.params = model.copy(params)
+    return {"t": state["t"], **{k: model.copy(v) for k, v in state.items() if k != "t"}}
+
+
+def diverged(model, opt, saved, losses, first, perm_d, batch, epoch, n_batches):
     """Restore the last weights known finite, then raise naming the batch.
 
     Either a batch's loss is not finite (the batch before it made the weights bad), or
@@ -90,12 +94,12 @@ def diverged(net, opt, state, snapshot, losses, first, perm_d, batch, decay, epo
     host = [float(v) for v in losses]  # one read per batch, only for a failed epoch
     # counted from `first`; none: the last batch's update made the weights non-finite
     k = next((i for i, v in enumerate(host) if not math.isfinite(v)), len(host))
-    restore_epoch(net, opt, state, snapshot)
+    state = restore(model, saved)
     # replay up to the last batch whose loss was finite: its starting weights are the
     # last ones known good (the update it made is what the bad batch started from)
     for bi in range(first, first + k - 1):
-        Xb, Tb, Lb = batch(perm_d, bi)
-        net._train_step(Xb, Tb, Lb, opt, state, decay)
+        Xb, Tb, _ = batch(perm_d, bi)
+        state = model.step(Xb, Tb, opt, state, loss=False)[0]
     advice = (
         f"Lower the learning rate (now {opt.lr:g}), standardise the inputs, or pass "
         "detect_anomaly=True to find the first layer that overflows"

@@ -1,13 +1,23 @@
-"""``MLP.fit``: mini-batch training with the data kept on the device.
+"""``MLP.fit``: mini-batch training with the data kept on the device, in parts.
 
-The whole training set is moved to the device once. Each epoch draws a permutation on
-the host (so every backend sees the same batch order for the same seed), moves it to
-the device, and gathers the batches there with ``take``, several at a time
-(:mod:`bpgpu.batches`). Each batch's loss and correct count stay on the device and are
-summed and read once per epoch (or not computed at all with ``train_metrics=False``):
-there is no host sync inside the step. Parameters are updated in place, so the best
-epoch's weights (early stopping) and the epoch start's (divergence recovery) are device
-copies taken once per epoch.
+- **settings** (:func:`resolve_settings`): fit's arguments merged with a checkpoint's,
+  conflicts refused;
+- **data** (:func:`prepare_data`): validated and moved to the device once, the
+  validation split taken there;
+- **the run** (:func:`start_run`): optimizer state, host RNG, history and early-stopping
+  state, fresh or exactly as a checkpoint left them;
+- **one epoch** (:func:`run_epoch`): a permutation drawn on the host (the same batch
+  order on every backend), batches gathered on the device a chunk at a time
+  (:mod:`bpgpu.batches`), one step each; each batch's loss and correct count stay on the
+  device and are summed and read once at the end (or not computed at all with
+  ``train_metrics=False``): no host sync inside the step;
+- **the end of an epoch** (:func:`end_epoch`): divergence, interruption, history,
+  early stopping, callbacks, checkpoint.
+
+The network is reached through two narrow interfaces: its :class:`bpgpu.model.Model`
+(data in, steps, evaluation, parameters) and, for files, ``net.config()``,
+``net.arrays()``, ``net.set_weights`` and ``net.set_input_scaling``; callbacks get
+``net`` itself.
 """
 
 from __future__ import annotations
@@ -18,92 +28,25 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from bpgpu import checkpoint as _ckpt
 from bpgpu import optimizers as _opt
 from bpgpu._host import HostRNG, fresh_seed, split_indices
 from bpgpu.batches import Batches
-from bpgpu.checkpoint import (
-    check_same_network,
-    checkpoint_shapes,
-    param_names_of,
-    write_checkpoint,
-)
-from bpgpu.checkpoint import (
-    restore as restore_checkpoint,
-)
-from bpgpu.recovery import diverged, interruptible, position_of, restore_epoch
+from bpgpu.history import Callback, History
+from bpgpu.io import ModelFileError
+from bpgpu.recovery import diverged, interruptible, position_of, restore, snapshot
+
+__all__ = ["Callback", "History", "fit"]
 
 _MISSING = object()
 log = logging.getLogger("bpgpu")
 
 
-@dataclass
-class History:
-    """Per-epoch results of a fit (``val_*`` are NaN without validation data)."""
-
-    epoch: list[int] = field(default_factory=list)
-    loss: list[float] = field(default_factory=list)
-    accuracy: list[float] = field(default_factory=list)
-    val_loss: list[float] = field(default_factory=list)
-    val_accuracy: list[float] = field(default_factory=list)
-    time: list[float] = field(default_factory=list)  # seconds spent in each epoch
-    best_epoch: int | None = None
-    stopped_early: bool = False
-    interrupted: bool = False  # Ctrl-C: stopped after a batch, weights consistent
-    seed: int | None = None
-
-    @property
-    def history(self) -> dict[str, list]:
-        """Keras-style ``{"loss": [...], "val_loss": [...], ...}``."""
-        keys = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy", "time")
-        return {k: list(getattr(self, k)) for k in keys}
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            **self.history,
-            "best_epoch": self.best_epoch,
-            "stopped_early": self.stopped_early,
-            "interrupted": self.interrupted,
-            "seed": self.seed,
-        }
-
-    @classmethod
-    def from_json(cls, d: dict[str, Any]) -> History:
-        return cls(**d)
-
-    def __repr__(self) -> str:
-        if not self.epoch:
-            return "History(no epochs)"
-        return (
-            f"History({len(self.epoch)} epochs, loss {self.loss[-1]:.4g}, "
-            f"val_loss {self.val_loss[-1]:.4g}, best epoch {self.best_epoch})"
-        )
-
-
-class Callback:
-    """Hooks into :meth:`MLP.fit`; override the ones you need.
-
-    ``on_epoch_end`` gets ``logs`` = ``{"epoch", "loss", "accuracy", "val_loss",
-    "val_accuracy", "time"}`` and may return True to stop training.
-    ``on_batch_end`` gets no loss on purpose: reading it would sync the device.
-    """
-
-    def on_train_begin(self, net, history: History) -> None: ...
-
-    def on_batch_end(self, net, batch: int) -> None: ...
-
-    def on_epoch_end(self, net, epoch: int, logs: dict[str, float]) -> bool | None: ...
-
-    def on_train_end(self, net, history: History) -> None: ...
-
-
-def _positive_int(name: str, v: Any) -> int:
-    if type(v) is not int or v < 1:
-        raise ValueError(f"{name} must be a positive integer; got {v!r}")
-    return v
+# ---- settings -------------------------------------------------------------------------
 
 
 @dataclass
-class _Settings:
+class Settings:
     """What a fit needs to be resumed exactly; stored in checkpoints."""
 
     epochs: int
@@ -116,52 +59,10 @@ class _Settings:
     optimizer: dict
 
 
-def _settings(net, kw: dict, ckpt: dict | None) -> _Settings:
-    """Merge fit's keyword arguments with a checkpoint's; conflicts are errors."""
-    defaults = {
-        "batch_size": 32,
-        "validation_split": 0.0,
-        "shuffle": True,
-        "patience": None,
-        "min_delta": 0.0,
-        "seed": net.seed,
-    }
-    saved = ckpt or {}
-    merged = {}
-    for k, default in defaults.items():
-        given = kw[k]
-        if ckpt is not None and given is not _MISSING and given != saved[k]:
-            raise ValueError(
-                f"{k}={given!r} differs from the checkpoint's {saved[k]!r}; a resumed fit keeps "
-                "its settings (omit the argument, or start a new fit without resume=)"
-            )
-        merged[k] = saved[k] if ckpt is not None else (default if given is _MISSING else given)
-    _positive_int("epochs", kw["epochs"])
-    _positive_int("batch_size", merged["batch_size"])
-    vs = merged["validation_split"]
-    if not (isinstance(vs, (int, float)) and 0 <= vs < 1):
-        raise ValueError(f"validation_split must be in [0, 1); got {vs!r}")
-    if merged["patience"] is not None:
-        _positive_int("patience", merged["patience"])
-    if not (isinstance(merged["min_delta"], (int, float)) and merged["min_delta"] >= 0):
-        raise ValueError(f"min_delta must be >= 0; got {merged['min_delta']!r}")
-    if merged["seed"] is None:
-        merged["seed"] = fresh_seed()
-    elif type(merged["seed"]) is not int or merged["seed"] < 0:
-        raise ValueError(f"seed must be a non-negative integer; got {merged['seed']!r}")
-    if ckpt is not None:
-        opt = _opt.get(saved["optimizer"])
-        if kw["optimizer"] is not _MISSING or kw["lr"] is not None or kw["weight_decay"]:
-            asked = _build_optimizer(kw).config()
-            if asked != opt.config():
-                raise ValueError(
-                    f"optimizer {asked} differs from the checkpoint's {opt.config()}; omit "
-                    "optimizer/lr/weight_decay when resuming"
-                )
-        merged["optimizer"] = saved["optimizer"]
-    else:
-        merged["optimizer"] = _build_optimizer(kw).config()
-    return _Settings(epochs=kw["epochs"], **merged)
+def _positive_int(name: str, v: Any) -> int:
+    if type(v) is not int or v < 1:
+        raise ValueError(f"{name} must be a positive integer; got {v!r}")
+    return v
 
 
 def _build_optimizer(kw: dict) -> _opt.Optimizer:
@@ -178,8 +79,337 @@ def _build_optimizer(kw: dict) -> _opt.Optimizer:
     return _opt.get(spec, **extra)
 
 
+def resolve_settings(seed: int | None, kw: dict, saved: dict | None) -> tuple[Settings, Any]:
+    """Fit's keyword arguments merged with a checkpoint's ``saved`` settings (conflicts
+    are errors), validated; and the optimizer object."""
+    defaults = {
+        "batch_size": 32,
+        "validation_split": 0.0,
+        "shuffle": True,
+        "patience": None,
+        "min_delta": 0.0,
+        "seed": seed,
+    }
+    merged = {}
+    for k, default in defaults.items():
+        given = kw[k]
+        if saved is not None and given is not _MISSING and given != saved[k]:
+            raise ValueError(
+                f"{k}={given!r} differs from the checkpoint's {saved[k]!r}; a resumed fit keeps "
+                "its settings (omit the argument, or start a new fit without resume=)"
+            )
+        merged[k] = saved[k] if saved is not None else (default if given is _MISSING else given)
+    _positive_int("epochs", kw["epochs"])
+    _positive_int("batch_size", merged["batch_size"])
+    vs = merged["validation_split"]
+    if not (isinstance(vs, (int, float)) and 0 <= vs < 1):
+        raise ValueError(f"validation_split must be in [0, 1); got {vs!r}")
+    if merged["patience"] is not None:
+        _positive_int("patience", merged["patience"])
+    if not (isinstance(merged["min_delta"], (int, float)) and merged["min_delta"] >= 0):
+        raise ValueError(f"min_delta must be >= 0; got {merged['min_delta']!r}")
+    if merged["seed"] is None:
+        merged["seed"] = fresh_seed()
+    elif type(merged["seed"]) is not int or merged["seed"] < 0:
+        raise ValueError(f"seed must be a non-negative integer; got {merged['seed']!r}")
+    if saved is not None:
+        opt = _opt.get(saved["optimizer"])
+        if kw["optimizer"] is not _MISSING or kw["lr"] is not None or kw["weight_decay"]:
+            asked = _build_optimizer(kw).config()
+            if asked != opt.config():
+                raise ValueError(
+                    f"optimizer {asked} differs from the checkpoint's {opt.config()}; omit "
+                    "optimizer/lr/weight_decay when resuming"
+                )
+    else:
+        opt = _build_optimizer(kw)
+    return Settings(epochs=kw["epochs"], optimizer=opt.config(), **merged), opt
+
+
+# ---- data -----------------------------------------------------------------------------
+
+
+@dataclass
+class Data:
+    """The training data on the device, validated, and the validation data (or None)."""
+
+    X: Any
+    T: Any
+    labels: Any  # class labels of T, once, when accuracy is defined
+    Xv: Any = None
+    Tv: Any = None
+
+    @property
+    def n(self) -> int:
+        return self.X.shape[0]
+
+
+def prepare_data(model, X, y, st: Settings, validation_data) -> Data:
+    """Validate ``(X, y)``, move it to the device once, and take the validation part."""
+    xp, backend = model.xp, model.backend
+    Xd = model.input(X)
+    Td = model.targets(y, Xd.shape[0])
+    Xv = Tv = None
+    if st.validation_split:
+        keep, held = split_indices(Xd.shape[0], st.validation_split, st.seed)
+        if keep.size == 0 or held.size == 0:
+            raise ValueError(
+                f"validation_split={st.validation_split} leaves no training or no validation "
+                f"samples out of {Xd.shape[0]}"
+            )
+        keep_d, held_d = backend.asarray(keep), backend.asarray(held)
+        Xv, Tv = xp.take(Xd, held_d, axis=0), xp.take(Td, held_d, axis=0)
+        Xd, Td = xp.take(Xd, keep_d, axis=0), xp.take(Td, keep_d, axis=0)
+    elif validation_data is not None:
+        if not (isinstance(validation_data, (tuple, list)) and len(validation_data) == 2):
+            raise ValueError("validation_data must be a pair (X_val, y_val)")
+        Xv = model.input(validation_data[0], what="X_val")
+        Tv = model.targets(validation_data[1], Xv.shape[0])
+    labels = model.labels(Td) if model.has_accuracy() else None
+    return Data(Xd, Td, labels, Xv, Tv)
+
+
+# ---- the run: optimizer state, RNG, history, early stopping ----------------------------
+
+
+@dataclass
+class Best:
+    """Early stopping: the best monitored value, its weights (with patience) and the
+    epochs waited since."""
+
+    value: float = math.inf
+    params: list | None = None
+    wait: int = 0
+
+
+@dataclass
+class Run:
+    """Everything a checkpoint holds, in memory."""
+
+    opt: Any
+    state: dict
+    rng: HostRNG
+    history: History
+    best: Best = field(default_factory=Best)
+    start: int = 0  # epochs already done
+    position: dict | None = None  # where a mid-epoch checkpoint stopped
+
+
+def start_run(net, model, st: Settings, opt, ckpt, n_batches: int) -> Run:
+    """A fresh run, or the checkpoint's ``ckpt = (path, config, arrays)`` put back. A
+    refused checkpoint changes nothing: everything is checked before the network is."""
+    if ckpt is None:
+        return Run(opt, opt.init(model.params), HostRNG(st.seed), History(seed=st.seed))
+    path, cfg, arrays = ckpt
+    try:
+        tr = cfg["training"]
+        start = int(tr["epoch"])
+        history = History.from_json(tr["history"])
+        rng = HostRNG(st.seed)
+        rng.set_state(tr["rng"])
+        best = Best(
+            value=math.inf if tr["best_value"] is None else float(tr["best_value"]),
+            wait=int(tr["wait"]),
+        )
+        t = int(tr["optimizer_t"])
+    except (KeyError, TypeError, ValueError, AttributeError) as e:
+        raise ModelFileError(
+            f"{path}: the checkpoint's training section is not valid ({type(e).__name__}: {e})"
+        ) from None
+    if start >= st.epochs:
+        raise ValueError(
+            f"the checkpoint is at epoch {start}; pass epochs > {start} to train further"
+        )
+    position = position_of(tr.get("position"), n_batches)
+    weights, scaling = net.get_weights(), net.input_scaling
+    try:
+        net.set_weights([arrays[n] for n in model.names])
+        if cfg.get("input_scaling"):
+            net.set_input_scaling(arrays["x_mean"], arrays["x_scale"])
+    except (KeyError, TypeError, ValueError) as e:
+        net.set_weights(weights)
+        net.set_input_scaling(*(scaling or (None, None)))
+        raise ModelFileError(f"{path}: the checkpoint's weights are not valid ({e})") from None
+    device = model.backend.asarray
+    slots = _ckpt.slots_of(arrays, model.names, opt.slots)
+    state = {"t": t, **{s: [device(a, model.dtype) for a in v] for s, v in slots.items()}}
+    saved_best = _ckpt.best_of(arrays, model.names, cfg)
+    if saved_best is not None:
+        best.params = [device(a, model.dtype) for a in saved_best]
+    return Run(opt, state, rng, history, best, start, position)
+
+
+def save_checkpoint(path, net, model, run: Run, st: Settings, position=None, rng_state=None):
+    """Write the run to ``path``: after an epoch, or mid-epoch at ``position`` (then
+    ``rng_state`` is the generator before that epoch's permutation, drawn again on
+    resume)."""
+    h = run.history
+    host = model.backend.to_numpy
+    training = {
+        "settings": st.__dict__,
+        "epoch": h.epoch[-1] if h.epoch else 0,
+        "optimizer_t": run.state["t"],
+        "rng": run.rng.state() if rng_state is None else rng_state,
+        "position": position,
+        "history": h.to_json(),
+        "best_value": run.best.value if math.isfinite(run.best.value) else None,
+        "wait": run.best.wait,
+    }
+    slots = {s: [host(v) for v in run.state[s]] for s in run.opt.slots}
+    best = None if run.best.params is None else [host(p) for p in run.best.params]
+    _ckpt.write(path, net.config(), net.arrays(), model.names, slots, best, training)
+
+
+# ---- one epoch --------------------------------------------------------------------------
+
+
+@dataclass
+class Epoch:
+    """What one pass over the batches leaves for the end of the epoch."""
+
+    index: int  # 0-based
+    t0: float
+    first: int  # the batch it started from (a mid-epoch resume starts later)
+    done: int  # batches finished (fewer than all: interrupted)
+    losses: list  # per-batch summed costs, device scalars (with train_metrics)
+    rights: list  # per-batch correct counts, device scalars
+    before: list | None  # a resumed epoch's earlier losses (None: unknown)
+    correct_before: int | None
+    perm: Any  # the device permutation (None: in order)
+    saved: tuple  # parameters and optimizer state at the epoch's start
+    rng_before: dict  # the generator before this epoch's permutation
+
+
+def run_epoch(net, model, run: Run, data: Data, batches: Batches, st, epoch: int, opts, stop_flag):
+    """Train one epoch (from a checkpoint's position, if it stopped mid-epoch)."""
+    t0 = time.perf_counter()
+    rng_before = run.rng.state()  # a mid-epoch checkpoint redraws this permutation
+    perm = run.rng.permutation(data.n) if st.shuffle else None
+    perm_d = None if perm is None else model.backend.asarray(perm)
+    saved = snapshot(model, run.state)
+    first, before, correct_before = 0, [], 0
+    if run.position is not None:  # resuming in the middle of this epoch
+        pos, run.position = run.position, None
+        first, correct_before = pos["batch"], pos["correct"]
+        # the finished batches' losses, so the epoch sums the very same values
+        # (None: that fit ran without train_metrics, so this epoch's are unknown)
+        dtype = model.backend.dtype(model.dtype)
+        dev = model.backend.device
+        losses = pos["losses"]
+        before = (
+            None
+            if losses is None
+            else [model.xp.asarray(v, dtype=dtype, device=dev) for v in losses]
+        )
+    metrics, n_batches = opts["train_metrics"], batches.count
+    losses, rights, done = [], [], n_batches
+    for bi, (Xb, Tb, Lb) in enumerate(batches.epoch(perm_d, first), start=first):
+        where = (epoch + 1, bi + 1) if opts["detect_anomaly"] else None
+        run.state, E, Y = model.step(Xb, Tb, run.opt, run.state, metrics, where)
+        if metrics:
+            losses.append(E)
+            if Lb is not None:
+                rights.append(model.correct(Y, Lb))
+        for cb in opts["callbacks"]:
+            cb.on_batch_end(net, bi)
+        if stop_flag.is_set() and bi + 1 < n_batches:
+            done = bi + 1
+            break
+    return Epoch(
+        epoch, t0, first, done, losses, rights, before, correct_before, perm_d, saved, rng_before
+    )
+
+
+# ---- the end of an epoch -----------------------------------------------------------------
+
+
+def end_epoch(
+    net, model, run: Run, data: Data, batches: Batches, st, ep: Epoch, opts, stop_flag
+) -> bool:
+    """Divergence, interruption, history, early stopping, callbacks, checkpoint: True
+    when training stops here."""
+    xp, metrics, n_batches = model.xp, opts["train_metrics"], batches.count
+    known = metrics and ep.before is not None  # the whole epoch's metrics are known
+    if metrics:
+        total = float(xp.sum(xp.stack((ep.before or []) + ep.losses)))  # the epoch's read
+        finite = math.isfinite(total) and model.finite()  # finite loss, bad update: caught
+    else:  # no losses: the weights tell whether training diverged (one read)
+        total, finite = math.nan, model.finite()
+    correct = None
+    if known and ep.correct_before is not None:
+        correct = ep.correct_before + (int(xp.sum(xp.stack(ep.rights))) if ep.rights else 0)
+    if not finite and not metrics:
+        restore(model, ep.saved)
+        raise FloatingPointError(
+            f"the weights became NaN or inf in epoch {ep.index + 1}; the weights at its "
+            f"start are restored. Lower the learning rate (now {run.opt.lr:g}), "
+            "standardise the inputs, or fit with train_metrics=True (names the batch) "
+            "or detect_anomaly=True (names the layer)"
+        )
+    if not finite:
+        diverged(
+            model, run.opt, ep.saved, ep.losses, ep.first, ep.perm, batches, ep.index + 1, n_batches
+        )
+    h = run.history
+    if ep.done < n_batches:  # interrupted: keep the weights, remember the position
+        h.interrupted = True
+        if opts["checkpoint"] is not None:
+            position = {
+                "batch": ep.done,
+                "losses": [float(v) for v in ep.before + ep.losses] if known else None,
+                "correct": correct,
+                "epoch": ep.index,
+            }
+            save_checkpoint(opts["checkpoint"], net, model, run, st, position, ep.rng_before)
+        log.warning(
+            "bpgpu: fit interrupted in epoch %d after batch %d of %d",
+            ep.index + 1,
+            ep.done,
+            n_batches,
+        )
+        return True
+    val_loss = val_acc = math.nan
+    if data.Xv is not None:
+        val_loss, val_acc = model.evaluate(data.Xv, data.Tv)
+    h.epoch.append(ep.index + 1)
+    h.loss.append(total / data.n if known else math.nan)
+    h.accuracy.append(
+        correct / data.n if model.has_accuracy() and correct is not None else math.nan
+    )
+    h.val_loss.append(val_loss)
+    h.val_accuracy.append(val_acc)
+    h.time.append(time.perf_counter() - ep.t0)
+    stop = _early_stopping(model, run, st, val_loss if data.Xv is not None else h.loss[-1])
+    logs = {k: v[-1] for k, v in h.history.items()}
+    for cb in opts["callbacks"]:
+        if cb.on_epoch_end(net, ep.index + 1, logs):
+            stop = True
+    h.interrupted = stop_flag.is_set()
+    if opts["checkpoint"] is not None:
+        save_checkpoint(opts["checkpoint"], net, model, run, st)
+    return stop or h.interrupted
+
+
+def _early_stopping(model, run: Run, st: Settings, monitored: float) -> bool:
+    """Track the best epoch; True when ``patience`` epochs went by without improving."""
+    best, h = run.best, run.history
+    if monitored < best.value - st.min_delta:
+        best.value, best.wait = monitored, 0
+        best.params = model.copy(model.params) if st.patience is not None else None
+        h.best_epoch = h.epoch[-1]
+    else:
+        best.wait += 1
+    if st.patience is not None and best.wait >= st.patience:
+        h.stopped_early = True
+    return h.stopped_early
+
+
+# ---- fit ------------------------------------------------------------------------------
+
+
 def fit(
     net,
+    model,
     X,
     y,
     epochs: int = 10,
@@ -202,9 +432,7 @@ def fit(
     handle_interrupt=True,
     train_metrics=True,
 ) -> History:
-    """Train ``net`` on ``(X, y)``; see :meth:`bpgpu.MLP.fit` for the parameters."""
-    from bpgpu import io
-
+    """Train ``net`` (whose model is ``model``) on ``(X, y)``; see :meth:`bpgpu.MLP.fit`."""
     kw = dict(
         epochs=epochs,
         batch_size=batch_size,
@@ -217,221 +445,44 @@ def fit(
         min_delta=min_delta,
         seed=seed,
     )
-    ckpt_cfg = ckpt_arrays = None
+    ckpt = None
     if resume is not None:
-        ckpt_cfg, ckpt_arrays = io.read_archive(resume, checkpoint_shapes)
-        check_same_network(net, ckpt_cfg, resume)
-    st = _settings(net, kw, None if ckpt_cfg is None else ckpt_cfg["training"]["settings"])
+        cfg, arrays = _ckpt.read(resume)
+        _ckpt.check_same_network(net.config(), cfg, resume)
+        ckpt = (resume, cfg, arrays)
+    saved = None if ckpt is None else ckpt[1]["training"]["settings"]
+    st, opt = resolve_settings(net.seed, kw, saved)
     if validation_data is not None and st.validation_split:
         raise ValueError("pass validation_data or validation_split, not both")
     if type(train_metrics) is not bool:
         raise ValueError(f"train_metrics must be True or False; got {train_metrics!r}")
-    if (
-        not train_metrics
-        and st.patience is not None
-        and not (validation_data is not None or st.validation_split)
-    ):
+    has_val = validation_data is not None or bool(st.validation_split)
+    if not train_metrics and st.patience is not None and not has_val:
         raise ValueError(
             "early stopping (patience) without validation data watches the training loss, "
             "which train_metrics=False does not compute; pass validation_data or "
             "validation_split, or keep train_metrics=True"
         )
-    xp, backend = net.xp, net.backend
-    callbacks = list(callbacks)
-
-    # -- data: validated once, moved to the device once
-    Xd = net._input(X)
-    Td = net._targets(y, Xd.shape[0])
-    if st.validation_split:
-        keep, held = split_indices(Xd.shape[0], st.validation_split, st.seed)
-        if keep.size == 0 or held.size == 0:
-            raise ValueError(
-                f"validation_split={st.validation_split} leaves no training or no validation "
-                f"samples out of {Xd.shape[0]}"
-            )
-        keep_d, held_d = backend.asarray(keep), backend.asarray(held)
-        Xv, Tv = xp.take(Xd, held_d, axis=0), xp.take(Td, held_d, axis=0)
-        Xd, Td = xp.take(Xd, keep_d, axis=0), xp.take(Td, keep_d, axis=0)
-    elif validation_data is not None:
-        if not (isinstance(validation_data, (tuple, list)) and len(validation_data) == 2):
-            raise ValueError("validation_data must be a pair (X_val, y_val)")
-        Xv = net._input(validation_data[0], what="X_val")
-        Tv = net._targets(validation_data[1], Xv.shape[0])
-    else:
-        Xv = Tv = None
-    n = Xd.shape[0]
-    labels = net._labels(Td) if net._has_accuracy() else None  # once, not per batch
-    n_batches = -(-n // st.batch_size)
-    pos = None if ckpt_cfg is None else position_of(ckpt_cfg["training"].get("position"), n_batches)
-
-    # -- optimizer, host RNG, history: fresh, or exactly as the checkpoint left them
-    opt = _opt.get(st.optimizer)
-    decay = [name.startswith("W") for name in param_names_of(net)]
-    rng = HostRNG(st.seed)
-    history = History(seed=st.seed)
-    best = {"value": math.inf, "params": None, "wait": 0}
-    start = 0
-    if ckpt_cfg is not None:
-        weights, scaling = net.get_weights(), net.input_scaling
-        try:
-            start, state = restore_checkpoint(net, opt, rng, history, best, ckpt_cfg, ckpt_arrays)
-        except (KeyError, TypeError, ValueError, AttributeError) as e:
-            net.set_weights(weights)  # a refused checkpoint changes nothing
-            net.set_input_scaling(*(scaling or (None, None)))
-            raise io.ModelFileError(
-                f"{resume}: the checkpoint's training section is not valid "
-                f"({type(e).__name__}: {e})"
-            ) from None
-    else:
-        state = opt.init_state(xp, net._params)
-    if start >= st.epochs:
-        raise ValueError(
-            f"the checkpoint is at epoch {start}; pass epochs > {start} to train further"
-        )
-    for cb in callbacks:
-        cb.on_train_begin(net, history)
-
-    dtype = backend.dtype(net.dtype)
-    stop = False
-
-    batch = Batches(xp, [Xd, Td, labels], st.batch_size)
-
-    with backend.context(), interruptible(handle_interrupt) as interrupted:
-        for epoch in range(start, st.epochs):
-            t0 = time.perf_counter()
-            rng_before = rng.state()  # a mid-epoch checkpoint redraws this permutation
-            perm = rng.permutation(n) if st.shuffle else None
-            perm_d = backend.asarray(perm) if perm is not None else None
-            snapshot = (
-                net._snapshot(net._params),
-                {k: net._snapshot(v) for k, v in state.items()},
-                opt.t,
-            )
-            first, before, correct_before = 0, [], 0
-            if pos is not None:  # resuming in the middle of this epoch
-                first, correct_before = pos["batch"], pos["correct"]
-                # the finished batches' losses, so the epoch sums the very same values
-                # (None: that fit ran without train_metrics, so this epoch's are unknown)
-                if pos["losses"] is None:
-                    before = None
-                else:
-                    before = [
-                        xp.asarray(v, dtype=dtype, device=backend.device) for v in pos["losses"]
-                    ]
-                pos = None
-            # per-batch device scalars, summed once at the end of the epoch (one
-            # reduction instead of two additions per batch; no sync inside the loop)
-            losses, rights = [], []
-            done = n_batches
-            for bi, (Xb, Tb, Lb) in enumerate(batch.epoch(perm_d, first), start=first):
-                where = (epoch + 1, bi + 1) if detect_anomaly else None
-                loss_sum, right = net._train_step(
-                    Xb, Tb, Lb, opt, state, decay, where, train_metrics
-                )
-                if train_metrics:
-                    losses.append(loss_sum)
-                    if right is not None:
-                        rights.append(right)
-                for cb in callbacks:
-                    cb.on_batch_end(net, bi)
-                if interrupted.is_set() and bi + 1 < n_batches:
-                    done = bi + 1
-                    break
-            known = train_metrics and before is not None  # the whole epoch's metrics
-            if train_metrics:
-                total = float(xp.sum(xp.stack((before or []) + losses)))  # the epoch's read
-                # a finite loss with weights gone bad: the last update overflowed
-                finite = math.isfinite(total) and net._finite_weights()
-            else:  # no losses: the weights tell whether training diverged (one read)
-                finite = net._finite_weights()
-            loss_sum_host = total if known else math.nan
-            correct = None
-            if known and correct_before is not None:
-                correct = correct_before + (int(xp.sum(xp.stack(rights))) if rights else 0)
-            if not finite and not train_metrics:
-                restore_epoch(net, opt, state, snapshot)
-                raise FloatingPointError(
-                    f"the weights became NaN or inf in epoch {epoch + 1}; the weights at its "
-                    f"start are restored. Lower the learning rate (now {opt.lr:g}), "
-                    "standardise the inputs, or fit with train_metrics=True (names the batch) "
-                    "or detect_anomaly=True (names the layer)"
-                )
-            if not finite:
-                diverged(
-                    net,
-                    opt,
-                    state,
-                    snapshot,
-                    losses,
-                    first,
-                    perm_d,
-                    batch,
-                    decay,
-                    epoch + 1,
-                    n_batches,
-                )
-            if done < n_batches:  # interrupted: keep the weights, remember the position
-                history.interrupted = True
-                position = {
-                    "batch": done,
-                    "losses": [float(v) for v in before + losses] if known else None,
-                    "correct": correct,
-                    "epoch": epoch,
-                }
-                if checkpoint is not None:
-                    write_checkpoint(
-                        checkpoint,
-                        net,
-                        opt,
-                        state,
-                        rng,
-                        history,
-                        best,
-                        st,
-                        position=position,
-                        rng_state=rng_before,
-                    )
-                log.warning(
-                    "bpgpu: fit interrupted in epoch %d after batch %d of %d",
-                    epoch + 1,
-                    done,
-                    n_batches,
-                )
+    data = prepare_data(model, X, y, st, validation_data)
+    batches = Batches(model.xp, [data.X, data.T, data.labels], st.batch_size)
+    run = start_run(net, model, st, opt, ckpt, batches.count)
+    opts = {
+        "callbacks": list(callbacks),
+        "checkpoint": checkpoint,
+        "train_metrics": train_metrics,
+        "detect_anomaly": detect_anomaly,
+    }
+    for cb in opts["callbacks"]:
+        cb.on_train_begin(net, run.history)
+    with model.backend.context(), interruptible(handle_interrupt) as stop_flag:
+        for epoch in range(run.start, st.epochs):
+            ep = run_epoch(net, model, run, data, batches, st, epoch, opts, stop_flag)
+            if end_epoch(net, model, run, data, batches, st, ep, opts, stop_flag):
                 break
-            loss = loss_sum_host / n
-            acc = correct / n if net._has_accuracy() and correct is not None else math.nan
-            val_loss = val_acc = math.nan
-            if Xv is not None:
-                val_loss, val_acc = net._evaluate_device(Xv, Tv)
-            history.epoch.append(epoch + 1)
-            history.loss.append(loss)
-            history.accuracy.append(acc)
-            history.val_loss.append(val_loss)
-            history.val_accuracy.append(val_acc)
-            history.time.append(time.perf_counter() - t0)
-
-            monitored = val_loss if Xv is not None else loss
-            if monitored < best["value"] - st.min_delta:
-                params = net._snapshot(net._params) if st.patience is not None else None
-                best.update(value=monitored, params=params, wait=0)
-                history.best_epoch = epoch + 1
-            else:
-                best["wait"] += 1
-            if st.patience is not None and best["wait"] >= st.patience:
-                history.stopped_early = stop = True
-            logs = {k: v[-1] for k, v in history.history.items()}
-            for cb in callbacks:
-                if cb.on_epoch_end(net, epoch + 1, logs):
-                    stop = True
-            stop = stop or interrupted.is_set()
-            history.interrupted = interrupted.is_set()
-            if checkpoint is not None:
-                write_checkpoint(checkpoint, net, opt, state, rng, history, best, st)
-            if stop:
-                break
-    restore = st.patience is not None and restore_best and not history.interrupted
-    if restore and best["params"] is not None:
-        net._params = best["params"]
-    for cb in callbacks:
-        cb.on_train_end(net, history)
-    return history
+    h = run.history
+    restore_best_weights = st.patience is not None and restore_best and not h.interrupted
+    if restore_best_weights and run.best.params is not None:
+        model.params = run.best.params
+    for cb in opts["callbacks"]:
+        cb.on_train_end(net, h)
+    return h

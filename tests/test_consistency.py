@@ -12,6 +12,7 @@ import pytest
 
 from bpgpu import cli
 from bpgpu.backends.numpy_backend import NumpyBackend
+from bpgpu.backends.numpy_fast import NumpyOps
 from bpgpu.consistency import Case, compare_backends, default_suite
 
 
@@ -24,6 +25,7 @@ class Sabotaged(NumpyBackend):
         ns = types.SimpleNamespace(**{k: getattr(np_xp, k) for k in dir(np_xp) if k[0] != "_"})
         ns.tanh = lambda x: np.tanh(x) * (1 + 1e-9)
         self.xp = ns
+        self._ops = NumpyOps(ns)
 
 
 def test_suite_covers_every_pair_and_a_deep_and_a_wide_net():

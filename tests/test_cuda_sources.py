@@ -16,8 +16,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from bpgpu import optimizers
 from bpgpu.activations import ACTIVATIONS
-from bpgpu.backends.cupy_kernels import _OPT, _SOFTMAX_CCE
+from bpgpu.backends.cupy_kernels import _SOFTMAX_CCE
 
 CTYPES = {"float": np.float32, "double": np.float64}
 HERE = Path(__file__).parent
@@ -123,8 +124,9 @@ def test_elementwise_bodies_compile(tmp_path):
             lines.append(
                 f"__device__ void b_{name}(T x, T y, T g, T a, T& d) {{ d = {act.c_vjp}; }}"
             )
-        for name, (ins, outs, body) in _OPT.items():
-            args = ins.split(", ") + [o.replace("T ", "T& ") for o in outs.split(", ")]
+        for name, cls in optimizers.OPTIMIZERS.items():
+            hyper, body = cls.c_update
+            args = ["T g", *(f"T {h}" for h in hyper), "T& p", *(f"T& {s}" for s in cls.slots)]
             lines.append(f"__device__ void o_{name}({', '.join(args)}) {{ {body}; }}")
         lines.append("}")
     out = nvcc_ptx(tmp_path, "\n".join(lines) + "\n")
@@ -189,3 +191,57 @@ def test_softmax_kernel_logic_on_the_cpu(ctype, tmp_path):
         ):
             err = np.linalg.norm(got - want) / max(np.linalg.norm(want), 1e-300)
             assert err <= tol, (B, n, err)
+
+
+_OPT_EVAL = r"""
+#include <cmath>
+#include <cstdio>
+using namespace std;
+typedef double T;
+int main() {
+  T g, p, %(decl)s;
+  if (scanf("%%lf %%lf", &g, &p) != 2) return 2;
+  %(read)s
+  %(body)s;
+  printf("%%.17g%(fmt)s\n", p%(out)s);
+  return 0;
+}
+"""
+
+
+@pytest.mark.parametrize("name", sorted(optimizers.OPTIMIZERS))
+def test_optimizer_kernel_text_computes_the_python_rule(name, tmp_path):
+    """Each built-in optimizer's C update (what the CuPy kernel runs) against its own
+    Python ``update``, at step 3 from non-zero state: one rule, two spellings, checked."""
+    if shutil.which("g++") is None:
+        pytest.skip("g++ is not installed")
+    cls = optimizers.OPTIMIZERS[name]
+    opt = cls(lr=0.05)
+    hyper, body = cls.c_update
+    names = list(hyper) + list(cls.slots)
+    h = opt.hyper(3)
+    rng = np.random.default_rng(3)
+    g, p = rng.normal(size=2)
+    slots = {s: abs(rng.normal()) for s in cls.slots}
+    src = _OPT_EVAL % {
+        "decl": ", ".join(names),
+        "read": " ".join(f'if (scanf("%lf", &{n}) != 1) return 3;' for n in names),
+        "body": body,
+        "fmt": " %.17g" * len(cls.slots),
+        "out": "".join(f", {s}" for s in cls.slots),
+    }
+    (tmp_path / "o.cpp").write_text(src)
+    exe = tmp_path / "o"
+    build = subprocess.run(["g++", "-o", str(exe), str(tmp_path / "o.cpp")], capture_output=True)
+    assert build.returncode == 0, build.stderr
+    values = [g, p] + [h[n] for n in hyper] + [slots[s] for s in cls.slots]
+    run = subprocess.run(
+        [str(exe)], input=" ".join(repr(float(v)) for v in values), capture_output=True, text=True
+    )
+    assert run.returncode == 0, run.stderr
+    got = [float(v) for v in run.stdout.split()]
+    state = {"t": 2, **{s: [np.array([slots[s]])] for s in cls.slots}}
+    updates, new = opt.update([np.array([g])], state, [np.array([p])])
+    want = [p + updates[0][0]] + [new[s][0][0] for s in cls.slots]
+    np.testing.assert_allclose(got, want, rtol=1e-14, atol=1e-16)
+    assert new["t"] == 3

@@ -73,7 +73,7 @@ def test_a_failed_write_leaves_the_old_file_and_no_temporary(tmp_path):
 
 def test_saving_non_finite_weights_is_refused(tmp_path):
     net = make()
-    net._params[0] = net._params[0] * np.float32("nan")
+    net.model.params[0] = net.model.params[0] * np.float32("nan")
     with pytest.raises(ValueError, match="NaN or inf"):
         net.save(tmp_path / "m.npz")
     assert not (tmp_path / "m.npz").exists()

@@ -15,8 +15,35 @@ HOST_SIDE = {
     "gradcheck.py": "the float64 NumPy reference, perturbed entry by entry on the host",
     "consistency.py": "host batches, and relative norms of host copies vs the reference",
     "io.py": "model files: .npy members read and written on the host",
+    "checkpoint.py": "checkpoint files: host copies of the training state",
     "datasets.py": "data loading from files, on the host",
-    "commands.py": "the CLI's input and output files",
+    "cli/commands.py": "the CLI's input and output files",
+}
+# The floors of DESIGN.md / ARCHITECTURE.md, bottom up: a module imports (at the top or
+# deferred inside a function) only modules on its own floor or below.
+FLOORS = {
+    "backends": 0,
+    **dict.fromkeys(
+        [
+            "_errors",
+            "_version",
+            "activations",
+            "costs",
+            "layers",
+            "optimizers",
+            "core",
+            "inputs",
+            "model",
+            "batches",
+            "_host",
+        ],
+        1,
+    ),  # the math
+    **dict.fromkeys(["io", "checkpoint", "datasets"], 2),  # file formats
+    **dict.fromkeys(["history", "recovery", "training"], 3),  # training
+    "network": 4,  # the MLP class, a thin face
+    **dict.fromkeys(["gradcheck", "consistency"], 5),  # tools built on MLP
+    **dict.fromkeys(["cli", "__init__", "__main__", "bench"], 6),  # the command line, the package
 }
 
 
@@ -34,7 +61,8 @@ def test_core_imports_no_array_library_outside_host_io():
     offenders = []
     for path in sorted((ROOT / "bpgpu").rglob("*.py")):
         for module, _ in imports(path):
-            if module.split(".")[0] in ARRAY_LIBS and path.name not in HOST_SIDE:
+            rel = path.relative_to(ROOT / "bpgpu").as_posix()
+            if module.split(".")[0] in ARRAY_LIBS and rel not in HOST_SIDE:
                 offenders.append(f"{path.relative_to(ROOT)} imports {module}")
     assert not offenders, "core code must use the backend's xp:\n" + "\n".join(offenders)
 
@@ -59,3 +87,109 @@ def test_import_bpgpu_loads_no_gpu_library():
     code = "import sys, bpgpu; print(sorted(m for m in ('cupy', 'torch') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def module_graph(root: Path = ROOT / "bpgpu") -> dict[str, set[str]]:
+    """bpgpu module -> the bpgpu modules it imports, deferred imports included.
+
+    Names are paths under bpgpu/ without ``.py`` (``cli/commands``, ``__init__`` for the
+    package itself); ``bpgpu.backends...`` is ``backends`` and ``bpgpu.bench...``
+    ``bench``, outside this tree.
+    """
+    files = {p.relative_to(root).with_suffix("").as_posix(): p for p in root.rglob("*.py")}
+
+    def resolve(dotted: str) -> str | None:
+        parts = dotted.split(".")
+        if parts[0] != "bpgpu":
+            return None
+        if len(parts) > 1 and parts[1] in ("backends", "bench"):
+            return parts[1]
+        for n in range(len(parts) - 1, 0, -1):  # the longest prefix that is a module
+            name = "/".join(parts[1 : n + 1])
+            if name in files:
+                return name
+            if f"{name}/__init__" in files:
+                return f"{name}/__init__"
+        return "__init__"
+
+    graph: dict[str, set[str]] = {}
+    for name, path in files.items():
+        package = name.rsplit("/", 1)[0].replace("/", ".") if "/" in name else ""
+        edges = set()
+        for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+            targets = []
+            if isinstance(node, ast.Import):
+                targets = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                base = node.module or ""
+                if node.level:  # relative: from the module's own package
+                    up = ["bpgpu", *package.split(".")] if package else ["bpgpu"]
+                    up = up[: len(up) - (node.level - 1)]
+                    base = ".".join(up + ([base] if base else []))
+                # `from bpgpu import io` imports the module bpgpu.io
+                targets = [f"{base}.{a.name}" for a in node.names] + [base]
+                targets = [t for t in targets if resolve(t) not in (None, "__init__")] or [base]
+            for t in targets:
+                r = resolve(t)
+                if r is not None and r != name:
+                    edges.add(r)
+        graph[name] = edges
+    return graph
+
+
+def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    """One import cycle as a list of modules, or None."""
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+    path: list[str] = []
+
+    def visit(n: str) -> list[str] | None:
+        state[n] = 1
+        path.append(n)
+        for m in sorted(graph.get(n, ())):
+            if state.get(m) == 1:
+                return path[path.index(m) :] + [m]
+            if m not in state and (found := visit(m)):
+                return found
+        path.pop()
+        state[n] = 2
+        return None
+
+    for n in sorted(graph):
+        if n not in state and (found := visit(n)):
+            return found
+    return None
+
+
+def floor(name: str) -> int:
+    top = name.split("/")[0]
+    return FLOORS[top] if top in FLOORS else FLOORS[name]
+
+
+def test_no_import_cycle_among_bpgpu_modules_deferred_imports_included():
+    cycle = find_cycle(module_graph())
+    assert cycle is None, "import cycle: " + " -> ".join(cycle)
+
+
+def test_every_module_imports_only_its_floor_or_below():
+    graph = module_graph()
+    unknown = [n for n in graph if n.split("/")[0] not in FLOORS and n not in FLOORS]
+    assert not unknown, f"give these modules a floor in FLOORS: {unknown}"
+    upward = [
+        f"{n} (floor {floor(n)}) imports {m} (floor {floor(m)})"
+        for n, edges in graph.items()
+        for m in edges
+        if floor(m) > floor(n)
+    ]
+    assert not upward, "imports that go up a floor:\n" + "\n".join(sorted(upward))
+
+
+def test_the_cycle_finder_finds_a_deferred_cycle(tmp_path):
+    """The checkers can fail: a deferred import that closes a loop is a cycle."""
+    pkg = tmp_path / "bpgpu"
+    pkg.mkdir()
+    (pkg / "a.py").write_text("from bpgpu.b import f\n")
+    (pkg / "b.py").write_text("def f():\n    from bpgpu import a\n")
+    (pkg / "c.py").write_text("from . import a\n")
+    graph = module_graph(pkg)
+    assert graph["b"] == {"a"} and graph["c"] == {"a"}
+    assert find_cycle(graph) in (["a", "b", "a"], ["b", "a", "b"])

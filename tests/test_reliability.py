@@ -14,6 +14,7 @@ import pytest
 
 import bpgpu
 from bpgpu.backends.numpy_backend import NumpyBackend
+from bpgpu.backends.numpy_fast import NumpyOps
 
 
 def blobs(n=96, d=4, k=3, seed=0):
@@ -249,17 +250,18 @@ class FakeOOM(Exception):
     pass
 
 
+class OutOfMemoryOps(NumpyOps):
+    def bias_act(self, *args):
+        raise FakeOOM("Out of memory allocating 1,073,741,824 bytes")
+
+
 class TightMemory(NumpyBackend):
     """NumPy whose fused forward 'runs out of memory', translated like CuPy's."""
 
     def __init__(self):
         super().__init__()
         self.name = "tight"
-
-        def bias_act(*args):
-            raise FakeOOM("Out of memory allocating 1,073,741,824 bytes")
-
-        self._fast = {"bias_act": bias_act}
+        self._ops = OutOfMemoryOps(self.xp)
 
     def translate(self, error):
         if isinstance(error, FakeOOM):

@@ -94,7 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("-o", "--output", metavar="FILE", help="also write the report to FILE")
     c.set_defaults(func=cmd_check)
 
-    from bpgpu.commands import add_commands
+    from bpgpu.cli.commands import add_commands
 
     add_commands(sub)
 

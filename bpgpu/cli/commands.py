@@ -8,7 +8,7 @@ import os
 import sys
 import time
 
-from bpgpu.training import Callback
+from bpgpu.history import Callback
 
 
 class Progress(Callback):
@@ -119,7 +119,7 @@ def _parts(args):
 def cmd_train(args: argparse.Namespace) -> int:
     import bpgpu
     from bpgpu import datasets
-    from bpgpu.plot import plot_history
+    from bpgpu.cli.plot import plot_history
 
     s = _parts(args)
     n_out = int(s.y_train.max()) + 1 if s.y_train.ndim == 1 else s.y_train.shape[1]
@@ -200,10 +200,9 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def _resumed_at(path) -> int:
-    from bpgpu.checkpoint import checkpoint_shapes
-    from bpgpu.io import read_archive
+    from bpgpu import checkpoint
 
-    return int(read_archive(path, checkpoint_shapes)[0]["training"]["epoch"])
+    return int(checkpoint.read(path)[0]["training"]["epoch"])
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:

@@ -1,0 +1,134 @@
+"""The math of section 1 as functions of (parameters, batch): forward, the backward
+recursion, gradients and one training step.
+
+Everything here returns new arrays or what ``ops`` (the backend's operations) returns;
+nothing writes into an array it was given. So an immutable library (JAX) runs it as it
+is, and a mutable one speeds it up inside ``ops`` only (in-place bias, ReLU and
+updates). Equation numbers are the seed's. ``params`` is the flat list
+``[W1, b1, (a1), W2, ...]`` that :mod:`bpgpu.layers` lays out; rows are samples.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+from bpgpu.layers import Dense
+
+
+def forward(ops, layers: Sequence[Dense], params: Sequence[Any], Y: Any, last: bool = True):
+    """Weighted inputs ``Xs[l]`` (1) and outputs ``Ys[l]`` (``Ys[0]`` is the input).
+
+    ``last=False`` stops before the output activation (the caller fuses it with the
+    cost): ``Ys`` then has one entry fewer.
+    """
+    Xs, Ys = [], [Y]
+    for layer in layers:
+        X, Y = layer.forward(ops, params, Y, apply_f=last or layer is not layers[-1])
+        Xs.append(X)
+        if Y is not None:
+            Ys.append(Y)
+    return Xs, Ys
+
+
+def backprop(
+    ops, layers: Sequence[Dense], params: Sequence[Any], Xs: list, Ys: list, D: Any, G: Any
+) -> Iterator[tuple[Dense, Any, Any]]:
+    """Yield ``(layer, D^l, G^l)`` from the output layer down: the recursion (8).
+
+    Start from the output error ``D`` (9), or, for a learnable output activation, from
+    ``G = dE/dY^L`` (then ``D^L`` is made here). ``G^l = dE/dY^l`` is what a learnable
+    activation's gradient needs (None where ``D^l`` came from the cost). The product
+    ``D^l W^l`` that the next layer down needs is taken *before* the yield, so the
+    caller may update ``W^l`` as soon as it has the layer's error.
+    """
+    for layer in reversed(layers):
+        l = layer.index - 1
+        W, _, a = layer.unpack(params)
+        G_l = G
+        if G is not None:
+            D = ops.act_vjp(Xs[l], Ys[l + 1], G, layer.activation, a)  # (8)
+        G = D @ W if l > 0 else None  # dE/dY^{l-1}, the sum in (8)
+        yield layer, D, G_l
+
+
+def gradients(ops, layers, params, Xs: list, Ys: list, D: Any, G: Any) -> tuple[list, list]:
+    """Gradients in parameter order (10)-(11) and the neuron errors ``D^l`` per layer,
+    both in the scale of the output error they start from."""
+    grads: list[Any] = [None] * len(params)
+    deltas: list[Any] = [None] * len(layers)
+    for layer, D_l, G_l in backprop(ops, layers, params, Xs, Ys, D, G):
+        l = layer.index - 1
+        deltas[l] = D_l
+        a = layer.unpack(params)[2]
+        grads[layer.offset : layer.stop] = layer.gradients(
+            ops.xp, D_l, Ys[l], G_l, Xs[l], Ys[l + 1], a
+        )
+    return grads, deltas
+
+
+def output(ops, layers, cost, params, Xs: list, T: Any, scale: float, loss: bool):
+    """Output ``Y^L``, the summed cost (None unless ``loss``), and ``scale`` times the
+    output error ``D`` (9), or for a learnable output activation ``G = dE/dY``."""
+    top = layers[-1]
+    return cost.train_output(ops, top.activation, Xs[-1], T, top.unpack(params)[2], loss, scale)
+
+
+def errors(ops, layers, cost, params, X: Any, T: Any, scale: float):
+    """Forward and backward on a batch: ``(grads, deltas)`` of ``scale`` times the
+    summed cost (``scale = 1/B``: the batch mean; 1: the per-sample errors (7)-(9))."""
+    Xs, Ys = forward(ops, layers, params, X, last=False)
+    Y, _, D, G = output(ops, layers, cost, params, Xs, T, scale, False)
+    return gradients(ops, layers, params, Xs, Ys + [Y], D, G)
+
+
+def sgd_lr(opt) -> float | None:
+    """Plain SGD's learning rate when the step may fold it into the output error: only
+    for the exact built-in SGD (a subclass's own ``update`` must run) without weight
+    decay (which adds ``wd * W`` to the unscaled gradient)."""
+    return opt.lr if opt.fused_rule() == "sgd" and not opt.weight_decay else None
+
+
+def train_step(
+    ops,
+    layers,
+    cost,
+    params: list,
+    Xb: Any,
+    Tb: Any,
+    opt,
+    state: dict,
+    loss: bool = True,
+    check: Callable[[list, list, Any, list], None] | None = None,
+):
+    """One optimizer step on a device batch: ``(params, state, E, Y)``, ``E`` the batch's
+    summed cost (None unless ``loss``) and ``Y`` its outputs, both left on the device.
+
+    Plain built-in SGD folds ``lr / B`` into the output error and updates each layer as
+    soon as its error is known (``W - D^T Y``: one GEMM with ``beta = 1`` on CuPy and
+    torch), so one weight gradient at a time exists. Any other optimizer gets the
+    gradients and runs through ``ops.optimizer_step``. ``check(Xs, Ys, E, grads)`` runs
+    before anything changes (anomaly mode; it also turns the prescaled path off).
+    """
+    B = Xb.shape[0]
+    lr = None if check is not None else sgd_lr(opt)
+    scale = (1.0 if lr is None else lr) / B
+    Xs, Ys = forward(ops, layers, params, Xb, last=False)
+    Y, E, D, G = output(ops, layers, cost, params, Xs, Tb, scale, loss or check is not None)
+    Ys.append(Y)
+    if lr is None:
+        grads = gradients(ops, layers, params, Xs, Ys, D, G)[0]
+        if check is not None:
+            check(Xs, Ys, E, grads)
+        params, state = ops.optimizer_step(opt, opt.fused_rule(), params, grads, state)
+        return params, state, E, Y
+    xp, new = ops.xp, list(params)
+    for layer, D_l, G_l in backprop(ops, layers, params, Xs, Ys, D, G):
+        l, i = layer.index - 1, layer.offset
+        W, b, a = layer.unpack(params)
+        new[i] = ops.sgd_weight(D_l, Ys[l], W)  # (10), lr already in D
+        new[i + 1] = ops.sgd_bias(D_l, b)  # (11)
+        if a is not None:
+            da = layer.activation_gradient(xp, G_l, Xs[l], Ys[l + 1], a)
+            new[i + 2] = ops.apply_updates([a], [-da])[0]
+    return new, {**state, "t": state["t"] + 1}, E, Y

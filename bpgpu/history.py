@@ -1,0 +1,70 @@
+"""What a fit reports: the per-epoch History, and the Callback hooks it calls.
+
+Plain data, below training and the network: checkpoints store a History as JSON, the
+command line prints it, callbacks receive it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass
+class History:
+    """Per-epoch results of a fit (``val_*`` are NaN without validation data)."""
+
+    epoch: list[int] = field(default_factory=list)
+    loss: list[float] = field(default_factory=list)
+    accuracy: list[float] = field(default_factory=list)
+    val_loss: list[float] = field(default_factory=list)
+    val_accuracy: list[float] = field(default_factory=list)
+    time: list[float] = field(default_factory=list)  # seconds spent in each epoch
+    best_epoch: int | None = None
+    stopped_early: bool = False
+    interrupted: bool = False  # Ctrl-C: stopped after a batch, weights consistent
+    seed: int | None = None
+
+    @property
+    def history(self) -> dict[str, list]:
+        """Keras-style ``{"loss": [...], "val_loss": [...], ...}``."""
+        keys = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy", "time")
+        return {k: list(getattr(self, k)) for k in keys}
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            **self.history,
+            "best_epoch": self.best_epoch,
+            "stopped_early": self.stopped_early,
+            "interrupted": self.interrupted,
+            "seed": self.seed,
+        }
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> History:
+        return cls(**d)
+
+    def __repr__(self) -> str:
+        if not self.epoch:
+            return "History(no epochs)"
+        return (
+            f"History({len(self.epoch)} epochs, loss {self.loss[-1]:.4g}, "
+            f"val_loss {self.val_loss[-1]:.4g}, best epoch {self.best_epoch})"
+        )
+
+
+class Callback:
+    """Hooks into :meth:`MLP.fit`; override the ones you need.
+
+    ``on_epoch_end`` gets ``logs`` = ``{"epoch", "loss", "accuracy", "val_loss",
+    "val_accuracy", "time"}`` and may return True to stop training.
+    ``on_batch_end`` gets no loss on purpose: reading it would sync the device.
+    """
+
+    def on_train_begin(self, net, history: History) -> None: ...
+
+    def on_batch_end(self, net, batch: int) -> None: ...
+
+    def on_epoch_end(self, net, epoch: int, logs: dict[str, float]) -> bool | None: ...
+
+    def on_train_end(self, net, history: History) -> None: ...

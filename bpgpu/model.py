@@ -1,0 +1,177 @@
+"""A network's math bound to one backend and dtype: the narrow interface of training.
+
+:class:`Model` holds the layers, the cost, the backend and the current parameters, and
+offers what ``MLP``, ``fit``, ``gradcheck`` and checkpoints need, by name: validated
+device data in, outputs, losses, gradients, one training step, evaluation. The math is
+:mod:`bpgpu.core`'s (functional); a step replaces ``params`` with the new list the core
+returns (the same arrays, updated in place, on libraries that allow it).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+from bpgpu import core
+from bpgpu.inputs import check_input, check_targets
+from bpgpu.layers import Dense, param_names
+
+
+class Model:
+    """Layers, cost and parameters on one backend (see the module docstring).
+
+    Parameters
+    ----------
+    layers : list of Dense
+    cost : Cost
+    backend : Backend
+    dtype : {"float32", "float64"}
+    params : list of backend arrays, in :mod:`bpgpu.layers` order
+    scaling : (mean, scale) device arrays or None
+        Input standardisation applied by :meth:`input`.
+    """
+
+    def __init__(self, layers: Sequence[Dense], cost, backend, dtype: str, params, scaling=None):
+        self.layers = list(layers)
+        self.cost = cost
+        self.backend = backend
+        self.xp = backend.xp  # resolved once per network, never per op
+        self.dtype = dtype
+        self.params = list(params)
+        self.scaling = scaling
+        self.sizes = [layers[0].n_in] + [layer.n_out for layer in layers]
+        self.names = param_names(layers)
+
+    # ---- data in -----------------------------------------------------------------
+
+    def input(self, X: Any, what: str = "X") -> Any:
+        """``X`` as a validated, standardised ``(B, n_0)`` device array."""
+        return check_input(self, X, what)
+
+    def targets(self, T: Any, B: int) -> Any:
+        """Targets as a validated ``(B, n_L)`` device array (labels become one-hot)."""
+        return check_targets(self, T, B)
+
+    # ---- the math on validated device data ---------------------------------------
+
+    def outputs(self, X: Any) -> Any:
+        """``Y^L`` of a device batch."""
+        return core.forward(self.backend.ops, self.layers, self.params, X)[1][-1]
+
+    def per_sample(self, X: Any, T: Any, params: Sequence[Any] | None = None) -> Any:
+        """Per-sample cost ``(B,)`` (from the logits where the pair has a shortcut) with
+        ``params`` (default: the model's)."""
+        return self._cost_and_outputs(X, T, self.params if params is None else params)[0]
+
+    def _cost_and_outputs(self, X: Any, T: Any, params: Sequence[Any]) -> tuple[Any, Any]:
+        Xs, Ys = core.forward(self.backend.ops, self.layers, params, X)
+        act = self.layers[-1].activation
+        return self.cost.per_sample(self.xp, act, Xs[-1], Ys[-1], T), Ys[-1]
+
+    def loss(self, X: Any, T: Any, params: Sequence[Any] | None = None) -> Any:
+        """Batch-mean cost, a 0-d device array (no host sync)."""
+        return self.xp.mean(self.per_sample(X, T, params))
+
+    def gradients(self, X: Any, T: Any) -> list:
+        """d(batch-mean loss)/d(parameter), in parameter order."""
+        ops = self.backend.ops
+        return core.errors(ops, self.layers, self.cost, self.params, X, T, 1 / X.shape[0])[0]
+
+    def deltas(self, X: Any, T: Any) -> list:
+        """Per-sample neuron errors ``D^l``, l = 1..L, eq. (7)-(9)."""
+        return core.errors(self.backend.ops, self.layers, self.cost, self.params, X, T, 1.0)[1]
+
+    def step(self, Xb, Tb, opt, state: dict, loss: bool = True, where=None):
+        """One optimizer step on a device batch; ``self.params`` becomes the result.
+
+        Returns ``(state, E, Y)``: the new optimizer state, the summed cost (None
+        unless ``loss``) and the outputs, left on the device. ``where = (epoch, batch)``
+        checks every layer first (anomaly mode: a sync per tensor).
+        """
+        check = None if where is None else self._anomaly_check(where)
+        self.params, state, E, Y = core.train_step(
+            self.backend.ops, self.layers, self.cost, self.params, Xb, Tb, opt, state, loss, check
+        )
+        return state, E, Y
+
+    # ---- classes and evaluation ----------------------------------------------------
+
+    def has_accuracy(self) -> bool:
+        """Accuracy is defined for several outputs (argmax) or one bounded output."""
+        r = self.layers[-1].activation.output_range
+        return self.sizes[-1] > 1 or (math.isfinite(r.lo) and math.isfinite(r.hi))
+
+    def labels(self, Y: Any) -> Any:
+        """Class labels from outputs: argmax, or a threshold at mid-range for one unit."""
+        xp = self.xp
+        if self.sizes[-1] > 1:
+            return xp.argmax(Y, axis=1)
+        r = self.layers[-1].activation.output_range
+        mid = (r.lo + r.hi) / 2 if math.isfinite(r.lo) and math.isfinite(r.hi) else 0.5
+        return xp.astype(Y[:, 0] >= mid, xp.int64)
+
+    def correct(self, Y: Any, labels: Any) -> Any:
+        """Number of rows whose predicted class is ``labels``, a 0-d integer device array."""
+        return self.xp.count_nonzero(self.labels(Y) == labels)
+
+    def evaluate(self, X: Any, T: Any, chunk: int = 8192) -> tuple[float, float]:
+        """Mean loss and accuracy of validated device data, in chunks; one sync at the end."""
+        xp, n, dev = self.xp, X.shape[0], self.backend.device
+        total = xp.zeros((), dtype=X.dtype, device=dev)
+        right = xp.zeros((), dtype=xp.int64, device=dev)
+        for i in range(0, n, chunk):
+            j = min(i + chunk, n)
+            Tc = T[i:j, :]
+            E, Y = self._cost_and_outputs(X[i:j, :], Tc, self.params)
+            total = total + xp.sum(E)
+            if self.has_accuracy():
+                right = right + self.correct(Y, self.labels(Tc))
+        acc = float(right) / n if self.has_accuracy() else math.nan
+        return float(total) / n, acc
+
+    # ---- parameters ------------------------------------------------------------------
+
+    def copy(self, arrays: Sequence[Any]) -> list:
+        """Device copies of ``arrays`` (parameters or optimizer slots), which a step may
+        update in place."""
+        return [self.xp.asarray(a, copy=True) for a in arrays]
+
+    def finite(self) -> bool:
+        """True when every parameter is finite (one host read)."""
+        xp = self.xp
+        return bool(xp.all(xp.stack([xp.all(xp.isfinite(p)) for p in self.params])))
+
+    def _anomaly_check(self, where):
+        """A check that raises naming the first layer whose values or gradients are not
+        finite (one sync per tensor)."""
+        xp = self.xp
+
+        def bad(a) -> bool:
+            return not bool(xp.all(xp.isfinite(a)))
+
+        def check(Xs, Ys, E, grads) -> None:
+            place = None
+            for layer in self.layers:
+                l, name = layer.index, layer.activation.name
+                if bad(Xs[l - 1]):
+                    place = f"the weighted input X^{l} of layer {l} ({name})"
+                elif bad(Ys[l]):
+                    place = f"the output Y^{l} of layer {l} ({name})"
+                if place:
+                    break
+            if place is None and bad(E):
+                place = f"the {self.cost.name} cost"
+            if place is None:
+                place = next(
+                    (f"the gradient d{n}" for n, g in zip(self.names, grads) if bad(g)), None
+                )
+            if place is not None:
+                epoch, batch = where
+                raise FloatingPointError(
+                    f"anomaly in epoch {epoch}, batch {batch}: {place} is not finite; the "
+                    "weights are those before this batch. Lower the learning rate or "
+                    "standardise the inputs"
+                )
+
+        return check
