@@ -87,29 +87,31 @@ class MutableOps(Ops):
     written into arrays the caller hands over or owns, instead of new ones. Anything
     else (another dtype, a shape that does not fit) goes to the generic method."""
 
+    # The checks are identity tests of dtype objects (each library keeps one per type):
+    # on a small network these run as often as the products themselves. A shape that
+    # does not fit makes the in-place operator itself raise.
+
     def add_bias(self, XW, b):
-        if XW.dtype != b.dtype:
+        if XW.dtype is not b.dtype:
             return super().add_bias(XW, b)
         XW += b  # the product is fresh: a new array would cost page faults and memory
         return XW
 
     def sgd_weight(self, D, Y, W):
-        if not (D.dtype == Y.dtype == W.dtype and W.shape == (D.shape[1], Y.shape[1])):
+        if not (D.dtype is W.dtype and Y.dtype is W.dtype and W.ndim == 2):
             return super().sgd_weight(D, Y, W)
         W -= D.T @ Y
         return W
 
     def sgd_bias(self, D, b):
-        if D.dtype != b.dtype or b.shape != (D.shape[1],):
+        if D.dtype is not b.dtype or b.ndim != 1:
             return super().sgd_bias(D, b)
         b -= self.xp.sum(D, axis=0)
         return b
 
     def apply_updates(self, params: list, updates: list) -> list:
         for p, u in zip(params, updates):
-            if u is None:
-                continue
-            if u.dtype != p.dtype or u.shape != p.shape:
+            if u is not None and (u.dtype is not p.dtype or u.shape != p.shape):
                 return super().apply_updates(params, updates)
         for p, u in zip(params, updates):
             if u is not None:

@@ -28,21 +28,20 @@ class Bpgpu(Peer):
     """bpgpu's own fit() on one backend; ``metrics=False`` fits with
     ``train_metrics=False`` (no per-batch loss and accuracy: the loop's work)."""
 
-    def __init__(self, backend: str, metrics: bool = True):
+    def __init__(self, backend: str, metrics: bool = True, lib=None, tag: str = ""):
         import bpgpu
 
-        self.backend = bpgpu.get_backend(backend)
+        self.bpgpu = lib or bpgpu  # another build of bpgpu, for before/after runs
+        self.backend = self.bpgpu.get_backend(backend)
         self.metrics = metrics
-        self.name = f"bpgpu{'' if metrics else '-nometrics'}[{self.backend.name}]"
+        self.name = f"bpgpu{tag}{'' if metrics else '-nometrics'}[{self.backend.name}]"
         self.library = self.backend.library
         self.device = "cuda" if self.backend.where[0] == "cuda" else self.backend.where[0]
 
     def prepare(self, w, X, y):
-        import bpgpu
-
         self.w, self.X, self.y = w, X, y
-        self.net = bpgpu.MLP(list(w.sizes), "relu", "softmax", backend=self.backend, seed=0)
-        self.opt = bpgpu.optimizers.SGD(lr=w.lr)
+        self.net = self.bpgpu.MLP(list(w.sizes), "relu", "softmax", backend=self.backend, seed=0)
+        self.opt = self.bpgpu.optimizers.SGD(lr=w.lr)
         self.seed = 0
 
     def train(self, epochs):

@@ -43,12 +43,12 @@ def backprop(
     caller may update ``W^l`` as soon as it has the layer's error.
     """
     for layer in reversed(layers):
-        l = layer.index - 1
-        W, _, a = layer.unpack(params)
+        l, i = layer.index - 1, layer.offset
         G_l = G
         if G is not None:
+            a = params[i + 2] if layer.has_param else None
             D = ops.act_vjp(Xs[l], Ys[l + 1], G, layer.activation, a)  # (8)
-        G = D @ W if l > 0 else None  # dE/dY^{l-1}, the sum in (8)
+        G = D @ params[i] if l > 0 else None  # dE/dY^{l-1}, the sum in (8), with W^l
         yield layer, D, G_l
 
 
@@ -110,11 +110,13 @@ def train_step(
     gradients and runs through ``ops.optimizer_step``. ``check(Xs, Ys, E, grads)`` runs
     before anything changes (anomaly mode; it also turns the prescaled path off).
     """
-    B = Xb.shape[0]
     lr = None if check is not None else sgd_lr(opt)
-    scale = (1.0 if lr is None else lr) / B
+    scale = (1.0 if lr is None else lr) / Xb.shape[0]
     Xs, Ys = forward(ops, layers, params, Xb, last=False)
-    Y, E, D, G = output(ops, layers, cost, params, Xs, Tb, scale, loss or check is not None)
+    top = layers[-1]
+    a = params[top.offset + 2] if top.has_param else None
+    loss = loss or check is not None  # the anomaly check reads the loss
+    Y, E, D, G = cost.train_output(ops, top.activation, Xs[-1], Tb, a, loss, scale)
     Ys.append(Y)
     if lr is None:
         grads = gradients(ops, layers, params, Xs, Ys, D, G)[0]
@@ -122,13 +124,13 @@ def train_step(
             check(Xs, Ys, E, grads)
         params, state = ops.optimizer_step(opt, opt.fused_rule(), params, grads, state)
         return params, state, E, Y
-    xp, new = ops.xp, list(params)
+    new = list(params)
     for layer, D_l, G_l in backprop(ops, layers, params, Xs, Ys, D, G):
         l, i = layer.index - 1, layer.offset
-        W, b, a = layer.unpack(params)
-        new[i] = ops.sgd_weight(D_l, Ys[l], W)  # (10), lr already in D
-        new[i + 1] = ops.sgd_bias(D_l, b)  # (11)
-        if a is not None:
-            da = layer.activation_gradient(xp, G_l, Xs[l], Ys[l + 1], a)
+        new[i] = ops.sgd_weight(D_l, Ys[l], params[i])  # (10), lr already in D
+        new[i + 1] = ops.sgd_bias(D_l, params[i + 1])  # (11)
+        if layer.has_param:
+            a = params[i + 2]
+            da = layer.activation_gradient(ops.xp, G_l, Xs[l], Ys[l + 1], a)
             new[i + 2] = ops.apply_updates([a], [-da])[0]
     return new, {**state, "t": state["t"] + 1}, E, Y

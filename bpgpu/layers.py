@@ -11,7 +11,7 @@ which are derived from these objects. Initial values come from :mod:`bpgpu._host
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from bpgpu import activations as _acts
@@ -32,17 +32,21 @@ class Dense:
     n_out: int
     activation: Activation
     offset: int
+    has_param: bool = field(init=False)  # a plain field: read several times per step
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "has_param", self.activation.has_param)
 
     @property
     def names(self) -> tuple[str, ...]:
         """``("W1", "b1")`` plus ``"a1"`` for a learnable activation."""
         l = self.index
-        return (f"W{l}", f"b{l}") + ((f"a{l}",) if self.activation.has_param else ())
+        return (f"W{l}", f"b{l}") + ((f"a{l}",) if self.has_param else ())
 
     @property
     def shapes(self) -> tuple[tuple[int, ...], ...]:
         """Shapes of :attr:`names`, in the same order."""
-        extra = ((self.n_out,),) if self.activation.has_param else ()
+        extra = ((self.n_out,),) if self.has_param else ()
         return ((self.n_out, self.n_in), (self.n_out,)) + extra
 
     @property
@@ -53,16 +57,17 @@ class Dense:
     def unpack(self, params: Sequence[Any]) -> tuple[Any, Any, Any]:
         """``W``, ``b`` and the activation parameter (or None) from the flat list."""
         i = self.offset
-        return params[i], params[i + 1], params[i + 2] if self.activation.has_param else None
+        return params[i], params[i + 1], params[i + 2] if self.has_param else None
 
     def forward(self, ops, params: Sequence[Any], Y: Any, apply_f: bool = True):
         """``(X, Y)`` of this layer from the previous layer's output; ``apply_f=False``
         stops at ``X`` (``Y`` is then None: the caller fuses f with the cost)."""
-        W, b, a = self.unpack(params)
-        XW = Y @ W.T
+        i = self.offset  # unpack() written out: this runs per layer per step
+        XW = Y @ params[i].T
         if not apply_f:
-            return ops.add_bias(XW, b), None
-        return ops.bias_act(XW, b, self.activation, a)
+            return ops.add_bias(XW, params[i + 1]), None
+        a = params[i + 2] if self.has_param else None
+        return ops.bias_act(XW, params[i + 1], self.activation, a)
 
     def gradients(self, xp, D: Any, Y_prev: Any, G: Any, X: Any, Y: Any, a: Any) -> list:
         """``dW = D^T Y_prev`` (10), ``db`` = the sum of ``D``'s rows (11), and for a

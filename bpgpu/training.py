@@ -302,15 +302,16 @@ def run_epoch(net, model, run: Run, data: Data, batches: Batches, st, epoch: int
             else [model.xp.asarray(v, dtype=dtype, device=dev) for v in losses]
         )
     metrics, n_batches = opts["train_metrics"], batches.count
+    anomaly, callbacks = opts["detect_anomaly"], opts["callbacks"]
     losses, rights, done = [], [], n_batches
     for bi, (Xb, Tb, Lb) in enumerate(batches.epoch(perm_d, first), start=first):
-        where = (epoch + 1, bi + 1) if opts["detect_anomaly"] else None
+        where = (epoch + 1, bi + 1) if anomaly else None
         run.state, E, Y = model.step(Xb, Tb, run.opt, run.state, metrics, where)
         if metrics:
             losses.append(E)
             if Lb is not None:
                 rights.append(model.correct(Y, Lb))
-        for cb in opts["callbacks"]:
+        for cb in callbacks:
             cb.on_batch_end(net, bi)
         if stop_flag.is_set() and bi + 1 < n_batches:
             done = bi + 1
