@@ -21,12 +21,16 @@ import statistics
 import time
 import tracemalloc
 
+from bpgpu.backends import names
+
 from . import memory
 from . import peers as P
 from .workloads import WORKLOADS
 
-CPU_BACKENDS = ("numpy", "torch")
-GPU_BACKENDS = ("cupy", "torch:cuda")
+# bpgpu's peers, one per registry backend that trains at speed (array-api-strict is a
+# compliance check, MPS is not measured here)
+CPU_BACKENDS = tuple(n for n in names(gpu=False) if n not in ("array_api_strict", "torch:mps"))
+GPU_BACKENDS = tuple(names(gpu=True))
 
 
 def _traced_peak(peer: P.Peer) -> int:

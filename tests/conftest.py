@@ -7,11 +7,12 @@ import os
 import numpy as np
 import pytest
 
-from bpgpu.backends import BackendUnavailable, get_backend
+from bpgpu.backends import REGISTRY, BackendUnavailable, get_backend
 
-# CPU backends run on every CI machine; GPU ones are marked and skip without CUDA.
-CPU_BACKENDS = ["numpy", "array_api_strict", "torch"]
-GPU_BACKENDS = ["cupy", "torch:cuda"]
+# From the backend registry: CPU backends run on every CI machine (MPS skips off a Mac);
+# CUDA ones are marked `gpu` and skip without a device.
+CPU_BACKENDS = [e.name for e in REGISTRY if not e.gpu and e.name != "torch:mps"]
+GPU_BACKENDS = [e.name for e in REGISTRY if e.gpu]
 ALL_BACKENDS = [
     *CPU_BACKENDS,
     *(pytest.param(name, marks=pytest.mark.gpu) for name in GPU_BACKENDS),

@@ -177,3 +177,26 @@ def test_a_zip_bomb_member_is_not_inflated(tmp_path):
     assert bad.stat().st_size < 1 << 20
     with pytest.raises(bpgpu.ModelFileError, match="data bytes"):
         bpgpu.load(bad)
+
+
+def test_files_written_by_an_earlier_version_load_and_resume(tmp_path):
+    """A model file and a mid-training checkpoint written by bpgpu 0.1.0 at commit
+    c45dbcb (before the layer, optimizer and backend-operation redesign): the model gives
+    the outputs it gave then, and resuming the checkpoint trains the weights that
+    version trained, bit for bit (same arithmetic, in the same order)."""
+    import shutil
+    from pathlib import Path
+
+    data = Path(__file__).parent / "data"
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(40, 5)), rng.integers(0, 3, size=40)
+    net = bpgpu.load(data / "model-0.1.0-c45dbcb.npz", backend="numpy")
+    assert [a.name for a in net.activations] == ["prelu", "tanh", "softmax"]
+    want = np.load(data / "model-0.1.0-c45dbcb-outputs.npy")
+    np.testing.assert_array_equal(bpgpu.to_numpy(net.forward(X)), want)
+    ckpt = shutil.copy(data / "checkpoint-0.1.0-c45dbcb.npz", tmp_path / "c.npz")
+    resumed = bpgpu.load(ckpt, backend="numpy")  # a checkpoint is a loadable model too
+    h = resumed.fit(X, y, epochs=4, resume=ckpt)
+    assert h.epoch == [1, 2, 3, 4]
+    got = np.concatenate([w.ravel() for w in resumed.get_weights()])
+    np.testing.assert_array_equal(got, np.load(data / "checkpoint-0.1.0-c45dbcb-resumed.npy"))
