@@ -40,7 +40,7 @@ FLOORS = {
         1,
     ),  # the math
     **dict.fromkeys(["io", "checkpoint", "datasets"], 2),  # file formats
-    **dict.fromkeys(["history", "recovery", "training"], 3),  # training
+    **dict.fromkeys(["history", "recovery", "epochs", "training"], 3),  # training
     "network": 4,  # the MLP class, a thin face
     **dict.fromkeys(["gradcheck", "consistency"], 5),  # tools built on MLP
     **dict.fromkeys(["cli", "__init__", "__main__", "bench"], 6),  # the command line, the package

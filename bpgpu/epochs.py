@@ -1,0 +1,291 @@
+"""One epoch of ``fit`` and what carries over between epochs.
+
+:class:`Run` is everything a checkpoint holds, in memory (optimizer state, host RNG,
+history, early stopping); :func:`start_run` makes it fresh or puts a checkpoint back,
+:func:`save_checkpoint` writes it. :func:`run_epoch` trains the batches of one epoch
+with no host read inside (each batch's loss and correct count stay on the device);
+:func:`end_epoch` reads them once and handles divergence, interruption, the history,
+early stopping, callbacks and the checkpoint. Driven by :func:`bpgpu.training.fit`.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from bpgpu import checkpoint as _ckpt
+from bpgpu._host import HostRNG
+from bpgpu.batches import Batches
+from bpgpu.history import History
+from bpgpu.io import ModelFileError
+from bpgpu.recovery import diverged, position_of, restore, snapshot
+
+log = logging.getLogger("bpgpu")
+
+
+# ---- the run: optimizer state, RNG, history, early stopping ----------------------------
+
+
+@dataclass
+class Settings:
+    """What a fit needs to be resumed exactly; stored in checkpoints."""
+
+    epochs: int
+    batch_size: int
+    validation_split: float
+    shuffle: bool
+    patience: int | None
+    min_delta: float
+    seed: int
+    optimizer: dict
+
+
+@dataclass
+class Data:
+    """The training data on the device, validated, and the validation data (or None)."""
+
+    X: Any
+    T: Any
+    labels: Any  # class labels of T, once, when accuracy is defined
+    Xv: Any = None
+    Tv: Any = None
+
+    @property
+    def n(self) -> int:
+        return self.X.shape[0]
+
+
+@dataclass
+class Best:
+    """Early stopping: the best monitored value, its weights (with patience) and the
+    epochs waited since."""
+
+    value: float = math.inf
+    params: list | None = None
+    wait: int = 0
+
+
+@dataclass
+class Run:
+    """Everything a checkpoint holds, in memory."""
+
+    opt: Any
+    state: dict
+    rng: HostRNG
+    history: History
+    best: Best = field(default_factory=Best)
+    start: int = 0  # epochs already done
+    position: dict | None = None  # where a mid-epoch checkpoint stopped
+
+
+def start_run(net, model, st: Settings, opt, ckpt, n_batches: int) -> Run:
+    """A fresh run, or the checkpoint's ``ckpt = (path, config, arrays)`` put back. A
+    refused checkpoint changes nothing: everything is checked before the network is."""
+    if ckpt is None:
+        return Run(opt, opt.init(model.params), HostRNG(st.seed), History(seed=st.seed))
+    path, cfg, arrays = ckpt
+    try:
+        tr = cfg["training"]
+        start = int(tr["epoch"])
+        history = History.from_json(tr["history"])
+        rng = HostRNG(st.seed)
+        rng.set_state(tr["rng"])
+        best = Best(
+            value=math.inf if tr["best_value"] is None else float(tr["best_value"]),
+            wait=int(tr["wait"]),
+        )
+        t = int(tr["optimizer_t"])
+    except (KeyError, TypeError, ValueError, AttributeError) as e:
+        raise ModelFileError(
+            f"{path}: the checkpoint's training section is not valid ({type(e).__name__}: {e})"
+        ) from None
+    if start >= st.epochs:
+        raise ValueError(
+            f"the checkpoint is at epoch {start}; pass epochs > {start} to train further"
+        )
+    position = position_of(tr.get("position"), n_batches)
+    weights, scaling = net.get_weights(), net.input_scaling
+    try:
+        net.set_weights([arrays[n] for n in model.names])
+        if cfg.get("input_scaling"):
+            net.set_input_scaling(arrays["x_mean"], arrays["x_scale"])
+    except (KeyError, TypeError, ValueError) as e:
+        net.set_weights(weights)
+        net.set_input_scaling(*(scaling or (None, None)))
+        raise ModelFileError(f"{path}: the checkpoint's weights are not valid ({e})") from None
+    device = model.backend.asarray
+    slots = _ckpt.slots_of(arrays, model.names, opt.slots)
+    state = {"t": t, **{s: [device(a, model.dtype) for a in v] for s, v in slots.items()}}
+    saved_best = _ckpt.best_of(arrays, model.names, cfg)
+    if saved_best is not None:
+        best.params = [device(a, model.dtype) for a in saved_best]
+    return Run(opt, state, rng, history, best, start, position)
+
+
+def save_checkpoint(path, net, model, run: Run, st: Settings, position=None, rng_state=None):
+    """Write the run to ``path``: after an epoch, or mid-epoch at ``position`` (then
+    ``rng_state`` is the generator before that epoch's permutation, drawn again on
+    resume)."""
+    h = run.history
+    host = model.backend.to_numpy
+    training = {
+        "settings": st.__dict__,
+        "epoch": h.epoch[-1] if h.epoch else 0,
+        "optimizer_t": run.state["t"],
+        "rng": run.rng.state() if rng_state is None else rng_state,
+        "position": position,
+        "history": h.to_json(),
+        "best_value": run.best.value if math.isfinite(run.best.value) else None,
+        "wait": run.best.wait,
+    }
+    slots = {s: [host(v) for v in run.state[s]] for s in run.opt.slots}
+    best = None if run.best.params is None else [host(p) for p in run.best.params]
+    _ckpt.write(path, net.config(), net.arrays(), model.names, slots, best, training)
+
+
+# ---- one epoch --------------------------------------------------------------------------
+
+
+@dataclass
+class Epoch:
+    """What one pass over the batches leaves for the end of the epoch."""
+
+    index: int  # 0-based
+    t0: float
+    first: int  # the batch it started from (a mid-epoch resume starts later)
+    done: int  # batches finished (fewer than all: interrupted)
+    losses: list  # per-batch summed costs, device scalars (with train_metrics)
+    rights: list  # per-batch correct counts, device scalars
+    before: list | None  # a resumed epoch's earlier losses (None: unknown)
+    correct_before: int | None
+    perm: Any  # the device permutation (None: in order)
+    saved: tuple  # parameters and optimizer state at the epoch's start
+    rng_before: dict  # the generator before this epoch's permutation
+
+
+def run_epoch(net, model, run: Run, data: Data, batches: Batches, st, epoch: int, opts, stop_flag):
+    """Train one epoch (from a checkpoint's position, if it stopped mid-epoch)."""
+    t0 = time.perf_counter()
+    rng_before = run.rng.state()  # a mid-epoch checkpoint redraws this permutation
+    perm = run.rng.permutation(data.n) if st.shuffle else None
+    perm_d = None if perm is None else model.backend.asarray(perm)
+    saved = snapshot(model, run.state)
+    first, before, correct_before = 0, [], 0
+    if run.position is not None:  # resuming in the middle of this epoch
+        pos, run.position = run.position, None
+        first, correct_before = pos["batch"], pos["correct"]
+        # the finished batches' losses, so the epoch sums the very same values
+        # (None: that fit ran without train_metrics, so this epoch's are unknown)
+        dtype = model.backend.dtype(model.dtype)
+        dev = model.backend.device
+        losses = pos["losses"]
+        before = (
+            None
+            if losses is None
+            else [model.xp.asarray(v, dtype=dtype, device=dev) for v in losses]
+        )
+    metrics, n_batches = opts["train_metrics"], batches.count
+    anomaly, callbacks = opts["detect_anomaly"], opts["callbacks"]
+    losses, rights, done = [], [], n_batches
+    for bi, (Xb, Tb, Lb) in enumerate(batches.epoch(perm_d, first), start=first):
+        where = (epoch + 1, bi + 1) if anomaly else None
+        run.state, E, Y = model.step(Xb, Tb, run.opt, run.state, metrics, where)
+        if metrics:
+            losses.append(E)
+            if Lb is not None:
+                rights.append(model.correct(Y, Lb))
+        for cb in callbacks:
+            cb.on_batch_end(net, bi)
+        if stop_flag.is_set() and bi + 1 < n_batches:
+            done = bi + 1
+            break
+    return Epoch(
+        epoch, t0, first, done, losses, rights, before, correct_before, perm_d, saved, rng_before
+    )
+
+
+# ---- the end of an epoch -----------------------------------------------------------------
+
+
+def end_epoch(
+    net, model, run: Run, data: Data, batches: Batches, st, ep: Epoch, opts, stop_flag
+) -> bool:
+    """Divergence, interruption, history, early stopping, callbacks, checkpoint: True
+    when training stops here."""
+    xp, metrics, n_batches = model.xp, opts["train_metrics"], batches.count
+    known = metrics and ep.before is not None  # the whole epoch's metrics are known
+    if metrics:
+        total = float(xp.sum(xp.stack((ep.before or []) + ep.losses)))  # the epoch's read
+        finite = math.isfinite(total) and model.finite()  # finite loss, bad update: caught
+    else:  # no losses: the weights tell whether training diverged (one read)
+        total, finite = math.nan, model.finite()
+    correct = None
+    if known and ep.correct_before is not None:
+        correct = ep.correct_before + (int(xp.sum(xp.stack(ep.rights))) if ep.rights else 0)
+    if not finite and not metrics:
+        restore(model, ep.saved)
+        raise FloatingPointError(
+            f"the weights became NaN or inf in epoch {ep.index + 1}; the weights at its "
+            f"start are restored. Lower the learning rate (now {run.opt.lr:g}), "
+            "standardise the inputs, or fit with train_metrics=True (names the batch) "
+            "or detect_anomaly=True (names the layer)"
+        )
+    if not finite:
+        diverged(
+            model, run.opt, ep.saved, ep.losses, ep.first, ep.perm, batches, ep.index + 1, n_batches
+        )
+    h = run.history
+    if ep.done < n_batches:  # interrupted: keep the weights, remember the position
+        h.interrupted = True
+        if opts["checkpoint"] is not None:
+            position = {
+                "batch": ep.done,
+                "losses": [float(v) for v in ep.before + ep.losses] if known else None,
+                "correct": correct,
+                "epoch": ep.index,
+            }
+            save_checkpoint(opts["checkpoint"], net, model, run, st, position, ep.rng_before)
+        log.warning(
+            "bpgpu: fit interrupted in epoch %d after batch %d of %d",
+            ep.index + 1,
+            ep.done,
+            n_batches,
+        )
+        return True
+    val_loss = val_acc = math.nan
+    if data.Xv is not None:
+        val_loss, val_acc = model.evaluate(data.Xv, data.Tv)
+    h.epoch.append(ep.index + 1)
+    h.loss.append(total / data.n if known else math.nan)
+    h.accuracy.append(
+        correct / data.n if model.has_accuracy() and correct is not None else math.nan
+    )
+    h.val_loss.append(val_loss)
+    h.val_accuracy.append(val_acc)
+    h.time.append(time.perf_counter() - ep.t0)
+    stop = _early_stopping(model, run, st, val_loss if data.Xv is not None else h.loss[-1])
+    logs = {k: v[-1] for k, v in h.history.items()}
+    for cb in opts["callbacks"]:
+        if cb.on_epoch_end(net, ep.index + 1, logs):
+            stop = True
+    h.interrupted = stop_flag.is_set()
+    if opts["checkpoint"] is not None:
+        save_checkpoint(opts["checkpoint"], net, model, run, st)
+    return stop or h.interrupted
+
+
+def _early_stopping(model, run: Run, st: Settings, monitored: float) -> bool:
+    """Track the best epoch; True when ``patience`` epochs went by without improving."""
+    best, h = run.best, run.history
+    if monitored < best.value - st.min_delta:
+        best.value, best.wait = monitored, 0
+        best.params = model.copy(model.params) if st.patience is not None else None
+        h.best_epoch = h.epoch[-1]
+    else:
+        best.wait += 1
+    if st.patience is not None and best.wait >= st.patience:
+        h.stopped_early = True
+    return h.stopped_early
