@@ -114,7 +114,7 @@ device_info >"$RES/device.txt" 2>&1
 cp "$RES/device.txt" "$STAGE/device.txt"
 cat "$RES/device.txt"
 step backends 60 "$PY" -m bpgpu backends
-GPU_CORE="tests/test_fast_paths.py tests/test_reliability.py tests/test_backends.py"
+GPU_CORE="tests/test_ops.py tests/test_reliability.py tests/test_backends.py tests/test_benchmarks.py"
 # shellcheck disable=SC2086
 step pytest_gpu_core 150 "$PY" -m pytest -m gpu -q -p no:cacheprovider $GPU_CORE
 step check 150 "$PY" -m bpgpu check --backends numpy,cupy,torch:cuda -o "$STAGE/check-gpu.md"

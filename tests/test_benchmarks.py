@@ -250,3 +250,14 @@ def test_gpu_check_skips_what_the_budget_cannot_hold_and_says_so(tmp_path):
     summary = (out / "summary.txt").read_text()
     assert "backends: NOT RUN" in summary and "GPU_CHECK_STEPS=backends" in summary
     assert (out / "gpu-results.tar.gz").exists()
+
+
+def test_gpu_check_runs_test_files_that_exist():
+    """A renamed test file must not silently drop out of the one GPU run."""
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    text = (root / "benchmarks" / "gpu_check.sh").read_text()
+    files = re.search(r'GPU_CORE="([^"]+)"', text).group(1).split()
+    assert files and all((root / f).is_file() for f in files), files
