@@ -40,33 +40,53 @@ def check_targets(model, T: Any, B: int) -> Any:
         raise ValueError(
             f"X has {B} samples but the targets have {got}; pass one target per row of X"
         )
-    if Tb.ndim == 1:
-        if model.cost.name == "categorical_cross_entropy":
-            if not xp.isdtype(Tb.dtype, "integral"):
-                raise TypeError(
-                    "1-D targets for categorical_cross_entropy must be integer class "
-                    f"labels; got dtype {Tb.dtype} (pass labels as int, or one-hot rows)"
-                )
-            lo, hi = int(xp.min(Tb)), int(xp.max(Tb))
-            if lo < 0 or hi >= n_L:
-                raise ValueError(
-                    f"class labels must lie in 0..{n_L - 1} for {n_L} outputs; "
-                    f"got labels from {lo} to {hi}"
-                )
-            classes = xp.arange(n_L, device=model.backend.device)
-            Tb = xp.reshape(Tb, (B, 1)) == xp.reshape(classes, (1, n_L))
-            one_hot = True
-        elif n_L == 1:
-            Tb = xp.reshape(Tb, (B, 1))
+    if Tb.ndim == 1 and n_L > 1:  # class labels, for every cost: one-hot rows
+        if not xp.isdtype(Tb.dtype, "integral"):
+            raise TypeError(
+                f"1-D targets for a network with {n_L} outputs must be integer class labels "
+                f"(0..{n_L - 1}); got dtype {Tb.dtype}. Pass labels as integers, or "
+                f"targets of shape ({B}, {n_L})"
+            )
+        lo, hi = int(xp.min(Tb)), int(xp.max(Tb))
+        if lo < 0 or hi >= n_L:
+            raise ValueError(
+                f"class labels must lie in 0..{n_L - 1} for {n_L} outputs; "
+                f"got labels from {lo} to {hi}"
+            )
+        classes = xp.arange(n_L, device=model.backend.device)
+        Tb = xp.reshape(Tb, (B, 1)) == xp.reshape(classes, (1, n_L))
+        one_hot = True
+    elif Tb.ndim == 1:
+        Tb = xp.reshape(Tb, (B, 1))
     if tuple(Tb.shape) != (B, n_L):
         raise ValueError(
             f"targets have shape {tuple(Tb.shape)}, expected ({B}, {n_L})"
             + (" or integer labels of shape (B,)" if n_L > 1 else " or (B,)")
         )
     Tb = _finite(model, Tb, "targets contain NaN or inf")
-    if model.cost.name == "categorical_cross_entropy" and not one_hot:
-        _check_distributions(model, Tb)
+    if not one_hot:
+        if model.cost.name == "categorical_cross_entropy":
+            _check_distributions(model, Tb)
+        else:
+            _check_domain(model, Tb)
     return Tb
+
+
+def _check_domain(model, T: Any) -> None:
+    """Refuse targets outside the values the cost is defined on: per-unit cross-entropy
+    (5) takes probabilities, and a -1/+1 target makes the loss negative and the
+    gradient point the wrong way, with no error."""
+    r = model.cost.domain
+    if math.isinf(r.lo) and math.isinf(r.hi):
+        return
+    xp = model.xp
+    lo, hi = float(xp.min(T)), float(xp.max(T))
+    if lo < r.lo or hi > r.hi:
+        raise ValueError(
+            f"{model.cost.name} targets must lie in [{r.lo:g}, {r.hi:g}] (probabilities); "
+            f"got values from {lo:g} to {hi:g}. For -1/+1 labels pass (y + 1) / 2; for "
+            "other targets use cost='quadratic'"
+        )
 
 
 def _check_distributions(model, T: Any) -> None:

@@ -21,13 +21,13 @@ from typing import Any, TypeVar
 from bpgpu import activations as _acts
 from bpgpu import costs as _costs
 from bpgpu import io
-from bpgpu._host import host_copy, init_weights
+from bpgpu._args import dtype_name, integer, real, widths
+from bpgpu._host import INITS, host_copy, init_weights
 from bpgpu.backends import Backend, get_backend
 from bpgpu.layers import build, param_names, param_shapes
 from bpgpu.model import Model
 from bpgpu.training import fit as _fit
 
-DTYPES = ("float32", "float64")
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -74,6 +74,14 @@ class MLP:
     dtype : {"float32", "float64"}
     seed : int or None
         Seed of the host ``numpy.random.Generator`` that draws the initial weights.
+    init : str
+        Initial weights: ``"auto"`` (He normal for the ReLU family, Glorot uniform
+        otherwise), ``"he_normal"``, ``"he_uniform"``, ``"glorot_uniform"``,
+        ``"glorot_normal"``, ``"lecun_normal"``, ``"scaled_normal"`` (weights
+        N(0, 1/n_in), biases N(0, 1): the default of Nielsen's ``network2``) or
+        ``"normal"`` (weights and biases N(0, 1): his ``network.py``).
+
+    Sizes, seed and dtype take NumPy integers and dtypes as well as Python ones.
     """
 
     def __init__(
@@ -86,23 +94,30 @@ class MLP:
         dtype: str = "float32",
         seed: int | None = 0,
         *,
+        init: str = "auto",
         _weights: Sequence[Any] | None = None,
     ):
-        sizes = list(sizes)
-        if len(sizes) < 2 or not all(
-            isinstance(n, int) and not isinstance(n, bool) and n > 0 for n in sizes
-        ):
-            raise ValueError(
-                f"sizes must list at least 2 positive integers [n_inputs, ..., n_outputs]; "
-                f"got {sizes!r}"
-            )
+        sizes = widths(sizes)
         n_hidden = len(sizes) - 2
-        names = [hidden] * n_hidden if isinstance(hidden, str) else list(hidden)
+        if isinstance(hidden, str):
+            names = [hidden] * n_hidden
+        elif isinstance(hidden, (list, tuple)):
+            names = list(hidden)
+        else:
+            raise ValueError(
+                f"hidden must be an activation name (e.g. 'relu') or a list of one name per "
+                f"hidden layer; got {hidden!r}"
+            )
         if len(names) != n_hidden:
             raise ValueError(
                 f"hidden lists {len(names)} activations but sizes has {n_hidden} hidden layers"
             )
         acts = [_acts.get(n) for n in names] + [_acts.get(output)]
+        if acts[-1].name == "softmax" and sizes[-1] < 2:
+            raise ValueError(
+                f"output='softmax' over {sizes[-1]} output always gives 1: use at least 2 "
+                "outputs (one per class), or one output with output='sigmoid' for two classes"
+            )
         if cost is None:
             cost = _DEFAULT_COST.get(acts[-1].name, "quadratic")
         cost_obj = _costs.get(cost)
@@ -113,10 +128,13 @@ class MLP:
                     f"{act.name!r} belongs on the output layer only; hidden layer {i} needs "
                     f"another activation (e.g. 'relu')"
                 )
-        if dtype not in DTYPES:
-            raise ValueError(f"dtype must be 'float32' or 'float64'; got {dtype!r}")
-        if seed is not None and (type(seed) is not int or seed < 0):
-            raise ValueError(f"seed must be a non-negative integer or None; got {seed!r}")
+        dtype = dtype_name(dtype)
+        if seed is not None:
+            seed = integer("seed", seed, lo=0)
+        if init not in INITS:
+            from bpgpu._errors import unknown_name
+
+            raise unknown_name("init", init, INITS)
         backend = get_backend(backend)
         backend.dtype(dtype)  # refuses a dtype the device lacks (float64 on MPS)
         for i, act in enumerate(acts, start=1):
@@ -133,9 +151,10 @@ class MLP:
         self.cost = cost_obj
         self.seed = seed
         self.input_scaling: tuple[Any, Any] | None = None  # host copies, saved with the model
+        self.init = init
         layers = build(sizes, acts)
         self.model = Model(layers, cost_obj, backend, dtype, params=[])
-        self.set_weights(init_weights(layers, seed) if _weights is None else _weights)
+        self.set_weights(init_weights(layers, seed, init) if _weights is None else _weights)
 
     # ---- what the network is -----------------------------------------------------------
 
@@ -189,9 +208,7 @@ class MLP:
     def to(self, backend: str | Backend, dtype: str | None = None) -> MLP:
         """A copy of this network on another backend (and dtype), with identical weights."""
         backend = get_backend(backend)
-        dtype = dtype or self.dtype
-        if dtype not in DTYPES:
-            raise ValueError(f"dtype must be 'float32' or 'float64'; got {dtype!r}")
+        dtype = self.dtype if dtype is None else dtype_name(dtype)
         backend.dtype(dtype)
         net = object.__new__(MLP)
         net.__dict__.update(self.__dict__)
@@ -260,8 +277,7 @@ class MLP:
     @on_device
     def sgd_step(self, X: Any, T: Any, lr: float = 0.1) -> None:
         """One gradient-descent step on the batch: ``w <- w - lr dE/dw``, eq. (10)-(11)."""
-        if not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0):
-            raise ValueError(f"lr must be a positive finite number; got {lr!r}")
+        lr = real("lr", lr, 0.0)
         grads = self.gradients(X, T)
         m = self.model
         m.params = self.backend.ops.apply_updates(m.params, [-lr * g for g in grads])

@@ -26,17 +26,13 @@ from typing import Any
 
 import array_api_compat
 
+from bpgpu._args import real
+
 __all__ = ["Optimizer", "SGD", "Momentum", "Nesterov", "Adam", "get", "OPTIMIZERS"]
 
 
 def _check(name: str, value: Any, lo: float, hi: float = math.inf, lo_open=True) -> float:
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-    if ok:
-        ok = (value > lo if lo_open else value >= lo) and value < hi
-    if not ok:
-        bound = f"{'>' if lo_open else '>='} {lo:g}" + (f" and < {hi:g}" if hi < math.inf else "")
-        raise ValueError(f"{name} must be a finite number {bound}; got {value!r}")
-    return float(value)
+    return real(name, value, lo, hi, lo_open)
 
 
 class Optimizer:

@@ -27,6 +27,7 @@ from typing import Any
 
 from bpgpu import checkpoint as _ckpt
 from bpgpu import optimizers as _opt
+from bpgpu._args import integer, real
 from bpgpu._host import fresh_seed, split_indices
 from bpgpu.batches import Batches
 from bpgpu.epochs import Data, Settings, end_epoch, run_epoch, start_run
@@ -42,12 +43,6 @@ log = logging.getLogger("bpgpu")
 # ---- settings -------------------------------------------------------------------------
 
 
-def _positive_int(name: str, v: Any) -> int:
-    if type(v) is not int or v < 1:
-        raise ValueError(f"{name} must be a positive integer; got {v!r}")
-    return v
-
-
 def _build_optimizer(kw: dict) -> _opt.Optimizer:
     spec = "sgd" if kw["optimizer"] is _MISSING else kw["optimizer"]
     extra = {}
@@ -60,6 +55,28 @@ def _build_optimizer(kw: dict) -> _opt.Optimizer:
             raise ValueError("set lr and weight_decay on the optimizer object, not in fit()")
         return spec
     return _opt.get(spec, **extra)
+
+
+_HOOKS = ("on_train_begin", "on_batch_end", "on_epoch_end", "on_train_end")
+
+
+def _callbacks(callbacks) -> list:
+    """``callbacks`` as a list of objects with the four hooks, or a TypeError that says
+    what to pass."""
+    if isinstance(callbacks, Callback) or not hasattr(callbacks, "__iter__"):
+        raise TypeError(
+            f"callbacks must be a list of Callback objects; got {callbacks!r} "
+            "(for one callback pass callbacks=[cb])"
+        )
+    out = list(callbacks)
+    for cb in out:
+        missing = [h for h in _HOOKS if not callable(getattr(cb, h, None))]
+        if missing:
+            raise TypeError(
+                f"callbacks holds {cb!r}, which has no {', '.join(missing)}; subclass "
+                "bpgpu.Callback and override the hooks you need"
+            )
+    return out
 
 
 def resolve_settings(seed: int | None, kw: dict, saved: dict | None) -> tuple[Settings, Any]:
@@ -82,19 +99,20 @@ def resolve_settings(seed: int | None, kw: dict, saved: dict | None) -> tuple[Se
                 "its settings (omit the argument, or start a new fit without resume=)"
             )
         merged[k] = saved[k] if saved is not None else (default if given is _MISSING else given)
-    _positive_int("epochs", kw["epochs"])
-    _positive_int("batch_size", merged["batch_size"])
-    vs = merged["validation_split"]
-    if not (isinstance(vs, (int, float)) and 0 <= vs < 1):
-        raise ValueError(f"validation_split must be in [0, 1); got {vs!r}")
+    kw["epochs"] = integer("epochs", kw["epochs"])
+    merged["batch_size"] = integer("batch_size", merged["batch_size"])
+    merged["validation_split"] = real(
+        "validation_split", merged["validation_split"], 0.0, 1.0, lo_open=False
+    )
     if merged["patience"] is not None:
-        _positive_int("patience", merged["patience"])
-    if not (isinstance(merged["min_delta"], (int, float)) and merged["min_delta"] >= 0):
-        raise ValueError(f"min_delta must be >= 0; got {merged['min_delta']!r}")
+        merged["patience"] = integer("patience", merged["patience"])
+    merged["min_delta"] = real("min_delta", merged["min_delta"], 0.0, lo_open=False)
+    if type(merged["shuffle"]) is not bool:
+        raise ValueError(f"shuffle must be True or False; got {merged['shuffle']!r}")
     if merged["seed"] is None:
         merged["seed"] = fresh_seed()
-    elif type(merged["seed"]) is not int or merged["seed"] < 0:
-        raise ValueError(f"seed must be a non-negative integer; got {merged['seed']!r}")
+    else:
+        merged["seed"] = integer("seed", merged["seed"], lo=0)
     if saved is not None:
         opt = _opt.get(saved["optimizer"])
         if kw["optimizer"] is not _MISSING or kw["lr"] is not None or kw["weight_decay"]:
@@ -196,11 +214,12 @@ def fit(
             "which train_metrics=False does not compute; pass validation_data or "
             "validation_split, or keep train_metrics=True"
         )
+    callbacks = _callbacks(callbacks)
     data = prepare_data(model, X, y, st, validation_data)
     batches = Batches(model.xp, [data.X, data.T, data.labels], st.batch_size)
     run = start_run(net, model, st, opt, ckpt, batches.count)
     opts = {
-        "callbacks": list(callbacks),
+        "callbacks": callbacks,
         "checkpoint": checkpoint,
         "train_metrics": train_metrics,
         "detect_anomaly": detect_anomaly,

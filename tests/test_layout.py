@@ -26,6 +26,7 @@ FLOORS = {
     **dict.fromkeys(
         [
             "_errors",
+            "_args",
             "_version",
             "activations",
             "costs",
