@@ -116,10 +116,15 @@ class Report:
 
     @property
     def ok(self) -> bool:
-        return all(r.ok for r in self.rows)
+        """Every backend asked for ran and agreed. A backend that could not run is not
+        agreement: ``compare_backends(["numpy", "torch"])`` without torch is not ok."""
+        return bool(self.rows) and not self.skipped and all(r.ok for r in self.rows)
 
     def failures(self) -> list[str]:
-        return [f for r in self.rows for f in r.failures()]
+        """What went wrong, one line each: a tensor beyond tolerance, or a backend that
+        did not run (with its reason)."""
+        ran = [f for r in self.rows for f in r.failures()]
+        return ran + [f"{name} did not run: {why}" for name, why in self.skipped.items()]
 
     def table(self) -> str:
         """A markdown table: backend, dtype, worst error per quantity, tolerance, status."""

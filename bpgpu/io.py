@@ -43,23 +43,60 @@ class ModelFileError(ValueError):
 # ---- writing ---------------------------------------------------------------------------
 
 
+def prepare_output(path: str | os.PathLike, what: str = "output file") -> str:
+    """Check, before any work, that ``path`` can be written: a missing folder is created;
+    a folder in the file's place, or a folder that cannot be made or written, is refused
+    with an OSError naming ``path``. Returns the path as a string."""
+    path = os.fspath(path)
+    if not path:
+        raise ValueError(f"{what}: the file name is empty")
+    if os.path.isdir(path):
+        raise IsADirectoryError(f"{what} {path} is a folder; give a file name")
+    folder = os.path.dirname(os.path.abspath(path))
+    try:
+        os.makedirs(folder, exist_ok=True)
+    except OSError as e:
+        raise OSError(f"cannot create the folder of {what} {path}: {e.strerror or e}") from None
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise PermissionError(f"cannot write {what} {path}: its folder {folder} is not writable")
+    return path
+
+
+def _mode_for(path: str) -> int:
+    """The permissions a new file gets from the umask, or those of the file it replaces."""
+    try:
+        return os.stat(path).st_mode & 0o7777
+    except FileNotFoundError:
+        umask = os.umask(0o022)
+        os.umask(umask)
+        return 0o666 & ~umask
+
+
 def atomic_write(path: str | os.PathLike, write: Callable[[Any], None]) -> None:
     """Call ``write(f)`` on a temporary file beside ``path``, fsync it, then rename it over
-    ``path``. On any error the temporary file is removed and ``path`` is untouched."""
+    ``path``. On any error the temporary file is removed and ``path`` is untouched; an
+    OSError names ``path`` (never the temporary file). The file gets the permissions the
+    umask gives a new file, or keeps those of the file it replaces."""
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{os.path.basename(path)}.", suffix=".tmp")
+    try:
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{os.path.basename(path)}.", suffix=".tmp")
+    except OSError as e:
+        raise OSError(f"cannot write {path}: {e.strerror or e}") from None
     try:
         with os.fdopen(fd, "wb") as f:
             write(f)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, _mode_for(path))  # mkstemp makes 0600
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         try:
             os.unlink(tmp)
         except FileNotFoundError:
             pass
+        if isinstance(e, OSError) and tmp in str(e):
+            raise OSError(f"cannot write {path}: {e.strerror or e}") from None
         raise
     try:  # make the rename itself durable
         dfd = os.open(folder, os.O_RDONLY)
@@ -69,6 +106,11 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Any], None]) -> None:
             os.close(dfd)
     except OSError:
         pass  # some filesystems and platforms cannot fsync a folder
+
+
+def write_text(path: str | os.PathLike, text: str) -> None:
+    """``text`` to ``path``, atomically (reports, predictions)."""
+    atomic_write(path, lambda f: f.write(text.encode()))
 
 
 def write_archive(path: str | os.PathLike, config: dict, arrays: dict[str, np.ndarray]) -> None:
@@ -240,6 +282,8 @@ def _read_open_archive(zf, path, shapes_for, max_bytes):
     arrays = {}
     for name, shape in shapes.items():
         arrays[name] = _read_npy(zf, f"{name}.npy", shape, dtype, path)
+    if "x_scale" in arrays and not bool(np.all(arrays["x_scale"] > 0)):
+        raise _fail(path, "x_scale.npy holds a scale <= 0; the input scaling must divide by > 0")
     return cfg, arrays
 
 

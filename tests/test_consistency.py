@@ -116,3 +116,26 @@ def test_cli_backends_lists_every_known_backend():
 def test_help_everywhere(args):
     out = run_cli(*args)
     assert out.returncode == 0 and "usage: bpgpu" in out.stdout
+
+
+def test_a_backend_that_did_not_run_is_not_agreement(monkeypatch):
+    from bpgpu import backends
+
+    monkeypatch.setitem(sys.modules, "torch", None)  # as if torch were not installed
+    monkeypatch.setattr(backends, "_cache", {})
+    report = compare_backends(["numpy", "torch"], dtypes=("float32",), suite=default_suite()[:1])
+    assert [r.backend for r in report.rows] == ["numpy"] and report.rows[0].ok
+    assert not report.ok
+    assert any("torch did not run" in f for f in report.failures())
+
+
+def test_errors_are_relative_norms_not_max_abs():
+    """||a - ref|| / ||ref|| (section 5): one entry off by 1 in a 100-vector of ones."""
+    from bpgpu.consistency import _rel
+
+    ref = np.ones(100)
+    a = ref.copy()
+    a[0] += 1.0
+    assert _rel(a, ref) == pytest.approx(1.0 / 10.0, rel=1e-12)  # max-abs would give 1.0
+    b = ref + 0.01
+    assert _rel(b, ref) == pytest.approx(0.01, rel=1e-12)  # 2-norm over 2-norm

@@ -200,3 +200,87 @@ def test_files_written_by_an_earlier_version_load_and_resume(tmp_path):
     assert h.epoch == [1, 2, 3, 4]
     got = np.concatenate([w.ravel() for w in resumed.get_weights()])
     np.testing.assert_array_equal(got, np.load(data / "checkpoint-0.1.0-c45dbcb-resumed.npy"))
+
+
+def test_a_transposed_weight_matrix_is_refused(tmp_path):
+    """Same number of elements, other shape: a validator counting elements would load it."""
+    src, dst = tmp_path / "m.npz", tmp_path / "t.npz"
+    make().save(src)
+    rewrite(src, dst, replace={"W1.npy": npy(np.zeros((5, 7), np.float32))})
+    with pytest.raises(
+        bpgpu.ModelFileError, match=r"W1.npy: shape \(5, 7\), the config implies \(7, 5\)"
+    ):
+        bpgpu.load(dst)
+
+
+@pytest.mark.parametrize("scale", [0.0, -2.0])
+def test_a_non_positive_input_scale_is_a_model_file_error_naming_the_file(scale, tmp_path):
+    src, dst = tmp_path / "m.npz", tmp_path / "bad-scale.npz"
+    make().save(src)
+    rewrite(src, dst, replace={"x_scale.npy": npy(np.full(5, scale, np.float32))})
+    with pytest.raises(
+        bpgpu.ModelFileError, match=r"bad-scale.npz: x_scale.npy holds a scale <= 0"
+    ):
+        bpgpu.load(dst)
+
+
+def test_atomic_write_syncs_the_data_before_the_rename(tmp_path, monkeypatch):
+    """Without fsync before os.replace a crash can leave a renamed, empty file."""
+    events = []
+    real_fsync, real_replace = os.fsync, os.replace
+    monkeypatch.setattr(os, "fsync", lambda fd: (events.append("fsync"), real_fsync(fd))[1])
+    monkeypatch.setattr(
+        os, "replace", lambda a, b: (events.append("replace"), real_replace(a, b))[1]
+    )
+    io.atomic_write(tmp_path / "f.bin", lambda f: f.write(b"data"))
+    assert events[:2] == ["fsync", "replace"], events
+    assert (tmp_path / "f.bin").read_bytes() == b"data"
+
+
+def test_files_get_the_umask_permissions_and_an_overwritten_file_keeps_its_mode(tmp_path):
+    old = os.umask(0o027)
+    try:
+        make().save(tmp_path / "new.npz")
+        assert (tmp_path / "new.npz").stat().st_mode & 0o777 == 0o640  # not mkstemp's 0600
+        shared = tmp_path / "shared.npz"
+        shared.write_bytes(b"old")
+        shared.chmod(0o664)
+        make().save(shared)
+        assert shared.stat().st_mode & 0o777 == 0o664
+    finally:
+        os.umask(old)
+
+
+def test_write_errors_name_the_users_path_not_the_temporary_file(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")  # a file where a folder should be: fails as root too
+    with pytest.raises(OSError, match=f"cannot write {blocker / 'm.npz'}") as e:
+        make().save(blocker / "m.npz")
+    assert ".tmp" not in str(e.value)
+
+
+def test_write_errors_in_a_read_only_folder_name_the_users_path(tmp_path):
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    folder.chmod(0o500)
+    try:
+        if os.access(folder, os.W_OK):
+            pytest.skip("running as a user that may write anywhere (root)")
+        with pytest.raises(OSError, match=f"cannot write {folder / 'm.npz'}") as e:
+            make().save(folder / "m.npz")
+        assert ".tmp" not in str(e.value)
+    finally:
+        folder.chmod(0o700)
+
+
+def test_output_paths_are_checked_before_the_work(tmp_path):
+    deep = tmp_path / "a" / "b" / "m.npz"
+    assert io.prepare_output(deep) == str(deep) and deep.parent.is_dir()  # made at once
+    with pytest.raises(IsADirectoryError, match="is a folder"):
+        io.prepare_output(tmp_path / "a")
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(
+        OSError, match=f"cannot create the folder of output file {blocker / 'm.npz'}"
+    ):
+        io.prepare_output(blocker / "m.npz")

@@ -28,12 +28,15 @@ def cmd_backends(args: argparse.Namespace) -> int:
 
 def cmd_check(args: argparse.Namespace) -> int:
     from bpgpu.consistency import TOLERANCE, compare_backends
+    from bpgpu.io import prepare_output, write_text
 
     dtypes = tuple(_split(args.dtype) or ("float64", "float32"))
     bad = [d for d in dtypes if d not in TOLERANCE]
     if bad:
         print(f"bpgpu check: unknown dtype {bad[0]!r}; use float64 or float32", file=sys.stderr)
         return 2
+    if args.output:
+        prepare_output(args.output, "report")  # before the work, not after it
     try:
         report = compare_backends(_split(args.backends), dtypes=dtypes, seed=args.seed)
     except ValueError as e:
@@ -47,20 +50,19 @@ def cmd_check(args: argparse.Namespace) -> int:
     ]
     for name, why in report.skipped.items():
         text.append(f"\nnot run: {name}: {why}")
-    failures = report.failures()
-    if failures:
-        text += ["", *(f"FAIL {f}" for f in failures)]
-    elif report.rows:
+    failed = [f for r in report.rows for f in r.failures()]
+    if failed:
+        text += ["", *(f"FAIL {f}" for f in failed)]
+    if report.ok:
         ran = sorted({r.backend for r in report.rows})
         text += ["", f"agreement within tolerance: {', '.join(ran)}"]
-    else:
+    elif not report.rows:
         text += ["", "no backend ran"]
     out = "\n".join(text)
     print(out)
     if args.output:
-        with open(args.output, "w") as f:
-            f.write(out + "\n")
-    return 1 if failures or report.skipped or not report.rows else 0
+        write_text(args.output, out + "\n")
+    return 0 if report.ok else 1
 
 
 def build_parser() -> argparse.ArgumentParser:
