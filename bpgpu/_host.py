@@ -6,7 +6,9 @@ Randomness lives on the host so that the same seed gives the same initial weight
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -106,3 +108,22 @@ def split_indices(n: int, fraction: float, seed: int) -> tuple[np.ndarray, np.nd
     perm = HostRNG(seed, stream=0).permutation(n)
     k = int(round(n * fraction))
     return np.sort(perm[k:]), np.sort(perm[:k])
+
+
+def data_fingerprint(X: Any, y: Any) -> dict | None:
+    """Rows and a hash of the bytes, shapes and dtypes of ``(X, y)`` as given (host copies
+    of device arrays): what a checkpoint records so that it is never resumed on other
+    data. One pass over the data, made only when a fit writes or reads a checkpoint."""
+    from bpgpu.backends import to_host
+
+    h = hashlib.blake2b(digest_size=16)
+    rows = None
+    for a in (X, y):
+        try:
+            a = np.ascontiguousarray(to_host(a))
+        except (TypeError, ValueError):  # not an array: fit's input check says why
+            return None
+        rows = a.shape[0] if rows is None and a.ndim else rows
+        h.update(f"{a.dtype.str}{a.shape}".encode())
+        h.update(a.data if a.dtype.kind in "biuf" else repr(a.tolist()).encode())
+    return {"rows": rows, "fingerprint": h.hexdigest()}

@@ -21,7 +21,7 @@ from bpgpu._host import HostRNG
 from bpgpu.batches import Batches
 from bpgpu.history import History
 from bpgpu.io import ModelFileError
-from bpgpu.recovery import diverged, position_of, restore, snapshot
+from bpgpu.recovery import diverged, restore, snapshot
 
 log = logging.getLogger("bpgpu")
 
@@ -79,13 +79,22 @@ class Run:
     best: Best = field(default_factory=Best)
     start: int = 0  # epochs already done
     position: dict | None = None  # where a mid-epoch checkpoint stopped
+    data: dict | None = None  # rows and fingerprint of the training data, for checkpoints
 
 
-def start_run(net, model, st: Settings, opt, ckpt, n_batches: int) -> Run:
-    """A fresh run, or the checkpoint's ``ckpt = (path, config, arrays)`` put back. A
-    refused checkpoint changes nothing: everything is checked before the network is."""
-    if ckpt is None:
-        return Run(opt, opt.init(model.params), HostRNG(st.seed), History(seed=st.seed))
+def fresh_run(model, st: Settings, opt) -> Run:
+    """A run from the start: zeroed optimizer state, the settings' seed."""
+    return Run(opt, opt.init(model.params), HostRNG(st.seed), History(seed=st.seed))
+
+
+def resume_run(net, model, st: Settings, opt, ckpt, fingerprint: dict | None):
+    """The checkpoint ``ckpt = (path, config, arrays)`` put back: ``(run, undo)``.
+
+    Everything in the file is checked before the network changes; then the network gets
+    the checkpoint's weights and input scaling (so the data are standardised as they
+    were), and ``undo()`` puts the old ones back if a later check refuses the resume.
+    ``fingerprint`` (of the data given now) must match the one the checkpoint recorded.
+    """
     path, cfg, arrays = ckpt
     try:
         tr = cfg["training"]
@@ -98,6 +107,7 @@ def start_run(net, model, st: Settings, opt, ckpt, n_batches: int) -> Run:
             wait=int(tr["wait"]),
         )
         t = int(tr["optimizer_t"])
+        saved_data = tr.get("data")  # None in checkpoints written before it was recorded
     except (KeyError, TypeError, ValueError, AttributeError) as e:
         raise ModelFileError(
             f"{path}: the checkpoint's training section is not valid ({type(e).__name__}: {e})"
@@ -106,15 +116,27 @@ def start_run(net, model, st: Settings, opt, ckpt, n_batches: int) -> Run:
         raise ValueError(
             f"the checkpoint is at epoch {start}; pass epochs > {start} to train further"
         )
-    position = position_of(tr.get("position"), n_batches)
+    if saved_data is not None and fingerprint is not None and saved_data != fingerprint:
+        raise ValueError(
+            f"{path} was written training on other data ({saved_data.get('rows')} rows, "
+            f"fingerprint {saved_data.get('fingerprint')}; these are {fingerprint['rows']} "
+            f"rows, fingerprint {fingerprint['fingerprint']}): resume with the data it was "
+            "trained on, or start a new fit without resume="
+        )
     weights, scaling = net.get_weights(), net.input_scaling
+
+    def undo() -> None:
+        net.set_weights(weights)
+        net.set_input_scaling(*(scaling or (None, None)))
+
     try:
         net.set_weights([arrays[n] for n in model.names])
         if cfg.get("input_scaling"):
             net.set_input_scaling(arrays["x_mean"], arrays["x_scale"])
+        else:
+            net.set_input_scaling(None, None)
     except (KeyError, TypeError, ValueError) as e:
-        net.set_weights(weights)
-        net.set_input_scaling(*(scaling or (None, None)))
+        undo()
         raise ModelFileError(f"{path}: the checkpoint's weights are not valid ({e})") from None
     device = model.backend.asarray
     slots = _ckpt.slots_of(arrays, model.names, opt.slots)
@@ -122,13 +144,13 @@ def start_run(net, model, st: Settings, opt, ckpt, n_batches: int) -> Run:
     saved_best = _ckpt.best_of(arrays, model.names, cfg)
     if saved_best is not None:
         best.params = [device(a, model.dtype) for a in saved_best]
-    return Run(opt, state, rng, history, best, start, position)
+    return Run(opt, state, rng, history, best, start, tr.get("position")), undo
 
 
 def save_checkpoint(path, net, model, run: Run, st: Settings, position=None, rng_state=None):
     """Write the run to ``path``: after an epoch, or mid-epoch at ``position`` (then
     ``rng_state`` is the generator before that epoch's permutation, drawn again on
-    resume)."""
+    resume). The data's fingerprint (``run.data``) goes with it."""
     h = run.history
     host = model.backend.to_numpy
     training = {
@@ -140,6 +162,7 @@ def save_checkpoint(path, net, model, run: Run, st: Settings, position=None, rng
         "history": h.to_json(),
         "best_value": run.best.value if math.isfinite(run.best.value) else None,
         "wait": run.best.wait,
+        "data": run.data,
     }
     slots = {s: [host(v) for v in run.state[s]] for s in run.opt.slots}
     best = None if run.best.params is None else [host(p) for p in run.best.params]

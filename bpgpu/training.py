@@ -28,11 +28,12 @@ from typing import Any
 from bpgpu import checkpoint as _ckpt
 from bpgpu import optimizers as _opt
 from bpgpu._args import integer, real
-from bpgpu._host import fresh_seed, split_indices
+from bpgpu._host import data_fingerprint, fresh_seed, split_indices
 from bpgpu.batches import Batches
-from bpgpu.epochs import Data, Settings, end_epoch, run_epoch, start_run
+from bpgpu.epochs import Data, Settings, end_epoch, fresh_run, resume_run, run_epoch
 from bpgpu.history import Callback, History
-from bpgpu.recovery import interruptible
+from bpgpu.io import prepare_output
+from bpgpu.recovery import interruptible, position_of
 
 __all__ = ["Callback", "History", "fit"]
 
@@ -215,9 +216,25 @@ def fit(
             "validation_split, or keep train_metrics=True"
         )
     callbacks = _callbacks(callbacks)
-    data = prepare_data(model, X, y, st, validation_data)
-    batches = Batches(model.xp, [data.X, data.T, data.labels], st.batch_size)
-    run = start_run(net, model, st, opt, ckpt, batches.count)
+    if checkpoint is not None:
+        prepare_output(checkpoint, "checkpoint")  # now, not after the first epoch
+    # what the data were, so that a checkpoint is never resumed on other data
+    fp = data_fingerprint(X, y) if checkpoint is not None or ckpt is not None else None
+    undo = None
+    if ckpt is not None:
+        run, undo = resume_run(net, model, st, opt, ckpt, fp)
+    try:
+        data = prepare_data(model, X, y, st, validation_data)
+        batches = Batches(model.xp, [data.X, data.T, data.labels], st.batch_size)
+        if ckpt is None:
+            run = fresh_run(model, st, opt)
+        else:
+            run.position = position_of(run.position, batches.count)
+    except BaseException:
+        if undo is not None:
+            undo()  # a refused resume leaves the network as it was
+        raise
+    run.data = fp
     opts = {
         "callbacks": callbacks,
         "checkpoint": checkpoint,

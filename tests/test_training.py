@@ -368,3 +368,109 @@ def test_fit_reads_the_device_a_fixed_number_of_times_per_epoch(metrics, monkeyp
         return reads["n"]
 
     assert reads_for(64) == reads_for(8) > 0  # 2 batches an epoch, then 16
+
+
+def test_a_refused_resume_leaves_the_network_as_it_was(tmp_path):
+    """Epochs already reached, other data, a bad position: refused before, or undone
+    after, the checkpoint's weights and scaling reach the network."""
+    X, y = blobs()
+    ckpt = tmp_path / "c.npz"
+    trained = bpgpu.MLP([4, 8, 3], backend="numpy", seed=1)
+    trained.set_input_scaling(X.mean(0), X.std(0))
+    trained.fit(X, y, epochs=3, batch_size=16, checkpoint=ckpt)
+    net = bpgpu.MLP([4, 8, 3], backend="numpy", seed=5)
+    before = net.get_weights()
+    other = X.copy()
+    other[7, 2] += 1.0  # same rows, one value changed
+    for call, match in (
+        (lambda: net.fit(X, y, epochs=3, resume=ckpt), "epochs > 3"),
+        (lambda: net.fit(X[:-8], y[:-8], epochs=5, resume=ckpt), "other data.*112 rows"),
+        (lambda: net.fit(other, y, epochs=5, resume=ckpt), "other data"),
+        (lambda: net.fit(X, (y + 1) % 3, epochs=5, resume=ckpt), "other data"),
+    ):
+        with pytest.raises(ValueError, match=match):
+            call()
+        assert weights_equal(net.get_weights(), before) and net.input_scaling is None
+
+
+def test_a_mid_epoch_checkpoint_is_never_resumed_on_other_rows(tmp_path):
+    """Its position holds the finished batches' losses: other data would mix them in."""
+    X, y = blobs()
+    ckpt = tmp_path / "c.npz"
+
+    class StopAfter(bpgpu.Callback):
+        def on_batch_end(self, net, batch):
+            if batch == 2:
+                import os
+                import signal
+
+                os.kill(os.getpid(), signal.SIGINT)
+
+    net = bpgpu.MLP([4, 8, 3], backend="numpy")
+    h = net.fit(X, y, epochs=2, batch_size=16, checkpoint=ckpt, callbacks=[StopAfter()])
+    assert h.interrupted
+    shuffled = np.random.default_rng(1).permutation(len(X))
+    with pytest.raises(ValueError, match="other data"):
+        bpgpu.MLP([4, 8, 3], backend="numpy").fit(X[shuffled], y[shuffled], epochs=2, resume=ckpt)
+    resumed = bpgpu.MLP([4, 8, 3], backend="numpy")
+    assert resumed.fit(X, y, epochs=2, resume=ckpt).epoch == [1, 2]
+
+
+def test_resume_takes_the_checkpoints_input_scaling_for_the_data(tmp_path):
+    """A network built without scaling resumes a run that had it: the data must be
+    standardised as they were, so the result is the uninterrupted run's."""
+    X, y = blobs()
+    X = 10 * X + 3
+    kw = dict(batch_size=16, optimizer="momentum", seed=3)
+    full = bpgpu.MLP([4, 8, 3], backend="numpy", dtype="float64")
+    full.set_input_scaling(X.mean(0), X.std(0))
+    full.fit(X, y, epochs=4, **kw)
+    first = bpgpu.MLP([4, 8, 3], backend="numpy", dtype="float64")
+    first.set_input_scaling(X.mean(0), X.std(0))
+    first.fit(X, y, epochs=2, checkpoint=tmp_path / "c.npz", **kw)
+    second = bpgpu.MLP([4, 8, 3], backend="numpy", dtype="float64")  # no scaling set
+    second.fit(X, y, epochs=4, resume=tmp_path / "c.npz")
+    assert weights_equal(second.get_weights(), full.get_weights())
+
+
+def test_resume_keeps_the_early_stopping_count(tmp_path):
+    """Patience counts epochs without improvement across a resume: the resumed fit
+    stops at the epoch the uninterrupted one stops at, with the same weights."""
+    X, y = blobs(n=90)
+    Xv, yv = X[:30], (y[:30] + 1) % 3  # validation labels that disagree: val loss rises
+    kw = dict(batch_size=16, lr=0.1, validation_data=(Xv, yv), patience=4, seed=2)
+    full = bpgpu.MLP([4, 8, 3], backend="numpy", dtype="float64")
+    h_full = full.fit(X, y, epochs=40, **kw)
+    assert h_full.stopped_early
+    stop = len(h_full.epoch)
+    cut = h_full.best_epoch + 2  # two epochs into the wait
+    assert cut < stop
+    first = bpgpu.MLP([4, 8, 3], backend="numpy", dtype="float64")
+    first.fit(X, y, epochs=cut, checkpoint=tmp_path / "c.npz", **kw)
+    second = bpgpu.MLP([4, 8, 3], backend="numpy", dtype="float64")
+    h = second.fit(X, y, epochs=40, resume=tmp_path / "c.npz", validation_data=(Xv, yv))
+    assert h.epoch == h_full.epoch and h.stopped_early and h.best_epoch == h_full.best_epoch
+    assert weights_equal(second.get_weights(), full.get_weights())
+
+
+def test_every_epoch_draws_a_new_batch_order(monkeypatch):
+    """The same permutation every epoch would still train, and silently worse."""
+    from bpgpu.batches import Batches
+
+    seen = []
+    real = Batches.epoch
+
+    def spy(self, perm, first=0):
+        seen.append(None if perm is None else bpgpu.to_numpy(perm).copy())
+        return real(self, perm, first)
+
+    monkeypatch.setattr(Batches, "epoch", spy)
+    X, y = blobs()
+    bpgpu.MLP([4, 8, 3], backend="numpy").fit(X, y, epochs=3, batch_size=16, seed=4)
+    assert len(seen) == 3
+    for p in seen:
+        assert sorted(p.tolist()) == list(range(len(X)))
+    assert not np.array_equal(seen[0], seen[1]) and not np.array_equal(seen[1], seen[2])
+    seen.clear()
+    bpgpu.MLP([4, 8, 3], backend="numpy").fit(X, y, epochs=2, batch_size=16, shuffle=False)
+    assert seen == [None, None]
