@@ -9,11 +9,15 @@ the package as ``bpgpu/data/digits.npz``.
 from __future__ import annotations
 
 import gzip
+import math
 import os
+import zipfile
 from dataclasses import dataclass
 from importlib import resources
 
 import numpy as np
+
+from bpgpu.csvfile import encode_labels, read_labelled, read_numeric
 
 __all__ = [
     "load_digits",
@@ -24,6 +28,7 @@ __all__ = [
     "split",
     "Split",
     "standardize",
+    "encode_labels",
 ]
 
 
@@ -35,29 +40,55 @@ def load_digits() -> tuple[np.ndarray, np.ndarray]:
 
 
 _IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
+MAX_IDX_BYTES = 1 << 34  # 16 GiB: far beyond any real IDX file; read_idx(max_bytes=...)
+_CHUNK = 1 << 24
 
 
-def read_idx(path: str | os.PathLike) -> np.ndarray:
-    """One IDX file (the MNIST format), gzipped or not, checked against its header."""
+def read_idx(path: str | os.PathLike, max_bytes: int = MAX_IDX_BYTES) -> np.ndarray:
+    """One IDX file (the MNIST format), gzipped or not, checked against its header.
+
+    The size the header declares is computed exactly (no integer overflow) and refused
+    above ``max_bytes``; the data are read in chunks up to that size, so a header that
+    promises more than the file holds (or a gzip bomb) costs no more memory than the
+    bytes really there. Either way the error gives the numbers.
+    """
     path = os.fspath(path)
     opener = gzip.open if path.endswith(".gz") else open
-    with opener(path, "rb") as f:
-        head = f.read(4)
-        if len(head) != 4 or head[:2] != b"\0\0" or head[2] not in _IDX_DTYPES:
-            raise ValueError(f"{path}: not an IDX file (bad magic number {head!r})")
-        ndim = head[3]
-        dims_raw = f.read(4 * ndim)
-        if len(dims_raw) != 4 * ndim:
-            raise ValueError(f"{path}: truncated IDX header")
-        dims = tuple(int(d) for d in np.frombuffer(dims_raw, dtype=">u4"))
-        dtype = np.dtype(_IDX_DTYPES[head[2]])
-        count = int(np.prod(dims, dtype=np.int64))
-        data = f.read(count * dtype.itemsize + 1)
-    if len(data) != count * dtype.itemsize:
+    try:
+        with opener(path, "rb") as f:
+            head = f.read(4)
+            if len(head) != 4 or head[:2] != b"\0\0" or head[2] not in _IDX_DTYPES:
+                raise ValueError(f"{path}: not an IDX file (bad magic number {head!r})")
+            ndim = head[3]
+            dims_raw = f.read(4 * ndim)
+            if len(dims_raw) != 4 * ndim:
+                raise ValueError(f"{path}: truncated IDX header")
+            dims = tuple(int.from_bytes(dims_raw[4 * i : 4 * i + 4], "big") for i in range(ndim))
+            dtype = np.dtype(_IDX_DTYPES[head[2]])
+            nbytes = math.prod(dims) * dtype.itemsize  # Python ints: exact
+            if nbytes > max_bytes:
+                raise ValueError(
+                    f"{path}: the header declares an array of shape {dims}, {nbytes:,} bytes, "
+                    f"more than the {max_bytes:,} allowed; the file is damaged, or pass "
+                    "max_bytes= if it really is that large"
+                )
+            chunks, got = [], 0
+            while got <= nbytes:
+                chunk = f.read(min(_CHUNK, nbytes + 1 - got))
+                if not chunk:
+                    break
+                chunks.append(chunk)
+                got += len(chunk)
+    except (OSError, EOFError, gzip.BadGzipFile) as e:
+        if isinstance(e, FileNotFoundError):
+            raise
+        raise ValueError(f"{path}: cannot read it as (gzipped) IDX ({e})") from None
+    if got != nbytes:
+        held = "more" if got > nbytes else f"{got:,}"
         raise ValueError(
-            f"{path}: {len(data)} data bytes, the header {dims} implies {count * dtype.itemsize}"
+            f"{path}: the header {dims} implies {nbytes:,} data bytes; the file holds {held}"
         )
-    return np.frombuffer(data, dtype=dtype).reshape(dims)
+    return np.frombuffer(b"".join(chunks), dtype=dtype).reshape(dims)
 
 
 def _find(folder: str, stem: str) -> str:
@@ -95,44 +126,52 @@ def load_mnist(folder: str | os.PathLike, kind: str = "train") -> tuple[np.ndarr
 
 def load_npz(path: str | os.PathLike, x_key: str = "X", y_key: str = "y"):
     """``(X, y)`` from an .npz file holding arrays ``x_key`` and ``y_key`` (no pickles)."""
-    with np.load(path, allow_pickle=False) as d:
-        missing = [k for k in (x_key, y_key) if k not in d.files]
-        if missing:
-            raise ValueError(
-                f"{os.fspath(path)} has arrays {d.files}, not {missing}; "
-                "pass x_key= and y_key= (CLI: --x-key/--y-key)"
-            )
-        return _features(d[x_key], path), _labels(d[y_key], path)
-
-
-def load_csv(path: str | os.PathLike, label_column: int = -1, delimiter: str = ","):
-    """``(X, y)`` from a numeric CSV file; one column holds the labels (default: the last).
-
-    A first line that is not numeric is taken as a header and skipped.
-    """
     path = os.fspath(path)
-    data = read_csv(path, delimiter)
-    if data.shape[1] < 2:
-        raise ValueError(f"{path}: needs at least one feature column and one label column")
-    y = data[:, label_column]
-    X = np.delete(data, label_column % data.shape[1], axis=1)
+    with open(path, "rb") as f:
+        magic = f.read(6)
+    if magic.startswith(b"\x93NUMPY"):
+        raise ValueError(
+            f"{path} is a .npy file (one array), not an .npz; save X and y together with "
+            "numpy.savez(path, X=X, y=y)"
+        )
+    if not magic.startswith((b"PK\x03\x04", b"PK\x05\x06")):
+        raise ValueError(f"{path} is not an .npz file (numpy.savez writes one)")
+    try:
+        with np.load(path, allow_pickle=False) as d:
+            missing = [k for k in (x_key, y_key) if k not in d.files]
+            if missing:
+                raise ValueError(
+                    f"{path} has arrays {d.files}, not {missing}; "
+                    "pass x_key= and y_key= (CLI: --x-key/--y-key)"
+                )
+            X, y = d[x_key], d[y_key]
+    except (zipfile.BadZipFile, OSError, EOFError) as e:
+        raise ValueError(f"{path}: a damaged .npz file ({e})") from None
+    except ValueError as e:
+        if "pickle" in str(e):  # an object array inside: never unpickled
+            raise ValueError(
+                f"{path}: array {x_key!r} or {y_key!r} holds Python objects, which are "
+                "never loaded (they could run code); save numbers or strings"
+            ) from None
+        raise
     return _features(X, path), _labels(y, path)
 
 
-def read_csv(path: str | os.PathLike, delimiter: str = ",") -> np.ndarray:
-    """A numeric CSV file as a 2-D float array; a non-numeric first line is a header."""
-    path = os.fspath(path)
-    with open(path) as f:
-        first = f.readline()
-    try:
-        [float(v) for v in first.strip().split(delimiter)]
-        skip = 0
-    except ValueError:
-        skip = 1
-    try:
-        return np.loadtxt(path, delimiter=delimiter, skiprows=skip, ndmin=2)
-    except ValueError as e:
-        raise ValueError(f"{path}: not a numeric CSV file ({e})") from None
+def load_csv(path: str | os.PathLike, label_column: int = -1, delimiter: str | None = None):
+    """``(X, y)`` from a CSV file; one column holds the labels (default: the last).
+
+    See :mod:`bpgpu.csvfile` for what is accepted: a header line, ``,``/``;``/tab,
+    quotes, a byte-order mark, text labels (returned as strings; see
+    :func:`encode_labels`). Anything else is refused naming its row and column.
+    """
+    X, y, _ = read_labelled(path, label_column, delimiter)
+    return _features(X, path), _labels(y, path)
+
+
+def read_csv(path: str | os.PathLike, delimiter: str | None = None) -> np.ndarray:
+    """A numeric CSV file (inputs, no labels) as a 2-D float array; a header line, made
+    only of names, is skipped."""
+    return read_numeric(path, delimiter)
 
 
 def load(path: str, fmt: str = "auto", **kwargs) -> tuple[np.ndarray, np.ndarray]:
@@ -165,6 +204,11 @@ def _features(X, path) -> np.ndarray:
     X = np.asarray(X)
     if X.dtype.kind not in "fiub":
         raise ValueError(f"{os.fspath(path)}: features have dtype {X.dtype}; numbers needed")
+    if X.ndim == 0:
+        raise ValueError(
+            f"{os.fspath(path)}: the features are a single number (a 0-d array); save a "
+            "(samples, features) array"
+        )
     if X.ndim != 2:
         X = X.reshape(X.shape[0], -1)
     return X.astype(np.float64)
@@ -172,6 +216,11 @@ def _features(X, path) -> np.ndarray:
 
 def _labels(y, path) -> np.ndarray:
     y = np.asarray(y)
+    if y.ndim == 0:
+        raise ValueError(
+            f"{os.fspath(path)}: the labels are a single value (a 0-d array); save one "
+            "label (or target row) per sample"
+        )
     if y.ndim == 1 and y.dtype.kind == "f" and np.all(y == np.round(y)):
         y = y.astype(np.int64)  # class labels written as 0.0, 1.0, ... in a CSV
     return y

@@ -64,9 +64,101 @@ def test_csv_loader_with_header_and_label_column(tmp_path):
     X, y = datasets.load_csv(tmp_path / "d.csv", label_column=0)
     np.testing.assert_array_equal(X, [[0.5, 2], [1.5, 3]])
     assert y.dtype == np.int64 and list(y) == [1, 0]
-    (tmp_path / "bad.csv").write_text("a,b\n1,x\n")
-    with pytest.raises(ValueError, match="numeric CSV"):
+    (tmp_path / "bad.csv").write_text("a,b,c\n1,x,0\n")
+    with pytest.raises(ValueError, match=r"row 2, column 2 \(b\) holds 'x', not a number"):
         datasets.load_csv(tmp_path / "bad.csv")
+
+
+@pytest.mark.parametrize(
+    "text, X, y",
+    [
+        ("\ufeffa,b,label\n1,2,0\n3,4,1\n", [[1, 2], [3, 4]], [0, 1]),  # byte-order mark
+        ("1;2;0\n3;4;1\n", [[1, 2], [3, 4]], [0, 1]),  # semicolons, no header
+        ('"1.5","2",0\n"3","4",1\n', [[1.5, 2], [3, 4]], [0, 1]),  # quoted numbers
+        ("1\t2\t0\n\n3\t4\t1\n", [[1, 2], [3, 4]], [0, 1]),  # tabs and a blank line
+        ("x,y,kind\n1,2,cat\n3,4,dog\n", [[1, 2], [3, 4]], ["cat", "dog"]),  # text labels
+    ],
+)
+def test_csv_files_as_people_write_them(tmp_path, text, X, y):
+    (tmp_path / "d.csv").write_text(text, encoding="utf-8")
+    got_X, got_y = datasets.load_csv(tmp_path / "d.csv")
+    np.testing.assert_array_equal(got_X, X)
+    assert list(got_y) == y
+
+
+@pytest.mark.parametrize(
+    "text, match",
+    [
+        (",2,0\n3,4,1\n", "row 1, column 1 is empty"),  # never dropped as a "header"
+        ("1,2,0\n3,,1\n", "row 2, column 2 is empty"),
+        ("a,b,c\n1,2,0\n3,4\n", "row 3 has 2 fields, row 2 has 3"),
+        ("1,2,0\n3,4,\n", r"row 2, column 3 \(the label\) is empty"),
+        ("a,b,c\n", "a header line and no data rows"),
+        ("", "no data"),
+    ],
+)
+def test_bad_csv_files_are_refused_naming_row_and_column(tmp_path, text, match):
+    (tmp_path / "d.csv").write_text(text)
+    with pytest.raises(ValueError, match=match):
+        datasets.load_csv(tmp_path / "d.csv")
+
+
+def test_an_out_of_range_label_column_is_a_clear_error(tmp_path):
+    (tmp_path / "d.csv").write_text("1,2,0\n3,4,1\n")
+    for col in (3, -4):
+        with pytest.raises(ValueError, match=f"label column {col} is out of range: the file has 3"):
+            datasets.load_csv(tmp_path / "d.csv", label_column=col)
+
+
+def test_text_labels_encode_to_class_indices():
+    codes, classes = datasets.encode_labels(np.array(["dog", "cat", "dog", "emu"]))
+    assert list(codes) == [1, 0, 1, 2] and list(classes) == ["cat", "dog", "emu"]
+
+
+def test_idx_headers_that_overflow_or_promise_too_much_are_refused_in_bounded_memory(tmp_path):
+    """A 4-d header of 2^32-1 per dimension overflows int64; a plausible header over a
+    short file promises more than is there. Both refused with the numbers, without
+    allocating what the header claims (tracemalloc's peak stays small)."""
+    import tracemalloc
+
+    huge = bytes([0, 0, 0x08, 4]) + (b"\xff\xff\xff\xff" * 4) + b"\0" * 1000
+    (tmp_path / "huge").write_bytes(huge)
+    with pytest.raises(ValueError, match=r"declares an array of shape \(4294967295, .*bytes"):
+        datasets.read_idx(tmp_path / "huge")
+    liar = bytes([0, 0, 0x08, 2]) + np.array([60000, 10000], ">u4").tobytes() + b"\1" * 5000
+    with gzip.open(tmp_path / "liar.gz", "wb") as f:
+        f.write(liar)
+    tracemalloc.start()
+    try:
+        with pytest.raises(
+            ValueError, match="implies 600,000,000 data bytes; the file holds 5,000"
+        ):
+            datasets.read_idx(tmp_path / "liar.gz")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 64 << 20, peak
+
+
+def test_npz_loader_refuses_what_is_not_an_npz(tmp_path):
+    np.save(tmp_path / "a.npy", np.ones(3))
+    with pytest.raises(ValueError, match=r"is a \.npy file") as e:
+        datasets.load_npz(tmp_path / "a.npy")
+    assert "allow_pickle" not in str(e.value)
+    (tmp_path / "t.npz").write_text("X,y\n1,2\n")
+    with pytest.raises(ValueError, match="is not an .npz file") as e:
+        datasets.load_npz(tmp_path / "t.npz")
+    assert "allow_pickle" not in str(e.value)
+    np.savez(tmp_path / "o.npz", X=np.array([object()] * 2), y=np.zeros(2))
+    with pytest.raises(ValueError, match="holds Python objects") as e:
+        datasets.load_npz(tmp_path / "o.npz")
+    assert "allow_pickle" not in str(e.value)
+    np.savez(tmp_path / "z.npz", X=np.float64(3.0), y=np.zeros(2))
+    with pytest.raises(ValueError, match="0-d"):
+        datasets.load_npz(tmp_path / "z.npz")
+    np.savez(tmp_path / "zy.npz", X=np.ones((2, 2)), y=np.int64(1))
+    with pytest.raises(ValueError, match="0-d"):
+        datasets.load_npz(tmp_path / "zy.npz")
 
 
 def test_split_is_deterministic_and_disjoint():

@@ -17,6 +17,7 @@ HOST_SIDE = {
     "io.py": "model files: .npy members read and written on the host",
     "checkpoint.py": "checkpoint files: host copies of the training state",
     "datasets.py": "data loading from files, on the host",
+    "csvfile.py": "CSV files read on the host",
     "cli/commands.py": "the CLI's input and output files",
 }
 # The floors of DESIGN.md / ARCHITECTURE.md, bottom up: a module imports (at the top or
@@ -40,7 +41,7 @@ FLOORS = {
         ],
         1,
     ),  # the math
-    **dict.fromkeys(["io", "checkpoint", "datasets"], 2),  # file formats
+    **dict.fromkeys(["io", "checkpoint", "datasets", "csvfile"], 2),  # file formats
     **dict.fromkeys(["history", "recovery", "epochs", "training"], 3),  # training
     "network": 4,  # the MLP class, a thin face
     **dict.fromkeys(["gradcheck", "consistency"], 5),  # tools built on MLP
