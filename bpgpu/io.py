@@ -194,6 +194,8 @@ def _check_config(cfg: Any, path) -> dict:
         raise _fail(path, "config 'seed' must be an integer or null")
     if type(cfg.get("input_scaling", False)) is not bool:
         raise _fail(path, "config 'input_scaling' must be true or false")
+    if not isinstance(cfg.get("data", {}), dict):
+        raise _fail(path, "config 'data' (what the model was trained on) must be an object")
     return cfg
 
 

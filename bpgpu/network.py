@@ -151,6 +151,9 @@ class MLP:
         self.cost = cost_obj
         self.seed = seed
         self.input_scaling: tuple[Any, Any] | None = None  # host copies, saved with the model
+        # what the network was trained on (``bpgpu train`` records source, split, task,
+        # classes and a fingerprint): saved with the model, JSON data
+        self.data_info: dict | None = None
         self.init = init
         layers = build(sizes, acts)
         self.model = Model(layers, cost_obj, backend, dtype, params=[])
@@ -364,7 +367,7 @@ class MLP:
 
     def config(self) -> dict:
         """The JSON config of a model file for this network."""
-        return io.model_config(
+        cfg = io.model_config(
             self.sizes,
             [a.name for a in self.activations],
             self.cost.name,
@@ -372,6 +375,9 @@ class MLP:
             self.seed,
             self.input_scaling is not None,
         )
+        if self.data_info is not None:
+            cfg["data"] = self.data_info
+        return cfg
 
     def arrays(self) -> dict:
         """The arrays of a model file: parameters by name, and the input scaling."""
@@ -411,6 +417,7 @@ def from_config(cfg: dict, arrays: dict, backend: Any = None) -> MLP:
         raise io.ModelFileError(f"the model in this file is not valid: {e}") from None
     if cfg.get("input_scaling"):
         net.set_input_scaling(arrays["x_mean"], arrays["x_scale"])
+    net.data_info = cfg.get("data")
     return net
 
 

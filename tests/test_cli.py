@@ -61,7 +61,8 @@ def test_evaluate_and_predict(trained, tmp_path):
     np.save(tmp_path / "x.npy", X[:20])
     out = run("predict", str(d / "m.npz"), str(tmp_path / "x.npy"), "-o", str(tmp_path / "p.csv"))
     assert out.returncode == 0, out.stderr
-    pred = np.loadtxt(tmp_path / "p.csv", dtype=int)
+    assert (tmp_path / "p.csv").read_text().splitlines()[0] == "label"
+    pred = np.loadtxt(tmp_path / "p.csv", dtype=int, skiprows=1)
     assert pred.shape == (20,) and (pred == y[:20]).mean() > 0.7
     out = run(
         "predict",

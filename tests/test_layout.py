@@ -19,6 +19,7 @@ HOST_SIDE = {
     "datasets.py": "data loading from files, on the host",
     "csvfile.py": "CSV files read on the host",
     "cli/commands.py": "the CLI's input and output files",
+    "cli/data.py": "the CLI's data files, split and classes, on the host",
 }
 # The floors of DESIGN.md / ARCHITECTURE.md, bottom up: a module imports (at the top or
 # deferred inside a function) only modules on its own floor or below.

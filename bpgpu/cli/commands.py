@@ -8,7 +8,66 @@ import os
 import sys
 import time
 
+from bpgpu.cli.data import (
+    TASKS,
+    Source,
+    Task,
+    UsageError,
+    add_data_options,
+    load_parts,
+    split_record,
+)
 from bpgpu.history import Callback
+
+
+class Help(argparse.ArgumentDefaultsHelpFormatter):
+    """``--help`` with every default that is a value (not the flags' False, not None)."""
+
+    def _get_help_string(self, action):
+        if action.default in (None, False, argparse.SUPPRESS) or "%(default)" in (
+            action.help or ""
+        ):
+            return action.help
+        return super()._get_help_string(action)
+
+
+def positive_int(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {v}")
+    return v
+
+
+def number(lo: float, open_lo: bool):
+    """An argparse type: a finite number above ``lo``."""
+
+    def parse(text: str) -> float:
+        try:
+            v = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+        if not math.isfinite(v) or (v <= lo if open_lo else v < lo):
+            raise argparse.ArgumentTypeError(
+                f"must be {'>' if open_lo else '>='} {lo:g}, got {text}"
+            )
+        return v
+
+    return parse
+
+
+def sizes(text: str) -> list[int]:
+    try:
+        out = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated integers, got {text!r}"
+        ) from None
+    if not out or any(n < 1 for n in out):
+        raise argparse.ArgumentTypeError("layer sizes must be positive integers, e.g. 256,128")
+    return out
 
 
 class Progress(Callback):
@@ -45,7 +104,9 @@ class Progress(Callback):
             if not math.isnan(logs["accuracy"]):
                 line += f"  acc {logs['accuracy']:.4f}"
             if not math.isnan(logs["val_loss"]):
-                line += f"  val_loss {logs['val_loss']:.4f}  val_acc {logs['val_accuracy']:.4f}"
+                line += f"  val_loss {logs['val_loss']:.4f}"
+                if not math.isnan(logs["val_accuracy"]):
+                    line += f"  val_acc {logs['val_accuracy']:.4f}"
             print(line + f"  {logs['time']:.2f}s", flush=True)
         if epoch < self.epochs:
             self.bar = self._new_bar(epoch + 1)
@@ -55,115 +116,117 @@ class Progress(Callback):
             self.bar.close()
 
 
-def _sizes(text: str) -> list[int]:
-    try:
-        sizes = [int(v) for v in text.split(",") if v.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected comma-separated integers, got {text!r}"
-        ) from None
-    if any(n < 1 for n in sizes):
-        raise argparse.ArgumentTypeError("layer sizes must be positive")
-    return sizes
+# ---- train ----------------------------------------------------------------------------
+
+# training options and their defaults; None in the parser means "not given", so that a
+# resumed run can refuse what contradicts its checkpoint instead of ignoring it
+TRAIN_DEFAULTS = {"batch_size": 32, "optimizer": "adam", "weight_decay": 1e-3}
+ARCH_OPTIONS = ("hidden", "activation", "output_activation", "cost", "dtype")
 
 
-def _data(args, kind: str = "train"):
-    from bpgpu import datasets
-
-    kw = {}
-    fmt = args.format
-    if fmt == "auto" and args.data != "digits" and os.path.isdir(args.data):
-        fmt = "mnist"
-    if fmt == "mnist":
-        kw["kind"] = kind
-    if fmt == "npz" or (fmt == "auto" and args.data.endswith(".npz")):
-        kw.update(x_key=args.x_key, y_key=args.y_key)
-    if fmt == "csv" or (fmt == "auto" and args.data.endswith(".csv")):
-        kw["label_column"] = args.label_column
-    return datasets.load(args.data, fmt, **kw), fmt
+def _check_conflicts(args) -> None:
+    if args.no_checkpoint and args.checkpoint:
+        raise UsageError("--no-checkpoint and --checkpoint contradict each other; pass one")
+    if args.no_plot and args.plot:
+        raise UsageError("--no-plot and --plot contradict each other; pass one")
+    if args.resume and args.no_standardize:
+        raise UsageError(
+            "--no-standardize does not apply to --resume: the checkpoint has its scaling"
+        )
 
 
-def add_data_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "--data",
-        default="digits",
-        help="'digits' (embedded, default), an MNIST folder, a .npz or a .csv file",
-    )
-    p.add_argument("--format", default="auto", choices=["auto", "digits", "mnist", "npz", "csv"])
-    p.add_argument("--x-key", default="X", help="array name of the features in a .npz")
-    p.add_argument("--y-key", default="y", help="array name of the labels in a .npz")
-    p.add_argument("--label-column", type=int, default=-1, help="label column of a CSV")
-    p.add_argument("--val-split", type=float, default=0.1, help="validation fraction (0.1)")
-    p.add_argument(
-        "--test-split",
-        type=float,
-        default=0.2,
-        help="test fraction (0.2; an MNIST folder uses its t10k files)",
-    )
-    p.add_argument("--seed", type=int, default=0, help="seed of weights, split and shuffling")
+def _resumed_network(args):
+    """The checkpoint's network (architecture, weights, scaling, data record), with the
+    architecture options checked against it; the epochs it had done; its patience."""
+    import bpgpu
+    from bpgpu import checkpoint
 
-
-def _parts(args):
-    """Train/validation/test parts as the train command makes them."""
-    from bpgpu import datasets
-
-    (X, y), fmt = _data(args, "train")
-    if fmt == "mnist":
-        Xt, yt = _data(args, "test")[0]
-        s = datasets.split(X, y, val=args.val_split, test=0.0, seed=args.seed)
-        s.X_test, s.y_test = Xt, yt
-        return s
-    return datasets.split(X, y, val=args.val_split, test=args.test_split, seed=args.seed)
+    cfg = checkpoint.read(args.resume)[0]
+    net = bpgpu.load(args.resume, backend=args.backend)
+    have = {
+        "hidden": net.sizes[1:-1],
+        "activation": net.activations[0].name if len(net.sizes) > 2 else None,
+        "output_activation": net.activations[-1].name,
+        "cost": net.cost.name,
+        "dtype": net.dtype,
+    }
+    for opt in ARCH_OPTIONS:
+        given = getattr(args, opt)
+        if given is not None and given != have[opt]:
+            raise ValueError(
+                f"--{opt.replace('_', '-')} {given} differs from the checkpoint's network "
+                f"({have[opt]}); a resumed run keeps its network (omit the option)"
+            )
+    return net, int(cfg["training"]["epoch"]), cfg["training"]["settings"]["patience"]
 
 
 def cmd_train(args: argparse.Namespace) -> int:
     import bpgpu
     from bpgpu import datasets
     from bpgpu.cli.plot import plot_history
+    from bpgpu.io import prepare_output
 
-    s = _parts(args)
-    n_out = int(s.y_train.max()) + 1 if s.y_train.ndim == 1 else s.y_train.shape[1]
-    sizes = [s.X_train.shape[1], *args.hidden, n_out]
-    net = bpgpu.MLP(
-        sizes,
-        hidden=args.activation,
-        output=args.output_activation,
-        cost=args.cost,
-        backend=args.backend,
-        dtype=args.dtype,
-        seed=args.seed,
-    )
-    if not args.no_standardize:
-        net.set_input_scaling(*datasets.standardize(s.X_train))
+    _check_conflicts(args)
+    net, start, recorded, patience = None, 0, None, args.patience
+    if args.resume:
+        net, start, patience = _resumed_network(args)
+        recorded = net.data_info
+    src = Source.from_args(args, recorded)
+    split = split_record(args, recorded)
+    known = Task.from_record(recorded) if recorded else None
+    parts, task, found = load_parts(src, split, args.task, args.output_activation, known)
+    # every file this run writes, checked before the work
+    out = prepare_output(args.out, "model file")
+    own_ckpt = args.checkpoint is not None or args.resume is not None
+    ckpt = None
+    if not args.no_checkpoint:
+        ckpt = args.checkpoint or args.resume or os.path.splitext(out)[0] + ".ckpt.npz"
+        prepare_output(ckpt, "checkpoint")
+    png = None if args.no_plot else (args.plot or os.path.splitext(out)[0] + ".png")
+    if png:
+        prepare_output(png, "plot")
+    if net is None:
+        output = args.output_activation or {
+            "regression": "identity",
+            "binary": "sigmoid",
+        }.get(task.kind, "softmax")
+        net = bpgpu.MLP(
+            [parts.X_train.shape[1], *(args.hidden or [256]), task.outputs],
+            hidden=args.activation or "relu",
+            output=output,
+            cost=args.cost,
+            backend=args.backend,
+            dtype=args.dtype or "float32",
+            seed=split["seed"],
+        )
+        if not args.no_standardize:
+            net.set_input_scaling(*datasets.standardize(parts.X_train))
+    net.data_info = parts.record
     info = net.backend.info()
+    if found:
+        print(found, flush=True)
     print(
-        f"bpgpu train: {net} on {info['device']}; {len(s.X_train)} train, "
-        f"{len(s.X_val)} validation, {len(s.X_test)} test samples",
+        f"bpgpu train: {net} on {info['device']}; {len(parts.X_train)} train, "
+        f"{len(parts.X_val)} validation, {len(parts.X_test)} test samples",
         flush=True,
     )
-    batches = math.ceil(len(s.X_train) / args.batch_size)
-    progress = Progress(args.epochs, batches, enabled=None if args.progress else False)
-    fit_kw = {}
-    if args.resume is None:  # a resumed fit takes these from its checkpoint
-        fit_kw = dict(
-            batch_size=args.batch_size,
-            optimizer=args.optimizer,
-            lr=args.lr,
-            weight_decay=args.weight_decay,
-            patience=args.patience,
-            seed=args.seed,
-        )
-    ckpt = (
-        None
-        if args.no_checkpoint
-        else (args.checkpoint or os.path.splitext(args.out)[0] + ".ckpt.npz")
+    fit_kw = {
+        k: getattr(args, k) for k in ("batch_size", "optimizer", "lr", "weight_decay", "patience")
+    }
+    if args.resume is None:  # a resumed fit takes what was not given from its checkpoint
+        fit_kw = {k: (TRAIN_DEFAULTS.get(k) if v is None else v) for k, v in fit_kw.items()}
+        fit_kw["seed"] = split["seed"]
+    fit_kw = {k: v for k, v in fit_kw.items() if v is not None}
+    batch = fit_kw.get("batch_size", TRAIN_DEFAULTS["batch_size"])
+    progress = Progress(
+        args.epochs, math.ceil(len(parts.X_train) / batch), None if args.progress else False
     )
     t0 = time.perf_counter()
     history = net.fit(
-        s.X_train,
-        s.y_train,
+        parts.X_train,
+        parts.y_train,
         args.epochs,
-        validation_data=(s.X_val, s.y_val) if len(s.X_val) else None,
+        validation_data=(parts.X_val, parts.y_val) if len(parts.X_val) else None,
         callbacks=[progress],
         checkpoint=ckpt,
         resume=args.resume,
@@ -178,20 +241,14 @@ def cmd_train(args: argparse.Namespace) -> int:
                 f"checkpoint saved to {ckpt}; continue with the same command plus --resume {ckpt}"
             )
         return 130
-    epochs_run = len(history.epoch) - (0 if args.resume is None else _resumed_at(args.resume))
-    test = (
-        net.evaluate(s.X_test, s.y_test)
-        if len(s.X_test)
-        else {"loss": math.nan, "accuracy": math.nan}
-    )
-    net.save(args.out)
-    rate = epochs_run * len(s.X_train) / wall if wall > 0 else math.inf
-    print(f"backend {net.backend.name} ({info['device']}), dtype {net.dtype}")
-    print(f"test accuracy {test['accuracy']:.4f}, test loss {test['loss']:.4f}")
-    print(f"trained {epochs_run} epochs in {wall:.2f} s ({rate:,.0f} samples/s)")
-    print(f"model saved to {args.out}")
-    if not args.no_plot:
-        png = args.plot or os.path.splitext(args.out)[0] + ".png"
+    _report(net, history, parts, task, start, wall, info, patience)
+    net.save(out)
+    print(f"model saved to {out}")
+    if ckpt and not own_ckpt:
+        os.remove(ckpt)  # the default checkpoint served this run only; the model has it all
+    elif ckpt:
+        print(f"checkpoint kept at {ckpt} (to train further: --resume {ckpt} --epochs N)")
+    if png:
         if plot_history(history, png, title=str(net)):
             print(f"curves saved to {png}")
         else:
@@ -199,32 +256,100 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _resumed_at(path) -> int:
-    from bpgpu import checkpoint
+def _report(net, history, parts, task, start: int, wall: float, info, patience) -> None:
+    """The summary: whose weights were kept, the test part's scores, epochs this run."""
+    if history.stopped_early:
+        print(
+            f"early stopping after epoch {history.epoch[-1]}: kept the weights of epoch "
+            f"{history.best_epoch}, the best validation loss"
+        )
+    elif patience is not None and history.best_epoch not in (None, history.epoch[-1]):
+        print(f"kept the weights of epoch {history.best_epoch}, the best validation loss")
+    print(f"backend {net.backend.name} ({info['device']}), dtype {net.dtype}")
+    if len(parts.X_test):
+        print(_scores(net, parts.X_test, parts.y_test, task, "test "))
+    else:
+        print("no test part (--test-split 0): no test scores")
+    epochs_run = len(history.epoch) - start
+    rate = epochs_run * len(parts.X_train) / wall if wall > 0 else math.inf
+    print(f"trained {epochs_run} epochs in {wall:.2f} s ({rate:,.0f} samples/s)")
 
-    return int(checkpoint.read(path)[0]["training"]["epoch"])
+
+def _scores(net, X, y, task, prefix: str = "") -> str:
+    """``accuracy A, loss L`` (classification) or ``loss L, R^2 R`` (regression)."""
+    r = net.evaluate(X, y)
+    if task is None or task.kind != "regression":
+        return f"{prefix}accuracy {r['accuracy']:.4f}, {prefix}loss {r['loss']:.4f}"
+    import numpy as np
+
+    Y = net.backend.to_numpy(net.predict(X)).reshape(len(X), -1)
+    T = np.asarray(y, dtype=np.float64).reshape(len(X), -1)
+    ss = float(((T - T.mean(axis=0)) ** 2).sum())
+    r2 = 1 - float(((T - Y) ** 2).sum()) / ss if ss > 0 else math.nan
+    return f"{prefix}loss {r['loss']:.4f}, R^2 {r2:.4f}"
+
+
+# ---- evaluate ---------------------------------------------------------------------------
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     import bpgpu
 
     net = bpgpu.load(args.model, backend=args.backend)
+    rec = net.data_info
+    task = Task.from_record(rec)
     if args.subset == "test":
-        s = _parts(args)
-        X, y = s.X_test, s.y_test
+        if rec is None or "fingerprint" not in rec:
+            raise ValueError(
+                f"{args.model} does not record the data it was trained on (saved by an older "
+                "bpgpu, or from Python), so its test part cannot be told apart; evaluate "
+                "held-out data with --subset all"
+            )
+        src = Source.from_args(args, rec)
+        parts, _, _ = load_parts(src, split_record(args, rec), "auto", None, task)
+        keys = ("rows", "fingerprint", "test_fingerprint")
+        if any(parts.record.get(k) != rec.get(k) for k in keys):
+            raise ValueError(
+                f"{src.path} is not the data {args.model} was trained on ({rec.get('rows')} "
+                f"rows, fingerprint {rec.get('fingerprint')}; this has {parts.record['rows']} "
+                f"rows, fingerprint {parts.record['fingerprint']}), so the recorded split "
+                "would not give its test part: pass that data, or use --subset all"
+            )
+        X, y = parts.X_test, parts.y_test
     else:
-        (X, y), _ = _data(args, "test")
-    r = net.evaluate(X, y)
-    print(f"{len(X)} samples: loss {r['loss']:.4f}, accuracy {r['accuracy']:.4f}")
+        src = Source.from_args(args, rec if args.data is None else None)
+        X, y = src.load("test")
+        if task is not None:
+            y = _known_labels(task, y, args.model)
+    print(f"{len(X)} samples: {_scores(net, X, y, task)}")
     return 0
 
 
+def _known_labels(task, y, model) -> object:
+    try:
+        return task.targets(y)
+    except KeyError as e:
+        raise ValueError(
+            f"label {e.args[0]!r} is not one of the classes {model} was trained on "
+            f"({', '.join(map(str, task.classes))})"
+        ) from None
+
+
+# ---- predict --------------------------------------------------------------------------
+
+
 def cmd_predict(args: argparse.Namespace) -> int:
+    import io as _io
+
     import numpy as np
 
     import bpgpu
-    from bpgpu.io import atomic_write
+    from bpgpu.io import atomic_write, prepare_output
 
+    if args.output is not None:
+        if not args.output.endswith((".npy", ".csv")):
+            raise ValueError(f"{args.output}: the output must end in .npy or .csv")
+        prepare_output(args.output, "predictions")
     net = bpgpu.load(args.model, backend=args.backend)
     if args.input.endswith(".npy"):
         X = np.load(args.input, allow_pickle=False)
@@ -234,65 +359,128 @@ def cmd_predict(args: argparse.Namespace) -> int:
         X = read_csv(args.input)
     else:
         raise ValueError(f"{args.input}: pass a .npy or .csv file of inputs (one row a sample)")
-    out = net.forward(X) if args.outputs else net.classify(X)
-    result = net.backend.to_numpy(out)
-    if args.output.endswith(".csv"):
-        fmt = "%.9g" if args.outputs else "%d"
-        atomic_write(
-            args.output, lambda f: np.savetxt(f, np.atleast_2d(result.T).T, fmt=fmt, delimiter=",")
-        )
-    elif args.output.endswith(".npy"):
-        atomic_write(args.output, lambda f: np.save(f, result, allow_pickle=False))
+    task = Task.from_record(net.data_info)
+    if args.outputs:
+        result = net.backend.to_numpy(net.forward(X))
+        header = ",".join(f"output_{i + 1}" for i in range(result.shape[1]))
+        fmt = "%.9g"
     else:
-        raise ValueError(f"{args.output}: the output must end in .npy or .csv")
+        result = net.backend.to_numpy(net.classify(X))
+        if task is not None and task.classes is not None:
+            result = task.labels(result)  # the labels the data used, not output indices
+        header, fmt = "label", "%s"
+    if args.output is None or args.output.endswith(".csv"):
+        buf = _io.StringIO()
+        np.savetxt(
+            buf, np.atleast_2d(result.T).T, fmt=fmt, delimiter=",", header=header, comments=""
+        )
+        text = buf.getvalue()
+        if args.output is None:
+            sys.stdout.write(text)
+            return 0
+        atomic_write(args.output, lambda f: f.write(text.encode()))
+    else:
+        atomic_write(args.output, lambda f: np.save(f, result, allow_pickle=False))
     what = "outputs" if args.outputs else "class labels"
     print(f"{len(result)} {what} written to {args.output}")
     return 0
 
 
-def add_commands(sub) -> None:
+# ---- the parsers ----------------------------------------------------------------------
+
+
+def add_commands(sub, common) -> None:
     from bpgpu.activations import ACTIVATIONS
     from bpgpu.costs import COSTS
     from bpgpu.optimizers import OPTIMIZERS
 
     t = sub.add_parser(
         "train",
+        parents=[common],
+        formatter_class=Help,
         help="train an MLP (default: the embedded digits)",
-        description="Train an MLP and save it. Defaults train 64-256-10 ReLU/softmax "
-        "with Adam on the embedded 8x8 digits.",
+        description="Train an MLP and save it. The defaults train 64-256-10 ReLU/softmax with "
+        "Adam on the embedded 8x8 digits. Classes are taken from all the data (train and "
+        "test); numeric targets that are not class labels train a regression (identity "
+        "output, quadratic cost); --output-activation sigmoid trains one unit for two classes.",
     )
     add_data_options(t)
-    t.add_argument("--hidden", type=_sizes, default=[256], help="hidden sizes (256), e.g. 256,128")
     t.add_argument(
-        "--activation", default="relu", choices=[a for a in ACTIVATIONS if a != "softmax"]
+        "--task",
+        choices=TASKS,
+        default="auto",
+        help="classification (labels), regression (numeric targets), or auto",
     )
-    t.add_argument("--output-activation", default="softmax", choices=list(ACTIVATIONS))
+    t.add_argument(
+        "--hidden", type=sizes, default=None, help="hidden layer sizes, e.g. 256,128 (256)"
+    )
+    hidden_acts = [a for a, act in ACTIVATIONS.items() if act.hidden_ok]
+    t.add_argument(
+        "--activation", default=None, choices=hidden_acts, help="hidden activation (relu)"
+    )
+    t.add_argument(
+        "--output-activation",
+        default=None,
+        choices=list(ACTIVATIONS),
+        help="output activation (softmax; identity for regression)",
+    )
     t.add_argument(
         "--cost",
         default=None,
         choices=list(COSTS),
-        help="default: the natural cost of the output activation",
+        help="cost (the natural one for the output activation)",
     )
-    t.add_argument("--optimizer", default="adam", choices=list(OPTIMIZERS))
-    t.add_argument("--lr", type=float, default=None, help="learning rate (adam 0.001, else 0.1)")
-    t.add_argument("--weight-decay", type=float, default=1e-3, help="L2 on weight matrices (0.001)")
-    t.add_argument("--epochs", type=int, default=50)
-    t.add_argument("--batch-size", type=int, default=32)
-    t.add_argument("--patience", type=int, default=None, help="early stopping patience")
-    t.add_argument("--backend", default=None, help="auto (default), numpy, cupy, torch, ...")
-    t.add_argument("--dtype", default="float32", choices=["float32", "float64"])
-    t.add_argument("--no-standardize", action="store_true", help="feed raw inputs")
-    t.add_argument("-o", "--out", default="model.npz", help="model file (model.npz)")
-    t.add_argument("--plot", default=None, help="PNG of the curves (default: beside the model)")
-    t.add_argument("--no-plot", action="store_true")
+    t.add_argument("--optimizer", default=None, choices=list(OPTIMIZERS), help="optimizer (adam)")
+    t.add_argument(
+        "--lr",
+        type=number(0, True),
+        default=None,
+        help="learning rate (adam 0.001, the others 0.1)",
+    )
+    t.add_argument(
+        "--weight-decay",
+        type=number(0, False),
+        default=None,
+        help="L2 per step on the weight matrices (0.001); a textbook lambda over n "
+        "samples is lambda / n",
+    )
+    t.add_argument("--epochs", type=positive_int, default=50, help="train until this many epochs")
+    t.add_argument("--batch-size", type=positive_int, default=None, help="mini-batch size (32)")
+    t.add_argument(
+        "--patience",
+        type=positive_int,
+        default=None,
+        help="early stopping: epochs without a better validation loss (off)",
+    )
+    t.add_argument(
+        "--backend",
+        default=None,
+        help="auto, numpy, cupy, cupy:N, torch, torch:cuda, ... "
+        "(auto: CuPy when a CUDA device works, else NumPy)",
+    )
+    t.add_argument(
+        "--dtype", default=None, choices=["float32", "float64"], help="float32 or float64 (float32)"
+    )
+    t.add_argument(
+        "--no-standardize",
+        action="store_true",
+        help="feed raw inputs (default: standardise with the training part's mean and scale)",
+    )
+    t.add_argument("-o", "--out", default="model.npz", help="the model file to write")
+    t.add_argument("--plot", default=None, help="PNG of the curves (MODEL.png beside the model)")
+    t.add_argument("--no-plot", action="store_true", help="write no PNG")
     t.add_argument(
         "--checkpoint",
         default=None,
-        help="checkpoint written after every epoch and on Ctrl-C "
-        "(default: beside the model, MODEL.ckpt.npz)",
+        help="checkpoint after every epoch and on Ctrl-C, kept afterwards (default: "
+        "MODEL.ckpt.npz, removed when training finishes)",
     )
     t.add_argument("--no-checkpoint", action="store_true", help="write no checkpoint")
-    t.add_argument("--resume", default=None, help="continue from a checkpoint")
+    t.add_argument(
+        "--resume",
+        default=None,
+        help="continue from this checkpoint: its network, settings and data split",
+    )
     t.add_argument(
         "--no-progress",
         dest="progress",
@@ -301,22 +489,43 @@ def add_commands(sub) -> None:
     )
     t.set_defaults(func=cmd_train)
 
-    e = sub.add_parser("evaluate", help="loss and accuracy of a saved model on data")
-    e.add_argument("model")
-    add_data_options(e)
+    e = sub.add_parser(
+        "evaluate",
+        parents=[common],
+        formatter_class=Help,
+        help="loss and accuracy of a saved model on data",
+        description="Loss and accuracy (R^2 for regression) of a saved model. --subset test "
+        "rebuilds the test part from the data, split and seed the model file recorded, and "
+        "refuses data that differ.",
+    )
+    e.add_argument("model", help="a model file from bpgpu train (or MLP.save)")
+    add_data_options(e, recorded=True)
     e.add_argument(
         "--subset",
         choices=["all", "test"],
         default="all",
-        help="'test': only the test part that train's split (same seeds) held out",
+        help="all: every row of --data (an MNIST folder's t10k files); test: the "
+        "test part of the training data as the model recorded it",
     )
-    e.add_argument("--backend", default=None)
+    e.add_argument("--backend", default=None, help="where to run (auto)")
     e.set_defaults(func=cmd_evaluate)
 
-    p = sub.add_parser("predict", help="class labels (or outputs) for inputs in a .npy/.csv")
-    p.add_argument("model")
+    p = sub.add_parser(
+        "predict",
+        parents=[common],
+        formatter_class=Help,
+        help="class labels (or outputs) for inputs in a .npy/.csv",
+        description="Class labels (as the training data named them) or network outputs for "
+        "each row of a .npy or .csv file; CSV to stdout without -o.",
+    )
+    p.add_argument("model", help="a model file from bpgpu train (or MLP.save)")
     p.add_argument("input", help=".npy or .csv, one row per sample, no label column")
-    p.add_argument("-o", "--output", required=True, help=".npy or .csv to write")
+    p.add_argument(
+        "-o",
+        "--output",
+        default=None,
+        help=".npy or .csv to write (default: CSV with a header on stdout)",
+    )
     p.add_argument("--outputs", action="store_true", help="write network outputs, not labels")
-    p.add_argument("--backend", default=None)
+    p.add_argument("--backend", default=None, help="where to run (auto)")
     p.set_defaults(func=cmd_predict)

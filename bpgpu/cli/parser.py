@@ -65,19 +65,47 @@ def cmd_check(args: argparse.Namespace) -> int:
     return 0 if report.ok else 1
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse with usage errors on one line (and a pointer to --help), exit status 2."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    from bpgpu._version import __version__
+    from bpgpu.cli.commands import Help, add_commands
+
+    p = Parser(
         prog="bpgpu",
         description="Backpropagation on NumPy, CuPy, PyTorch and any Array API library.",
+        formatter_class=Help,
     )
+    p.add_argument("--version", action="version", version=f"bpgpu {__version__}")
     p.add_argument("-v", "--verbose", action="store_true", help="log backend choices")
-    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    # -v after the command too: the same flag, not overwritten when absent there
+    common = Parser(add_help=False)
+    common.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="log backend choices",
+    )
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=Parser)
 
-    b = sub.add_parser("backends", help="list every known backend and whether it works here")
+    b = sub.add_parser(
+        "backends",
+        parents=[common],
+        formatter_class=Help,
+        help="list every known backend and whether it works here",
+    )
     b.set_defaults(func=cmd_backends)
 
     c = sub.add_parser(
         "check",
+        parents=[common],
+        formatter_class=Help,
         help="compare loss, gradients, deltas and an SGD step across backends",
         description="Run every activation x cost pair, a deep and a wide net on each backend "
         "against a NumPy float64 reference; exit 1 naming the tensor when one disagrees "
@@ -92,13 +120,11 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument(
         "--dtype", action="append", metavar="DTYPE", help="float64 and/or float32 (default both)"
     )
-    c.add_argument("--seed", type=int, default=0, help="seed of weights and batches (default 0)")
+    c.add_argument("--seed", type=int, default=0, help="seed of weights and batches")
     c.add_argument("-o", "--output", metavar="FILE", help="also write the report to FILE")
     c.set_defaults(func=cmd_check)
 
-    from bpgpu.cli.commands import add_commands
-
-    add_commands(sub)
+    add_commands(sub, common)
 
     bench = sub.add_parser(
         "bench",
@@ -123,23 +149,28 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     args.extra = extra  # `bpgpu bench` hands its options to the benchmark runner
     logging.basicConfig(
-        level=logging.INFO if args.verbose else logging.WARNING,
+        level=logging.INFO if getattr(args, "verbose", False) else logging.WARNING,
         format="%(message)s",
         stream=sys.stderr,
     )
     from bpgpu.backends import BackendUnavailable
+    from bpgpu.cli.commands import UsageError
 
     try:
         return args.func(args)
-    except (
-        ValueError,
-        TypeError,
-        OSError,
-        MemoryError,
-        BackendUnavailable,
-        FloatingPointError,
-    ) as e:
+    except UsageError as e:  # options that contradict each other: a usage error
         print(f"bpgpu {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except MemoryError as e:  # never a bare "error:" (a MemoryError often has no message)
+        why = str(e) or "the host ran out of memory"
+        print(
+            f"bpgpu {args.command}: error: {why}; use less data at once, a smaller batch or "
+            "network, or float32",
+            file=sys.stderr,
+        )
+        return 1
+    except (ValueError, TypeError, OSError, BackendUnavailable, FloatingPointError) as e:
+        print(f"bpgpu {args.command}: error: {e or type(e).__name__}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print(f"bpgpu {args.command}: interrupted", file=sys.stderr)

@@ -1,0 +1,287 @@
+"""The command line's data: options, loading, the task, the classes, the split, and the
+record of all of it that ``bpgpu train`` saves in the model file.
+
+The record (``net.data_info``, the model file's ``data`` section) names the source,
+format, keys or label column, the split's seed and fractions, the task, the classes and
+a fingerprint of the data. ``bpgpu evaluate --subset test`` rebuilds exactly that split
+from it and refuses data that differ, so "test" never means rows the model trained on.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from bpgpu import datasets
+from bpgpu._host import data_fingerprint
+
+
+class UsageError(ValueError):
+    """Options that contradict each other: exit status 2, like argparse's own errors."""
+
+
+FORMATS = ("auto", "digits", "mnist", "npz", "csv")
+TASKS = ("auto", "classification", "regression")
+
+
+def fraction(text: str) -> float:
+    """An argparse type: a number in [0, 1)."""
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1), got {text!r}") from None
+    if not 0 <= v < 1:
+        raise argparse.ArgumentTypeError(f"must be in [0, 1), got {text}")
+    return v
+
+
+def add_data_options(p: argparse.ArgumentParser, recorded: bool = False) -> None:
+    """``--data``, ``--format``, keys, label column, split fractions and seed. With
+    ``recorded`` (evaluate) the split options default to what the model file recorded."""
+    p.add_argument(
+        "--data",
+        default=None,
+        help="'digits' (the embedded 8x8 digits), an MNIST folder (IDX files), a .npz or a "
+        ".csv file"
+        + (" (default: the data the model was trained on)" if recorded else " (default: digits)"),
+    )
+    p.add_argument(
+        "--format",
+        default=None,
+        choices=FORMATS,
+        help="how to read --data (default: auto, from the name)",
+    )
+    p.add_argument("--x-key", default=None, help="name of the features array in a .npz (X)")
+    p.add_argument("--y-key", default=None, help="name of the labels array in a .npz (y)")
+    p.add_argument(
+        "--label-column",
+        type=int,
+        default=None,
+        help="the label column of a CSV, counted from 0; negative from the end (-1: last)",
+    )
+    p.add_argument("--val-split", type=fraction, default=None, help="validation fraction (0.1)")
+    p.add_argument(
+        "--test-split",
+        type=fraction,
+        default=None,
+        help="test fraction (0.2; an MNIST folder uses its t10k files)",
+    )
+    p.add_argument(
+        "--seed",
+        type=int,
+        default=None,
+        help="seed of the split, the weights and the shuffling (0)",
+    )
+
+
+@dataclass
+class Source:
+    """Where the data come from and how to read them."""
+
+    path: str
+    fmt: str
+    x_key: str | None = None
+    y_key: str | None = None
+    label_column: int | None = None
+
+    @classmethod
+    def from_args(cls, args, recorded: dict | None = None) -> Source:
+        """The source from the options (conflicts refused), else from ``recorded``."""
+        rec = recorded or {}
+        path = args.data if args.data is not None else rec.get("source", "digits")
+        fmt = args.format or ("auto" if args.data is not None else rec.get("format", "auto"))
+        if fmt == "auto":
+            fmt = _format_of(path)
+        given = {
+            "--x-key": args.x_key,
+            "--y-key": args.y_key,
+            "--label-column": args.label_column,
+        }
+        allowed = {"npz": ("--x-key", "--y-key"), "csv": ("--label-column",)}.get(fmt, ())
+        wrong = [k for k, v in given.items() if v is not None and k not in allowed]
+        if wrong:
+            where = {
+                "--x-key": ".npz files",
+                "--y-key": ".npz files",
+                "--label-column": "CSV files",
+            }
+            raise UsageError(
+                f"{' and '.join(wrong)} do not apply to {fmt} data ({path}): "
+                + "; ".join(f"{w} is for {where[w]}" for w in wrong)
+            )
+        same = args.data is None or path == rec.get("source")
+        src = cls(path, fmt)
+        if fmt == "npz":
+            src.x_key = args.x_key or (rec.get("x_key") if same else None) or "X"
+            src.y_key = args.y_key or (rec.get("y_key") if same else None) or "y"
+        if fmt == "csv":
+            col = args.label_column
+            src.label_column = (
+                col if col is not None else (rec.get("label_column") if same else None)
+            )
+            if src.label_column is None:
+                src.label_column = -1
+        return src
+
+    def load(self, kind: str = "train") -> tuple[np.ndarray, np.ndarray]:
+        if self.fmt == "digits":
+            return datasets.load_digits()
+        if self.fmt == "mnist":
+            return datasets.load_mnist(self.path, kind)
+        if self.fmt == "npz":
+            return datasets.load_npz(self.path, self.x_key, self.y_key)
+        return datasets.load_csv(self.path, self.label_column)
+
+    def record(self) -> dict:
+        return {
+            "source": self.path,
+            "format": self.fmt,
+            "x_key": self.x_key,
+            "y_key": self.y_key,
+            "label_column": self.label_column,
+        }
+
+
+def _format_of(path: str) -> str:
+    if path == "digits":
+        return "digits"
+    if os.path.isdir(path):
+        return "mnist"
+    for ext in ("npz", "csv"):
+        if path.endswith("." + ext):
+            return ext
+    raise ValueError(
+        f"cannot tell the format of {path!r}: pass --format npz, csv or mnist (or 'digits')"
+    )
+
+
+@dataclass
+class Task:
+    """What the network learns: ``kind`` is "classification" (``classes``: the labels in
+    output order), "binary" (one sigmoid unit; two classes) or "regression"."""
+
+    kind: str
+    classes: list | None = None
+    outputs: int = 1
+
+    def targets(self, y: np.ndarray) -> np.ndarray:
+        """Labels as the network takes them: class indices, 0/1, or the values."""
+        if self.kind == "regression":
+            return y.astype(np.float64)
+        index = {c: i for i, c in enumerate(self.classes)}
+        codes = np.array([index[v] for v in y.tolist()], dtype=np.int64)
+        return codes.astype(np.float64) if self.kind == "binary" else codes
+
+    def labels(self, codes: np.ndarray) -> np.ndarray:
+        """Class indices (or 0/1) back to the labels the data used."""
+        return np.asarray(self.classes)[np.asarray(codes, dtype=np.int64)]
+
+    def record(self) -> dict:
+        return {"task": self.kind, "classes": self.classes, "outputs": self.outputs}
+
+    @classmethod
+    def from_record(cls, rec: dict | None) -> Task | None:
+        if not rec or "task" not in rec:
+            return None
+        return cls(rec["task"], rec.get("classes"), int(rec.get("outputs", 1)))
+
+
+def find_task(task: str, output: str | None, ys: list[np.ndarray]) -> tuple[Task, str]:
+    """The task and a line that says what was found, from *all* the data's targets
+    (train and test), so a class seen only in one part is still a class."""
+    y = np.concatenate([np.asarray(v) for v in ys]) if len(ys) > 1 else np.asarray(ys[0])
+    if task == "auto":
+        integral = y.dtype.kind in "iub" or y.dtype.kind in "US"
+        task = "classification" if y.ndim == 1 and integral else "regression"
+    if task == "regression":
+        if y.dtype.kind not in "fiub":
+            raise ValueError(f"regression needs numeric targets; the labels are {y.dtype} text")
+        width = 1 if y.ndim == 1 else y.shape[1]
+        return Task("regression", None, width), f"regression: {width} numeric target(s)"
+    if y.ndim != 1:
+        raise ValueError(
+            f"classification needs one label per sample; the targets have shape {y.shape} "
+            "(pass --task regression for numeric target rows)"
+        )
+    classes = np.unique(y).tolist()
+    if len(classes) < 2:
+        raise ValueError(f"the data hold one class only ({classes[0]!r}); nothing to learn")
+    shown = ", ".join(map(str, classes[:12])) + (", ..." if len(classes) > 12 else "")
+    plain = classes == list(range(len(classes)))
+    line = f"classification: {len(classes)} classes found in all the data ({shown})"
+    if not plain:
+        line += "; output i stands for the i-th of them"
+    if output == "sigmoid":
+        if len(classes) != 2:
+            raise ValueError(
+                f"--output-activation sigmoid is one unit for two classes; the data have "
+                f"{len(classes)}: use softmax (the default)"
+            )
+        return Task("binary", classes, 1), line + f"; one sigmoid unit: 1 means {classes[1]!r}"
+    return Task("classification", classes, len(classes)), line
+
+
+@dataclass
+class Parts:
+    """The data of a run: train, validation and test parts (targets as the network
+    takes them) and the record that reproduces the split."""
+
+    X_train: Any
+    y_train: Any
+    X_val: Any
+    y_val: Any
+    X_test: Any
+    y_test: Any
+    record: dict
+
+
+def split_record(args, recorded: dict | None = None) -> dict:
+    """Seed and fractions: the options given, else the record's, else the defaults;
+    an option that contradicts the record is refused."""
+    rec = recorded or {}
+    out = {}
+    for key, opt, default in (
+        ("seed", "seed", 0),
+        ("val_split", "val_split", 0.1),
+        ("test_split", "test_split", 0.2),
+    ):
+        given = getattr(args, opt)
+        if recorded is not None and given is not None and key in rec and given != rec[key]:
+            raise ValueError(
+                f"--{opt.replace('_', '-')} {given} differs from the {rec[key]} the model was "
+                f"trained with; its test part is defined by the recorded split (omit the option)"
+            )
+        out[key] = given if given is not None else rec.get(key, default)
+    return out
+
+
+def load_parts(src: Source, split: dict, task_arg: str, output: str | None, task=None) -> tuple:
+    """``(Parts, Task, line)``: the data loaded and split as ``split`` says, the task
+    found from all of it (or the recorded ``task``)."""
+    X, y = src.load("train")
+    test = src.load("test") if src.fmt == "mnist" else None
+    fp = data_fingerprint(X, y)
+    if test is not None:
+        fp = {
+            "rows": fp["rows"],
+            "fingerprint": fp["fingerprint"],
+            "test_fingerprint": data_fingerprint(*test)["fingerprint"],
+        }
+    line = None
+    if task is None:
+        task, line = find_task(task_arg, output, [y] + ([test[1]] if test else []))
+    s = datasets.split(
+        X,
+        task.targets(y),
+        val=split["val_split"],
+        test=0.0 if test else split["test_split"],
+        seed=split["seed"],
+    )
+    if test is not None:
+        s.X_test, s.y_test = test[0], task.targets(test[1])
+    record = {**src.record(), **split, **task.record(), **fp}
+    return Parts(s.X_train, s.y_train, s.X_val, s.y_val, s.X_test, s.y_test, record), task, line

@@ -1,0 +1,278 @@
+"""The command line as a new user meets it: data that are not 0..K-1 labels, regression
+and binary tasks, recorded splits, contradicting options, one-line errors, --help."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import zipfile
+
+import numpy as np
+import pytest
+
+import bpgpu
+from bpgpu import cli
+
+
+@pytest.fixture(autouse=True)
+def numpy_backend(monkeypatch):
+    monkeypatch.setenv("BPGPU_BACKEND", "numpy")
+
+
+def main(*args) -> int:
+    return cli.main([str(a) for a in args])
+
+
+def run(*args):
+    return subprocess.run(
+        [sys.executable, "-m", "bpgpu", *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**__import__("os").environ, "BPGPU_BACKEND": "numpy"},
+    )
+
+
+def write_csv(path, X, y, header=None):
+    rows = [",".join(header)] if header else []
+    rows += [",".join([*(f"{v:.6g}" for v in x), str(t)]) for x, t in zip(X, y)]
+    path.write_text("\n".join(rows) + "\n")
+    return path
+
+
+def blobs(n=150, k=3, d=4, seed=0):
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, k, size=n)
+    return rng.normal(size=(n, d)) + 3 * np.eye(k, d)[y], y
+
+
+def config(path) -> dict:
+    with zipfile.ZipFile(path) as zf:
+        return json.loads(zf.read("config.json"))
+
+
+FAST = ["--epochs", "3", "--no-plot", "--hidden", "16"]
+
+
+def test_evaluate_test_uses_the_split_the_model_was_trained_with(tmp_path, capsys):
+    """Seed and fractions come from the model file: the "test" part is the rows held out
+    in training, whatever evaluate's own defaults are."""
+    X, y = blobs()
+    data = write_csv(tmp_path / "d.csv", X, y)
+    model = tmp_path / "m.npz"
+    assert main("train", "--data", data, "--seed", 5, "--test-split", 0.3, "-o", model, *FAST) == 0
+    trained = capsys.readouterr().out
+    test_line = next(x for x in trained.splitlines() if x.startswith("test accuracy"))
+    assert main("evaluate", model, "--subset", "test") == 0
+    out = capsys.readouterr().out
+    assert out.startswith("45 samples: ")  # 30 % of 150, not the default 20 %
+    acc = test_line.split()[2].rstrip(",")
+    assert f"accuracy {acc}" in out
+    rec = config(model)["data"]
+    assert rec["seed"] == 5 and rec["test_split"] == 0.3 and rec["source"] == str(data)
+    assert rec["classes"] == [0, 1, 2] and rec["rows"] == 150 and rec["fingerprint"]
+
+
+def test_evaluate_refuses_other_data_and_unrecorded_splits(tmp_path, capsys):
+    X, y = blobs()
+    data = write_csv(tmp_path / "d.csv", X, y)
+    model = tmp_path / "m.npz"
+    assert main("train", "--data", data, "-o", model, *FAST) == 0
+    other = write_csv(tmp_path / "other.csv", X[:140], y[:140])
+    assert main("evaluate", model, "--subset", "test", "--data", other) == 1
+    assert "not the data" in capsys.readouterr().err
+    assert main("evaluate", model, "--subset", "test", "--seed", 9) == 1
+    assert "differs from the 0 the model was trained with" in capsys.readouterr().err
+    bpgpu.MLP([4, 8, 3], backend="numpy").save(tmp_path / "py.npz")  # no record
+    assert main("evaluate", tmp_path / "py.npz", "--subset", "test", "--data", data) == 1
+    assert "does not record the data it was trained on" in capsys.readouterr().err
+    assert main("evaluate", tmp_path / "py.npz", "--data", data) == 0  # --subset all works
+
+
+def test_labels_that_are_not_0_to_k_minus_1_keep_their_names(tmp_path, capsys):
+    """Labels 1..3 get 3 outputs (not 4), text labels work, and predict answers with the
+    labels the data used."""
+    X, y = blobs()
+    for labels, classes in ((y + 1, [1, 2, 3]), (np.array(["cat", "dog", "emu"])[y], None)):
+        data = write_csv(tmp_path / "d.csv", X, labels, header=["a", "b", "c", "d", "kind"])
+        model = tmp_path / "m.npz"
+        assert main("train", "--data", data, "-o", model, *FAST, "--epochs", "30") == 0
+        out = capsys.readouterr().out
+        assert "3 classes found in all the data" in out and "MLP([4, 16, 3]" in out
+        np.save(tmp_path / "x.npy", X[:10])
+        assert main("predict", model, tmp_path / "x.npy") == 0
+        lines = capsys.readouterr().out.splitlines()
+        assert lines[0] == "label" and len(lines) == 11
+        want = [str(v) for v in labels[:10]]
+        assert sum(a == b for a, b in zip(lines[1:], want)) >= 8
+        if classes:
+            assert config(model)["data"]["classes"] == classes
+
+
+def test_a_class_seen_only_in_the_test_files_is_still_a_class(tmp_path, capsys):
+    """An MNIST folder whose train files lack class 3: the network still gets 4 outputs."""
+    import gzip
+
+    def idx(path, a):
+        head = bytes([0, 0, 0x08, a.ndim]) + np.array(a.shape, ">u4").tobytes()
+        with gzip.open(path, "wb") as f:
+            f.write(head + a.astype(np.uint8).tobytes())
+
+    rng = np.random.default_rng(0)
+    y_train, y_test = rng.integers(0, 3, size=60), np.array([3, 0, 1, 2] * 5)
+    for kind, y in (("train", y_train), ("t10k", y_test)):
+        X = rng.integers(0, 255, size=(len(y), 2, 2)) // 4 + 40 * y[:, None, None]
+        idx(tmp_path / f"{kind}-images-idx3-ubyte.gz", X)
+        idx(tmp_path / f"{kind}-labels-idx1-ubyte.gz", y)
+    assert main("train", "--data", tmp_path, "-o", tmp_path / "m.npz", *FAST) == 0
+    out = capsys.readouterr().out
+    assert "4 classes found in all the data (0, 1, 2, 3)" in out and "MLP([4, 16, 4]" in out
+
+
+def test_regression_and_binary_classification_from_the_command_line(tmp_path, capsys):
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(200, 3))
+    target = X @ np.array([1.5, -2.0, 0.5]) + 0.1 * rng.normal(size=200)
+    data = write_csv(tmp_path / "r.csv", X, target)
+    assert (
+        main("train", "--data", data, "-o", tmp_path / "r.npz", "--epochs", "30", "--no-plot") == 0
+    )
+    out = capsys.readouterr().out
+    assert "regression: 1 numeric target" in out and "activations=[relu, identity]" in out
+    r2 = float(next(x for x in out.splitlines() if "R^2" in x).split("R^2")[1])
+    assert r2 > 0.8, out
+    y = (X[:, 0] > 0).astype(int)
+    data = write_csv(tmp_path / "b.csv", X, y)
+    args = ["--data", data, "-o", tmp_path / "b.npz", "--output-activation", "sigmoid"]
+    assert main("train", *args, "--epochs", "20", "--no-plot") == 0
+    out = capsys.readouterr().out
+    assert "MLP([3, 256, 1], activations=[relu, sigmoid], cost='cross_entropy'" in out
+    acc = float(next(x for x in out.splitlines() if x.startswith("test accuracy")).split()[2][:-1])
+    assert acc > 0.85
+    X3, y3 = blobs()
+    data3 = write_csv(tmp_path / "t.csv", X3, y3)
+    assert main("train", "--data", data3, "--output-activation", "sigmoid", *FAST) == 1
+    assert "one unit for two classes; the data have 3" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "args, code, message",
+    [
+        (["train", "--batch-size", "0"], 2, "must be a positive integer, got 0"),
+        (["train", "--epochs", "-1"], 2, "must be a positive integer"),
+        (["train", "--val-split", "1.5"], 2, "must be in [0, 1)"),
+        (["train", "--lr", "0"], 2, "must be > 0"),
+        (["train", "--no-checkpoint", "--checkpoint", "c.npz"], 2, "contradict each other"),
+        (["train", "--no-plot", "--plot", "p.png"], 2, "contradict each other"),
+        (["train", "--data", "{csv}", "--x-key", "A"], 2, "--x-key is for .npz files"),
+        (["train", "--data", "{csv}", "--label-column", "9"], 1, "label column 9 is out of range"),
+        (["evaluate", "{model}", "--label-column", "1"], 2, "--label-column is for CSV files"),
+        (["predict", "{model}", "{csv}", "-o", "out.txt"], 1, "must end in .npy or .csv"),
+    ],
+)
+def test_user_errors_are_one_line_and_exit_2_or_1(args, code, message, tmp_path):
+    X, y = blobs(n=30)
+    csv = write_csv(tmp_path / "d.csv", X, y)
+    model = tmp_path / "m.npz"
+    bpgpu.MLP([4, 5, 3], backend="numpy").save(model)
+    args = [a.format(csv=csv, model=model) for a in args]
+    out = run(*args)
+    assert out.returncode == code, out.stderr
+    assert message in out.stderr and "Traceback" not in out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1
+    assert "epoch " not in out.stdout  # refused before any training
+
+
+def test_resume_refuses_options_that_contradict_the_checkpoint(tmp_path, capsys):
+    X, y = blobs()
+    data = write_csv(tmp_path / "d.csv", X, y)
+    ckpt, model = tmp_path / "c.npz", tmp_path / "m.npz"
+    assert main("train", "--data", data, "--checkpoint", ckpt, "-o", model, *FAST) == 0
+    out = capsys.readouterr().out
+    assert f"checkpoint kept at {ckpt}" in out
+    for extra, message in (
+        (["--batch-size", "8"], "batch_size=8 differs from the checkpoint's 32"),
+        (["--hidden", "32"], "--hidden [32] differs from the checkpoint's network"),
+        (["--seed", "3"], "differs from the 0 the model was trained with"),
+        (["--optimizer", "sgd"], "differs from the checkpoint's"),
+    ):
+        rc = main(
+            "train",
+            "--resume",
+            ckpt,
+            "--data",
+            data,
+            "--epochs",
+            5,
+            "-o",
+            model,
+            "--no-plot",
+            *extra,
+        )
+        assert rc == 1 and message in capsys.readouterr().err, extra
+    assert (
+        main("train", "--resume", ckpt, "--data", data, "--epochs", 5, "-o", model, "--no-plot")
+        == 0
+    )
+    out = capsys.readouterr().out
+    assert "trained 2 epochs" in out and "epoch   4/5" in out and "epoch   3/5" not in out
+
+
+def test_the_default_checkpoint_is_removed_after_a_finished_run(tmp_path, capsys):
+    X, y = blobs()
+    data = write_csv(tmp_path / "d.csv", X, y)
+    assert main("train", "--data", data, "-o", tmp_path / "m.npz", *FAST) == 0
+    assert not (tmp_path / "m.ckpt.npz").exists() and (tmp_path / "m.npz").exists()
+    capsys.readouterr()
+
+
+def test_early_stopping_says_whose_weights_it_kept(tmp_path, capsys):
+    X, y = blobs(n=300)
+    data = write_csv(tmp_path / "d.csv", X, y)
+    args = ["--data", data, "-o", tmp_path / "m.npz", "--no-plot", "--patience", "2"]
+    assert main("train", *args, "--epochs", "200", "--lr", "0.05", "--optimizer", "sgd") == 0
+    out = capsys.readouterr().out
+    assert "early stopping after epoch" in out and "kept the weights of epoch" in out
+
+
+def test_output_paths_are_checked_before_training(tmp_path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    assert main("train", "-o", blocker / "m.npz", *FAST) == 1
+    captured = capsys.readouterr()
+    assert f"model file {blocker / 'm.npz'}" in captured.err and "epoch " not in captured.out
+    assert (
+        main("train", "--plot", blocker / "p.png", "-o", tmp_path / "m.npz", "--epochs", "1") == 1
+    )
+    assert "plot" in capsys.readouterr().err and not (tmp_path / "m.npz").exists()
+    new = tmp_path / "new" / "folder" / "m.npz"
+    assert main("train", "-o", new, *FAST) == 0 and new.exists()  # a missing folder is made
+    capsys.readouterr()
+
+
+def test_version_verbose_after_the_command_and_help_with_every_default(capsys):
+    out = run("--version")
+    assert out.returncode == 0 and out.stdout.strip() == f"bpgpu {bpgpu.__version__}"
+    out = run("backends", "-v")
+    assert out.returncode == 0
+    helptext = run("train", "--help").stdout
+    for option, default in (("--epochs", "50"), ("--out", "model.npz"), ("--task", "auto")):
+        assert option in helptext and f"(default: {default})" in helptext, option
+    parser = cli.build_parser()
+    sub = next(a for a in parser._actions if a.dest == "command")
+    for name, p in sub.choices.items():
+        for action in p._actions:
+            assert action.help, f"{name} {action.option_strings} has no help"
+
+
+def test_a_memory_error_is_never_a_bare_error_line(monkeypatch, capsys):
+    from bpgpu.cli import parser
+
+    def boom(args):
+        raise MemoryError()
+
+    monkeypatch.setattr(parser, "cmd_backends", boom)
+    assert main("backends") == 1
+    err = capsys.readouterr().err
+    assert "out of memory" in err and err.strip() != "bpgpu backends: error:"
