@@ -66,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--backends", default="numpy")
     p.add_argument("--min-time", type=float, default=0.5)
     p.add_argument("--repeat", type=int, default=12)
-    p.add_argument("--out", default="benchmarks/results")
+    p.add_argument("--out", default="bench-results")
     args = p.parse_args(argv)
     base = base_build(args.base)
     rev = subprocess.run(

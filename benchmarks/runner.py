@@ -18,6 +18,7 @@ import math
 import os
 import platform
 import statistics
+import sys
 import time
 import tracemalloc
 
@@ -112,12 +113,21 @@ def available_peers(names: list[str] | None) -> list[P.Peer]:
     return found
 
 
-def measure(peers: list[P.Peer], w, X, y, min_time: float, repeat: int) -> list[dict]:
+def _say(progress, text: str) -> None:
+    if progress is not None:
+        progress(text)
+
+
+def measure(
+    peers: list[P.Peer], w, X, y, min_time: float, repeat: int, progress=None
+) -> list[dict]:
     """Steps/s of every peer: warm-up, then ``repeat`` rounds that time each peer in
     turn, so that the machine's slow and fast moments fall on all peers alike; the
-    best round of each peer counts, and the median round is kept to show the noise."""
-    epochs, gpu_peak = {}, {}
-    for peer in peers:
+    best round of each peer counts, and the median round is kept to show the noise.
+    ``progress(text)``, when given, hears what is running and what is left."""
+    epochs, gpu_peak, spent = {}, {}, {}
+    for i, peer in enumerate(peers, start=1):
+        _say(progress, f"[{w.name}] warm-up {i}/{len(peers)}: {peer.name}")
         with memory.window(peer) as mem:  # this peer's own device memory, no one else's
             peer.prepare(w, X, y)
             t0 = time.perf_counter()
@@ -125,12 +135,18 @@ def measure(peers: list[P.Peer], w, X, y, min_time: float, repeat: int) -> list[
             elapsed = time.perf_counter() - t0
         gpu_peak[peer.name] = mem.get("peak")
         epochs[peer.name] = max(1, math.ceil(min_time / max(elapsed, 1e-9)))
+        spent[peer.name] = epochs[peer.name] * elapsed
+    per_round = sum(spent.values())
     rounds: dict[str, list[float]] = {name: [] for name in epochs}
-    for _ in range(repeat):
+    for r in range(repeat):
+        left = (repeat - r) * per_round
+        _say(progress, f"[{w.name}] round {r + 1}/{repeat}, about {left:.0f} s left here")
+        t_round = time.perf_counter()
         for peer in peers:
             t0 = time.perf_counter()
             peer.train(epochs[peer.name])
             rounds[peer.name].append(time.perf_counter() - t0)
+        per_round = time.perf_counter() - t_round
     best = {name: min(times) for name, times in rounds.items()}
     rows = []
     for peer in peers:
@@ -345,18 +361,43 @@ def chart(report: dict, path: str) -> bool:
     return True
 
 
+def _epilog() -> str:
+    lines = ["workloads (float32, ReLU, softmax cross-entropy, plain SGD):"]
+    for w in WORKLOADS.values():
+        lines.append(
+            f"  {w.name:<6} {'-'.join(map(str, w.sizes))}, batch {w.batch}, {w.samples} samples"
+        )
+    lines += ["", "peers (those whose library or device is missing here are left out):"]
+    lines += [f"  {n}" for n in known_peer_names()]
+    lines += ["", "a family (bpgpu, torch-eager, gemm-floor, ...) names all its members"]
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="bpgpu bench", description=__doc__.split("\n")[0])
-    p.add_argument("--workloads", default="small,mnist,large")
+    p = argparse.ArgumentParser(
+        prog="bpgpu bench",
+        description=__doc__.split("\n")[0],
+        epilog=_epilog(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--workloads", default="small,mnist,large", help="comma-separated (all)")
     p.add_argument("--peers", default=None, help="comma-separated peer names (default: all)")
     # many short rounds: on a shared machine the best of them is more often a quiet one
     # (mnist's fraction of the floor read 0.79-0.99 with 5 rounds of 2 s, 0.85-0.88
     # with 15 of 0.3 s)
     p.add_argument("--min-time", type=float, default=0.5, help="seconds per timed run (0.5)")
     p.add_argument("--repeat", type=int, default=12, help="timed rounds per peer (12)")
-    p.add_argument("--out", default="benchmarks/results", help="folder for the results")
+    p.add_argument(
+        "--out",
+        default="bench-results",
+        help="folder for the results (bench-results; the committed ones are in "
+        "benchmarks/results and are written only when named here)",
+    )
     p.add_argument("--tag", default=None, help="file name tag (default: cpu or the GPU)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress lines on stderr")
     args = p.parse_args(argv)
+    if args.min_time <= 0 or args.repeat < 1:
+        p.error("--min-time must be > 0 and --repeat >= 1")
     names = [n for n in args.workloads.split(",") if n]
     unknown = [n for n in names if n not in WORKLOADS]
     if unknown:
@@ -365,11 +406,23 @@ def main(argv: list[str] | None = None) -> int:
         peers = select_peers(args.peers.split(",")) if args.peers else available_peers(None)
     except ValueError as e:
         p.error(str(e))
+    from bpgpu.io import prepare_output
+
+    try:  # the results folder, checked before minutes of measuring
+        prepare_output(os.path.join(args.out, "bench.json"), "results")
+    except OSError as e:
+        p.error(str(e))
+
+    def progress(text: str) -> None:
+        print(f"bench: {text}", file=sys.stderr, flush=True)
+
     results = {}
-    for name in names:
+    for k, name in enumerate(names, start=1):
         w = WORKLOADS[name]
         X, y = w.data()
-        rows = measure(peers, w, X, y, args.min_time, args.repeat)
+        if not args.quiet:
+            progress(f"workload {k}/{len(names)}: {name}, {len(peers)} peers")
+        rows = measure(peers, w, X, y, args.min_time, args.repeat, None if args.quiet else progress)
         for row in rows:
             print(f"{name:>6} {row['peer']:<28} {row['steps_per_s']:>12,.1f} steps/s", flush=True)
         ratios(rows, w)
@@ -378,8 +431,7 @@ def main(argv: list[str] | None = None) -> int:
     report = {
         "machine": info,
         "results": results,
-        "command": "python -m benchmarks "
-        + " ".join(argv if argv is not None else __import__("sys").argv[1:]),
+        "command": "python -m benchmarks " + " ".join(argv if argv is not None else sys.argv[1:]),
     }
     report["targets"] = check_targets(results)
     tag = args.tag or ("gpu" if "gpu" in info else "cpu")

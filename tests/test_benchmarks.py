@@ -261,3 +261,35 @@ def test_gpu_check_runs_test_files_that_exist():
     text = (root / "benchmarks" / "gpu_check.sh").read_text()
     files = re.search(r'GPU_CORE="([^"]+)"', text).group(1).split()
     assert files and all((root / f).is_file() for f in files), files
+
+
+def test_bench_by_default_writes_its_own_folder_and_shows_progress(tmp_path):
+    """Never the committed benchmarks/results/ unless named; progress on stderr."""
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bpgpu",
+            "bench",
+            "--workloads",
+            "small",
+            "--peers",
+            "numpy-loop",
+            "--min-time",
+            "0.01",
+            "--repeat",
+            "2",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
+    )
+    assert out.returncode == 0, out.stderr
+    assert (tmp_path / "bench-results" / "bench-cpu.json").exists()
+    assert "bench: workload 1/1: small" in out.stderr
+    assert "round 2/2, about" in out.stderr and "s left" in out.stderr
+    help_text = subprocess.run(
+        [sys.executable, "-m", "bpgpu", "bench", "--help"], capture_output=True, text=True
+    ).stdout
+    assert "mnist  784-512-512-10" in help_text and "gemm-floor[cupy:cuda]" in help_text
