@@ -131,6 +131,12 @@ class Backend:
         """A context in which new arrays and kernels go to this backend's device."""
         return contextlib.nullcontext()
 
+    def threads(self, work: int) -> contextlib.AbstractContextManager:
+        """A context for training whose largest matrix product per step is ``work``
+        multiply-adds: CPU backends pick their thread count by it (the default: as the
+        library likes)."""
+        return contextlib.nullcontext()
+
     use_fast: bool | None = None  # None: read BPGPU_FAST at the first use of ``ops``
     _ops: Ops | None = None  # this backend's overrides (None: the generic ones only)
     _generic: Ops | None = None

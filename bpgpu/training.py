@@ -243,15 +243,22 @@ def fit(
     }
     for cb in opts["callbacks"]:
         cb.on_train_begin(net, run.history)
-    with model.backend.context(), interruptible(handle_interrupt) as stop_flag:
-        for epoch in range(run.start, st.epochs):
-            ep = run_epoch(net, model, run, data, batches, st, epoch, opts, stop_flag)
-            if end_epoch(net, model, run, data, batches, st, ep, opts, stop_flag):
-                break
-    h = run.history
+    work = st.batch_size * max(layer.n_in * layer.n_out for layer in model.layers)
+    with model.backend.context(), model.backend.threads(work):
+        h = _train(net, model, run, data, batches, st, opts, handle_interrupt)
     restore_best_weights = st.patience is not None and restore_best and not h.interrupted
     if restore_best_weights and run.best.params is not None:
         model.params = run.best.params
     for cb in opts["callbacks"]:
         cb.on_train_end(net, h)
     return h
+
+
+def _train(net, model, run, data, batches, st, opts, handle_interrupt) -> History:
+    """The epochs, Ctrl-C turned into a stop after the batch."""
+    with interruptible(handle_interrupt) as stop_flag:
+        for epoch in range(run.start, st.epochs):
+            ep = run_epoch(net, model, run, data, batches, st, epoch, opts, stop_flag)
+            if end_epoch(net, model, run, data, batches, st, ep, opts, stop_flag):
+                break
+    return run.history

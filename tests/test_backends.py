@@ -138,3 +138,43 @@ def test_device_memory_error_is_built_while_the_device_is_current():
     net.model.outputs = boom
     with pytest.raises(bpgpu.DeviceMemoryError, match="device 3 is out"):
         net.forward(np.zeros((1, 2)))
+
+
+def test_numpy_trains_small_networks_on_one_blas_thread(monkeypatch):
+    """One BLAS thread below the size where a second one pays; the library's choice
+    above it; BPGPU_BLAS_THREADS overrides (measured reasons: NOTES section 15)."""
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    from bpgpu.backends.numpy_backend import NumpyBackend
+
+    def blas_threads():
+        return {
+            d["num_threads"] for d in threadpoolctl.threadpool_info() if d["user_api"] == "blas"
+        }
+
+    be, before = NumpyBackend(), blas_threads()
+    with be.threads(32 * 64 * 256):  # the digits network's largest product
+        assert blas_threads() == {1}
+    assert blas_threads() == before
+    with be.threads(256 * 784 * 512):  # the mnist workload's
+        assert blas_threads() == before
+    monkeypatch.setenv("BPGPU_BLAS_THREADS", "1")
+    with be.threads(10**9):
+        assert blas_threads() == {1}
+    monkeypatch.setenv("BPGPU_BLAS_THREADS", "many")
+    with pytest.raises(ValueError, match="BPGPU_BLAS_THREADS must be"):
+        be.threads(10)
+
+
+def test_fit_runs_inside_the_backends_thread_choice(monkeypatch):
+    from bpgpu.backends.numpy_backend import NumpyBackend
+
+    seen = []
+
+    class Watch(NumpyBackend):
+        def threads(self, work):
+            seen.append(work)
+            return super().threads(work)
+
+    X = np.random.default_rng(0).normal(size=(40, 64))
+    bpgpu.MLP([64, 256, 10], backend=Watch()).fit(X, np.arange(40) % 10, epochs=1, batch_size=32)
+    assert seen == [32 * 64 * 256]
