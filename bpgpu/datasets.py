@@ -29,6 +29,7 @@ __all__ = [
     "Split",
     "standardize",
     "encode_labels",
+    "check_finite",
 ]
 
 
@@ -258,5 +259,17 @@ def standardize(X_train) -> tuple[np.ndarray, np.ndarray]:
     keeps doing so after save/load).
     """
     X = np.asarray(X_train, dtype=np.float64)
+    check_finite(X, "X_train")
     mean, std = X.mean(axis=0), X.std(axis=0)
     return mean, np.where(std > 0, std, 1.0)
+
+
+def check_finite(X, what: str = "X") -> None:
+    """Refuse NaN or inf, naming the first place (row and column from 1)."""
+    X = np.asarray(X)
+    if X.dtype.kind == "f" and X.size and not np.isfinite(X).all():
+        where = np.argwhere(~np.isfinite(X))[0]
+        at = ", ".join(f"{k} {i + 1}" for k, i in zip(("row", "column"), where))
+        raise ValueError(
+            f"{what} contains NaN or inf (first at {at}); clean or impute the data first"
+        )

@@ -276,3 +276,55 @@ def test_a_memory_error_is_never_a_bare_error_line(monkeypatch, capsys):
     assert main("backends") == 1
     err = capsys.readouterr().err
     assert "out of memory" in err and err.strip() != "bpgpu backends: error:"
+
+
+BAD_FILES = {
+    "NaN": ("d.csv", "1,2,3,4,0\nnan,2,3,4,1\n5,6,7,8,2\n", "NaN or inf"),
+    "inf": ("d.csv", "1,2,3,4,0\ninf,2,3,4,1\n5,6,7,8,2\n", "NaN or inf"),
+    "empty": ("d.csv", "", "no data"),
+    "text feature": ("d.csv", "1,2,3,4,0\n1,x,3,4,1\n", "row 2, column 2 holds 'x'"),
+    "short row": ("d.csv", "1,2,3,4,0\n1,2,3,1\n", "row 2 has 4 fields"),
+    "empty field": ("d.csv", "1,2,3,4,0\n1,,3,4,1\n", "row 2, column 2 is empty"),
+    "wrong width": ("d.csv", "1,2,3,0\n4,5,6,1\n", "features, the network expects 4"),
+    "not an npz": ("d.npz", "X,y\n1,2\n", "is not an .npz file"),
+}
+
+
+@pytest.mark.parametrize("entry", ["train", "evaluate", "predict"])
+@pytest.mark.parametrize("bad", list(BAD_FILES))
+def test_the_command_line_refuses_bad_data_files_in_one_line_and_writes_nothing(
+    entry, bad, tmp_path
+):
+    """The reliability matrix, for the command line: every entry that reads data x
+    every kind of bad file -> exit 1, one line naming the problem, no file written."""
+    name, text, message = BAD_FILES[bad]
+    path = tmp_path / name
+    path.write_text(text)
+    model = tmp_path / "m.npz"
+    bpgpu.MLP([4, 5, 3], backend="numpy").save(model)
+    before = sorted(p.name for p in tmp_path.iterdir())
+    if entry == "train":
+        if bad == "wrong width":
+            pytest.skip("train builds the network from the data: any width is right")
+        args = ["train", "--data", path, "-o", tmp_path / "out.npz", "--epochs", "1"]
+    elif entry == "evaluate":
+        if bad == "wrong width":
+            message = "3 features, the network expects 4"
+        args = ["evaluate", model, "--data", path]
+    else:
+        if name.endswith(".npz"):
+            pytest.skip("predict reads .npy and .csv inputs")
+        if bad == "wrong width":
+            message = "4 features, the network expects 4"
+        args = ["predict", model, path, "-o", tmp_path / "p.csv"]
+        text_rows = [r for r in text.splitlines() if r]
+        if bad == "wrong width":  # the label-less input of predict: 4 columns fit
+            path.write_text("1,2,3\n4,5,6\n")
+            message = "3 features, the network expects 4"
+        elif text_rows and bad in ("NaN", "inf"):
+            path.write_text("\n".join(r.rsplit(",", 1)[0] for r in text_rows) + "\n")
+    out = run(*args)
+    assert out.returncode == 1, (out.stdout, out.stderr)
+    assert message in out.stderr and "Traceback" not in out.stderr, out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == before  # nothing written

@@ -264,6 +264,9 @@ def load_parts(src: Source, split: dict, task_arg: str, output: str | None, task
     found from all of it (or the recorded ``task``)."""
     X, y = src.load("train")
     test = src.load("test") if src.fmt == "mnist" else None
+    datasets.check_finite(X, src.path)
+    if test is not None:
+        datasets.check_finite(test[0], src.path + " (test files)")
     fp = data_fingerprint(X, y)
     if test is not None:
         fp = {
