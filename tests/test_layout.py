@@ -20,6 +20,7 @@ HOST_SIDE = {
     "csvfile.py": "CSV files read on the host",
     "cli/commands.py": "the CLI's input and output files",
     "cli/data.py": "the CLI's data files, split and classes, on the host",
+    "sklearn.py": "scikit-learn's interface: NumPy arrays in and out",
 }
 # The floors of DESIGN.md / ARCHITECTURE.md, bottom up: a module imports (at the top or
 # deferred inside a function) only modules on its own floor or below.
@@ -46,7 +47,9 @@ FLOORS = {
     **dict.fromkeys(["history", "recovery", "epochs", "training"], 3),  # training
     "network": 4,  # the MLP class, a thin face
     **dict.fromkeys(["gradcheck", "consistency"], 5),  # tools built on MLP
-    **dict.fromkeys(["cli", "__init__", "__main__", "bench"], 6),  # the command line, the package
+    **dict.fromkeys(
+        ["cli", "__init__", "__main__", "bench", "sklearn"], 6
+    ),  # the command line, the package
 }
 
 

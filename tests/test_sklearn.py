@@ -1,0 +1,206 @@
+"""bpgpu.sklearn: scikit-learn's own estimator checks, its attributes and workflows, and
+parity with MLPClassifier / MLPRegressor on its bundled data sets."""
+
+from __future__ import annotations
+
+import importlib.util
+import pickle
+import warnings
+
+import numpy as np
+import pytest
+
+sklearn = pytest.importorskip("sklearn")
+
+from sklearn.base import clone  # noqa: E402
+from sklearn.datasets import load_diabetes, load_digits, load_iris  # noqa: E402
+from sklearn.exceptions import ConvergenceWarning  # noqa: E402
+from sklearn.model_selection import GridSearchCV, cross_val_score, train_test_split  # noqa: E402
+from sklearn.neural_network import MLPClassifier, MLPRegressor  # noqa: E402
+from sklearn.pipeline import make_pipeline  # noqa: E402
+from sklearn.preprocessing import StandardScaler  # noqa: E402
+from sklearn.utils.estimator_checks import parametrize_with_checks  # noqa: E402
+
+from bpgpu.sklearn import BPClassifier, BPRegressor  # noqa: E402
+
+BACKENDS = ["numpy"] + (["torch"] if importlib.util.find_spec("torch") else [])
+ESTIMATORS = [cls(backend=b) for b in BACKENDS for cls in (BPClassifier, BPRegressor)]
+
+
+@parametrize_with_checks(ESTIMATORS)
+def test_scikit_learns_estimator_checks(estimator, check):
+    """Every check of scikit-learn's suite, on the NumPy backend (and torch where it is
+    installed); none is marked as expected to fail."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        check(estimator)
+
+
+def test_importing_bpgpu_does_not_import_sklearn():
+    import subprocess
+    import sys
+
+    code = "import sys, bpgpu; print('sklearn' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+def scaled(loader):
+    X, y = loader(return_X_y=True)
+    return StandardScaler().fit_transform(X), y
+
+
+def test_parameters_are_mlpclassifiers_with_the_same_defaults():
+    ours, theirs = BPClassifier().get_params(), MLPClassifier().get_params()
+    assert set(theirs) <= set(ours) and set(ours) - set(theirs) == {"backend", "dtype"}
+    assert all(ours[k] == theirs[k] for k in theirs)
+    ours, theirs = BPRegressor().get_params(), MLPRegressor().get_params()
+    assert all(ours[k] == theirs[k] for k in theirs)
+
+
+def test_fitted_attributes_in_scikit_learns_layout():
+    X, y = scaled(load_iris)
+    labels = np.array(["setosa", "versicolor", "virginica"])[y]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        est = BPClassifier(hidden_layer_sizes=(7, 5), max_iter=300, random_state=0).fit(X, labels)
+    assert list(est.classes_) == ["setosa", "versicolor", "virginica"]
+    assert est.n_features_in_ == 4 and est.n_layers_ == 4 and est.n_outputs_ == 3
+    assert [c.shape for c in est.coefs_] == [(4, 7), (7, 5), (5, 3)]
+    assert [b.shape for b in est.intercepts_] == [(7,), (5,), (3,)]
+    assert est.out_activation_ == "softmax" and est.n_iter_ == len(est.loss_curve_)
+    assert est.t_ == est.n_iter_ * 150 and est.loss_ == est.loss_curve_[-1]
+    assert est.best_loss_ == min(est.loss_curve_) and est.validation_scores_ is None
+    proba = est.predict_proba(X[:5])
+    assert proba.shape == (5, 3) and np.allclose(proba.sum(axis=1), 1)
+    np.testing.assert_allclose(np.exp(est.predict_log_proba(X[:5])), proba)
+    assert set(est.predict(X)) <= set(labels) and est.score(X, labels) > 0.8
+    # coefs_ is the network: setting it changes the predictions
+    est.coefs_ = [np.zeros_like(c) for c in est.coefs_]
+    assert np.allclose(est.predict_proba(X[:3]), est.predict_proba(X[:3])[0])
+
+
+def test_non_contiguous_integer_classes_binary_and_multilabel():
+    X, y = scaled(load_iris)
+    est = BPClassifier(max_iter=60, random_state=1).fit(X, np.array([3, 10, 42])[y])
+    assert list(est.classes_) == [3, 10, 42] and set(est.predict(X)) <= {3, 10, 42}
+    binary = BPClassifier(max_iter=60, random_state=1).fit(X, y == 0)
+    assert binary.out_activation_ == "logistic" and binary.predict_proba(X).shape == (150, 2)
+    Y = np.column_stack([y == 0, y == 2, y > 0]).astype(int)
+    multi = BPClassifier(max_iter=200, random_state=1).fit(X, Y)
+    assert multi.predict(X).shape == (150, 3) and multi.predict_proba(X).shape == (150, 3)
+    assert (multi.predict(X) == Y).mean() > 0.9
+
+
+def test_multi_output_regression():
+    X, y = scaled(load_diabetes)
+    Y = np.column_stack([y, -2 * y]) / y.std()
+    est = BPRegressor(max_iter=200, random_state=0, learning_rate_init=0.01).fit(X, Y)
+    assert est.predict(X).shape == (len(X), 2) and est.score(X, Y) > 0.4
+    assert est.out_activation_ == "identity"
+
+
+def test_early_stopping_partial_fit_warm_start_and_schedules():
+    X, y = scaled(load_digits)
+    es = BPClassifier(early_stopping=True, random_state=0, max_iter=200).fit(X, y)
+    assert es.best_loss_ is None and len(es.validation_scores_) == es.n_iter_
+    assert es.best_validation_score_ == max(es.validation_scores_) > 0.9
+    assert es.n_iter_ < 200  # stopped by n_iter_no_change
+    pf = BPClassifier(random_state=0)
+    with pytest.raises(ValueError, match="classes must be passed"):
+        pf.partial_fit(X, y)
+    for _ in range(15):
+        pf.partial_fit(X[:1000], y[:1000], classes=np.arange(10))
+    assert pf.n_iter_ == 15 and pf.score(X[1000:], y[1000:]) > 0.8
+    ws = BPClassifier(max_iter=5, warm_start=True, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        ws.fit(X, y)
+        first = ws.loss_
+        ws.fit(X, y)
+    assert ws.n_iter_ == 10 and ws.loss_ < first
+    inv = BPClassifier(solver="sgd", learning_rate="invscaling", max_iter=3, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        inv.fit(X, y)
+    assert inv._opt.lr == pytest.approx(0.001 / (inv.t_ + 1) ** 0.5)
+    ada = BPClassifier(
+        solver="sgd",
+        learning_rate="adaptive",
+        n_iter_no_change=1,
+        tol=10.0,
+        max_iter=4,
+        random_state=0,
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        ada.fit(X, y)
+    assert ada._opt.lr < 0.001  # divided by 5 when the loss stopped improving by tol
+
+
+def test_lbfgs_is_refused_with_a_message():
+    X, y = scaled(load_iris)
+    with pytest.raises(ValueError, match="lbfgs.*not supported.*'adam'"):
+        BPClassifier(solver="lbfgs").fit(X, y)
+    assert not hasattr(BPClassifier(solver="lbfgs"), "partial_fit")
+
+
+def test_pipeline_grid_search_cross_validation_and_clone():
+    X, y = load_iris(return_X_y=True)
+    pipe = make_pipeline(StandardScaler(), BPClassifier(max_iter=400, random_state=0))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        scores = cross_val_score(pipe, X, y, cv=3)
+        grid = GridSearchCV(pipe, {"bpclassifier__hidden_layer_sizes": [(5,), (20,)]}, cv=3)
+        grid.fit(X, y)
+    assert scores.mean() > 0.85 and grid.best_score_ > 0.85
+    c = clone(BPClassifier(hidden_layer_sizes=(3,), backend="numpy", dtype="float32"))
+    assert c.get_params()["hidden_layer_sizes"] == (3,) and c.get_params()["dtype"] == "float32"
+
+
+def test_a_model_trained_on_a_gpu_unpickles_where_there_is_none(monkeypatch):
+    """Pickles hold host arrays; a backend that cannot load on unpickling falls back to
+    NumPy with a warning, and predicts the same."""
+    X, y = scaled(load_iris)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        est = BPClassifier(max_iter=20, random_state=0, backend="numpy").fit(X, y)
+    data = pickle.dumps(est)
+    est.backend = "cupy:7"  # as if fitted on a GPU this machine does not have
+    gpu_data = pickle.dumps(est)
+    with pytest.warns(UserWarning, match="runs on numpy instead"):
+        back = pickle.loads(gpu_data)
+    assert back._net.backend.name == "numpy"
+    np.testing.assert_array_equal(back.predict_proba(X), pickle.loads(data).predict_proba(X))
+    back.partial_fit(X, y)  # and trains on, optimizer state included
+    assert back.n_iter_ == 21
+
+
+def _scores(est_cls, X_tr, y_tr, X_te, y_te, seeds, **kw):
+    out = []
+    for seed in seeds:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            out.append(est_cls(random_state=seed, **kw).fit(X_tr, y_tr).score(X_te, y_te))
+    return np.array(out)
+
+
+@pytest.mark.parametrize("loader", [load_iris, load_digits], ids=["iris", "digits"])
+def test_accuracy_matches_mlpclassifier_within_seed_noise(loader):
+    X, y = scaled(loader)
+    X_tr, X_te, y_tr, y_te = train_test_split(X, y, test_size=0.3, random_state=0, stratify=y)
+    kw = dict(hidden_layer_sizes=(32,), max_iter=60)
+    ours = _scores(BPClassifier, X_tr, y_tr, X_te, y_te, range(4), **kw)
+    theirs = _scores(MLPClassifier, X_tr, y_tr, X_te, y_te, range(4), **kw)
+    noise = 2 * max(ours.std(), theirs.std(), 0.01)
+    assert abs(ours.mean() - theirs.mean()) <= noise, (ours, theirs)
+
+
+def test_r2_matches_mlpregressor_within_seed_noise():
+    X, y = scaled(load_diabetes)
+    X_tr, X_te, y_tr, y_te = train_test_split(X, y, test_size=0.3, random_state=0)
+    kw = dict(hidden_layer_sizes=(32,), max_iter=300, learning_rate_init=0.01)
+    ours = _scores(BPRegressor, X_tr, y_tr, X_te, y_te, range(4), **kw)
+    theirs = _scores(MLPRegressor, X_tr, y_tr, X_te, y_te, range(4), **kw)
+    noise = 2 * max(ours.std(), theirs.std(), 0.02)
+    assert abs(ours.mean() - theirs.mean()) <= noise, (ours, theirs)
