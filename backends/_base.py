@@ -131,6 +131,16 @@ class Backend:
         """A context in which new arrays and kernels go to this backend's device."""
         return contextlib.nullcontext()
 
+    def allreduce(self, flat: Any, comm: Any) -> Any:
+        """The sum of the 1-D array ``flat`` over the ranks of the mpi4py communicator
+        ``comm``. Here through the host (a copy out, ``MPI.Allreduce``, a copy in);
+        backends with a direct path override it (NumPy in place, CuPy with NCCL)."""
+        from mpi4py import MPI
+
+        host = np.ascontiguousarray(self.to_numpy(flat))
+        comm.Allreduce(MPI.IN_PLACE, host, op=MPI.SUM)
+        return self.asarray(host)
+
     def threads(self, work: int) -> contextlib.AbstractContextManager:
         """A context for training whose largest matrix product per step is ``work``
         multiply-adds: CPU backends pick their thread count by it (the default: as the

@@ -56,6 +56,14 @@ class NumpyBackend(Backend):
             return threadpool_limits(1, user_api="blas")
         return contextlib.nullcontext()
 
+    def allreduce(self, flat, comm):
+        """In place: ``flat`` is a fresh host buffer already."""
+        from mpi4py import MPI
+
+        flat = np.ascontiguousarray(flat)
+        comm.Allreduce(MPI.IN_PLACE, flat, op=MPI.SUM)
+        return flat
+
     def info(self):
         return {
             "name": self.name,

@@ -100,6 +100,8 @@ def train_step(
     state: dict,
     loss: bool = True,
     check: Callable[[list, list, Any, list], None] | None = None,
+    reduce: Callable[[list], list] | None = None,
+    rows: int | None = None,
 ):
     """One optimizer step on a device batch: ``(params, state, E, Y)``, ``E`` the batch's
     summed cost (None unless ``loss``) and ``Y`` its outputs, both left on the device.
@@ -109,9 +111,13 @@ def train_step(
     torch), so one weight gradient at a time exists. Any other optimizer gets the
     gradients and runs through ``ops.optimizer_step``. ``check(Xs, Ys, E, grads)`` runs
     before anything changes (anomaly mode; it also turns the prescaled path off).
+
+    Data-parallel training: ``Xb`` is this rank's share of a global batch of ``rows``
+    rows (the gradients are of the global mean), and ``reduce(grads)`` sums them over
+    the ranks before the optimizer step (the prescaled path is off).
     """
-    lr = None if check is not None else sgd_lr(opt)
-    scale = (1.0 if lr is None else lr) / Xb.shape[0]
+    lr = None if check is not None or reduce is not None else sgd_lr(opt)
+    scale = (1.0 if lr is None else lr) / (Xb.shape[0] if rows is None else rows)
     Xs, Ys = forward(ops, layers, params, Xb, last=False)
     top = layers[-1]
     a = params[top.offset + 2] if top.has_param else None
@@ -120,6 +126,8 @@ def train_step(
     Ys.append(Y)
     if lr is None:
         grads = gradients(ops, layers, params, Xs, Ys, D, G)[0]
+        if reduce is not None:
+            grads = reduce(grads)
         if check is not None:
             check(Xs, Ys, E, grads)
         params, state = ops.optimizer_step(opt, opt.fused_rule(), params, grads, state)

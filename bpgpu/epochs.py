@@ -205,21 +205,23 @@ def run_epoch(net, model, run: Run, data: Data, batches: Batches, st, epoch: int
         dtype = model.backend.dtype(model.dtype)
         dev = model.backend.device
         losses = pos["losses"]
+        if losses is not None and opts["dist"] is not None and not opts["dist"].root:
+            losses = []  # the global values, summed over the ranks at the epoch's end: once
         before = (
             None
             if losses is None
             else [model.xp.asarray(v, dtype=dtype, device=dev) for v in losses]
         )
     metrics, n_batches = opts["train_metrics"], batches.count
-    anomaly, callbacks = opts["detect_anomaly"], opts["callbacks"]
+    anomaly, callbacks, step = opts["detect_anomaly"], opts["callbacks"], opts["step"]
     losses, rights, done = [], [], n_batches
     for bi, (Xb, Tb, Lb) in enumerate(batches.epoch(perm_d, first), start=first):
         where = (epoch + 1, bi + 1) if anomaly else None
-        run.state, E, Y = model.step(Xb, Tb, run.opt, run.state, metrics, where)
+        E, right = step(Xb, Tb, Lb, where, metrics)
         if metrics:
             losses.append(E)
-            if Lb is not None:
-                rights.append(model.correct(Y, Lb))
+            if right is not None:
+                rights.append(right)
         for cb in callbacks:
             cb.on_batch_end(net, bi)
         if stop_flag.is_set() and bi + 1 < n_batches:
@@ -239,15 +241,20 @@ def end_epoch(
     """Divergence, interruption, history, early stopping, callbacks, checkpoint: True
     when training stops here."""
     xp, metrics, n_batches = model.xp, opts["train_metrics"], batches.count
+    dist = opts["dist"]
     known = metrics and ep.before is not None  # the whole epoch's metrics are known
+    right = int(xp.sum(xp.stack(ep.rights))) if ep.rights else 0
     if metrics:
         total = float(xp.sum(xp.stack((ep.before or []) + ep.losses)))  # the epoch's read
+        if dist is not None:  # the ranks' shares summed: once per epoch
+            total, right = dist.sum_numbers([total, right])
+            right = int(right)
         finite = math.isfinite(total) and model.finite()  # finite loss, bad update: caught
     else:  # no losses: the weights tell whether training diverged (one read)
         total, finite = math.nan, model.finite()
     correct = None
     if known and ep.correct_before is not None:
-        correct = ep.correct_before + (int(xp.sum(xp.stack(ep.rights))) if ep.rights else 0)
+        correct = ep.correct_before + right
     if not finite and not metrics:
         restore(model, ep.saved)
         raise FloatingPointError(
@@ -257,20 +264,22 @@ def end_epoch(
             "or detect_anomaly=True (names the layer)"
         )
     if not finite:
-        diverged(
-            model, run.opt, ep.saved, ep.losses, ep.first, ep.perm, batches, ep.index + 1, n_batches
-        )
+        host = _batch_losses(ep.losses, dist)  # one read per batch, only for a failed epoch
+        diverged(model, run, ep.saved, host, ep.first, ep.perm, batches, ep.index + 1, opts)
     h = run.history
     if ep.done < n_batches:  # interrupted: keep the weights, remember the position
         h.interrupted = True
-        if opts["checkpoint"] is not None:
+        losses = _batch_losses(ep.before + ep.losses, dist) if known else None
+        if opts["checkpoint"] is not None and (dist is None or dist.root):
             position = {
                 "batch": ep.done,
-                "losses": [float(v) for v in ep.before + ep.losses] if known else None,
+                "losses": losses,
                 "correct": correct,
                 "epoch": ep.index,
             }
             save_checkpoint(opts["checkpoint"], net, model, run, st, position, ep.rng_before)
+        if opts["checkpoint"] is not None and dist is not None:
+            dist.comm.Barrier()  # every rank may resume from it once fit returns
         log.warning(
             "bpgpu: fit interrupted in epoch %d after batch %d of %d",
             ep.index + 1,
@@ -294,10 +303,20 @@ def end_epoch(
     for cb in opts["callbacks"]:
         if cb.on_epoch_end(net, ep.index + 1, logs):
             stop = True
+    if dist is not None:  # a callback's stop on any rank stops them all
+        stop = bool(dist.sum_numbers([float(stop)])[0])
     h.interrupted = stop_flag.is_set()
-    if opts["checkpoint"] is not None:
+    if opts["checkpoint"] is not None and (dist is None or dist.root):
         save_checkpoint(opts["checkpoint"], net, model, run, st)
+    if opts["checkpoint"] is not None and dist is not None:
+        dist.comm.Barrier()  # written before any rank goes on (and may read it)
     return stop or h.interrupted
+
+
+def _batch_losses(losses: list, dist) -> list[float]:
+    """Per-batch summed costs as host floats, summed over the ranks when data-parallel."""
+    host = [float(v) for v in losses]
+    return host if dist is None else dist.sum_numbers(host)
 
 
 def _early_stopping(model, run: Run, st: Settings, monitored: float) -> bool:

@@ -82,16 +82,28 @@ class Model:
         """Per-sample neuron errors ``D^l``, l = 1..L, eq. (7)-(9)."""
         return core.errors(self.backend.ops, self.layers, self.cost, self.params, X, T, 1.0)[1]
 
-    def step(self, Xb, Tb, opt, state: dict, loss: bool = True, where=None):
+    def step(self, Xb, Tb, opt, state: dict, loss: bool = True, where=None, reduce=None, rows=None):
         """One optimizer step on a device batch; ``self.params`` becomes the result.
 
         Returns ``(state, E, Y)``: the new optimizer state, the summed cost (None
         unless ``loss``) and the outputs, left on the device. ``where = (epoch, batch)``
-        checks every layer first (anomaly mode: a sync per tensor).
+        checks every layer first (anomaly mode: a sync per tensor). ``reduce`` and
+        ``rows``: data-parallel training (:func:`bpgpu.core.train_step`).
         """
         check = None if where is None else self._anomaly_check(where)
         self.params, state, E, Y = core.train_step(
-            self.backend.ops, self.layers, self.cost, self.params, Xb, Tb, opt, state, loss, check
+            self.backend.ops,
+            self.layers,
+            self.cost,
+            self.params,
+            Xb,
+            Tb,
+            opt,
+            state,
+            loss,
+            check,
+            reduce,
+            rows,
         )
         return state, E, Y
 

@@ -352,6 +352,12 @@ class MLP:
             The first Ctrl-C stops training after the current batch (weights
             consistent, ``history.interrupted`` set, a checkpoint written when
             ``checkpoint`` is given); a second one aborts at once.
+        comm : mpi4py communicator, optional
+            Data-parallel training (:mod:`bpgpu.distributed`): every rank passes the same
+            data and arguments; ``batch_size`` is the global batch, split across the
+            ranks; the gradients are summed with one Allreduce per step, so the result
+            is the single-process fit's and every rank's weights are the same.
+            Checkpoints are written by rank 0; an exception on one rank ends the job.
 
         Raises
         ------

@@ -85,21 +85,22 @@ def restore(model, saved: tuple[list, dict]) -> dict:
     return {"t": state["t"], **{k: model.copy(v) for k, v in state.items() if k != "t"}}
 
 
-def diverged(model, opt, saved, losses, first, perm_d, batch, epoch, n_batches):
+def diverged(model, run, saved, host, first, perm_d, batches, epoch, opts):
     """Restore the last weights known finite, then raise naming the batch.
 
-    Either a batch's loss is not finite (the batch before it made the weights bad), or
-    every loss was finite but the weights are not: then the epoch's last update did it.
+    Either a batch's loss (``host``: the epoch's per-batch losses, from ``first``) is not
+    finite (the batch before it made the weights bad), or every loss was finite but the
+    weights are not: then the epoch's last update did it.
     """
-    host = [float(v) for v in losses]  # one read per batch, only for a failed epoch
+    opt, n_batches = run.opt, batches.count
     # counted from `first`; none: the last batch's update made the weights non-finite
     k = next((i for i, v in enumerate(host) if not math.isfinite(v)), len(host))
-    state = restore(model, saved)
+    run.state = restore(model, saved)
     # replay up to the last batch whose loss was finite: its starting weights are the
     # last ones known good (the update it made is what the bad batch started from)
     for bi in range(first, first + k - 1):
-        Xb, Tb, _ = batch(perm_d, bi)
-        state = model.step(Xb, Tb, opt, state, loss=False)[0]
+        Xb, Tb, Lb = batches(perm_d, bi)
+        opts["step"](Xb, Tb, Lb, None, False)
     advice = (
         f"Lower the learning rate (now {opt.lr:g}), standardise the inputs, or pass "
         "detect_anomaly=True to find the first layer that overflows"

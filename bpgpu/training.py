@@ -30,6 +30,7 @@ from bpgpu import optimizers as _opt
 from bpgpu._args import integer, real
 from bpgpu._host import data_fingerprint, fresh_seed, split_indices
 from bpgpu.batches import Batches
+from bpgpu.distributed import Distributed
 from bpgpu.epochs import Data, Settings, end_epoch, fresh_run, resume_run, run_epoch
 from bpgpu.history import Callback, History
 from bpgpu.io import prepare_output
@@ -80,7 +81,9 @@ def _callbacks(callbacks) -> list:
     return out
 
 
-def resolve_settings(seed: int | None, kw: dict, saved: dict | None) -> tuple[Settings, Any]:
+def resolve_settings(
+    seed: int | None, kw: dict, saved: dict | None, fresh=fresh_seed
+) -> tuple[Settings, Any]:
     """Fit's keyword arguments merged with a checkpoint's ``saved`` settings (conflicts
     are errors), validated; and the optimizer object."""
     defaults = {
@@ -111,7 +114,7 @@ def resolve_settings(seed: int | None, kw: dict, saved: dict | None) -> tuple[Se
     if type(merged["shuffle"]) is not bool:
         raise ValueError(f"shuffle must be True or False; got {merged['shuffle']!r}")
     if merged["seed"] is None:
-        merged["seed"] = fresh_seed()
+        merged["seed"] = fresh()  # drawn once; data-parallel: rank 0's, for every rank
     else:
         merged["seed"] = integer("seed", merged["seed"], lo=0)
     if saved is not None:
@@ -183,6 +186,7 @@ def fit(
     detect_anomaly=False,
     handle_interrupt=True,
     train_metrics=True,
+    comm=None,
 ) -> History:
     """Train ``net`` (whose model is ``model``) on ``(X, y)``; see :meth:`bpgpu.MLP.fit`."""
     kw = dict(
@@ -197,29 +201,91 @@ def fit(
         min_delta=min_delta,
         seed=seed,
     )
+    dist = None if comm is None else Distributed(comm, model.backend)
+    error, setup = None, None
+    try:
+        setup = _setup(
+            net,
+            model,
+            X,
+            y,
+            kw,
+            dist,
+            validation_data,
+            callbacks,
+            checkpoint,
+            resume,
+            train_metrics,
+        )
+    except Exception as e:
+        if dist is None:
+            raise
+        error = e
+    if dist is not None:  # refused on one rank: refused on all, with that rank's message
+        dist.check(error)
+        st, data, batches, run, callbacks = setup
+        dist.agree("data, network or settings", (run.data, net.config(), st.__dict__))
+    st, data, batches, run, callbacks = setup
+    stop = _Stop(dist)
+    opts = {
+        "callbacks": callbacks,
+        "checkpoint": checkpoint,
+        "train_metrics": train_metrics,
+        "detect_anomaly": detect_anomaly,
+        "dist": dist,
+        "step": _stepper(model, run, dist, stop),
+    }
+    for cb in opts["callbacks"]:
+        cb.on_train_begin(net, run.history)
+    work = st.batch_size * max(layer.n_in * layer.n_out for layer in model.layers)
+    if dist is not None:
+        work //= dist.size
+    try:
+        with model.backend.context(), model.backend.threads(work):
+            h = _train(net, model, run, data, batches, st, opts, handle_interrupt, stop)
+    except FloatingPointError:
+        raise  # decided from numbers every rank shares: raised on every rank alike
+    except BaseException as e:
+        if dist is not None and dist.size > 1:
+            dist.abort(e)  # no rank may be left waiting in a collective
+        raise
+    restore_best_weights = st.patience is not None and restore_best and not h.interrupted
+    if restore_best_weights and run.best.params is not None:
+        model.params = run.best.params
+    for cb in opts["callbacks"]:
+        cb.on_train_end(net, h)
+    return h
+
+
+def _setup(net, model, X, y, kw, dist, validation_data, callbacks, checkpoint, resume, metrics):
+    """Settings, data, batches and the run (fresh, or the checkpoint's): everything
+    checked before training starts."""
     ckpt = None
     if resume is not None:
         cfg, arrays = _ckpt.read(resume)
         _ckpt.check_same_network(net.config(), cfg, resume)
         ckpt = (resume, cfg, arrays)
     saved = None if ckpt is None else ckpt[1]["training"]["settings"]
-    st, opt = resolve_settings(net.seed, kw, saved)
+    fresh = fresh_seed if dist is None else lambda: dist.bcast(fresh_seed())
+    st, opt = resolve_settings(net.seed, kw, saved, fresh)
     if validation_data is not None and st.validation_split:
         raise ValueError("pass validation_data or validation_split, not both")
-    if type(train_metrics) is not bool:
-        raise ValueError(f"train_metrics must be True or False; got {train_metrics!r}")
+    if type(metrics) is not bool:
+        raise ValueError(f"train_metrics must be True or False; got {metrics!r}")
     has_val = validation_data is not None or bool(st.validation_split)
-    if not train_metrics and st.patience is not None and not has_val:
+    if not metrics and st.patience is not None and not has_val:
         raise ValueError(
             "early stopping (patience) without validation data watches the training loss, "
             "which train_metrics=False does not compute; pass validation_data or "
             "validation_split, or keep train_metrics=True"
         )
     callbacks = _callbacks(callbacks)
-    if checkpoint is not None:
+    if checkpoint is not None and (dist is None or dist.root):
         prepare_output(checkpoint, "checkpoint")  # now, not after the first epoch
-    # what the data were, so that a checkpoint is never resumed on other data
-    fp = data_fingerprint(X, y) if checkpoint is not None or ckpt is not None else None
+    # what the data were, so that a checkpoint is never resumed on other data (and, when
+    # data-parallel, that every rank has the same)
+    track = checkpoint is not None or ckpt is not None or dist is not None
+    fp = data_fingerprint(X, y) if track else None
     undo = None
     if ckpt is not None:
         run, undo = resume_run(net, model, st, opt, ckpt, fp)
@@ -235,30 +301,58 @@ def fit(
             undo()  # a refused resume leaves the network as it was
         raise
     run.data = fp
-    opts = {
-        "callbacks": callbacks,
-        "checkpoint": checkpoint,
-        "train_metrics": train_metrics,
-        "detect_anomaly": detect_anomaly,
-    }
-    for cb in opts["callbacks"]:
-        cb.on_train_begin(net, run.history)
-    work = st.batch_size * max(layer.n_in * layer.n_out for layer in model.layers)
-    with model.backend.context(), model.backend.threads(work):
-        h = _train(net, model, run, data, batches, st, opts, handle_interrupt)
-    restore_best_weights = st.patience is not None and restore_best and not h.interrupted
-    if restore_best_weights and run.best.params is not None:
-        model.params = run.best.params
-    for cb in opts["callbacks"]:
-        cb.on_train_end(net, h)
-    return h
+    return st, data, batches, run, callbacks
 
 
-def _train(net, model, run, data, batches, st, opts, handle_interrupt) -> History:
+class _Stop:
+    """Ctrl-C's request to stop after the batch: this process's, or, data-parallel, any
+    rank's (it travels with the gradients, so every rank stops at the same batch)."""
+
+    def __init__(self, dist):
+        self.dist, self.flag, self.any = dist, None, False
+
+    def local(self) -> bool:
+        return self.flag is not None and self.flag.is_set()
+
+    def is_set(self) -> bool:
+        return self.local() if self.dist is None else self.any
+
+
+def _stepper(model, run, dist, stop: _Stop):
+    """One step on a batch: ``step(Xb, Tb, Lb, where, loss) -> (E, right)``; data-parallel,
+    on this rank's share with the gradients summed over the ranks."""
+    if dist is None:
+
+        def step(Xb, Tb, Lb, where, loss):
+            run.state, E, Y = model.step(Xb, Tb, run.opt, run.state, loss, where)
+            return E, (model.correct(Y, Lb) if loss and Lb is not None else None)
+
+        return step
+    xp = model.xp
+
+    def reduce(grads):
+        grads, any_stop = dist.sum_grads(xp, grads, stop.local())
+        stop.any = stop.any or any_stop
+        return grads
+
+    def step(Xb, Tb, Lb, where, loss):
+        rows = Xb.shape[0]
+        lo, hi = dist.share(rows)
+        run.state, E, Y = model.step(
+            Xb[lo:hi, ...], Tb[lo:hi, ...], run.opt, run.state, loss, where, reduce, rows
+        )
+        right = model.correct(Y, Lb[lo:hi]) if loss and Lb is not None else None
+        return E, right
+
+    return step
+
+
+def _train(net, model, run, data, batches, st, opts, handle_interrupt, stop) -> History:
     """The epochs, Ctrl-C turned into a stop after the batch."""
-    with interruptible(handle_interrupt) as stop_flag:
+    with interruptible(handle_interrupt) as flag:
+        stop.flag = flag
         for epoch in range(run.start, st.epochs):
-            ep = run_epoch(net, model, run, data, batches, st, epoch, opts, stop_flag)
-            if end_epoch(net, model, run, data, batches, st, ep, opts, stop_flag):
+            ep = run_epoch(net, model, run, data, batches, st, epoch, opts, stop)
+            if end_epoch(net, model, run, data, batches, st, ep, opts, stop):
                 break
     return run.history

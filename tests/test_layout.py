@@ -44,7 +44,7 @@ FLOORS = {
         1,
     ),  # the math
     **dict.fromkeys(["io", "checkpoint", "datasets", "csvfile"], 2),  # file formats
-    **dict.fromkeys(["history", "recovery", "epochs", "training"], 3),  # training
+    **dict.fromkeys(["history", "recovery", "epochs", "distributed", "training"], 3),  # training
     "network": 4,  # the MLP class, a thin face
     **dict.fromkeys(["gradcheck", "consistency"], 5),  # tools built on MLP
     **dict.fromkeys(

@@ -135,6 +135,46 @@ def _check_conflicts(args) -> None:
         )
 
 
+def _distributed(args):
+    """``MPI.COMM_WORLD`` for ``--distributed`` (stdout silenced on ranks other than 0,
+    each rank on its own GPU when the backend is a GPU one), else None."""
+    if not args.distributed:
+        return None
+    try:
+        from mpi4py import MPI
+    except ImportError as e:
+        raise ValueError(
+            f"--distributed needs mpi4py ({e}); pip install 'bpgpu[mpi]' (mpi4py and the MPICH "
+            "wheel), then: mpiexec -n 2 bpgpu train --distributed ..."
+        ) from None
+    comm = MPI.COMM_WORLD
+    if comm.Get_rank() != 0:
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - for the rest of the process
+    local = comm.Split_type(MPI.COMM_TYPE_SHARED).Get_rank()  # the rank on this machine
+    args.backend = _device_for(args.backend, local)
+    return comm
+
+
+def _device_for(backend: str | None, local: int) -> str | None:
+    """One GPU per rank, by local rank: ``cupy`` -> ``cupy:N``; ``auto`` picks CuPy only
+    where it works."""
+    import bpgpu
+
+    name = backend or os.environ.get("BPGPU_BACKEND") or "auto"
+    if name not in ("auto", "cupy", "torch:cuda"):
+        return backend
+    try:
+        b = bpgpu.get_backend("cupy" if name == "auto" else name)
+    except bpgpu.BackendUnavailable:
+        if name == "auto":
+            return "numpy"
+        raise
+    if b.library == "cupy":
+        count = b.cupy.cuda.runtime.getDeviceCount()
+        return f"cupy:{local % count}"
+    return f"torch:cuda:{local % b.torch.cuda.device_count()}"
+
+
 def _resumed_network(args):
     """The checkpoint's network (architecture, weights, scaling, data record), with the
     architecture options checked against it; the epochs it had done; its patience."""
@@ -167,6 +207,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     from bpgpu.io import prepare_output
 
     _check_conflicts(args)
+    comm = _distributed(args)  # rank 0 prints and writes; every rank trains
+    root = comm is None or comm.Get_rank() == 0
     net, start, recorded, patience = None, 0, None, args.patience
     if args.resume:
         net, start, patience = _resumed_network(args)
@@ -175,15 +217,16 @@ def cmd_train(args: argparse.Namespace) -> int:
     split = split_record(args, recorded)
     known = Task.from_record(recorded) if recorded else None
     parts, task, found = load_parts(src, split, args.task, args.output_activation, known)
-    # every file this run writes, checked before the work
-    out = prepare_output(args.out, "model file")
+    # every file this run writes, checked before the work (by the rank that writes)
+    out = prepare_output(args.out, "model file") if root else args.out
     own_ckpt = args.checkpoint is not None or args.resume is not None
     ckpt = None
     if not args.no_checkpoint:
         ckpt = args.checkpoint or args.resume or os.path.splitext(out)[0] + ".ckpt.npz"
-        prepare_output(ckpt, "checkpoint")
+        if root:
+            prepare_output(ckpt, "checkpoint")
     png = None if args.no_plot else (args.plot or os.path.splitext(out)[0] + ".png")
-    if png:
+    if png and root:
         prepare_output(png, "plot")
     if net is None:
         output = args.output_activation or {
@@ -203,6 +246,10 @@ def cmd_train(args: argparse.Namespace) -> int:
             net.set_input_scaling(*datasets.standardize(parts.X_train))
     net.data_info = parts.record
     info = net.backend.info()
+    if comm is not None:
+        from bpgpu.distributed import describe
+
+        print(describe(comm, net.backend), flush=True)
     if found:
         print(found, flush=True)
     print(
@@ -219,7 +266,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     fit_kw = {k: v for k, v in fit_kw.items() if v is not None}
     batch = fit_kw.get("batch_size", TRAIN_DEFAULTS["batch_size"])
     progress = Progress(
-        args.epochs, math.ceil(len(parts.X_train) / batch), None if args.progress else False
+        args.epochs,
+        math.ceil(len(parts.X_train) / batch),
+        None if args.progress and root else False,
+        quiet=not root,
     )
     t0 = time.perf_counter()
     history = net.fit(
@@ -230,6 +280,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         callbacks=[progress],
         checkpoint=ckpt,
         resume=args.resume,
+        comm=comm,
         **fit_kw,
     )
     net.backend.synchronize()
@@ -241,6 +292,8 @@ def cmd_train(args: argparse.Namespace) -> int:
                 f"checkpoint saved to {ckpt}; continue with the same command plus --resume {ckpt}"
             )
         return 130
+    if not root:
+        return 0  # rank 0 reports and writes
     _report(net, history, parts, task, start, wall, info, patience)
     net.save(out)
     print(f"model saved to {out}")
@@ -486,6 +539,12 @@ def add_commands(sub, common) -> None:
         dest="progress",
         action="store_false",
         help="no progress bar (it is off anyway when stderr is not a terminal)",
+    )
+    t.add_argument(
+        "--distributed",
+        action="store_true",
+        help="data-parallel over MPI: run as mpiexec -n N bpgpu train --distributed (each "
+        "rank on its own GPU by local rank; rank 0 prints and writes)",
     )
     t.set_defaults(func=cmd_train)
 

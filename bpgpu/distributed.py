@@ -1,0 +1,115 @@
+"""Data-parallel training over MPI: one Allreduce of a flat gradient buffer per step.
+
+Every rank holds the same weights and the same data. Each global batch (the permutation
+comes from the shared host seed) is split into contiguous shares, one per rank; each rank
+computes the gradients of the *global* batch mean on its share, and one Allreduce sums
+them (plus one number: whether any rank was asked to stop), so every rank takes the same
+optimizer step and the weights stay bit-identical. The result equals the single-process
+fit with the same global batch size, to rounding (the sum runs in another order).
+
+Everything else is decided together: the epoch's loss and correct count are summed once
+per epoch (divergence and early stopping follow from the same numbers on every rank), a
+stop requested on any rank (Ctrl-C, a callback) stops all of them at the same batch,
+files are written by rank 0 only, and arguments are checked collectively at the start
+(data, network and settings must be the same on every rank). An exception on one rank
+during training ends the whole job (``MPI.Abort``) with that rank's message, so no rank
+waits forever in a collective.
+
+The reduction itself is the backend's (``Backend.allreduce``): in place on NumPy, NCCL
+between CuPy GPUs, host staging otherwise.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import traceback
+from typing import Any
+
+log = logging.getLogger("bpgpu")
+
+
+class Distributed:
+    """The ranks of an mpi4py communicator, as ``fit`` uses them."""
+
+    def __init__(self, comm: Any, backend):
+        if not all(hasattr(comm, m) for m in ("Get_rank", "Get_size", "Allreduce", "allgather")):
+            raise TypeError(
+                f"comm must be an mpi4py communicator (e.g. MPI.COMM_WORLD); got {comm!r}"
+            )
+        self.comm, self.backend = comm, backend
+        self.rank, self.size = comm.Get_rank(), comm.Get_size()
+
+    @property
+    def root(self) -> bool:
+        return self.rank == 0
+
+    def share(self, rows: int) -> tuple[int, int]:
+        """This rank's contiguous share ``[lo, hi)`` of a batch of ``rows`` rows."""
+        return rows * self.rank // self.size, rows * (self.rank + 1) // self.size
+
+    def agree(self, what: str, value: Any) -> None:
+        """Refuse, on every rank, a ``value`` that is not the same on all of them."""
+        values = self.comm.allgather(value)
+        for r, v in enumerate(values):
+            if v != values[0]:
+                raise ValueError(
+                    f"rank {r} passed other {what} than rank 0; every rank must pass the same "
+                    f"data, network and settings to a data-parallel fit"
+                )
+
+    def check(self, error: BaseException | None) -> None:
+        """Collective: when any rank failed (``error``), raise on every rank with the
+        first failing rank's message (so a refused fit is refused everywhere)."""
+        found = self.comm.allgather(None if error is None else f"{type(error).__name__}: {error}")
+        for r, msg in enumerate(found):
+            if msg is not None:
+                if error is not None and r == self.rank:
+                    raise error
+                raise ValueError(f"rank {r} refused the fit: {msg}")
+
+    def bcast(self, value: Any) -> Any:
+        return self.comm.bcast(value, root=0)
+
+    def sum_grads(self, xp, grads: list, stop: bool) -> tuple[list, bool]:
+        """The gradients summed over the ranks (one Allreduce of one flat buffer) and
+        whether any rank asked to stop."""
+        flat = [xp.reshape(g, (-1,)) for g in grads]
+        flag = xp.asarray([1.0 if stop else 0.0], dtype=grads[0].dtype, device=self.backend.device)
+        total = self.backend.allreduce(xp.concat(flat + [flag]), self.comm)
+        out, i = [], 0
+        for g in grads:
+            n = 1
+            for d in g.shape:
+                n *= d
+            out.append(xp.reshape(total[i : i + n], g.shape))
+            i += n
+        return out, bool(total[i] > 0)
+
+    def sum_numbers(self, values: list[float]) -> list[float]:
+        """Host numbers summed over the ranks (the epoch's metrics: once per epoch)."""
+        return [sum(v) for v in zip(*self.comm.allgather(list(values)))]
+
+    def abort(self, error: BaseException) -> None:
+        """End the whole job: this rank's message on stderr, then ``MPI.Abort``."""
+        print(
+            f"bpgpu rank {self.rank} of {self.size}: {type(error).__name__}: {error}\n"
+            + "".join(traceback.format_exception(error)[-3:]),
+            file=sys.stderr,
+            flush=True,
+        )
+        self.comm.Abort(1)
+
+
+def describe(comm: Any, backend) -> str:
+    """Which MPI library, how many ranks, and which device each rank uses (collective)."""
+    try:
+        from mpi4py import MPI
+
+        library = MPI.Get_library_version().splitlines()[0].strip()
+    except Exception as e:  # a stand-in communicator, or no MPI library
+        library = f"unknown ({type(e).__name__})"
+    info = backend.info()
+    mine = f"rank {comm.Get_rank()}: {backend.name} on {info['device']}"
+    ranks = comm.allgather(mine)
+    return f"MPI: {library}; {comm.Get_size()} ranks\n" + "\n".join(ranks)

@@ -1,0 +1,108 @@
+"""Run under ``mpiexec -n N``: the data-parallel fit against the single-process one.
+
+Every rank trains the same network on the same data with ``comm=MPI.COMM_WORLD`` and,
+alone, without it; prints one line ``ok`` on rank 0 when every check holds (an assertion
+error ends the job otherwise). Used by tests/test_distributed.py.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sys
+import tempfile
+
+import numpy as np
+from mpi4py import MPI
+
+import bpgpu
+from bpgpu import checkpoint
+
+comm = MPI.COMM_WORLD
+rank = comm.Get_rank()
+_hook = sys.excepthook
+
+
+def _abort(*exc):  # a failed check on one rank must end the job, not leave it waiting
+    _hook(*exc)
+    sys.stderr.flush()
+    comm.Abort(1)
+
+
+sys.excepthook = _abort
+
+
+def rel(a, b) -> float:
+    return float(np.linalg.norm(a - b) / max(np.linalg.norm(b), 1e-300))
+
+
+def digest(weights) -> str:
+    return hashlib.sha256(b"".join(w.tobytes() for w in weights)).hexdigest()
+
+
+rng = np.random.default_rng(0)
+y = rng.integers(0, 3, size=203)  # 203 rows: batches that do not split evenly
+X = rng.normal(size=(203, 5)) + y[:, None]
+writes = []
+real_write = checkpoint.write
+checkpoint.write = lambda *a, **k: (writes.append(a[0]), real_write(*a, **k))[1]
+folder = comm.bcast(tempfile.mkdtemp() if rank == 0 else None)
+
+for opt in ("sgd", "momentum", "adam"):
+    kw = dict(epochs=3, batch_size=16, optimizer=opt, validation_split=0.2, seed=4, patience=5)
+    alone = bpgpu.MLP([5, 9, 3], hidden="prelu", backend="numpy", dtype="float64", seed=2)
+    together = alone.to("numpy")
+    h1 = alone.fit(X, y, **kw)
+    h2 = together.fit(X, y, comm=comm, checkpoint=os.path.join(folder, f"{opt}.npz"), **kw)
+    for a, b in zip(together.get_weights(), alone.get_weights()):
+        assert rel(a, b) <= 1e-10, (opt, rel(a, b))
+    assert np.allclose(h1.loss, h2.loss, rtol=1e-10) and h1.accuracy == h2.accuracy, opt
+    assert np.allclose(h1.val_loss, h2.val_loss, rtol=1e-10), opt
+    hashes = comm.allgather(digest(together.get_weights()))
+    assert len(set(hashes)) == 1, f"ranks' weights differ after {opt}"
+
+# files come from rank 0 only
+counts = comm.allgather(len(writes))
+assert counts[0] == 9 and all(c == 0 for c in counts[1:]), counts
+
+# a resumed data-parallel run equals the uninterrupted one
+net = bpgpu.MLP([5, 9, 3], backend="numpy", dtype="float64", seed=3)
+full = net.to("numpy")
+kw = dict(batch_size=16, optimizer="adam", seed=1)
+full.fit(X, y, epochs=4, comm=comm, **kw)
+ck = os.path.join(folder, "resume.npz")
+net.fit(X, y, epochs=2, comm=comm, checkpoint=ck, **kw)
+again = bpgpu.MLP([5, 9, 3], backend="numpy", dtype="float64", seed=3)
+again.fit(X, y, epochs=4, comm=comm, resume=ck)
+for a, b in zip(again.get_weights(), full.get_weights()):
+    assert np.array_equal(a, b)
+
+# a rank with other data is refused on every rank, at the start
+other = X.copy()
+if rank == comm.Get_size() - 1:
+    other[0, 0] += 1.0
+probe = bpgpu.MLP([5, 9, 3], backend="numpy", seed=3)
+before = probe.get_weights()
+try:
+    probe.fit(other, y, epochs=1, comm=comm)
+    raise AssertionError("different data on one rank were not refused")
+except ValueError as e:
+    assert "every rank must pass the same" in str(e), e
+assert all(np.array_equal(a, b) for a, b in zip(probe.get_weights(), before))
+
+# an argument refused on one rank only is refused on all, with its message
+bad = 16 if rank == 0 else 0
+try:
+    probe.fit(X, y, epochs=1, batch_size=bad, comm=comm)
+    raise AssertionError("a batch size refused on one rank was not refused on all")
+except ValueError as e:
+    assert "batch_size must be a positive integer" in str(e), e
+
+# the diagnostic: library, ranks, devices
+from bpgpu.distributed import describe  # noqa: E402
+
+text = describe(comm, bpgpu.get_backend("numpy"))
+if rank == 0:
+    assert text.startswith("MPI: ") and f"{comm.Get_size()} ranks" in text, text
+    print("ok")
+sys.stdout.flush()
