@@ -10,6 +10,7 @@ the generic ones when the overrides are switched off.
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 from typing import Any
 
@@ -140,6 +141,18 @@ class Backend:
         host = np.ascontiguousarray(self.to_numpy(flat))
         comm.Allreduce(MPI.IN_PLACE, host, op=MPI.SUM)
         return self.asarray(host)
+
+    def allreduce_arrays(self, arrays: list, comm: Any) -> list:
+        """Each array summed over the ranks: here as one flat buffer (one collective);
+        NumPy sums them in place, one collective per array (a bucket each)."""
+        xp = self.xp
+        total = self.allreduce(xp.concat([xp.reshape(a, (-1,)) for a in arrays]), comm)
+        out, i = [], 0
+        for a in arrays:
+            n = math.prod(a.shape)
+            out.append(xp.reshape(total[i : i + n], a.shape))
+            i += n
+        return out
 
     def threads(self, work: int) -> contextlib.AbstractContextManager:
         """A context for training whose largest matrix product per step is ``work``

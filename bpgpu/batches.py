@@ -17,7 +17,8 @@ CHUNK_BYTES = 1 << 18
 
 
 class Batches:
-    """Batch ``bi`` of an epoch: rows ``perm[bi*B : (bi+1)*B]`` of each array.
+    """Batch ``bi`` of an epoch: rows ``perm[offsets[bi] : offsets[bi + 1]]`` of each array
+    (by default ``perm[bi*B : (bi+1)*B]``).
 
     Parameters
     ----------
@@ -26,35 +27,44 @@ class Batches:
     batch_size : int
     chunk_bytes : int
         Largest gather; 0 gathers every batch on its own.
+    sizes : list of int, optional
+        The length of every batch of the stream the permutation lists (data-parallel:
+        this rank's shares of the global batches); default: ``batch_size`` rows each,
+        the last one shorter.
     """
 
-    def __init__(self, xp, arrays: list, batch_size: int, chunk_bytes: int = CHUNK_BYTES):
+    def __init__(
+        self, xp, arrays: list, batch_size: int, chunk_bytes: int = CHUNK_BYTES, sizes=None
+    ):
         self.xp, self.arrays, self.B = xp, arrays, batch_size
-        self.n = arrays[0].shape[0]
-        self.count = -(-self.n // batch_size)  # batches per epoch, the last one shorter
+        n = arrays[0].shape[0]
+        if sizes is None:
+            sizes = [min(batch_size, n - s) for s in range(0, n, batch_size)]
+        self.count = len(sizes)  # batches per epoch
+        self.rows = list(sizes)  # rows of each global batch (data-parallel: set by fit)
+        self.offsets = [0]
+        for size in sizes:
+            self.offsets.append(self.offsets[-1] + size)
+        self.n = self.offsets[-1]  # rows in the stream
         row = sum(_row_bytes(xp, a) for a in arrays if a is not None)
-        self.per = max(1, chunk_bytes // max(1, row * batch_size))  # batches per chunk
+        widest = max(sizes) if sizes else 1
+        self.per = max(1, chunk_bytes // max(1, row * widest))  # batches per chunk
         self._key: tuple[Any, int] | None = None
         self._chunk: list = []
 
     def epoch(self, perm, first: int = 0):
         """Yield batches ``first, first + 1, ...`` to the end of the epoch, as
         :meth:`__call__` gives them; ``perm`` is the device permutation or None."""
-        B, bi, nb = self.B, first, self.count
+        offs, bi, nb = self.offsets, first, self.count
         while bi < nb:
             if perm is None:  # in order: slices of the data themselves
-                src, off, stop = self.arrays, 0, nb
+                src, base, stop = self.arrays, 0, nb
             else:
                 k = bi // self.per
-                src, off, stop = (
-                    self._gather(perm, k),
-                    k * self.per * B,
-                    min(nb, (k + 1) * self.per),
-                )
-            rows = src[0].shape[0]
+                stop = min(nb, (k + 1) * self.per)
+                src, base = self._gather(perm, k), offs[k * self.per]
             for b in range(bi, stop):
-                i = b * B - off
-                j = min(i + B, rows)  # stops in range (the standard asks it)
+                i, j = offs[b] - base, offs[b + 1] - base
                 yield [None if a is None else a[i:j, ...] for a in src]
             bi = stop
 
@@ -65,8 +75,8 @@ class Batches:
     def _gather(self, perm, k: int) -> list:
         """The rows of chunk ``k`` (batches ``k * per ...``) of every array, cached."""
         if self._key is None or self._key[0] is not perm or self._key[1] != k:
-            B, per = self.B, self.per
-            idx = perm[k * per * B : min((k + 1) * per * B, self.n)]
+            per, offs = self.per, self.offsets
+            idx = perm[offs[k * per] : offs[min((k + 1) * per, self.count)]]
             xp, self._chunk = self.xp, []  # let the old chunk go before the new one comes
             self._chunk = [None if a is None else xp.take(a, idx, axis=0) for a in self.arrays]
             self._key = (perm, k)

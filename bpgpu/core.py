@@ -116,8 +116,20 @@ def train_step(
     rows (the gradients are of the global mean), and ``reduce(grads)`` sums them over
     the ranks before the optimizer step (the prescaled path is off).
     """
-    lr = None if check is not None or reduce is not None else sgd_lr(opt)
-    scale = (1.0 if lr is None else lr) / (Xb.shape[0] if rows is None else rows)
+    lr = None if check is not None else sgd_lr(opt)
+    rows = Xb.shape[0] if rows is None else rows
+    if reduce is not None and lr is not None:
+        # data-parallel plain SGD: -lr/B in the output error makes the gradients the
+        # updates themselves; summed over the ranks, they are added to the weights
+        Xs, Ys = forward(ops, layers, params, Xb, last=False)
+        top = layers[-1]
+        a = params[top.offset + 2] if top.has_param else None
+        Y, E, D, G = cost.train_output(ops, top.activation, Xs[-1], Tb, a, loss, -lr / rows)
+        updates = reduce(gradients(ops, layers, params, Xs, Ys + [Y], D, G)[0])
+        return ops.apply_updates(params, updates), {**state, "t": state["t"] + 1}, E, Y
+    if reduce is not None:
+        lr = None  # the gradients must be summed before any update
+    scale = (1.0 if lr is None else lr) / rows
     Xs, Ys = forward(ops, layers, params, Xb, last=False)
     top = layers[-1]
     a = params[top.offset + 2] if top.has_param else None

@@ -48,6 +48,25 @@ class Distributed:
         """This rank's contiguous share ``[lo, hi)`` of a batch of ``rows`` rows."""
         return rows * self.rank // self.size, rows * (self.rank + 1) // self.size
 
+    def batches(self, n: int, batch_size: int) -> tuple[list[int], list[int]]:
+        """``(sizes, rows)``: this rank's share of every global batch, and the global
+        batches' sizes (the last one shorter)."""
+        rows = [min(batch_size, n - s) for s in range(0, n, batch_size)]
+        return [hi - lo for lo, hi in map(self.share, rows)], rows
+
+    def local_order(self, perm, n: int, batch_size: int):
+        """This rank's rows of an epoch, batch after batch: its share of every global
+        batch of the host permutation ``perm`` (None: in order). Each rank gathers only
+        its own rows."""
+        import numpy as np
+
+        order = np.arange(n) if perm is None else perm
+        parts = []
+        for s in range(0, n, batch_size):
+            lo, hi = self.share(min(batch_size, n - s))
+            parts.append(order[s + lo : s + hi])
+        return np.concatenate(parts)
+
     def agree(self, what: str, value: Any) -> None:
         """Refuse, on every rank, a ``value`` that is not the same on all of them."""
         values = self.comm.allgather(value)
@@ -72,19 +91,12 @@ class Distributed:
         return self.comm.bcast(value, root=0)
 
     def sum_grads(self, xp, grads: list, stop: bool) -> tuple[list, bool]:
-        """The gradients summed over the ranks (one Allreduce of one flat buffer) and
-        whether any rank asked to stop."""
-        flat = [xp.reshape(g, (-1,)) for g in grads]
+        """The gradients summed over the ranks (the backend's Allreduce: one flat buffer,
+        or one bucket per array where that copies less) and whether any rank asked to
+        stop (one more number in the same reduction)."""
         flag = xp.asarray([1.0 if stop else 0.0], dtype=grads[0].dtype, device=self.backend.device)
-        total = self.backend.allreduce(xp.concat(flat + [flag]), self.comm)
-        out, i = [], 0
-        for g in grads:
-            n = 1
-            for d in g.shape:
-                n *= d
-            out.append(xp.reshape(total[i : i + n], g.shape))
-            i += n
-        return out, bool(total[i] > 0)
+        *out, flag = self.backend.allreduce_arrays(list(grads) + [flag], self.comm)
+        return out, bool(flag[0] > 0)
 
     def sum_numbers(self, values: list[float]) -> list[float]:
         """Host numbers summed over the ranks (the epoch's metrics: once per epoch)."""

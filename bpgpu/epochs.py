@@ -194,6 +194,9 @@ def run_epoch(net, model, run: Run, data: Data, batches: Batches, st, epoch: int
     t0 = time.perf_counter()
     rng_before = run.rng.state()  # a mid-epoch checkpoint redraws this permutation
     perm = run.rng.permutation(data.n) if st.shuffle else None
+    dist = opts["dist"]
+    if dist is not None:  # this rank's share of every batch, gathered alone
+        perm = dist.local_order(perm, data.n, st.batch_size)
     perm_d = None if perm is None else model.backend.asarray(perm)
     saved = snapshot(model, run.state)
     first, before, correct_before = 0, [], 0
@@ -205,7 +208,7 @@ def run_epoch(net, model, run: Run, data: Data, batches: Batches, st, epoch: int
         dtype = model.backend.dtype(model.dtype)
         dev = model.backend.device
         losses = pos["losses"]
-        if losses is not None and opts["dist"] is not None and not opts["dist"].root:
+        if losses is not None and dist is not None and not dist.root:
             losses = []  # the global values, summed over the ranks at the epoch's end: once
         before = (
             None
@@ -217,7 +220,7 @@ def run_epoch(net, model, run: Run, data: Data, batches: Batches, st, epoch: int
     losses, rights, done = [], [], n_batches
     for bi, (Xb, Tb, Lb) in enumerate(batches.epoch(perm_d, first), start=first):
         where = (epoch + 1, bi + 1) if anomaly else None
-        E, right = step(Xb, Tb, Lb, where, metrics)
+        E, right = step(Xb, Tb, Lb, where, metrics, batches.rows[bi])
         if metrics:
             losses.append(E)
             if right is not None:

@@ -100,7 +100,7 @@ def diverged(model, run, saved, host, first, perm_d, batches, epoch, opts):
     # last ones known good (the update it made is what the bad batch started from)
     for bi in range(first, first + k - 1):
         Xb, Tb, Lb = batches(perm_d, bi)
-        opts["step"](Xb, Tb, Lb, None, False)
+        opts["step"](Xb, Tb, Lb, None, False, batches.rows[bi])
     advice = (
         f"Lower the learning rate (now {opt.lr:g}), standardise the inputs, or pass "
         "detect_anomaly=True to find the first layer that overflows"

@@ -291,7 +291,13 @@ def _setup(net, model, X, y, kw, dist, validation_data, callbacks, checkpoint, r
         run, undo = resume_run(net, model, st, opt, ckpt, fp)
     try:
         data = prepare_data(model, X, y, st, validation_data)
-        batches = Batches(model.xp, [data.X, data.T, data.labels], st.batch_size)
+        arrays = [data.X, data.T, data.labels]
+        if dist is None:
+            batches = Batches(model.xp, arrays, st.batch_size)
+        else:  # each rank's stream: its share of every global batch
+            sizes, rows = dist.batches(data.n, st.batch_size)
+            batches = Batches(model.xp, arrays, st.batch_size, sizes=sizes)
+            batches.rows = rows
         if ckpt is None:
             run = fresh_run(model, st, opt)
         else:
@@ -319,11 +325,12 @@ class _Stop:
 
 
 def _stepper(model, run, dist, stop: _Stop):
-    """One step on a batch: ``step(Xb, Tb, Lb, where, loss) -> (E, right)``; data-parallel,
-    on this rank's share with the gradients summed over the ranks."""
+    """One step on a batch: ``step(Xb, Tb, Lb, where, loss, rows) -> (E, right)``;
+    data-parallel, the batch is this rank's share of a global batch of ``rows`` rows,
+    and the gradients are summed over the ranks."""
     if dist is None:
 
-        def step(Xb, Tb, Lb, where, loss):
+        def step(Xb, Tb, Lb, where, loss, rows=None):
             run.state, E, Y = model.step(Xb, Tb, run.opt, run.state, loss, where)
             return E, (model.correct(Y, Lb) if loss and Lb is not None else None)
 
@@ -335,14 +342,9 @@ def _stepper(model, run, dist, stop: _Stop):
         stop.any = stop.any or any_stop
         return grads
 
-    def step(Xb, Tb, Lb, where, loss):
-        rows = Xb.shape[0]
-        lo, hi = dist.share(rows)
-        run.state, E, Y = model.step(
-            Xb[lo:hi, ...], Tb[lo:hi, ...], run.opt, run.state, loss, where, reduce, rows
-        )
-        right = model.correct(Y, Lb[lo:hi]) if loss and Lb is not None else None
-        return E, right
+    def step(Xb, Tb, Lb, where, loss, rows):  # Xb: this rank's share of `rows` rows
+        run.state, E, Y = model.step(Xb, Tb, run.opt, run.state, loss, where, reduce, rows)
+        return E, (model.correct(Y, Lb) if loss and Lb is not None else None)
 
     return step
 

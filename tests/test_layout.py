@@ -21,6 +21,7 @@ HOST_SIDE = {
     "cli/commands.py": "the CLI's input and output files",
     "cli/data.py": "the CLI's data files, split and classes, on the host",
     "sklearn.py": "scikit-learn's interface: NumPy arrays in and out",
+    "distributed.py": "each rank's share of the host permutation",
 }
 # The floors of DESIGN.md / ARCHITECTURE.md, bottom up: a module imports (at the top or
 # deferred inside a function) only modules on its own floor or below.

@@ -1,0 +1,137 @@
+"""Data-parallel scaling: the mnist workload on 1 and 2 MPI ranks, one BLAS thread each.
+
+    python -m benchmarks.mpi_bench [--workload mnist] [--epochs 3] [--repeat 3] [--out DIR]
+
+Starts ``mpiexec -n 1`` and ``mpiexec -n 2`` (alternating, ``--repeat`` times) on this
+module's worker, which trains the workload with ``fit(comm=MPI.COMM_WORLD)`` after a
+warm-up epoch and reports samples/s; every rank runs with one BLAS thread
+(``BPGPU_BLAS_THREADS=1``), so 2 ranks on 2 cores is the whole machine. A single process
+without MPI, with one and with every BLAS thread, is measured beside them. Writes
+``mpi-cpu.json`` and ``.md``: the best run of each, and the speed-up of 2 ranks over 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+
+from .runner import machine
+from .workloads import WORKLOADS
+
+
+def worker(workload: str, epochs: int, distributed: bool) -> None:
+    """Train and print samples/s (rank 0)."""
+    import bpgpu
+
+    w = WORKLOADS[workload]
+    X, y = w.data()
+    comm = None
+    if distributed:
+        from mpi4py import MPI
+
+        comm = MPI.COMM_WORLD
+    net = bpgpu.MLP(list(w.sizes), "relu", "softmax", backend="numpy", seed=0)
+    kw = dict(batch_size=w.batch, optimizer=bpgpu.optimizers.SGD(lr=w.lr), comm=comm)
+    net.fit(X, y, 1, seed=1, **kw)  # warm-up
+    if comm is not None:
+        comm.Barrier()
+    t0 = time.perf_counter()
+    net.fit(X, y, epochs, seed=2, **kw)
+    seconds = time.perf_counter() - t0
+    if comm is None or comm.Get_rank() == 0:
+        print(json.dumps({"samples_per_s": epochs * len(X) / seconds, "seconds": seconds}))
+
+
+def _run(cmd: list[str], threads: str) -> float:
+    env = {**os.environ, "BPGPU_BLAS_THREADS": threads, "BPGPU_BACKEND": "numpy"}
+    out = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=1800, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])["samples_per_s"]
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(
+        prog="python -m benchmarks.mpi_bench", description=__doc__.split("\n")[0]
+    )
+    p.add_argument("--workload", default="mnist", choices=list(WORKLOADS))
+    p.add_argument("--epochs", type=int, default=3)
+    p.add_argument("--repeat", type=int, default=3)
+    p.add_argument("--out", default="bench-results")
+    p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--distributed", action="store_true", help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    if args.worker:
+        worker(args.workload, args.epochs, args.distributed)
+        return 0
+    mpiexec = shutil.which("mpiexec") or os.path.join(os.path.dirname(sys.executable), "mpiexec")
+    me = [
+        sys.executable,
+        "-m",
+        "benchmarks.mpi_bench",
+        "--worker",
+        "--workload",
+        args.workload,
+        "--epochs",
+        str(args.epochs),
+    ]
+    cores = str(os.cpu_count() or 1)
+    runs = {
+        "1 process, 1 BLAS thread": (me, "1"),
+        f"1 process, {cores} BLAS threads": (me, cores),
+        "1 MPI rank, 1 BLAS thread": ([mpiexec, "-n", "1", *me, "--distributed"], "1"),
+        "2 MPI ranks, 1 BLAS thread each": ([mpiexec, "-n", "2", *me, "--distributed"], "1"),
+    }
+    rates: dict[str, list[float]] = {k: [] for k in runs}
+    for r in range(args.repeat):
+        for name, (cmd, threads) in runs.items():
+            rates[name].append(_run(cmd, threads))
+            print(
+                f"round {r + 1}/{args.repeat}  {name:<34} {rates[name][-1]:>10,.0f} samples/s",
+                flush=True,
+            )
+    best = {k: max(v) for k, v in rates.items()}
+    speedup = best["2 MPI ranks, 1 BLAS thread each"] / best["1 MPI rank, 1 BLAS thread"]
+    w = WORKLOADS[args.workload]
+    info = machine()
+    cmd = "python -m benchmarks.mpi_bench " + " ".join(argv if argv is not None else sys.argv[1:])
+    report = {
+        "machine": info,
+        "command": cmd,
+        "workload": args.workload,
+        "rates": rates,
+        "best": best,
+        "speedup_2_over_1_ranks": speedup,
+        "target": 1.6,
+        "met": speedup >= 1.6,
+    }
+    os.makedirs(args.out, exist_ok=True)
+    with open(os.path.join(args.out, "mpi-cpu.json"), "w") as f:
+        json.dump(report, f, indent=1)
+    lines = [
+        f"# Data-parallel scaling, {args.workload} ({'-'.join(map(str, w.sizes))}, global batch "
+        f"{w.batch}, plain SGD, float32, NumPy)",
+        "",
+        f"{info['date']}; {info['cpu']}, {info['cores']} cores; `{cmd}`",
+        "",
+        "Samples/s over the training epochs after a warm-up (best of the rounds, all rounds "
+        "in the JSON).",
+        "",
+        "| run | samples/s |",
+        "|---|---|",
+        *(f"| {k} | {v:,.0f} |" for k, v in best.items()),
+        "",
+        f"2 ranks over 1 rank: {speedup:.2f}x "
+        f"(target >= 1.6x: {'met' if speedup >= 1.6 else 'NOT met'})",
+    ]
+    with open(os.path.join(args.out, "mpi-cpu.md"), "w") as f:
+        f.write("\n".join(lines) + "\n")
+    print("\n".join(lines[-1:]))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
