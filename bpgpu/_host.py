@@ -120,10 +120,15 @@ def data_fingerprint(X: Any, y: Any) -> dict | None:
     rows = None
     for a in (X, y):
         try:
-            a = np.ascontiguousarray(to_host(a))
+            a = a if isinstance(a, np.ndarray) else np.asarray(to_host(a))
         except (TypeError, ValueError):  # not an array: fit's input check says why
             return None
         rows = a.shape[0] if rows is None and a.ndim else rows
         h.update(f"{a.dtype.str}{a.shape}".encode())
-        h.update(a.data if a.dtype.kind in "biuf" else repr(a.tolist()).encode())
+        if a.dtype.kind not in "biuf":
+            h.update(repr(a.tolist()).encode())
+            continue
+        step = max(1, (16 << 20) // max(1, a[:1].nbytes)) if a.ndim else 1
+        for s in range(0, max(1, a.shape[0] if a.ndim else 1), step):  # a memory map: in pieces
+            h.update(np.ascontiguousarray(a[s : s + step] if a.ndim else a).data)
     return {"rows": rows, "fingerprint": h.hexdigest()}

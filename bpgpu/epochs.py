@@ -52,9 +52,13 @@ class Data:
     labels: Any  # class labels of T, once, when accuracy is defined
     Xv: Any = None
     Tv: Any = None
+    host: tuple | None = None  # streamed: (X, T, training rows or None) on the host
 
     @property
     def n(self) -> int:
+        if self.host is not None:
+            X, _, rows = self.host
+            return X.shape[0] if rows is None else len(rows)
         return self.X.shape[0]
 
 
@@ -197,7 +201,9 @@ def run_epoch(net, model, run: Run, data: Data, batches: Batches, st, epoch: int
     dist = opts["dist"]
     if dist is not None:  # this rank's share of every batch, gathered alone
         perm = dist.local_order(perm, data.n, st.batch_size)
-    perm_d = None if perm is None else model.backend.asarray(perm)
+    host = getattr(batches, "host_perm", False)  # streamed rows are gathered on the host
+    perm_d = None if perm is None or host else model.backend.asarray(perm)
+    perm_d = perm if host else perm_d
     saved = snapshot(model, run.state)
     first, before, correct_before = 0, [], 0
     if run.position is not None:  # resuming in the middle of this epoch

@@ -27,6 +27,7 @@ from typing import Any
 
 from bpgpu import checkpoint as _ckpt
 from bpgpu import optimizers as _opt
+from bpgpu import streaming
 from bpgpu._args import integer, real
 from bpgpu._host import data_fingerprint, fresh_seed, split_indices
 from bpgpu.batches import Batches
@@ -135,7 +136,11 @@ def resolve_settings(
 
 
 def prepare_data(model, X, y, st: Settings, validation_data) -> Data:
-    """Validate ``(X, y)``, move it to the device once, and take the validation part."""
+    """Validate ``(X, y)``, move it to the device once, and take the validation part
+    (streamed data: see :mod:`bpgpu.streaming`)."""
+    if streaming.streamed(X) or streaming.streamed(y):
+        Xv, Tv, host = streaming.prepare(model, X, y, st.validation_split, st.seed, validation_data)
+        return Data(None, None, None, Xv, Tv, host=host)
     xp, backend = model.xp, model.backend
     Xd = model.input(X)
     Td = model.targets(y, Xd.shape[0])
@@ -249,6 +254,8 @@ def fit(
         if dist is not None and dist.size > 1:
             dist.abort(e)  # no rank may be left waiting in a collective
         raise
+    finally:
+        getattr(batches, "close", lambda: None)()  # a streaming prefetch thread
     restore_best_weights = st.patience is not None and restore_best and not h.interrupted
     if restore_best_weights and run.best.params is not None:
         model.params = run.best.params
@@ -285,18 +292,24 @@ def _setup(net, model, X, y, kw, dist, validation_data, callbacks, checkpoint, r
     # what the data were, so that a checkpoint is never resumed on other data (and, when
     # data-parallel, that every rank has the same)
     track = checkpoint is not None or ckpt is not None or dist is not None
-    fp = data_fingerprint(X, y) if track else None
+    if track and (streaming.streamed(X) or streaming.streamed(y)):  # the contents, not the path
+        fp = data_fingerprint(streaming.open_host(X, "X"), streaming.open_host(y, "y"))
+    else:
+        fp = data_fingerprint(X, y) if track else None
     undo = None
     if ckpt is not None:
         run, undo = resume_run(net, model, st, opt, ckpt, fp)
     try:
         data = prepare_data(model, X, y, st, validation_data)
         arrays = [data.X, data.T, data.labels]
-        if dist is None:
-            batches = Batches(model.xp, arrays, st.batch_size)
-        else:  # each rank's stream: its share of every global batch
+        sizes = rows = None
+        if dist is not None:  # each rank's stream: its share of every global batch
             sizes, rows = dist.batches(data.n, st.batch_size)
+        if data.host is not None:
+            batches = streaming.StreamBatches(model, *data.host, st.batch_size, sizes=sizes)
+        else:
             batches = Batches(model.xp, arrays, st.batch_size, sizes=sizes)
+        if rows is not None:
             batches.rows = rows
         if ckpt is None:
             run = fresh_run(model, st, opt)

@@ -22,6 +22,7 @@ HOST_SIDE = {
     "cli/data.py": "the CLI's data files, split and classes, on the host",
     "sklearn.py": "scikit-learn's interface: NumPy arrays in and out",
     "distributed.py": "each rank's share of the host permutation",
+    "streaming.py": "rows gathered from host memory maps",
 }
 # The floors of DESIGN.md / ARCHITECTURE.md, bottom up: a module imports (at the top or
 # deferred inside a function) only modules on its own floor or below.
@@ -45,7 +46,9 @@ FLOORS = {
         1,
     ),  # the math
     **dict.fromkeys(["io", "checkpoint", "datasets", "csvfile"], 2),  # file formats
-    **dict.fromkeys(["history", "recovery", "epochs", "distributed", "training"], 3),  # training
+    **dict.fromkeys(
+        ["history", "recovery", "epochs", "distributed", "streaming", "training"], 3
+    ),  # training
     "network": 4,  # the MLP class, a thin face
     **dict.fromkeys(["gradcheck", "consistency"], 5),  # tools built on MLP
     **dict.fromkeys(

@@ -77,6 +77,18 @@ again.fit(X, y, epochs=4, comm=comm, resume=ck)
 for a, b in zip(again.get_weights(), full.get_weights()):
     assert np.array_equal(a, b)
 
+# streamed from a memory map, data-parallel: still the in-memory single-process fit
+if rank == 0:
+    np.save(os.path.join(folder, "X.npy"), X)
+comm.Barrier()
+streamed = bpgpu.MLP([5, 9, 3], backend="numpy", dtype="float64", seed=3)
+plain = streamed.to("numpy")
+kw = dict(epochs=2, batch_size=16, optimizer="momentum", seed=5, validation_split=0.1)
+plain.fit(X, y, **kw)
+streamed.fit(os.path.join(folder, "X.npy"), y, comm=comm, **kw)
+for a, b in zip(streamed.get_weights(), plain.get_weights()):
+    assert rel(a, b) <= 1e-10, rel(a, b)
+
 # a rank with other data is refused on every rank, at the start
 other = X.copy()
 if rank == comm.Get_size() - 1:

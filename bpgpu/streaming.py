@@ -1,0 +1,160 @@
+"""Data larger than the device: training rows streamed from host memory maps in chunks.
+
+``fit`` takes a NumPy memory map (``numpy.load(path, mmap_mode="r")``, ``numpy.memmap``) or
+the path of a ``.npy`` file for ``X`` (and ``y``). The rows of each chunk of batches
+(``CHUNK_BYTES`` at most, at least one batch) are gathered on the host in the epoch's
+order, checked and moved to the device, standardised there, and sliced into batches,
+exactly as :class:`bpgpu.batches.Batches` slices a chunk gathered on the device: the
+same rows, the same order, the same arithmetic, so the result is the in-memory fit's. A
+host thread gathers the next chunk while the current one trains, so reading overlaps
+computing; the device holds two chunks at a time, never the data set.
+"""
+
+from __future__ import annotations
+
+import os
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import numpy as np
+
+from bpgpu._host import split_indices
+from bpgpu.batches import Batches
+
+CHUNK_BYTES = 64 << 20  # 64 MiB of inputs on the device at a time (and one more coming)
+
+
+def streamed(a: Any) -> bool:
+    """True for what is streamed rather than moved whole: a memory map or a ``.npy`` path."""
+    return isinstance(a, np.memmap) or (
+        isinstance(a, (str, os.PathLike)) and os.fspath(a).endswith(".npy")
+    )
+
+
+def open_host(a: Any, what: str) -> np.ndarray:
+    """A ``.npy`` path as a read-only memory map; arrays as they are."""
+    if isinstance(a, (str, os.PathLike)):
+        try:
+            return np.load(os.fspath(a), mmap_mode="r", allow_pickle=False)
+        except (OSError, ValueError) as e:
+            raise ValueError(f"{what}: {os.fspath(a)} is not a readable .npy file ({e})") from None
+    return np.asarray(a) if not isinstance(a, np.ndarray) else a
+
+
+def check_rows(X: np.ndarray, n_features: int, chunk_rows: int) -> None:
+    """Shape and finiteness of host rows, checked a chunk at a time (bounded memory)."""
+    if X.ndim != 2:
+        raise ValueError(f"X must be 2-D (samples, features); got shape {X.shape}")
+    if X.shape[1] != n_features:
+        raise ValueError(f"X has {X.shape[1]} features, the network expects {n_features}")
+    if X.shape[0] == 0:
+        raise ValueError("X is empty (0 samples)")
+    if X.dtype.kind not in "fiub":
+        raise TypeError(f"X has dtype {X.dtype}; pass real numbers")
+    for s in range(0, X.shape[0], chunk_rows):
+        part = np.asarray(X[s : s + chunk_rows])
+        if part.dtype.kind == "f" and not np.isfinite(part).all():
+            row = s + int(np.argwhere(~np.isfinite(part))[0][0])
+            raise ValueError(
+                f"X contains NaN or inf (first at row {row + 1}); clean or impute the data first"
+            )
+
+
+class StreamBatches(Batches):
+    """Batches of host rows (``rows``: the training rows of ``X`` and ``T``, or all),
+    moved to the device a chunk at a time; see the module docstring."""
+
+    host_perm = True  # the epoch's order stays on the host: rows are gathered there
+
+    def __init__(self, model, X, T, rows, batch_size: int, sizes=None, chunk_bytes=None):
+        chunk_bytes = CHUNK_BYTES if chunk_bytes is None else chunk_bytes  # read now
+        self.model, self.X, self.T, self.index = model, X, T, rows
+        n = len(rows) if rows is not None else X.shape[0]
+        row_bytes = X.shape[1] * np.dtype(model.dtype).itemsize
+        if sizes is None:
+            sizes = [min(batch_size, n - s) for s in range(0, n, batch_size)]
+        widest = max(sizes)
+        self.xp, self.arrays, self.B = model.xp, [], batch_size
+        self.count = len(sizes)
+        self.rows = list(sizes)
+        self.offsets = [0]
+        for size in sizes:
+            self.offsets.append(self.offsets[-1] + size)
+        self.n = self.offsets[-1]
+        self.per = max(1, chunk_bytes // max(1, row_bytes * widest))
+        self._key, self._chunk = None, []
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="bpgpu-prefetch")
+        self._next: tuple[Any, int, Any] | None = None
+
+    def epoch(self, perm, first: int = 0):
+        order = np.arange(self.n) if perm is None else perm
+        yield from super().epoch(order, first)
+
+    def _host_rows(self, perm, k: int):
+        """Chunk ``k``'s inputs and targets, gathered on the host (in the prefetch thread)."""
+        offs = self.offsets
+        idx = perm[offs[k * self.per] : offs[min((k + 1) * self.per, self.count)]]
+        if self.index is not None:
+            idx = self.index[idx]
+        return np.asarray(self.X[idx]), np.asarray(self.T[idx])
+
+    def _gather(self, perm, k: int) -> list:
+        if self._key is not None and self._key[0] is perm and self._key[1] == k:
+            return self._chunk
+        if self._next is not None and self._next[0] is perm and self._next[1] == k:
+            Xh, Th = self._next[2].result()
+        else:
+            Xh, Th = self._host_rows(perm, k)
+        self._next = None
+        if (k + 1) * self.per < self.count:  # read the next chunk while this one trains
+            self._next = (perm, k + 1, self._pool.submit(self._host_rows, perm, k + 1))
+        m, self._chunk = self.model, []  # let the old chunk go before the new one comes
+        Xd = m.input(Xh)
+        Td = m.targets(Th, Xd.shape[0])
+        self._chunk = [Xd, Td, m.labels(Td) if m.has_accuracy() else None]
+        self._key = (perm, k)
+        return self._chunk
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+
+def chunk_rows(n_features: int, itemsize: int = 8) -> int:
+    """Rows per chunk for the up-front checks: ``CHUNK_BYTES`` of float64 at most."""
+    return max(1, CHUNK_BYTES // max(1, n_features * itemsize))
+
+
+def host_part(a: np.ndarray, rows) -> np.ndarray:
+    """The rows ``rows`` of a host array, in memory (a validation part)."""
+    return np.asarray(a[np.sort(rows)]) if rows is not None else np.asarray(a)
+
+
+def prepare(model, X, y, validation_split: float, seed: int, validation_data):
+    """``(X_val, T_val, (X, T, training rows))``: streamed data checked on the host in
+    chunks and left there; only a validation part comes to the device."""
+    Xh, Th = open_host(X, "X"), open_host(y, "y")
+    step = chunk_rows(Xh.shape[1] if Xh.ndim == 2 else 1)
+    check_rows(Xh, model.sizes[0], step)
+    n = Xh.shape[0]
+    if Th.ndim == 0 or Th.shape[0] != n:
+        got = Th.shape[0] if Th.ndim else "a scalar"
+        raise ValueError(f"X has {n} samples but the targets have {got}; pass one per row of X")
+    for s in range(0, n, step):  # the targets' checks, a chunk at a time
+        part = np.asarray(Th[s : s + step])
+        model.targets(part, part.shape[0])
+    Xv = Tv = rows = None
+    if validation_split:
+        rows, held = split_indices(n, validation_split, seed)
+        if rows.size == 0 or held.size == 0:
+            raise ValueError(
+                f"validation_split={validation_split} leaves no training or no validation "
+                f"samples out of {n}"
+            )
+        Xv = model.input(host_part(Xh, held), what="X_val")
+        Tv = model.targets(host_part(Th, held), Xv.shape[0])
+    elif validation_data is not None:
+        if not (isinstance(validation_data, (tuple, list)) and len(validation_data) == 2):
+            raise ValueError("validation_data must be a pair (X_val, y_val)")
+        Xv = model.input(validation_data[0], what="X_val")
+        Tv = model.targets(validation_data[1], Xv.shape[0])
+    return Xv, Tv, (Xh, Th, rows)

@@ -1,0 +1,101 @@
+"""Data larger than the device: fit streams rows from host memory maps in chunks, with
+the in-memory result and bounded memory."""
+
+from __future__ import annotations
+
+import tracemalloc
+
+import numpy as np
+import pytest
+
+import bpgpu
+from bpgpu import streaming
+
+
+@pytest.fixture
+def files(tmp_path):
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 3, size=1000)
+    X = (rng.normal(size=(1000, 6)) + y[:, None]).astype(np.float32)
+    np.save(tmp_path / "X.npy", X)
+    np.save(tmp_path / "y.npy", y)
+    return X, y, tmp_path
+
+
+@pytest.mark.parametrize("opt", ["sgd", "momentum", "adam"])
+@pytest.mark.parametrize("split", [0.0, 0.2])
+def test_streaming_equals_the_in_memory_fit(files, opt, split, monkeypatch, backend):
+    """Many small chunks (so the prefetch thread works): the same weights and history as
+    the fit of the same data in memory, on every backend."""
+    monkeypatch.setattr(streaming, "CHUNK_BYTES", 4096)
+    X, y, folder = files
+    kw = dict(epochs=3, batch_size=32, optimizer=opt, validation_split=split, seed=3)
+    a = bpgpu.MLP([6, 8, 3], hidden="prelu", backend=backend, dtype="float64", seed=1)
+    b = a.to(backend)
+    ha = a.fit(X, y, **kw)
+    memmap = np.load(folder / "X.npy", mmap_mode="r")
+    hb = b.fit(memmap if split else str(folder / "X.npy"), np.load(folder / "y.npy"), **kw)
+    for p, q in zip(a.get_weights(), b.get_weights()):
+        np.testing.assert_array_equal(p, q)
+    assert ha.loss == hb.loss and ha.accuracy == hb.accuracy
+    np.testing.assert_array_equal(ha.val_loss, hb.val_loss)
+
+
+def test_streaming_resumes_and_refuses_other_files(files, tmp_path):
+    X, y, folder = files
+    path = str(folder / "X.npy")
+    full = bpgpu.MLP([6, 8, 3], backend="numpy", dtype="float64")
+    full.fit(path, y, epochs=4, batch_size=32, seed=1)
+    first = bpgpu.MLP([6, 8, 3], backend="numpy", dtype="float64")
+    first.fit(path, y, epochs=2, batch_size=32, seed=1, checkpoint=tmp_path / "c.npz")
+    again = bpgpu.MLP([6, 8, 3], backend="numpy", dtype="float64")
+    again.fit(path, y, epochs=4, resume=tmp_path / "c.npz")
+    for p, q in zip(full.get_weights(), again.get_weights()):
+        np.testing.assert_array_equal(p, q)
+    other = X.copy()
+    other[5, 1] += 1
+    np.save(tmp_path / "other.npy", other)
+    with pytest.raises(ValueError, match="other data"):
+        bpgpu.MLP([6, 8, 3], backend="numpy", dtype="float64").fit(
+            str(tmp_path / "other.npy"), y, epochs=4, resume=tmp_path / "c.npz"
+        )
+
+
+def test_streaming_memory_is_bounded_by_the_chunk(tmp_path, monkeypatch):
+    """A 48 MiB data set in memory costs its size again on the device (the float64
+    copy); streamed in 1 MiB chunks the peak stays a few chunks."""
+    monkeypatch.setattr(streaming, "CHUNK_BYTES", 1 << 20)
+    rng = np.random.default_rng(1)
+    n, d = 50_000, 128
+    X = np.lib.format.open_memmap(tmp_path / "X.npy", mode="w+", dtype=np.float64, shape=(n, d))
+    for s in range(0, n, 10_000):
+        X[s : s + 10_000] = rng.normal(size=(min(10_000, n - s), d))
+    X.flush()
+    y = rng.integers(0, 4, size=n)
+    net = bpgpu.MLP([d, 16, 4], backend="numpy", dtype="float64")
+    tracemalloc.start()
+    try:
+        net.fit(str(tmp_path / "X.npy"), y, epochs=1, batch_size=256, train_metrics=False)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 12 << 20, peak  # the data are 48.8 MiB
+    assert net.evaluate(np.asarray(X[:1000]), y[:1000])["loss"] < 10
+
+
+@pytest.mark.parametrize(
+    "X, match",
+    [
+        (np.zeros((10, 5), np.float32), "5 features, the network expects 6"),
+        (np.full((10, 6), np.nan, np.float32), r"NaN or inf \(first at row 1\)"),
+    ],
+)
+def test_streamed_data_are_checked_before_training(tmp_path, X, match):
+    np.save(tmp_path / "bad.npy", X)
+    net = bpgpu.MLP([6, 8, 3], backend="numpy")
+    before = net.get_weights()
+    with pytest.raises(ValueError, match=match):
+        net.fit(str(tmp_path / "bad.npy"), np.zeros(10, dtype=int), epochs=1)
+    assert all(np.array_equal(a, b) for a, b in zip(net.get_weights(), before))
+    with pytest.raises(ValueError, match="not a readable .npy"):
+        net.fit(str(tmp_path / "missing.npy"), np.zeros(10, dtype=int), epochs=1)
