@@ -25,7 +25,7 @@ import tarfile
 import tempfile
 
 from . import peers as P
-from .runner import machine, measure
+from .runner import machine, measure, provenance
 from .workloads import WORKLOADS
 
 
@@ -112,8 +112,7 @@ def main(argv: list[str] | None = None) -> int:
     lines = [
         f"# Before/after in one process: {head} (now) vs {rev} (base)",
         "",
-        f"{report['date']}; {report['machine']['cpu']}, {report['machine']['cores']} cores; "
-        f"`{report['command']}`",
+        provenance(report["machine"], report["command"]),
         "",
         "Best round of each peer (median round in brackets); rounds interleaved.",
         "",

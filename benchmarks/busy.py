@@ -23,7 +23,7 @@ import sys
 import tempfile
 import time
 
-from .runner import machine
+from .runner import machine, provenance
 
 SPIN = "import time\nend = time.time() + 600\nwhile time.time() < end: pass\n"
 
@@ -100,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
     lines = [
         "# `bpgpu train` (digits, NumPy) idle and under load",
         "",
-        f"{m['date']}; {m['cpu']}, {m['cores']} cores; `{report['command']}`",
+        provenance(m, report["command"]),
         "",
         "Median of the runs; 'train' is the time the command prints for its 50 epochs,",
         "'command' the whole command (start-up, data, training, evaluation, save).",

@@ -20,7 +20,7 @@ import subprocess
 import sys
 import time
 
-from .runner import machine
+from .runner import machine, provenance
 from .workloads import WORKLOADS
 
 
@@ -115,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
         f"# Data-parallel scaling, {args.workload} ({'-'.join(map(str, w.sizes))}, global batch "
         f"{w.batch}, plain SGD, float32, NumPy)",
         "",
-        f"{info['date']}; {info['cpu']}, {info['cores']} cores; `{cmd}`",
+        provenance(info, cmd),
         "",
         "Samples/s over the training epochs after a warm-up (best of the rounds, all rounds "
         "in the JSON).",

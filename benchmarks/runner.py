@@ -276,6 +276,11 @@ def machine() -> dict:
     return info
 
 
+def provenance(info: dict, command: str) -> str:
+    """The line every results file starts with: when, on what, by which command."""
+    return f"{info['date']}; {info['cpu']}, {info['cores']} cores; `{command}`"
+
+
 def _cpu_name() -> str:
     try:
         with open("/proc/cpuinfo") as f:

@@ -21,7 +21,7 @@ import sys
 import time
 import warnings
 
-from .runner import machine
+from .runner import machine, provenance
 
 SETS = {
     "digits": ("load_digits", "classification", 200),
@@ -122,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     lines = [
         f"# bpgpu.sklearn vs scikit-learn {sklearn.__version__} at equal epochs",
         "",
-        f"{info['date']}; {info['cpu']}, {info['cores']} cores; `{cmd}`",
+        provenance(info, cmd),
         "",
         "Adam, hidden_layer_sizes=(100,), batch 'auto', float64, standardised inputs, 70/30 "
         "split. Fit time: best of the rounds; score: mean (std) over the rounds' seeds, "

@@ -22,7 +22,7 @@ import tracemalloc
 
 import numpy as np
 
-from .runner import machine
+from .runner import machine, provenance
 from .workloads import WORKLOADS
 
 
@@ -91,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
         f"({X.shape[0]} x {X.shape[1]} float32, {X.nbytes / 2**20:.1f} MiB; NumPy backend; "
         f"{args.chunk_mib} MiB chunks)",
         "",
-        f"{info['date']}; {info['cpu']}, {info['cores']} cores; `{cmd}`",
+        provenance(info, cmd),
         "",
         "| source | samples/s (best) | peak memory allocated during a fit (MiB) |",
         "|---|---|---|",
