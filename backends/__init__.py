@@ -4,10 +4,10 @@
 device it runs on and how to install it. Everything else — ``get_backend``, the names in
 error messages, ``bpgpu backends``, the test fixtures and the benchmark peers — derives
 from it. Names: ``"numpy"``, ``"cupy"``/``"cupy:N"``, ``"torch"``/``"torch:cuda[:N]"``/
-``"torch:mps"``, ``"array_api_strict"`` and ``"auto"`` (CuPy when a CUDA device really
-works, otherwise NumPy). ``BPGPU_BACKEND`` sets the default. GPU libraries are imported
-only when a backend that needs them is asked for, so importing bpgpu never fails
-without them.
+``"torch:mps"``, ``"jax"``/``"jax:cuda[:N]"``, ``"array_api_strict"`` and ``"auto"``
+(CuPy when a CUDA device really works, otherwise NumPy). ``BPGPU_BACKEND`` sets the
+default. GPU libraries are imported only when a backend that needs them is asked for,
+so importing bpgpu never fails without them.
 """
 
 from __future__ import annotations
@@ -63,6 +63,8 @@ REGISTRY: tuple[Entry, ...] = (
     Entry("torch:cuda", "torch_backend", "cuda", gpu=True, indexed=True),
     Entry("torch:mps", "torch_backend", "mps"),
     Entry("cupy", "cupy_backend", gpu=True, indexed=True),
+    Entry("jax", "jax_backend"),
+    Entry("jax:cuda", "jax_backend", "cuda", gpu=True, indexed=True),
 )
 _cache: dict[str, Backend] = {}
 

@@ -47,6 +47,9 @@ def library(a: Any) -> str:
 
 def location(a: Any) -> tuple[str, int | None]:
     """Where an array lives: ``("cpu", None)``, ``("cuda", index)`` or ``("mps", None)``."""
+    if compat.is_jax_array(a):
+        dev = next(iter(a.devices()))
+        return ("cuda", dev.id) if dev.platform == "gpu" else ("cpu", None)
     if compat.is_cupy_array(a):
         return ("cuda", int(a.device.id))
     if compat.is_torch_array(a):
@@ -132,6 +135,12 @@ class Backend:
         """A context in which new arrays and kernels go to this backend's device."""
         return contextlib.nullcontext()
 
+    compiles = False  # True: compile() turns a function into one program (JAX)
+
+    def compile(self, fn, donate: tuple[int, ...] = ()):
+        """``fn`` compiled into one program, for backends whose ``compiles`` is True."""
+        raise NotImplementedError(f"backend {self.name!r} does not compile functions")
+
     def allreduce(self, flat: Any, comm: Any) -> Any:
         """The sum of the 1-D array ``flat`` over the ranks of the mpi4py communicator
         ``comm``. Here through the host (a copy out, ``MPI.Allreduce``, a copy in);
@@ -212,6 +221,8 @@ def to_host(a: Any) -> np.ndarray:
         return a.get()
     if compat.is_torch_array(a):
         return a.detach().cpu().numpy()
+    if compat.is_jax_array(a):
+        return np.asarray(a)
     if compat.is_array_api_obj(a) and not compat.is_numpy_array(a):
         return np.from_dlpack(a)  # np.asarray refuses strict arrays on another device
     return np.asarray(a)

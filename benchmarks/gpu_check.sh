@@ -117,12 +117,12 @@ step backends 60 "$PY" -m bpgpu backends
 GPU_CORE="tests/test_ops.py tests/test_reliability.py tests/test_backends.py tests/test_benchmarks.py"
 # shellcheck disable=SC2086
 step pytest_gpu_core 150 "$PY" -m pytest -m gpu -q -p no:cacheprovider $GPU_CORE
-step check 150 "$PY" -m bpgpu check --backends numpy,cupy,torch:cuda -o "$STAGE/check-gpu.md"
+step check 150 "$PY" -m bpgpu check --backends numpy,cupy,torch:cuda,jax:cuda -o "$STAGE/check-gpu.md"
 # a fresh kernel cache: the first call compiles, as on a user's first run
 CUPY_CACHE_DIR="$(mktemp -d)" step compile 60 "$PY" -m bpgpu.bench.compile_time --out "$STAGE"
 # GPU peers only, short rounds: the device time of a session is counted in minutes
 step bench 200 "$PY" -m benchmarks --out "$STAGE" --tag gpu --min-time 0.5 --repeat 3 \
-    --peers "bpgpu[cupy],bpgpu-nometrics[cupy],bpgpu[torch:cuda],torch-eager[cuda],gemm-floor[cupy:cuda],gemm-floor[torch:cuda]"
+    --peers "bpgpu[cupy],bpgpu-nometrics[cupy],bpgpu[torch:cuda],bpgpu[jax:cuda],torch-eager[cuda],gemm-floor[cupy:cuda],gemm-floor[torch:cuda]"
 step launches 90 "$PY" -m bpgpu.bench.launches --workloads small,mnist --out "$STAGE"
 # shellcheck disable=SC2086
 step pytest_gpu_rest 200 "$PY" -m pytest -m gpu -q -p no:cacheprovider \

@@ -137,25 +137,36 @@ class Activation:
 
 
 _CONSTANTS: dict = {}
+_ARRAY_SCALARS: dict = {}  # id(xp) -> whether this namespace needs 0-d arrays
 
 
 def const(xp, like, value: float):
-    """``value`` as a 0-d array of ``like``'s dtype on its device, made once and kept.
+    """``value`` for ``maximum``/``minimum``: a 0-d array of ``like``'s dtype on its
+    device, made once and kept, where the namespace needs one; else the number itself.
 
-    ``maximum``/``minimum``/``logaddexp`` take arrays: array-api-compat turns a Python
-    scalar there into a new torch tensor on every call, a host-to-device copy that
-    stalls a CUDA stream each step. One cached array per (value, dtype, device) costs a
-    dict lookup instead.
+    array-api-compat turns a Python scalar in torch's ``maximum``/``minimum``/``logaddexp``
+    into a new tensor on every call, a host-to-device copy that stalls a CUDA stream each
+    step; a cached array costs a dict lookup instead. The other libraries take the number
+    as it is (JAX must: a cached array would leak from one compiled step into another).
     """
-    device = getattr(like, "device", None)  # NumPy < 2 arrays have no .device
+    needs = _ARRAY_SCALARS.get(id(xp))
+    if needs is None:
+        import array_api_compat
+
+        try:
+            needs = array_api_compat.is_torch_namespace(xp)
+        except TypeError:  # a namespace object of one's own (tests): plain numbers
+            needs = False
+        _ARRAY_SCALARS[id(xp)] = needs
+    if not needs:
+        return value
+    device = like.device
     key = (value, like.dtype, device)
     try:
         return _CONSTANTS[key]
     except KeyError:
         c = _CONSTANTS[key] = xp.asarray(value, dtype=like.dtype, device=device)
         return c
-    except TypeError:  # an unhashable device object: make it each time
-        return xp.asarray(value, dtype=like.dtype, device=device)
 
 
 def _sigmoid(xp, X, a=None):

@@ -160,7 +160,7 @@ def save_checkpoint(path, net, model, run: Run, st: Settings, position=None, rng
     training = {
         "settings": st.__dict__,
         "epoch": h.epoch[-1] if h.epoch else 0,
-        "optimizer_t": run.state["t"],
+        "optimizer_t": int(run.state["t"]),  # a device scalar after a compiled step
         "rng": run.rng.state() if rng_state is None else rng_state,
         "position": position,
         "history": h.to_json(),

@@ -24,6 +24,7 @@ class History:
     stopped_early: bool = False
     interrupted: bool = False  # Ctrl-C: stopped after a batch, weights consistent
     seed: int | None = None
+    compile_time: float = 0.0  # seconds a compiling backend (JAX) spent tracing the step
 
     @property
     def history(self) -> dict[str, list]:
@@ -38,6 +39,7 @@ class History:
             "stopped_early": self.stopped_early,
             "interrupted": self.interrupted,
             "seed": self.seed,
+            "compile_time": self.compile_time,
         }
 
     @classmethod

@@ -90,6 +90,12 @@ class Model:
         checks every layer first (anomaly mode: a sync per tensor). ``reduce`` and
         ``rows``: data-parallel training (:func:`bpgpu.core.train_step`).
         """
+        if where is None and reduce is None and self.backend.compiles:
+            step = self._compiled_step(opt, loss)  # one program for the whole step
+            if isinstance(state["t"], int):  # the step count as a device scalar, traced
+                state = {**state, "t": self.xp.asarray(state["t"], dtype=self.xp.int64)}
+            self.params, state, E, Y = step(self.params, state, Xb, Tb)
+            return state, E, Y
         check = None if where is None else self._anomaly_check(where)
         self.params, state, E, Y = core.train_step(
             self.backend.ops,
@@ -106,6 +112,22 @@ class Model:
             rows,
         )
         return state, E, Y
+
+    def _compiled_step(self, opt, loss: bool):
+        """The core's ``train_step`` compiled by the backend (JAX: one XLA program,
+        parameters and optimizer state donated), kept per optimizer, its settings and
+        ``loss``: a changed learning rate compiles a new one."""
+        key = (id(opt), type(opt), tuple(sorted(opt.config().items())), loss)
+        cache = self.__dict__.setdefault("_steps", {})
+        if key not in cache:
+            ops, layers, cost = self.backend.ops, self.layers, self.cost
+
+            def step(params, state, Xb, Tb):
+                return core.train_step(ops, layers, cost, params, Xb, Tb, opt, state, loss)
+
+            cache.clear()  # one optimizer at a time: drop compiled steps of old ones
+            cache[key] = self.backend.compile(step, donate=(0, 1))
+        return cache[key]
 
     # ---- classes and evaluation ----------------------------------------------------
 

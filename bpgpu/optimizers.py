@@ -175,17 +175,22 @@ class Adam(Optimizer):
 
     def hyper(self, t):
         c1, c2 = 1 - self.beta1**t, 1 - self.beta2**t
-        return {**self.config(), "step": self.lr / c1, "inv_sqrt_c2": 1 / math.sqrt(c2)}
+        return {**self.config(), "step": self.lr / c1, "inv_sqrt_c2": 1 / _sqrt(c2)}
 
     def rule(self, grads, slots, t):
         b1, b2 = self.beta1, self.beta2
         m = [b1 * m + (1 - b1) * g for m, g in zip(slots["m"], grads)]
         v = [b2 * v + (1 - b2) * (g * g) for v, g in zip(slots["v"], grads)]
         h = self.hyper(t)
-        step, root = h["step"], math.sqrt(1 - b2**t)
+        step, root = h["step"], _sqrt(1 - b2**t)
         xp = array_api_compat.array_namespace(*grads)
         updates = [-step * mi / (xp.sqrt(vi) / root + self.eps) for mi, vi in zip(m, v)]
         return updates, {"m": m, "v": v}
+
+
+def _sqrt(x):
+    """``math.sqrt`` of a host number; of a traced step count (a compiled step), ``x**0.5``."""
+    return math.sqrt(x) if isinstance(x, (int, float)) else x**0.5
 
 
 OPTIMIZERS: dict[str, type[Optimizer]] = {c.name: c for c in (SGD, Momentum, Nesterov, Adam)}

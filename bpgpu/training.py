@@ -242,6 +242,7 @@ def fit(
     }
     for cb in opts["callbacks"]:
         cb.on_train_begin(net, run.history)
+    compiled_before = getattr(model.backend, "compile_seconds", 0.0)
     work = st.batch_size * max(layer.n_in * layer.n_out for layer in model.layers)
     if dist is not None:
         work //= dist.size
@@ -256,6 +257,7 @@ def fit(
         raise
     finally:
         getattr(batches, "close", lambda: None)()  # a streaming prefetch thread
+    h.compile_time += getattr(model.backend, "compile_seconds", 0.0) - compiled_before
     restore_best_weights = st.patience is not None and restore_best and not h.interrupted
     if restore_best_weights and run.best.params is not None:
         model.params = run.best.params

@@ -1,0 +1,111 @@
+"""JAX: ``jax`` (CPU) and ``jax:cuda`` / ``jax:cuda:N`` (an NVIDIA GPU).
+
+``jax.numpy`` is an Array API namespace of its own, so the core runs on it unchanged, with
+the generic, functional operations (JAX arrays cannot be written in place). What JAX adds
+is its compiler: :meth:`JaxBackend.compile` turns the core's training step into one XLA
+program (``jax.jit``, the parameters' and optimizer state's buffers donated), traced once
+per shape and dtype.
+
+float64 needs JAX's x64 mode, which is process-wide: this backend switches it on when it
+is created (``jax.config.update("jax_enable_x64", True)``), so JAX's default dtypes in
+the same process become 64-bit as well.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+
+from ._base import Backend, BackendUnavailable, DeviceMemoryError
+
+
+class JaxBackend(Backend):
+    library = "jax"
+
+    def __init__(self, arg: str | None = None):
+        try:
+            import jax
+            import jax.numpy as jnp
+        except Exception as e:  # ImportError, or a jaxlib that does not load
+            raise BackendUnavailable(
+                f"jax is not importable ({type(e).__name__}: {e}); pip install jax "
+                '(jax[cuda12] for GPUs), or use backend="numpy"'
+            ) from e
+        jax.config.update("jax_enable_x64", True)  # float64 networks; see the docstring
+        kind, _, index = (arg or "cpu").partition(":")
+        if kind not in ("cpu", "cuda"):
+            raise ValueError(f"unknown jax device {arg!r}; use jax, jax:cuda or jax:cuda:N")
+        platform = "gpu" if kind == "cuda" else "cpu"
+        try:
+            devices = jax.devices(platform)
+        except RuntimeError as e:
+            raise BackendUnavailable(
+                f"jax {jax.__version__} sees no {kind.upper()} device ({e}); install "
+                'jax[cuda12] on a machine with a GPU, or use backend="jax"'
+            ) from None
+        i = int(index) if index else 0
+        if i >= len(devices):
+            raise BackendUnavailable(f"jax sees {len(devices)} {kind} device(s), no {kind}:{i}")
+        self.jax, self.xp, self.device = jax, jnp, devices[i]
+        self.compiles = True
+        self.where = ("cuda", i) if kind == "cuda" else ("cpu", None)
+        self.name = "jax" if kind == "cpu" else f"jax:{arg}"
+        self.compile_seconds = 0.0  # first-call (trace and compile) time of compiled steps
+
+    def asarray(self, host, dtype=None, copy=None):
+        dt = None if dtype is None else self.dtype(dtype)
+        return self.jax.device_put(self.xp.asarray(host, dtype=dt), self.device)
+
+    def owns(self, a) -> bool:
+        try:
+            return type(a).__module__.startswith("jax") and self.device in a.devices()
+        except AttributeError:
+            return False
+
+    def to_numpy(self, a) -> np.ndarray:
+        return np.array(a, copy=True)
+
+    def synchronize(self) -> None:
+        self.jax.effects_barrier()
+
+    def context(self):
+        return self.jax.default_device(self.device)
+
+    def compile(self, fn, donate: tuple[int, ...] = ()):
+        """``fn`` as one XLA program (traced at the first call for each shape and dtype;
+        the arguments ``donate`` names give their buffers to the results). The time of
+        the calls that compiled is added to ``compile_seconds``."""
+        jitted = self.jax.jit(fn, donate_argnums=donate)
+        seen: set = set()
+
+        def call(*args):
+            key = tuple(
+                (getattr(a, "shape", None), str(getattr(a, "dtype", ""))) for a in args[2:4]
+            )
+            if key in seen:
+                return jitted(*args)
+            seen.add(key)
+            t0 = time.perf_counter()
+            out = jitted(*args)
+            self.jax.block_until_ready(out)
+            self.compile_seconds += time.perf_counter() - t0
+            return out
+
+        return call
+
+    def translate(self, error):
+        if "RESOURCE_EXHAUSTED" in str(error):
+            return DeviceMemoryError(
+                f"{self.device} is out of memory: {str(error).splitlines()[0]}. Lower "
+                "batch_size, use smaller layers or float32"
+            )
+        return None
+
+    def info(self) -> dict[str, Any]:
+        return {"name": self.name, "version": self.jax.__version__, "device": str(self.device)}
+
+
+def create(arg: str | None = None) -> JaxBackend:
+    return JaxBackend(arg)
