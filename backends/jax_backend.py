@@ -95,6 +95,11 @@ class JaxBackend(Backend):
 
         return call
 
+    def scan(self, body, carry, first: int, count: int):
+        """``lax.scan`` of ``body(carry, b)`` over ``b = first .. count - 1``: the loop of
+        :func:`bpgpu.core.train_batches`, compiled with it."""
+        return self.jax.lax.scan(body, carry, self.xp.arange(first, count))
+
     def translate(self, error):
         if "RESOURCE_EXHAUSTED" in str(error):
             return DeviceMemoryError(

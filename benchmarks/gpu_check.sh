@@ -122,7 +122,7 @@ step check 150 "$PY" -m bpgpu check --backends numpy,cupy,torch:cuda,jax:cuda -o
 CUPY_CACHE_DIR="$(mktemp -d)" step compile 60 "$PY" -m bpgpu.bench.compile_time --out "$STAGE"
 # GPU peers only, short rounds: the device time of a session is counted in minutes
 step bench 200 "$PY" -m benchmarks --out "$STAGE" --tag gpu --min-time 0.5 --repeat 3 \
-    --peers "bpgpu[cupy],bpgpu-nometrics[cupy],bpgpu[torch:cuda],bpgpu[jax:cuda],torch-eager[cuda],gemm-floor[cupy:cuda],gemm-floor[torch:cuda]"
+    --peers "bpgpu[cupy],bpgpu-nometrics[cupy],bpgpu[torch:cuda],bpgpu[jax:cuda],bpgpu-nometrics[jax:cuda],jax-scan[cuda],torch-eager[cuda],gemm-floor[cupy:cuda],gemm-floor[torch:cuda]"
 step launches 90 "$PY" -m bpgpu.bench.launches --workloads small,mnist --out "$STAGE"
 # shellcheck disable=SC2086
 step pytest_gpu_rest 200 "$PY" -m pytest -m gpu -q -p no:cacheprovider \

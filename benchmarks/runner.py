@@ -47,13 +47,17 @@ def _traced_peak(peer: P.Peer) -> int:
         tracemalloc.stop()
 
 
+NOMETRICS = ("numpy", "cupy", "jax", "jax:cuda")  # also run without per-batch metrics
+
+
 def known_peer_names() -> list[str]:
     """Every peer name the runner knows, whether or not it can run on this machine."""
     names = []
     for b in CPU_BACKENDS + GPU_BACKENDS:
-        names += [f"bpgpu[{b}]"] + ([f"bpgpu-nometrics[{b}]"] if b in ("numpy", "cupy") else [])
+        names += [f"bpgpu[{b}]"] + ([f"bpgpu-nometrics[{b}]"] if b in NOMETRICS else [])
     names += ["numpy-loop", "gemm-floor[numpy:cpu]", "torch-eager[cpu]", "gemm-floor[torch:cpu]"]
     names += ["torch-eager[cuda]", "gemm-floor[torch:cuda]", "gemm-floor[cupy:cuda]"]
+    names += ["jax-scan[cpu]", "jax-scan[cuda]"]
     return names + ["sklearn-mlp"]
 
 
@@ -89,7 +93,7 @@ def available_peers(names: list[str] | None) -> list[P.Peer]:
         except bpgpu.BackendUnavailable:
             continue
         found.append(P.Bpgpu(b))
-        if b in ("numpy", "cupy"):  # the same work as the hand-written loops
+        if b in NOMETRICS:  # the same work as the hand-written loops
             found.append(P.Bpgpu(b, metrics=False))
     found += [P.NumpyLoop(), P.GemmFloor("numpy")]
     try:
@@ -102,6 +106,10 @@ def available_peers(names: list[str] | None) -> list[P.Peer]:
         pass
     if any(p.name == "bpgpu[cupy]" for p in found):
         found.append(P.GemmFloor("cupy", "cuda"))
+    if any(p.name == "bpgpu[jax]" for p in found):
+        found.append(P.JaxScan("cpu"))
+    if any(p.name == "bpgpu[jax:cuda]" for p in found):
+        found.append(P.JaxScan("cuda"))
     try:
         import sklearn  # noqa: F401
 
@@ -130,8 +138,9 @@ def measure(
         _say(progress, f"[{w.name}] warm-up {i}/{len(peers)}: {peer.name}")
         with memory.window(peer) as mem:  # this peer's own device memory, no one else's
             peer.prepare(w, X, y)
+            peer.train(1)  # warm-up: allocations, kernel compilation (JAX: seconds), caches
             t0 = time.perf_counter()
-            peer.train(1)  # warm-up: allocations, kernel compilation, caches
+            peer.train(1)  # a warm epoch: what sets the epochs per round
             elapsed = time.perf_counter() - t0
         gpu_peak[peer.name] = mem.get("peak")
         epochs[peer.name] = max(1, math.ceil(min_time / max(elapsed, 1e-9)))
@@ -213,6 +222,11 @@ TARGETS = [
     ("mnist", "bpgpu[cupy]", "torch-eager[cuda]", 1.0, "CuPy >= 1.0x PyTorch eager CUDA"),
     ("large", "bpgpu[cupy]", "torch-eager[cuda]", 1.0, "CuPy >= 1.0x PyTorch eager CUDA"),
     ("large", "bpgpu[cupy]", "floor", 0.7, "CuPy >= 70% of the FP32 GEMM rate"),
+    ("small", "bpgpu[jax]", "numpy-loop", 2.0, "JAX CPU >= 2x hand-written NumPy"),
+    ("small", "bpgpu[jax]", "jax-scan[cpu]", 0.8, "JAX CPU >= 0.8x a hand-written jitted epoch"),
+    ("small", "bpgpu[jax:cuda]", "torch-eager[cuda]", 3.0, "JAX CUDA >= 3x PyTorch eager CUDA"),
+    ("mnist", "bpgpu[jax:cuda]", "bpgpu[cupy]", 1.0, "JAX CUDA >= 1.0x bpgpu[cupy]"),
+    ("large", "bpgpu[jax:cuda]", "bpgpu[cupy]", 1.0, "JAX CUDA >= 1.0x bpgpu[cupy]"),
 ]
 
 

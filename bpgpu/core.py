@@ -154,3 +154,32 @@ def train_step(
             da = layer.activation_gradient(ops.xp, G_l, Xs[l], Ys[l + 1], a)
             new[i + 2] = ops.apply_updates([a], [-da])[0]
     return new, {**state, "t": state["t"] + 1}, E, Y
+
+
+def train_batches(ops, layers, cost, opt, loss: bool, labels, scan, batch_size: int):
+    """An epoch's full batches as one loop a compiling backend runs as one program:
+    ``run(params, state, X, T, L, perm, first, count) -> (params, state, E, right)``,
+    ``E`` and ``right`` the per-batch summed costs and correct counts (zeros unless
+    ``loss``). Batch ``b`` is rows ``perm[b*B : (b+1)*B]``, gathered inside the loop with
+    ``take`` (a traced offset, so one program serves every batch); ``scan(body, carry,
+    first, count)`` is the backend's loop (JAX: ``lax.scan``)."""
+    xp = ops.xp
+
+    def run(params, state, X, T, L, perm, first: int, count: int):
+        offsets = xp.arange(batch_size, dtype=perm.dtype)
+
+        def body(carry, b):
+            params, state = carry
+            idx = xp.take(perm, b * batch_size + offsets)
+            Xb, Tb = xp.take(X, idx, axis=0), xp.take(T, idx, axis=0)
+            params, state, E, Y = train_step(ops, layers, cost, params, Xb, Tb, opt, state, loss)
+            zero = xp.zeros((), dtype=X.dtype)
+            right = xp.zeros((), dtype=xp.int64)
+            if loss and L is not None:
+                right = xp.astype(xp.count_nonzero(labels(Y) == xp.take(L, idx)), xp.int64)
+            return (params, state), (zero if E is None else E, right)
+
+        (params, state), (E, right) = scan(body, (params, state), first, count)
+        return params, state, E, right
+
+    return run

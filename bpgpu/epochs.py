@@ -19,7 +19,7 @@ from typing import Any
 from bpgpu import checkpoint as _ckpt
 from bpgpu._host import HostRNG
 from bpgpu.batches import Batches
-from bpgpu.history import History
+from bpgpu.history import Callback, History
 from bpgpu.io import ModelFileError
 from bpgpu.recovery import diverged, restore, snapshot
 
@@ -224,7 +224,44 @@ def run_epoch(net, model, run: Run, data: Data, batches: Batches, st, epoch: int
     metrics, n_batches = opts["train_metrics"], batches.count
     anomaly, callbacks, step = opts["detect_anomaly"], opts["callbacks"], opts["step"]
     losses, rights, done = [], [], n_batches
-    for bi, (Xb, Tb, Lb) in enumerate(batches.epoch(perm_d, first), start=first):
+    full = data.n // st.batch_size  # full batches: one compiled program on JAX
+    if _compiled_epoch(model, data, opts) and first < full:
+        order = perm_d
+        if order is None:
+            order = model.xp.arange(data.n, device=model.backend.device)
+        run.state, E, right = model.epoch(
+            data.X,
+            data.T,
+            data.labels,
+            order,
+            st.batch_size,
+            first,
+            full,
+            run.opt,
+            run.state,
+            metrics,
+        )
+        if metrics:
+            losses.append(E)  # per-batch vectors: summed, or read, like the scalars
+            rights.append(right)
+        first_eager = full
+        if stop_flag.is_set() and full < n_batches:  # Ctrl-C: after the compiled part
+            return Epoch(
+                epoch,
+                t0,
+                first,
+                full,
+                losses,
+                rights,
+                before,
+                correct_before,
+                perm_d,
+                saved,
+                rng_before,
+            )
+    else:
+        first_eager = first
+    for bi, (Xb, Tb, Lb) in enumerate(batches.epoch(perm_d, first_eager), start=first_eager):
         where = (epoch + 1, bi + 1) if anomaly else None
         E, right = step(Xb, Tb, Lb, where, metrics, batches.rows[bi])
         if metrics:
@@ -241,6 +278,30 @@ def run_epoch(net, model, run: Run, data: Data, batches: Batches, st, epoch: int
     )
 
 
+def _compiled_epoch(model, data: Data, opts) -> bool:
+    """Whether the epoch's full batches run as one compiled program: on a compiling
+    backend (JAX), unless a callback wants every batch (``on_batch_end``; one may say
+    otherwise with ``per_batch = False``), anomaly mode checks every layer, the fit is
+    data-parallel, or the data are streamed."""
+    if not model.backend.compiles or opts["detect_anomaly"] or opts["dist"] is not None:
+        return False
+    if data.host is not None:
+        return False
+    for cb in opts["callbacks"]:
+        per_batch = getattr(cb, "per_batch", None)
+        if per_batch is None:
+            per_batch = type(cb).on_batch_end is not Callback.on_batch_end
+        if per_batch:
+            return False
+    return True
+
+
+def _sum(xp, values: list, dtype=None):
+    """The sum of device scalars and per-batch vectors alike (a compiled epoch gives
+    vectors)."""
+    return xp.sum(xp.concat([xp.reshape(v, (-1,)) for v in values]))
+
+
 # ---- the end of an epoch -----------------------------------------------------------------
 
 
@@ -252,9 +313,9 @@ def end_epoch(
     xp, metrics, n_batches = model.xp, opts["train_metrics"], batches.count
     dist = opts["dist"]
     known = metrics and ep.before is not None  # the whole epoch's metrics are known
-    right = int(xp.sum(xp.stack(ep.rights))) if ep.rights else 0
+    right = int(_sum(xp, ep.rights)) if ep.rights else 0
     if metrics:
-        total = float(xp.sum(xp.stack((ep.before or []) + ep.losses)))  # the epoch's read
+        total = float(_sum(xp, (ep.before or []) + ep.losses))  # the epoch's read
         if dist is not None:  # the ranks' shares summed: once per epoch
             total, right = dist.sum_numbers([total, right])
             right = int(right)
@@ -273,12 +334,12 @@ def end_epoch(
             "or detect_anomaly=True (names the layer)"
         )
     if not finite:
-        host = _batch_losses(ep.losses, dist)  # one read per batch, only for a failed epoch
+        host = _batch_losses(model, ep.losses, dist)  # read only for a failed epoch
         diverged(model, run, ep.saved, host, ep.first, ep.perm, batches, ep.index + 1, opts)
     h = run.history
     if ep.done < n_batches:  # interrupted: keep the weights, remember the position
         h.interrupted = True
-        losses = _batch_losses(ep.before + ep.losses, dist) if known else None
+        losses = _batch_losses(model, ep.before + ep.losses, dist) if known else None
         if opts["checkpoint"] is not None and (dist is None or dist.root):
             position = {
                 "batch": ep.done,
@@ -322,9 +383,10 @@ def end_epoch(
     return stop or h.interrupted
 
 
-def _batch_losses(losses: list, dist) -> list[float]:
-    """Per-batch summed costs as host floats, summed over the ranks when data-parallel."""
-    host = [float(v) for v in losses]
+def _batch_losses(model, losses: list, dist) -> list[float]:
+    """Per-batch summed costs as host floats (scalars, or a compiled epoch's vectors),
+    summed over the ranks when data-parallel."""
+    host = [float(x) for v in losses for x in model.backend.to_numpy(v).reshape(-1).tolist()]
     return host if dist is None else dist.sum_numbers(host)
 
 

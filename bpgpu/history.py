@@ -60,8 +60,13 @@ class Callback:
 
     ``on_epoch_end`` gets ``logs`` = ``{"epoch", "loss", "accuracy", "val_loss",
     "val_accuracy", "time"}`` and may return True to stop training.
-    ``on_batch_end`` gets no loss on purpose: reading it would sync the device.
+    ``on_batch_end`` gets no loss on purpose: reading it would sync the device. On a
+    compiling backend (JAX) an epoch's full batches run as one program, which a callback
+    that overrides ``on_batch_end`` turns back into one step at a time; set
+    ``per_batch = False`` on a callback that does not need every batch.
     """
+
+    per_batch: bool | None = None  # None: True when on_batch_end is overridden
 
     def on_train_begin(self, net, history: History) -> None: ...
 

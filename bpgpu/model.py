@@ -129,6 +129,44 @@ class Model:
             cache[key] = self.backend.compile(step, donate=(0, 1))
         return cache[key]
 
+    def epoch(self, X, T, L, perm, batch_size: int, first: int, count: int, opt, state, loss):
+        """Full batches ``first .. count - 1`` of an epoch as one compiled program (a
+        compiling backend only); ``self.params`` becomes the result. Returns ``(state,
+        E, right)`` with the per-batch costs and correct counts as device vectors."""
+        key = (
+            "epoch",
+            id(opt),
+            type(opt),
+            tuple(sorted(opt.config().items())),
+            loss,
+            batch_size,
+            first,
+            count,
+        )
+        cache = self.__dict__.setdefault("_epochs", {})
+        if key not in cache:
+            run = core.train_batches(
+                self.backend.ops,
+                self.layers,
+                self.cost,
+                opt,
+                loss,
+                self.labels,
+                self.backend.scan,
+                batch_size,
+            )
+
+            def program(params, state, X, T, L, perm):
+                return run(params, state, X, T, L, perm, first, count)
+
+            if len(cache) > 4:
+                cache.clear()
+            cache[key] = self.backend.compile(program, donate=(0, 1))
+        if isinstance(state["t"], int):
+            state = {**state, "t": self.xp.asarray(state["t"], dtype=self.xp.int64)}
+        self.params, state, E, right = cache[key](self.params, state, X, T, L, perm)
+        return state, E, right
+
     # ---- classes and evaluation ----------------------------------------------------
 
     def has_accuracy(self) -> bool:

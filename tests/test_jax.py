@@ -18,8 +18,9 @@ def blobs(n=200):
 
 @pytest.mark.parametrize("opt", ["sgd", "momentum", "nesterov", "adam"])
 def test_the_compiled_step_trains_what_numpy_trains(opt, monkeypatch):
-    """Traced once per batch shape (the full batches and the shorter last one), then
-    run as one program per step; float64 equal to NumPy's eager step to rounding."""
+    """The step's Python runs twice in three epochs: traced once inside the epoch
+    program (the full batches, one ``lax.scan``) and once for the shorter last batch;
+    float64 equal to NumPy's eager step to rounding."""
     be = load_backend("jax")
     traced = []
     real = core.train_step
@@ -38,6 +39,66 @@ def test_the_compiled_step_trains_what_numpy_trains(opt, monkeypatch):
         assert rel_norm(a, b) <= 1e-12
     np.testing.assert_allclose(h.loss, h_ref.loss, rtol=1e-12)
     assert h.compile_time > 0 and h_ref.compile_time == 0
+
+
+class EveryBatch(bpgpu.history.Callback):
+    def __init__(self):
+        self.seen = 0
+
+    def on_batch_end(self, *args, **kwargs):
+        self.seen += 1
+
+
+@pytest.mark.parametrize("shuffle", [True, False])
+def test_the_compiled_epoch_equals_the_step_by_step_fit(shuffle):
+    """A callback that wants every batch turns the one-program epoch off; both ways give
+    the same weights and history to rounding (XLA fuses the scanned step differently from
+    the single step: last bits only); also when the batches divide the rows (no eager last
+    batch) and unshuffled."""
+    be = load_backend("jax")
+    X, y = blobs(192)
+    a = bpgpu.MLP([5, 9, 3], hidden="prelu", backend=be, dtype="float64", seed=2)
+    b = a.to(be)
+    kw = dict(epochs=3, batch_size=16, optimizer="adam", seed=1, shuffle=shuffle)
+    kw.update(validation_split=0.25)
+    ha = a.fit(X, y, **kw)
+    cb = EveryBatch()
+    hb = b.fit(X, y, callbacks=[cb], **kw)
+    assert cb.seen == 3 * 9  # 144 training rows, 9 batches, each seen by the callback
+    for p, q in zip(a.get_weights(), b.get_weights()):
+        assert rel_norm(p, q) <= 1e-13
+    np.testing.assert_allclose(ha.loss, hb.loss, rtol=1e-13)
+    np.testing.assert_allclose(ha.val_loss, hb.val_loss, rtol=1e-13)
+    assert ha.accuracy == hb.accuracy
+
+
+def test_a_callback_can_keep_the_compiled_epoch():
+    """``per_batch = False``: the full batches stay one program and the callback hears only
+    the batches run step by step (here the shorter last one)."""
+    be = load_backend("jax")
+    X, y = blobs()  # 200 rows: 12 full batches of 16 and one of 8
+    cb = EveryBatch()
+    cb.per_batch = False
+    bpgpu.MLP([5, 9, 3], backend=be).fit(X, y, epochs=2, batch_size=16, callbacks=[cb])
+    assert cb.seen == 2
+
+
+@pytest.mark.parametrize("per_batch", [False, True])
+@pytest.mark.parametrize("opt", ["sgd", "momentum", "nesterov", "adam"])
+def test_float32_weights_stay_float32(opt, per_batch):
+    """The traced step count (Adam's bias correction) is int64 under x64: its factors must
+    not promote float32 weights to float64, in the compiled epoch or step by step; the
+    result equals NumPy's float32 fit to float32 rounding."""
+    be = load_backend("jax")
+    X, y = blobs()
+    ref = bpgpu.MLP([5, 9, 3], backend="numpy", dtype="float32", seed=2)
+    net = ref.to(be)
+    kw = dict(epochs=2, batch_size=16, optimizer=opt, weight_decay=1e-3, seed=1)
+    ref.fit(X, y, **kw)
+    net.fit(X, y, callbacks=[EveryBatch()] if per_batch else [], **kw)
+    assert [str(p.dtype) for p in net.model.params] == ["float32"] * 4
+    for a, b in zip(net.get_weights(), ref.get_weights()):
+        assert a.dtype == np.float32 and rel_norm(a, b) <= 1e-5
 
 
 def test_anomaly_mode_and_gradients_run_eagerly():

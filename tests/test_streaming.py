@@ -35,9 +35,16 @@ def test_streaming_equals_the_in_memory_fit(files, opt, split, monkeypatch, back
     ha = a.fit(X, y, **kw)
     memmap = np.load(folder / "X.npy", mmap_mode="r")
     hb = b.fit(memmap if split else str(folder / "X.npy"), np.load(folder / "y.npy"), **kw)
+    assert ha.accuracy == hb.accuracy
+    if backend.compiles:  # in memory the epoch is one XLA program: equal to its last bits
+        for p, q in zip(a.get_weights(), b.get_weights()):
+            np.testing.assert_allclose(p, q, rtol=1e-12, atol=1e-15)
+        np.testing.assert_allclose(ha.loss, hb.loss, rtol=1e-13)
+        np.testing.assert_allclose(ha.val_loss, hb.val_loss, rtol=1e-13)
+        return
     for p, q in zip(a.get_weights(), b.get_weights()):
         np.testing.assert_array_equal(p, q)
-    assert ha.loss == hb.loss and ha.accuracy == hb.accuracy
+    assert ha.loss == hb.loss
     np.testing.assert_array_equal(ha.val_loss, hb.val_loss)
 
 

@@ -77,6 +77,7 @@ class Progress(Callback):
     def __init__(self, epochs: int, batches: int, enabled: bool | None = None, quiet=False):
         self.epochs, self.batches, self.quiet = epochs, batches, quiet
         self.enabled = sys.stderr.isatty() if enabled is None else enabled
+        self.per_batch = self.enabled  # without a bar, no batch needs to be seen
         self.bar = None
 
     def _new_bar(self, epoch: int):
