@@ -95,10 +95,10 @@ class JaxBackend(Backend):
 
         return call
 
-    def scan(self, body, carry, first: int, count: int):
-        """``lax.scan`` of ``body(carry, b)`` over ``b = first .. count - 1``: the loop of
+    def scan(self, body, carry, rows):
+        """``lax.scan`` of ``body(carry, row)`` over the rows of ``rows``: the loop of
         :func:`bpgpu.core.train_batches`, compiled with it."""
-        return self.jax.lax.scan(body, carry, self.xp.arange(first, count))
+        return self.jax.lax.scan(body, carry, rows)
 
     def translate(self, error):
         if "RESOURCE_EXHAUSTED" in str(error):

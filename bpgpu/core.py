@@ -160,17 +160,17 @@ def train_batches(ops, layers, cost, opt, loss: bool, labels, scan, batch_size: 
     """An epoch's full batches as one loop a compiling backend runs as one program:
     ``run(params, state, X, T, L, perm, first, count) -> (params, state, E, right)``,
     ``E`` and ``right`` the per-batch summed costs and correct counts (zeros unless
-    ``loss``). Batch ``b`` is rows ``perm[b*B : (b+1)*B]``, gathered inside the loop with
-    ``take`` (a traced offset, so one program serves every batch); ``scan(body, carry,
-    first, count)`` is the backend's loop (JAX: ``lax.scan``)."""
+    ``loss``). Batch ``b`` is rows ``perm[b*B : (b+1)*B]``: the permutation's slice for
+    batches ``first .. count - 1`` is reshaped to one row of indices per batch, and
+    ``scan(body, carry, rows)`` (the backend's loop, JAX: ``lax.scan``) hands ``body`` one
+    row at a time, gathered inside the loop with ``take``."""
     xp = ops.xp
 
     def run(params, state, X, T, L, perm, first: int, count: int):
-        offsets = xp.arange(batch_size, dtype=perm.dtype)
+        rows = xp.reshape(perm[first * batch_size : count * batch_size], (count - first, -1))
 
-        def body(carry, b):
+        def body(carry, idx):
             params, state = carry
-            idx = xp.take(perm, b * batch_size + offsets)
             Xb, Tb = xp.take(X, idx, axis=0), xp.take(T, idx, axis=0)
             params, state, E, Y = train_step(ops, layers, cost, params, Xb, Tb, opt, state, loss)
             zero = xp.zeros((), dtype=X.dtype)
@@ -179,7 +179,7 @@ def train_batches(ops, layers, cost, opt, loss: bool, labels, scan, batch_size: 
                 right = xp.astype(xp.count_nonzero(labels(Y) == xp.take(L, idx)), xp.int64)
             return (params, state), (zero if E is None else E, right)
 
-        (params, state), (E, right) = scan(body, (params, state), first, count)
+        (params, state), (E, right) = scan(body, (params, state), rows)
         return params, state, E, right
 
     return run
