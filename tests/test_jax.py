@@ -118,3 +118,38 @@ def test_float64_needs_and_gets_jax_x64():
     assert jax.config.jax_enable_x64
     net = bpgpu.MLP([5, 3], backend=be, dtype="float64")
     assert str(net.forward(np.zeros((2, 5))).dtype) == "float64"
+
+
+def test_ctrl_c_in_a_compiled_epoch_stops_after_its_full_batches(tmp_path, monkeypatch):
+    """The SIGINT arrives while the epoch's program runs: the program finishes, the fit
+    stops before the eager last batch with that position checkpointed, and the resumed
+    fit ends where an uninterrupted one does."""
+    import signal
+
+    from bpgpu import model as model_module
+
+    be = load_backend("jax")
+    X, y = blobs()  # 12 full batches of 16, then one of 8
+    kw = dict(batch_size=16, optimizer="adam", seed=4)
+    whole = bpgpu.MLP([5, 9, 3], backend=be, dtype="float64", seed=3)
+    first = whole.to(be)
+    whole.fit(X, y, epochs=3, **kw)
+    real, calls = model_module.Model.epoch, []
+
+    def epoch(self, *args, **kwargs):
+        out = real(self, *args, **kwargs)
+        calls.append(1)
+        if len(calls) == 2:
+            signal.raise_signal(signal.SIGINT)
+        return out
+
+    monkeypatch.setattr(model_module.Model, "epoch", epoch)
+    ckpt = tmp_path / "c.npz"
+    h = first.fit(X, y, epochs=3, checkpoint=ckpt, **kw)
+    assert h.interrupted and len(calls) == 2 and h.epoch == [1]
+    monkeypatch.setattr(model_module.Model, "epoch", real)
+    again = bpgpu.MLP([5, 9, 3], backend=be, dtype="float64", seed=9)
+    h2 = again.fit(X, y, epochs=3, resume=ckpt)
+    assert h2.epoch == [1, 2, 3]
+    for a, b in zip(again.get_weights(), whole.get_weights()):
+        assert rel_norm(a, b) <= 1e-12
