@@ -16,7 +16,6 @@ import argparse
 import datetime
 import importlib
 import io
-import json
 import os
 import re
 import subprocess
@@ -25,7 +24,7 @@ import tarfile
 import tempfile
 
 from . import peers as P
-from .runner import machine, measure, provenance
+from .runner import machine, measure, provenance, write_report
 from .workloads import WORKLOADS
 
 
@@ -105,10 +104,7 @@ def main(argv: list[str] | None = None) -> int:
         "command": "python -m benchmarks.ab " + " ".join(argv or sys.argv[1:]),
         "results": results,
     }
-    os.makedirs(args.out, exist_ok=True)
     stem = os.path.join(args.out, f"ab-{args.backends.replace(',', '-').replace(':', '-')}")
-    with open(stem + ".json", "w") as f:
-        json.dump(report, f, indent=1)
     lines = [
         f"# Before/after in one process: {head} (now) vs {rev} (base)",
         "",
@@ -129,8 +125,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"| {name} | {r['peer']} | {r['steps_per_s']:,.1f} | {old['steps_per_s']:,.1f} "
                 f"| {r['vs_base']:.3f} ({r['vs_base_median']:.3f}) |"
             )
-    with open(stem + ".md", "w") as f:
-        f.write("\n".join(lines) + "\n")
+    write_report(stem, report, "\n".join(lines) + "\n")
     print(f"written: {stem}.json, {stem}.md")
     return 0
 

@@ -14,7 +14,6 @@ prints and the wall time of the whole command, median of ``--repeat`` runs, to
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import re
 import statistics
@@ -23,7 +22,7 @@ import sys
 import tempfile
 import time
 
-from .runner import machine, provenance
+from .runner import machine, provenance, write_report
 
 SPIN = "import time\nend = time.time() + 600\nwhile time.time() < end: pass\n"
 
@@ -93,9 +92,6 @@ def main(argv: list[str] | None = None) -> int:
         + " ".join(argv if argv is not None else sys.argv[1:]),
         "rows": rows,
     }
-    os.makedirs(args.out, exist_ok=True)
-    with open(os.path.join(args.out, "busy-cpu.json"), "w") as f:
-        json.dump(report, f, indent=1)
     m = report["machine"]
     lines = [
         "# `bpgpu train` (digits, NumPy) idle and under load",
@@ -112,8 +108,7 @@ def main(argv: list[str] | None = None) -> int:
         f"| {r['load']} | {r['blas_threads']} | {r['train_s']:.2f} | {r['wall_s']:.2f} |"
         for r in rows
     ]
-    with open(os.path.join(args.out, "busy-cpu.md"), "w") as f:
-        f.write("\n".join(lines) + "\n")
+    write_report(os.path.join(args.out, "busy-cpu"), report, "\n".join(lines) + "\n")
     print(f"written: {args.out}/busy-cpu.json, busy-cpu.md")
     return 0
 

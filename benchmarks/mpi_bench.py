@@ -20,7 +20,7 @@ import subprocess
 import sys
 import time
 
-from .runner import machine, provenance
+from .runner import machine, provenance, write_report
 from .workloads import WORKLOADS
 
 
@@ -108,9 +108,6 @@ def main(argv: list[str] | None = None) -> int:
         "target": 1.6,
         "met": speedup >= 1.6,
     }
-    os.makedirs(args.out, exist_ok=True)
-    with open(os.path.join(args.out, "mpi-cpu.json"), "w") as f:
-        json.dump(report, f, indent=1)
     lines = [
         f"# Data-parallel scaling, {args.workload} ({'-'.join(map(str, w.sizes))}, global batch "
         f"{w.batch}, plain SGD, float32, NumPy)",
@@ -127,8 +124,7 @@ def main(argv: list[str] | None = None) -> int:
         f"2 ranks over 1 rank: {speedup:.2f}x "
         f"(target >= 1.6x: {'met' if speedup >= 1.6 else 'NOT met'})",
     ]
-    with open(os.path.join(args.out, "mpi-cpu.md"), "w") as f:
-        f.write("\n".join(lines) + "\n")
+    write_report(os.path.join(args.out, "mpi-cpu"), report, "\n".join(lines) + "\n")
     print("\n".join(lines[-1:]))
     return 0
 

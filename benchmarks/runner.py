@@ -290,6 +290,17 @@ def machine() -> dict:
     return info
 
 
+def write_report(stem: str, report: dict, text: str) -> None:
+    """``stem.json`` (the whole report) and ``stem.md`` (``text``), each written atomically
+    (:func:`bpgpu.io.write_text`: an interrupted run leaves no half-written file); the
+    folder is created."""
+    from bpgpu.io import write_text
+
+    os.makedirs(os.path.dirname(stem) or ".", exist_ok=True)
+    write_text(stem + ".json", json.dumps(report, indent=1))
+    write_text(stem + ".md", text)
+
+
 def provenance(info: dict, command: str) -> str:
     """The line every results file starts with: when, on what, by which command."""
     return f"{info['date']}; {info['cpu']}, {info['cores']} cores; `{command}`"
@@ -454,13 +465,9 @@ def main(argv: list[str] | None = None) -> int:
     }
     report["targets"] = check_targets(results)
     tag = args.tag or ("gpu" if "gpu" in info else "cpu")
-    os.makedirs(args.out, exist_ok=True)
     base = os.path.join(args.out, f"bench-{tag}")
-    with open(base + ".json", "w") as f:
-        json.dump(report, f, indent=1)
     text = markdown(report)
-    with open(base + ".md", "w") as f:
-        f.write(text)
+    write_report(base, report, text)
     drew = chart(report, base + ".png")
     print("\n" + text)
     print(f"written: {base}.json, {base}.md" + (f", {base}.png" if drew else ""))

@@ -14,14 +14,13 @@ over bpgpu's (above 1: bpgpu is faster).
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import sys
 import time
 import warnings
 
-from .runner import machine, provenance
+from .runner import machine, provenance, write_report
 
 SETS = {
     "digits": ("load_digits", "classification", 200),
@@ -115,10 +114,7 @@ def main(argv: list[str] | None = None) -> int:
         if any(b.startswith(("cupy", "torch:cuda")) for b in args.backends.split(","))
         else "cpu"
     )
-    os.makedirs(args.out, exist_ok=True)
     stem = os.path.join(args.out, f"sklearn-{tag}")
-    with open(stem + ".json", "w") as f:
-        json.dump(report, f, indent=1)
     lines = [
         f"# bpgpu.sklearn vs scikit-learn {sklearn.__version__} at equal epochs",
         "",
@@ -137,8 +133,7 @@ def main(argv: list[str] | None = None) -> int:
         f"| {r['speedup_vs_sklearn']:.2f}x |"
         for r in rows
     ]
-    with open(stem + ".md", "w") as f:
-        f.write("\n".join(lines) + "\n")
+    write_report(stem, report, "\n".join(lines) + "\n")
     print(f"written: {stem}.json, {stem}.md")
     return 0
 

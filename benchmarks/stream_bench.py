@@ -13,7 +13,6 @@ Writes ``stream-cpu.json`` and ``.md``.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import tempfile
@@ -22,7 +21,7 @@ import tracemalloc
 
 import numpy as np
 
-from .runner import machine, provenance
+from .runner import machine, provenance, write_report
 from .workloads import WORKLOADS
 
 
@@ -83,9 +82,6 @@ def main(argv: list[str] | None = None) -> int:
         "identical_weights": same,
         "data_bytes": int(X.nbytes),
     }
-    os.makedirs(args.out, exist_ok=True)
-    with open(os.path.join(args.out, "stream-cpu.json"), "w") as f:
-        json.dump(report, f, indent=1)
     lines = [
         f"# Streaming from a memory map vs in memory, {args.workload} "
         f"({X.shape[0]} x {X.shape[1]} float32, {X.nbytes / 2**20:.1f} MiB; NumPy backend; "
@@ -102,8 +98,7 @@ def main(argv: list[str] | None = None) -> int:
         f"Weights after the timed fits identical: {'yes' if same else 'NO'}; streamed "
         f"throughput {best['streamed (.npy)'] / best['in memory']:.2f}x in memory.",
     ]
-    with open(os.path.join(args.out, "stream-cpu.md"), "w") as f:
-        f.write("\n".join(lines) + "\n")
+    write_report(os.path.join(args.out, "stream-cpu"), report, "\n".join(lines) + "\n")
     print(lines[-1])
     return 0
 
