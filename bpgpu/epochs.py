@@ -225,9 +225,10 @@ def run_epoch(net, model, run: Run, data: Data, batches: Batches, st, epoch: int
     anomaly, callbacks, step = opts["detect_anomaly"], opts["callbacks"], opts["step"]
     losses, rights, done = [], [], n_batches
     full = data.n // st.batch_size  # full batches: one compiled program on JAX
+    first_eager = first
     if _compiled_epoch(model, data, opts) and first < full:
         order = perm_d
-        if order is None:
+        if order is None:  # unshuffled: the rows in order
             order = model.xp.arange(data.n, device=model.backend.device)
         run.state, E, right = model.epoch(
             data.X,
@@ -246,22 +247,9 @@ def run_epoch(net, model, run: Run, data: Data, batches: Batches, st, epoch: int
             rights.append(right)
         first_eager = full
         if stop_flag.is_set() and full < n_batches:  # Ctrl-C: after the compiled part
-            return Epoch(
-                epoch,
-                t0,
-                first,
-                full,
-                losses,
-                rights,
-                before,
-                correct_before,
-                perm_d,
-                saved,
-                rng_before,
-            )
-    else:
-        first_eager = first
-    for bi, (Xb, Tb, Lb) in enumerate(batches.epoch(perm_d, first_eager), start=first_eager):
+            done = full
+    eager = batches.epoch(perm_d, first_eager) if done == n_batches else ()
+    for bi, (Xb, Tb, Lb) in enumerate(eager, start=first_eager):
         where = (epoch + 1, bi + 1) if anomaly else None
         E, right = step(Xb, Tb, Lb, where, metrics, batches.rows[bi])
         if metrics:
@@ -296,7 +284,7 @@ def _compiled_epoch(model, data: Data, opts) -> bool:
     return True
 
 
-def _sum(xp, values: list, dtype=None):
+def _sum(xp, values: list):
     """The sum of device scalars and per-batch vectors alike (a compiled epoch gives
     vectors)."""
     return xp.sum(xp.concat([xp.reshape(v, (-1,)) for v in values]))

@@ -92,9 +92,7 @@ class Model:
         """
         if where is None and reduce is None and self.backend.compiles:
             step = self._compiled_step(opt, loss)  # one program for the whole step
-            if isinstance(state["t"], int):  # the step count as a device scalar, traced
-                state = {**state, "t": self.xp.asarray(state["t"], dtype=self.xp.int64)}
-            self.params, state, E, Y = step(self.params, state, Xb, Tb)
+            self.params, state, E, Y = step(self.params, self._traced_t(state), Xb, Tb)
             return state, E, Y
         check = None if where is None else self._anomaly_check(where)
         self.params, state, E, Y = core.train_step(
@@ -117,7 +115,7 @@ class Model:
         """The core's ``train_step`` compiled by the backend (JAX: one XLA program,
         parameters and optimizer state donated), kept per optimizer, its settings and
         ``loss``: a changed learning rate compiles a new one."""
-        key = (id(opt), type(opt), tuple(sorted(opt.config().items())), loss)
+        key = (*_opt_key(opt), loss)
         cache = self.__dict__.setdefault("_steps", {})
         if key not in cache:
             ops, layers, cost = self.backend.ops, self.layers, self.cost
@@ -133,16 +131,7 @@ class Model:
         """Full batches ``first .. count - 1`` of an epoch as one compiled program (a
         compiling backend only); ``self.params`` becomes the result. Returns ``(state,
         E, right)`` with the per-batch costs and correct counts as device vectors."""
-        key = (
-            "epoch",
-            id(opt),
-            type(opt),
-            tuple(sorted(opt.config().items())),
-            loss,
-            batch_size,
-            first,
-            count,
-        )
+        key = (*_opt_key(opt), loss, batch_size, first, count)
         cache = self.__dict__.setdefault("_epochs", {})
         if key not in cache:
             run = core.train_batches(
@@ -162,10 +151,15 @@ class Model:
             if len(cache) > 4:
                 cache.clear()
             cache[key] = self.backend.compile(program, donate=(0, 1))
+        self.params, state, E, right = cache[key](self.params, self._traced_t(state), X, T, L, perm)
+        return state, E, right
+
+    def _traced_t(self, state: dict) -> dict:
+        """``state`` with its step count as an int64 device scalar: a compiled program
+        traces it (a Python int would be a constant, one program per step)."""
         if isinstance(state["t"], int):
             state = {**state, "t": self.xp.asarray(state["t"], dtype=self.xp.int64)}
-        self.params, state, E, right = cache[key](self.params, state, X, T, L, perm)
-        return state, E, right
+        return state
 
     # ---- classes and evaluation ----------------------------------------------------
 
@@ -247,3 +241,9 @@ class Model:
                 )
 
         return check
+
+
+def _opt_key(opt) -> tuple:
+    """What a compiled program of ``opt`` depends on: the object and its settings (a
+    changed learning rate is a new program)."""
+    return (id(opt), type(opt), tuple(sorted(opt.config().items())))
