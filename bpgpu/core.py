@@ -120,13 +120,20 @@ def train_step(
     rows = Xb.shape[0] if rows is None else rows
     if reduce is not None and lr is not None:
         # data-parallel plain SGD: -lr/B in the output error makes the gradients the
-        # updates themselves; summed over the ranks, they are added to the weights
+        # updates themselves; each layer's are summed over the ranks as soon as they
+        # exist (while they are still in cache) and added to its weights
         Xs, Ys = forward(ops, layers, params, Xb, last=False)
         top = layers[-1]
         a = params[top.offset + 2] if top.has_param else None
         Y, E, D, G = cost.train_output(ops, top.activation, Xs[-1], Tb, a, loss, -lr / rows)
-        updates = reduce(gradients(ops, layers, params, Xs, Ys + [Y], D, G)[0])
-        return ops.apply_updates(params, updates), {**state, "t": state["t"] + 1}, E, Y
+        Ys.append(Y)
+        new = list(params)
+        for layer, D_l, G_l in backprop(ops, layers, params, Xs, Ys, D, G):
+            l, i, j = layer.index - 1, layer.offset, layer.stop
+            a = layer.unpack(params)[2]
+            g = layer.gradients(ops.xp, D_l, Ys[l], G_l, Xs[l], Ys[l + 1], a)
+            new[i:j] = ops.apply_updates(params[i:j], reduce(g))
+        return new, {**state, "t": state["t"] + 1}, E, Y
     if reduce is not None:
         lr = None  # the gradients must be summed before any update
     scale = (1.0 if lr is None else lr) / rows

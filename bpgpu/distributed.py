@@ -90,10 +90,12 @@ class Distributed:
     def bcast(self, value: Any) -> Any:
         return self.comm.bcast(value, root=0)
 
-    def sum_grads(self, xp, grads: list, stop: bool) -> tuple[list, bool]:
+    def sum_grads(self, xp, grads: list, stop: bool | None = None) -> tuple[list, bool]:
         """The gradients summed over the ranks (the backend's Allreduce: one flat buffer,
         or one bucket per array where that copies less) and whether any rank asked to
-        stop (one more number in the same reduction)."""
+        stop (one more number in the same reduction; ``stop=None``: no flag, False)."""
+        if stop is None:
+            return self.backend.allreduce_arrays(list(grads), self.comm), False
         flag = xp.asarray([1.0 if stop else 0.0], dtype=grads[0].dtype, device=self.backend.device)
         *out, flag = self.backend.allreduce_arrays(list(grads) + [flag], self.comm)
         return out, bool(flag[0] > 0)

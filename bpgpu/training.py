@@ -352,12 +352,18 @@ def _stepper(model, run, dist, stop: _Stop):
         return step
     xp = model.xp
 
-    def reduce(grads):
+    first = [True]  # the stop flag travels with a step's first reduction only
+
+    def reduce(grads):  # once per step, or once per layer (plain SGD)
+        if not first[0]:
+            return dist.sum_grads(xp, grads)[0]
+        first[0] = False
         grads, any_stop = dist.sum_grads(xp, grads, stop.local())
         stop.any = stop.any or any_stop
         return grads
 
     def step(Xb, Tb, Lb, where, loss, rows):  # Xb: this rank's share of `rows` rows
+        first[0] = True
         run.state, E, Y = model.step(Xb, Tb, run.opt, run.state, loss, where, reduce, rows)
         return E, (model.correct(Y, Lb) if loss and Lb is not None else None)
 
