@@ -141,10 +141,29 @@ class Backend:
         """``fn`` compiled into one program, for backends whose ``compiles`` is True."""
         raise NotImplementedError(f"backend {self.name!r} does not compile functions")
 
+    def reduction(self, comm: Any) -> str:
+        """How this backend's buffers are summed over the ranks of ``comm``: ``"nccl"``,
+        ``"cuda-aware"`` or ``"host"`` (:mod:`._mpi`), the best path every rank has.
+        Collective the first time for a communicator, then remembered."""
+        from . import _mpi
+
+        known = self.__dict__.get("_reduction")
+        if known is None or known[0] is not comm:
+            path = _mpi.agree_on_path(comm, self.reduction_paths())
+            nccl = _mpi.Nccl(comm, self.where[1] or 0) if path == "nccl" else None
+            self._reduction = known = (comm, path, nccl)
+        return known[1]
+
+    def reduction_paths(self) -> list[str]:
+        """The paths this rank could use, best first (a GPU backend adds NCCL and
+        CUDA-aware MPI where they are there)."""
+        return ["host"]
+
     def allreduce(self, flat: Any, comm: Any) -> Any:
         """The sum of the 1-D array ``flat`` over the ranks of the mpi4py communicator
         ``comm``. Here through the host (a copy out, ``MPI.Allreduce``, a copy in);
-        backends with a direct path override it (NumPy in place, CuPy with NCCL)."""
+        backends with a direct path override it (NumPy and torch on the CPU in place,
+        GPUs by :meth:`reduction`)."""
         from mpi4py import MPI
 
         host = np.ascontiguousarray(self.to_numpy(flat))

@@ -85,30 +85,27 @@ class CupyBackend(Backend):
             )
         return None
 
-    _nccl = None  # (communicator, NCCL communicator) once made for it
+    def reduction_paths(self) -> list[str]:
+        from . import _mpi
+
+        gpu = [("nccl", _mpi.has_nccl()), ("cuda-aware", _mpi.cuda_aware_mpi())]
+        return [p for p, ok in gpu if ok] + ["host"]
 
     def allreduce(self, flat, comm):
-        """NCCL between the ranks' GPUs (its unique id broadcast over MPI), on the current
-        stream and in place; host staging when CuPy has no NCCL."""
-        try:
-            from cupy.cuda import nccl
-        except Exception:  # a CuPy build without NCCL
+        """NCCL between the ranks' GPUs on the current stream, in place; or the MPI
+        library on device memory (CUDA-aware); or host staging (:meth:`reduction`)."""
+        path = self.reduction(comm)
+        if path == "host":
             return super().allreduce(flat, comm)
-        if self._nccl is None or self._nccl[0] is not comm:
-            uid = comm.bcast(nccl.get_unique_id() if comm.Get_rank() == 0 else None, root=0)
-            with self.device:
-                self._nccl = (comm, nccl.NcclCommunicator(comm.Get_size(), uid, comm.Get_rank()))
-        kinds = {4: nccl.NCCL_FLOAT32, 8: nccl.NCCL_FLOAT64}
         flat = self.cupy.ascontiguousarray(flat)
-        stream = self.cupy.cuda.get_current_stream().ptr
-        self._nccl[1].allReduce(
-            flat.data.ptr,
-            flat.data.ptr,
-            flat.size,
-            kinds[flat.dtype.itemsize],
-            nccl.NCCL_SUM,
-            stream,
-        )
+        if path == "nccl":
+            stream = self.cupy.cuda.get_current_stream().ptr
+            self._reduction[2].sum(flat.data.ptr, flat.size, flat.dtype.itemsize, stream)
+            return flat
+        from mpi4py import MPI
+
+        self.synchronize()  # MPI reads device memory outside CUDA's streams
+        comm.Allreduce(MPI.IN_PLACE, flat, op=MPI.SUM)
         return flat
 
     def info(self):

@@ -66,6 +66,42 @@ class TorchBackend(Backend):
         elif self.device.type == "mps":
             self.torch.mps.synchronize()
 
+    def reduction_paths(self) -> list[str]:
+        if self.device.type != "cuda":
+            return ["host"]
+        from . import _mpi
+
+        gpu = [("nccl", _mpi.has_nccl()), ("cuda-aware", _mpi.cuda_aware_mpi())]
+        return [p for p, ok in gpu if ok] + ["host"]
+
+    def allreduce_arrays(self, arrays, comm):
+        """On the CPU each tensor is summed in place through a NumPy view of its memory
+        (DLPack: no copy); on a GPU as one flat buffer (:meth:`allreduce`)."""
+        if self.device.type != "cpu":
+            return super().allreduce_arrays(arrays, comm)
+        return [self.allreduce(a, comm) for a in arrays]
+
+    def allreduce(self, flat, comm):
+        """In place: on the CPU through a zero-copy NumPy view, on CUDA with NCCL (the
+        tensor's device pointer on torch's current stream) or CUDA-aware MPI; through
+        the host otherwise (:meth:`reduction`)."""
+        from mpi4py import MPI
+
+        on_cpu = self.device.type == "cpu"
+        path = "host" if on_cpu else self.reduction(comm)
+        if path == "host" and not on_cpu:
+            return super().allreduce(flat, comm)
+        flat = flat.detach().contiguous()
+        if on_cpu:
+            comm.Allreduce(MPI.IN_PLACE, np.from_dlpack(flat), op=MPI.SUM)
+        elif path == "nccl":
+            stream = self.torch.cuda.current_stream(self.device).cuda_stream
+            self._reduction[2].sum(flat.data_ptr(), flat.numel(), flat.element_size(), stream)
+        else:
+            self.synchronize()  # MPI reads device memory outside torch's streams
+            comm.Allreduce(MPI.IN_PLACE, flat, op=MPI.SUM)
+        return flat
+
     def translate(self, error):
         oom = getattr(self.torch, "OutOfMemoryError", None) or getattr(
             self.torch.cuda, "OutOfMemoryError", None

@@ -15,8 +15,9 @@ files are written by rank 0 only, and arguments are checked collectively at the 
 during training ends the whole job (``MPI.Abort``) with that rank's message, so no rank
 waits forever in a collective.
 
-The reduction itself is the backend's (``Backend.allreduce``): in place on NumPy, NCCL
-between CuPy GPUs, host staging otherwise.
+The reduction itself is the backend's (``Backend.allreduce``): in place on NumPy and on
+torch CPU tensors (a zero-copy view), and for GPU arrays the best path every rank has:
+NCCL, CUDA-aware MPI, or host staging (``bpgpu.backends._mpi``).
 """
 
 from __future__ import annotations
@@ -116,7 +117,8 @@ class Distributed:
 
 
 def describe(comm: Any, backend) -> str:
-    """Which MPI library, how many ranks, and which device each rank uses (collective)."""
+    """Which MPI library, how many ranks, which device each rank uses and how its
+    gradients are summed (collective)."""
     try:
         from mpi4py import MPI
 
@@ -124,6 +126,10 @@ def describe(comm: Any, backend) -> str:
     except Exception as e:  # a stand-in communicator, or no MPI library
         library = f"unknown ({type(e).__name__})"
     info = backend.info()
-    mine = f"rank {comm.Get_rank()}: {backend.name} on {info['device']}"
+    path = backend.reduction(comm)
+    if path == "host":
+        path = "MPI in host memory" if backend.where[0] == "cpu" else "MPI through host copies"
+    way = {"nccl": "NCCL", "cuda-aware": "CUDA-aware MPI"}.get(path, path)
+    mine = f"rank {comm.Get_rank()}: {backend.name} on {info['device']}; gradients summed by {way}"
     ranks = comm.allgather(mine)
     return f"MPI: {library}; {comm.Get_size()} ranks\n" + "\n".join(ranks)

@@ -31,9 +31,10 @@ def mpiexec(*args, n=2, timeout=240):
 
 @pytest.mark.parametrize("ranks", [2, 3])
 def test_n_ranks_equal_the_single_process_fit(ranks):
-    """sgd, momentum and Adam over 2 and 3 ranks (uneven shares): float64 within 1e-10 of
-    the single-process fit, every rank's weights bit-identical, checkpoints from rank 0
-    only, exact resume, mismatched data or arguments refused on every rank."""
+    """sgd, momentum and Adam over 2 and 3 ranks (uneven shares), on NumPy and torch:
+    float64 within 1e-10 of the single-process fit, every rank's weights bit-identical,
+    checkpoints from rank 0 only, exact resume, Ctrl-C on one rank stopping all at the
+    same batch, mismatched data or arguments refused on every rank."""
     out = mpiexec(HERE / "fit_parallel.py", n=ranks)
     assert out.returncode == 0 and out.stdout.strip() == "ok", out.stdout + out.stderr
 
@@ -66,6 +67,7 @@ def test_bpgpu_train_distributed_writes_from_rank_0(tmp_path):
     assert out.returncode == 0, out.stderr
     assert out.stdout.count("test accuracy") == 1 and "MPI: " in out.stdout
     assert "2 ranks" in out.stdout and "rank 1: numpy" in out.stdout
+    assert out.stdout.count("gradients summed by MPI in host memory") == 2
     assert [p.name for p in tmp_path.iterdir()] == ["m.npz"]
     assert bpgpu.load(tmp_path / "m.npz").evaluate(*bpgpu.datasets.load_digits())["accuracy"] > 0.8
 
@@ -76,24 +78,132 @@ def test_comm_must_be_a_communicator():
         bpgpu.MLP([2, 2], backend="numpy").fit(X, y, comm="world")
 
 
+class Gather:
+    """A stand-in communicator: ``allgather`` answers with the ranks' given values;
+    ``Allreduce`` doubles the buffer in place (a second rank with the same values)."""
+
+    def __init__(self, others=()):
+        self.others = [list(o) for o in others]
+
+    def allgather(self, mine):
+        return [mine, *self.others]
+
+    def Allreduce(self, sendbuf, recvbuf, op=None):
+        np.multiply(recvbuf, 2, out=recvbuf)
+
+
+@pytest.mark.parametrize(
+    "others, expected",
+    [
+        ([["nccl", "cuda-aware", "host"]], "nccl"),
+        ([["cuda-aware", "host"]], "cuda-aware"),
+        ([["nccl", "host"], ["cuda-aware", "host"]], "host"),
+        ([["host"]], "host"),
+    ],
+)
+def test_ranks_agree_on_the_best_path_every_rank_has(others, expected):
+    """A rank on NCCL and another on MPI would wait for each other forever."""
+    from bpgpu.backends._mpi import agree_on_path
+
+    assert agree_on_path(Gather(others), ["nccl", "cuda-aware", "host"]) == expected
+
+
+def test_cuda_aware_mpi_is_asked_or_told(monkeypatch):
+    from bpgpu.backends._mpi import cuda_aware_mpi
+
+    monkeypatch.setenv("BPGPU_CUDA_AWARE_MPI", "1")
+    assert cuda_aware_mpi() is True
+    monkeypatch.setenv("BPGPU_CUDA_AWARE_MPI", "0")
+    assert cuda_aware_mpi() is False
+    monkeypatch.setenv("BPGPU_CUDA_AWARE_MPI", "maybe")
+    with pytest.raises(ValueError, match="BPGPU_CUDA_AWARE_MPI must be 1 or 0"):
+        cuda_aware_mpi()
+    monkeypatch.delenv("BPGPU_CUDA_AWARE_MPI")
+    pytest.importorskip("mpi4py.MPI")
+    assert isinstance(cuda_aware_mpi(), bool)  # the library's own answer
+
+
+def test_mpi_library_functions_are_found():
+    """The query reaches the MPI library mpi4py loaded (MPICH and Open MPI have it)."""
+    MPI = pytest.importorskip("mpi4py.MPI")
+    from bpgpu.backends._mpi import _mpi_function
+
+    if not MPI.Get_library_version().startswith(("MPICH", "Open MPI")):
+        pytest.skip("another MPI library")
+    assert _mpi_function("MPI_Comm_rank") is not None
+    assert _mpi_function("no_such_function_in_mpi") is None
+
+
+def test_cpu_backends_sum_in_host_memory():
+    from conftest import load_backend
+
+    for name in ("numpy", "torch"):
+        try:
+            b = load_backend(name)
+        except pytest.skip.Exception:
+            continue
+        assert b.reduction_paths() == ["host"]
+        assert b.reduction(Gather([["host"]])) == "host"
+
+
+def test_torch_cpu_tensors_are_summed_in_place_without_a_copy():
+    """Through a NumPy view of the tensor's memory (DLPack): the tensor itself holds
+    the sum."""
+    pytest.importorskip("mpi4py.MPI")
+    from conftest import load_backend
+
+    b = load_backend("torch")
+    grads = [b.asarray(np.arange(6.0).reshape(2, 3)), b.asarray(np.ones(3))]
+    where = [g.data_ptr() for g in grads]
+    out = b.allreduce_arrays(grads, Gather())
+    assert [o.data_ptr() for o in out] == where
+    np.testing.assert_array_equal(b.to_numpy(out[0]), 2 * np.arange(6.0).reshape(2, 3))
+    np.testing.assert_array_equal(b.to_numpy(out[1]), 2 * np.ones(3))
+
+
 @pytest.mark.gpu
-def test_cupy_ranks_sum_gradients_with_nccl():
-    """One rank on one GPU is still a real NCCL communicator: the fused Allreduce path
-    runs, and a data-parallel fit on CuPy equals the plain one."""
+@pytest.mark.parametrize("name", ["cupy", "torch:cuda"])
+def test_gpu_ranks_sum_gradients_with_nccl(name):
+    """One rank on one GPU is still a real NCCL communicator: the in-place device
+    Allreduce runs (CuPy's arrays, torch's tensors by their device pointers), and a
+    data-parallel fit equals the plain one."""
     from conftest import TOL, load_backend, rel_norm
 
     MPI = pytest.importorskip("mpi4py.MPI")
-    cp = load_backend("cupy")
-    flat = cp.asarray(np.arange(10.0))
-    total = cp.allreduce(flat, MPI.COMM_WORLD)
-    assert cp._nccl is not None  # NCCL, not host staging
-    np.testing.assert_array_equal(cp.to_numpy(total), np.arange(10.0))
+    from bpgpu.backends._mpi import has_nccl
+
+    if not has_nccl():
+        pytest.skip("CuPy with NCCL is not installed")
+    b = load_backend(name)
+    flat = b.asarray(np.arange(10.0))
+    total = b.allreduce(flat, MPI.COMM_WORLD)
+    assert b.reduction(MPI.COMM_WORLD) == "nccl"  # not host staging
+    np.testing.assert_array_equal(b.to_numpy(total), np.arange(10.0))
     rng = np.random.default_rng(0)
     y = rng.integers(0, 3, size=64)
     X = rng.normal(size=(64, 5)) + y[:, None]
-    a = bpgpu.MLP([5, 8, 3], backend=cp, dtype="float64")
-    b = a.to(cp)
-    a.fit(X, y, epochs=2, batch_size=16, optimizer="adam")
-    b.fit(X, y, epochs=2, batch_size=16, optimizer="adam", comm=MPI.COMM_WORLD)
-    for wa, wb in zip(a.get_weights(), b.get_weights()):
-        assert rel_norm(wb, wa) <= 10 * TOL["float64"]
+    for opt in ("sgd", "adam"):
+        a = bpgpu.MLP([5, 8, 3], backend=b, dtype="float64")
+        c = a.to(b)
+        a.fit(X, y, epochs=2, batch_size=16, optimizer=opt)
+        c.fit(X, y, epochs=2, batch_size=16, optimizer=opt, comm=MPI.COMM_WORLD)
+        for wa, wc in zip(a.get_weights(), c.get_weights()):
+            assert rel_norm(wc, wa) <= 10 * TOL["float64"], opt
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("name", ["cupy", "torch:cuda"])
+def test_gpu_buffers_go_straight_to_a_cuda_aware_mpi(name, monkeypatch):
+    """Without NCCL, a CUDA-aware MPI library reads device memory itself."""
+    MPI = pytest.importorskip("mpi4py.MPI")
+    from conftest import load_backend
+
+    from bpgpu.backends import _mpi
+
+    if not _mpi.cuda_aware_mpi():
+        pytest.skip("this MPI library is not CUDA-aware")
+    monkeypatch.setattr(_mpi, "has_nccl", lambda: False)
+    b = load_backend(name)
+    assert b.reduction(MPI.COMM_WORLD) == "cuda-aware"
+    total = b.allreduce(b.asarray(np.arange(10.0)), MPI.COMM_WORLD)
+    np.testing.assert_array_equal(b.to_numpy(total), np.arange(10.0))

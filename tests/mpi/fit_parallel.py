@@ -62,6 +62,24 @@ for opt in ("sgd", "momentum", "adam"):
     hashes = comm.allgather(digest(together.get_weights()))
     assert len(set(hashes)) == 1, f"ranks' weights differ after {opt}"
 
+# torch CPU tensors are summed in place through NumPy views (DLPack): the same contract
+try:
+    import torch  # noqa: F401
+
+    torch_here = True
+except ImportError:
+    torch_here = False
+for opt in ("sgd", "adam") if torch_here else ():
+    kw = dict(epochs=2, batch_size=16, optimizer=opt, seed=4)
+    alone = bpgpu.MLP([5, 9, 3], hidden="prelu", backend="torch", dtype="float64", seed=2)
+    together = alone.to("torch")
+    alone.fit(X, y, **kw)
+    together.fit(X, y, comm=comm, **kw)
+    for a, b in zip(together.get_weights(), alone.get_weights()):
+        assert rel(a, b) <= 1e-10, ("torch", opt, rel(a, b))
+    hashes = comm.allgather(digest(together.get_weights()))
+    assert len(set(hashes)) == 1, f"ranks' torch weights differ after {opt}"
+
 # files come from rank 0 only
 counts = comm.allgather(len(writes))
 assert counts[0] == 9 and all(c == 0 for c in counts[1:]), counts
