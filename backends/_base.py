@@ -135,6 +135,11 @@ class Backend:
         """A context in which new arrays and kernels go to this backend's device."""
         return contextlib.nullcontext()
 
+    def staging(self) -> Staging:
+        """How streamed host rows reach this device (:class:`Staging`); CuPy overrides it
+        with pinned buffers and a copy stream."""
+        return Staging()
+
     compiles = False  # True: compile() turns a function into one program (JAX)
 
     def compile(self, fn, donate: tuple[int, ...] = ()):
@@ -216,6 +221,22 @@ class Backend:
     def info(self) -> dict[str, Any]:
         """Library version and device name, for reports."""
         return {"name": self.name, "version": "", "device": str(self.device)}
+
+
+class Staging:
+    """Streamed rows on their way to the device, a chunk at a time.
+
+    ``fill(src, idx, k)`` gathers rows ``idx`` of the host array ``src`` for chunk ``k``
+    (in the prefetch thread); ``to_device(rows)`` starts moving them (in the main thread,
+    in the device's context) and returns what the model's input check takes. Here: a
+    fresh host array, copied by that check. A backend with a faster road overrides both.
+    """
+
+    def fill(self, src: Any, idx: np.ndarray, k: int) -> Any:
+        return np.asarray(src[idx])
+
+    def to_device(self, rows: Any) -> Any:
+        return rows
 
 
 def _numeric_host(a: Any, what: str) -> np.ndarray:

@@ -7,7 +7,9 @@ order, checked and moved to the device, standardised there, and sliced into batc
 exactly as :class:`bpgpu.batches.Batches` slices a chunk gathered on the device: the
 same rows, the same order, the same arithmetic, so the result is the in-memory fit's. A
 host thread gathers the next chunk while the current one trains, so reading overlaps
-computing; the device holds two chunks at a time, never the data set.
+computing; the device holds two chunks at a time, never the data set. How the rows
+travel is the backend's (``Backend.staging``): on CuPy through two pinned host buffers
+and a copy stream of their own, so the copy also overlaps the GPU's work.
 """
 
 from __future__ import annotations
@@ -84,6 +86,7 @@ class StreamBatches(Batches):
         self.per = max(1, chunk_bytes // max(1, row_bytes * widest))
         self._key, self._chunk = None, []
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="bpgpu-prefetch")
+        self._stage = model.backend.staging()  # CuPy: pinned buffers, a copy stream
         self._next: tuple[Any, int, Any] | None = None
 
     def epoch(self, perm, first: int = 0):
@@ -96,7 +99,7 @@ class StreamBatches(Batches):
         idx = perm[offs[k * self.per] : offs[min((k + 1) * self.per, self.count)]]
         if self.index is not None:
             idx = self.index[idx]
-        return np.asarray(self.X[idx]), np.asarray(self.T[idx])
+        return self._stage.fill(self.X, idx, k), np.asarray(self.T[idx])
 
     def _gather(self, perm, k: int) -> list:
         if self._key is not None and self._key[0] is perm and self._key[1] == k:
@@ -104,12 +107,14 @@ class StreamBatches(Batches):
         if self._next is not None and self._next[0] is perm and self._next[1] == k:
             Xh, Th = self._next[2].result()
         else:
+            if self._next is not None:  # a stopped epoch's prefetch: let it finish first,
+                self._next[2].exception()  # it may be filling a staging buffer
             Xh, Th = self._host_rows(perm, k)
         self._next = None
         if (k + 1) * self.per < self.count:  # read the next chunk while this one trains
             self._next = (perm, k + 1, self._pool.submit(self._host_rows, perm, k + 1))
         m, self._chunk = self.model, []  # let the old chunk go before the new one comes
-        Xd = m.input(Xh)
+        Xd = m.input(self._stage.to_device(Xh))
         Td = m.targets(Th, Xd.shape[0])
         self._chunk = [Xd, Td, m.labels(Td) if m.has_accuracy() else None]
         self._key = (perm, k)

@@ -106,3 +106,69 @@ def test_streamed_data_are_checked_before_training(tmp_path, X, match):
     assert all(np.array_equal(a, b) for a, b in zip(net.get_weights(), before))
     with pytest.raises(ValueError, match="not a readable .npy"):
         net.fit(str(tmp_path / "missing.npy"), np.zeros(10, dtype=int), epochs=1)
+
+
+class _Copies:
+    """A stand-in CUDA stream whose copies run late: only when an event recorded after
+    them is waited on from the host, as a real asynchronous copy may."""
+
+    def __init__(self, non_blocking=False):
+        self.queue, self.done = [], 0
+
+    def record(self):
+        return _Event(self, len(self.queue))
+
+    def wait_event(self, event):
+        pass  # device-side ordering: nothing the host sees
+
+    def run(self, upto):
+        for dst, rows in self.queue[self.done : upto]:
+            dst.data[...] = rows
+        self.done = max(self.done, upto)
+
+
+class _Event:
+    def __init__(self, stream, upto):
+        self.stream, self.upto = stream, upto
+
+    def synchronize(self):
+        self.stream.run(self.upto)
+
+
+class _DeviceArray:
+    def __init__(self, shape, dtype):
+        self.data = np.full(shape, np.nan, dtype)
+
+    def set(self, rows, stream):
+        stream.queue.append((self, rows))
+
+
+def test_pinned_staging_reuses_a_buffer_only_after_its_copy(monkeypatch):
+    """CuPy's streamed rows: chunk k goes through pinned buffer k % 2, refilled only once
+    the copy out of it has finished (with late-running copies, a buffer refilled too
+    early would hand the device the next chunk's rows)."""
+    import types
+
+    from bpgpu.backends.cupy_backend import PinnedStaging
+
+    current = _Copies()
+    fake = types.SimpleNamespace(
+        cuda=types.SimpleNamespace(Stream=_Copies, get_current_stream=lambda: current),
+        empty=_DeviceArray,
+    )
+    monkeypatch.setitem(
+        __import__("sys").modules,
+        "cupyx",
+        types.SimpleNamespace(empty_pinned=lambda shape, dtype: np.empty(shape, dtype)),
+    )
+    stage = PinnedStaging(fake)
+    src = np.arange(66.0).reshape(22, 3)
+    perm = np.random.default_rng(0).permutation(22)
+    chunks = [perm[s : s + 5] for s in range(0, 22, 5)]  # the last one shorter
+    out = []
+    for k, idx in enumerate(chunks):
+        out.append(stage.to_device(stage.fill(src, idx, k)))
+    stage.stream.run(len(stage.stream.queue))
+    for idx, dev in zip(chunks, out):
+        np.testing.assert_array_equal(dev.data, src[idx])
+    assert len({id(s[0]) for s in stage.slots}) == 2  # two buffers, reused
