@@ -239,6 +239,44 @@ class Staging:
         return rows
 
 
+class PinnedStaging(Staging):
+    """Streamed rows through two pinned (page-locked) host buffers, copied to the device
+    on a stream of their own while the current stream computes (CuPy, torch CUDA).
+
+    Chunk ``k`` is gathered (``fill``, prefetch thread) straight into buffer ``k % 2``,
+    once that buffer's previous copy has finished reading it. ``_copy`` (the library's)
+    allocates the device array on the current stream, queues the copy on the copy
+    stream after the work queued so far, makes the current stream wait for it, and
+    returns the array and an event whose ``synchronize()`` waits for the copy.
+    """
+
+    def __init__(self):
+        self.slots: list[list] = [[None, None], [None, None]]  # [pinned buffer, copy done]
+
+    def _pinned(self, count: int, dtype: np.dtype) -> np.ndarray:
+        raise NotImplementedError
+
+    def _copy(self, rows: np.ndarray) -> tuple[Any, Any]:
+        raise NotImplementedError
+
+    def fill(self, src, idx, k):
+        slot = self.slots[k % 2]
+        if slot[1] is not None:
+            slot[1].synchronize()  # this buffer's last copy has read it
+        shape = (len(idx), *src.shape[1:])
+        count = math.prod(shape)
+        if slot[0] is None or slot[0].size < count or slot[0].dtype != src.dtype:
+            slot[0] = self._pinned(max(count, 1), src.dtype)
+        rows = slot[0][:count].reshape(shape)
+        np.take(src, idx, axis=0, out=rows)
+        return k, rows
+
+    def to_device(self, ticket):
+        k, rows = ticket
+        out, self.slots[k % 2][1] = self._copy(rows)
+        return out
+
+
 def _numeric_host(a: Any, what: str) -> np.ndarray:
     """``a`` as a host NumPy array of real numbers, or a TypeError/ValueError that says so."""
     try:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._base import Backend, BackendUnavailable, DeviceMemoryError, Staging
+from ._base import Backend, BackendUnavailable, DeviceMemoryError, PinnedStaging
 
 _INSTALL = "pip install 'bpgpu[cuda12]' (or 'bpgpu[cuda13]')"
 
@@ -86,7 +86,7 @@ class CupyBackend(Backend):
         return None
 
     def staging(self):
-        return PinnedStaging(self.cupy)
+        return CupyStaging(self.cupy)
 
     def reduction_paths(self) -> list[str]:
         from . import _mpi
@@ -124,38 +124,20 @@ class CupyBackend(Backend):
         }
 
 
-class PinnedStaging(Staging):
-    """Streamed rows through two pinned (page-locked) host buffers, copied to the device
-    on a stream of their own while the current stream computes.
-
-    Chunk ``k`` is gathered (``fill``, prefetch thread) straight into buffer ``k % 2``
-    once that buffer's previous copy has finished reading it; ``to_device`` allocates the
-    device array on the current stream (so the pool reuses its memory in that stream's
-    order), lets the copy stream wait for the work queued so far, queues the copy there,
-    and makes the current stream wait for the copy before any kernel reads the rows.
-    """
+class CupyStaging(PinnedStaging):
+    """Pinned buffers from ``cupyx.empty_pinned``; the copy on a non-blocking stream."""
 
     def __init__(self, cupy):
+        super().__init__()
         self.cupy = cupy
         self.stream = cupy.cuda.Stream(non_blocking=True)
-        self.slots: list[list] = [[None, None], [None, None]]  # [pinned buffer, copy done]
 
-    def fill(self, src, idx, k):
-        slot = self.slots[k % 2]
-        if slot[1] is not None:
-            slot[1].synchronize()  # this buffer's last copy has read it
-        shape = (len(idx), *src.shape[1:])
-        need = int(np.prod(shape)) * src.dtype.itemsize
-        if slot[0] is None or slot[0].nbytes < need or slot[0].dtype != src.dtype:
-            import cupyx
+    def _pinned(self, count, dtype):
+        import cupyx
 
-            slot[0] = cupyx.empty_pinned((max(need // src.dtype.itemsize, 1),), src.dtype)
-        rows = slot[0][: int(np.prod(shape))].reshape(shape)
-        np.take(src, idx, axis=0, out=rows)
-        return k, rows
+        return cupyx.empty_pinned((count,), dtype)
 
-    def to_device(self, ticket):
-        k, rows = ticket
+    def _copy(self, rows):
         cp = self.cupy
         current = cp.cuda.get_current_stream()
         out = cp.empty(rows.shape, rows.dtype)  # on the current stream's pool
@@ -163,8 +145,7 @@ class PinnedStaging(Staging):
         out.set(rows, stream=self.stream)  # asynchronous: the source is pinned
         done = self.stream.record()
         current.wait_event(done)
-        self.slots[k % 2][1] = done
-        return out
+        return out, done
 
 
 def create(arg: str | None = None) -> CupyBackend:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._base import Backend, BackendUnavailable, DeviceMemoryError
+from ._base import Backend, BackendUnavailable, DeviceMemoryError, PinnedStaging
 
 
 class TorchBackend(Backend):
@@ -66,6 +66,11 @@ class TorchBackend(Backend):
         elif self.device.type == "mps":
             self.torch.mps.synchronize()
 
+    def staging(self):
+        if self.device.type != "cuda":
+            return super().staging()
+        return TorchStaging(self.torch, self.device)
+
     def reduction_paths(self) -> list[str]:
         if self.device.type != "cuda":
             return ["host"]
@@ -120,6 +125,33 @@ class TorchBackend(Backend):
         else:
             device = str(self.device)
         return {"name": self.name, "version": t.__version__, "device": device}
+
+
+class TorchStaging(PinnedStaging):
+    """Pinned buffers from torch's pinned allocator; the copy on a side CUDA stream."""
+
+    def __init__(self, torch, device):
+        super().__init__()
+        self.torch, self.device = torch, device
+        self.stream = torch.cuda.Stream(device)
+
+    def _pinned(self, count, dtype):
+        kind = self.torch.from_numpy(np.empty(0, dtype)).dtype
+        return self.torch.empty(count, dtype=kind, pin_memory=True).numpy()
+
+    def _copy(self, rows):
+        t = self.torch
+        current = t.cuda.current_stream(self.device)
+        src = t.from_numpy(rows)
+        out = t.empty(src.shape, dtype=src.dtype, device=self.device)
+        self.stream.wait_stream(current)
+        with t.cuda.stream(self.stream):
+            out.copy_(src, non_blocking=True)  # asynchronous: the source is pinned
+        out.record_stream(self.stream)  # the allocator may not reuse it before the copy
+        done = t.cuda.Event()
+        done.record(self.stream)
+        current.wait_event(done)
+        return out, done
 
 
 def create(arg: str | None = None) -> TorchBackend:

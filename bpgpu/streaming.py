@@ -8,7 +8,7 @@ exactly as :class:`bpgpu.batches.Batches` slices a chunk gathered on the device:
 same rows, the same order, the same arithmetic, so the result is the in-memory fit's. A
 host thread gathers the next chunk while the current one trains, so reading overlaps
 computing; the device holds two chunks at a time, never the data set. How the rows
-travel is the backend's (``Backend.staging``): on CuPy through two pinned host buffers
+travel is the backend's (``Backend.staging``): on a GPU through two pinned host buffers
 and a copy stream of their own, so the copy also overlaps the GPU's work.
 """
 
@@ -86,7 +86,7 @@ class StreamBatches(Batches):
         self.per = max(1, chunk_bytes // max(1, row_bytes * widest))
         self._key, self._chunk = None, []
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="bpgpu-prefetch")
-        self._stage = model.backend.staging()  # CuPy: pinned buffers, a copy stream
+        self._stage = model.backend.staging()  # a GPU: pinned buffers, a copy stream
         self._next: tuple[Any, int, Any] | None = None
 
     def epoch(self, perm, first: int = 0):

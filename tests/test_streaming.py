@@ -149,7 +149,7 @@ def test_pinned_staging_reuses_a_buffer_only_after_its_copy(monkeypatch):
     early would hand the device the next chunk's rows)."""
     import types
 
-    from bpgpu.backends.cupy_backend import PinnedStaging
+    from bpgpu.backends.cupy_backend import CupyStaging
 
     current = _Copies()
     fake = types.SimpleNamespace(
@@ -161,7 +161,7 @@ def test_pinned_staging_reuses_a_buffer_only_after_its_copy(monkeypatch):
         "cupyx",
         types.SimpleNamespace(empty_pinned=lambda shape, dtype: np.empty(shape, dtype)),
     )
-    stage = PinnedStaging(fake)
+    stage = CupyStaging(fake)
     src = np.arange(66.0).reshape(22, 3)
     perm = np.random.default_rng(0).permutation(22)
     chunks = [perm[s : s + 5] for s in range(0, 22, 5)]  # the last one shorter
