@@ -9,7 +9,7 @@
 #   summary.txt         one line per step: exit status, seconds, or why it did not run
 #   device.txt          GPU, driver, CUDA, library versions, setuptools, the date
 #   gpu-results.tar.gz  every step's log and result files (check-gpu.md, bench-gpu.*,
-#                       launches-gpu.*, compile-cupy.json, ...)
+#                       launches-gpu.*, compile-cupy.json, stream-cupy.*, ...)
 #
 # Environment:
 #   GPU_CHECK_BUDGET=540   seconds for the whole run (a device command may run 600)
@@ -137,6 +137,9 @@ step launches 90 "$PY" -m bpgpu.bench.launches --workloads small,mnist --out "$S
 # shellcheck disable=SC2086
 step pytest_gpu_rest 200 "$PY" -m pytest -m gpu -q -p no:cacheprovider \
     $(for f in $GPU_CORE; do printf -- '--ignore=%s ' "$f"; done)
+# streaming through pinned buffers and a copy stream, against the in-memory fit
+step stream 60 "$PY" -m benchmarks.stream_bench --backend cupy --repeat 2 --epochs 2 \
+    --out "$STAGE"
 pack
 note "total: $((SECONDS - START)) s, status $status"
 exit "$status"
