@@ -158,7 +158,11 @@ class Model:
         """``state`` with its step count as an int64 device scalar: a compiled program
         traces it (a Python int would be a constant, one program per step)."""
         if isinstance(state["t"], int):
-            state = {**state, "t": self.xp.asarray(state["t"], dtype=self.xp.int64)}
+            # on the device explicitly: JAX compiles a program again for an argument
+            # that is not committed to a device, so a plain asarray here cost every
+            # fit a second compile of its epoch (the outputs it feeds back are committed)
+            t = self.xp.asarray(state["t"], dtype=self.xp.int64, device=self.backend.device)
+            state = {**state, "t": t}
         return state
 
     # ---- classes and evaluation ----------------------------------------------------
@@ -244,6 +248,9 @@ class Model:
 
 
 def _opt_key(opt) -> tuple:
-    """What a compiled program of ``opt`` depends on: the object and its settings (a
-    changed learning rate is a new program)."""
-    return (id(opt), type(opt), tuple(sorted(opt.config().items())))
+    """What a compiled program of ``opt`` depends on: its settings (a changed learning
+    rate is a new program), and for anything but an exact built-in optimizer the object
+    itself (a subclass may keep more state than its settings say). So each fit's fresh
+    ``"adam"`` runs the programs the previous fit compiled."""
+    mine = None if opt.fused_rule() is not None else id(opt)
+    return (mine, type(opt), tuple(sorted(opt.config().items())))

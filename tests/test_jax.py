@@ -153,3 +153,27 @@ def test_ctrl_c_in_a_compiled_epoch_stops_after_its_full_batches(tmp_path, monke
     assert h2.epoch == [1, 2, 3]
     for a, b in zip(again.get_weights(), whole.get_weights()):
         assert rel_norm(a, b) <= 1e-12
+
+
+def test_each_program_compiles_once(caplog):
+    """The epoch program and the last batch's step compile once for a network and batch
+    shape, in the first fit: not again in its later epochs or in the next fit (a step
+    count not committed to the device cost every fit a second, uncounted compile)."""
+    import logging
+
+    import jax
+
+    be = load_backend("jax")
+    X, y = blobs()
+    net = bpgpu.MLP([5, 9, 3], backend=be, seed=2)
+    with jax.log_compiles(True), caplog.at_level(logging.WARNING):
+        h1 = net.fit(X, y, epochs=3, batch_size=16, optimizer="momentum")
+        h2 = net.fit(X, y, epochs=2, batch_size=16, optimizer="momentum")
+    compiled = [
+        r.getMessage().split()[1] for r in caplog.records if "Compiling jit(" in r.getMessage()
+    ]
+    assert sorted(c for c in compiled if c in ("jit(program)", "jit(step)")) == [
+        "jit(program)",
+        "jit(step)",
+    ], compiled
+    assert h1.compile_time > 0 and h2.compile_time == 0
