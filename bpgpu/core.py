@@ -164,29 +164,33 @@ def train_step(
 
 
 def train_batches(ops, layers, cost, opt, loss: bool, labels, scan, batch_size: int):
-    """An epoch's full batches as one loop a compiling backend runs as one program:
-    ``run(params, state, X, T, L, perm, first, count) -> (params, state, E, right)``,
-    ``E`` and ``right`` the per-batch summed costs and correct counts (zeros unless
-    ``loss``). Batch ``b`` is rows ``perm[b*B : (b+1)*B]``: the permutation's slice for
-    batches ``first .. count - 1`` is reshaped to one row of indices per batch, and
-    ``scan(body, carry, rows)`` (the backend's loop, JAX: ``lax.scan``) hands ``body`` one
-    row at a time, gathered inside the loop with ``take``."""
+    """Full batches as one loop a compiling backend runs as one program:
+    ``run(params, state, X, T, L, idx) -> (params, state, E, right)``, ``E`` and
+    ``right`` the per-batch summed costs and correct counts (zeros unless ``loss``).
+    ``idx`` holds the rows of whole batches in order (``batch_size`` each): they are
+    gathered once, up front (one gather of the whole span is much cheaper than one per
+    batch inside the loop), reshaped to one batch per row, and ``scan(body, carry, xs)``
+    (the backend's loop, JAX: ``lax.scan``) hands ``body`` one batch at a time."""
     xp = ops.xp
 
-    def run(params, state, X, T, L, perm, first: int, count: int):
-        rows = xp.reshape(perm[first * batch_size : count * batch_size], (count - first, -1))
+    def run(params, state, X, T, L, idx):
+        n = idx.shape[0] // batch_size
 
-        def body(carry, idx):
+        def rows(A):
+            return xp.reshape(xp.take(A, idx, axis=0), (n, batch_size, *A.shape[1:]))
+
+        def body(carry, batch):
             params, state = carry
-            Xb, Tb = xp.take(X, idx, axis=0), xp.take(T, idx, axis=0)
+            Xb, Tb, Lb = batch
             params, state, E, Y = train_step(ops, layers, cost, params, Xb, Tb, opt, state, loss)
             zero = xp.zeros((), dtype=X.dtype)
             right = xp.zeros((), dtype=xp.int64)
-            if loss and L is not None:
-                right = xp.astype(xp.count_nonzero(labels(Y) == xp.take(L, idx)), xp.int64)
+            if loss and Lb is not None:
+                right = xp.astype(xp.count_nonzero(labels(Y) == Lb), xp.int64)
             return (params, state), (zero if E is None else E, right)
 
-        (params, state), (E, right) = scan(body, (params, state), rows)
+        Lr = None if L is None else rows(L)
+        (params, state), (E, right) = scan(body, (params, state), (rows(X), rows(T), Lr))
         return params, state, E, right
 
     return run

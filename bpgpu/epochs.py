@@ -230,24 +230,19 @@ def run_epoch(net, model, run: Run, data: Data, batches: Batches, st, epoch: int
         order = perm_d
         if order is None:  # unshuffled: the rows in order
             order = model.xp.arange(data.n, device=model.backend.device)
-        run.state, E, right = model.epoch(
-            data.X,
-            data.T,
-            data.labels,
-            order,
-            st.batch_size,
-            first,
-            full,
-            run.opt,
-            run.state,
-            metrics,
-        )
-        if metrics:
-            losses.append(E)  # per-batch vectors: summed, or read, like the scalars
-            rights.append(right)
-        first_eager = full
-        if stop_flag.is_set() and full < n_batches:  # Ctrl-C: after the compiled part
-            done = full
+        B, span = st.batch_size, _span(data, st.batch_size)
+        for lo in range(first, full, span):  # one program per span of full batches
+            hi = min(lo + span, full)
+            run.state, E, right = model.epoch(
+                data.X, data.T, data.labels, order[lo * B : hi * B], B, run.opt, run.state, metrics
+            )
+            if metrics:
+                losses.append(E)  # per-batch vectors: summed, or read, like the scalars
+                rights.append(right)
+            first_eager = hi
+            if stop_flag.is_set() and hi < n_batches:  # Ctrl-C: after a compiled span
+                done = hi
+                break
     eager = batches.epoch(perm_d, first_eager) if done == n_batches else ()
     for bi, (Xb, Tb, Lb) in enumerate(eager, start=first_eager):
         where = (epoch + 1, bi + 1) if anomaly else None
@@ -264,6 +259,16 @@ def run_epoch(net, model, run: Run, data: Data, batches: Batches, st, epoch: int
     return Epoch(
         epoch, t0, first, done, losses, rights, before, correct_before, perm_d, saved, rng_before
     )
+
+
+GATHER_BYTES = 256 << 20  # the most a compiled span gathers of the training rows at once
+
+
+def _span(data: Data, batch_size: int) -> int:
+    """Full batches per compiled program: the span's rows, gathered up front, take at
+    most ``GATHER_BYTES`` (a copy of the whole shuffled training set when it fits)."""
+    row = sum(a.shape[1] * a.dtype.itemsize for a in (data.X, data.T)) + 8  # + a label
+    return max(1, GATHER_BYTES // (row * batch_size))
 
 
 def _compiled_epoch(model, data: Data, opts) -> bool:

@@ -127,11 +127,12 @@ class Model:
             cache[key] = self.backend.compile(step, donate=(0, 1))
         return cache[key]
 
-    def epoch(self, X, T, L, perm, batch_size: int, first: int, count: int, opt, state, loss):
-        """Full batches ``first .. count - 1`` of an epoch as one compiled program (a
-        compiling backend only); ``self.params`` becomes the result. Returns ``(state,
-        E, right)`` with the per-batch costs and correct counts as device vectors."""
-        key = (*_opt_key(opt), loss, batch_size, first, count)
+    def epoch(self, X, T, L, idx, batch_size: int, opt, state, loss):
+        """Full batches as one compiled program (a compiling backend only): ``idx`` the
+        device indices of their rows, in order; ``self.params`` becomes the result.
+        Returns ``(state, E, right)`` with the per-batch costs and correct counts as
+        device vectors. One program per optimizer, ``loss``, batch size and span."""
+        key = (*_opt_key(opt), loss, batch_size, idx.shape[0])
         cache = self.__dict__.setdefault("_epochs", {})
         if key not in cache:
             run = core.train_batches(
@@ -144,14 +145,10 @@ class Model:
                 self.backend.scan,
                 batch_size,
             )
-
-            def program(params, state, X, T, L, perm):
-                return run(params, state, X, T, L, perm, first, count)
-
             if len(cache) > 4:
                 cache.clear()
-            cache[key] = self.backend.compile(program, donate=(0, 1))
-        self.params, state, E, right = cache[key](self.params, self._traced_t(state), X, T, L, perm)
+            cache[key] = self.backend.compile(run, donate=(0, 1))
+        self.params, state, E, right = cache[key](self.params, self._traced_t(state), X, T, L, idx)
         return state, E, right
 
     def _traced_t(self, state: dict) -> dict:

@@ -172,8 +172,51 @@ def test_each_program_compiles_once(caplog):
     compiled = [
         r.getMessage().split()[1] for r in caplog.records if "Compiling jit(" in r.getMessage()
     ]
-    assert sorted(c for c in compiled if c in ("jit(program)", "jit(step)")) == [
-        "jit(program)",
+    assert sorted(c for c in compiled if c in ("jit(run)", "jit(step)")) == [
+        "jit(run)",
         "jit(step)",
     ], compiled
     assert h1.compile_time > 0 and h2.compile_time == 0
+
+
+@pytest.mark.parametrize("stop", [False, True])
+def test_a_large_epoch_runs_in_spans_of_bounded_gathers(tmp_path, monkeypatch, stop):
+    """A program gathers its batches' rows up front, so where the shuffled training set
+    would take more than ``GATHER_BYTES`` the epoch's full batches run as several
+    programs (the last span shorter): the weights of the one-program epoch, to rounding.
+    Ctrl-C stops after the span it arrives in, and the resumed fit ends where the
+    uninterrupted one does."""
+    import signal
+
+    from bpgpu import epochs
+    from bpgpu import model as model_module
+
+    be = load_backend("jax")
+    X, y = blobs()  # 12 full batches of 16, then one of 8
+    kw = dict(batch_size=16, optimizer="adam", seed=4)
+    whole = bpgpu.MLP([5, 9, 3], backend=be, dtype="float64", seed=3)
+    spans = whole.to(be)
+    whole.fit(X, y, epochs=2, **kw)
+    row = 5 * 8 + 3 * 8 + 8  # float64 inputs and one-hot targets, and a label
+    monkeypatch.setattr(epochs, "GATHER_BYTES", 5 * 16 * row)  # 5 batches a span
+    real, sizes = model_module.Model.epoch, []
+
+    def epoch(self, X, T, L, idx, *args, **kwargs):
+        out = real(self, X, T, L, idx, *args, **kwargs)
+        sizes.append(idx.shape[0])
+        if stop and len(sizes) == 2:
+            signal.raise_signal(signal.SIGINT)
+        return out
+
+    monkeypatch.setattr(model_module.Model, "epoch", epoch)
+    ckpt = tmp_path / "c.npz"
+    h = spans.fit(X, y, epochs=2, checkpoint=ckpt, **kw)
+    if stop:
+        assert h.interrupted and sizes == [80, 80]
+        spans = bpgpu.MLP([5, 9, 3], backend=be, dtype="float64", seed=9)
+        spans.fit(X, y, epochs=2, resume=ckpt)
+        assert sizes[2:] == [32, 80, 80, 32]  # the rest of epoch 1, then all of epoch 2
+    else:
+        assert sizes == [80, 80, 32] * 2
+    for a, b in zip(spans.get_weights(), whole.get_weights()):
+        assert rel_norm(a, b) <= 1e-12
