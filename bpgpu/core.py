@@ -163,25 +163,30 @@ def train_step(
     return new, {**state, "t": state["t"] + 1}, E, Y
 
 
-def train_batches(ops, layers, cost, opt, loss: bool, labels, scan, batch_size: int):
+def train_batches(ops, layers, cost, opt, loss: bool, labels, scan, batch_size: int, upfront):
     """Full batches as one loop a compiling backend runs as one program:
     ``run(params, state, X, T, L, idx) -> (params, state, E, right)``, ``E`` and
     ``right`` the per-batch summed costs and correct counts (zeros unless ``loss``).
-    ``idx`` holds the rows of whole batches in order (``batch_size`` each): they are
-    gathered once, up front (one gather of the whole span is much cheaper than one per
-    batch inside the loop), reshaped to one batch per row, and ``scan(body, carry, xs)``
-    (the backend's loop, JAX: ``lax.scan``) hands ``body`` one batch at a time."""
+    ``idx`` holds the rows of whole batches in order (``batch_size`` each), reshaped to
+    one batch per row; ``scan(body, carry, xs)`` (the backend's loop, JAX: ``lax.scan``)
+    hands ``body`` one batch at a time. ``upfront``: the rows are gathered once, before
+    the loop (for small batches one gather is much cheaper than one per batch; for large
+    ones the extra copy of the span costs more than it saves), else inside it."""
     xp = ops.xp
 
     def run(params, state, X, T, L, idx):
         n = idx.shape[0] // batch_size
+        rows = xp.reshape(idx, (n, batch_size))
 
-        def rows(A):
-            return xp.reshape(xp.take(A, idx, axis=0), (n, batch_size, *A.shape[1:]))
+        def gather(A, i):
+            return None if A is None else xp.take(A, xp.reshape(i, (-1,)), axis=0)
 
         def body(carry, batch):
             params, state = carry
-            Xb, Tb, Lb = batch
+            if upfront:
+                Xb, Tb, Lb = batch
+            else:
+                Xb, Tb, Lb = gather(X, batch), gather(T, batch), gather(L, batch)
             params, state, E, Y = train_step(ops, layers, cost, params, Xb, Tb, opt, state, loss)
             zero = xp.zeros((), dtype=X.dtype)
             right = xp.zeros((), dtype=xp.int64)
@@ -189,8 +194,11 @@ def train_batches(ops, layers, cost, opt, loss: bool, labels, scan, batch_size: 
                 right = xp.astype(xp.count_nonzero(labels(Y) == Lb), xp.int64)
             return (params, state), (zero if E is None else E, right)
 
-        Lr = None if L is None else rows(L)
-        (params, state), (E, right) = scan(body, (params, state), (rows(X), rows(T), Lr))
+        def whole(A):
+            return None if A is None else xp.reshape(gather(A, idx), (n, batch_size, *A.shape[1:]))
+
+        xs = (whole(X), whole(T), whole(L)) if upfront else rows
+        (params, state), (E, right) = scan(body, (params, state), xs)
         return params, state, E, right
 
     return run

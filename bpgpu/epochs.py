@@ -230,11 +230,12 @@ def run_epoch(net, model, run: Run, data: Data, batches: Batches, st, epoch: int
         order = perm_d
         if order is None:  # unshuffled: the rows in order
             order = model.xp.arange(data.n, device=model.backend.device)
-        B, span = st.batch_size, _span(data, st.batch_size)
+        B, (span, upfront) = st.batch_size, _span(data, st.batch_size)
         for lo in range(first, full, span):  # one program per span of full batches
             hi = min(lo + span, full)
+            idx = order[lo * B : hi * B]
             run.state, E, right = model.epoch(
-                data.X, data.T, data.labels, order[lo * B : hi * B], B, run.opt, run.state, metrics
+                data.X, data.T, data.labels, idx, B, run.opt, run.state, metrics, upfront
             )
             if metrics:
                 losses.append(E)  # per-batch vectors: summed, or read, like the scalars
@@ -261,14 +262,21 @@ def run_epoch(net, model, run: Run, data: Data, batches: Batches, st, epoch: int
     )
 
 
-GATHER_BYTES = 256 << 20  # the most a compiled span gathers of the training rows at once
+# How a compiled epoch gathers its batches' rows (measured on the CPU, NOTES 18): a
+# batch smaller than UPFRONT_BATCH_BYTES is gathered with all the others before the loop
+# (one gather is much cheaper than hundreds of small ones), at most GATHER_BYTES at a
+# time (a span: one program each); a larger batch is gathered inside the loop (an extra
+# copy of the whole epoch would cost more than the gathers).
+UPFRONT_BATCH_BYTES = 64 << 10
+GATHER_BYTES = 256 << 20
 
 
-def _span(data: Data, batch_size: int) -> int:
-    """Full batches per compiled program: the span's rows, gathered up front, take at
-    most ``GATHER_BYTES`` (a copy of the whole shuffled training set when it fits)."""
+def _span(data: Data, batch_size: int) -> tuple[int, bool]:
+    """``(full batches per compiled program, gathered up front)``."""
     row = sum(a.shape[1] * a.dtype.itemsize for a in (data.X, data.T)) + 8  # + a label
-    return max(1, GATHER_BYTES // (row * batch_size))
+    if row * batch_size > UPFRONT_BATCH_BYTES:
+        return data.n, False
+    return max(1, GATHER_BYTES // (row * batch_size)), True
 
 
 def _compiled_epoch(model, data: Data, opts) -> bool:

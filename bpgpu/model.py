@@ -127,12 +127,13 @@ class Model:
             cache[key] = self.backend.compile(step, donate=(0, 1))
         return cache[key]
 
-    def epoch(self, X, T, L, idx, batch_size: int, opt, state, loss):
+    def epoch(self, X, T, L, idx, batch_size: int, opt, state, loss, upfront: bool):
         """Full batches as one compiled program (a compiling backend only): ``idx`` the
-        device indices of their rows, in order; ``self.params`` becomes the result.
-        Returns ``(state, E, right)`` with the per-batch costs and correct counts as
-        device vectors. One program per optimizer, ``loss``, batch size and span."""
-        key = (*_opt_key(opt), loss, batch_size, idx.shape[0])
+        device indices of their rows, in order, gathered before the loop (``upfront``)
+        or in it; ``self.params`` becomes the result. Returns ``(state, E, right)``
+        with the per-batch costs and correct counts as device vectors. One program per
+        optimizer, ``loss``, batch size, span and way of gathering."""
+        key = (*_opt_key(opt), loss, batch_size, idx.shape[0], upfront)
         cache = self.__dict__.setdefault("_epochs", {})
         if key not in cache:
             run = core.train_batches(
@@ -144,6 +145,7 @@ class Model:
                 self.labels,
                 self.backend.scan,
                 batch_size,
+                upfront,
             )
             if len(cache) > 4:
                 cache.clear()

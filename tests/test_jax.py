@@ -179,6 +179,33 @@ def test_each_program_compiles_once(caplog):
     assert h1.compile_time > 0 and h2.compile_time == 0
 
 
+def test_large_batches_are_gathered_inside_the_loop(monkeypatch):
+    """Batches larger than ``UPFRONT_BATCH_BYTES`` are gathered one by one inside the
+    program (no copy of the whole span): the whole epoch is then one program, with the
+    weights of the eager NumPy fit."""
+    from bpgpu import epochs
+    from bpgpu import model as model_module
+
+    be = load_backend("jax")
+    X, y = blobs()
+    ref = bpgpu.MLP([5, 9, 3], hidden="prelu", backend="numpy", dtype="float64", seed=2)
+    net = ref.to(be)
+    kw = dict(epochs=2, batch_size=16, optimizer="nesterov", seed=1)
+    ref.fit(X, y, **kw)
+    monkeypatch.setattr(epochs, "UPFRONT_BATCH_BYTES", 0)
+    real, seen = model_module.Model.epoch, []
+
+    def epoch(self, X, T, L, idx, *args):
+        seen.append((idx.shape[0], args[-1]))
+        return real(self, X, T, L, idx, *args)
+
+    monkeypatch.setattr(model_module.Model, "epoch", epoch)
+    net.fit(X, y, **kw)
+    assert seen == [(192, False)] * 2
+    for a, b in zip(net.get_weights(), ref.get_weights()):
+        assert rel_norm(a, b) <= 1e-12
+
+
 @pytest.mark.parametrize("stop", [False, True])
 def test_a_large_epoch_runs_in_spans_of_bounded_gathers(tmp_path, monkeypatch, stop):
     """A program gathers its batches' rows up front, so where the shuffled training set
