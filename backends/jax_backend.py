@@ -56,6 +56,10 @@ class JaxBackend(Backend):
 
     def asarray(self, host, dtype=None, copy=None):
         dt = None if dtype is None else self.dtype(dtype)
+        if isinstance(host, np.ndarray):  # one transfer, no jnp array on the way
+            return self.jax.device_put(
+                host if dt is None else host.astype(dt, copy=False), self.device
+            )
         return self.jax.device_put(self.xp.asarray(host, dtype=dt), self.device)
 
     def owns(self, a) -> bool:

@@ -233,7 +233,7 @@ def run_epoch(net, model, run: Run, data: Data, batches: Batches, st, epoch: int
         B, (span, upfront) = st.batch_size, _span(data, st.batch_size)
         for lo in range(first, full, span):  # one program per span of full batches
             hi = min(lo + span, full)
-            idx = order[lo * B : hi * B]
+            idx = order if lo == 0 and hi * B == data.n else order[lo * B : hi * B]
             run.state, E, right = model.epoch(
                 data.X, data.T, data.labels, idx, B, run.opt, run.state, metrics, upfront
             )
@@ -314,15 +314,20 @@ def end_epoch(
     xp, metrics, n_batches = model.xp, opts["train_metrics"], batches.count
     dist = opts["dist"]
     known = metrics and ep.before is not None  # the whole epoch's metrics are known
-    right = int(_sum(xp, ep.rights)) if ep.rights else 0
+    # every number this needs is asked for before the first is read: on an asynchronous
+    # device they are computed behind the epoch's work, not one round trip each after it
+    ok = model.finite_flag()
+    right_d = _sum(xp, ep.rights) if ep.rights else None
+    total_d = _sum(xp, (ep.before or []) + ep.losses) if metrics else None
+    right = 0 if right_d is None else int(right_d)
     if metrics:
-        total = float(_sum(xp, (ep.before or []) + ep.losses))  # the epoch's read
+        total = float(total_d)  # the epoch's read
         if dist is not None:  # the ranks' shares summed: once per epoch
             total, right = dist.sum_numbers([total, right])
             right = int(right)
-        finite = math.isfinite(total) and model.finite()  # finite loss, bad update: caught
+        finite = math.isfinite(total) and bool(ok)  # finite loss, bad update: caught
     else:  # no losses: the weights tell whether training diverged (one read)
-        total, finite = math.nan, model.finite()
+        total, finite = math.nan, bool(ok)
     correct = None
     if known and ep.correct_before is not None:
         correct = ep.correct_before + right

@@ -208,8 +208,12 @@ class Model:
 
     def finite(self) -> bool:
         """True when every parameter is finite (one host read)."""
+        return bool(self.finite_flag())
+
+    def finite_flag(self) -> Any:
+        """Whether every parameter is finite, as a device boolean (no host read yet)."""
         xp = self.xp
-        return bool(xp.all(xp.stack([xp.all(xp.isfinite(p)) for p in self.params])))
+        return xp.all(xp.stack([xp.all(xp.isfinite(p)) for p in self.params]))
 
     def _anomaly_check(self, where):
         """A check that raises naming the first layer whose values or gradients are not
