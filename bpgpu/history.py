@@ -24,7 +24,7 @@ class History:
     stopped_early: bool = False
     interrupted: bool = False  # Ctrl-C: stopped after a batch, weights consistent
     seed: int | None = None
-    compile_time: float = 0.0  # seconds a compiling backend (JAX) spent tracing the step
+    compile_time: float = 0.0  # seconds a compiling backend (JAX) spent compiling in fit
 
     @property
     def history(self) -> dict[str, list]:

@@ -328,7 +328,7 @@ def _report(net, history, parts, task, start: int, wall: float, info, patience) 
     rate = epochs_run * len(parts.X_train) / wall if wall > 0 else math.inf
     print(f"trained {epochs_run} epochs in {wall:.2f} s ({rate:,.0f} samples/s)")
     if history.compile_time:
-        print(f"of which compiling the training step: {history.compile_time:.2f} s")
+        print(f"of which compiling (XLA): {history.compile_time:.2f} s")
 
 
 def _scores(net, X, y, task, prefix: str = "") -> str:
