@@ -113,8 +113,8 @@ class JaxBackend(Backend):
     def compile(self, fn, donate: tuple[int, ...] = ()):
         """``fn`` as one XLA program (traced at the first call for each shape, dtype and
         placement of its arguments; the arguments ``donate`` names give their buffers to
-        the results). The time of every call that compiled is added to
-        ``compile_seconds``."""
+        the results). Where JAX reports no compile events, the time of every call that
+        compiled is what ``compile_seconds`` counts."""
         jitted = self.jax.jit(fn, donate_argnums=donate)
         cached = getattr(jitted, "_cache_size", None)  # JAX's count of compiled variants
         seen: set = set()
