@@ -121,6 +121,18 @@ def test_float64_needs_and_gets_jax_x64():
     assert str(net.forward(np.zeros((2, 5))).dtype) == "float64"
 
 
+def _trained_and_fresh(epochs: int):
+    """A float64 network trained uninterrupted with Adam (12 full batches of 16, then one
+    of 8, each epoch) and a copy of its starting weights, to be trained otherwise."""
+    be = load_backend("jax")
+    X, y = blobs()
+    kw = dict(batch_size=16, optimizer="adam", seed=4)
+    whole = bpgpu.MLP([5, 9, 3], backend=be, dtype="float64", seed=3)
+    fresh = whole.to(be)
+    whole.fit(X, y, epochs=epochs, **kw)
+    return be, X, y, kw, whole, fresh
+
+
 def test_ctrl_c_in_a_compiled_epoch_stops_after_its_full_batches(tmp_path, monkeypatch):
     """The SIGINT arrives while the epoch's program runs: the program finishes, the fit
     stops before the eager last batch with that position checkpointed, and the resumed
@@ -129,12 +141,7 @@ def test_ctrl_c_in_a_compiled_epoch_stops_after_its_full_batches(tmp_path, monke
 
     from bpgpu import model as model_module
 
-    be = load_backend("jax")
-    X, y = blobs()  # 12 full batches of 16, then one of 8
-    kw = dict(batch_size=16, optimizer="adam", seed=4)
-    whole = bpgpu.MLP([5, 9, 3], backend=be, dtype="float64", seed=3)
-    first = whole.to(be)
-    whole.fit(X, y, epochs=3, **kw)
+    be, X, y, kw, whole, first = _trained_and_fresh(epochs=3)
     real, calls = model_module.Model.epoch, []
 
     def epoch(self, *args, **kwargs):
@@ -219,12 +226,7 @@ def test_a_large_epoch_runs_in_spans_of_bounded_gathers(tmp_path, monkeypatch, s
     from bpgpu import epochs
     from bpgpu import model as model_module
 
-    be = load_backend("jax")
-    X, y = blobs()  # 12 full batches of 16, then one of 8
-    kw = dict(batch_size=16, optimizer="adam", seed=4)
-    whole = bpgpu.MLP([5, 9, 3], backend=be, dtype="float64", seed=3)
-    spans = whole.to(be)
-    whole.fit(X, y, epochs=2, **kw)
+    be, X, y, kw, whole, spans = _trained_and_fresh(epochs=2)
     row = 5 * 8 + 3 * 8 + 8  # float64 inputs and one-hot targets, and a label
     monkeypatch.setattr(epochs, "GATHER_BYTES", 5 * 16 * row)  # 5 batches a span
     real, sizes = model_module.Model.epoch, []
