@@ -9,6 +9,7 @@ returns (the same arrays, updated in place, on libraries that allow it).
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Sequence
 from typing import Any
@@ -92,7 +93,8 @@ class Model:
         """
         if where is None and reduce is None and self.backend.compiles:
             step = self._compiled_step(opt, loss)  # one program for the whole step
-            self.params, state, E, Y = step(self.params, self._traced_t(state), Xb, Tb)
+            args = (self.params, self._traced_t(state), Xb, Tb, self._lr(opt))
+            self.params, state, E, Y = step(*args)
             return state, E, Y
         check = None if where is None else self._anomaly_check(where)
         self.params, state, E, Y = core.train_step(
@@ -113,15 +115,17 @@ class Model:
 
     def _compiled_step(self, opt, loss: bool):
         """The core's ``train_step`` compiled by the backend (JAX: one XLA program,
-        parameters and optimizer state donated), kept per optimizer, its settings and
-        ``loss``: a changed learning rate compiles a new one."""
+        parameters and optimizer state donated), kept per optimizer settings and
+        ``loss``; a built-in optimizer's learning rate is an argument of the program
+        (a schedule changes it without compiling again)."""
         key = (*_opt_key(opt), loss)
         cache = self.__dict__.setdefault("_steps", {})
         if key not in cache:
             ops, layers, cost = self.backend.ops, self.layers, self.cost
 
-            def step(params, state, Xb, Tb):
-                return core.train_step(ops, layers, cost, params, Xb, Tb, opt, state, loss)
+            def step(params, state, Xb, Tb, lr):
+                o = _with_lr(opt, lr)
+                return core.train_step(ops, layers, cost, params, Xb, Tb, o, state, loss)
 
             cache.clear()  # one optimizer at a time: drop compiled steps of old ones
             cache[key] = self.backend.compile(step, donate=(0, 1))
@@ -136,22 +140,33 @@ class Model:
         key = (*_opt_key(opt), loss, batch_size, idx.shape[0], upfront)
         cache = self.__dict__.setdefault("_epochs", {})
         if key not in cache:
-            run = core.train_batches(
-                self.backend.ops,
-                self.layers,
-                self.cost,
-                opt,
-                loss,
-                self.labels,
-                self.backend.scan,
-                batch_size,
-                upfront,
-            )
+            ops, layers, cost, labels = self.backend.ops, self.layers, self.cost, self.labels
+
+            def run(params, state, X, T, L, idx, lr):
+                o = _with_lr(opt, lr)
+                loop = core.train_batches(
+                    ops, layers, cost, o, loss, labels, self.backend.scan, batch_size, upfront
+                )
+                return loop(params, state, X, T, L, idx)
+
             if len(cache) > 4:
                 cache.clear()
             cache[key] = self.backend.compile(run, donate=(0, 1))
-        self.params, state, E, right = cache[key](self.params, self._traced_t(state), X, T, L, idx)
+        args = (self.params, self._traced_t(state), X, T, L, idx, self._lr(opt))
+        self.params, state, E, right = cache[key](*args)
         return state, E, right
+
+    def _lr(self, opt) -> Any:
+        """A built-in optimizer's learning rate as a device scalar of the weights' dtype,
+        for a compiled program to take as an argument (None: a subclass's is part of its
+        program). Made again only when it changes."""
+        if opt.fused_rule() is None:
+            return None
+        known = self.__dict__.get("_lr_arg")
+        if known is None or known[0] != opt.lr:
+            dtype, dev = self.params[0].dtype, self.backend.device
+            known = self._lr_arg = (opt.lr, self.xp.asarray(opt.lr, dtype=dtype, device=dev))
+        return known[1]
 
     def _traced_t(self, state: dict) -> dict:
         """``state`` with its step count as an int64 device scalar: a compiled program
@@ -251,9 +266,21 @@ class Model:
 
 
 def _opt_key(opt) -> tuple:
-    """What a compiled program of ``opt`` depends on: its settings (a changed learning
-    rate is a new program), and for anything but an exact built-in optimizer the object
-    itself (a subclass may keep more state than its settings say). So each fit's fresh
-    ``"adam"`` runs the programs the previous fit compiled."""
-    mine = None if opt.fused_rule() is not None else id(opt)
-    return (mine, type(opt), tuple(sorted(opt.config().items())))
+    """What a compiled program of ``opt`` depends on. A built-in optimizer: its settings
+    but the learning rate (an argument of the program: :meth:`Model._lr`), so each fit's
+    fresh ``"adam"`` and every step of a schedule run the programs compiled first.
+    Anything else: the object itself and all its settings (a subclass may keep more
+    state than its settings say, and use its ``lr`` in Python)."""
+    settings = opt.config()
+    if opt.fused_rule() is None:
+        return (id(opt), type(opt), tuple(sorted(settings.items())))
+    return (None, type(opt), tuple(sorted((k, v) for k, v in settings.items() if k != "lr")))
+
+
+def _with_lr(opt, lr):
+    """``opt`` inside a compiled program: with its learning rate the traced ``lr``."""
+    if lr is None:
+        return opt
+    traced = copy.copy(opt)
+    traced.lr = lr
+    return traced

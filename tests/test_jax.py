@@ -250,3 +250,48 @@ def test_a_large_epoch_runs_in_spans_of_bounded_gathers(tmp_path, monkeypatch, s
         assert sizes == [80, 80, 32] * 2
     for a, b in zip(spans.get_weights(), whole.get_weights()):
         assert rel_norm(a, b) <= 1e-12
+
+
+class Halve(bpgpu.history.Callback):
+    """A learning-rate schedule: the optimizer's ``lr`` halved after every epoch."""
+
+    per_batch = False
+
+    def __init__(self, opt):
+        self.opt = opt
+
+    def on_epoch_end(self, net, epoch, logs):
+        self.opt.lr /= 2
+
+
+@pytest.mark.parametrize("name", ["sgd", "adam"])
+def test_a_learning_rate_schedule_does_not_compile_again(name, caplog):
+    """A built-in optimizer's learning rate is an argument of the compiled programs, not
+    part of them: a schedule that changes it every epoch trains what NumPy trains with
+    the same schedule, compiling each program once."""
+    import logging
+
+    import jax
+
+    be = load_backend("jax")
+    X, y = blobs()
+    ref = bpgpu.MLP([5, 9, 3], backend="numpy", dtype="float64", seed=2)
+    net = ref.to(be)
+    fits = []
+    for model in (ref, net):
+        opt = bpgpu.optimizers.get(name, lr=0.2)
+        with jax.log_compiles(True), caplog.at_level(logging.WARNING):
+            fits.append(
+                model.fit(X, y, epochs=4, batch_size=16, optimizer=opt, callbacks=[Halve(opt)])
+            )
+        assert opt.lr == 0.2 / 16
+    compiled = [
+        r.getMessage().split()[1] for r in caplog.records if "Compiling jit(" in r.getMessage()
+    ]
+    assert sorted(c for c in compiled if c in ("jit(run)", "jit(step)")) == [
+        "jit(run)",
+        "jit(step)",
+    ]
+    for a, b in zip(net.get_weights(), ref.get_weights()):
+        assert rel_norm(a, b) <= 1e-12
+    np.testing.assert_allclose(fits[1].loss, fits[0].loss, rtol=1e-12)
