@@ -86,7 +86,8 @@ class CupyBackend(Backend):
         return None
 
     def staging(self):
-        return CupyStaging(self.cupy)
+        with self.device:  # its copy stream belongs to this backend's device
+            return CupyStaging(self.cupy)
 
     def reduction_paths(self) -> list[str]:
         from . import _mpi

@@ -163,7 +163,7 @@ def test_torch_cpu_tensors_are_summed_in_place_without_a_copy():
 
 @pytest.mark.gpu
 @pytest.mark.parametrize("name", ["cupy", "torch:cuda"])
-def test_gpu_ranks_sum_gradients_with_nccl(name):
+def test_gpu_ranks_sum_gradients_with_nccl(name, monkeypatch):
     """One rank on one GPU is still a real NCCL communicator: the in-place device
     Allreduce runs (CuPy's arrays, torch's tensors by their device pointers), and a
     data-parallel fit equals the plain one."""
@@ -175,6 +175,7 @@ def test_gpu_ranks_sum_gradients_with_nccl(name):
     if not has_nccl():
         pytest.skip("CuPy with NCCL is not installed")
     b = load_backend(name)
+    monkeypatch.setattr(b, "_reduction", None, raising=False)  # chosen afresh here
     flat = b.asarray(np.arange(10.0))
     total = b.allreduce(flat, MPI.COMM_WORLD)
     assert b.reduction(MPI.COMM_WORLD) == "nccl"  # not host staging
@@ -204,6 +205,7 @@ def test_gpu_buffers_go_straight_to_a_cuda_aware_mpi(name, monkeypatch):
         pytest.skip("this MPI library is not CUDA-aware")
     monkeypatch.setattr(_mpi, "has_nccl", lambda: False)
     b = load_backend(name)
+    monkeypatch.setattr(b, "_reduction", None, raising=False)  # chosen afresh here
     assert b.reduction(MPI.COMM_WORLD) == "cuda-aware"
     total = b.allreduce(b.asarray(np.arange(10.0)), MPI.COMM_WORLD)
     np.testing.assert_array_equal(b.to_numpy(total), np.arange(10.0))
