@@ -230,20 +230,15 @@ def run_epoch(net, model, run: Run, data: Data, batches: Batches, st, epoch: int
         order = perm_d
         if order is None:  # unshuffled: the rows in order
             order = model.xp.arange(data.n, device=model.backend.device)
-        B, (span, upfront) = st.batch_size, _span(data, st.batch_size)
-        for lo in range(first, full, span):  # one program per span of full batches
-            hi = min(lo + span, full)
-            idx = order if lo == 0 and hi * B == data.n else order[lo * B : hi * B]
-            run.state, E, right = model.epoch(
-                data.X, data.T, data.labels, idx, B, run.opt, run.state, metrics, upfront
-            )
-            if metrics:
-                losses.append(E)  # per-batch vectors: summed, or read, like the scalars
-                rights.append(right)
-            first_eager = hi
-            if stop_flag.is_set() and hi < n_batches:  # Ctrl-C: after a compiled span
-                done = hi
-                break
+        run.state, E, right, first_eager = model.epoch_spans(
+            data.X, data.T, data.labels, order, st.batch_size, first, full, run.opt, run.state,
+            metrics, stop_flag.is_set,
+        )  # fmt: skip
+        if metrics:
+            losses += E  # per-batch vectors: summed, or read, like the scalars
+            rights += right
+        if stop_flag.is_set() and first_eager < n_batches:  # Ctrl-C: after a compiled span
+            done = first_eager
     eager = batches.epoch(perm_d, first_eager) if done == n_batches else ()
     for bi, (Xb, Tb, Lb) in enumerate(eager, start=first_eager):
         where = (epoch + 1, bi + 1) if anomaly else None
@@ -260,23 +255,6 @@ def run_epoch(net, model, run: Run, data: Data, batches: Batches, st, epoch: int
     return Epoch(
         epoch, t0, first, done, losses, rights, before, correct_before, perm_d, saved, rng_before
     )
-
-
-# How a compiled epoch gathers its batches' rows (measured on the CPU, NOTES 18): a
-# batch smaller than UPFRONT_BATCH_BYTES is gathered with all the others before the loop
-# (one gather is much cheaper than hundreds of small ones), at most GATHER_BYTES at a
-# time (a span: one program each); a larger batch is gathered inside the loop (an extra
-# copy of the whole epoch would cost more than the gathers).
-UPFRONT_BATCH_BYTES = 64 << 10
-GATHER_BYTES = 256 << 20
-
-
-def _span(data: Data, batch_size: int) -> tuple[int, bool]:
-    """``(full batches per compiled program, gathered up front)``."""
-    row = sum(a.shape[1] * a.dtype.itemsize for a in (data.X, data.T)) + 8  # + a label
-    if row * batch_size > UPFRONT_BATCH_BYTES:
-        return data.n, False
-    return max(1, GATHER_BYTES // (row * batch_size)), True
 
 
 def _compiled_epoch(model, data: Data, opts) -> bool:

@@ -131,6 +131,27 @@ class Model:
             cache[key] = self.backend.compile(step, donate=(0, 1))
         return cache[key]
 
+    def epoch_spans(self, X, T, L, order, batch_size: int, first, full, opt, state, loss, stop):
+        """Full batches ``first .. full - 1`` of an epoch whose rows are ``order`` (device
+        indices) as compiled programs (:meth:`epoch`): one for all of them, or one per
+        span where gathering them up front would take more than ``GATHER_BYTES``;
+        ``stop()`` is asked after each. Returns ``(state, E, right, end)``: lists of the
+        programs' per-batch vectors and the batch after the last one run."""
+        B, n = batch_size, order.shape[0]
+        row = sum(a.shape[1] * a.dtype.itemsize for a in (X, T)) + 8  # + a label
+        upfront = row * B <= UPFRONT_BATCH_BYTES
+        span = max(1, GATHER_BYTES // (row * B)) if upfront else full
+        Es, rights = [], []
+        for lo in range(first, full, span):
+            hi = min(lo + span, full)
+            idx = order if lo == 0 and hi * B == n else order[lo * B : hi * B]
+            state, E, right = self.epoch(X, T, L, idx, B, opt, state, loss, upfront)
+            Es.append(E)
+            rights.append(right)
+            if hi < full and stop():
+                return state, Es, rights, hi
+        return state, Es, rights, full
+
     def epoch(self, X, T, L, idx, batch_size: int, opt, state, loss, upfront: bool):
         """Full batches as one compiled program (a compiling backend only): ``idx`` the
         device indices of their rows, in order, gathered before the loop (``upfront``)
@@ -263,6 +284,15 @@ class Model:
                 )
 
         return check
+
+
+# How a compiled epoch gathers its batches' rows (measured on the CPU, NOTES 18): a
+# batch smaller than UPFRONT_BATCH_BYTES is gathered with all the others before the loop
+# (one gather is much cheaper than hundreds of small ones), at most GATHER_BYTES at a
+# time (a span: one program each); a larger batch is gathered inside the loop (an extra
+# copy of the whole epoch would cost more than the gathers).
+UPFRONT_BATCH_BYTES = 64 << 10
+GATHER_BYTES = 256 << 20
 
 
 def _opt_key(opt) -> tuple:

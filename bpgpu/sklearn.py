@@ -295,8 +295,14 @@ class _BPBase(BaseEstimator):
                 for _ in range(self.max_iter):
                     perm = self._random_state.permutation(n) if self.shuffle else None
                     perm_d = None if perm is None else be.asarray(perm)
-                    losses = []
-                    for Xb, Tb, _ in batches.epoch(perm_d):
+                    losses, first = [], 0
+                    if be.compiles and n >= batch:  # JAX: the full batches as one program
+                        order = xp.arange(n, device=be.device) if perm_d is None else perm_d
+                        self._opt_state, losses, _, first = model.epoch_spans(
+                            Xd, Td, None, order, batch, 0, n // batch, opt, self._opt_state,
+                            True, lambda: False,
+                        )  # fmt: skip
+                    for Xb, Tb, _ in batches.epoch(perm_d, first):
                         self._opt_state, E, _ = model.step(Xb, Tb, opt, self._opt_state, True)
                         losses.append(E)
                     penalty = (
@@ -305,7 +311,8 @@ class _BPBase(BaseEstimator):
                         * sum(xp.sum(W * W) for W in model.params[0::2] if W.ndim == 2)
                         / batch
                     )
-                    loss = float(xp.sum(xp.stack(losses)) / n + penalty)  # the epoch's read
+                    E = xp.concat([xp.reshape(v, (-1,)) for v in losses])  # scalars, vectors
+                    loss = float(xp.sum(E) / n + penalty)  # the epoch's read
                     self.n_iter_ += 1
                     self.t_ += n
                     self.loss_ = loss

@@ -204,3 +204,28 @@ def test_r2_matches_mlpregressor_within_seed_noise():
     theirs = _scores(MLPRegressor, X_tr, y_tr, X_te, y_te, range(4), **kw)
     noise = 2 * max(ours.std(), theirs.std(), 0.02)
     assert abs(ours.mean() - theirs.mean()) <= noise, (ours, theirs)
+
+
+@pytest.mark.parametrize("schedule", ["constant", "invscaling"])
+def test_on_jax_each_iteration_is_one_compiled_program(schedule, monkeypatch):
+    """The full batches of every iteration run as the compiled epoch (the last, shorter
+    batch as a compiled step), with NumPy's loss curve to rounding, and a schedule that
+    changes the learning rate every iteration compiles nothing more."""
+    from conftest import load_backend
+
+    import bpgpu
+    from bpgpu import model as model_module
+
+    load_backend("jax")
+    X, y = bpgpu.datasets.load_digits()
+    kw = dict(solver="sgd", learning_rate=schedule, max_iter=4, batch_size=100)
+    kw.update(random_state=0, dtype="float64", n_iter_no_change=99)
+    ref = BPClassifier(backend="numpy", **kw).fit(X, y)
+    real, spans = model_module.Model.epoch_spans, []
+    monkeypatch.setattr(
+        model_module.Model, "epoch_spans", lambda *a: (spans.append(a[5:8]), real(*a))[1]
+    )
+    jax_fit = BPClassifier(backend="jax", **kw).fit(X, y)
+    assert spans == [(100, 0, len(X) // 100)] * 4
+    np.testing.assert_allclose(jax_fit.loss_curve_, ref.loss_curve_, rtol=1e-12)
+    assert len(jax_fit._net.model.__dict__["_epochs"]) == 1  # one program for all four
