@@ -221,19 +221,38 @@ class Model:
         return self.xp.count_nonzero(self.labels(Y) == labels)
 
     def evaluate(self, X: Any, T: Any, chunk: int = 8192) -> tuple[float, float]:
-        """Mean loss and accuracy of validated device data, in chunks; one sync at the end."""
-        xp, n, dev = self.xp, X.shape[0], self.backend.device
-        total = xp.zeros((), dtype=X.dtype, device=dev)
-        right = xp.zeros((), dtype=xp.int64, device=dev)
+        """Mean loss and accuracy of validated device data, in chunks; one sync at the end.
+        On a compiling backend each chunk is one program (compiled once per shape)."""
+        xp, n = self.xp, X.shape[0]
+        sums = self.__dict__.get("_sums")
+        if sums is None:
+            sums = self._sums = self._chunk_sums()
+            if self.backend.compiles:
+                sums = self._sums = self.backend.compile(sums)
+        totals, rights = [], []
         for i in range(0, n, chunk):
             j = min(i + chunk, n)
-            Tc = T[i:j, :]
-            E, Y = self._cost_and_outputs(X[i:j, :], Tc, self.params)
-            total = total + xp.sum(E)
-            if self.has_accuracy():
-                right = right + self.correct(Y, self.labels(Tc))
-        acc = float(right) / n if self.has_accuracy() else math.nan
+            whole = i == 0 and j == n
+            E, right = sums(self.params, X if whole else X[i:j, :], T if whole else T[i:j, :])
+            totals.append(E)
+            rights.append(right)
+        total = totals[0] if len(totals) == 1 else xp.sum(xp.stack(totals))
+        acc = math.nan
+        if self.has_accuracy():
+            acc = float(rights[0] if len(rights) == 1 else xp.sum(xp.stack(rights))) / n
         return float(total) / n, acc
+
+    def _chunk_sums(self):
+        """``sums(params, X, T) -> (summed cost, correct count)`` of a chunk (the count 0
+        where accuracy is not defined)."""
+        xp, accuracy = self.xp, self.has_accuracy()
+
+        def sums(params, X, T):
+            E, Y = self._cost_and_outputs(X, T, params)
+            right = self.correct(Y, self.labels(T)) if accuracy else xp.zeros((), dtype=xp.int64)
+            return xp.sum(E), right
+
+        return sums
 
     # ---- parameters ------------------------------------------------------------------
 
