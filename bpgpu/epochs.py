@@ -231,9 +231,18 @@ def run_epoch(net, model, run: Run, data: Data, batches: Batches, st, epoch: int
         if order is None:  # unshuffled: the rows in order
             order = model.xp.arange(data.n, device=model.backend.device)
         run.state, E, right, first_eager = model.epoch_spans(
-            data.X, data.T, data.labels, order, st.batch_size, first, full, run.opt, run.state,
-            metrics, stop_flag.is_set,
-        )  # fmt: skip
+            data.X,
+            data.T,
+            data.labels,
+            order,
+            st.batch_size,
+            first,
+            full,
+            run.opt,
+            run.state,
+            metrics,
+            stop_flag.is_set,
+        )
         if metrics:
             losses += E  # per-batch vectors: summed, or read, like the scalars
             rights += right

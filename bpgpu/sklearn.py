@@ -299,9 +299,18 @@ class _BPBase(BaseEstimator):
                     if be.compiles and n >= batch:  # JAX: the full batches as one program
                         order = xp.arange(n, device=be.device) if perm_d is None else perm_d
                         self._opt_state, losses, _, first = model.epoch_spans(
-                            Xd, Td, None, order, batch, 0, n // batch, opt, self._opt_state,
-                            True, lambda: False,
-                        )  # fmt: skip
+                            Xd,
+                            Td,
+                            None,
+                            order,
+                            batch,
+                            0,
+                            n // batch,
+                            opt,
+                            self._opt_state,
+                            True,
+                            lambda: False,
+                        )
                     for Xb, Tb, _ in batches.epoch(perm_d, first):
                         self._opt_state, E, _ = model.step(Xb, Tb, opt, self._opt_state, True)
                         losses.append(E)
