@@ -18,7 +18,6 @@ which on a first fit is most of it.
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import numpy as np
@@ -33,13 +32,12 @@ _COMPILE_EVENTS = frozenset(
         "/jax/core/compile/backend_compile_duration",
     }
 )
-_compiling = {"seconds": 0.0, "reported": False, "listening": False}
+_compiling = {"seconds": 0.0, "listening": False}
 
 
 def _listen(event: str, seconds: float, **kwargs) -> None:
     if event in _COMPILE_EVENTS:
         _compiling["seconds"] += seconds
-        _compiling["reported"] = True
 
 
 class JaxBackend(Backend):
@@ -73,12 +71,11 @@ class JaxBackend(Backend):
         self.compiles = True
         self.where = ("cuda", i) if kind == "cuda" else ("cpu", None)
         self.name = "jax" if kind == "cpu" else f"jax:{arg}"
-        self._own_compile = 0.0  # first calls of compiled programs, timed here
         if not _compiling["listening"]:
             try:
                 jax.monitoring.register_event_duration_secs_listener(_listen)
                 _compiling["listening"] = True
-            except Exception:  # an older JAX: only the compiled programs are timed
+            except Exception:  # a JAX without the listener API: no compile time known
                 pass
 
     def asarray(self, host, dtype=None, copy=None):
@@ -106,37 +103,15 @@ class JaxBackend(Backend):
 
     @property
     def compile_seconds(self) -> float:
-        """Seconds spent compiling: every XLA compile in the process as JAX reports it,
-        or, where it reports none, the first calls of the programs :meth:`compile` made."""
-        return _compiling["seconds"] if _compiling["reported"] else self._own_compile
+        """Seconds spent compiling: every XLA compile in the process as JAX reports it
+        (0 where JAX cannot report them)."""
+        return _compiling["seconds"]
 
     def compile(self, fn, donate: tuple[int, ...] = ()):
         """``fn`` as one XLA program (traced at the first call for each shape, dtype and
         placement of its arguments; the arguments ``donate`` names give their buffers to
-        the results). Where JAX reports no compile events, the time of every call that
-        compiled is what ``compile_seconds`` counts."""
-        jitted = self.jax.jit(fn, donate_argnums=donate)
-        cached = getattr(jitted, "_cache_size", None)  # JAX's count of compiled variants
-        seen: set = set()
-
-        def compiles(args) -> bool:  # without that count: a new shape or dtype compiles
-            key = self.jax.tree_util.tree_map(
-                lambda a: (getattr(a, "shape", None), str(getattr(a, "dtype", ""))), args
-            )
-            new = repr(key) not in seen
-            seen.add(repr(key))
-            return new
-
-        def call(*args):
-            before = cached() if cached is not None else None
-            t0 = time.perf_counter()
-            out = jitted(*args)
-            if (cached() > before) if cached is not None else compiles(args):
-                self.jax.block_until_ready(out)
-                self._own_compile += time.perf_counter() - t0
-            return out
-
-        return call
+        the results)."""
+        return self.jax.jit(fn, donate_argnums=donate)
 
     def scan(self, body, carry, rows):
         """``lax.scan`` of ``body(carry, row)`` over the rows of ``rows``: the loop of
