@@ -55,7 +55,12 @@ class Ops:
         Y = e / s
         E = xp.sum(T * (xp.log(s) - Z)) if loss else None
         D = Y - T
-        return Y, E, D if _one(scale) else D * scale
+        return Y, E, self.scaled(D, scale)
+
+    def scaled(self, A, scale):
+        """``scale * A``, without the product where ``scale`` is exactly 1 on the host (a
+        traced scale, in a compiled program, cannot be asked: it is multiplied)."""
+        return A if isinstance(scale, (int, float)) and scale == 1 else A * scale
 
     def sgd_weight(self, D, Y, W):
         """Plain SGD's weight update from an error already scaled by ``lr / B``:
@@ -117,9 +122,3 @@ class MutableOps(Ops):
             if u is not None:
                 p += u
         return params
-
-
-def _one(scale) -> bool:
-    """A scale known to be exactly 1 on the host (a traced one, in a compiled program,
-    cannot be asked: it is multiplied)."""
-    return isinstance(scale, (int, float)) and scale == 1

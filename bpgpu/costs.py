@@ -96,9 +96,9 @@ class Cost:
         E = xp.sum(self.per_sample(xp, act, X, Y, T)) if loss else None
         if act.has_param:
             G = self.dE_dY(xp, Y, T)
-            return Y, E, None, G if _one(scale) else G * scale
+            return Y, E, None, ops.scaled(G, scale)
         D = self.delta(xp, act, X, Y, T)
-        return Y, E, D if _one(scale) else D * scale, None
+        return Y, E, ops.scaled(D, scale), None
 
     def delta(self, xp, act: Activation, X, Y, T, a=None):
         """Output error ``D^L = dE/dX^L`` per sample, eq. (9)."""
@@ -174,9 +174,3 @@ def get(name: str | Cost) -> Cost:
 
         raise unknown_name("cost", name, COSTS)
     return COSTS[name]
-
-
-def _one(scale) -> bool:
-    """A scale known to be exactly 1 on the host (a traced one, in a compiled program,
-    cannot be asked: it is multiplied)."""
-    return isinstance(scale, (int, float)) and scale == 1
