@@ -92,6 +92,12 @@ class Nccl:
         self.comm.allReduce(ptr, ptr, count, kind, self.nccl.NCCL_SUM, stream)
 
 
+def gpu_paths() -> list[str]:
+    """The paths a rank with CUDA arrays could use here, best first."""
+    found = [("nccl", has_nccl()), ("cuda-aware", cuda_aware_mpi())]
+    return [p for p, ok in found if ok] + ["host"]
+
+
 def has_nccl() -> bool:
     """Whether CuPy with NCCL is importable here."""
     try:

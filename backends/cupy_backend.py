@@ -92,8 +92,7 @@ class CupyBackend(Backend):
     def reduction_paths(self) -> list[str]:
         from . import _mpi
 
-        gpu = [("nccl", _mpi.has_nccl()), ("cuda-aware", _mpi.cuda_aware_mpi())]
-        return [p for p, ok in gpu if ok] + ["host"]
+        return _mpi.gpu_paths()
 
     def allreduce(self, flat, comm):
         """NCCL between the ranks' GPUs on the current stream, in place; or the MPI

@@ -76,8 +76,7 @@ class TorchBackend(Backend):
             return ["host"]
         from . import _mpi
 
-        gpu = [("nccl", _mpi.has_nccl()), ("cuda-aware", _mpi.cuda_aware_mpi())]
-        return [p for p, ok in gpu if ok] + ["host"]
+        return _mpi.gpu_paths()
 
     def allreduce_arrays(self, arrays, comm):
         """On the CPU each tensor is summed in place through a NumPy view of its memory

@@ -126,10 +126,8 @@ def describe(comm: Any, backend) -> str:
     except Exception as e:  # a stand-in communicator, or no MPI library
         library = f"unknown ({type(e).__name__})"
     info = backend.info()
-    path = backend.reduction(comm)
-    if path == "host":
-        path = "MPI in host memory" if backend.where[0] == "cpu" else "MPI through host copies"
-    way = {"nccl": "NCCL", "cuda-aware": "CUDA-aware MPI"}.get(path, path)
+    host = "MPI in host memory" if backend.where[0] == "cpu" else "MPI through host copies"
+    way = {"nccl": "NCCL", "cuda-aware": "CUDA-aware MPI", "host": host}[backend.reduction(comm)]
     mine = f"rank {comm.Get_rank()}: {backend.name} on {info['device']}; gradients summed by {way}"
     ranks = comm.allgather(mine)
     return f"MPI: {library}; {comm.Get_size()} ranks\n" + "\n".join(ranks)
