@@ -24,7 +24,7 @@ import tarfile
 import tempfile
 
 from . import peers as P
-from .runner import machine, measure, provenance, write_report
+from .runner import command_line, machine, measure, provenance, write_report
 from .workloads import WORKLOADS
 
 
@@ -101,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
         "base": rev,
         "head": head,
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "command": "python -m benchmarks.ab " + " ".join(argv or sys.argv[1:]),
+        "command": command_line("benchmarks.ab", argv),
         "results": results,
     }
     stem = os.path.join(args.out, f"ab-{args.backends.replace(',', '-').replace(':', '-')}")

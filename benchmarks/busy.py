@@ -22,7 +22,7 @@ import sys
 import tempfile
 import time
 
-from .runner import machine, provenance, write_report
+from .runner import command_line, machine, provenance, write_report
 
 SPIN = "import time\nend = time.time() + 600\nwhile time.time() < end: pass\n"
 
@@ -88,8 +88,7 @@ def main(argv: list[str] | None = None) -> int:
             )
     report = {
         "machine": machine(),
-        "command": "python -m benchmarks.busy "
-        + " ".join(argv if argv is not None else sys.argv[1:]),
+        "command": command_line("benchmarks.busy", argv),
         "rows": rows,
     }
     m = report["machine"]

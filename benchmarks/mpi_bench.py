@@ -20,7 +20,7 @@ import subprocess
 import sys
 import time
 
-from .runner import machine, provenance, write_report
+from .runner import command_line, machine, provenance, write_report
 from .workloads import WORKLOADS
 
 
@@ -113,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
     ceiling = best["2 processes at once, half batch each, no MPI"] / one
     w = WORKLOADS[args.workload]
     info = machine()
-    cmd = "python -m benchmarks.mpi_bench " + " ".join(argv if argv is not None else sys.argv[1:])
+    cmd = command_line("benchmarks.mpi_bench", argv)
     report = {
         "machine": info,
         "command": cmd,

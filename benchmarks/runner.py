@@ -301,6 +301,12 @@ def write_report(stem: str, report: dict, text: str) -> None:
     write_text(stem + ".md", text)
 
 
+def command_line(module: str, argv: list[str] | None) -> str:
+    """The command that wrote a results file: ``python -m module`` and its arguments
+    (``argv``, or this process's own)."""
+    return f"python -m {module} " + " ".join(argv if argv is not None else sys.argv[1:])
+
+
 def provenance(info: dict, command: str) -> str:
     """The line every results file starts with: when, on what, by which command."""
     return f"{info['date']}; {info['cpu']}, {info['cores']} cores; `{command}`"
@@ -461,7 +467,7 @@ def main(argv: list[str] | None = None) -> int:
     report = {
         "machine": info,
         "results": results,
-        "command": "python -m benchmarks " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "command": command_line("benchmarks", argv),
     }
     report["targets"] = check_targets(results)
     tag = args.tag or ("gpu" if "gpu" in info else "cpu")

@@ -20,7 +20,7 @@ import sys
 import time
 import warnings
 
-from .runner import machine, provenance, write_report
+from .runner import command_line, machine, provenance, write_report
 
 SETS = {
     "digits": ("load_digits", "classification", 200),
@@ -105,9 +105,7 @@ def main(argv: list[str] | None = None) -> int:
                 flush=True,
             )
     info = machine()
-    cmd = "python -m benchmarks.sklearn_bench " + " ".join(
-        argv if argv is not None else sys.argv[1:]
-    )
+    cmd = command_line("benchmarks.sklearn_bench", argv)
     report = {"machine": info, "sklearn": sklearn.__version__, "command": cmd, "rows": rows}
     tag = args.tag or (
         "gpu"

@@ -25,7 +25,7 @@ import tracemalloc
 import numpy as np
 
 from . import memory
-from .runner import machine, provenance, write_report
+from .runner import command_line, machine, provenance, write_report
 from .workloads import WORKLOADS
 
 
@@ -76,9 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     same = all(np.array_equal(a, b) for a, b in zip(*weights.values()))
     best = {k: max(v) for k, v in rates.items()}
     info = machine()
-    cmd = "python -m benchmarks.stream_bench " + " ".join(
-        argv if argv is not None else sys.argv[1:]
-    )
+    cmd = command_line("benchmarks.stream_bench", argv)
     report = {
         "machine": info,
         "command": cmd,
