@@ -80,7 +80,7 @@ class Nccl:
         import cupy
         from cupy.cuda import nccl
 
-        self.nccl, self.mpi = nccl, comm
+        self.nccl = nccl
         uid = comm.bcast(nccl.get_unique_id() if comm.Get_rank() == 0 else None, root=0)
         with cupy.cuda.Device(index):
             self.comm = nccl.NcclCommunicator(comm.Get_size(), uid, comm.Get_rank())
