@@ -96,6 +96,11 @@ def reduce_worker(workload: str, reps: int = 400) -> None:
         "memory traffic: copy the gradients once": lambda: np.copyto(out, g),
         "memory traffic: the SGD update alone": lambda: np.add(w, g, out=w),
     }
+    want = g.copy()
+    comm.Allreduce(MPI.IN_PLACE, want)
+    shared_sum()
+    if not np.array_equal(out, want):  # the ways must compute the same sum to compare them
+        raise AssertionError("the shared-memory window's sum differs from MPI's Allreduce")
     ms = {}
     for name, f in ways.items():
         for _ in range(20):

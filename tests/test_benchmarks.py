@@ -293,3 +293,21 @@ def test_bench_by_default_writes_its_own_folder_and_shows_progress(tmp_path):
         [sys.executable, "-m", "bpgpu", "bench", "--help"], capture_output=True, text=True
     ).stdout
     assert "mnist  784-512-512-10" in help_text and "gemm-floor[cupy:cuda]" in help_text
+
+
+def test_mpi_bench_times_every_way_to_sum_the_gradients():
+    """2 ranks: MPI's Allreduce, the shared-memory window's sum (checked equal to it in
+    the worker) and the memory traffic beside them, each a positive time."""
+    import shutil
+    from pathlib import Path
+
+    pytest.importorskip("mpi4py")
+    exe = shutil.which("mpiexec") or str(Path(sys.executable).parent / "mpiexec")
+    if not Path(exe).exists():
+        pytest.skip("no mpiexec (pip install 'bpgpu[mpi]' brings the MPICH wheel)")
+    cmd = [exe, "-n", "2", sys.executable, "-m", "benchmarks.mpi_bench", "--reductions"]
+    out = subprocess.run([*cmd, "--workload", "small"], capture_output=True, text=True, timeout=240)
+    assert out.returncode == 0, out.stderr
+    found = json.loads(out.stdout.strip().splitlines()[-1])
+    assert found["params"] == 64 * 32 + 32 + 32 * 10 + 10
+    assert len(found["ms"]) == 6 and all(v > 0 for v in found["ms"].values())
