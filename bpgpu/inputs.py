@@ -12,8 +12,9 @@ import math
 from typing import Any
 
 
-def check_input(model, X: Any, what: str = "X") -> Any:
-    """``X`` as a ``(B, n_0)`` backend array of the network's dtype, validated."""
+def check_input(model, X: Any, what: str = "X", checked: bool = False) -> Any:
+    """``X`` as a ``(B, n_0)`` backend array of the network's dtype, validated
+    (``checked``: its values were checked on the host already, no device read)."""
     Xb = model.backend.convert(X, what=what)
     if Xb.ndim != 2:
         raise ValueError(
@@ -24,14 +25,17 @@ def check_input(model, X: Any, what: str = "X") -> Any:
         raise ValueError(f"{what} has {Xb.shape[1]} features, the network expects {model.sizes[0]}")
     if Xb.shape[0] == 0:
         raise ValueError(f"{what} is empty (0 samples)")
-    Xb = _finite(model, Xb, f"{what} contains NaN or inf; clean or impute the data first")
+    Xb = _finite(
+        model, Xb, f"{what} contains NaN or inf; clean or impute the data first", checked
+    )
     if model.scaling is not None:
         Xb = (Xb - model.scaling[0]) / model.scaling[1]
     return Xb
 
 
-def check_targets(model, T: Any, B: int) -> Any:
-    """Targets as a ``(B, n_L)`` float array; integer class labels become one-hot."""
+def check_targets(model, T: Any, B: int, checked: bool = False) -> Any:
+    """Targets as a ``(B, n_L)`` float array; integer class labels become one-hot
+    (``checked``: their values were checked already, so no device read)."""
     xp, n_L = model.xp, model.sizes[-1]
     Tb = model.backend.convert(T, what="targets")
     one_hot = False  # built here from class labels, so known to be distributions
@@ -47,7 +51,7 @@ def check_targets(model, T: Any, B: int) -> Any:
                 f"(0..{n_L - 1}); got dtype {Tb.dtype}. Pass labels as integers, or "
                 f"targets of shape ({B}, {n_L})"
             )
-        lo, hi = int(xp.min(Tb)), int(xp.max(Tb))
+        lo, hi = (0, 0) if checked else (int(xp.min(Tb)), int(xp.max(Tb)))
         if lo < 0 or hi >= n_L:
             raise ValueError(
                 f"class labels must lie in 0..{n_L - 1} for {n_L} outputs; "
@@ -63,8 +67,8 @@ def check_targets(model, T: Any, B: int) -> Any:
             f"targets have shape {tuple(Tb.shape)}, expected ({B}, {n_L})"
             + (" or integer labels of shape (B,)" if n_L > 1 else " or (B,)")
         )
-    Tb = _finite(model, Tb, "targets contain NaN or inf")
-    if not one_hot:
+    Tb = _finite(model, Tb, "targets contain NaN or inf", checked)
+    if not (one_hot or checked):
         if model.cost.name == "categorical_cross_entropy":
             _check_distributions(model, Tb)
         else:
@@ -110,11 +114,13 @@ def _check_distributions(model, T: Any) -> None:
         )
 
 
-def _finite(model, A: Any, message: str) -> Any:
+def _finite(model, A: Any, message: str, checked: bool = False) -> Any:
     """``A`` (numeric: ``convert`` checked it) in the network's dtype, or a ValueError
-    with ``message`` when it holds NaN or inf."""
+    with ``message`` when it holds NaN or inf (``checked``: known finite already)."""
     xp = model.xp
     A = xp.astype(A, model.backend.dtype(model.dtype), copy=False)
+    if checked:
+        return A
     # min and max propagate NaN and are finite only when every value is: two
     # reductions, where isfinite(A) would make a boolean copy of the whole data set
     if math.prod(A.shape) and not (bool(xp.isfinite(xp.min(A))) and bool(xp.isfinite(xp.max(A)))):

@@ -46,13 +46,15 @@ class Model:
 
     # ---- data in -----------------------------------------------------------------
 
-    def input(self, X: Any, what: str = "X") -> Any:
-        """``X`` as a validated, standardised ``(B, n_0)`` device array."""
-        return check_input(self, X, what)
+    def input(self, X: Any, what: str = "X", checked: bool = False) -> Any:
+        """``X`` as a validated, standardised ``(B, n_0)`` device array (``checked``:
+        its values were checked on the host, so the device is not asked again)."""
+        return check_input(self, X, what, checked)
 
-    def targets(self, T: Any, B: int) -> Any:
-        """Targets as a validated ``(B, n_L)`` device array (labels become one-hot)."""
-        return check_targets(self, T, B)
+    def targets(self, T: Any, B: int, checked: bool = False) -> Any:
+        """Targets as a validated ``(B, n_L)`` device array (labels become one-hot;
+        ``checked`` as for :meth:`input`)."""
+        return check_targets(self, T, B, checked)
 
     # ---- the math on validated device data ---------------------------------------
 

@@ -114,8 +114,10 @@ class StreamBatches(Batches):
         if (k + 1) * self.per < self.count:  # read the next chunk while this one trains
             self._next = (perm, k + 1, self._pool.submit(self._host_rows, perm, k + 1))
         m, self._chunk = self.model, []  # let the old chunk go before the new one comes
-        Xd = m.input(self._stage.to_device(Xh))
-        Td = m.targets(Th, Xd.shape[0])
+        # the values were checked on the host before training (``prepare``): on a GPU a
+        # second check would wait for the device once per chunk
+        Xd = m.input(self._stage.to_device(Xh), checked=True)
+        Td = m.targets(Th, Xd.shape[0], checked=True)
         self._chunk = [Xd, Td, m.labels(Td) if m.has_accuracy() else None]
         self._key = (perm, k)
         return self._chunk

@@ -108,6 +108,38 @@ def test_streamed_data_are_checked_before_training(tmp_path, X, match):
         net.fit(str(tmp_path / "missing.npy"), np.zeros(10, dtype=int), epochs=1)
 
 
+@pytest.mark.parametrize("cost", ["categorical_cross_entropy", "cross_entropy"])
+def test_streamed_chunks_are_not_checked_again_on_the_device(files, monkeypatch, cost):
+    """The values were checked on the host before training: the chunks' trip to the
+    device reads nothing back (on a GPU each check would wait for the device)."""
+    from bpgpu import inputs
+
+    monkeypatch.setattr(streaming, "CHUNK_BYTES", 4096)
+    X, y, folder = files
+    T = np.eye(3)[y] if cost == "cross_entropy" else y  # per-unit targets: a range check
+    np.save(folder / "T.npy", T)
+    chunks, reads = [], []
+    gather = streaming.StreamBatches._gather
+
+    def chunk(self, perm, k):
+        chunks.append(k)
+        return gather(self, perm, k)
+
+    monkeypatch.setattr(streaming.StreamBatches, "_gather", chunk)
+    for name in ("_finite", "_check_domain", "_check_distributions"):
+        real = getattr(inputs, name)
+
+        def spy(*args, _real=real, _name=name):
+            if chunks and not (len(args) > 3 and args[3]):  # ``checked`` reads nothing
+                reads.append(_name)
+            return _real(*args)
+
+        monkeypatch.setattr(inputs, name, spy)
+    net = bpgpu.MLP([6, 8, 3], output="sigmoid" if T.ndim == 2 else "softmax", cost=cost)
+    net.fit(str(folder / "X.npy"), str(folder / "T.npy"), epochs=2, batch_size=32)
+    assert len(set(chunks)) > 3 and reads == []
+
+
 class _Copies:
     """A stand-in CUDA stream whose copies run late: only when an event recorded after
     them is waited on from the host, as a real asynchronous copy may."""
