@@ -25,9 +25,7 @@ def check_input(model, X: Any, what: str = "X", checked: bool = False) -> Any:
         raise ValueError(f"{what} has {Xb.shape[1]} features, the network expects {model.sizes[0]}")
     if Xb.shape[0] == 0:
         raise ValueError(f"{what} is empty (0 samples)")
-    Xb = _finite(
-        model, Xb, f"{what} contains NaN or inf; clean or impute the data first", checked
-    )
+    Xb = _finite(model, Xb, f"{what} contains NaN or inf; clean or impute the data first", checked)
     if model.scaling is not None:
         Xb = (Xb - model.scaling[0]) / model.scaling[1]
     return Xb

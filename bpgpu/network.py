@@ -23,7 +23,7 @@ from bpgpu import costs as _costs
 from bpgpu import io
 from bpgpu._args import dtype_name, integer, real, widths
 from bpgpu._host import INITS, host_copy, init_weights
-from bpgpu.backends import Backend, get_backend
+from bpgpu.backends import Backend, BackendUnavailable, get_backend
 from bpgpu.layers import build, param_names, param_shapes
 from bpgpu.model import Model
 from bpgpu.training import fit as _fit
@@ -396,6 +396,13 @@ class MLP:
         """Save architecture, weights and input scaling to ``path`` (.npz), atomically."""
         io.write_archive(path, self.config(), self.arrays())
 
+    def __reduce__(self):
+        """Pickles and copies (``copy.copy`` too: an independent network) hold what a model
+        file holds, host arrays, and the backend's name: unpickled where that backend
+        cannot load (a GPU's network on a laptop), the network runs on NumPy, with a
+        warning."""
+        return rebuild, (self.config(), self.arrays(), self.backend.name, "network", self.init)
+
     def __repr__(self) -> str:
         acts = ", ".join(a.name for a in self.activations)
         return (
@@ -424,6 +431,26 @@ def from_config(cfg: dict, arrays: dict, backend: Any = None) -> MLP:
     if cfg.get("input_scaling"):
         net.set_input_scaling(arrays["x_mean"], arrays["x_scale"])
     net.data_info = cfg.get("data")
+    return net
+
+
+def rebuild(cfg: dict, arrays: dict, backend: Any, what: str = "network", init: str = "auto"):
+    """A pickled network (its model-file config and arrays) on ``backend``, or on NumPy,
+    with a warning that names the ``what`` and why, where that backend cannot load here."""
+    try:
+        backend = get_backend(backend)
+    except BackendUnavailable as e:
+        warnings.warn(
+            f"this {what} was pickled on {backend!r}, which cannot load here ({e}); it runs "
+            "on numpy instead",
+            UserWarning,
+            stacklevel=3,
+        )
+        backend = get_backend("numpy")
+    with warnings.catch_warnings():  # the constructor's warnings came when it was built
+        warnings.simplefilter("ignore")
+        net = from_config(cfg, arrays, backend)
+    net.init = init
     return net
 
 

@@ -42,7 +42,7 @@ from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_dat
 import bpgpu
 from bpgpu import optimizers
 from bpgpu.batches import Batches
-from bpgpu.network import from_config
+from bpgpu.network import rebuild
 
 __all__ = ["BPClassifier", "BPRegressor"]
 
@@ -428,18 +428,9 @@ class _BPBase(BaseEstimator):
         super().__setstate__(state)
         if files is None:
             return
-        try:
-            backend = bpgpu.get_backend(self.backend)
-        except bpgpu.BackendUnavailable as e:  # trained on a GPU, unpickled without one
-            warnings.warn(
-                f"{e}; this {type(self).__name__} runs on numpy instead", UserWarning, stacklevel=2
-            )
-            backend = bpgpu.get_backend("numpy")
-        cfg, arrays = files
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            self._net = from_config(cfg, arrays, backend)
-        dev = backend.asarray
+        # trained on a GPU, unpickled without one: NumPy, with a warning
+        self._net = rebuild(*files, self.backend, type(self).__name__)
+        dev = self._net.backend.asarray
         if opt_host is not None:
             self._opt_state = {
                 k: (v if k == "t" else [dev(a) for a in v]) for k, v in opt_host.items()

@@ -256,6 +256,51 @@ def test_to_copies_weights_exactly(backend):
     assert all(np.array_equal(a, b) for a, b in zip(net.get_weights(), moved.get_weights()))
 
 
+def test_pickle_and_deepcopy_give_the_same_network(backend):
+    """A pickle (multiprocessing, joblib) or ``copy.deepcopy`` (keeping the best model)
+    round-trips the network exactly: backend, dtype, weights, input scaling and data
+    record; a copy trains on without touching the original."""
+    import copy
+    import pickle
+
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(40, 3)), rng.integers(0, 2, size=40)
+    net = bpgpu.MLP([3, 4, 2], "prelu", backend=backend, dtype="float64", init="glorot_uniform")
+    net.set_input_scaling(X.mean(axis=0), X.std(axis=0))
+    net.data_info = {"source": "test", "classes": [0, 1]}
+    for twin in (pickle.loads(pickle.dumps(net)), copy.deepcopy(net), copy.copy(net)):
+        assert (twin.backend.name, twin.dtype, twin.init) == (
+            backend.name,
+            "float64",
+            "glorot_uniform",
+        )
+        assert repr(twin) == repr(net) and twin.data_info == net.data_info
+        for a, b in zip(twin.get_weights(), net.get_weights()):
+            np.testing.assert_array_equal(a, b)
+        np.testing.assert_array_equal(
+            bpgpu.backends.to_host(twin.predict(X)), bpgpu.backends.to_host(net.predict(X))
+        )
+    before = net.get_weights()
+    twin.fit(X, y, epochs=2, batch_size=8)
+    assert not np.array_equal(twin.get_weights()[0], before[0])
+    for a, b in zip(net.get_weights(), before):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_a_gpu_network_unpickles_on_numpy_where_there_is_no_gpu(monkeypatch):
+    import pickle
+
+    net = make("relu", "softmax", "categorical_cross_entropy")
+    monkeypatch.setattr(net.backend, "name", "cupy:7")  # as if built on a GPU not here
+    data = pickle.dumps(net)
+    monkeypatch.undo()
+    with pytest.warns(UserWarning, match="pickled on .cupy:7.*runs on numpy instead"):
+        back = pickle.loads(data)
+    assert back.backend.name == "numpy"
+    for a, b in zip(back.get_weights(), net.get_weights()):
+        np.testing.assert_array_equal(a, b)
+
+
 def test_bad_learning_rate_changes_nothing():
     net = make("relu", "softmax", "categorical_cross_entropy")
     before = net.get_weights()
