@@ -268,9 +268,20 @@ class Model:
         return bool(self.finite_flag())
 
     def finite_flag(self) -> Any:
-        """Whether every parameter is finite, as a device boolean (no host read yet)."""
-        xp = self.xp
-        return xp.all(xp.stack([xp.all(xp.isfinite(p)) for p in self.params]))
+        """Whether every parameter is finite, as a device boolean (no host read yet);
+        one program on a compiling backend (eagerly, JAX compiled two small ones per
+        parameter shape)."""
+        check = self.__dict__.get("_all_finite")
+        if check is None:
+            xp = self.xp
+
+            def check(params):
+                return xp.all(xp.stack([xp.all(xp.isfinite(p)) for p in params]))
+
+            if self.backend.compiles:
+                check = self.backend.compile(check)
+            self._all_finite = check
+        return check(self.params)
 
     def _anomaly_check(self, where):
         """A check that raises naming the first layer whose values or gradients are not
