@@ -42,6 +42,8 @@ def check_targets(model, T: Any, B: int, checked: bool = False) -> Any:
         raise ValueError(
             f"X has {B} samples but the targets have {got}; pass one target per row of X"
         )
+    if Tb.ndim == 2 and Tb.shape[1] == 1 < n_L and xp.isdtype(Tb.dtype, "integral"):
+        Tb = xp.reshape(Tb, (B,))  # a column of class labels, as Keras users pass them
     if Tb.ndim == 1 and n_L > 1:  # class labels, for every cost: one-hot rows
         if not xp.isdtype(Tb.dtype, "integral"):
             raise TypeError(

@@ -154,6 +154,9 @@ def test_integer_labels_equal_one_hot_targets():
     net = make("relu", "softmax", "categorical_cross_entropy")
     X, y = data(cost="categorical_cross_entropy")
     assert net.loss(X, y) == net.loss(X, np.eye(2)[y])
+    assert net.loss(X, y[:, None]) == net.loss(X, y)  # a column of labels is labels too
+    with pytest.raises(ValueError, match=r"targets have shape \(5, 1\), expected \(5, 2\)"):
+        net.loss(X, y[:, None].astype(float))  # floats in one column are not labels
 
 
 def test_default_cost_follows_the_output():
