@@ -154,10 +154,15 @@ class Backend:
 
         known = self.__dict__.get("_reduction")
         if known is None or known[0] is not comm:
-            path = _mpi.agree_on_path(comm, self.reduction_paths())
+            path = _mpi.agree_on_path(comm, self.reduction_paths(), self.gpu_key())
             nccl = _mpi.Nccl(comm, self.where[1] or 0) if path == "nccl" else None
             self._reduction = known = (comm, path, nccl)
         return known[1]
+
+    def gpu_key(self) -> Any:
+        """This backend's GPU as ranks tell GPUs apart (:func:`._mpi.gpu_key`); None on
+        the CPU."""
+        return None
 
     def reduction_paths(self) -> list[str]:
         """The paths this rank could use, best first (a GPU backend adds NCCL and

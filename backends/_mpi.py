@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import ctypes
 import os
+import socket
+import warnings
 from typing import Any
 
 PATHS = ("nccl", "cuda-aware", "host")  # best first
@@ -63,14 +65,33 @@ def _mpi_function(name: str):
     return None
 
 
-def agree_on_path(comm: Any, mine: list[str]) -> str:
+def agree_on_path(comm: Any, mine: list[str], gpu: Any = None) -> str:
     """The best path in ``mine`` (this rank's, best first) that every rank has
-    (collective); ``"host"`` always is."""
-    everyone = comm.allgather(list(mine))
-    for path in PATHS:
-        if all(path in theirs for theirs in everyone):
-            return path
-    return "host"
+    (collective); ``"host"`` always is. ``gpu`` names this rank's GPU (its machine and
+    device, see :func:`gpu_key`; None: no GPU): NCCL takes one GPU per rank, so where
+    two ranks share one it is left out, with a warning on rank 0 saying how to fix it."""
+    everyone = comm.allgather((list(mine), gpu))
+    common = [p for p in PATHS if all(p in theirs for theirs, _ in everyone)] + ["host"]
+    used = [g for _, g in everyone if g is not None]
+    shared = [r for r, (_, g) in enumerate(everyone) if g is not None and used.count(g) > 1]
+    if common[0] != "nccl" or not shared:
+        return common[0]
+    if getattr(comm, "Get_rank", lambda: 0)() == 0:
+        warnings.warn(
+            f"ranks {', '.join(map(str, shared))} share a GPU ({everyone[shared[0]][1]}) and "
+            f"NCCL needs one GPU per rank, so gradients are summed by {common[1]} instead; "
+            "give each rank its own device: backend=bpgpu.distributed.rank_backend(comm, "
+            "'cupy')",
+            UserWarning,
+            stacklevel=4,
+        )
+    return common[1]
+
+
+def gpu_key(index: int, bus_id: Any) -> tuple[str, str]:
+    """What tells two ranks' GPUs apart: the machine and the device's PCI bus id or UUID
+    (not its index, which ``CUDA_VISIBLE_DEVICES`` renumbers per rank)."""
+    return socket.gethostname(), str(bus_id if bus_id is not None else index)
 
 
 class Nccl:

@@ -89,6 +89,15 @@ class CupyBackend(Backend):
         with self.device:  # its copy stream belongs to this backend's device
             return CupyStaging(self.cupy)
 
+    def gpu_key(self):
+        from . import _mpi
+
+        try:
+            bus = self.device.pci_bus_id
+        except Exception:  # a driver that cannot say: the index
+            bus = None
+        return _mpi.gpu_key(self.device.id, bus)
+
     def reduction_paths(self) -> list[str]:
         from . import _mpi
 

@@ -71,6 +71,17 @@ class TorchBackend(Backend):
             return super().staging()
         return TorchStaging(self.torch, self.device)
 
+    def gpu_key(self):
+        if self.device.type != "cuda":
+            return None
+        from . import _mpi
+
+        try:  # the device's UUID (torch >= 2.0), else its index
+            bus = self.torch.cuda.get_device_properties(self.where[1]).uuid
+        except Exception:
+            bus = None
+        return _mpi.gpu_key(self.where[1], bus)
+
     def reduction_paths(self) -> list[str]:
         if self.device.type != "cuda":
             return ["host"]

@@ -116,6 +116,42 @@ class Distributed:
         self.comm.Abort(1)
 
 
+def rank_backend(comm: Any, backend: str | None = None) -> str | None:
+    """The backend this rank should build its network on: one GPU per rank, by its rank
+    among the ranks on its machine (collective).
+
+    ``"cupy"`` becomes ``"cupy:N"`` and ``"torch:cuda"`` ``"torch:cuda:N"``, ``N`` the
+    local rank modulo the machine's GPU count; ``"auto"`` (and None, which reads
+    ``$BPGPU_BACKEND`` or means auto) does so with CuPy where it works and is
+    ``"numpy"`` otherwise; any other name comes back as it is::
+
+        comm = MPI.COMM_WORLD
+        net = bpgpu.MLP([784, 256, 10], backend=rank_backend(comm, "cupy"))
+        net.fit(X, y, comm=comm)
+    """
+    import os
+
+    from mpi4py import MPI
+
+    import bpgpu
+
+    machine = comm.Split_type(MPI.COMM_TYPE_SHARED)  # collective on every rank
+    local = machine.Get_rank()
+    machine.Free()
+    name = backend or os.environ.get("BPGPU_BACKEND") or "auto"
+    if name not in ("auto", "cupy", "torch:cuda"):
+        return backend
+    try:
+        b = bpgpu.get_backend("cupy" if name == "auto" else name)
+    except bpgpu.BackendUnavailable:
+        if name == "auto":
+            return "numpy"
+        raise
+    if b.library == "cupy":
+        return f"cupy:{local % b.cupy.cuda.runtime.getDeviceCount()}"
+    return f"torch:cuda:{local % b.torch.cuda.device_count()}"
+
+
 def describe(comm: Any, backend) -> str:
     """Which MPI library, how many ranks, which device each rank uses and how its
     gradients are summed (collective)."""

@@ -6,6 +6,7 @@ import shutil
 import subprocess
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -92,20 +93,72 @@ class Gather:
         np.multiply(recvbuf, 2, out=recvbuf)
 
 
+ALL = ["nccl", "cuda-aware", "host"]
+
+
 @pytest.mark.parametrize(
     "others, expected",
     [
-        ([["nccl", "cuda-aware", "host"]], "nccl"),
-        ([["cuda-aware", "host"]], "cuda-aware"),
-        ([["nccl", "host"], ["cuda-aware", "host"]], "host"),
-        ([["host"]], "host"),
+        ([(ALL, ("node1", "gpu1"))], "nccl"),
+        ([(["cuda-aware", "host"], ("node1", "gpu1"))], "cuda-aware"),
+        ([(["nccl", "host"], ("node1", "gpu1")), (["cuda-aware", "host"], None)], "host"),
+        ([(["host"], None)], "host"),
+        ([(ALL, ("node2", "gpu0"))], "nccl"),  # the same bus id on another machine
     ],
 )
 def test_ranks_agree_on_the_best_path_every_rank_has(others, expected):
     """A rank on NCCL and another on MPI would wait for each other forever."""
     from bpgpu.backends._mpi import agree_on_path
 
-    assert agree_on_path(Gather(others), ["nccl", "cuda-aware", "host"]) == expected
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no GPU is shared: no warning
+        assert agree_on_path(Gather(others), ALL, ("node1", "gpu0")) == expected
+
+
+@pytest.mark.parametrize("mine, expected", [(ALL, "cuda-aware"), (["nccl", "host"], "host")])
+def test_ranks_on_one_gpu_do_not_take_nccl_and_are_told_why(mine, expected):
+    """NCCL refuses two ranks on one GPU (a script whose ranks all built ``cupy``):
+    the next path every rank has, and a warning naming the ranks and the fix."""
+    from bpgpu.backends._mpi import agree_on_path
+
+    others = [(mine, ("node1", "gpu1")), (mine, ("node1", "gpu0"))]
+    with pytest.warns(UserWarning, match=r"ranks 0, 2 share a GPU .*rank_backend\(comm"):
+        assert agree_on_path(Gather(others), mine, ("node1", "gpu0")) == expected
+
+
+def test_rank_backend_puts_each_rank_of_a_machine_on_its_own_gpu(monkeypatch):
+    """``cupy`` -> ``cupy:N`` by the rank on its machine modulo its GPUs; ``auto``
+    without a GPU is NumPy; other names are kept."""
+    pytest.importorskip("mpi4py.MPI")
+    from types import SimpleNamespace
+
+    from bpgpu.distributed import rank_backend
+
+    class Machine:  # this rank is the 4th on its machine
+        def Split_type(self, kind):
+            return self
+
+        def Get_rank(self):
+            return 3
+
+        def Free(self):
+            pass
+
+    gpus = SimpleNamespace(cuda=SimpleNamespace(runtime=SimpleNamespace(getDeviceCount=lambda: 2)))
+    torch = SimpleNamespace(cuda=SimpleNamespace(device_count=lambda: 3))
+    fake = {"cupy": SimpleNamespace(library="cupy", cupy=gpus)}
+    fake["torch:cuda"] = SimpleNamespace(library="torch", torch=torch)
+    real = bpgpu.get_backend
+    monkeypatch.setattr(bpgpu, "get_backend", lambda name: fake.get(name) or real(name))
+    assert rank_backend(Machine(), "cupy") == "cupy:1"
+    assert rank_backend(Machine(), "torch:cuda") == "torch:cuda:0"
+    assert rank_backend(Machine(), "numpy") == "numpy"
+    monkeypatch.setenv("BPGPU_BACKEND", "cupy")
+    assert rank_backend(Machine()) == "cupy:1"
+    monkeypatch.setattr(bpgpu, "get_backend", real)
+    monkeypatch.delenv("BPGPU_BACKEND")
+    if not any(r["available"] for r in bpgpu.list_backends() if r["name"] == "cupy"):
+        assert rank_backend(Machine(), "auto") == "numpy"
 
 
 def test_cuda_aware_mpi_is_asked_or_told(monkeypatch):
@@ -143,7 +196,7 @@ def test_cpu_backends_sum_in_host_memory():
         except pytest.skip.Exception:
             continue
         assert b.reduction_paths() == ["host"]
-        assert b.reduction(Gather([["host"]])) == "host"
+        assert b.reduction(Gather([(["host"], None)])) == "host"
 
 
 def test_torch_cpu_tensors_are_summed_in_place_without_a_copy():

@@ -148,32 +148,13 @@ def _distributed(args):
             f"--distributed needs mpi4py ({e}); pip install 'bpgpu[mpi]' (mpi4py and the MPICH "
             "wheel), then: mpiexec -n 2 bpgpu train --distributed ..."
         ) from None
+    from bpgpu.distributed import rank_backend
+
     comm = MPI.COMM_WORLD
     if comm.Get_rank() != 0:
         sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - for the rest of the process
-    local = comm.Split_type(MPI.COMM_TYPE_SHARED).Get_rank()  # the rank on this machine
-    args.backend = _device_for(args.backend, local)
+    args.backend = rank_backend(comm, args.backend)  # each rank on its own GPU
     return comm
-
-
-def _device_for(backend: str | None, local: int) -> str | None:
-    """One GPU per rank, by local rank: ``cupy`` -> ``cupy:N``; ``auto`` picks CuPy only
-    where it works."""
-    import bpgpu
-
-    name = backend or os.environ.get("BPGPU_BACKEND") or "auto"
-    if name not in ("auto", "cupy", "torch:cuda"):
-        return backend
-    try:
-        b = bpgpu.get_backend("cupy" if name == "auto" else name)
-    except bpgpu.BackendUnavailable:
-        if name == "auto":
-            return "numpy"
-        raise
-    if b.library == "cupy":
-        count = b.cupy.cuda.runtime.getDeviceCount()
-        return f"cupy:{local % count}"
-    return f"torch:cuda:{local % b.torch.cuda.device_count()}"
 
 
 def _resumed_network(args):
