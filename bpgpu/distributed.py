@@ -133,7 +133,7 @@ def rank_backend(comm: Any, backend: str | None = None) -> str | None:
 
     from mpi4py import MPI
 
-    import bpgpu
+    from bpgpu import backends
 
     machine = comm.Split_type(MPI.COMM_TYPE_SHARED)  # collective on every rank
     local = machine.Get_rank()
@@ -142,8 +142,8 @@ def rank_backend(comm: Any, backend: str | None = None) -> str | None:
     if name not in ("auto", "cupy", "torch:cuda"):
         return backend
     try:
-        b = bpgpu.get_backend("cupy" if name == "auto" else name)
-    except bpgpu.BackendUnavailable:
+        b = backends.get_backend("cupy" if name == "auto" else name)
+    except backends.BackendUnavailable:
         if name == "auto":
             return "numpy"
         raise

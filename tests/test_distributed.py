@@ -148,14 +148,14 @@ def test_rank_backend_puts_each_rank_of_a_machine_on_its_own_gpu(monkeypatch):
     torch = SimpleNamespace(cuda=SimpleNamespace(device_count=lambda: 3))
     fake = {"cupy": SimpleNamespace(library="cupy", cupy=gpus)}
     fake["torch:cuda"] = SimpleNamespace(library="torch", torch=torch)
-    real = bpgpu.get_backend
-    monkeypatch.setattr(bpgpu, "get_backend", lambda name: fake.get(name) or real(name))
+    real = bpgpu.backends.get_backend
+    monkeypatch.setattr(bpgpu.backends, "get_backend", lambda name: fake.get(name) or real(name))
     assert rank_backend(Machine(), "cupy") == "cupy:1"
     assert rank_backend(Machine(), "torch:cuda") == "torch:cuda:0"
     assert rank_backend(Machine(), "numpy") == "numpy"
     monkeypatch.setenv("BPGPU_BACKEND", "cupy")
     assert rank_backend(Machine()) == "cupy:1"
-    monkeypatch.setattr(bpgpu, "get_backend", real)
+    monkeypatch.setattr(bpgpu.backends, "get_backend", real)
     monkeypatch.delenv("BPGPU_BACKEND")
     if not any(r["available"] for r in bpgpu.list_backends() if r["name"] == "cupy"):
         assert rank_backend(Machine(), "auto") == "numpy"
