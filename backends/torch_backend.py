@@ -5,6 +5,8 @@ TF32 is left as PyTorch ships it for matmul (off); bpgpu never turns it on.
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 from ._base import Backend, BackendUnavailable, DeviceMemoryError, PinnedStaging
@@ -56,6 +58,16 @@ class TorchBackend(Backend):
         from .torch_fast import TorchOps
 
         self._ops = TorchOps(xp, torch)
+
+    def asarray(self, host, dtype=None, copy=None):
+        """As the base; a read-only NumPy array (a memory map, ``np.load(mmap_mode="r")``)
+        is shared on the CPU without torch's warning about writing to it: an input is
+        only ever read, and copying it would double the memory a large data set needs."""
+        if isinstance(host, np.ndarray) and not host.flags.writeable:
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", "The given NumPy array is not writable")
+                return super().asarray(host, dtype, copy)
+        return super().asarray(host, dtype, copy)
 
     def to_numpy(self, a) -> np.ndarray:
         return a.detach().cpu().numpy().copy()

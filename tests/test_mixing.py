@@ -36,6 +36,32 @@ def test_strict_and_numpy_arrays_into_a_torch_network():
     assert isinstance(a, torch.Tensor) and torch.equal(a, b)
 
 
+def test_read_only_arrays_train_a_torch_network_quietly_and_stay_unchanged(tmp_path):
+    """A memory-mapped data set fitted in memory on torch: no warning about writing to a
+    read-only array (torch prints it once per process: run in a fresh one), and the data
+    are as they were."""
+    import subprocess
+
+    pytest.importorskip("torch")
+    code = f"""
+import numpy as np, bpgpu
+rng = np.random.default_rng(0)
+np.save({str(tmp_path / "X.npy")!r}, rng.normal(size=(64, 3)).astype(np.float32))
+X = np.load({str(tmp_path / "X.npy")!r}, mmap_mode="r")
+y = np.load({str(tmp_path / "X.npy")!r})[:, 0] > 0
+before = np.array(X)
+net = bpgpu.MLP([3, 4, 2], backend="torch")
+net.fit(np.asarray(X), y.astype(int), epochs=2, batch_size=8)
+net.predict(np.asarray(X))
+assert np.array_equal(np.asarray(X), before)
+print("ok")
+"""
+    out = subprocess.run(
+        [sys.executable, "-W", "error::UserWarning", "-c", code], capture_output=True, text=True
+    )
+    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr[-2000:]
+
+
 def test_array_on_another_device_is_refused_with_the_fix():
     torch = pytest.importorskip("torch")
     net = bpgpu.MLP([3, 4, 2], backend="numpy")
