@@ -19,8 +19,9 @@
 #
 # Wheels for a machine without network, fetched beforehand on one with it:
 #   pip download --no-deps -d .whl array-api-compat array-api-strict tqdm \
-#       hypothesis attrs sortedcontainers 'setuptools>=77'
-# (and carry .whl/ along). CuPy, NumPy, torch and pytest must already be there.
+#       threadpoolctl hypothesis attrs sortedcontainers 'setuptools>=77'
+# (and carry .whl/ along). CuPy, NumPy, torch, JAX, mpi4py and pytest must already be
+# there (the device image has them).
 #
 # Exit status: non-zero when any step failed or did not run; the results are packed
 # whatever happens (also on Ctrl-C or when the device command's own limit is near).
