@@ -439,7 +439,7 @@ def rebuild(cfg: dict, arrays: dict, backend: Any, what: str = "network", init: 
     with a warning that names the ``what`` and why, where that backend cannot load here."""
     try:
         backend = get_backend(backend)
-    except BackendUnavailable as e:
+    except (BackendUnavailable, ValueError) as e:  # ValueError: a user's own backend
         warnings.warn(
             f"this {what} was pickled on {backend!r}, which cannot load here ({e}); it runs "
             "on numpy instead",

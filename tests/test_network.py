@@ -302,6 +302,11 @@ def test_a_gpu_network_unpickles_on_numpy_where_there_is_no_gpu(monkeypatch):
     assert back.backend.name == "numpy"
     for a, b in zip(back.get_weights(), net.get_weights()):
         np.testing.assert_array_equal(a, b)
+    monkeypatch.setattr(net.backend, "name", "my-own-backend")  # a user's Backend object
+    data = pickle.dumps(net)
+    monkeypatch.undo()
+    with pytest.warns(UserWarning, match="pickled on 'my-own-backend'"):
+        assert pickle.loads(data).backend.name == "numpy"
 
 
 def test_bad_learning_rate_changes_nothing():
