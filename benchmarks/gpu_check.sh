@@ -137,7 +137,15 @@ fi
 step launches 90 "$PY" -m bpgpu.bench.launches --workloads small,mnist --out "$STAGE"
 # shellcheck disable=SC2086
 step pytest_gpu_rest 200 "$PY" -m pytest -m gpu -q -p no:cacheprovider \
-    $(for f in $GPU_CORE; do printf -- '--ignore=%s ' "$f"; done)
+    $(for f in $GPU_CORE; do printf -- '--ignore=%s ' "$f"; done) \
+    --deselect tests/test_distributed.py::test_gpu_ranks_equal_the_single_process_fit
+# two ranks on the GPU backends (sharing the one GPU: the path after NCCL), against the
+# single-process fit; its own step, as JAX compiles in each process
+if command -v mpiexec >/dev/null; then
+    XLA_PYTHON_CLIENT_PREALLOCATE=false step mpi_gpu 120 mpiexec -n 2 "$PY" tests/mpi/fit_gpu.py
+else
+    note "mpi_gpu: NOT RUN (no mpiexec here)"
+fi
 # streaming through pinned buffers and a copy stream, against the in-memory fit
 step stream 60 "$PY" -m benchmarks.stream_bench --backend cupy --repeat 2 --epochs 2 \
     --out "$STAGE"

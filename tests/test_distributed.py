@@ -40,6 +40,34 @@ def test_n_ranks_equal_the_single_process_fit(ranks):
     assert out.returncode == 0 and out.stdout.strip() == "ok", out.stdout + out.stderr
 
 
+def test_the_gpu_ranks_script_runs_on_cpu_backends(monkeypatch):
+    """``fit_gpu.py`` (the GPU test below) on CPU backends, so that it is known to work
+    before a GPU runs it."""
+    pytest.importorskip("torch")
+    monkeypatch.setenv("BPGPU_MPI_GPU_BACKENDS", "torch,jax")
+    out = mpiexec(HERE / "fit_gpu.py")
+    assert out.returncode == 0 and out.stdout.strip().endswith("ok"), out.stdout + out.stderr
+    assert "torch: ranks on torch, torch; gradients summed by host" in out.stdout
+
+
+@pytest.mark.gpu
+def test_gpu_ranks_equal_the_single_process_fit(monkeypatch):
+    """Two ranks on the GPU backends here (CuPy, torch CUDA, JAX CUDA), each on its own
+    GPU by ``rank_backend`` or sharing one: float64 within 1e-10 of the single-process
+    fit, bit-identical ranks, streamed data included."""
+    import os
+
+    names = ("cupy", "torch:cuda", "jax:cuda")
+    if not any(r["available"] for r in bpgpu.list_backends() if r["name"] in names):
+        if os.environ.get("BPGPU_REQUIRE_GPU") == "1":
+            pytest.fail("no GPU backend can load on a run that requires the GPU")
+        pytest.skip("no GPU backend here")
+    monkeypatch.setenv("XLA_PYTHON_CLIENT_PREALLOCATE", "false")  # two JAX processes, one GPU
+    out = mpiexec(HERE / "fit_gpu.py", timeout=400)
+    assert out.returncode == 0 and out.stdout.strip().endswith("ok"), out.stdout + out.stderr
+    print(out.stdout)
+
+
 def test_a_failing_rank_ends_the_job_with_its_message():
     t0 = time.perf_counter()
     out = mpiexec(HERE / "failing_rank.py", timeout=120)
