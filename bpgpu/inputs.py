@@ -25,7 +25,8 @@ def check_input(model, X: Any, what: str = "X", checked: bool = False) -> Any:
         raise ValueError(f"{what} has {Xb.shape[1]} features, the network expects {model.sizes[0]}")
     if Xb.shape[0] == 0:
         raise ValueError(f"{what} is empty (0 samples)")
-    Xb = _finite(model, Xb, f"{what} contains NaN or inf; clean or impute the data first", checked)
+    message = f"{what} contains NaN or inf; clean or impute the data first"
+    Xb = _finite(model, Xb, what, message, checked)
     if model.scaling is not None:
         Xb = (Xb - model.scaling[0]) / model.scaling[1]
     return Xb
@@ -67,7 +68,7 @@ def check_targets(model, T: Any, B: int, checked: bool = False) -> Any:
             f"targets have shape {tuple(Tb.shape)}, expected ({B}, {n_L})"
             + (" or integer labels of shape (B,)" if n_L > 1 else " or (B,)")
         )
-    Tb = _finite(model, Tb, "targets contain NaN or inf", checked)
+    Tb = _finite(model, Tb, "the targets", "targets contain NaN or inf", checked)
     if not (one_hot or checked):
         if model.cost.name == "categorical_cross_entropy":
             _check_distributions(model, Tb)
@@ -114,15 +115,25 @@ def _check_distributions(model, T: Any) -> None:
         )
 
 
-def _finite(model, A: Any, message: str, checked: bool = False) -> Any:
+def _finite(model, A: Any, what: str, message: str, checked: bool = False) -> Any:
     """``A`` (numeric: ``convert`` checked it) in the network's dtype, or a ValueError
-    with ``message`` when it holds NaN or inf (``checked``: known finite already)."""
+    with ``message`` when it holds NaN or inf, or one naming the dtype's range when only
+    the cast made it so (1e39 is finite in float64, inf in float32); ``checked``: known
+    finite already."""
     xp = model.xp
-    A = xp.astype(A, model.backend.dtype(model.dtype), copy=False)
-    if checked:
-        return A
-    # min and max propagate NaN and are finite only when every value is: two
-    # reductions, where isfinite(A) would make a boolean copy of the whole data set
-    if math.prod(A.shape) and not (bool(xp.isfinite(xp.min(A))) and bool(xp.isfinite(xp.max(A)))):
-        raise ValueError(message)
-    return A
+    B = xp.astype(A, model.backend.dtype(model.dtype), copy=False)
+    if checked or not math.prod(B.shape) or _all_finite(xp, B):
+        return B
+    if B.dtype != A.dtype and xp.isdtype(A.dtype, "real floating") and _all_finite(xp, A):
+        raise ValueError(
+            f"{what}: values beyond {model.dtype}'s range (magnitudes up to "
+            f"{float(xp.finfo(B.dtype).max):.3g}), finite only in a wider dtype; scale "
+            "them, or use dtype='float64'"
+        )
+    raise ValueError(message)
+
+
+def _all_finite(xp, A: Any) -> bool:
+    """No NaN or inf in ``A``: min and max propagate NaN and are finite only when every
+    value is (two reductions, where isfinite(A) would make a boolean copy of it all)."""
+    return bool(xp.isfinite(xp.min(A))) and bool(xp.isfinite(xp.max(A)))

@@ -214,6 +214,26 @@ def test_bad_input_gets_a_clear_error(X, err, match, backend):
         net.forward(X)
 
 
+def test_values_only_the_cast_makes_infinite_are_named_as_such(backend):
+    """1e39 is finite in float64 and inf in float32: the error says so (not "contains
+    NaN or inf", which the data do not), for inputs and targets; a float64 net takes it."""
+    X = np.ones((4, 3))
+    X[1, 2] = 1e39
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # NumPy's overflow in the cast
+        net = bpgpu.MLP([3, 4, 2], backend=backend, dtype="float32")
+        with pytest.raises(ValueError, match="X: values beyond float32's range"):
+            net.forward(X)
+        reg = bpgpu.MLP([3, 4, 1], output="identity", backend=backend, dtype="float32")
+        before = reg.get_weights()
+        with pytest.raises(ValueError, match="targets: values beyond float32's range"):
+            reg.fit(np.ones((4, 3)), X[:, 2], epochs=1)
+        assert all(np.array_equal(a, b) for a, b in zip(reg.get_weights(), before))
+        with pytest.raises(ValueError, match="X contains NaN or inf"):  # NaN stays NaN
+            net.forward(np.where(X > 1, np.nan, X))
+    assert bpgpu.MLP([3, 4, 2], backend=backend, dtype="float64").forward(X).shape == (4, 2)
+
+
 def test_bad_targets_get_a_clear_error():
     net = make("relu", "softmax", "categorical_cross_entropy")
     X = np.ones((3, 3))
