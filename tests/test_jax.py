@@ -114,6 +114,18 @@ def test_anomaly_mode_and_gradients_run_eagerly():
     assert len(net.deltas(X[:4], y[:4])) == 2
 
 
+def test_synchronize_waits_for_queued_computations():
+    """Every timing stops the clock after ``synchronize()``: on JAX, whose calls return
+    before their results exist, it must wait for them."""
+    b = load_backend("jax")
+    x = b.asarray(np.ones((1500, 1500), np.float32))
+    power = b.compile(lambda x: x @ x @ x @ x)
+    power(x).block_until_ready()  # compiled: the call below only computes
+    y = power(x)
+    b.synchronize()
+    assert y.is_ready()
+
+
 def test_float64_needs_and_gets_jax_x64():
     import jax
 
