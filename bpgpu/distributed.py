@@ -120,10 +120,10 @@ def rank_backend(comm: Any, backend: str | None = None) -> str | None:
     """The backend this rank should build its network on: one GPU per rank, by its rank
     among the ranks on its machine (collective).
 
-    ``"cupy"`` becomes ``"cupy:N"`` and ``"torch:cuda"`` ``"torch:cuda:N"``, ``N`` the
-    local rank modulo the machine's GPU count; ``"auto"`` (and None, which reads
-    ``$BPGPU_BACKEND`` or means auto) does so with CuPy where it works and is
-    ``"numpy"`` otherwise; any other name comes back as it is::
+    ``"cupy"`` becomes ``"cupy:N"``, ``"torch:cuda"`` ``"torch:cuda:N"`` and
+    ``"jax:cuda"`` ``"jax:cuda:N"``, ``N`` the local rank modulo the machine's GPU count;
+    ``"auto"`` (and None, which reads ``$BPGPU_BACKEND`` or means auto) does so with CuPy
+    where it works and is ``"numpy"`` otherwise; any other name comes back as it is::
 
         comm = MPI.COMM_WORLD
         net = bpgpu.MLP([784, 256, 10], backend=rank_backend(comm, "cupy"))
@@ -139,7 +139,7 @@ def rank_backend(comm: Any, backend: str | None = None) -> str | None:
     local = machine.Get_rank()
     machine.Free()
     name = backend or os.environ.get("BPGPU_BACKEND") or "auto"
-    if name not in ("auto", "cupy", "torch:cuda"):
+    if name not in ("auto", "cupy", "torch:cuda", "jax:cuda"):
         return backend
     try:
         b = backends.get_backend("cupy" if name == "auto" else name)
@@ -149,6 +149,8 @@ def rank_backend(comm: Any, backend: str | None = None) -> str | None:
         raise
     if b.library == "cupy":
         return f"cupy:{local % b.cupy.cuda.runtime.getDeviceCount()}"
+    if b.library == "jax":
+        return f"jax:cuda:{local % len(b.jax.devices('gpu'))}"
     return f"torch:cuda:{local % b.torch.cuda.device_count()}"
 
 

@@ -155,8 +155,8 @@ def test_ranks_on_one_gpu_do_not_take_nccl_and_are_told_why(mine, expected):
 
 
 def test_rank_backend_puts_each_rank_of_a_machine_on_its_own_gpu(monkeypatch):
-    """``cupy`` -> ``cupy:N`` by the rank on its machine modulo its GPUs; ``auto``
-    without a GPU is NumPy; other names are kept."""
+    """``cupy`` -> ``cupy:N`` (torch and JAX alike) by the rank on its machine modulo
+    its GPUs; ``auto`` without a GPU is NumPy; other names are kept."""
     pytest.importorskip("mpi4py.MPI")
     from types import SimpleNamespace
 
@@ -176,10 +176,13 @@ def test_rank_backend_puts_each_rank_of_a_machine_on_its_own_gpu(monkeypatch):
     torch = SimpleNamespace(cuda=SimpleNamespace(device_count=lambda: 3))
     fake = {"cupy": SimpleNamespace(library="cupy", cupy=gpus)}
     fake["torch:cuda"] = SimpleNamespace(library="torch", torch=torch)
+    jax = SimpleNamespace(devices=lambda kind: ["gpu0", "gpu1", "gpu2", "gpu3"])
+    fake["jax:cuda"] = SimpleNamespace(library="jax", jax=jax)
     real = bpgpu.backends.get_backend
     monkeypatch.setattr(bpgpu.backends, "get_backend", lambda name: fake.get(name) or real(name))
     assert rank_backend(Machine(), "cupy") == "cupy:1"
     assert rank_backend(Machine(), "torch:cuda") == "torch:cuda:0"
+    assert rank_backend(Machine(), "jax:cuda") == "jax:cuda:3"
     assert rank_backend(Machine(), "numpy") == "numpy"
     monkeypatch.setenv("BPGPU_BACKEND", "cupy")
     assert rank_backend(Machine()) == "cupy:1"
