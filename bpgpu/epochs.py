@@ -249,21 +249,60 @@ def run_epoch(net, model, run: Run, data: Data, batches: Batches, st, epoch: int
         if stop_flag.is_set() and first_eager < n_batches:  # Ctrl-C: after a compiled span
             done = first_eager
     eager = batches.epoch(perm_d, first_eager) if done == n_batches else ()
+    tally = Tally(model)
     for bi, (Xb, Tb, Lb) in enumerate(eager, start=first_eager):
         where = (epoch + 1, bi + 1) if anomaly else None
-        E, right = step(Xb, Tb, Lb, where, metrics, batches.rows[bi])
+        E, Y = step(Xb, Tb, Lb, where, metrics, batches.rows[bi])
         if metrics:
             losses.append(E)
-            if right is not None:
-                rights.append(right)
+            if Lb is not None:
+                tally.add(Y, Lb)
         for cb in callbacks:
             cb.on_batch_end(net, bi)
         if stop_flag.is_set() and bi + 1 < n_batches:
             done = bi + 1
             break
+    rights += tally.counts()
     return Epoch(
         epoch, t0, first, done, losses, rights, before, correct_before, perm_d, saved, rng_before
     )
+
+
+class Tally:
+    """Correct predictions of many batches, counted a group at a time: the outputs and
+    labels of the batches are kept (at most ``BYTES`` of outputs) and counted in one
+    argmax, one comparison and one count, instead of three operations a step (on a small
+    network a sixth of the step's time on the CPU; three kernel launches on a GPU). The
+    counts are integers: the same totals in any grouping."""
+
+    BYTES = 4 << 20
+
+    def __init__(self, model):
+        self.model, self.Ys, self.Ls, self.rows, self.found = model, [], [], 0, []
+        n_L, xp = model.sizes[-1], model.xp
+        self.limit = max(
+            1, self.BYTES // (n_L * xp.finfo(model.backend.dtype(model.dtype)).bits // 8)
+        )
+
+    def add(self, Y, labels) -> None:
+        self.Ys.append(Y)
+        self.Ls.append(labels)
+        self.rows += Y.shape[0]
+        if self.rows >= self.limit:
+            self._count()
+
+    def counts(self) -> list:
+        """The device counts of the groups so far (0-d integer arrays)."""
+        self._count()
+        return self.found
+
+    def _count(self) -> None:
+        if self.Ys:
+            xp = self.model.xp
+            Y = self.Ys[0] if len(self.Ys) == 1 else xp.concat(self.Ys)
+            L = self.Ls[0] if len(self.Ls) == 1 else xp.concat(self.Ls)
+            self.found.append(self.model.correct(Y, L))
+            self.Ys, self.Ls, self.rows = [], [], 0
 
 
 def _compiled_epoch(model, data: Data, opts) -> bool:

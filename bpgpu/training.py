@@ -340,14 +340,15 @@ class _Stop:
 
 
 def _stepper(model, run, dist, stop: _Stop):
-    """One step on a batch: ``step(Xb, Tb, Lb, where, loss, rows) -> (E, right)``;
-    data-parallel, the batch is this rank's share of a global batch of ``rows`` rows,
-    and the gradients are summed over the ranks."""
+    """One step on a batch: ``step(Xb, Tb, Lb, where, loss, rows) -> (E, Y)``, the
+    batch's summed cost (None unless ``loss``) and outputs; data-parallel, the batch is
+    this rank's share of a global batch of ``rows`` rows, and the gradients are summed
+    over the ranks."""
     if dist is None:
 
         def step(Xb, Tb, Lb, where, loss, rows=None):
             run.state, E, Y = model.step(Xb, Tb, run.opt, run.state, loss, where)
-            return E, (model.correct(Y, Lb) if loss and Lb is not None else None)
+            return E, Y
 
         return step
     xp = model.xp
@@ -365,7 +366,7 @@ def _stepper(model, run, dist, stop: _Stop):
     def step(Xb, Tb, Lb, where, loss, rows):  # Xb: this rank's share of `rows` rows
         first[0] = True
         run.state, E, Y = model.step(Xb, Tb, run.opt, run.state, loss, where, reduce, rows)
-        return E, (model.correct(Y, Lb) if loss and Lb is not None else None)
+        return E, Y
 
     return step
 

@@ -332,6 +332,40 @@ def test_train_metrics_off_trains_the_same_weights(opt, backend):
     assert h_off.val_loss == h_on.val_loss and h_off.best_epoch == h_on.best_epoch
 
 
+class EveryBatch(bpgpu.Callback):
+    """A callback that needs every batch (JAX then runs step by step, as the others)."""
+
+    def on_batch_end(self, net, batch):
+        pass
+
+
+@pytest.mark.parametrize("limit", [1, 40, 1 << 30])  # rows of outputs held: per batch .. all
+def test_training_accuracy_counted_in_groups_is_each_batchs_count(limit, backend, monkeypatch):
+    """The epoch's correct predictions are counted a group of batches at a time: the
+    same totals as counting after every batch with that batch's outputs, for any group
+    size (groups that end inside an epoch, at its end, or hold it whole)."""
+    from bpgpu import epochs
+
+    X, y = blobs()
+    kw = dict(epochs=3, batch_size=16, optimizer="adam", validation_split=0.25, seed=2)
+    net = bpgpu.MLP([4, 8, 3], backend=backend, dtype="float64")
+    seen = []  # (correct, rows) of every step, counted right after it
+    real_step = net.model.step
+
+    def step(Xb, Tb, *args, **kwargs):
+        state, E, Y = real_step(Xb, Tb, *args, **kwargs)
+        seen.append((int(net.model.correct(Y, net.model.labels(Tb))), Xb.shape[0]))
+        return state, E, Y
+
+    monkeypatch.setattr(net.model, "step", step)
+    monkeypatch.setattr(epochs.Tally, "BYTES", limit * 3 * 8)
+    hist = net.fit(X, y, callbacks=[EveryBatch()], **kw)
+    per_epoch = len(seen) // 3
+    for e in range(3):
+        right, rows = np.sum(seen[e * per_epoch : (e + 1) * per_epoch], axis=0)
+        assert hist.accuracy[e] == right / rows, (e, hist.accuracy[e], right / rows)
+
+
 def test_train_metrics_off_still_stops_a_diverging_fit():
     X, y = blobs()
     net = bpgpu.MLP([4, 8, 3], backend="numpy", dtype="float32")
