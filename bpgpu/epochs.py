@@ -271,9 +271,10 @@ def run_epoch(net, model, run: Run, data: Data, batches: Batches, st, epoch: int
 class Tally:
     """Correct predictions of many batches, counted a group at a time: the outputs and
     labels of the batches are kept (at most ``BYTES`` of outputs) and counted in one
-    argmax, one comparison and one count, instead of three operations a step (on a small
-    network a sixth of the step's time on the CPU; three kernel launches on a GPU). The
-    counts are integers: the same totals in any grouping."""
+    argmax, one comparison and one count, instead of three operations a step (a small
+    network trains 2.5% faster on NumPy, 8% on torch's CPU, NOTES 19; on a GPU three
+    kernel launches a step fewer). The counts are integers: the same totals in any
+    grouping."""
 
     BYTES = 4 << 20
 
