@@ -15,40 +15,16 @@ of this script on a machine without a GPU).
 
 from __future__ import annotations
 
-import hashlib
 import os
 import sys
 import tempfile
 import warnings
 
 import numpy as np
-from mpi4py import MPI
+from checks import comm, rank, rel, same_on_every_rank
 
 import bpgpu
 from bpgpu.distributed import rank_backend
-
-comm = MPI.COMM_WORLD
-rank = comm.Get_rank()
-_hook = sys.excepthook
-
-
-def _abort(*exc):  # a failed check on one rank must end the job, not leave it waiting
-    _hook(*exc)
-    sys.stderr.flush()
-    comm.Abort(1)
-
-
-sys.excepthook = _abort
-
-
-def rel(a, b) -> float:
-    return float(np.linalg.norm(a - b) / max(np.linalg.norm(b), 1e-300))
-
-
-def same_on_every_rank(net) -> bool:
-    mine = hashlib.sha256(b"".join(w.tobytes() for w in net.get_weights())).hexdigest()
-    return len(set(comm.allgather(mine))) == 1
-
 
 names = os.environ.get("BPGPU_MPI_GPU_BACKENDS", "cupy,torch:cuda,jax:cuda").split(",")
 here = [r["name"] for r in bpgpu.list_backends() if r["available"] and r["name"] in names]

@@ -7,39 +7,16 @@ error ends the job otherwise). Used by tests/test_distributed.py.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import signal
 import sys
 import tempfile
 
 import numpy as np
-from mpi4py import MPI
+from checks import comm, digest, rank, rel
 
 import bpgpu
 from bpgpu import checkpoint
-
-comm = MPI.COMM_WORLD
-rank = comm.Get_rank()
-_hook = sys.excepthook
-
-
-def _abort(*exc):  # a failed check on one rank must end the job, not leave it waiting
-    _hook(*exc)
-    sys.stderr.flush()
-    comm.Abort(1)
-
-
-sys.excepthook = _abort
-
-
-def rel(a, b) -> float:
-    return float(np.linalg.norm(a - b) / max(np.linalg.norm(b), 1e-300))
-
-
-def digest(weights) -> str:
-    return hashlib.sha256(b"".join(w.tobytes() for w in weights)).hexdigest()
-
 
 rng = np.random.default_rng(0)
 y = rng.integers(0, 3, size=203)  # 203 rows: batches that do not split evenly
