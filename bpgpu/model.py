@@ -98,6 +98,8 @@ class Model:
             args = (self.params, self._traced_t(state), Xb, Tb, self._lr(opt))
             self.params, state, E, Y = step(*args)
             return state, E, Y
+        if where is None and self.backend.compiles:
+            return self._parallel_step(Xb, Tb, opt, state, loss, reduce, rows)
         check = None if where is None else self._anomaly_check(where)
         self.params, state, E, Y = core.train_step(
             self.backend.ops,
@@ -132,6 +134,35 @@ class Model:
             cache.clear()  # one optimizer at a time: drop compiled steps of old ones
             cache[key] = self.backend.compile(step, donate=(0, 1))
         return cache[key]
+
+    def _parallel_step(self, Xb, Tb, opt, state: dict, loss: bool, reduce, rows: int):
+        """A data-parallel step on a compiling backend: this rank's gradients as one
+        program, their sum over the ranks between programs (``reduce``), the optimizer's
+        update as a second program (parameters and state donated). The same arithmetic
+        as :func:`bpgpu.core.train_step`'s path for summed gradients."""
+        key = (*_opt_key(opt), loss)
+        cache = self.__dict__.setdefault("_parallel", {})
+        if key not in cache:
+            ops, layers, cost = self.backend.ops, self.layers, self.cost
+
+            def grads(params, Xb, Tb, scale):
+                Xs, Ys = core.forward(ops, layers, params, Xb, last=False)
+                Y, E, D, G = core.output(ops, layers, cost, params, Xs, Tb, scale, loss)
+                return core.gradients(ops, layers, params, Xs, Ys + [Y], D, G)[0], E, Y
+
+            def update(params, state, grads, lr):
+                o = _with_lr(opt, lr)
+                return ops.optimizer_step(o, o.fused_rule(), params, grads, state)
+
+            cache.clear()  # one optimizer at a time, as for the compiled step
+            compile = self.backend.compile
+            cache[key] = (compile(grads), compile(update, donate=(0, 1)))
+        grads_of, update = cache[key]
+        scale = self.xp.asarray(1 / rows, dtype=self.params[0].dtype, device=self.backend.device)
+        G, E, Y = grads_of(self.params, Xb, Tb, scale)  # the global batch's mean: 1 / rows
+        G = reduce(list(G))
+        self.params, state = update(self.params, self._traced_t(state), G, self._lr(opt))
+        return state, E, Y
 
     def epoch_spans(self, X, T, L, order, batch_size: int, first, full, opt, state, loss, stop):
         """Full batches ``first .. full - 1`` of an epoch whose rows are ``order`` (device

@@ -178,7 +178,8 @@ def test_ctrl_c_in_a_compiled_epoch_stops_after_its_full_batches(tmp_path, monke
 @contextlib.contextmanager
 def training_compiles(caplog):
     """The training programs JAX compiles inside the block, sorted, as its compile log
-    names them: ``jit(run)`` (an epoch's full batches) and ``jit(step)`` (one batch)."""
+    names them: ``jit(run)`` (an epoch's full batches), ``jit(step)`` (one batch), and
+    data-parallel ``jit(grads)`` and ``jit(update)``."""
     import logging
 
     import jax
@@ -189,9 +190,28 @@ def training_compiles(caplog):
         yield names
     for r in caplog.records[start:]:
         words = r.getMessage().split()
-        if words[:1] == ["Compiling"] and words[1] in ("jit(run)", "jit(step)"):
+        programs = ("jit(run)", "jit(step)", "jit(grads)", "jit(update)")
+        if words[:1] == ["Compiling"] and words[1] in programs:
             names.append(words[1])
     names.sort()
+
+
+def test_a_data_parallel_fit_runs_two_compiled_programs_a_step(caplog):
+    """Data-parallel on JAX: the gradients (one program per batch shape), their sum over
+    the ranks between programs, the update (one program); on one rank the plain fit's
+    result (the mpiexec tests compare 2 and 3 ranks)."""
+    MPI = pytest.importorskip("mpi4py.MPI")
+    be = load_backend("jax")
+    X, y = blobs()  # 200 rows: 12 batches of 16 and one of 8
+    net = bpgpu.MLP([5, 9, 3], hidden="prelu", backend=be, dtype="float64", seed=2)
+    alone = net.to(be)
+    kw = dict(epochs=2, batch_size=16, optimizer="adam", seed=1)
+    with training_compiles(caplog) as compiled:
+        net.fit(X, y, comm=MPI.COMM_SELF, **kw)
+    assert compiled == ["jit(grads)", "jit(grads)", "jit(update)"]
+    alone.fit(X, y, **kw)
+    for a, b in zip(net.get_weights(), alone.get_weights()):
+        assert rel_norm(a, b) <= 1e-12
 
 
 def test_each_program_compiles_once(caplog):
