@@ -158,8 +158,11 @@ class Model:
             compile = self.backend.compile
             cache[key] = (compile(grads), compile(update, donate=(0, 1)))
         grads_of, update = cache[key]
-        scale = self.xp.asarray(1 / rows, dtype=self.params[0].dtype, device=self.backend.device)
-        G, E, Y = grads_of(self.params, Xb, Tb, scale)  # the global batch's mean: 1 / rows
+        scales = self.__dict__.setdefault("_scales", {})  # a device scalar per batch size
+        if rows not in scales:
+            dtype, dev = self.params[0].dtype, self.backend.device
+            scales[rows] = self.xp.asarray(1 / rows, dtype=dtype, device=dev)
+        G, E, Y = grads_of(self.params, Xb, Tb, scales[rows])  # the global batch's mean
         G = reduce(list(G))
         self.params, state = update(self.params, self._traced_t(state), G, self._lr(opt))
         return state, E, Y
