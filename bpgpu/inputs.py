@@ -68,7 +68,8 @@ def check_targets(model, T: Any, B: int, checked: bool = False) -> Any:
             f"targets have shape {tuple(Tb.shape)}, expected ({B}, {n_L})"
             + (" or integer labels of shape (B,)" if n_L > 1 else " or (B,)")
         )
-    Tb = _finite(model, Tb, "the targets", "targets contain NaN or inf", checked)
+    # one-hot rows built from labels are finite: cast, not read
+    Tb = _finite(model, Tb, "the targets", "targets contain NaN or inf", checked or one_hot)
     if not (one_hot or checked):
         if model.cost.name == "categorical_cross_entropy":
             _check_distributions(model, Tb)
@@ -135,5 +136,6 @@ def _finite(model, A: Any, what: str, message: str, checked: bool = False) -> An
 
 def _all_finite(xp, A: Any) -> bool:
     """No NaN or inf in ``A``: min and max propagate NaN and are finite only when every
-    value is (two reductions, where isfinite(A) would make a boolean copy of it all)."""
-    return bool(xp.isfinite(xp.min(A))) and bool(xp.isfinite(xp.max(A)))
+    value is (two reductions, where isfinite(A) would make a boolean copy of it all),
+    read back as one value (one round trip to a GPU, not two)."""
+    return bool(xp.all(xp.isfinite(xp.stack([xp.min(A), xp.max(A)]))))

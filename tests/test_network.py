@@ -234,6 +234,22 @@ def test_values_only_the_cast_makes_infinite_are_named_as_such(backend):
     assert bpgpu.MLP([3, 4, 2], backend=backend, dtype="float64").forward(X).shape == (4, 2)
 
 
+def test_targets_built_from_labels_are_not_checked_for_nan(monkeypatch):
+    """One-hot rows made from integer labels cannot hold NaN or inf: only the inputs and
+    targets given as numbers are checked (each check a device read)."""
+    from bpgpu import inputs
+
+    checked = []
+    real = inputs._all_finite
+    monkeypatch.setattr(inputs, "_all_finite", lambda xp, A: checked.append(A.shape) or real(xp, A))
+    net = make("relu", "softmax", "categorical_cross_entropy")
+    X, y = data(cost="categorical_cross_entropy")
+    net.loss(X, y)
+    assert checked == [(5, 3)]  # X only
+    net.loss(X, np.eye(2)[y])
+    assert checked == [(5, 3), (5, 3), (5, 2)]  # X, then X and the given rows
+
+
 def test_bad_targets_get_a_clear_error():
     net = make("relu", "softmax", "categorical_cross_entropy")
     X = np.ones((3, 3))
