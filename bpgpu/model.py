@@ -91,7 +91,8 @@ class Model:
         Returns ``(state, E, Y)``: the new optimizer state, the summed cost (None
         unless ``loss``) and the outputs, left on the device. ``where = (epoch, batch)``
         checks every layer first (anomaly mode: a sync per tensor). ``reduce`` and
-        ``rows``: data-parallel training (:func:`bpgpu.core.train_step`).
+        ``rows``: data-parallel training (:func:`bpgpu.core.train_step`; on a compiling
+        backend two programs, :meth:`_parallel_step`).
         """
         if where is None and reduce is None and self.backend.compiles:
             step = self._compiled_step(opt, loss)  # one program for the whole step
