@@ -77,9 +77,15 @@ def output(ops, layers, cost, params, Xs: list, T: Any, scale: float, loss: bool
 def errors(ops, layers, cost, params, X: Any, T: Any, scale: float):
     """Forward and backward on a batch: ``(grads, deltas)`` of ``scale`` times the
     summed cost (``scale = 1/B``: the batch mean; 1: the per-sample errors (7)-(9))."""
+    return backward(ops, layers, cost, params, X, T, scale)[:2]
+
+
+def backward(ops, layers, cost, params, X: Any, T: Any, scale: float, loss: bool = False):
+    """:func:`errors`, with the batch's summed cost (None unless ``loss``) and outputs:
+    ``(grads, deltas, E, Y)``."""
     Xs, Ys = forward(ops, layers, params, X, last=False)
-    Y, _, D, G = output(ops, layers, cost, params, Xs, T, scale, False)
-    return gradients(ops, layers, params, Xs, Ys + [Y], D, G)
+    Y, E, D, G = output(ops, layers, cost, params, Xs, T, scale, loss)
+    return (*gradients(ops, layers, params, Xs, Ys + [Y], D, G), E, Y)
 
 
 def sgd_lr(opt) -> float | None:

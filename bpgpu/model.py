@@ -147,9 +147,8 @@ class Model:
             ops, layers, cost = self.backend.ops, self.layers, self.cost
 
             def grads(params, Xb, Tb, scale):
-                Xs, Ys = core.forward(ops, layers, params, Xb, last=False)
-                Y, E, D, G = core.output(ops, layers, cost, params, Xs, Tb, scale, loss)
-                return core.gradients(ops, layers, params, Xs, Ys + [Y], D, G)[0], E, Y
+                G, _, E, Y = core.backward(ops, layers, cost, params, Xb, Tb, scale, loss)
+                return G, E, Y
 
             def update(params, state, grads, lr):
                 o = _with_lr(opt, lr)
