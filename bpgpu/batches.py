@@ -46,7 +46,7 @@ class Batches:
         for size in sizes:
             self.offsets.append(self.offsets[-1] + size)
         self.n = self.offsets[-1]  # rows in the stream
-        row = sum(_row_bytes(xp, a) for a in arrays if a is not None)
+        row = sum(row_bytes(xp, a) for a in arrays if a is not None)
         widest = max(sizes) if sizes else 1
         self.per = max(1, chunk_bytes // max(1, row * widest))  # batches per chunk
         self._key: tuple[Any, int] | None = None
@@ -83,7 +83,7 @@ class Batches:
         return self._chunk
 
 
-def _row_bytes(xp, a) -> int:
+def row_bytes(xp, a) -> int:
     """Bytes of one row of ``a``, from the standard's dtype information."""
     info = xp.finfo if xp.isdtype(a.dtype, "real floating") else xp.iinfo
     size = info(a.dtype).bits // 8

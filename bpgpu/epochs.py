@@ -18,7 +18,7 @@ from typing import Any
 
 from bpgpu import checkpoint as _ckpt
 from bpgpu._host import HostRNG
-from bpgpu.batches import Batches
+from bpgpu.batches import Batches, row_bytes
 from bpgpu.history import Callback, History
 from bpgpu.io import ModelFileError
 from bpgpu.recovery import diverged, restore, snapshot
@@ -280,12 +280,11 @@ class Tally:
 
     def __init__(self, model):
         self.model, self.Ys, self.Ls, self.rows, self.found = model, [], [], 0, []
-        n_L, xp = model.sizes[-1], model.xp
-        self.limit = max(
-            1, self.BYTES // (n_L * xp.finfo(model.backend.dtype(model.dtype)).bits // 8)
-        )
+        self.limit = None  # rows of outputs held at most, from the first batch's row size
 
     def add(self, Y, labels) -> None:
+        if self.limit is None:
+            self.limit = max(1, self.BYTES // row_bytes(self.model.xp, Y))
         self.Ys.append(Y)
         self.Ls.append(labels)
         self.rows += Y.shape[0]
