@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from bpgpu.activations import ACTIVATIONS
-from bpgpu.backends import Backend, BackendUnavailable, get_backend, list_backends
+from bpgpu.backends import Backend, BackendUnavailable, get_backend, list_backends, to_host
 from bpgpu.costs import compatible_pairs
 from bpgpu.layers import param_names
 from bpgpu.network import MLP
@@ -145,33 +145,88 @@ class Report:
 
 
 def compare_backends(
+    *args: Any,
     backends: list[str | Backend] | None = None,
-    dtypes: tuple[str, ...] = ("float64", "float32"),
+    dtypes: tuple[str, ...] | None = None,
     suite: list[Case] | None = None,
     seed: int = 0,
 ) -> Report:
     """Run the same networks and batches on several backends against NumPy float64.
 
+    ``compare_backends(["numpy", "torch"])`` runs the fixed suite (:func:`default_suite`);
+    ``compare_backends(net, X, T, backends=["numpy", "torch"])`` runs your network, with
+    its weights and input scaling, on your batch.
+
     Parameters
     ----------
+    *args
+        Either ``net, X, T``: a network and its batch (inputs ``(B, n_0)`` and targets
+        or integer labels, of any supported library), or the suite's parameters below in
+        their order, ``backends, dtypes, suite, seed``.
     backends : list of str or Backend, or None
         Backend names (or objects); None takes every available one. A named backend
         that cannot load is reported in ``Report.skipped`` with its reason.
-    dtypes : tuple of str
-        ``"float64"`` (tolerance 1e-12) and/or ``"float32"`` (1e-5).
+    dtypes : tuple of str, or None
+        ``"float64"`` (tolerance 1e-12) and/or ``"float32"`` (1e-5); None: both for the
+        suite, the network's own dtype for a network.
     suite : list of Case or None
-        None runs :func:`default_suite`.
+        None runs :func:`default_suite` (not with ``net``).
     seed : int
-        Seed for weights and batches.
+        Seed for the suite's weights and batches.
 
     Returns
     -------
     Report
-        ``report.ok``, ``report.table()`` and ``report.failures()`` (naming the tensor).
+        ``report.ok``, ``report.table()`` and ``report.failures()`` (naming the tensor;
+        a network of yours is called "network").
     """
+    net = X = T = None
+    if args and isinstance(args[0], MLP):
+        if len(args) != 3:
+            raise TypeError("compare_backends(net, X, T): a network, its batch X and targets T")
+        net, X, T = args
+    elif args:  # the suite's parameters by position: backends, dtypes, suite, seed
+        named = {"backends": backends, "dtypes": dtypes, "suite": suite, "seed": seed}
+        if len(args) > 4:
+            raise TypeError("compare_backends(backends, dtypes, suite, seed): 4 at most")
+        for (key, default), value in zip(named.items(), args):
+            if default not in (None, 0):
+                raise TypeError(f"{key} given twice, by position and by name")
+            named[key] = value
+        backends, dtypes, suite, seed = named.values()
+        if backends is not None and not (
+            isinstance(backends, (list, tuple))
+            and all(isinstance(b, (str, Backend)) for b in backends)
+        ):
+            raise TypeError(
+                f"compare_backends takes a network or a list of backends first, not "
+                f"{type(backends).__name__}; e.g. compare_backends(['numpy', 'torch']) or "
+                f"compare_backends(net, X, T, backends=['numpy', 'torch'])"
+            )
+        if dtypes is not None and not (
+            isinstance(dtypes, (list, tuple)) and all(isinstance(d, str) for d in dtypes)
+        ):
+            raise TypeError(
+                "dtypes is a tuple of names, e.g. ('float64', 'float32'); to compare a "
+                "network of yours on a batch: compare_backends(net, X, T)"
+            )
+    if isinstance(dtypes, str):
+        dtypes = (dtypes,)
+    if net is None:
+        dtypes = ("float64", "float32") if dtypes is None else tuple(dtypes)
+        runs = _suite_runs(default_suite() if suite is None else suite, dtypes, seed)
+        cases = len(default_suite()) if suite is None else len(suite)
+    else:
+        if suite is not None:
+            raise TypeError("suite is for the fixed suite; a network brings its own case")
+        dtypes = (net.dtype,) if dtypes is None else tuple(dtypes)
+        runs = _network_runs(net, X, T, dtypes)
+        cases = 1
+    for dt in dtypes:
+        if dt not in TOLERANCE:
+            raise ValueError(f"dtype {dt!r}: compare in 'float64' or 'float32'")
     if backends is None:
         backends = [b["name"] for b in list_backends() if b["available"]]
-    suite = default_suite() if suite is None else suite
     loaded, skipped = [], {}
     for name in backends:
         try:
@@ -179,6 +234,30 @@ def compare_backends(
         except BackendUnavailable as e:
             skipped[name] = str(e)
     rows = [(b, Row(b.name, dt)) for b in loaded for dt in dtypes]
+    for case_name, dt, base, Xd, T in runs:
+        ref = _measure(base.to("numpy", dtype="float64"), Xd.astype(np.float64), T)
+        params = param_names(base.layers)
+        names = {
+            "loss": ["loss"],
+            "gradients": [f"d{n}" for n in params],
+            "deltas": [f"D{l}" for l in range(1, len(base.sizes))],
+            "step": params,
+        }
+        for backend, row in rows:
+            if row.dtype != dt:
+                continue
+            got = _measure(base.to(backend, dtype=dt), Xd, T)
+            for q in QUANTITIES:
+                for name, a, r in zip(names[q], got[q], ref[q]):
+                    e = _rel(a, r)
+                    if e > row.errors[q] or not np.isfinite(e):
+                        row.errors[q] = e
+                        row.where[q] = f"{name} ({case_name})"
+    return Report([row for _, row in rows], skipped, cases)
+
+
+def _suite_runs(suite: list[Case], dtypes: tuple[str, ...], seed: int):
+    """(case name, dtype, NumPy network, batch rounded to the dtype, targets) per run."""
     for i, case in enumerate(suite):
         X, T = _batch(case, seed + i)
         for dt in dtypes:
@@ -193,23 +272,13 @@ def compare_backends(
                     dtype=dt,
                     seed=seed + i,
                 )
-            Xd = X.astype(dt)  # the backend sees these values; so does the reference
-            ref = _measure(base.to("numpy", dtype="float64"), Xd.astype(np.float64), T)
-            params = param_names(base.layers)
-            names = {
-                "loss": ["loss"],
-                "gradients": [f"d{n}" for n in params],
-                "deltas": [f"D{l}" for l in range(1, len(case.sizes))],
-                "step": params,
-            }
-            for backend, row in rows:
-                if row.dtype != dt:
-                    continue
-                got = _measure(base.to(backend, dtype=dt), Xd, T)
-                for q in QUANTITIES:
-                    for name, a, r in zip(names[q], got[q], ref[q]):
-                        e = _rel(a, r)
-                        if e > row.errors[q] or not np.isfinite(e):
-                            row.errors[q] = e
-                            row.where[q] = f"{name} ({case.name})"
-    return Report([row for _, row in rows], skipped, len(suite))
+            # the backend sees these values; so does the reference
+            yield case.name, dt, base, X.astype(dt), T
+
+
+def _network_runs(net: MLP, X: Any, T: Any, dtypes: tuple[str, ...]):
+    """The same runs for a user's network: its weights and scaling, on NumPy, per dtype."""
+    X, T = to_host(X), to_host(T)
+    for dt in dtypes:
+        base = net.to("numpy", dtype=dt)
+        yield "network", dt, base, np.asarray(X).astype(dt), T

@@ -139,3 +139,56 @@ def test_errors_are_relative_norms_not_max_abs():
     assert _rel(a, ref) == pytest.approx(1.0 / 10.0, rel=1e-12)  # max-abs would give 1.0
     b = ref + 0.01
     assert _rel(b, ref) == pytest.approx(0.01, rel=1e-12)  # 2-norm over 2-norm
+
+
+def test_a_users_network_and_batch_compare_on_every_backend(backend):
+    """compare_backends(net, X, T): the user's weights and input scaling, on their batch."""
+    import bpgpu
+
+    rng = np.random.default_rng(3)
+    X, y = rng.normal(size=(24, 5)) * 10 + 3, rng.integers(0, 3, size=24)
+    net = bpgpu.MLP([5, 7, 3], hidden="elu", backend="numpy", dtype="float64", seed=2)
+    net.set_input_scaling(X.mean(axis=0), X.std(axis=0))
+    before = net.get_weights()
+    report = compare_backends(net, X, y, backends=[backend.name])
+    assert report.ok, report.failures()
+    assert [(r.backend, r.dtype) for r in report.rows] == [(backend.name, "float64")]
+    assert report.cases == 1
+    for a, b in zip(net.get_weights(), before):
+        np.testing.assert_array_equal(a, b)  # the user's network is not stepped
+    both = compare_backends(net, X, y, backends=[backend.name], dtypes=("float32", "float64"))
+    assert both.ok and {r.dtype for r in both.rows} == {"float32", "float64"}
+    one = compare_backends(net, X, y, backends=[backend.name], dtypes="float32")
+    assert one.ok and [r.dtype for r in one.rows] == ["float32"]
+
+
+def test_a_disagreement_on_a_users_network_names_the_tensor():
+    import bpgpu
+
+    rng = np.random.default_rng(0)
+    X, T = rng.normal(size=(8, 4)), rng.uniform(0.1, 0.9, size=(8, 3))
+    net = bpgpu.MLP([4, 5, 3], hidden="tanh", output="sigmoid", dtype="float64")
+    report = compare_backends(net, X, T, backends=[Sabotaged()])
+    assert not report.ok
+    assert any("(network)" in f and "sabotaged float64" in f for f in report.failures())
+
+
+def test_compare_backends_refuses_mixed_up_arguments():
+    import bpgpu
+
+    X, y = np.zeros((4, 3)), np.array([0, 1, 0, 1])
+    net = bpgpu.MLP([3, 2], dtype="float64")
+    with pytest.raises(TypeError, match=r"compare_backends\(\['numpy'"):
+        compare_backends("numpy")
+    with pytest.raises(TypeError, match="its batch X and targets T"):
+        compare_backends(net)
+    with pytest.raises(TypeError, match="a network of yours"):
+        compare_backends(["numpy"], X, y)
+    with pytest.raises(TypeError, match="backends given twice, by position and by name"):
+        compare_backends(["numpy"], backends=["torch"])
+    with pytest.raises(TypeError, match="4 at most"):
+        compare_backends(["numpy"], ("float64",), None, 0, 1)
+    with pytest.raises(ValueError, match="float16"):
+        compare_backends(net, X, y, dtypes=("float16",))
+    with pytest.raises(ValueError, match="features"):
+        compare_backends(net, np.zeros((4, 2)), y, backends=["numpy"])
