@@ -50,10 +50,16 @@ def interruptible(enabled: bool):
     """Turn the first Ctrl-C into a request to stop after the current batch.
 
     A second Ctrl-C raises KeyboardInterrupt at once. Only in the main thread, where
-    Python delivers signals; elsewhere the flag is never set.
+    Python delivers signals; elsewhere the flag is never set. A process that ignores
+    SIGINT (a background job of a script, ``signal.signal(SIGINT, SIG_IGN)``) keeps
+    ignoring it, as Python itself does at start-up.
     """
     flag = threading.Event()
-    if not enabled or threading.current_thread() is not threading.main_thread():
+    if (
+        not enabled
+        or threading.current_thread() is not threading.main_thread()
+        or signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    ):
         yield flag
         return
 

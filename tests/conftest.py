@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import signal
+import threading
 
 import numpy as np
 import pytest
@@ -27,6 +29,20 @@ def load_backend(name: str):
         if name in GPU_BACKENDS and os.environ.get("BPGPU_REQUIRE_GPU") == "1":
             pytest.fail(f"{name} unavailable on a run that requires the GPU: {e}")
         pytest.skip(f"{name} unavailable: {e}")
+
+
+@pytest.fixture(autouse=True)
+def _sigint_as_in_a_terminal():
+    """Ctrl-C tests see Python's own SIGINT handler, even where the runner was started as
+    a background job (which ignores SIGINT, and fit then keeps ignoring it)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, before)
 
 
 @pytest.fixture(params=ALL_BACKENDS)

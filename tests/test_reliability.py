@@ -183,6 +183,21 @@ def test_resume_of_a_fit_without_train_metrics_is_exact(tmp_path):
     assert h2.loss[2] == h_full.loss[2] and h2.accuracy[2] == h_full.accuracy[2]
 
 
+def test_a_process_that_ignores_ctrl_c_keeps_ignoring_it():
+    """A background job of a script starts with SIGINT ignored: fit leaves it so."""
+    X, y = blobs()
+    kw = dict(epochs=3, batch_size=16, seed=1)
+    plain = bpgpu.MLP([4, 6, 3], backend="numpy", dtype="float64")
+    plain.fit(X, y, **kw)
+    net = bpgpu.MLP([4, 6, 3], backend="numpy", dtype="float64")
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the fixture puts Python's back
+    h = net.fit(X, y, callbacks=[InterruptAt(1, 0, times=2)], **kw)
+    assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    assert not h.interrupted and h.epoch == [1, 2, 3]
+    for a, b in zip(net.get_weights(), plain.get_weights()):
+        np.testing.assert_array_equal(a, b)
+
+
 def test_second_ctrl_c_aborts_at_once():
     X, y = blobs()
     net = bpgpu.MLP([4, 6, 3], backend="numpy")
@@ -207,6 +222,8 @@ def test_bpgpu_train_saves_a_checkpoint_on_ctrl_c(tmp_path):
         stderr=subprocess.PIPE,
         text=True,
         env={**os.environ, "BPGPU_BACKEND": "numpy"},
+        # as from a terminal: a runner started in the background passes SIGINT ignored
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     for line in proc.stdout:
         if line.startswith("epoch"):

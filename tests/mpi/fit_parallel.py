@@ -18,6 +18,9 @@ from checks import comm, digest, rank, rel
 import bpgpu
 from bpgpu import checkpoint
 
+# Ctrl-C is tested below: take Python's handler even where mpiexec ran in the background
+signal.signal(signal.SIGINT, signal.default_int_handler)
+
 rng = np.random.default_rng(0)
 y = rng.integers(0, 3, size=203)  # 203 rows: batches that do not split evenly
 X = rng.normal(size=(203, 5)) + y[:, None]
