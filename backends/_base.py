@@ -135,6 +135,16 @@ class Backend:
         """A context in which new arrays and kernels go to this backend's device."""
         return contextlib.nullcontext()
 
+    def quiet(self) -> contextlib.AbstractContextManager:
+        """A context for training in which NumPy's overflow, invalid and divide warnings
+        (NumPy computes for this backend, or for array-api-strict) stay quiet: fit
+        finds non-finite values itself and names the batch, as on every other library.
+        A NumPy error mode the user chose (``np.seterr(over="raise")``) is kept."""
+        mode = np.geterr()
+        return np.errstate(
+            **{k: "ignore" for k in ("over", "invalid", "divide") if mode[k] == "warn"}
+        )
+
     def staging(self) -> Staging:
         """How streamed host rows reach this device (:class:`Staging`); CuPy overrides it
         with pinned buffers and a copy stream."""

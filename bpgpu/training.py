@@ -247,7 +247,7 @@ def fit(
     if dist is not None:
         work //= dist.size
     try:
-        with model.backend.context(), model.backend.threads(work):
+        with model.backend.context(), model.backend.threads(work), model.backend.quiet():
             h = _train(net, model, run, data, batches, st, opts, handle_interrupt, stop)
     except FloatingPointError:
         raise  # decided from numbers every rank shares: raised on every rank alike

@@ -8,9 +8,11 @@ import signal
 import subprocess
 import sys
 import time
+import warnings
 
 import numpy as np
 import pytest
+from conftest import load_backend
 
 import bpgpu
 from bpgpu.backends.numpy_backend import NumpyBackend
@@ -103,6 +105,26 @@ def test_divergence_names_epoch_and_batch_and_restores_the_last_finite_weights()
     assert "learning rate" in msg
     twin.fit(X[:32], y[:32], epochs=1, **kw)  # the weights batch 3 started from
     assert same(net.get_weights(), twin.get_weights())
+
+
+@pytest.mark.parametrize("name", ["numpy", "array_api_strict"])
+def test_a_diverging_fit_says_so_once_without_numpys_warnings(name):
+    """NumPy's overflow warnings before fit's own error were noise (torch, JAX and CuPy
+    print none); a NumPy error mode the user chose is kept, and the mode is put back."""
+    load_backend(name)
+    X, y = blobs()
+    X[40:48] = 3e36
+    kw = dict(epochs=2, batch_size=16, shuffle=False, lr=0.05)
+    net = bpgpu.MLP([4, 6, 3], hidden="identity", backend=name, dtype="float32")
+    before = np.geterr()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # any warning fails the test
+        with pytest.raises(FloatingPointError, match="epoch 1, batch 4 of 6"):
+            net.fit(X, y, **kw)
+    assert np.geterr() == before
+    net = bpgpu.MLP([4, 6, 3], hidden="identity", backend=name, dtype="float32")
+    with np.errstate(over="raise"), pytest.raises(FloatingPointError, match="overflow"):
+        net.fit(X, y, **kw)  # NumPy's own error, as the user asked
 
 
 def test_an_update_that_overflows_with_a_finite_loss_is_caught_in_its_epoch():
