@@ -37,6 +37,8 @@ def check_targets(model, T: Any, B: int, checked: bool = False) -> Any:
     (``checked``: their values were checked already, so no device read)."""
     xp, n_L = model.xp, model.sizes[-1]
     Tb = model.backend.convert(T, what="targets")
+    if Tb.dtype == xp.bool:  # y = X[:, 0] > 0: classes 0 and 1, or targets 0.0 and 1.0
+        Tb = xp.astype(Tb, xp.int32)
     one_hot = False  # built here from class labels, so known to be distributions
     if Tb.ndim == 0 or Tb.shape[0] != B:
         got = "a scalar" if Tb.ndim == 0 else f"{Tb.shape[0]} rows"

@@ -159,6 +159,25 @@ def test_integer_labels_equal_one_hot_targets():
         net.loss(X, y[:, None].astype(float))  # floats in one column are not labels
 
 
+def test_boolean_labels_are_classes_0_and_1(backend):
+    """y = X[:, 0] > 0 is how people write two classes: False/True are labels 0 and 1
+    for softmax outputs, and targets 0.0 and 1.0 for one sigmoid unit; fit agrees."""
+    rng = np.random.default_rng(5)
+    X = rng.normal(size=(40, 3))
+    yb = X[:, 0] > 0
+    yi = yb.astype(np.int64)
+    for sizes, output in (([3, 4, 2], "softmax"), ([3, 4, 3], "softmax"), ([3, 1], "sigmoid")):
+        a = bpgpu.MLP(sizes, output=output, backend=backend, dtype="float64", seed=1)
+        b = a.to(backend)
+        assert a.loss(X, yb) == a.loss(X, yi) == a.loss(X, yb[:, None])
+        for g, r in zip(a.gradients(X, yb), a.gradients(X, yi)):
+            assert rel_norm(g, r) == 0.0
+        ha = a.fit(X, yb, epochs=2, batch_size=8, validation_data=(X[:8], yb[:8]), seed=2)
+        hb = b.fit(X, yi, epochs=2, batch_size=8, validation_data=(X[:8], yi[:8]), seed=2)
+        assert ha.history == {**hb.history, "time": ha.time}
+        assert a.evaluate(X, yb) == b.evaluate(X, yi)
+
+
 def test_default_cost_follows_the_output():
     assert bpgpu.MLP([2, 3, 4], backend="numpy").cost.name == "categorical_cross_entropy"
     assert bpgpu.MLP([2, 1], output="sigmoid", backend="numpy").cost.name == "cross_entropy"
