@@ -109,7 +109,7 @@ class Backend:
         if self.owns(a) or where == self.where:
             b = a if self.owns(a) else self.xp.from_dlpack(a)  # same device: no copy
             if not self._numeric(b.dtype):
-                raise TypeError(f"{what} has dtype {b.dtype}; pass real numbers (int or float)")
+                raise _not_numeric(what, b.dtype)
             return b if dtype is None else self.xp.astype(b, self.dtype(dtype), copy=False)
         dev = where[0] if where[1] is None else f"{where[0]}:{where[1]}"
         raise ValueError(
@@ -292,6 +292,17 @@ class PinnedStaging(Staging):
         return out
 
 
+def _not_numeric(what: str, dtype: Any) -> TypeError:
+    """The error for data of a dtype that is not a number, with the likely fix."""
+    text = getattr(dtype, "kind", "") in ("U", "S", "O")
+    hint = (
+        "class names as labels 0..K-1: names, y = np.unique(y, return_inverse=True)"
+        if what == "targets" and text
+        else "convert text columns to numbers first"
+    )
+    return TypeError(f"{what} has dtype {dtype}; pass real numbers (int or float), e.g. {hint}")
+
+
 def _numeric_host(a: Any, what: str) -> np.ndarray:
     """``a`` as a host NumPy array of real numbers, or a TypeError/ValueError that says so."""
     try:
@@ -299,10 +310,7 @@ def _numeric_host(a: Any, what: str) -> np.ndarray:
     except (ValueError, TypeError) as e:  # ragged lists, objects NumPy cannot read
         raise ValueError(f"{what} could not be read as a numeric array ({e})") from None
     if h.dtype.kind not in "biuf":
-        raise TypeError(
-            f"{what} has dtype {h.dtype}; pass real numbers (int or float), "
-            "e.g. convert text columns to numbers first"
-        )
+        raise _not_numeric(what, h.dtype)
     return h
 
 
