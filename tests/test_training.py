@@ -508,3 +508,43 @@ def test_every_epoch_draws_a_new_batch_order(monkeypatch):
     seen.clear()
     bpgpu.MLP([4, 8, 3], backend="numpy").fit(X, y, epochs=2, batch_size=16, shuffle=False)
     assert seen == [None, None]
+
+
+class Decay(bpgpu.Callback):
+    """A step schedule: the optimizer object passed to fit gets a tenth of its rate after
+    every epoch (what the README shows)."""
+
+    per_batch = False  # looks at epochs only: JAX keeps its compiled epoch
+
+    def __init__(self, opt):
+        self.opt = opt
+
+    def on_epoch_end(self, net, epoch, logs):
+        self.opt.lr *= 0.1
+
+
+def test_a_callback_schedules_the_learning_rate(backend):
+    X, y = blobs()
+    kw = dict(batch_size=16, seed=3)
+    net = bpgpu.MLP([4, 6, 3], backend=backend, dtype="float64", seed=1)
+    steps = net.to(backend)
+    sgd = optimizers.SGD(lr=0.5)
+    net.fit(X, y, epochs=2, optimizer=sgd, callbacks=[Decay(sgd)], shuffle=False, **kw)
+    # the same two epochs as two fits, the second at the decayed rate (plain SGD has no
+    # state to lose between fits)
+    for lr in (0.5, 0.05):
+        steps.fit(X, y, epochs=1, optimizer=optimizers.SGD(lr=lr), shuffle=False, **kw)
+    for a, b in zip(net.get_weights(), steps.get_weights()):
+        assert np.linalg.norm(a - b) <= 1e-12 * np.linalg.norm(b)
+    # a stateful optimizer on this backend against NumPy's, both decayed
+    adam = bpgpu.MLP([4, 6, 3], backend=backend, dtype="float64", seed=1)
+    ref = adam.to("numpy")
+    for m in (adam, ref):
+        opt = optimizers.Adam(lr=0.05)
+        m.fit(X, y, epochs=3, optimizer=opt, callbacks=[Decay(opt)], **kw)
+        assert opt.lr == pytest.approx(0.05e-3)
+    for a, b in zip(adam.get_weights(), ref.get_weights()):
+        assert np.linalg.norm(a - b) <= 1e-12 * np.linalg.norm(b)
+    undecayed = bpgpu.MLP([4, 6, 3], backend="numpy", dtype="float64", seed=1)
+    undecayed.fit(X, y, epochs=3, optimizer=optimizers.Adam(lr=0.05), **kw)
+    assert not np.allclose(undecayed.get_weights()[0], ref.get_weights()[0])
