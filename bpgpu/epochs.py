@@ -161,6 +161,10 @@ def save_checkpoint(path, net, model, run: Run, st: Settings, position=None, rng
         "settings": st.__dict__,
         "epoch": h.epoch[-1] if h.epoch else 0,
         "optimizer_t": int(run.state["t"]),  # a device scalar after a compiled step
+        # its hyper-parameters now (a schedule changes the rate), class and state slots
+        "optimizer_now": run.opt.config(),
+        "optimizer_class": type(run.opt).__qualname__,
+        "optimizer_slots": list(run.opt.slots),
         "rng": run.rng.state() if rng_state is None else rng_state,
         "position": position,
         "history": h.to_json(),

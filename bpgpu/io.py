@@ -213,12 +213,16 @@ def checkpoint_shapes(cfg: dict) -> dict[str, tuple[int, ...]]:
     shapes = expected_shapes(cfg)
     tr = cfg.get("training")
     try:
-        opt = _opt.get(tr["settings"]["optimizer"])
+        slots = tr.get("optimizer_slots")
+        if slots is None:  # written before they were recorded: a built-in's
+            slots = _opt.get(tr["settings"]["optimizer"]).slots
+        elif not (isinstance(slots, list) and all(isinstance(x, str) for x in slots)):
+            raise ValueError(f"optimizer_slots {slots!r} is not a list of names")
         has_best = bool(tr["has_best"])
-    except (TypeError, KeyError, ValueError) as e:
+    except (TypeError, KeyError, ValueError, AttributeError) as e:
         raise ModelFileError(f"checkpoint 'training' section is invalid ({e})") from None
     for name in param_names(build(cfg["sizes"], cfg["activations"])):
-        for slot in opt.slots:
+        for slot in slots:
             shapes[f"opt.{slot}.{name}"] = shapes[name]
         if has_best:
             shapes[f"best.{name}"] = shapes[name]

@@ -23,6 +23,7 @@ The network is reached through two narrow interfaces: its :class:`bpgpu.model.Mo
 from __future__ import annotations
 
 import logging
+import math
 from typing import Any
 
 from bpgpu import checkpoint as _ckpt
@@ -34,7 +35,7 @@ from bpgpu.batches import Batches
 from bpgpu.distributed import Distributed
 from bpgpu.epochs import Data, Settings, end_epoch, fresh_run, resume_run, run_epoch
 from bpgpu.history import Callback, History
-from bpgpu.io import prepare_output
+from bpgpu.io import ModelFileError, prepare_output
 from bpgpu.recovery import interruptible, position_of
 
 __all__ = ["Callback", "History", "fit"]
@@ -83,10 +84,12 @@ def _callbacks(callbacks) -> list:
 
 
 def resolve_settings(
-    seed: int | None, kw: dict, saved: dict | None, fresh=fresh_seed
-) -> tuple[Settings, Any]:
-    """Fit's keyword arguments merged with a checkpoint's ``saved`` settings (conflicts
-    are errors), validated; and the optimizer object."""
+    seed: int | None, kw: dict, training: dict | None, fresh=fresh_seed
+) -> tuple[Settings, Any, dict | None]:
+    """Fit's keyword arguments merged with a checkpoint's ``training`` section (conflicts
+    are errors), validated; the optimizer object; and, resuming, the hyper-parameters it
+    had at the checkpoint (for :func:`_reload`, once every check has passed)."""
+    saved = None if training is None else training["settings"]
     defaults = {
         "batch_size": 32,
         "validation_split": 0.0,
@@ -118,18 +121,67 @@ def resolve_settings(
         merged["seed"] = fresh()  # drawn once; data-parallel: rank 0's, for every rank
     else:
         merged["seed"] = integer("seed", merged["seed"], lo=0)
-    if saved is not None:
-        opt = _opt.get(saved["optimizer"])
-        if kw["optimizer"] is not _MISSING or kw["lr"] is not None or kw["weight_decay"]:
-            asked = _build_optimizer(kw).config()
-            if asked != opt.config():
-                raise ValueError(
-                    f"optimizer {asked} differs from the checkpoint's {opt.config()}; omit "
-                    "optimizer/lr/weight_decay when resuming"
-                )
-    else:
+    if training is None:
         opt = _build_optimizer(kw)
-    return Settings(epochs=kw["epochs"], optimizer=opt.config(), **merged), opt
+        return Settings(epochs=kw["epochs"], optimizer=opt.config(), **merged), opt, None
+    opt, now = _resumed_optimizer(kw, training)
+    return Settings(epochs=kw["epochs"], optimizer=saved["optimizer"], **merged), opt, now
+
+
+def _resumed_optimizer(kw: dict, training: dict) -> tuple[_opt.Optimizer, dict]:
+    """The optimizer a resumed fit runs, and its hyper-parameters at the checkpoint.
+
+    The object passed to fit, when one is (so that a callback holding it, a learning-rate
+    schedule, goes on working, and a class of the user's own keeps its rule): it must be
+    of the checkpoint's class and have the hyper-parameters the run started with, or
+    those it had at the checkpoint. Otherwise a built-in built from the checkpoint; a
+    checkpoint trained with a class of the user's own needs that class passed again.
+    """
+    first = training["settings"]["optimizer"]
+    now = training.get("optimizer_now", first)  # absent before checkpoints recorded them
+    cls = training.get("optimizer_class")
+    numbers = isinstance(now, dict) and all(
+        type(v) in (int, float) and math.isfinite(v) for k, v in now.items() if k != "name"
+    )
+    if not (isinstance(first, dict) and numbers and now.keys() == first.keys()):
+        raise ModelFileError(
+            f"the checkpoint's optimizer record is not valid ({first!r}, now {now!r})"
+        )
+    builtin = _opt.OPTIMIZERS.get(first.get("name"))
+    ours = cls is None or (builtin is not None and builtin.__qualname__ == cls)
+    if kw["optimizer"] is _MISSING and kw["lr"] is None and not kw["weight_decay"]:
+        if not ours or builtin is None:
+            kind = cls or first.get("name")
+            raise ValueError(
+                f"the checkpoint was trained with {kind}, an optimizer class of your own; "
+                f"pass it again when resuming: fit(..., optimizer={kind}(...), resume=...)"
+            )
+        try:
+            _opt.get(now)  # a built-in checks its hyper-parameters
+        except (TypeError, ValueError) as e:
+            raise ModelFileError(f"the checkpoint's optimizer record is not valid ({e})") from None
+        return _opt.get(first), now
+    opt = _build_optimizer(kw)
+    if opt.config() not in (first, now):
+        raise ValueError(
+            f"optimizer {opt.config()} differs from the checkpoint's {first}; omit "
+            "optimizer/lr/weight_decay when resuming"
+        )
+    if cls is not None and type(opt).__qualname__ != cls:
+        raise ValueError(
+            f"the checkpoint was trained with optimizer class {cls}, this is "
+            f"{type(opt).__qualname__}; resume with the same class"
+        )
+    return opt, now
+
+
+def _reload(opt: _opt.Optimizer, now: dict) -> None:
+    """Give ``opt`` the hyper-parameters it had at the checkpoint (a schedule may have
+    changed its learning rate since the run started), as torch's ``load_state_dict``
+    gives an optimizer its param groups' rates back."""
+    for k, v in now.items():
+        if k != "name" and hasattr(opt, k):
+            setattr(opt, k, v)
 
 
 # ---- data -----------------------------------------------------------------------------
@@ -274,9 +326,9 @@ def _setup(net, model, X, y, kw, dist, validation_data, callbacks, checkpoint, r
         cfg, arrays = _ckpt.read(resume)
         _ckpt.check_same_network(net.config(), cfg, resume)
         ckpt = (resume, cfg, arrays)
-    saved = None if ckpt is None else ckpt[1]["training"]["settings"]
+    training = None if ckpt is None else ckpt[1]["training"]
     fresh = fresh_seed if dist is None else lambda: dist.bcast(fresh_seed())
-    st, opt = resolve_settings(net.seed, kw, saved, fresh)
+    st, opt, now = resolve_settings(net.seed, kw, training, fresh)
     if validation_data is not None and st.validation_split:
         raise ValueError("pass validation_data or validation_split, not both")
     if type(metrics) is not bool:
@@ -317,6 +369,7 @@ def _setup(net, model, X, y, kw, dist, validation_data, callbacks, checkpoint, r
             run = fresh_run(model, st, opt)
         else:
             run.position = position_of(run.position, batches.count)
+            _reload(opt, now)  # last: a refused resume leaves the user's object alone
     except BaseException:
         if undo is not None:
             undo()  # a refused resume leaves the network as it was

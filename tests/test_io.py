@@ -284,3 +284,27 @@ def test_output_paths_are_checked_before_the_work(tmp_path):
         OSError, match=f"cannot create the folder of output file {blocker / 'm.npz'}"
     ):
         io.prepare_output(blocker / "m.npz")
+
+
+@pytest.mark.parametrize(
+    "edit,match",
+    [
+        (lambda tr: tr["optimizer_now"].update(lr="fast"), "optimizer record is not valid"),
+        (lambda tr: tr["optimizer_now"].update(lr=-1.0), "optimizer record is not valid"),
+        (lambda tr: tr["optimizer_now"].pop("weight_decay"), "optimizer record is not valid"),
+        (lambda tr: tr.update(optimizer_slots="velocity"), "training' section is invalid"),
+    ],
+)
+def test_a_checkpoints_optimizer_record_is_checked(tmp_path, edit, match):
+    """The rate a schedule reached, the class and the state's slots come from the file:
+    values that cannot be an optimizer's are a ModelFileError, and change nothing."""
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(20, 5)), rng.integers(0, 3, size=20)
+    src, dst = tmp_path / "c.npz", tmp_path / "bad.npz"
+    make().fit(X, y, epochs=1, optimizer="momentum", checkpoint=src)
+    rewrite(src, dst, config=lambda cfg: edit(cfg["training"]))
+    net = make()
+    before = net.get_weights()
+    with pytest.raises(bpgpu.ModelFileError, match=match):
+        net.fit(X, y, epochs=2, resume=dst)
+    assert all(np.array_equal(a, b) for a, b in zip(net.get_weights(), before))

@@ -548,3 +548,83 @@ def test_a_callback_schedules_the_learning_rate(backend):
     undecayed = bpgpu.MLP([4, 6, 3], backend="numpy", dtype="float64", seed=1)
     undecayed.fit(X, y, epochs=3, optimizer=optimizers.Adam(lr=0.05), **kw)
     assert not np.allclose(undecayed.get_weights()[0], ref.get_weights()[0])
+
+
+class Halved(optimizers.SGD):
+    """A user's rule under a built-in's name: half the SGD step."""
+
+    def rule(self, grads, slots, t):
+        return [-0.5 * self.lr * g for g in grads], {}
+
+
+class Tracked(optimizers.Momentum):
+    """A user's optimizer with a name and a state of its own."""
+
+    name = "tracked"
+    slots = ("velocity", "seen")
+
+    def rule(self, grads, slots, t):
+        updates, state = super().rule(grads, {"velocity": slots["velocity"]}, t)
+        return updates, {**state, "seen": [s + g * g for s, g in zip(slots["seen"], grads)]}
+
+
+class StopAfter(bpgpu.Callback):
+    per_batch = False
+
+    def __init__(self, epoch):
+        self.epoch = epoch
+
+    def on_epoch_end(self, net, epoch, logs):
+        return epoch == self.epoch
+
+
+@pytest.mark.parametrize("cls", [Halved, Tracked])
+def test_resume_runs_the_users_optimizer_class_not_a_builtin(cls, tmp_path):
+    """Resuming built the optimizer from its name: a subclass named "sgd" went on as
+    plain SGD (other weights, silently), and a name of the user's own could not resume
+    nor even load."""
+    X, y = blobs()
+    kw = dict(batch_size=16, seed=2)
+    full = bpgpu.MLP([4, 6, 3], backend="numpy", dtype="float64", seed=1)
+    full.fit(X, y, epochs=4, optimizer=cls(lr=0.2), **kw)
+    ckpt = tmp_path / "c.npz"
+    part = bpgpu.MLP([4, 6, 3], backend="numpy", dtype="float64", seed=1)
+    part.fit(X, y, epochs=4, optimizer=cls(lr=0.2), callbacks=[StopAfter(2)], checkpoint=ckpt, **kw)
+    assert bpgpu.load(ckpt).sizes == [4, 6, 3]  # loadable, slots of its own included
+    net = bpgpu.MLP([4, 6, 3], backend="numpy", dtype="float64", seed=5)
+    before = net.get_weights()
+    with pytest.raises(ValueError, match=f"trained with {cls.__name__}, an optimizer class of"):
+        net.fit(X, y, epochs=4, resume=ckpt)
+    with pytest.raises(ValueError, match=f"(class {cls.__name__}, this is|differs)"):
+        net.fit(X, y, epochs=4, optimizer=optimizers.SGD(lr=0.2), resume=ckpt)
+    assert weights_equal(net.get_weights(), before)
+    h = net.fit(X, y, epochs=4, optimizer=cls(lr=0.2), resume=ckpt)
+    assert h.epoch == [1, 2, 3, 4]
+    assert weights_equal(net.get_weights(), full.get_weights())
+
+
+def test_a_learning_rate_schedule_resumes_where_it_stopped(tmp_path, backend):
+    """The checkpoint keeps the rate the schedule had reached; the script run again
+    (a fresh optimizer at the first rate, its schedule callback) continues exactly."""
+    X, y = blobs()
+    kw = dict(batch_size=16, seed=2)
+
+    def run(net, epochs, stop=None, **more):
+        opt = optimizers.Adam(lr=0.05)
+        cbs = [Decay(opt)] + ([StopAfter(stop)] if stop else [])
+        net.fit(X, y, epochs=epochs, optimizer=opt, callbacks=cbs, **kw, **more)
+        return opt
+
+    full = bpgpu.MLP([4, 6, 3], backend=backend, dtype="float64", seed=1)
+    run(full, 4)
+    ckpt = tmp_path / "c.npz"
+    run(bpgpu.MLP([4, 6, 3], backend=backend, dtype="float64", seed=1), 4, stop=2, checkpoint=ckpt)
+    net = bpgpu.MLP([4, 6, 3], backend=backend, dtype="float64", seed=5)
+    refused = optimizers.Adam(lr=0.05)
+    with pytest.raises(ValueError, match="epochs > 2"):
+        net.fit(X, y, epochs=2, optimizer=refused, resume=ckpt)
+    assert refused.lr == 0.05  # a refused resume leaves the user's object alone
+    opt = run(net, 4, resume=ckpt)
+    assert opt.lr == pytest.approx(0.05e-4)  # at 5e-4 after the checkpoint, two decays
+    for a, b in zip(net.get_weights(), full.get_weights()):
+        assert np.linalg.norm(a - b) <= 1e-12 * np.linalg.norm(b)
