@@ -56,7 +56,12 @@ def prepare_output(path: str | os.PathLike, what: str = "output file") -> str:
     try:
         os.makedirs(folder, exist_ok=True)
     except OSError as e:
-        raise OSError(f"cannot create the folder of {what} {path}: {e.strerror or e}") from None
+        why = e.strerror or e
+        if isinstance(e, (FileExistsError, NotADirectoryError)):
+            why = "a file stands where its folder should be"
+        raise OSError(
+            f"cannot write {what} {path}: cannot make its folder {folder} ({why})"
+        ) from None
     if not os.access(folder, os.W_OK | os.X_OK):
         raise PermissionError(f"cannot write {what} {path}: its folder {folder} is not writable")
     return path

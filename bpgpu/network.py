@@ -393,8 +393,9 @@ class MLP:
         return arrays
 
     def save(self, path: Any) -> None:
-        """Save architecture, weights and input scaling to ``path`` (.npz), atomically."""
-        io.write_archive(path, self.config(), self.arrays())
+        """Save architecture, weights and input scaling to ``path`` (.npz), atomically; a
+        missing folder is made, as for checkpoints and the CLI's files."""
+        io.write_archive(io.prepare_output(path, "model file"), self.config(), self.arrays())
 
     def __reduce__(self):
         """Pickles and copies (``copy.copy`` too: an independent network) hold what a model

@@ -254,8 +254,9 @@ def test_files_get_the_umask_permissions_and_an_overwritten_file_keeps_its_mode(
 def test_write_errors_name_the_users_path_not_the_temporary_file(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("x")  # a file where a folder should be: fails as root too
-    with pytest.raises(OSError, match=f"cannot write {blocker / 'm.npz'}") as e:
+    with pytest.raises(OSError, match=f"cannot write model file {blocker / 'm.npz'}: ") as e:
         make().save(blocker / "m.npz")
+    assert "a file stands where its folder should be" in str(e.value)
     assert ".tmp" not in str(e.value)
 
 
@@ -280,9 +281,7 @@ def test_output_paths_are_checked_before_the_work(tmp_path):
         io.prepare_output(tmp_path / "a")
     blocker = tmp_path / "file"
     blocker.write_text("x")
-    with pytest.raises(
-        OSError, match=f"cannot create the folder of output file {blocker / 'm.npz'}"
-    ):
+    with pytest.raises(OSError, match=f"cannot write output file {blocker / 'm.npz'}: cannot"):
         io.prepare_output(blocker / "m.npz")
 
 
@@ -308,3 +307,14 @@ def test_a_checkpoints_optimizer_record_is_checked(tmp_path, edit, match):
     with pytest.raises(bpgpu.ModelFileError, match=match):
         net.fit(X, y, epochs=2, resume=dst)
     assert all(np.array_equal(a, b) for a, b in zip(net.get_weights(), before))
+
+
+def test_save_makes_a_missing_folder_and_refuses_a_folder_as_the_file(tmp_path):
+    net = make()
+    path = tmp_path / "runs" / "today" / "m.npz"
+    net.save(path)  # as fit(checkpoint=...) and the CLI's -o do
+    assert bpgpu.load(path).get_weights()[0].tolist() == net.get_weights()[0].tolist()
+    with pytest.raises(IsADirectoryError, match="is a folder; give a file name"):
+        net.save(tmp_path / "runs")
+    with pytest.raises(ValueError, match="file name is empty"):
+        net.save("")
