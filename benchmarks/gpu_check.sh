@@ -15,13 +15,18 @@
 #   GPU_CHECK_BUDGET=540   seconds for the whole run (a device command may run 600)
 #   GPU_CHECK_STEPS=a,b    run only these steps (default: all, in the order below); a
 #                          second call can run what the budget left out
+#   GPU_CHECK_WHEELS=.whl  the folder of wheels to install first
 #   PYTHON=python3
 #
-# Wheels for a machine without network, fetched beforehand on one with it:
-#   pip download --no-deps -d .whl array-api-compat array-api-strict tqdm \
-#       threadpoolctl hypothesis attrs sortedcontainers 'setuptools>=77'
-# (and carry .whl/ along). CuPy, NumPy, torch, JAX, mpi4py and pytest must already be
-# there (the device image has them).
+# Wheels for a machine without network, fetched beforehand on one with it, for the
+# device's Python (3.12; a wheel built for another Python stops pip):
+#   pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+#       --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 -d .whl \
+#       array-api-compat array-api-strict 'setuptools>=77' mpich==5.0.2
+# (14 MB; carry .whl/ along). CuPy, NumPy, torch, JAX, mpi4py, pytest, hypothesis, tqdm
+# and threadpoolctl must already be there (the device image has them). Each wheel is
+# installed on its own, so one that does not fit costs only itself (said in summary.txt);
+# MPICH's only where the image has no working MPI (no mpiexec, or mpi4py loads none).
 #
 # Exit status: non-zero when any step failed or did not run; the results are packed
 # whatever happens (also on Ctrl-C or when the device command's own limit is near).
@@ -74,10 +79,28 @@ step() {  # step NAME LIMIT COMMAND...: run under min(LIMIT, what is left), log 
     return 0
 }
 
-if compgen -G ".whl/*.whl" >/dev/null; then
-    "$PY" -m pip install -q --no-index --no-deps --target /tmp/bpgpu-site .whl/*.whl
-    export PYTHONPATH="/tmp/bpgpu-site${PYTHONPATH:+:$PYTHONPATH}"
+WHL="${GPU_CHECK_WHEELS:-.whl}"
+SITE="$(mktemp -d)"
+shopt -s nullglob
+for w in "$WHL"/*.whl; do
+    [[ "$(basename "$w")" == mpich-* ]] && continue
+    if "$PY" -m pip install -q --no-index --no-deps --upgrade --target "$SITE/site" "$w"; then
+        echo "wheel $(basename "$w"): installed"
+    else
+        note "wheel $(basename "$w"): NOT INSTALLED (pip's reason is on the console)"
+    fi
+done
+[ -d "$SITE/site" ] && export PYTHONPATH="$SITE/site${PYTHONPATH:+:$PYTHONPATH}"
+# MPI for the mpi_gpu step: the image's own where it works, else MPICH's wheel in a
+# prefix of its own (mpi4py loads the library named by MPI4PY_LIBMPI)
+MPICH=("$WHL"/mpich-*.whl)
+if ! { command -v mpiexec >/dev/null && "$PY" -c "from mpi4py import MPI" >/dev/null 2>&1; } &&
+    [ "${#MPICH[@]}" -gt 0 ]; then
+    "$PY" -m pip install -q --no-index --no-deps --ignore-installed --prefix "$SITE/mpich" \
+        "${MPICH[0]}" &&
+        export PATH="$SITE/mpich/bin:$PATH" MPI4PY_LIBMPI="$SITE/mpich/lib/libmpi.so.12"
 fi
+shopt -u nullglob
 export BPGPU_REQUIRE_GPU=1 # a GPU backend that cannot load fails its tests, not skips
 
 device_info() {
@@ -104,7 +127,13 @@ try:
     print(f"torch cuda: {torch.version.cuda}  tf32 matmul: {torch.backends.cuda.matmul.allow_tf32}")
 except Exception:
     pass
+try:
+    from mpi4py import MPI
+    print("mpi:", MPI.Get_library_version().splitlines()[0].strip())
+except Exception as e:
+    print(f"mpi: unavailable ({type(e).__name__}: {e})")
 PYEOF
+    echo "mpiexec: $(command -v mpiexec || echo none)"
 }
 
 # Most valuable first: what proves the GPU paths correct, then what measures them.

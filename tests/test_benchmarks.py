@@ -252,6 +252,41 @@ def test_gpu_check_skips_what_the_budget_cannot_hold_and_says_so(tmp_path):
     assert (out / "gpu-results.tar.gz").exists()
 
 
+def _wheel(folder, name, tag="py3-none-any"):
+    """A minimal wheel of one module ``name`` (a wheel of another tag fails to install)."""
+    import zipfile
+
+    info = f"{name}-1.0.dist-info"
+    files = {
+        f"{name}.py": "VALUE = 1\n",
+        f"{info}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: 1.0\n",
+        f"{info}/WHEEL": (
+            f"Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: {tag}\n"
+        ),
+    }
+    files[f"{info}/RECORD"] = "".join(f"{f},,\n" for f in [*files, f"{info}/RECORD"])
+    path = folder / f"{name}-1.0-{tag}.whl"
+    with zipfile.ZipFile(path, "w") as z:
+        for f, text in files.items():
+            z.writestr(f, text)
+    return path
+
+
+def test_gpu_check_installs_each_wheel_on_its_own(tmp_path):
+    """A wheel for another Python (a cp311 build carried to the device's 3.12) once would
+    have stopped pip and with it every other wheel: each is installed alone, and one that
+    does not fit is named in the summary."""
+    folder = tmp_path / "wheels"
+    folder.mkdir()
+    _wheel(folder, "bpgpu_probe_ok")
+    _wheel(folder, "bpgpu_probe_bad", tag="cp27-cp27m-win32")
+    run, out = _gpu_check(tmp_path, GPU_CHECK_STEPS="backends", GPU_CHECK_WHEELS=str(folder))
+    assert "wheel bpgpu_probe_ok-1.0-py3-none-any.whl: installed" in run.stdout, run.stdout
+    summary = (out / "summary.txt").read_text()
+    assert "wheel bpgpu_probe_bad-1.0-cp27-cp27m-win32.whl: NOT INSTALLED" in summary
+    assert "backends: exit 0" in summary
+
+
 def test_gpu_check_runs_test_files_that_exist():
     """A renamed test file must not silently drop out of the one GPU run."""
     import re
