@@ -102,6 +102,9 @@ if ! { command -v mpiexec >/dev/null && "$PY" -c "from mpi4py import MPI" >/dev/
 fi
 shopt -u nullglob
 export BPGPU_REQUIRE_GPU=1 # a GPU backend that cannot load fails its tests, not skips
+# JAX takes 75% of the GPU at its first use by default; CuPy and torch share the process
+# (tests, check, bench), so JAX takes what it needs as it goes instead
+export XLA_PYTHON_CLIENT_PREALLOCATE=false
 
 device_info() {
     echo "date: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
@@ -171,7 +174,7 @@ step pytest_gpu_rest 200 "$PY" -m pytest -m gpu -q -p no:cacheprovider \
 # two ranks on the GPU backends (sharing the one GPU: the path after NCCL), against the
 # single-process fit; its own step, as JAX compiles in each process
 if command -v mpiexec >/dev/null; then
-    XLA_PYTHON_CLIENT_PREALLOCATE=false step mpi_gpu 120 mpiexec -n 2 "$PY" tests/mpi/fit_gpu.py
+    step mpi_gpu 120 mpiexec -n 2 "$PY" tests/mpi/fit_gpu.py
 else
     note "mpi_gpu: NOT RUN (no mpiexec here)"
 fi
