@@ -201,6 +201,12 @@ def test_one_sigmoid_unit_takes_1d_targets():
         ({"output": "sigmoid", "cost": "categorical_cross_entropy"}, "needs output='softmax'"),
         ({"dtype": "float16"}, "float32"),
         ({"hidden": "rellu"}, "did you mean 'relu'"),
+        ({"hidden": "ReLU"}, "did you mean 'relu'"),  # torch's spelling
+        ({"hidden": "LeakyReLU"}, "did you mean 'leaky_relu'"),
+        ({"output": "linear"}, "did you mean 'identity'"),  # Keras's name
+        ({"output": "identity", "cost": "mse"}, r"did you mean 'quadratic' \(1/2 sum of"),
+        ({"output": "sigmoid", "cost": "BCE"}, "did you mean 'cross_entropy'"),
+        ({"output": "sigmoid", "cost": "cross-entropy"}, "did you mean 'cross_entropy'"),
         ({"backend": "nunpy"}, "did you mean 'numpy'"),
         ({"seed": -1}, "seed must be"),
         ({"seed": "0"}, "seed must be"),

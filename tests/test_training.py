@@ -262,6 +262,7 @@ def test_divergence_stops_with_weights_restored():
         ({"weight_decay": -1.0}, "weight_decay"),
         ({"patience": 0}, "patience"),
         ({"optimizer": "sgdd"}, "did you mean 'sgd'"),
+        ({"optimizer": "NAG"}, "did you mean 'nesterov'"),
         ({"seed": -3}, "seed must be"),
         ({"validation_split": 0.2, "validation_data": ([[0.0] * 4], [0])}, "not both"),
         ({"train_metrics": "no"}, "train_metrics must be True or False"),
