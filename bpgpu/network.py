@@ -99,7 +99,7 @@ class MLP:
     ):
         sizes = widths(sizes)
         n_hidden = len(sizes) - 2
-        if isinstance(hidden, str):
+        if isinstance(hidden, (str, _acts.Activation)):  # an object, as output= takes one
             names = [hidden] * n_hidden
         elif isinstance(hidden, (list, tuple)):
             names = list(hidden)

@@ -218,6 +218,14 @@ def test_constructor_refuses_bad_arguments(kwargs, match):
         bpgpu.MLP(**args)
 
 
+def test_activation_objects_are_taken_like_their_names():
+    from bpgpu.activations import ACTIVATIONS
+
+    net = bpgpu.MLP([3, 4, 4, 2], hidden=ACTIVATIONS["tanh"], output=ACTIVATIONS["softmax"])
+    assert [a.name for a in net.activations] == ["tanh", "tanh", "softmax"]
+    assert net.config()["activations"] == ["tanh", "tanh", "softmax"]
+
+
 def test_binary_step_warns_about_its_zero_gradient():
     with pytest.warns(UserWarning, match="zero gradient"):
         bpgpu.MLP([3, 4, 2], hidden="binary_step", backend="numpy")
