@@ -69,6 +69,14 @@ class TorchBackend(Backend):
                 return super().asarray(host, dtype, copy)
         return super().asarray(host, dtype, copy)
 
+    def convert(self, a, dtype=None, what="array"):
+        """As the base; a tensor that requires grad comes in detached (no copy): bpgpu
+        computes its own gradients, and torch would otherwise record a graph of every
+        operation a fit runs on it."""
+        if isinstance(a, self.torch.Tensor) and a.requires_grad:
+            a = a.detach()
+        return super().convert(a, dtype, what)
+
     def to_numpy(self, a) -> np.ndarray:
         return a.detach().cpu().numpy().copy()
 

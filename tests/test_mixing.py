@@ -27,6 +27,28 @@ def test_torch_cpu_tensor_into_a_numpy_network():
     np.testing.assert_array_equal(net.forward(torch.from_numpy(X)), net.forward(X))
 
 
+def test_a_tensor_that_requires_grad_comes_in_detached():
+    """bpgpu computes its own gradients: no autograd graph, no warning, same numbers."""
+    import warnings
+
+    torch = pytest.importorskip("torch")
+    backend = pytest.importorskip("bpgpu.backends").get_backend("torch")
+    X = torch.randn(8, 4, dtype=torch.float64, requires_grad=True)
+    y = torch.randint(0, 3, (8,))
+    net = bpgpu.MLP([4, 5, 3], backend=backend, dtype="float64")
+    plain = X.detach().clone()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # torch warns when a float() ends a graph
+        outs = [net.forward(X), *net.gradients(X, y), *net.deltas(X, y)]
+        assert net.loss(X, y) == net.loss(plain, y)
+        twin = net.to("torch")
+        net.fit(X, y, epochs=1, batch_size=4, seed=0)
+    assert not any(o.requires_grad for o in outs) and X.grad is None
+    twin.fit(plain, y, epochs=1, batch_size=4, seed=0)
+    for a, b in zip(net.get_weights(), twin.get_weights()):
+        np.testing.assert_array_equal(a, b)
+
+
 def test_strict_and_numpy_arrays_into_a_torch_network():
     torch = pytest.importorskip("torch")
     net = bpgpu.MLP([3, 4, 2], backend="torch", dtype="float64")
