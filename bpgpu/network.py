@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 
 from bpgpu import activations as _acts
 from bpgpu import costs as _costs
-from bpgpu import io
+from bpgpu import io, streaming
 from bpgpu._args import dtype_name, integer, real, widths
 from bpgpu._host import INITS, host_copy, init_weights
 from bpgpu.backends import Backend, BackendUnavailable, get_backend
@@ -249,8 +249,21 @@ class MLP:
 
     @on_device
     def forward(self, X: Any) -> Any:
-        """Network outputs ``Y^L``, shape ``(B, n_L)``, as a backend array."""
-        return self.model.outputs(self.model.input(X))
+        """Network outputs ``Y^L``, shape ``(B, n_L)``, as a backend array. ``X`` may also
+        be a memory map or a ``.npy`` path; many rows are read a chunk at a time."""
+        X, step = self._rows(X)
+        if step is None:
+            return self.model.outputs(self.model.input(X))
+        parts = [
+            self.model.outputs(self.model.input(X[s : s + step]))
+            for s in range(0, X.shape[0], step)
+        ]
+        return self.xp.concat(parts, axis=0)
+
+    def _rows(self, X: Any, what: str = "X") -> tuple[Any, int | None]:
+        """``X`` opened (a .npy path) and the rows to read at a time (None: all)."""
+        itemsize = 8 if self.dtype == "float64" else 4
+        return streaming.inference_rows(X, max(self.sizes), itemsize, what)
 
     predict = forward
 
@@ -297,9 +310,25 @@ class MLP:
     def evaluate(self, X: Any, y: Any) -> dict[str, float]:
         """``{"loss": mean cost, "accuracy": fraction classified right}`` (accuracy is NaN
         for one unbounded output, where classes are not defined)."""
-        Xd = self.model.input(X)
-        loss, acc = self.model.evaluate(Xd, self.model.targets(y, Xd.shape[0]))
-        return {"loss": loss, "accuracy": acc}
+        X, step = self._rows(X)
+        y, _ = self._rows(y, "y") if isinstance(y, (str, os.PathLike)) else (y, None)
+        if step is None:
+            Xd = self.model.input(X)
+            loss, acc = self.model.evaluate(Xd, self.model.targets(y, Xd.shape[0]))
+            return {"loss": loss, "accuracy": acc}
+        n, rows = X.shape[0], len(y) if hasattr(y, "__len__") else None
+        if rows != n:  # before the chunks, which would each be off by a different count
+            got = "a scalar" if rows is None else f"{rows} rows"
+            raise ValueError(
+                f"X has {n} samples but the targets have {got}; pass one target per row of X"
+            )
+        loss = right = 0.0
+        for s in range(0, n, step):  # a chunk at a time: sums of chunk means
+            Xd = self.model.input(X[s : s + step])
+            part, acc = self.model.evaluate(Xd, self.model.targets(y[s : s + step], Xd.shape[0]))
+            loss += part * Xd.shape[0]
+            right += acc * Xd.shape[0]
+        return {"loss": loss / n, "accuracy": right / n}
 
     @on_device
     def fit(self, X: Any, y: Any, epochs: int = 10, **kwargs: Any):

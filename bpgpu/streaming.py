@@ -43,6 +43,25 @@ def open_host(a: Any, what: str) -> np.ndarray:
     return np.asarray(a) if not isinstance(a, np.ndarray) else a
 
 
+def inference_rows(X: Any, widest: int, itemsize: int, what: str = "X") -> tuple[Any, int | None]:
+    """What ``predict``/``classify``/``evaluate`` read, and how many rows at a time.
+
+    A ``.npy`` path opens as a memory map (another path is refused, naming the loaders);
+    anything with more rows than fit ``CHUNK_BYTES`` of the widest layer's activations
+    is read that many rows at a time (None: in one go), so a data set larger than the
+    device can be scored, and a large one needs no more device memory than a chunk."""
+    if isinstance(X, (str, os.PathLike)):
+        if not streamed(X):
+            raise ValueError(
+                f"{what} is the path {os.fspath(X)!r}; pass an array or a .npy path "
+                "(bpgpu.datasets.load_csv / load_npz read other files)"
+            )
+        X = open_host(X, what)
+    step = max(1024, CHUNK_BYTES // max(1, widest * itemsize))
+    shape = getattr(X, "shape", None)  # lists and the like: in one go
+    return X, step if shape is not None and len(shape) == 2 and shape[0] > step else None
+
+
 def check_rows(X: np.ndarray, n_features: int, chunk_rows: int) -> None:
     """Shape and finiteness of host rows, checked a chunk at a time (bounded memory)."""
     if X.ndim != 2:

@@ -204,3 +204,39 @@ def test_pinned_staging_reuses_a_buffer_only_after_its_copy(monkeypatch):
     for idx, dev in zip(chunks, out):
         np.testing.assert_array_equal(dev.data, src[idx])
     assert len({id(s[0]) for s in stage.slots}) == 2  # two buffers, reused
+
+
+def test_predict_classify_and_evaluate_read_large_data_a_chunk_at_a_time(
+    tmp_path, monkeypatch, backend
+):
+    """The memory map (or .npy path) a fit streamed can be scored too: read a chunk of
+    rows at a time (never the whole set on the device), with the in-memory results."""
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(2500, 3))
+    y = (X[:, 0] > 0).astype(np.int64)
+    np.save(tmp_path / "X.npy", X)
+    np.save(tmp_path / "y.npy", y)
+    net = bpgpu.MLP([3, 16, 2], backend=backend, dtype="float64", seed=3)
+    net.set_input_scaling(X.mean(axis=0), X.std(axis=0))
+    Y, labels, scores = net.predict(X), net.classify(X), net.evaluate(X, y)
+    monkeypatch.setattr(streaming, "CHUNK_BYTES", 16 * 8 * 1024)  # 1,024 rows a chunk
+    seen = []
+    real = net.model.input
+    monkeypatch.setattr(
+        net.model, "input", lambda A, *a, **k: (seen.append(len(A)), real(A, *a, **k))[1]
+    )
+    mapped = np.load(tmp_path / "X.npy", mmap_mode="r")
+    for source in (tmp_path / "X.npy", str(tmp_path / "X.npy"), mapped):
+        seen.clear()
+        got = net.predict(source)
+        assert seen == [1024, 1024, 452]
+        a, b = bpgpu.to_numpy(got), bpgpu.to_numpy(Y)  # GEMMs of other heights: last bits
+        assert a.shape == b.shape and np.linalg.norm(a - b) <= 1e-12 * np.linalg.norm(b)
+        assert bpgpu.to_numpy(net.classify(source)).tolist() == bpgpu.to_numpy(labels).tolist()
+    got = net.evaluate(tmp_path / "X.npy", tmp_path / "y.npy")
+    assert got["accuracy"] == scores["accuracy"]
+    assert abs(got["loss"] - scores["loss"]) <= 1e-12 * scores["loss"]
+    with pytest.raises(ValueError, match="2500 samples but the targets have 10 rows"):
+        net.evaluate(mapped, y[:10])
+    with pytest.raises(ValueError, match=r"X is the path .*\.csv'; pass an array or a \.npy"):
+        net.predict(tmp_path / "X.csv")
