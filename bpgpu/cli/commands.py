@@ -389,7 +389,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
         prepare_output(args.output, "predictions")
     net = bpgpu.load(args.model, backend=args.backend)
     if args.input.endswith(".npy"):
-        X = np.load(args.input, allow_pickle=False)
+        X = np.load(args.input, mmap_mode="r", allow_pickle=False)  # read a chunk at a time
     elif args.input.endswith(".csv"):
         from bpgpu.datasets import read_csv
 
