@@ -142,6 +142,16 @@ def test_regression_and_binary_classification_from_the_command_line(tmp_path, ca
     assert "regression: 1 numeric target" in out and "activations=[relu, identity]" in out
     r2 = float(next(x for x in out.splitlines() if "R^2" in x).split("R^2")[1])
     assert r2 > 0.8, out
+    # predict answers a regression model with its outputs (it printed 0/1 "labels")
+    np.save(tmp_path / "in.npy", X[:5])
+    assert main("predict", tmp_path / "r.npz", tmp_path / "in.npy") == 0
+    lines = capsys.readouterr().out.split()
+    got = np.array([float(v) for v in lines[1:]])
+    want = bpgpu.to_numpy(bpgpu.load(tmp_path / "r.npz").predict(X[:5]))[:, 0]
+    assert lines[0] == "output_1" and np.allclose(got, want, rtol=1e-6), lines
+    assert main("predict", tmp_path / "r.npz", tmp_path / "in.npy", "-o", tmp_path / "p.npy") == 0
+    assert "5 outputs written" in capsys.readouterr().out
+    np.testing.assert_allclose(np.load(tmp_path / "p.npy")[:, 0], got, rtol=1e-6)
     y = (X[:, 0] > 0).astype(int)
     data = write_csv(tmp_path / "b.csv", X, y)
     args = ["--data", data, "-o", tmp_path / "b.npz", "--output-activation", "sigmoid"]

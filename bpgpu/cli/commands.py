@@ -397,7 +397,9 @@ def cmd_predict(args: argparse.Namespace) -> int:
     else:
         raise ValueError(f"{args.input}: pass a .npy or .csv file of inputs (one row a sample)")
     task = Task.from_record(net.data_info)
-    if args.outputs:
+    # a regression model's answer is its outputs: classes mean nothing there
+    regression = task.kind == "regression" if task is not None else not net.model.has_accuracy()
+    if args.outputs or regression:
         result = net.backend.to_numpy(net.forward(X))
         header = ",".join(f"output_{i + 1}" for i in range(result.shape[1]))
         fmt = "%.9g"
@@ -418,7 +420,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
         atomic_write(args.output, lambda f: f.write(text.encode()))
     else:
         atomic_write(args.output, lambda f: np.save(f, result, allow_pickle=False))
-    what = "outputs" if args.outputs else "class labels"
+    what = "outputs" if args.outputs or regression else "class labels"
     print(f"{len(result)} {what} written to {args.output}")
     return 0
 
