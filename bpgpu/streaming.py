@@ -179,8 +179,18 @@ def prepare(model, X, y, validation_split: float, seed: int, validation_data):
         Xv = model.input(host_part(Xh, held), what="X_val")
         Tv = model.targets(host_part(Th, held), Xv.shape[0])
     elif validation_data is not None:
-        if not (isinstance(validation_data, (tuple, list)) and len(validation_data) == 2):
-            raise ValueError("validation_data must be a pair (X_val, y_val)")
-        Xv = model.input(validation_data[0], what="X_val")
-        Tv = model.targets(validation_data[1], Xv.shape[0])
+        Xv, Tv = validation_arrays(model, validation_data)
     return Xv, Tv, (Xh, Th, rows)
+
+
+def validation_arrays(model, validation_data) -> tuple[Any, Any]:
+    """``validation_data = (X_val, y_val)`` (arrays, memory maps or ``.npy`` paths) as
+    validated device arrays: the validation part is moved to the device whole."""
+    if not (isinstance(validation_data, (tuple, list)) and len(validation_data) == 2):
+        raise ValueError("validation_data must be a pair (X_val, y_val)")
+    Xv, yv = (
+        open_host(a, what) if streamed(a) else a
+        for a, what in zip(validation_data, ("X_val", "y_val"))
+    )
+    Xv = model.input(Xv, what="X_val")
+    return Xv, model.targets(yv, Xv.shape[0])

@@ -208,10 +208,7 @@ def prepare_data(model, X, y, st: Settings, validation_data) -> Data:
         Xv, Tv = xp.take(Xd, held_d, axis=0), xp.take(Td, held_d, axis=0)
         Xd, Td = xp.take(Xd, keep_d, axis=0), xp.take(Td, keep_d, axis=0)
     elif validation_data is not None:
-        if not (isinstance(validation_data, (tuple, list)) and len(validation_data) == 2):
-            raise ValueError("validation_data must be a pair (X_val, y_val)")
-        Xv = model.input(validation_data[0], what="X_val")
-        Tv = model.targets(validation_data[1], Xv.shape[0])
+        Xv, Tv = streaming.validation_arrays(model, validation_data)
     labels = model.labels(Td) if model.has_accuracy() else None
     return Data(Xd, Td, labels, Xv, Tv)
 

@@ -240,3 +240,27 @@ def test_predict_classify_and_evaluate_read_large_data_a_chunk_at_a_time(
         net.evaluate(mapped, y[:10])
     with pytest.raises(ValueError, match=r"X is the path .*\.csv'; pass an array or a \.npy"):
         net.predict(tmp_path / "X.csv")
+
+
+def test_validation_data_may_be_npy_paths_and_memory_maps(tmp_path, backend):
+    """As X and y may be: the same validation losses as from arrays, streamed or not."""
+    rng = np.random.default_rng(2)
+    X = rng.normal(size=(120, 3))
+    y = (X[:, 0] > 0).astype(np.int64)
+    np.save(tmp_path / "X.npy", X)
+    np.save(tmp_path / "y.npy", y)
+    kw = dict(epochs=2, batch_size=16, seed=1)
+
+    def val_loss(data, val):
+        net = bpgpu.MLP([3, 8, 2], backend=backend, dtype="float64", seed=0)
+        return net.fit(*data, validation_data=val, **kw).val_loss
+
+    want = val_loss((X, y), (X[:40], y[:40]))
+    np.save(tmp_path / "Xv.npy", X[:40])
+    np.save(tmp_path / "yv.npy", y[:40])
+    for val in [
+        (tmp_path / "Xv.npy", str(tmp_path / "yv.npy")),
+        (np.load(tmp_path / "Xv.npy", mmap_mode="r"), y[:40]),
+    ]:
+        assert val_loss((X, y), val) == want
+        assert val_loss((tmp_path / "X.npy", tmp_path / "y.npy"), val) == want
