@@ -49,10 +49,15 @@ class History:
     def __repr__(self) -> str:
         if not self.epoch:
             return "History(no epochs)"
-        return (
-            f"History({len(self.epoch)} epochs, loss {self.loss[-1]:.4g}, "
-            f"val_loss {self.val_loss[-1]:.4g}, best epoch {self.best_epoch})"
-        )
+        parts = [f"{len(self.epoch)} epochs", f"loss {self.loss[-1]:.4g}"]
+        for name in ("accuracy", "val_loss", "val_accuracy"):  # those this fit measured
+            value = getattr(self, name)[-1]
+            if value == value:  # not NaN
+                parts.append(f"{name} {value:.4g}")
+        parts.append(f"best epoch {self.best_epoch}")
+        if self.interrupted:
+            parts.append("interrupted")
+        return f"History({', '.join(parts)})"
 
 
 class Callback:

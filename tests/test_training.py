@@ -629,3 +629,14 @@ def test_a_learning_rate_schedule_resumes_where_it_stopped(tmp_path, backend):
     assert opt.lr == pytest.approx(0.05e-4)  # at 5e-4 after the checkpoint, two decays
     for a, b in zip(net.get_weights(), full.get_weights()):
         assert np.linalg.norm(a - b) <= 1e-12 * np.linalg.norm(b)
+
+
+def test_history_repr_shows_what_the_fit_measured():
+    X, y = blobs()
+    plain = bpgpu.MLP([4, 6, 3], backend="numpy").fit(X, y, epochs=2, batch_size=16)
+    text = repr(plain)
+    assert text.startswith("History(2 epochs, loss ") and "accuracy" in text
+    assert "val_" not in text and "nan" not in text  # no validation data: none shown
+    held = bpgpu.MLP([4, 6, 3], backend="numpy").fit(X, y, epochs=1, validation_split=0.25)
+    assert "val_loss" in repr(held) and "val_accuracy" in repr(held)
+    assert repr(bpgpu.History()) == "History(no epochs)"
