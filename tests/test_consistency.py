@@ -192,3 +192,33 @@ def test_compare_backends_refuses_mixed_up_arguments():
         compare_backends(net, X, y, dtypes=("float16",))
     with pytest.raises(ValueError, match="features"):
         compare_backends(net, np.zeros((4, 2)), y, backends=["numpy"])
+
+
+def test_cli_check_compares_a_saved_model_on_its_data(tmp_path, monkeypatch, capsys):
+    import bpgpu
+    import bpgpu.consistency as consistency
+
+    model = tmp_path / "m.npz"
+    args = ["train", "--epochs", "1", "--hidden", "16", "--activation", "tanh", "--no-plot"]
+    assert cli.main([*args, "-o", str(model)]) == 0
+    capsys.readouterr()
+    check = ["check", "--model", str(model), "--rows", "40"]
+    assert cli.main([*check, "--backends", "numpy,array_api_strict"]) == 0
+    out = capsys.readouterr().out
+    assert f"{model} on 40 rows of digits" in out
+    assert "| array_api_strict | float32 |" in out and "| float64 |" not in out  # its dtype
+    # a backend that disagrees on this network fails the command, naming the tensor
+    real = consistency.compare_backends
+    monkeypatch.setattr(
+        consistency,
+        "compare_backends",
+        lambda net, X, y, backends, dtypes: real(net, X, y, backends=[Sabotaged()], dtypes=dtypes),
+    )
+    assert cli.main([*check, "--dtype", "float64"]) == 1
+    assert "FAIL sabotaged float64" in capsys.readouterr().out
+    monkeypatch.setattr(consistency, "compare_backends", real)
+    bpgpu.MLP([5, 4, 3]).save(tmp_path / "py.npz")  # records no data
+    assert cli.main(["check", "--model", str(tmp_path / "py.npz")]) == 1
+    assert "does not record the data" in capsys.readouterr().err
+    assert cli.main(["check", "--data", "digits"]) == 2
+    assert "are for --model FILE" in capsys.readouterr().err

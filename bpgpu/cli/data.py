@@ -39,9 +39,11 @@ def fraction(text: str) -> float:
     return v
 
 
-def add_data_options(p: argparse.ArgumentParser, recorded: bool = False) -> None:
-    """``--data``, ``--format``, keys, label column, split fractions and seed. With
-    ``recorded`` (evaluate) the split options default to what the model file recorded."""
+def add_data_options(
+    p: argparse.ArgumentParser, recorded: bool = False, split: bool = True
+) -> None:
+    """``--data``, ``--format``, keys, label column and (``split``) split fractions and
+    seed. With ``recorded`` (evaluate) they default to what the model file recorded."""
     p.add_argument(
         "--data",
         default=None,
@@ -63,6 +65,8 @@ def add_data_options(p: argparse.ArgumentParser, recorded: bool = False) -> None
         default=None,
         help="the label column of a CSV, counted from 0; negative from the end (-1: last)",
     )
+    if not split:
+        return
     p.add_argument("--val-split", type=fraction, default=None, help="validation fraction (0.1)")
     p.add_argument(
         "--test-split",

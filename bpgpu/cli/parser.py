@@ -30,20 +30,35 @@ def cmd_check(args: argparse.Namespace) -> int:
     from bpgpu.consistency import TOLERANCE, compare_backends
     from bpgpu.io import prepare_output, write_text
 
-    dtypes = tuple(_split(args.dtype) or ("float64", "float32"))
-    bad = [d for d in dtypes if d not in TOLERANCE]
+    dtypes = _split(args.dtype)
+    bad = [d for d in dtypes or () if d not in TOLERANCE]
     if bad:
         print(f"bpgpu check: unknown dtype {bad[0]!r}; use float64 or float32", file=sys.stderr)
         return 2
+    data_options = ("data", "format", "x_key", "y_key", "label_column")
+    if args.model is None and any(getattr(args, k) is not None for k in data_options):
+        print("bpgpu check: --data and its options are for --model FILE", file=sys.stderr)
+        return 2
+    if args.rows < 1:
+        print(f"bpgpu check: --rows must be a positive integer, got {args.rows}", file=sys.stderr)
+        return 2
     if args.output:
         prepare_output(args.output, "report")  # before the work, not after it
-    try:
-        report = compare_backends(_split(args.backends), dtypes=dtypes, seed=args.seed)
+    model = None if args.model is None else _model_and_rows(args)  # its errors: exit 1
+    try:  # unknown backend names: a usage error
+        if model is None:
+            dtypes = tuple(dtypes or ("float64", "float32"))
+            report = compare_backends(_split(args.backends), dtypes=dtypes, seed=args.seed)
+            what = f"{report.cases} networks"
+        else:
+            net, X, y, where = model
+            report = compare_backends(net, X, y, backends=_split(args.backends), dtypes=dtypes)
+            what = f"{args.model} on {len(X)} rows of {where}"
     except ValueError as e:
         print(f"bpgpu check: {e}", file=sys.stderr)
         return 2
     text = [
-        f"bpgpu check: {report.cases} networks per backend and dtype, against NumPy float64; "
+        f"bpgpu check: {what} per backend and dtype, against NumPy float64; "
         "relative-norm error, worst case",
         "",
         report.table(),
@@ -63,6 +78,30 @@ def cmd_check(args: argparse.Namespace) -> int:
     if args.output:
         write_text(args.output, out + "\n")
     return 0 if report.ok else 1
+
+
+def _model_and_rows(args: argparse.Namespace):
+    """``bpgpu check --model``: the saved network, the first ``--rows`` rows of its data
+    (``--data``, else the data the model file recorded) and where they came from."""
+    import bpgpu
+    from bpgpu.cli.commands import _known_labels
+    from bpgpu.cli.data import Source, Task
+
+    net = bpgpu.load(args.model, backend="numpy")
+    rec = net.data_info
+    if rec is None and args.data is None:
+        raise ValueError(
+            f"{args.model} does not record the data it was trained on (saved from Python, "
+            "or by an older bpgpu); pass --data"
+        )
+    src = Source.from_args(args, rec if args.data is None else None)
+    X, y = src.load("test")
+    X, y = X[: args.rows], y[: args.rows]
+    task = Task.from_record(rec)
+    if task is not None:
+        y = _known_labels(task, y, args.model)  # the data's labels, as output indices
+    net.loss(X, y)  # the data fit the network, or the error says how not (exit 1)
+    return net, X, y, src.path
 
 
 class Parser(argparse.ArgumentParser):
@@ -122,6 +161,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     c.add_argument("--seed", type=int, default=0, help="seed of weights and batches")
     c.add_argument("-o", "--output", metavar="FILE", help="also write the report to FILE")
+    c.add_argument(
+        "--model",
+        metavar="FILE",
+        help="compare this saved model (its weights and input scaling) on the first --rows "
+        "rows of its data, instead of the suite (dtype: the model's, unless --dtype)",
+    )
+    c.add_argument("--rows", type=int, default=256, help="rows of data with --model")
+    from bpgpu.cli.data import add_data_options
+
+    add_data_options(c, recorded=True, split=False)
     c.set_defaults(func=cmd_check)
 
     add_commands(sub, common)
