@@ -377,6 +377,9 @@ class MLP:
             False skips them for speed: ``history.loss`` and ``history.accuracy`` are
             NaN, early stopping needs validation data, and divergence is found from
             the weights at the end of the epoch (the epoch's start is restored).
+        verbose : bool, default False
+            Print one line per epoch (loss, accuracy, validation loss and accuracy,
+            seconds), as ``bpgpu train`` does; data-parallel, from rank 0.
         handle_interrupt : bool, default True
             The first Ctrl-C stops training after the current batch (weights
             consistent, ``history.interrupted`` set, a checkpoint written when

@@ -34,7 +34,7 @@ from bpgpu._host import data_fingerprint, fresh_seed, split_indices
 from bpgpu.batches import Batches
 from bpgpu.distributed import Distributed
 from bpgpu.epochs import Data, Settings, end_epoch, fresh_run, resume_run, run_epoch
-from bpgpu.history import Callback, History
+from bpgpu.history import Callback, History, PrintEpochs
 from bpgpu.io import ModelFileError, prepare_output
 from bpgpu.recovery import interruptible, position_of
 
@@ -240,9 +240,12 @@ def fit(
     detect_anomaly=False,
     handle_interrupt=True,
     train_metrics=True,
+    verbose=False,
     comm=None,
 ) -> History:
     """Train ``net`` (whose model is ``model``) on ``(X, y)``; see :meth:`bpgpu.MLP.fit`."""
+    if type(verbose) is not bool and verbose not in (0, 1):
+        raise ValueError(f"verbose must be True or False; got {verbose!r}")
     kw = dict(
         epochs=epochs,
         batch_size=batch_size,
@@ -280,6 +283,8 @@ def fit(
         st, data, batches, run, callbacks = setup
         dist.agree("data, network or settings", (run.data, net.config(), st.__dict__))
     st, data, batches, run, callbacks = setup
+    if verbose and (dist is None or dist.root):  # one line per epoch, from rank 0
+        callbacks = [*callbacks, PrintEpochs(st.epochs)]
     stop = _Stop(dist)
     opts = {
         "callbacks": callbacks,

@@ -640,3 +640,18 @@ def test_history_repr_shows_what_the_fit_measured():
     held = bpgpu.MLP([4, 6, 3], backend="numpy").fit(X, y, epochs=1, validation_split=0.25)
     assert "val_loss" in repr(held) and "val_accuracy" in repr(held)
     assert repr(bpgpu.History()) == "History(no epochs)"
+
+
+def test_verbose_prints_a_line_per_epoch_and_the_default_prints_nothing(capsys, backend):
+    X, y = blobs()
+    net = bpgpu.MLP([4, 6, 3], backend=backend)
+    net.fit(X, y, epochs=2, batch_size=16, validation_split=0.25)
+    assert capsys.readouterr().out == ""
+    h = net.fit(X, y, epochs=2, batch_size=16, validation_split=0.25, verbose=True)
+    lines = capsys.readouterr().out.splitlines()
+    assert [x.split()[:2] for x in lines] == [["epoch", "1/2"], ["epoch", "2/2"]]
+    assert f"val_loss {h.val_loss[1]:.4f}" in lines[1] and f"loss {h.loss[1]:.4f}" in lines[1]
+    net.fit(X, y, epochs=1, batch_size=16, train_metrics=False, validation_split=0.25, verbose=1)
+    assert " loss " not in capsys.readouterr().out  # not measured: not shown as nan
+    with pytest.raises(ValueError, match="verbose must be True or False"):
+        net.fit(X, y, epochs=1, verbose="yes")

@@ -17,7 +17,7 @@ from bpgpu.cli.data import (
     load_parts,
     split_record,
 )
-from bpgpu.history import Callback
+from bpgpu.history import Callback, epoch_line
 
 
 class Help(argparse.ArgumentDefaultsHelpFormatter):
@@ -101,14 +101,7 @@ class Progress(Callback):
     def on_epoch_end(self, net, epoch, logs):
         self.bar.close()
         if not self.quiet:
-            line = f"epoch {epoch:>3}/{self.epochs}  loss {logs['loss']:.4f}"
-            if not math.isnan(logs["accuracy"]):
-                line += f"  acc {logs['accuracy']:.4f}"
-            if not math.isnan(logs["val_loss"]):
-                line += f"  val_loss {logs['val_loss']:.4f}"
-                if not math.isnan(logs["val_accuracy"]):
-                    line += f"  val_acc {logs['val_accuracy']:.4f}"
-            print(line + f"  {logs['time']:.2f}s", flush=True)
+            print(epoch_line(epoch, self.epochs, logs), flush=True)
         if epoch < self.epochs:
             self.bar = self._new_bar(epoch + 1)
 
