@@ -1,7 +1,7 @@
 """``MLP.fit``: mini-batch training with the data kept on the device, in parts.
 
-- **settings** (:func:`resolve_settings`): fit's arguments merged with a checkpoint's,
-  conflicts refused;
+- **settings** (:func:`bpgpu.settings.resolve_settings`): fit's arguments merged with a
+  checkpoint's, conflicts refused, and the optimizer the fit runs;
 - **data** (:func:`prepare_data`): validated and moved to the device once, the
   validation split taken there;
 - **the run** (:func:`bpgpu.epochs.start_run`): optimizer state, host RNG, history and
@@ -23,165 +23,21 @@ The network is reached through two narrow interfaces: its :class:`bpgpu.model.Mo
 from __future__ import annotations
 
 import logging
-import math
-from typing import Any
 
 from bpgpu import checkpoint as _ckpt
-from bpgpu import optimizers as _opt
 from bpgpu import streaming
-from bpgpu._args import integer, real
 from bpgpu._host import data_fingerprint, fresh_seed, split_indices
 from bpgpu.batches import Batches
 from bpgpu.distributed import Distributed
 from bpgpu.epochs import Data, Settings, end_epoch, fresh_run, resume_run, run_epoch
 from bpgpu.history import Callback, History, PrintEpochs
-from bpgpu.io import ModelFileError, prepare_output
+from bpgpu.io import prepare_output
 from bpgpu.recovery import interruptible, position_of
+from bpgpu.settings import MISSING, callback_list, reload_optimizer, resolve_settings
 
 __all__ = ["Callback", "History", "fit"]
 
-_MISSING = object()
 log = logging.getLogger("bpgpu")
-
-
-# ---- settings -------------------------------------------------------------------------
-
-
-def _build_optimizer(kw: dict) -> _opt.Optimizer:
-    spec = "sgd" if kw["optimizer"] is _MISSING else kw["optimizer"]
-    extra = {}
-    if kw["lr"] is not None:
-        extra["lr"] = kw["lr"]
-    if kw["weight_decay"]:
-        extra["weight_decay"] = kw["weight_decay"]
-    if isinstance(spec, _opt.Optimizer):
-        if extra:
-            raise ValueError("set lr and weight_decay on the optimizer object, not in fit()")
-        return spec
-    return _opt.get(spec, **extra)
-
-
-_HOOKS = ("on_train_begin", "on_batch_end", "on_epoch_end", "on_train_end")
-
-
-def _callbacks(callbacks) -> list:
-    """``callbacks`` as a list of objects with the four hooks, or a TypeError that says
-    what to pass."""
-    if isinstance(callbacks, Callback) or not hasattr(callbacks, "__iter__"):
-        raise TypeError(
-            f"callbacks must be a list of Callback objects; got {callbacks!r} "
-            "(for one callback pass callbacks=[cb])"
-        )
-    out = list(callbacks)
-    for cb in out:
-        missing = [h for h in _HOOKS if not callable(getattr(cb, h, None))]
-        if missing:
-            raise TypeError(
-                f"callbacks holds {cb!r}, which has no {', '.join(missing)}; subclass "
-                "bpgpu.Callback and override the hooks you need"
-            )
-    return out
-
-
-def resolve_settings(
-    seed: int | None, kw: dict, training: dict | None, fresh=fresh_seed
-) -> tuple[Settings, Any, dict | None]:
-    """Fit's keyword arguments merged with a checkpoint's ``training`` section (conflicts
-    are errors), validated; the optimizer object; and, resuming, the hyper-parameters it
-    had at the checkpoint (for :func:`_reload`, once every check has passed)."""
-    saved = None if training is None else training["settings"]
-    defaults = {
-        "batch_size": 32,
-        "validation_split": 0.0,
-        "shuffle": True,
-        "patience": None,
-        "min_delta": 0.0,
-        "seed": seed,
-    }
-    merged = {}
-    for k, default in defaults.items():
-        given = kw[k]
-        if saved is not None and given is not _MISSING and given != saved[k]:
-            raise ValueError(
-                f"{k}={given!r} differs from the checkpoint's {saved[k]!r}; a resumed fit keeps "
-                "its settings (omit the argument, or start a new fit without resume=)"
-            )
-        merged[k] = saved[k] if saved is not None else (default if given is _MISSING else given)
-    kw["epochs"] = integer("epochs", kw["epochs"])
-    merged["batch_size"] = integer("batch_size", merged["batch_size"])
-    merged["validation_split"] = real(
-        "validation_split", merged["validation_split"], 0.0, 1.0, lo_open=False
-    )
-    if merged["patience"] is not None:
-        merged["patience"] = integer("patience", merged["patience"])
-    merged["min_delta"] = real("min_delta", merged["min_delta"], 0.0, lo_open=False)
-    if type(merged["shuffle"]) is not bool:
-        raise ValueError(f"shuffle must be True or False; got {merged['shuffle']!r}")
-    if merged["seed"] is None:
-        merged["seed"] = fresh()  # drawn once; data-parallel: rank 0's, for every rank
-    else:
-        merged["seed"] = integer("seed", merged["seed"], lo=0)
-    if training is None:
-        opt = _build_optimizer(kw)
-        return Settings(epochs=kw["epochs"], optimizer=opt.config(), **merged), opt, None
-    opt, now = _resumed_optimizer(kw, training)
-    return Settings(epochs=kw["epochs"], optimizer=saved["optimizer"], **merged), opt, now
-
-
-def _resumed_optimizer(kw: dict, training: dict) -> tuple[_opt.Optimizer, dict]:
-    """The optimizer a resumed fit runs, and its hyper-parameters at the checkpoint.
-
-    The object passed to fit, when one is (so that a callback holding it, a learning-rate
-    schedule, goes on working, and a class of the user's own keeps its rule): it must be
-    of the checkpoint's class and have the hyper-parameters the run started with, or
-    those it had at the checkpoint. Otherwise a built-in built from the checkpoint; a
-    checkpoint trained with a class of the user's own needs that class passed again.
-    """
-    first = training["settings"]["optimizer"]
-    now = training.get("optimizer_now", first)  # absent before checkpoints recorded them
-    cls = training.get("optimizer_class")
-    numbers = isinstance(now, dict) and all(
-        type(v) in (int, float) and math.isfinite(v) for k, v in now.items() if k != "name"
-    )
-    if not (isinstance(first, dict) and numbers and now.keys() == first.keys()):
-        raise ModelFileError(
-            f"the checkpoint's optimizer record is not valid ({first!r}, now {now!r})"
-        )
-    builtin = _opt.OPTIMIZERS.get(first.get("name"))
-    ours = cls is None or (builtin is not None and builtin.__qualname__ == cls)
-    if kw["optimizer"] is _MISSING and kw["lr"] is None and not kw["weight_decay"]:
-        if not ours or builtin is None:
-            kind = cls or first.get("name")
-            raise ValueError(
-                f"the checkpoint was trained with {kind}, an optimizer class of your own; "
-                f"pass it again when resuming: fit(..., optimizer={kind}(...), resume=...)"
-            )
-        try:
-            _opt.get(now)  # a built-in checks its hyper-parameters
-        except (TypeError, ValueError) as e:
-            raise ModelFileError(f"the checkpoint's optimizer record is not valid ({e})") from None
-        return _opt.get(first), now
-    opt = _build_optimizer(kw)
-    if opt.config() not in (first, now):
-        raise ValueError(
-            f"optimizer {opt.config()} differs from the checkpoint's {first}; omit "
-            "optimizer/lr/weight_decay when resuming"
-        )
-    if cls is not None and type(opt).__qualname__ != cls:
-        raise ValueError(
-            f"the checkpoint was trained with optimizer class {cls}, this is "
-            f"{type(opt).__qualname__}; resume with the same class"
-        )
-    return opt, now
-
-
-def _reload(opt: _opt.Optimizer, now: dict) -> None:
-    """Give ``opt`` the hyper-parameters it had at the checkpoint (a schedule may have
-    changed its learning rate since the run started), as torch's ``load_state_dict``
-    gives an optimizer its param groups' rates back."""
-    for k, v in now.items():
-        if k != "name" and hasattr(opt, k):
-            setattr(opt, k, v)
 
 
 # ---- data -----------------------------------------------------------------------------
@@ -223,20 +79,20 @@ def fit(
     y,
     epochs: int = 10,
     *,
-    batch_size=_MISSING,
-    optimizer=_MISSING,
+    batch_size=MISSING,
+    optimizer=MISSING,
     lr=None,
     weight_decay=0.0,
     validation_data=None,
-    validation_split=_MISSING,
-    shuffle=_MISSING,
-    patience=_MISSING,
-    min_delta=_MISSING,
+    validation_split=MISSING,
+    shuffle=MISSING,
+    patience=MISSING,
+    min_delta=MISSING,
     restore_best=True,
     callbacks=(),
     checkpoint=None,
     resume=None,
-    seed=_MISSING,
+    seed=MISSING,
     detect_anomaly=False,
     handle_interrupt=True,
     train_metrics=True,
@@ -342,7 +198,7 @@ def _setup(net, model, X, y, kw, dist, validation_data, callbacks, checkpoint, r
             "which train_metrics=False does not compute; pass validation_data or "
             "validation_split, or keep train_metrics=True"
         )
-    callbacks = _callbacks(callbacks)
+    callbacks = callback_list(callbacks)
     if checkpoint is not None and (dist is None or dist.root):
         prepare_output(checkpoint, "checkpoint")  # now, not after the first epoch
     # what the data were, so that a checkpoint is never resumed on other data (and, when
@@ -371,7 +227,7 @@ def _setup(net, model, X, y, kw, dist, validation_data, callbacks, checkpoint, r
             run = fresh_run(model, st, opt)
         else:
             run.position = position_of(run.position, batches.count)
-            _reload(opt, now)  # last: a refused resume leaves the user's object alone
+            reload_optimizer(opt, now)  # last: a refused resume leaves the user's object alone
     except BaseException:
         if undo is not None:
             undo()  # a refused resume leaves the network as it was

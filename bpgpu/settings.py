@@ -1,0 +1,154 @@
+"""Fit's settings: its arguments merged with a checkpoint's (a conflict is an error), the
+callbacks checked, and the optimizer the fit runs, with the hyper-parameters a resumed
+run had reached. Nothing here touches the network or the data."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from bpgpu import optimizers as _opt
+from bpgpu._args import integer, real
+from bpgpu._host import fresh_seed
+from bpgpu.epochs import Settings
+from bpgpu.history import Callback
+from bpgpu.io import ModelFileError
+
+MISSING = object()  # an argument fit was not given (a checkpoint's value may fill it)
+
+
+def _build_optimizer(kw: dict) -> _opt.Optimizer:
+    spec = "sgd" if kw["optimizer"] is MISSING else kw["optimizer"]
+    extra = {}
+    if kw["lr"] is not None:
+        extra["lr"] = kw["lr"]
+    if kw["weight_decay"]:
+        extra["weight_decay"] = kw["weight_decay"]
+    if isinstance(spec, _opt.Optimizer):
+        if extra:
+            raise ValueError("set lr and weight_decay on the optimizer object, not in fit()")
+        return spec
+    return _opt.get(spec, **extra)
+
+
+_HOOKS = ("on_train_begin", "on_batch_end", "on_epoch_end", "on_train_end")
+
+
+def callback_list(callbacks) -> list:
+    """``callbacks`` as a list of objects with the four hooks, or a TypeError that says
+    what to pass."""
+    if isinstance(callbacks, Callback) or not hasattr(callbacks, "__iter__"):
+        raise TypeError(
+            f"callbacks must be a list of Callback objects; got {callbacks!r} "
+            "(for one callback pass callbacks=[cb])"
+        )
+    out = list(callbacks)
+    for cb in out:
+        missing = [h for h in _HOOKS if not callable(getattr(cb, h, None))]
+        if missing:
+            raise TypeError(
+                f"callbacks holds {cb!r}, which has no {', '.join(missing)}; subclass "
+                "bpgpu.Callback and override the hooks you need"
+            )
+    return out
+
+
+def resolve_settings(
+    seed: int | None, kw: dict, training: dict | None, fresh=fresh_seed
+) -> tuple[Settings, Any, dict | None]:
+    """Fit's keyword arguments merged with a checkpoint's ``training`` section (conflicts
+    are errors), validated; the optimizer object; and, resuming, the hyper-parameters it
+    had at the checkpoint (for :func:`reload_optimizer`, once every check has passed)."""
+    saved = None if training is None else training["settings"]
+    defaults = {
+        "batch_size": 32,
+        "validation_split": 0.0,
+        "shuffle": True,
+        "patience": None,
+        "min_delta": 0.0,
+        "seed": seed,
+    }
+    merged = {}
+    for k, default in defaults.items():
+        given = kw[k]
+        if saved is not None and given is not MISSING and given != saved[k]:
+            raise ValueError(
+                f"{k}={given!r} differs from the checkpoint's {saved[k]!r}; a resumed fit keeps "
+                "its settings (omit the argument, or start a new fit without resume=)"
+            )
+        merged[k] = saved[k] if saved is not None else (default if given is MISSING else given)
+    kw["epochs"] = integer("epochs", kw["epochs"])
+    merged["batch_size"] = integer("batch_size", merged["batch_size"])
+    merged["validation_split"] = real(
+        "validation_split", merged["validation_split"], 0.0, 1.0, lo_open=False
+    )
+    if merged["patience"] is not None:
+        merged["patience"] = integer("patience", merged["patience"])
+    merged["min_delta"] = real("min_delta", merged["min_delta"], 0.0, lo_open=False)
+    if type(merged["shuffle"]) is not bool:
+        raise ValueError(f"shuffle must be True or False; got {merged['shuffle']!r}")
+    if merged["seed"] is None:
+        merged["seed"] = fresh()  # drawn once; data-parallel: rank 0's, for every rank
+    else:
+        merged["seed"] = integer("seed", merged["seed"], lo=0)
+    if training is None:
+        opt = _build_optimizer(kw)
+        return Settings(epochs=kw["epochs"], optimizer=opt.config(), **merged), opt, None
+    opt, now = _resumed_optimizer(kw, training)
+    return Settings(epochs=kw["epochs"], optimizer=saved["optimizer"], **merged), opt, now
+
+
+def _resumed_optimizer(kw: dict, training: dict) -> tuple[_opt.Optimizer, dict]:
+    """The optimizer a resumed fit runs, and its hyper-parameters at the checkpoint.
+
+    The object passed to fit, when one is (so that a callback holding it, a learning-rate
+    schedule, goes on working, and a class of the user's own keeps its rule): it must be
+    of the checkpoint's class and have the hyper-parameters the run started with, or
+    those it had at the checkpoint. Otherwise a built-in built from the checkpoint; a
+    checkpoint trained with a class of the user's own needs that class passed again.
+    """
+    first = training["settings"]["optimizer"]
+    now = training.get("optimizer_now", first)  # absent before checkpoints recorded them
+    cls = training.get("optimizer_class")
+    numbers = isinstance(now, dict) and all(
+        type(v) in (int, float) and math.isfinite(v) for k, v in now.items() if k != "name"
+    )
+    if not (isinstance(first, dict) and numbers and now.keys() == first.keys()):
+        raise ModelFileError(
+            f"the checkpoint's optimizer record is not valid ({first!r}, now {now!r})"
+        )
+    builtin = _opt.OPTIMIZERS.get(first.get("name"))
+    ours = cls is None or (builtin is not None and builtin.__qualname__ == cls)
+    if kw["optimizer"] is MISSING and kw["lr"] is None and not kw["weight_decay"]:
+        if not ours or builtin is None:
+            kind = cls or first.get("name")
+            raise ValueError(
+                f"the checkpoint was trained with {kind}, an optimizer class of your own; "
+                f"pass it again when resuming: fit(..., optimizer={kind}(...), resume=...)"
+            )
+        try:
+            _opt.get(now)  # a built-in checks its hyper-parameters
+        except (TypeError, ValueError) as e:
+            raise ModelFileError(f"the checkpoint's optimizer record is not valid ({e})") from None
+        return _opt.get(first), now
+    opt = _build_optimizer(kw)
+    if opt.config() not in (first, now):
+        raise ValueError(
+            f"optimizer {opt.config()} differs from the checkpoint's {first}; omit "
+            "optimizer/lr/weight_decay when resuming"
+        )
+    if cls is not None and type(opt).__qualname__ != cls:
+        raise ValueError(
+            f"the checkpoint was trained with optimizer class {cls}, this is "
+            f"{type(opt).__qualname__}; resume with the same class"
+        )
+    return opt, now
+
+
+def reload_optimizer(opt: _opt.Optimizer, now: dict) -> None:
+    """Give ``opt`` the hyper-parameters it had at the checkpoint (a schedule may have
+    changed its learning rate since the run started), as torch's ``load_state_dict``
+    gives an optimizer its param groups' rates back."""
+    for k, v in now.items():
+        if k != "name" and hasattr(opt, k):
+            setattr(opt, k, v)
