@@ -311,6 +311,8 @@ def _numeric_host(a: Any, what: str) -> np.ndarray:
         raise ValueError(f"{what} could not be read as a numeric array ({e})") from None
     if h.dtype.kind not in "biuf":
         raise _not_numeric(what, h.dtype)
+    if h.dtype == np.float16:  # exactly a float32; the standard (array-api-strict) has no
+        return h.astype(np.float32)  # float16, and every network is float32 or float64
     return h
 
 

@@ -140,3 +140,14 @@ def test_missing_gpu_library_names_the_package(monkeypatch):
     monkeypatch.setattr(backends, "_cache", {})
     with pytest.raises(backends.BackendUnavailable, match=r"pip install 'bpgpu\[cuda12\]'"):
         bpgpu.MLP([2, 2], backend="cupy")
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.int16, np.float16, np.float32])
+def test_host_data_of_any_real_dtype_gives_the_float64_results(dtype, backend):
+    """Pixels as uint8, half-precision features: converted exactly, on every backend
+    (array-api-strict has no float16, so it came in refused)."""
+    rng = np.random.default_rng(0)
+    X = rng.integers(0, 100, size=(24, 6)).astype(dtype)
+    y = rng.integers(0, 3, size=24).astype(np.uint8)
+    net = bpgpu.MLP([6, 5, 3], backend=backend, dtype="float64", seed=0)
+    assert net.evaluate(X, y) == net.evaluate(X.astype(np.float64), y.astype(np.int64))
