@@ -316,7 +316,8 @@ class MLP:
             Xd = self.model.input(X)
             loss, acc = self.model.evaluate(Xd, self.model.targets(y, Xd.shape[0]))
             return {"loss": loss, "accuracy": acc}
-        n, rows = X.shape[0], len(y) if hasattr(y, "__len__") else None
+        n, shape = X.shape[0], getattr(y, "shape", None)
+        rows = (shape[0] if len(shape) else None) if shape is not None else _length(y)
         if rows != n:  # before the chunks, which would each be off by a different count
             got = "a scalar" if rows is None else f"{rows} rows"
             raise ValueError(
@@ -442,6 +443,14 @@ class MLP:
             f"MLP({self.sizes}, activations=[{acts}], cost={self.cost.name!r}, "
             f"backend={self.backend.name!r}, dtype={self.dtype!r})"
         )
+
+
+def _length(a: Any) -> int | None:
+    """``len(a)``, or None for what has none (a number)."""
+    try:
+        return len(a)
+    except TypeError:
+        return None
 
 
 def from_config(cfg: dict, arrays: dict, backend: Any = None) -> MLP:

@@ -238,6 +238,8 @@ def test_predict_classify_and_evaluate_read_large_data_a_chunk_at_a_time(
     assert abs(got["loss"] - scores["loss"]) <= 1e-12 * scores["loss"]
     with pytest.raises(ValueError, match="2500 samples but the targets have 10 rows"):
         net.evaluate(mapped, y[:10])
+    with pytest.raises(ValueError, match="2500 samples but the targets have a scalar"):
+        net.evaluate(mapped, np.array(1))
     with pytest.raises(ValueError, match=r"X is the path .*\.csv'; pass an array or a \.npy"):
         net.predict(tmp_path / "X.csv")
 
