@@ -27,7 +27,7 @@ def check_input(model, X: Any, what: str = "X", checked: bool = False) -> Any:
         raise ValueError(f"{what} is empty (0 samples)")
     message = f"{what} contains NaN or inf; clean or impute the data first"
     if model.backend.compiles:  # one program, not the seven eager ones below
-        B, finite, scaled = _program(model, "input", checked)(Xb, *(model.scaling or ()))
+        finite, scaled = _program(model, "input", checked)(Xb, *(model.scaling or ()))
         if not (checked or bool(finite)):
             _finite(model, Xb, what, message)  # raises, saying why (the range, or NaN)
             raise ValueError(message)
@@ -43,7 +43,7 @@ def _program(model, kind: str, checked: bool):
     :func:`check_targets` ("labels") does on the device, as one compiled program per
     shape on a compiling backend (JAX), where each eager operation is a program of its
     own, compiled at its first call for each shape: ~25 compiles for a first fit's data.
-    ``input``: ``(cast, finite, standardised)``; ``labels``: ``([lowest, highest],
+    ``input``: ``(finite, cast and standardised)``; ``labels``: ``([lowest, highest],
     one-hot rows)``; ``checked`` leaves the reductions out."""
     key = (kind, checked, model.scaling is not None)
     programs = model.__dict__.setdefault("_input_programs", {})
@@ -53,8 +53,7 @@ def _program(model, kind: str, checked: bool):
         def prepare(A, *scaling):
             B = xp.astype(A, dt, copy=False)
             finite = None if checked else xp.all(xp.isfinite(xp.stack([xp.min(B), xp.max(B)])))
-            scaled = (B - scaling[0]) / scaling[1] if scaling else B
-            return B, finite, scaled
+            return finite, (B - scaling[0]) / scaling[1] if scaling else B
 
         def labels(L):
             classes = xp.arange(n_L, device=model.backend.device)
