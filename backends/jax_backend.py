@@ -12,8 +12,8 @@ the same process become 64-bit as well.
 
 ``compile_seconds`` is all the time XLA spent tracing, lowering and compiling in this
 process, as JAX reports it (``jax.monitoring``): the compiled step and epoch, and also
-the first call of each eager operation for each shape (the input checks, the validation
-split), which on a first fit is about half of it.
+the first call of each eager operation for each shape (the validation split, the last
+short batch's gathers).
 """
 
 from __future__ import annotations

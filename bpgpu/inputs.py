@@ -32,37 +32,40 @@ def check_input(model, X: Any, what: str = "X", checked: bool = False) -> Any:
             _finite(model, Xb, what, message)  # raises, saying why (the range, or NaN)
             raise ValueError(message)
         return scaled
-    Xb = _finite(model, Xb, what, message, checked)
-    if model.scaling is not None:
-        Xb = (Xb - model.scaling[0]) / model.scaling[1]
-    return Xb
+    return _standardised(_finite(model, Xb, what, message, checked), model.scaling)
 
 
 def _program(model, kind: str, checked: bool):
     """What :func:`check_input` (``kind`` "input") or the label path of
-    :func:`check_targets` ("labels") does on the device, as one compiled program per
-    shape on a compiling backend (JAX), where each eager operation is a program of its
-    own, compiled at its first call for each shape: ~25 compiles for a first fit's data.
+    :func:`check_targets` ("labels") does on the device, as one program per shape on a
+    compiling backend (JAX), where each eager operation is a program of its own,
+    compiled at its first call for each shape: ~25 compiles for a first fit's data.
     ``input``: ``(finite, cast and standardised)``; ``labels``: ``([lowest, highest],
     one-hot rows)``; ``checked`` leaves the reductions out."""
+    xp, dt, n_L = model.xp, model.backend.dtype(model.dtype), model.sizes[-1]
+
+    def prepare(A, *scaling):
+        B = xp.astype(A, dt, copy=False)
+        finite = None if checked else _finite_flag(xp, B)
+        return finite, _standardised(B, scaling)
+
+    def labels(L):
+        bounds = None if checked else xp.stack([xp.min(L), xp.max(L)])
+        return bounds, xp.astype(_one_hot(xp, L, n_L, model.backend.device), dt)
+
     key = (kind, checked, model.scaling is not None)
-    programs = model.__dict__.setdefault("_input_programs", {})
-    if key not in programs:
-        xp, dt, n_L = model.xp, model.backend.dtype(model.dtype), model.sizes[-1]
+    return model.program(key, lambda: prepare if kind == "input" else labels)
 
-        def prepare(A, *scaling):
-            B = xp.astype(A, dt, copy=False)
-            finite = None if checked else xp.all(xp.isfinite(xp.stack([xp.min(B), xp.max(B)])))
-            return finite, (B - scaling[0]) / scaling[1] if scaling else B
 
-        def labels(L):
-            classes = xp.arange(n_L, device=model.backend.device)
-            rows = xp.reshape(L, (-1, 1)) == xp.reshape(classes, (1, n_L))
-            bounds = None if checked else xp.stack([xp.min(L), xp.max(L)])
-            return bounds, xp.astype(rows, dt)
+def _standardised(X: Any, scaling) -> Any:
+    """``(X - mean) / scale`` with ``scaling = (mean, scale)``; ``X`` itself without."""
+    return (X - scaling[0]) / scaling[1] if scaling else X
 
-        programs[key] = model.backend.compile(prepare if kind == "input" else labels)
-    return programs[key]
+
+def _one_hot(xp, labels: Any, n_L: int, device: Any) -> Any:
+    """Boolean rows ``(B, n_L)``, True at each row's class label."""
+    classes = xp.arange(n_L, device=device)
+    return xp.reshape(labels, (-1, 1)) == xp.reshape(classes, (1, n_L))
 
 
 def check_targets(model, T: Any, B: int, checked: bool = False) -> Any:
@@ -92,8 +95,7 @@ def check_targets(model, T: Any, B: int, checked: bool = False) -> Any:
             lo, hi = (0, 0) if checked else map(int, model.backend.to_numpy(bounds))
         else:
             lo, hi = (0, 0) if checked else (int(xp.min(Tb)), int(xp.max(Tb)))
-            classes = xp.arange(n_L, device=model.backend.device)
-            Tb = xp.reshape(Tb, (B, 1)) == xp.reshape(classes, (1, n_L))
+            Tb = _one_hot(xp, Tb, n_L, model.backend.device)
         if lo < 0 or hi >= n_L:
             raise ValueError(
                 f"class labels must lie in 0..{n_L - 1} for {n_L} outputs; "
@@ -177,4 +179,9 @@ def _all_finite(xp, A: Any) -> bool:
     """No NaN or inf in ``A``: min and max propagate NaN and are finite only when every
     value is (two reductions, where isfinite(A) would make a boolean copy of it all),
     read back as one value (one round trip to a GPU, not two)."""
-    return bool(xp.all(xp.isfinite(xp.stack([xp.min(A), xp.max(A)]))))
+    return bool(_finite_flag(xp, A))
+
+
+def _finite_flag(xp, A: Any) -> Any:
+    """:func:`_all_finite` as a device boolean, not yet read."""
+    return xp.all(xp.isfinite(xp.stack([xp.min(A), xp.max(A)])))

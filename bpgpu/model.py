@@ -260,11 +260,7 @@ class Model:
         """Mean loss and accuracy of validated device data, in chunks; one sync at the end.
         On a compiling backend each chunk is one program (compiled once per shape)."""
         xp, n = self.xp, X.shape[0]
-        sums = self.__dict__.get("_sums")
-        if sums is None:
-            sums = self._sums = self._chunk_sums()
-            if self.backend.compiles:
-                sums = self._sums = self.backend.compile(sums)
+        sums = self.program("sums", self._chunk_sums)
         totals, rights = [], []
         for i in range(0, n, chunk):
             j = min(i + chunk, n)
@@ -305,17 +301,22 @@ class Model:
         """Whether every parameter is finite, as a device boolean (no host read yet);
         one program on a compiling backend (eagerly, JAX compiled two small ones per
         parameter shape)."""
-        check = self.__dict__.get("_all_finite")
-        if check is None:
-            xp = self.xp
+        xp = self.xp
 
-            def check(params):
-                return xp.all(xp.stack([xp.all(xp.isfinite(p)) for p in params]))
+        def make():
+            return lambda params: xp.all(xp.stack([xp.all(xp.isfinite(p)) for p in params]))
 
-            if self.backend.compiles:
-                check = self.backend.compile(check)
-            self._all_finite = check
-        return check(self.params)
+        return self.program("finite", make)(self.params)
+
+    def program(self, key: Any, make) -> Any:
+        """``make()``'s function, built once per ``key`` and, on a compiling backend,
+        compiled (one program per shape of its arguments, instead of one per eager
+        operation); elsewhere it runs as it is."""
+        programs = self.__dict__.setdefault("_programs", {})
+        if key not in programs:
+            fn = make()
+            programs[key] = self.backend.compile(fn) if self.backend.compiles else fn
+        return programs[key]
 
     def _anomaly_check(self, where):
         """A check that raises naming the first layer whose values or gradients are not
