@@ -214,8 +214,8 @@ def compare_backends(
         dtypes = (dtypes,)
     if net is None:
         dtypes = ("float64", "float32") if dtypes is None else tuple(dtypes)
-        runs = _suite_runs(default_suite() if suite is None else suite, dtypes, seed)
-        cases = len(default_suite()) if suite is None else len(suite)
+        suite = default_suite() if suite is None else suite
+        runs, cases = _suite_runs(suite, dtypes, seed), len(suite)
     else:
         if suite is not None:
             raise TypeError("suite is for the fixed suite; a network brings its own case")

@@ -316,8 +316,7 @@ class MLP:
             Xd = self.model.input(X)
             loss, acc = self.model.evaluate(Xd, self.model.targets(y, Xd.shape[0]))
             return {"loss": loss, "accuracy": acc}
-        n, shape = X.shape[0], getattr(y, "shape", None)
-        rows = (shape[0] if len(shape) else None) if shape is not None else _length(y)
+        n, rows = X.shape[0], _length(y)
         if rows != n:  # before the chunks, which would each be off by a different count
             got = "a scalar" if rows is None else f"{rows} rows"
             raise ValueError(
@@ -446,7 +445,7 @@ class MLP:
 
 
 def _length(a: Any) -> int | None:
-    """``len(a)``, or None for what has none (a number)."""
+    """``len(a)``, or None for what has none (a number, a 0-d array)."""
     try:
         return len(a)
     except TypeError:
