@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 
 # What other libraries call our names (keys as _normal() writes them): ours, and what
 # differs where something does
@@ -40,12 +40,7 @@ def _normal(name: str) -> str:
     return name.strip().lower().replace("-", "_").replace(" ", "_")
 
 
-def unknown_name(
-    kind: str,
-    name: object,
-    valid: Iterable[str],
-    synonyms: Mapping[str, tuple[str, str]] = SYNONYMS,
-) -> ValueError:
+def unknown_name(kind: str, name: object, valid: Iterable[str]) -> ValueError:
     """A ValueError for an unknown ``kind`` name, suggesting the closest valid one: the
     same name in other case or with '-' for '_' ("ReLU", "cross-entropy"), what another
     library calls it ("mse"), or a close spelling."""
@@ -54,8 +49,8 @@ def unknown_name(
     key = _normal(str(name))
     if key in by_normal:
         hint = f"did you mean {by_normal[key]!r}? "
-    elif key in synonyms and synonyms[key][0] in valid:
-        ours, note = synonyms[key]
+    elif key in SYNONYMS and SYNONYMS[key][0] in valid:
+        ours, note = SYNONYMS[key]
         hint = f"did you mean {ours!r}{note}? "
     else:
         close = difflib.get_close_matches(key, list(by_normal), n=1, cutoff=0.5)
