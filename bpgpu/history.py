@@ -50,10 +50,10 @@ class History:
     def __repr__(self) -> str:
         if not self.epoch:
             return "History(no epochs)"
-        parts = [f"{len(self.epoch)} epochs", f"loss {self.loss[-1]:.4g}"]
-        for name in ("accuracy", "val_loss", "val_accuracy"):  # those this fit measured
+        parts = [f"{len(self.epoch)} epochs"]
+        for name in ("loss", "accuracy", "val_loss", "val_accuracy"):  # those it measured
             value = getattr(self, name)[-1]
-            if value == value:  # not NaN
+            if not math.isnan(value):
                 parts.append(f"{name} {value:.4g}")
         parts.append(f"best epoch {self.best_epoch}")
         if self.interrupted:
@@ -83,15 +83,22 @@ class Callback:
     def on_train_end(self, net, history: History) -> None: ...
 
 
+# the numbers of an epoch line, and their names there
+_SHOWN = (
+    ("loss", "loss"),
+    ("accuracy", "acc"),
+    ("val_loss", "val_loss"),
+    ("val_accuracy", "val_acc"),
+)
+
+
 def epoch_line(epoch: int, epochs: int, logs: dict[str, float]) -> str:
     """A fit's progress as one line: ``epoch   3/50  loss 0.2193  acc 0.9539  val_loss
     0.2842  val_acc 0.9278  0.01s`` (what the fit did not measure is left out)."""
     line = f"epoch {epoch:>3}/{epochs}"
-    for key, name in (("loss", "loss"), ("accuracy", "acc"), ("val_loss", "val_loss")):
+    for key, name in _SHOWN:
         if not math.isnan(logs[key]):
             line += f"  {name} {logs[key]:.4f}"
-    if not math.isnan(logs["val_accuracy"]):
-        line += f"  val_acc {logs['val_accuracy']:.4f}"
     return line + f"  {logs['time']:.2f}s"
 
 
