@@ -113,7 +113,8 @@ def _resumed_optimizer(kw: dict, training: dict) -> tuple[_opt.Optimizer, dict]:
     numbers = isinstance(now, dict) and all(
         type(v) in (int, float) and math.isfinite(v) for k, v in now.items() if k != "name"
     )
-    if not (isinstance(first, dict) and numbers and now.keys() == first.keys()):
+    same = isinstance(first, dict) and numbers and now.keys() == first.keys()
+    if not (same and now.get("name") == first.get("name")):
         raise ModelFileError(
             f"the checkpoint's optimizer record is not valid ({first!r}, now {now!r})"
         )
@@ -126,11 +127,10 @@ def _resumed_optimizer(kw: dict, training: dict) -> tuple[_opt.Optimizer, dict]:
                 f"the checkpoint was trained with {kind}, an optimizer class of your own; "
                 f"pass it again when resuming: fit(..., optimizer={kind}(...), resume=...)"
             )
-        try:
-            _opt.get(now)  # a built-in checks its hyper-parameters
+        try:  # the built-in as it was at the checkpoint (its constructor checks the values)
+            return _opt.get(now), now
         except (TypeError, ValueError) as e:
             raise ModelFileError(f"the checkpoint's optimizer record is not valid ({e})") from None
-        return _opt.get(first), now
     opt = _build_optimizer(kw)
     if opt.config() not in (first, now):
         raise ValueError(

@@ -291,6 +291,7 @@ def test_output_paths_are_checked_before_the_work(tmp_path):
         (lambda tr: tr["optimizer_now"].update(lr="fast"), "optimizer record is not valid"),
         (lambda tr: tr["optimizer_now"].update(lr=-1.0), "optimizer record is not valid"),
         (lambda tr: tr["optimizer_now"].pop("weight_decay"), "optimizer record is not valid"),
+        (lambda tr: tr["optimizer_now"].update(name="adam"), "optimizer record is not valid"),
         (lambda tr: tr.update(optimizer_slots="velocity"), "training' section is invalid"),
     ],
 )
