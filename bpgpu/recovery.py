@@ -79,8 +79,7 @@ def interruptible(enabled: bool):
 def snapshot(model, state: dict) -> tuple[list, dict]:
     """Device copies of the parameters and the optimizer state (steps may update both
     in place): what an epoch starts from."""
-    slots = {k: model.copy(v) for k, v in state.items() if k != "t"}
-    return model.copy(model.params), {"t": state["t"], **slots}
+    return model.copy(model.params), _copy_state(model, state)
 
 
 def restore(model, saved: tuple[list, dict]) -> dict:
@@ -88,7 +87,15 @@ def restore(model, saved: tuple[list, dict]) -> dict:
     again, so the snapshot stays as it was whatever later steps do in place."""
     params, state = saved
     model.params = model.copy(params)
-    return {"t": state["t"], **{k: model.copy(v) for k, v in state.items() if k != "t"}}
+    return _copy_state(model, state)
+
+
+def _copy_state(model, state: dict) -> dict:
+    """A copy of an optimizer state. The step count too once a compiled step made it a
+    device scalar: JAX's step takes its state as a donated buffer and deletes it."""
+    t = state["t"]
+    t = t if isinstance(t, int) else model.copy([t])[0]
+    return {"t": t, **{k: model.copy(v) for k, v in state.items() if k != "t"}}
 
 
 def diverged(model, run, saved, host, first, perm_d, batches, epoch, opts):

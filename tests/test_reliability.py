@@ -12,7 +12,7 @@ import warnings
 
 import numpy as np
 import pytest
-from conftest import load_backend
+from conftest import load_backend, rel_norm
 
 import bpgpu
 from bpgpu.backends.numpy_backend import NumpyBackend
@@ -331,3 +331,31 @@ def test_cupy_out_of_memory_names_bytes_and_batch_size():
     finally:
         with cp.device:
             pool.set_limit(size=old)
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "momentum", "nesterov"])
+def test_a_fit_that_diverges_in_a_later_epoch_restores_the_same_weights_on_every_backend(
+    backend, optimizer
+):
+    """Divergence in epoch 2 or later, on every backend and optimizer: the same message
+    and the same restored weights as NumPy's. (JAX's compiled step deletes the buffers
+    it is given, the step count among them: the epoch's saved state kept that count by
+    reference, and restoring it raised "Array has been deleted" instead.)"""
+    X = np.full((40, 1), 10.0)  # plain SGD multiplies w by (1 - lr x^2) = -99 a step:
+    y = np.zeros(40)  # the loss overflows after about 77 steps, in epoch 2
+    kw = dict(epochs=4, batch_size=1, shuffle=False, lr=1.0, optimizer=optimizer)
+    start = [np.array([[1.0]]), np.array([0.0])]
+    got = {}
+    for name in ("numpy", backend.name):
+        net = bpgpu.MLP(
+            [1, 1], hidden=[], output="identity", cost="quadratic", backend=name, dtype="float64"
+        )
+        net.set_weights(start)
+        with np.errstate(all="ignore"), pytest.raises(FloatingPointError) as info:
+            net.fit(X, y, **kw)
+        got[name] = str(info.value), net.get_weights()
+    msg, ref = got["numpy"]
+    assert "epoch 1," not in msg and "epoch 1 " not in msg, msg  # a later epoch
+    assert got[backend.name][0] == msg
+    assert all(np.all(np.isfinite(w)) for w in got[backend.name][1])
+    assert all(rel_norm(a, b) <= 1e-12 for a, b in zip(got[backend.name][1], ref))
