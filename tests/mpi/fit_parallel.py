@@ -13,7 +13,7 @@ import sys
 import tempfile
 
 import numpy as np
-from checks import comm, digest, rank, rel
+from checks import comm, digest, rank, rel, same_on_every_rank
 
 import bpgpu
 from bpgpu import checkpoint
@@ -112,6 +112,24 @@ for opt in ("sgd", "adam"):
         assert rel(a, b) <= 1e-10, (opt, rel(a, b))
     hashes = comm.allgather(digest(together.get_weights()))
     assert len(set(hashes)) == 1, f"ranks' weights differ after an interrupted {opt} fit"
+
+# divergence in a later epoch: every rank stops at the single-process fit's batch, with
+# its message and its restored weights
+for opt in ("sgd", "momentum"):
+    ones = np.full((40, 1), 10.0)  # SGD multiplies w by -99 a step: inf in epoch 4
+    kw = dict(epochs=5, batch_size=2, shuffle=False, lr=1.0, optimizer=opt)
+    got = []
+    for c in (None, comm):
+        net = bpgpu.MLP([1, 1], hidden=[], output="identity", cost="quadratic", dtype="float64")
+        net.set_weights([np.array([[1.0]]), np.array([0.0])])
+        try:
+            net.fit(ones, np.zeros(40), comm=c, **kw)
+            raise AssertionError(f"{opt}: the diverging fit did not stop")
+        except FloatingPointError as e:
+            got.append((str(e), net.get_weights()))
+    assert got[0][0] == got[1][0] and "epoch 4, batch 18 of 20" in got[0][0], got[1][0]
+    assert all(rel(a, b) <= 1e-10 for a, b in zip(got[1][1], got[0][1])), opt
+    assert same_on_every_rank(net), f"ranks' weights differ after a diverged {opt} fit"
 
 # a rank with other data is refused on every rank, at the start
 other = X.copy()
