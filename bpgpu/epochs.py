@@ -262,7 +262,8 @@ def run_epoch(net, model, run: Run, data: Data, batches: Batches, st, epoch: int
             if Lb is not None:
                 tally.add(Y, Lb)
         for cb in callbacks:
-            cb.on_batch_end(net, bi)
+            if cb.on_batch_end(net, bi):
+                stop_flag.request()  # as Ctrl-C does: stop after this batch
         if stop_flag.is_set() and bi + 1 < n_batches:
             done = bi + 1
             break
@@ -387,7 +388,8 @@ def end_epoch(
         if opts["checkpoint"] is not None and dist is not None:
             dist.comm.Barrier()  # every rank may resume from it once fit returns
         log.warning(
-            "bpgpu: fit interrupted in epoch %d after batch %d of %d",
+            "bpgpu: fit %s in epoch %d after batch %d of %d",
+            "stopped by a callback" if stop_flag.requested else "interrupted",
             ep.index + 1,
             ep.done,
             n_batches,

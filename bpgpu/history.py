@@ -23,7 +23,7 @@ class History:
     time: list[float] = field(default_factory=list)  # seconds spent in each epoch
     best_epoch: int | None = None
     stopped_early: bool = False
-    interrupted: bool = False  # Ctrl-C: stopped after a batch, weights consistent
+    interrupted: bool = False  # Ctrl-C or on_batch_end: stopped after a batch, weights consistent
     seed: int | None = None
     compile_time: float = 0.0  # seconds a compiling backend (JAX) spent compiling in fit
 
@@ -66,7 +66,10 @@ class Callback:
 
     ``on_epoch_end`` gets ``logs`` = ``{"epoch", "loss", "accuracy", "val_loss",
     "val_accuracy", "time"}`` and may return True to stop training.
-    ``on_batch_end`` gets no loss on purpose: reading it would sync the device. On a
+    ``on_batch_end`` gets the batch's 0-based index and no loss on purpose: reading it
+    would sync the device. It may return True to stop after that batch, as Ctrl-C does
+    (``history.interrupted`` set, a checkpoint of that position written; data-parallel,
+    every rank stops after the next batch, when the request has reached them all). On a
     compiling backend (JAX) an epoch's full batches run as one program, which a callback
     that overrides ``on_batch_end`` turns back into one step at a time; set
     ``per_batch = False`` on a callback that does not need every batch.
@@ -76,7 +79,7 @@ class Callback:
 
     def on_train_begin(self, net, history: History) -> None: ...
 
-    def on_batch_end(self, net, batch: int) -> None: ...
+    def on_batch_end(self, net, batch: int) -> bool | None: ...
 
     def on_epoch_end(self, net, epoch: int, logs: dict[str, float]) -> bool | None: ...
 

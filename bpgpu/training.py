@@ -237,11 +237,17 @@ def _setup(net, model, X, y, kw, dist, validation_data, callbacks, checkpoint, r
 
 
 class _Stop:
-    """Ctrl-C's request to stop after the batch: this process's, or, data-parallel, any
-    rank's (it travels with the gradients, so every rank stops at the same batch)."""
+    """A request to stop after the batch (Ctrl-C, or a callback's ``on_batch_end``
+    returning True): this process's, or, data-parallel, any rank's (it travels with the
+    gradients, so every rank stops at the same batch)."""
 
     def __init__(self, dist):
-        self.dist, self.flag, self.any = dist, None, False
+        self.dist, self.flag, self.any, self.requested = dist, None, False, False
+
+    def request(self) -> None:
+        """A callback's stop: the flag Ctrl-C sets."""
+        self.requested = True
+        self.flag.set()
 
     def local(self) -> bool:
         return self.flag is not None and self.flag.is_set()

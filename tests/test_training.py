@@ -655,3 +655,62 @@ def test_verbose_prints_a_line_per_epoch_and_the_default_prints_nothing(capsys, 
     assert " loss " not in capsys.readouterr().out  # not measured: not shown as nan
     with pytest.raises(ValueError, match="verbose must be True or False"):
         net.fit(X, y, epochs=1, verbose="yes")
+
+
+class StopAfterBatch(bpgpu.Callback):
+    """Asks to stop from ``on_batch_end`` after a given batch of a given epoch."""
+
+    def __init__(self, epoch, batch):
+        self.epoch, self.batch, self.current, self.heard = epoch, batch, 1, []
+
+    def on_epoch_end(self, net, epoch, logs):
+        self.current = epoch + 1
+
+    def on_batch_end(self, net, batch):
+        self.heard.append((self.current, batch))
+        return self.current == self.epoch and batch == self.batch
+
+
+def test_on_batch_end_returning_true_stops_after_that_batch(backend, tmp_path, caplog):
+    """As Ctrl-C does, on every backend (JAX runs step by step for such a callback): no
+    batch after it, the weights of the batches before, ``history.interrupted``, and a
+    checkpoint of that position whose resume equals the uninterrupted fit."""
+    X, y = blobs()  # 120 rows: 8 batches of 16 a epoch
+    kw = dict(batch_size=16, optimizer="adam", seed=3)
+    full = bpgpu.MLP([4, 6, 3], backend=backend.name, dtype="float64")
+    full.fit(X, y, epochs=3, **kw)
+    net = bpgpu.MLP([4, 6, 3], backend=backend.name, dtype="float64")
+    cb, ckpt = StopAfterBatch(2, 4), tmp_path / "c.npz"
+    with caplog.at_level("WARNING", logger="bpgpu"):
+        h = net.fit(X, y, epochs=3, callbacks=[cb], checkpoint=ckpt, **kw)
+    assert cb.heard[-1] == (2, 4) and len(cb.heard) == 8 + 5
+    assert h.interrupted and h.epoch == [1]
+    assert "stopped by a callback in epoch 2 after batch 5 of 8" in caplog.text
+    again = bpgpu.MLP([4, 6, 3], backend=backend.name, dtype="float64", seed=9)
+    again.fit(X, y, epochs=3, resume=ckpt)
+    assert weights_equal(again.get_weights(), full.get_weights())
+
+
+def test_a_callback_stops_a_fit_in_a_process_that_ignores_ctrl_c():
+    """The request is the callback's, not a signal's: it works where SIGINT is ignored
+    (a background job) and in a thread, where fit installs no Ctrl-C handler."""
+    import signal
+    import threading
+
+    X, y = blobs()
+    out = {}
+    before = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        net = bpgpu.MLP([4, 6, 3], backend="numpy")
+        h = net.fit(X, y, epochs=3, batch_size=16, callbacks=[StopAfterBatch(1, 2)])
+        thread = threading.Thread(
+            target=lambda: out.setdefault(
+                "h", net.fit(X, y, epochs=3, batch_size=16, callbacks=[StopAfterBatch(2, 0)])
+            )
+        )
+        thread.start()
+        thread.join()
+    finally:
+        signal.signal(signal.SIGINT, before)
+    assert h.interrupted and h.epoch == []
+    assert out["h"].interrupted and out["h"].epoch == [1]

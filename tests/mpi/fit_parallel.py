@@ -113,6 +113,25 @@ for opt in ("sgd", "adam"):
     hashes = comm.allgather(digest(together.get_weights()))
     assert len(set(hashes)) == 1, f"ranks' weights differ after an interrupted {opt} fit"
 
+
+# a callback's on_batch_end returning True on one rank stops every rank, as Ctrl-C does
+class StopAt(bpgpu.Callback):
+    def __init__(self, at, me):
+        self.at, self.me = at, me
+
+    def on_batch_end(self, net, batch):
+        return batch == self.at and self.me
+
+
+kw = dict(epochs=2, batch_size=16, optimizer="adam", seed=6)
+alone = bpgpu.MLP([5, 9, 3], backend="numpy", dtype="float64", seed=2)
+together = alone.to("numpy")
+h1 = alone.fit(X, y, callbacks=[StopAt(4, True)], **kw)
+h2 = together.fit(X, y, comm=comm, callbacks=[StopAt(3, rank == 0)], **kw)
+assert h1.interrupted and h2.interrupted and h1.epoch == h2.epoch == []
+assert all(rel(a, b) <= 1e-10 for a, b in zip(together.get_weights(), alone.get_weights()))
+assert same_on_every_rank(together), "ranks' weights differ after a callback's stop"
+
 # divergence in a later epoch: every rank stops at the single-process fit's batch, with
 # its message and its restored weights
 for opt in ("sgd", "momentum"):
