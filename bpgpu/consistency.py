@@ -4,6 +4,15 @@ Every comparison is the relative norm ``||a - ref|| / ||ref||`` of DESIGN.md sec
 taken on host copies. The reference is built from the *same* host weights and batch as
 the backend under test, rounded to its dtype first, so that the measure is the backend's
 arithmetic and not the rounding of its inputs.
+
+A tensor whose entries are sums that cancel is measured against the size of what it
+sums instead of its own norm, when that is larger: the gradients of a trained network
+are near zero (its output errors ``Y - T`` are small differences of outputs near their
+targets, and their sums over the batch cancel), and no float32 arithmetic computes them
+to 1e-5 of their own norm; NumPy's float32 missed by 1e-2 on a network fitted to its
+batch. The size is the root-sum-square of the terms, carried through the backward
+recursion (:func:`_term_sizes`); for well-spread random data it is about the tensor's
+norm, so the suite's check stays as strict as DESIGN.md asks.
 """
 
 from __future__ import annotations
@@ -14,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from bpgpu import core
 from bpgpu.activations import ACTIVATIONS
 from bpgpu.backends import Backend, BackendUnavailable, get_backend, list_backends, to_host
 from bpgpu.costs import compatible_pairs
@@ -58,11 +68,68 @@ def _batch(case: Case, seed: int) -> tuple[np.ndarray, np.ndarray]:
     return X, rng.uniform(0.05, 0.95, size=(case.batch, case.sizes[-1]))
 
 
-def _rel(a: Any, ref: np.ndarray) -> float:
+def _rel(a: Any, ref: np.ndarray, size: float = 0.0) -> float:
+    """``||a - ref||`` over the larger of ``||ref||`` and ``size`` (what ``ref`` sums)."""
     a = np.asarray(a, dtype=np.float64)
-    scale = np.linalg.norm(ref)
+    scale = max(float(np.linalg.norm(ref)), size)
     diff = np.linalg.norm(a - ref)
     return float(diff / scale) if scale > 0 else float(diff)
+
+
+def _term_sizes(net: MLP, X, T) -> dict[str, list[float]]:
+    """Per quantity and tensor, the root-sum-square size of the terms it is a sum of
+    (float64, on the reference's NumPy network).
+
+    The output error is ``(Y - T)`` times a factor (every cost of the table), so its
+    terms are ``sqrt(Y^2 + T^2)`` times that factor; the recursion (8) and the sums
+    (10)-(11) carry squares: ``M^l = |f'(X^l)| sqrt((M^{l+1})^2 (W^{l+1})^2)``,
+    ``M(dW) = sqrt((M^2)^T Y^2) / B``. The loss: each sample's cost terms
+    (``Cost.magnitude``), root-sum-squared over the batch, over ``B``. The SGD step is
+    measured against its own norm (the weights dominate it).
+    """
+    model = net.model
+    xp, layers, params, cost = model.xp, model.layers, model.params, model.cost
+    Xb = model.input(X)
+    T = model.targets(T, Xb.shape[0])
+    B = Xb.shape[0]
+    Xs, Ys = core.forward(model.backend.ops, layers, params, Xb)
+    top, L = layers[-1], len(layers)
+    a_top = top.unpack(params)[2]
+    Y, act = Ys[-1], top.activation
+    size = np.sqrt(Y * Y + T * T)
+    diff = Y - T
+    with np.errstate(all="ignore"):
+
+        def terms(A):  # |A| / |Y - T| of a quantity (Y - T) * factor, times its terms
+            return np.where(diff != 0, size * np.abs(A / diff), 0.0)
+
+        MG = [None] * L
+        if act.has_param:  # the backward pass starts from G = dE/dY^L
+            MG[-1] = terms(cost.dE_dY(xp, Y, T))
+            MD = [None] * (L - 1) + [np.abs(act.df(xp, Xs[-1], Y, a_top)) * MG[-1]]
+        else:
+            MD = [None] * (L - 1) + [terms(cost.delta(xp, act, Xs[-1], Y, T, a_top))]
+    for l in range(L - 2, -1, -1):  # (8), in squares
+        W = params[layers[l + 1].offset]
+        MG[l] = np.sqrt((MD[l + 1] ** 2) @ (W**2))
+        lay = layers[l]
+        f1 = lay.activation.df(xp, Xs[l], Ys[l + 1], lay.unpack(params)[2])
+        MD[l] = np.abs(f1) * MG[l]
+    grads = []
+    for l, lay in enumerate(layers):  # (10)-(11), in squares
+        M2 = MD[l] ** 2
+        grads += [np.sqrt(M2.T @ (Ys[l] ** 2)) / B, np.sqrt(M2.sum(axis=0)) / B]
+        a = lay.unpack(params)[2]
+        if a is not None:
+            dY = lay.activation.dparam(xp, Xs[l], Ys[l + 1], a)
+            grads.append(np.sqrt(((MG[l] * dY) ** 2).sum(axis=0)) / B)
+    E = cost.magnitude(xp, act, Xs[-1], Y, T)
+    return {
+        "loss": [float(np.sqrt(np.sum(E * E))) / B],
+        "gradients": [float(np.linalg.norm(g)) for g in grads],
+        "deltas": [float(np.linalg.norm(d)) for d in MD],
+        "step": [0.0] * len(params),
+    }
 
 
 def _measure(net: MLP, X, T) -> dict[str, list[np.ndarray]]:
@@ -82,7 +149,8 @@ def _measure(net: MLP, X, T) -> dict[str, list[np.ndarray]]:
 
 @dataclass
 class Row:
-    """Worst relative-norm error per quantity for one (backend, dtype)."""
+    """Worst relative-norm error per quantity for one (backend, dtype) (against the
+    size of what a tensor sums, where that is larger than its norm)."""
 
     backend: str
     dtype: str
@@ -235,7 +303,9 @@ def compare_backends(
             skipped[name] = str(e)
     rows = [(b, Row(b.name, dt)) for b in loaded for dt in dtypes]
     for case_name, dt, base, Xd, T in runs:
-        ref = _measure(base.to("numpy", dtype="float64"), Xd.astype(np.float64), T)
+        reference = base.to("numpy", dtype="float64")
+        ref = _measure(reference, Xd.astype(np.float64), T)
+        sizes = _term_sizes(reference, Xd.astype(np.float64), T)
         params = param_names(base.layers)
         names = {
             "loss": ["loss"],
@@ -248,8 +318,8 @@ def compare_backends(
                 continue
             got = _measure(base.to(backend, dtype=dt), Xd, T)
             for q in QUANTITIES:
-                for name, a, r in zip(names[q], got[q], ref[q]):
-                    e = _rel(a, r)
+                for name, a, r, size in zip(names[q], got[q], ref[q], sizes[q]):
+                    e = _rel(a, r, size)
                     if e > row.errors[q] or not np.isfinite(e):
                         row.errors[q] = e
                         row.where[q] = f"{name} ({case_name})"

@@ -47,6 +47,12 @@ class Cost:
     fused : bool
         The shortcut pair is softmax with categorical cross-entropy, whose output, summed
         cost and output error the backend computes in one pass (``ops.softmax_cce``).
+    terms, logit_terms : callable ``(xp, Y, T)`` / ``(xp, X, T) -> list of arrays``
+        The sizes of the terms that ``fn`` / ``from_logits`` add or subtract, each
+        ``(B, n)`` or ``(B,)``: a sample's cost cannot be computed in floating point
+        more accurately than a few units of rounding of their root-sum-square (a
+        confident prediction's cost is a small difference of two large logits). The
+        consistency check measures errors against that size (:mod:`bpgpu.consistency`).
     """
 
     name: str
@@ -58,6 +64,19 @@ class Cost:
     only_with: tuple[str, ...] = ()
     refuse: tuple[tuple[str, str], ...] = ()
     fused: bool = False
+    terms: Callable[..., list] | None = None
+    logit_terms: Callable[..., list] | None = None
+
+    def magnitude(self, xp, act: Activation, X, Y, T):
+        """Per-sample ``(B,)`` root-sum-square of the terms :meth:`per_sample` sums."""
+        fn = self.logit_terms if act.name == self.shortcut else self.terms
+        if fn is None:  # a cost of the user's own that does not say: its value
+            return xp.abs(self.per_sample(xp, act, X, Y, T))
+        parts = fn(xp, X, T) if act.name == self.shortcut else fn(xp, Y, T)
+        total = 0.0
+        for p in parts:
+            total = total + (xp.sum(p * p, axis=1) if p.ndim == 2 else p * p)
+        return xp.sqrt(total)
 
     def check_output(self, act: Activation) -> None:
         """Raise ValueError when this cost cannot be used on ``act``'s outputs."""
@@ -117,6 +136,9 @@ _TABLE = [
         "quadratic",
         fn=lambda xp, Y, T: xp.sum((T - Y) ** 2, axis=1) / 2,  # (3)
         dE_dY=lambda xp, Y, T: Y - T,  # (4)
+        # (t - y)^2 / 2: t - y is known to rounding of |t| and |y|, its square to that
+        # times |t - y|
+        terms=lambda xp, Y, T: [xp.abs(T - Y) * xp.sqrt(T * T + Y * Y)],
     ),
     Cost(
         "cross_entropy",
@@ -126,6 +148,8 @@ _TABLE = [
         shortcut="sigmoid",
         # -[t ln s(x) + (1-t) ln(1-s(x))] = softplus(x) - t x, never overflows
         from_logits=lambda xp, X, T: xp.sum(softplus(xp, X) - T * X, axis=1),
+        terms=lambda xp, Y, T: [T * xp.log(Y), (1 - T) * xp.log(1 - Y)],
+        logit_terms=lambda xp, X, T: [softplus(xp, X), T * X],
         refuse=(
             (
                 "softmax",
@@ -142,6 +166,8 @@ _TABLE = [
         shortcut="softmax",
         # -sum t (x - lse(x)) = lse(x) sum t - sum t x
         from_logits=lambda xp, X, T: _logsumexp(xp, X) * xp.sum(T, axis=1) - xp.sum(T * X, axis=1),
+        terms=lambda xp, Y, T: [T * xp.log(Y)],
+        logit_terms=lambda xp, X, T: [_logsumexp(xp, X) * xp.sum(T, axis=1), T * X],
         only_with=("softmax",),
         fused=True,
     ),

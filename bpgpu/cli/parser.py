@@ -59,7 +59,8 @@ def cmd_check(args: argparse.Namespace) -> int:
         return 2
     text = [
         f"bpgpu check: {what} per backend and dtype, against NumPy float64; "
-        "relative-norm error, worst case",
+        "relative-norm error (against the size of what a tensor sums, where that is "
+        "larger), worst case",
         "",
         report.table(),
     ]
