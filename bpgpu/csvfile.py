@@ -86,6 +86,25 @@ def read_numeric(path: str | os.PathLike, delimiter: str | None = None) -> np.nd
     return np.stack(cols, axis=1)
 
 
+def read_inputs(
+    path: str | os.PathLike, features: int, label_column: int | None = None
+) -> tuple[np.ndarray, int | None]:
+    """``(X, dropped)``: the inputs of a CSV file for a network of ``features`` inputs.
+
+    A file with one column more than that, given the label column the network was
+    trained with (a file it was trained on), has that column left out (its labels may
+    be text); ``dropped`` is its index (None: every column is an input).
+    """
+    header, rows, lines = read_rows(path, None)
+    width = len(rows[0])
+    if label_column is None or width != features + 1 or not -width <= label_column < width:
+        cols = [_column(os.fspath(path), rows, lines, j, header) for j in range(width)]
+        return np.stack(cols, axis=1), None
+    j = label_column % width
+    cols = [_column(os.fspath(path), rows, lines, c, header) for c in range(width) if c != j]
+    return np.stack(cols, axis=1), j
+
+
 def read_labelled(path: str | os.PathLike, label_column: int = -1, delimiter: str | None = None):
     """``(X, y, header)``: numeric feature columns and the label column, whose values
     are numbers, or text (class names, returned as a string array)."""

@@ -108,6 +108,11 @@ def test_labels_that_are_not_0_to_k_minus_1_keep_their_names(tmp_path, capsys):
         assert sum(a == b for a, b in zip(lines[1:], want)) >= 8
         if classes:
             assert config(model)["data"]["classes"] == classes
+        # the training CSV itself, label column (text, too) and all: it is left out
+        assert main("predict", model, data) == 0
+        out, err = capsys.readouterr()
+        assert out.splitlines()[1:11] == lines[1:]
+        assert "column 5, the label column of the model's training CSV, is left out" in err
 
 
 def test_a_class_seen_only_in_the_test_files_is_still_a_class(tmp_path, capsys):

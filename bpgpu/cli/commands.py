@@ -384,9 +384,18 @@ def cmd_predict(args: argparse.Namespace) -> int:
     if args.input.endswith(".npy"):
         X = np.load(args.input, mmap_mode="r", allow_pickle=False)  # read a chunk at a time
     elif args.input.endswith(".csv"):
-        from bpgpu.datasets import read_csv
+        from bpgpu.csvfile import read_inputs
 
-        X = read_csv(args.input)
+        info = net.data_info or {}
+        label = info.get("label_column") if info.get("format") == "csv" else None
+        X, dropped = read_inputs(args.input, net.sizes[0], label)
+        if dropped is not None:  # the file it was trained on, say: its labels left out
+            print(
+                f"bpgpu predict: {args.input} has {net.sizes[0] + 1} columns for "
+                f"{net.sizes[0]} inputs; column {dropped + 1}, the label column of the "
+                "model's training CSV, is left out",
+                file=sys.stderr,
+            )
     else:
         raise ValueError(f"{args.input}: pass a .npy or .csv file of inputs (one row a sample)")
     task = Task.from_record(net.data_info)
@@ -557,7 +566,11 @@ def add_commands(sub, common) -> None:
         "each row of a .npy or .csv file; CSV to stdout without -o.",
     )
     p.add_argument("model", help="a model file from bpgpu train (or MLP.save)")
-    p.add_argument("input", help=".npy or .csv, one row per sample, no label column")
+    p.add_argument(
+        "input",
+        help=".npy or .csv, one row per sample (a CSV like the one the model was trained "
+        "on may keep its label column: it is left out)",
+    )
     p.add_argument(
         "-o",
         "--output",
