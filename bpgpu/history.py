@@ -50,7 +50,8 @@ class History:
     def __repr__(self) -> str:
         if not self.epoch:
             return "History(no epochs)"
-        parts = [f"{len(self.epoch)} epochs"]
+        n = len(self.epoch)
+        parts = [f"{n} epoch" if n == 1 else f"{n} epochs"]
         for name in ("loss", "accuracy", "val_loss", "val_accuracy"):  # those it measured
             value = getattr(self, name)[-1]
             if not math.isnan(value):

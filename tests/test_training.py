@@ -639,6 +639,7 @@ def test_history_repr_shows_what_the_fit_measured():
     assert "val_" not in text and "nan" not in text  # no validation data: none shown
     held = bpgpu.MLP([4, 6, 3], backend="numpy").fit(X, y, epochs=1, validation_split=0.25)
     assert "val_loss" in repr(held) and "val_accuracy" in repr(held)
+    assert repr(held).startswith("History(1 epoch, loss ")
     assert repr(bpgpu.History()) == "History(no epochs)"
 
 
