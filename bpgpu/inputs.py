@@ -43,6 +43,7 @@ def _program(model, kind: str, checked: bool):
     ``input``: ``(finite, cast and standardised)``; ``labels``: ``([lowest, highest],
     one-hot rows)``; ``checked`` leaves the reductions out."""
     xp, dt, n_L = model.xp, model.backend.dtype(model.dtype), model.sizes[-1]
+    device = model.backend.device  # the program is shared: it must not hold the model
 
     def prepare(A, *scaling):
         B = xp.astype(A, dt, copy=False)
@@ -51,9 +52,9 @@ def _program(model, kind: str, checked: bool):
 
     def labels(L):
         bounds = None if checked else xp.stack([xp.min(L), xp.max(L)])
-        return bounds, xp.astype(_one_hot(xp, L, n_L, model.backend.device), dt)
+        return bounds, xp.astype(_one_hot(xp, L, n_L, device), dt)
 
-    key = (kind, checked, model.scaling is not None)
+    key = (kind, checked, model.scaling is not None, model.dtype, n_L)
     return model.program(key, lambda: prepare if kind == "input" else labels)
 
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import copy
 import math
+import threading
+from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Any
 
@@ -59,18 +61,19 @@ class Model:
     # ---- the math on validated device data ---------------------------------------
 
     def outputs(self, X: Any) -> Any:
-        """``Y^L`` of a device batch."""
-        return core.forward(self.backend.ops, self.layers, self.params, X)[1][-1]
+        """``Y^L`` of a device batch (one program on a compiling backend)."""
+        ops, layers = self.backend.ops, self.layers
+
+        def make():
+            return lambda params, X: core.forward(ops, layers, params, X)[1][-1]
+
+        return self.program(("outputs", tuple(layers)), make)(self.params, X)
 
     def per_sample(self, X: Any, T: Any, params: Sequence[Any] | None = None) -> Any:
         """Per-sample cost ``(B,)`` (from the logits where the pair has a shortcut) with
         ``params`` (default: the model's)."""
-        return self._cost_and_outputs(X, T, self.params if params is None else params)[0]
-
-    def _cost_and_outputs(self, X: Any, T: Any, params: Sequence[Any]) -> tuple[Any, Any]:
-        Xs, Ys = core.forward(self.backend.ops, self.layers, params, X)
-        act = self.layers[-1].activation
-        return self.cost.per_sample(self.xp, act, Xs[-1], Ys[-1], T), Ys[-1]
+        params = self.params if params is None else params
+        return _cost_and_outputs(self.backend.ops, self.layers, self.cost, params, X, T)[0]
 
     def loss(self, X: Any, T: Any, params: Sequence[Any] | None = None) -> Any:
         """Batch-mean cost, a 0-d device array (no host sync)."""
@@ -123,29 +126,25 @@ class Model:
         parameters and optimizer state donated), kept per optimizer settings and
         ``loss``; a built-in optimizer's learning rate is an argument of the program
         (a schedule changes it without compiling again)."""
-        key = (*_opt_key(opt), loss)
-        cache = self.__dict__.setdefault("_steps", {})
-        if key not in cache:
-            ops, layers, cost = self.backend.ops, self.layers, self.cost
+        ops, layers, cost = self.backend.ops, self.layers, self.cost
 
+        def make():
             def step(params, state, Xb, Tb, lr):
                 o = _with_lr(opt, lr)
                 return core.train_step(ops, layers, cost, params, Xb, Tb, o, state, loss)
 
-            cache.clear()  # one optimizer at a time: drop compiled steps of old ones
-            cache[key] = self.backend.compile(step, donate=(0, 1))
-        return cache[key]
+            return self.backend.compile(step, donate=(0, 1))
+
+        return _shared(("step", *self._structure(), *_opt_key(opt), loss), make)
 
     def _parallel_step(self, Xb, Tb, opt, state: dict, loss: bool, reduce, rows: int):
         """A data-parallel step on a compiling backend: this rank's gradients as one
         program, their sum over the ranks between programs (``reduce``), the optimizer's
         update as a second program (parameters and state donated). The same arithmetic
         as :func:`bpgpu.core.train_step`'s path for summed gradients."""
-        key = (*_opt_key(opt), loss)
-        cache = self.__dict__.setdefault("_parallel", {})
-        if key not in cache:
-            ops, layers, cost = self.backend.ops, self.layers, self.cost
+        ops, layers, cost = self.backend.ops, self.layers, self.cost
 
+        def make():
             def grads(params, Xb, Tb, scale):
                 G, _, E, Y = core.backward(ops, layers, cost, params, Xb, Tb, scale, loss)
                 return G, E, Y
@@ -154,10 +153,11 @@ class Model:
                 o = _with_lr(opt, lr)
                 return ops.optimizer_step(o, o.fused_rule(), params, grads, state)
 
-            cache.clear()  # one optimizer at a time, as for the compiled step
             compile = self.backend.compile
-            cache[key] = (compile(grads), compile(update, donate=(0, 1)))
-        grads_of, update = cache[key]
+            return compile(grads), compile(update, donate=(0, 1))
+
+        key = ("parallel", *self._structure(), *_opt_key(opt), loss)
+        grads_of, update = _shared(key, make)
         scales = self.__dict__.setdefault("_scales", {})  # a device scalar per batch size
         if rows not in scales:
             dtype, dev = self.params[0].dtype, self.backend.device
@@ -194,24 +194,29 @@ class Model:
         or in it; ``self.params`` becomes the result. Returns ``(state, E, right)``
         with the per-batch costs and correct counts as device vectors. One program per
         optimizer, ``loss``, batch size, span and way of gathering."""
-        key = (*_opt_key(opt), loss, batch_size, idx.shape[0], upfront)
-        cache = self.__dict__.setdefault("_epochs", {})
-        if key not in cache:
-            ops, layers, cost, labels = self.backend.ops, self.layers, self.cost, self.labels
+        ops, layers, cost, scan = self.backend.ops, self.layers, self.cost, self.backend.scan
+        labels = _labeller(self.xp, layers[-1])  # not self.labels: a program outlives self
 
+        def make():
             def run(params, state, X, T, L, idx, lr):
                 o = _with_lr(opt, lr)
                 loop = core.train_batches(
-                    ops, layers, cost, o, loss, labels, self.backend.scan, batch_size, upfront
+                    ops, layers, cost, o, loss, labels, scan, batch_size, upfront
                 )
                 return loop(params, state, X, T, L, idx)
 
-            if len(cache) > 4:
-                cache.clear()
-            cache[key] = self.backend.compile(run, donate=(0, 1))
+            return self.backend.compile(run, donate=(0, 1))
+
+        key = ("epoch", *self._structure(), *_opt_key(opt), loss, batch_size, upfront)
         args = (self.params, self._traced_t(state), X, T, L, idx, self._lr(opt))
-        self.params, state, E, right = cache[key](*args)
+        self.params, state, E, right = _shared(key, make)(*args)
         return state, E, right
+
+    def _structure(self) -> tuple:
+        """What a training program of this network depends on besides its arguments:
+        the backend, the layers (sizes, activations) and the cost; networks that agree
+        on these run the same compiled programs."""
+        return (self.backend, tuple(self.layers), self.cost)
 
     def _lr(self, opt) -> Any:
         """A built-in optimizer's learning rate as a device scalar of the weights' dtype,
@@ -245,12 +250,7 @@ class Model:
 
     def labels(self, Y: Any) -> Any:
         """Class labels from outputs: argmax, or a threshold at mid-range for one unit."""
-        xp = self.xp
-        if self.sizes[-1] > 1:
-            return xp.argmax(Y, axis=1)
-        r = self.layers[-1].activation.output_range
-        mid = (r.lo + r.hi) / 2 if math.isfinite(r.lo) and math.isfinite(r.hi) else 0.5
-        return xp.astype(Y[:, 0] >= mid, xp.int64)
+        return _labeller(self.xp, self.layers[-1])(Y)
 
     def correct(self, Y: Any, labels: Any) -> Any:
         """Number of rows whose predicted class is ``labels``, a 0-d integer device array."""
@@ -260,7 +260,7 @@ class Model:
         """Mean loss and accuracy of validated device data, in chunks; one sync at the end.
         On a compiling backend each chunk is one program (compiled once per shape)."""
         xp, n = self.xp, X.shape[0]
-        sums = self.program("sums", self._chunk_sums)
+        sums = self.program(("sums", tuple(self.layers), self.cost), self._chunk_sums)
         totals, rights = [], []
         for i in range(0, n, chunk):
             j = min(i + chunk, n)
@@ -278,10 +278,14 @@ class Model:
         """``sums(params, X, T) -> (summed cost, correct count)`` of a chunk (the count 0
         where accuracy is not defined)."""
         xp, accuracy = self.xp, self.has_accuracy()
+        ops, layers, cost = self.backend.ops, self.layers, self.cost
+        labels = _labeller(xp, layers[-1])  # not self's: the program outlives self
 
         def sums(params, X, T):
-            E, Y = self._cost_and_outputs(X, T, params)
-            right = self.correct(Y, self.labels(T)) if accuracy else xp.zeros((), dtype=xp.int64)
+            E, Y = _cost_and_outputs(ops, layers, cost, params, X, T)
+            right = xp.zeros((), dtype=xp.int64)
+            if accuracy:
+                right = xp.count_nonzero(labels(Y) == labels(T))
             return xp.sum(E), right
 
         return sums
@@ -306,17 +310,20 @@ class Model:
         def make():
             return lambda params: xp.all(xp.stack([xp.all(xp.isfinite(p)) for p in params]))
 
-        return self.program("finite", make)(self.params)
+        return self.program(("finite",), make)(self.params)
 
-    def program(self, key: Any, make) -> Any:
-        """``make()``'s function, built once per ``key`` and, on a compiling backend,
-        compiled (one program per shape of its arguments, instead of one per eager
-        operation); elsewhere it runs as it is."""
-        programs = self.__dict__.setdefault("_programs", {})
-        if key not in programs:
+    def program(self, key: tuple, make) -> Any:
+        """``make()``'s function, built once per ``key`` and this backend and, on a
+        compiling backend, compiled (one program per shape of its arguments, instead of
+        one per eager operation); elsewhere it runs as it is. Shared by every network
+        on the backend: ``key`` names all that the function depends on besides its
+        arguments, and the function does not hold the network."""
+
+        def build():
             fn = make()
-            programs[key] = self.backend.compile(fn) if self.backend.compiles else fn
-        return programs[key]
+            return self.backend.compile(fn) if self.backend.compiles else fn
+
+        return _shared(("program", self.backend, *key), build)
 
     def _anomaly_check(self, where):
         """A check that raises naming the first layer whose values or gradients are not
@@ -360,6 +367,47 @@ class Model:
 # copy of the whole epoch would cost more than the gathers).
 UPFRONT_BATCH_BYTES = 64 << 10
 GATHER_BYTES = 256 << 20
+
+
+def _cost_and_outputs(ops, layers, cost, params, X, T) -> tuple[Any, Any]:
+    """Per-sample cost ``(B,)`` (from the logits where the pair has a shortcut) and
+    outputs ``Y^L`` of a device batch."""
+    Xs, Ys = core.forward(ops, layers, params, X)
+    return cost.per_sample(ops.xp, layers[-1].activation, Xs[-1], Ys[-1], T), Ys[-1]
+
+
+def _labeller(xp, top: Dense):
+    """Class labels from the outputs of a network whose output layer is ``top``: argmax,
+    or for one unit a threshold at mid-range (0.5 for an unbounded output)."""
+    if top.n_out > 1:
+        return lambda Y: xp.argmax(Y, axis=1)
+    r = top.activation.output_range
+    mid = (r.lo + r.hi) / 2 if math.isfinite(r.lo) and math.isfinite(r.hi) else 0.5
+    return lambda Y: xp.astype(Y[:, 0] >= mid, xp.int64)
+
+
+# Compiled training programs, shared by the networks of one structure (the key names
+# it; the programs take parameters, state and data as arguments): a new network of the
+# same shape, the next fold of a cross-validation, a clone in a grid search or another
+# seed runs the programs the first one compiled (about a second each on JAX) instead of
+# compiling them again. The most recently used SHARED_PROGRAMS are kept.
+_SHARED: OrderedDict = OrderedDict()
+SHARED_PROGRAMS = 32
+_SHARING = threading.Lock()  # networks may train in threads (a grid search's jobs)
+
+
+def _shared(key: tuple, make):
+    """The program (or programs) for ``key``, made by ``make()`` the first time (which
+    only wraps it: JAX compiles at the first call)."""
+    with _SHARING:
+        found = _SHARED.get(key)
+        if found is None:
+            found = _SHARED[key] = make()
+            while len(_SHARED) > SHARED_PROGRAMS:
+                _SHARED.popitem(last=False)
+        else:
+            _SHARED.move_to_end(key)
+        return found
 
 
 def _opt_key(opt) -> tuple:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import contextlib
 
 import numpy as np
@@ -10,6 +11,23 @@ from conftest import load_backend, rel_norm
 
 import bpgpu
 from bpgpu import core
+
+
+@pytest.fixture(autouse=True)
+def fresh_programs(monkeypatch):
+    """Each test starts with no compiled program, as a new process does: programs are
+    shared by every network of one structure, so a test before this one may have
+    compiled this one's already."""
+    from bpgpu import model
+
+    monkeypatch.setattr(model, "_SHARED", collections.OrderedDict())
+
+
+def training_programs() -> list[str]:
+    """The kinds of training program compiled so far ("step", "epoch", "parallel")."""
+    from bpgpu import model
+
+    return [k[0] for k in model._SHARED if k[0] != "program"]
 
 
 def blobs(n=200):
@@ -108,8 +126,7 @@ def test_anomaly_mode_and_gradients_run_eagerly():
     X, y = blobs()
     net = bpgpu.MLP([5, 9, 3], backend=be, dtype="float64")
     net.fit(X, y, epochs=1, batch_size=50, detect_anomaly=True)
-    compiled = {**net.model.__dict__.get("_steps", {}), **net.model.__dict__.get("_epochs", {})}
-    assert not compiled  # every layer checked between operations: no compiled program
+    assert not training_programs()  # every layer checked between operations: none compiled
     assert bpgpu.gradcheck(net, X[:10], y[:10]) < 1e-6
     assert len(net.deltas(X[:4], y[:4])) == 2
 
@@ -360,3 +377,40 @@ def test_the_data_checks_run_as_one_program_each(caplog):
             net.model.input(bad)
     with pytest.raises(ValueError, match="got labels from 0 to 3"):
         net.model.targets(np.where(np.arange(37) == 5, 3, y), 37)
+
+
+def test_networks_of_one_structure_share_their_compiled_programs(caplog, monkeypatch):
+    """A second network of the same layers and cost (another seed, a clone in a grid
+    search, the next fold of a cross-validation) runs the programs the first compiled:
+    nothing compiles again, and it trains its own weights (they are the programs'
+    arguments). Another structure compiles its own. The programs do not keep a network
+    alive, and only the most recently used ``SHARED_PROGRAMS`` are kept."""
+    import gc
+    import weakref
+
+    from bpgpu import model
+
+    be = load_backend("jax")
+    X, y = blobs()
+    kw = dict(epochs=2, batch_size=16, optimizer="adam", seed=3)
+    nets = [bpgpu.MLP([5, 9, 3], backend=be, dtype="float64", seed=s) for s in (1, 2)]
+    twins = [net.to("numpy") for net in nets]
+    with training_compiles(caplog) as compiled:
+        h1, h2 = (net.fit(X, y, **kw) for net in nets)
+    assert compiled == ["jit(run)", "jit(step)"]
+    assert h1.compile_time > 0 and h2.compile_time == 0
+    for net, twin in zip(nets, twins):
+        twin.fit(X, y, **kw)
+        assert all(rel_norm(a, b) <= 1e-12 for a, b in zip(net.get_weights(), twin.get_weights()))
+    with training_compiles(caplog) as compiled:
+        other = bpgpu.MLP([5, 9, 3], hidden="tanh", backend=be, dtype="float64")
+        other.fit(X, y, **kw)
+        other.evaluate(X, y)
+    assert compiled == ["jit(run)", "jit(step)"]
+    gone = weakref.ref(nets[0].model)
+    del nets, h1, h2
+    gc.collect()
+    assert gone() is None  # no program holds the network
+    monkeypatch.setattr(model, "SHARED_PROGRAMS", 3)
+    bpgpu.MLP([5, 4, 3], backend=be).fit(X, y, epochs=1, batch_size=16)
+    assert len(model._SHARED) == 3
