@@ -123,9 +123,10 @@ class Model:
 
     def _compiled_step(self, opt, loss: bool):
         """The core's ``train_step`` compiled by the backend (JAX: one XLA program,
-        parameters and optimizer state donated), kept per optimizer settings and
-        ``loss``; a built-in optimizer's learning rate is an argument of the program
-        (a schedule changes it without compiling again)."""
+        parameters and optimizer state donated), one per optimizer settings and
+        ``loss``, shared by the networks of this structure (:func:`_shared`); a
+        built-in optimizer's learning rate is an argument of the program (a schedule
+        changes it without compiling again)."""
         ops, layers, cost = self.backend.ops, self.layers, self.cost
 
         def make():

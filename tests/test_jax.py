@@ -407,6 +407,13 @@ def test_networks_of_one_structure_share_their_compiled_programs(caplog, monkeyp
         other.fit(X, y, **kw)
         other.evaluate(X, y)
     assert compiled == ["jit(run)", "jit(step)"]
+    for momentum, decay in ((0.5, 0.0), (0.9, 0.01)):  # other settings: other programs
+        net = bpgpu.MLP([5, 9, 3], backend=be, dtype="float64", seed=1)
+        twin = net.to("numpy")
+        for n in (net, twin):
+            opt = bpgpu.optimizers.Momentum(lr=0.1, momentum=momentum, weight_decay=decay)
+            n.fit(X, y, epochs=2, batch_size=16, seed=3, optimizer=opt)
+        assert all(rel_norm(a, b) <= 1e-12 for a, b in zip(net.get_weights(), twin.get_weights()))
     gone = weakref.ref(nets[0].model)
     del nets, h1, h2
     gc.collect()
