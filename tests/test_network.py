@@ -386,3 +386,39 @@ def test_bad_learning_rate_changes_nothing():
         with pytest.raises(ValueError, match="lr"):
             net.sgd_step(X, y, lr=lr)
     assert all(np.array_equal(a, b) for a, b in zip(before, net.get_weights()))
+
+
+def test_gradcheck_steps_around_a_kink():
+    """A weighted input nearer a kink than the finite-difference step (a trained network
+    of the ReLU family has some): a difference across it measures no derivative (here
+    8e-2 off, with PReLU's slope -1). gradcheck takes smaller steps there, or leaves the
+    entry out."""
+    net = bpgpu.MLP([2, 2, 1], hidden="prelu", output="identity", cost="quadratic", dtype="float64")
+    W1, b1, a1 = np.array([[1.0, 0.0], [0.5, -1.0]]), np.array([-1.0 + 3e-6, 0.2]), [-1.0, 0.25]
+    net.set_weights([W1, b1, np.array(a1), np.array([[1.5, -0.5]]), np.array([0.1])])
+    X = np.array([[1.0, 0.0], [0.3, 0.7], [-0.4, 0.9]])  # X^1 of row 1, unit 1: 3e-6
+    T = np.array([[0.5], [-0.2], [0.3]])
+    assert bpgpu.gradcheck(net, X, T) <= 1e-6
+
+
+@pytest.mark.parametrize("hidden", ["tanh", "prelu"])
+def test_gradcheck_catches_a_wrong_derivative(hidden):
+    """An activation whose backward pass is 1% off: gradcheck must say so (every other
+    gradcheck test passes a check that would also pass if it measured nothing)."""
+    import dataclasses
+
+    from bpgpu import activations
+
+    good = activations.get(hidden)
+    bad = dataclasses.replace(
+        good,
+        name=f"{hidden}_off",
+        vjp_fn=lambda xp, X, Y, G, a=None: 1.01 * good.vjp(xp, X, Y, G, a),
+        c_f=None,
+        c_vjp=None,
+    )
+    X, T = np.random.default_rng(0).normal(size=(8, 3)), np.arange(8) % 2
+    net = bpgpu.MLP([3, 5, 2], hidden=bad, backend="numpy", dtype="float64", seed=1)
+    assert bpgpu.gradcheck(net, X, T) > 1e-3
+    fine = bpgpu.MLP([3, 5, 2], hidden=good, backend="numpy", dtype="float64", seed=1)
+    assert bpgpu.gradcheck(fine, X, T) <= 1e-6
