@@ -427,14 +427,42 @@ class MLP:
     def save(self, path: Any) -> None:
         """Save architecture, weights and input scaling to ``path`` (.npz), atomically; a
         missing folder is made, as for checkpoints and the CLI's files."""
+        self.check_nameable("a model file")
         io.write_archive(io.prepare_output(path, "model file"), self.config(), self.arrays())
+
+    def own_objects(self) -> list[str]:
+        """Names of the activations and cost of this network that are objects of the
+        user's own rather than the tables' entries (a model file could not rebuild them
+        from their names)."""
+        own = [a.name for a in self.activations if not _in_table(_acts.ACTIVATIONS, a)]
+        if not _in_table(_costs.COSTS, self.cost):
+            own.append(self.cost.name)
+        return own
+
+    def check_nameable(self, what: str) -> None:
+        """Refuse to write ``what`` for a network a file could not rebuild."""
+        own = self.own_objects()
+        if own:
+            raise ValueError(
+                f"{what} names its activations and cost, and {', '.join(map(repr, own))} "
+                "is an object of your own, not one of bpgpu's: loading would build another "
+                "function, or fail. Pickle the network instead (your objects must pickle), "
+                "or save get_weights() and rebuild with MLP(..., hidden=your_activation) "
+                "and set_weights"
+            )
 
     def __reduce__(self):
         """Pickles and copies (``copy.copy`` too: an independent network) hold what a model
         file holds, host arrays, and the backend's name: unpickled where that backend
         cannot load (a GPU's network on a laptop), the network runs on NumPy, with a
-        warning."""
-        return rebuild, (self.config(), self.arrays(), self.backend.name, "network", self.init)
+        warning. Activations and a cost of the user's own travel as the objects."""
+        own = None
+        if self.own_objects():  # the user's objects; bpgpu's by name (they do not pickle)
+            acts = [a.name if _in_table(_acts.ACTIVATIONS, a) else a for a in self.activations]
+            cost = self.cost.name if _in_table(_costs.COSTS, self.cost) else self.cost
+            own = (tuple(acts), cost)
+        args = (self.config(), self.arrays(), self.backend.name, "network", self.init)
+        return rebuild, (*args, own)
 
     def __repr__(self) -> str:
         acts = ", ".join(a.name for a in self.activations)
@@ -452,16 +480,22 @@ def _length(a: Any) -> int | None:
         return None
 
 
-def from_config(cfg: dict, arrays: dict, backend: Any = None) -> MLP:
-    """The network a validated model-file config and its arrays describe."""
-    acts = cfg["activations"]
+def _in_table(table: dict, obj) -> bool:
+    """Whether ``obj`` is the entry its name has in ``table`` (not a user's own)."""
+    return table.get(obj.name) is obj
+
+
+def from_config(cfg: dict, arrays: dict, backend: Any = None, own=None) -> MLP:
+    """The network a validated model-file config and its arrays describe (``own``: the
+    activation objects and cost to use instead of the names, from a pickle)."""
+    acts, cost = (cfg["activations"], cfg["cost"]) if own is None else (list(own[0]), own[1])
     weights = [arrays[n] for n in param_names(build(cfg["sizes"], acts))]
     try:
         net = MLP(
             cfg["sizes"],
             acts[:-1],
             acts[-1],
-            cfg["cost"],
+            cost,
             backend=backend,
             dtype=cfg["dtype"],
             seed=cfg["seed"],
@@ -475,9 +509,12 @@ def from_config(cfg: dict, arrays: dict, backend: Any = None) -> MLP:
     return net
 
 
-def rebuild(cfg: dict, arrays: dict, backend: Any, what: str = "network", init: str = "auto"):
-    """A pickled network (its model-file config and arrays) on ``backend``, or on NumPy,
-    with a warning that names the ``what`` and why, where that backend cannot load here."""
+def rebuild(
+    cfg: dict, arrays: dict, backend: Any, what: str = "network", init: str = "auto", own=None
+):
+    """A pickled network (its model-file config and arrays, and ``own`` activation and
+    cost objects, if any) on ``backend``, or on NumPy, with a warning that names the
+    ``what`` and why, where that backend cannot load here."""
     try:
         backend = get_backend(backend)
     except (BackendUnavailable, ValueError) as e:  # ValueError: a user's own backend
@@ -490,7 +527,7 @@ def rebuild(cfg: dict, arrays: dict, backend: Any, what: str = "network", init: 
         backend = get_backend("numpy")
     with warnings.catch_warnings():  # the constructor's warnings came when it was built
         warnings.simplefilter("ignore")
-        net = from_config(cfg, arrays, backend)
+        net = from_config(cfg, arrays, backend, own)
     net.init = init
     return net
 

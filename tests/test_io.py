@@ -319,3 +319,44 @@ def test_save_makes_a_missing_folder_and_refuses_a_folder_as_the_file(tmp_path):
         net.save(tmp_path / "runs")
     with pytest.raises(ValueError, match="file name is empty"):
         net.save("")
+
+
+def _twice_tanh(xp, X, a=None):  # module level: an activation of a user's own that pickles
+    return 2 * xp.tanh(X)
+
+
+def _twice_tanh_slope(xp, X, Y, a=None):
+    return 2 - Y * Y / 2
+
+
+def test_a_network_with_an_activation_of_your_own_is_not_written_to_a_file(tmp_path):
+    """A model file or checkpoint names its activations: one of the user's own would
+    load as another function (an object named like a table entry) or not at all. Saving
+    is refused up front, nothing written and no weight touched; a copy or a pickle keeps
+    the objects themselves."""
+    import copy
+    import dataclasses
+    import pickle
+
+    from bpgpu import activations
+
+    X, y = np.random.default_rng(0).normal(size=(12, 3)), np.arange(12) % 2
+    table = activations.get("tanh")
+    fields = dict(f=_twice_tanh, df=_twice_tanh_slope, vjp_fn=None, c_f=None, c_vjp=None)
+    for name in ("twice_tanh", "tanh"):  # a new name, and one that shadows the table's
+        act = dataclasses.replace(table, name=name, **fields)
+        net = bpgpu.MLP([3, 4, 2], hidden=act, backend="numpy", dtype="float64", seed=1)
+        before = net.get_weights()
+        with pytest.raises(ValueError, match=f"'{name}' is an object of your own"):
+            net.save(tmp_path / "out" / "m.npz")
+        with pytest.raises(ValueError, match="a checkpoint names its activations"):
+            net.fit(X, y, epochs=1, checkpoint=tmp_path / "out" / "c.npz")
+        assert not (tmp_path / "out").exists()
+        assert all(np.array_equal(a, b) for a, b in zip(net.get_weights(), before))
+        want = bpgpu.to_numpy(net.predict(X))
+        for other in (copy.deepcopy(net), copy.copy(net), pickle.loads(pickle.dumps(net))):
+            assert other.activations[0].f is _twice_tanh
+            np.testing.assert_array_equal(bpgpu.to_numpy(other.predict(X)), want)
+    plain = bpgpu.MLP([3, 4, 2], hidden="tanh", backend="numpy", seed=1)
+    plain.save(tmp_path / "plain.npz")  # the table's own objects are written as before
+    assert bpgpu.load(tmp_path / "plain.npz").activations[0] is table
