@@ -97,9 +97,26 @@ def _entry(name: str) -> tuple[Entry, str | None]:
             return e, rest
     import difflib
 
-    close = difflib.get_close_matches(lib, [*names(), "auto"], n=1)
+    known = [*names(), "auto"]
+    folded = {k.lower().replace("-", "_"): k for k in known}
+    if name.lower().replace("-", "_") in folded:  # "CuPy", "array-api-strict"
+        close = [folded[name.lower().replace("-", "_")]]
+    else:
+        close = difflib.get_close_matches(lib.lower(), known, n=1)
     hint = f"did you mean {close[0]!r}? " if close else ""
+    if lib.lower() in _DEVICE_WORDS:  # a device, not a library
+        hint = _DEVICE_WORDS[lib.lower()] + " "
     raise ValueError(f"unknown backend {name!r}; {hint}valid: {_spelled()}")
+
+
+# words for a device that people pass as a backend, and what to pass instead
+_DEVICE_WORDS = {
+    "cpu": "a backend is an array library: for the CPU, 'numpy' (or 'torch', 'jax');",
+    "gpu": "a backend is an array library: for an NVIDIA GPU, 'cupy' (or 'torch:cuda', "
+    "'jax:cuda'), or 'auto' for the GPU when one works;",
+    "cuda": "a backend is an array library: for an NVIDIA GPU, 'cupy' (or 'torch:cuda', "
+    "'jax:cuda'), or 'auto' for the GPU when one works;",
+}
 
 
 def _create(name: str) -> Backend:

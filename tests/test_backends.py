@@ -47,6 +47,15 @@ def test_environment_overrides_the_default(monkeypatch):
 def test_unknown_name_suggests_the_closest():
     with pytest.raises(ValueError, match="did you mean 'torch'"):
         backends.get_backend("trch")
+    for spelled, meant in [("CuPy", "cupy"), ("array-api-strict", "array_api_strict")]:
+        with pytest.raises(ValueError, match=f"did you mean '{meant}'"):
+            backends.get_backend(spelled)
+    # a device is not a backend: say which libraries run on it
+    with pytest.raises(ValueError, match="for the CPU, 'numpy'"):
+        backends.get_backend("cpu")
+    for device in ("gpu", "cuda", "CUDA:0"):
+        with pytest.raises(ValueError, match="for an NVIDIA GPU, 'cupy'"):
+            backends.get_backend(device)
 
 
 def test_strict_backend_uses_a_non_default_device():
