@@ -9,14 +9,11 @@ returns (the same arrays, updated in place, on libraries that allow it).
 
 from __future__ import annotations
 
-import copy
 import math
-import threading
-from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Any
 
-from bpgpu import core
+from bpgpu import core, programs
 from bpgpu.inputs import check_input, check_targets
 from bpgpu.layers import Dense, param_names
 
@@ -131,12 +128,12 @@ class Model:
 
         def make():
             def step(params, state, Xb, Tb, lr):
-                o = _with_lr(opt, lr)
+                o = programs.with_lr(opt, lr)
                 return core.train_step(ops, layers, cost, params, Xb, Tb, o, state, loss)
 
             return self.backend.compile(step, donate=(0, 1))
 
-        return _shared(("step", *self._structure(), *_opt_key(opt), loss), make)
+        return programs.shared(("step", *self._structure(), *programs.opt_key(opt), loss), make)
 
     def _parallel_step(self, Xb, Tb, opt, state: dict, loss: bool, reduce, rows: int):
         """A data-parallel step on a compiling backend: this rank's gradients as one
@@ -151,14 +148,14 @@ class Model:
                 return G, E, Y
 
             def update(params, state, grads, lr):
-                o = _with_lr(opt, lr)
+                o = programs.with_lr(opt, lr)
                 return ops.optimizer_step(o, o.fused_rule(), params, grads, state)
 
             compile = self.backend.compile
             return compile(grads), compile(update, donate=(0, 1))
 
-        key = ("parallel", *self._structure(), *_opt_key(opt), loss)
-        grads_of, update = _shared(key, make)
+        key = ("parallel", *self._structure(), *programs.opt_key(opt), loss)
+        grads_of, update = programs.shared(key, make)
         scales = self.__dict__.setdefault("_scales", {})  # a device scalar per batch size
         if rows not in scales:
             dtype, dev = self.params[0].dtype, self.backend.device
@@ -196,11 +193,11 @@ class Model:
         with the per-batch costs and correct counts as device vectors. One program per
         optimizer, ``loss``, batch size, span and way of gathering."""
         ops, layers, cost, scan = self.backend.ops, self.layers, self.cost, self.backend.scan
-        labels = _labeller(self.xp, layers[-1])  # not self.labels: a program outlives self
+        labels = programs.labeller(self.xp, layers[-1])  # not self.labels: a program outlives self
 
         def make():
             def run(params, state, X, T, L, idx, lr):
-                o = _with_lr(opt, lr)
+                o = programs.with_lr(opt, lr)
                 loop = core.train_batches(
                     ops, layers, cost, o, loss, labels, scan, batch_size, upfront
                 )
@@ -208,9 +205,9 @@ class Model:
 
             return self.backend.compile(run, donate=(0, 1))
 
-        key = ("epoch", *self._structure(), *_opt_key(opt), loss, batch_size, upfront)
+        key = ("epoch", *self._structure(), *programs.opt_key(opt), loss, batch_size, upfront)
         args = (self.params, self._traced_t(state), X, T, L, idx, self._lr(opt))
-        self.params, state, E, right = _shared(key, make)(*args)
+        self.params, state, E, right = programs.shared(key, make)(*args)
         return state, E, right
 
     def _structure(self) -> tuple:
@@ -250,12 +247,33 @@ class Model:
         return self.sizes[-1] > 1 or (math.isfinite(r.lo) and math.isfinite(r.hi))
 
     def labels(self, Y: Any) -> Any:
-        """Class labels from outputs: argmax, or a threshold at mid-range for one unit."""
-        return _labeller(self.xp, self.layers[-1])(Y)
+        """Class labels from outputs: argmax, or a threshold at mid-range for one unit
+        (one program on a compiling backend, as :meth:`correct`)."""
+        xp, top = self.xp, self.layers[-1]
+        return self.program(("labels", top), lambda: programs.labeller(xp, top))(Y)
 
     def correct(self, Y: Any, labels: Any) -> Any:
         """Number of rows whose predicted class is ``labels``, a 0-d integer device array."""
-        return self.xp.count_nonzero(self.labels(Y) == labels)
+        xp, top = self.xp, self.layers[-1]
+
+        def make():
+            of = programs.labeller(xp, top)
+            return lambda Y, labels: xp.count_nonzero(of(Y) == labels)
+
+        return self.program(("correct", top), make)(Y, labels)
+
+    def split(self, X: Any, T: Any, keep: Any, held: Any) -> tuple:
+        """``(X[keep], T[keep], X[held], T[held])``: the training and validation rows of
+        device data (one program on a compiling backend, not four)."""
+        xp = self.xp
+
+        def make():
+            def split(X, T, keep, held):
+                return tuple(xp.take(A, i, axis=0) for i in (keep, held) for A in (X, T))
+
+            return split
+
+        return self.program(("split",), make)(X, T, keep, held)
 
     def evaluate(self, X: Any, T: Any, chunk: int = 8192) -> tuple[float, float]:
         """Mean loss and accuracy of validated device data, in chunks; one sync at the end.
@@ -280,7 +298,7 @@ class Model:
         where accuracy is not defined)."""
         xp, accuracy = self.xp, self.has_accuracy()
         ops, layers, cost = self.backend.ops, self.layers, self.cost
-        labels = _labeller(xp, layers[-1])  # not self's: the program outlives self
+        labels = programs.labeller(xp, layers[-1])  # not self's: the program outlives self
 
         def sums(params, X, T):
             E, Y = _cost_and_outputs(ops, layers, cost, params, X, T)
@@ -324,7 +342,7 @@ class Model:
             fn = make()
             return self.backend.compile(fn) if self.backend.compiles else fn
 
-        return _shared(("program", self.backend, *key), build)
+        return programs.shared(("program", self.backend, *key), build)
 
     def _anomaly_check(self, where):
         """A check that raises naming the first layer whose values or gradients are not
@@ -375,58 +393,3 @@ def _cost_and_outputs(ops, layers, cost, params, X, T) -> tuple[Any, Any]:
     outputs ``Y^L`` of a device batch."""
     Xs, Ys = core.forward(ops, layers, params, X)
     return cost.per_sample(ops.xp, layers[-1].activation, Xs[-1], Ys[-1], T), Ys[-1]
-
-
-def _labeller(xp, top: Dense):
-    """Class labels from the outputs of a network whose output layer is ``top``: argmax,
-    or for one unit a threshold at mid-range (0.5 for an unbounded output)."""
-    if top.n_out > 1:
-        return lambda Y: xp.argmax(Y, axis=1)
-    r = top.activation.output_range
-    mid = (r.lo + r.hi) / 2 if math.isfinite(r.lo) and math.isfinite(r.hi) else 0.5
-    return lambda Y: xp.astype(Y[:, 0] >= mid, xp.int64)
-
-
-# Compiled training programs, shared by the networks of one structure (the key names
-# it; the programs take parameters, state and data as arguments): a new network of the
-# same shape, the next fold of a cross-validation, a clone in a grid search or another
-# seed runs the programs the first one compiled (about a second each on JAX) instead of
-# compiling them again. The most recently used SHARED_PROGRAMS are kept.
-_SHARED: OrderedDict = OrderedDict()
-SHARED_PROGRAMS = 32
-_SHARING = threading.Lock()  # networks may train in threads (a grid search's jobs)
-
-
-def _shared(key: tuple, make):
-    """The program (or programs) for ``key``, made by ``make()`` the first time (which
-    only wraps it: JAX compiles at the first call)."""
-    with _SHARING:
-        found = _SHARED.get(key)
-        if found is None:
-            found = _SHARED[key] = make()
-            while len(_SHARED) > SHARED_PROGRAMS:
-                _SHARED.popitem(last=False)
-        else:
-            _SHARED.move_to_end(key)
-        return found
-
-
-def _opt_key(opt) -> tuple:
-    """What a compiled program of ``opt`` depends on. A built-in optimizer: its settings
-    but the learning rate (an argument of the program: :meth:`Model._lr`), so each fit's
-    fresh ``"adam"`` and every step of a schedule run the programs compiled first.
-    Anything else: the object itself and all its settings (a subclass may keep more
-    state than its settings say, and use its ``lr`` in Python)."""
-    settings = opt.config()
-    if opt.fused_rule() is None:
-        return (id(opt), type(opt), tuple(sorted(settings.items())))
-    return (None, type(opt), tuple(sorted((k, v) for k, v in settings.items() if k != "lr")))
-
-
-def _with_lr(opt, lr):
-    """``opt`` inside a compiled program: with its learning rate the traced ``lr``."""
-    if lr is None:
-        return opt
-    traced = copy.copy(opt)
-    traced.lr = lr
-    return traced

@@ -49,7 +49,7 @@ def prepare_data(model, X, y, st: Settings, validation_data) -> Data:
     if streaming.streamed(X) or streaming.streamed(y):
         Xv, Tv, host = streaming.prepare(model, X, y, st.validation_split, st.seed, validation_data)
         return Data(None, None, None, Xv, Tv, host=host)
-    xp, backend = model.xp, model.backend
+    backend = model.backend
     Xd = model.input(X)
     Td = model.targets(y, Xd.shape[0])
     Xv = Tv = None
@@ -60,9 +60,7 @@ def prepare_data(model, X, y, st: Settings, validation_data) -> Data:
                 f"validation_split={st.validation_split} leaves no training or no validation "
                 f"samples out of {Xd.shape[0]}"
             )
-        keep_d, held_d = backend.asarray(keep), backend.asarray(held)
-        Xv, Tv = xp.take(Xd, held_d, axis=0), xp.take(Td, held_d, axis=0)
-        Xd, Td = xp.take(Xd, keep_d, axis=0), xp.take(Td, keep_d, axis=0)
+        Xd, Td, Xv, Tv = model.split(Xd, Td, backend.asarray(keep), backend.asarray(held))
     elif validation_data is not None:
         Xv, Tv = streaming.validation_arrays(model, validation_data)
     labels = model.labels(Td) if model.has_accuracy() else None

@@ -18,16 +18,16 @@ def fresh_programs(monkeypatch):
     """Each test starts with no compiled program, as a new process does: programs are
     shared by every network of one structure, so a test before this one may have
     compiled this one's already."""
-    from bpgpu import model
+    from bpgpu import programs
 
-    monkeypatch.setattr(model, "_SHARED", collections.OrderedDict())
+    monkeypatch.setattr(programs, "PROGRAMS", collections.OrderedDict())
 
 
 def training_programs() -> list[str]:
     """The kinds of training program compiled so far ("step", "epoch", "parallel")."""
-    from bpgpu import model
+    from bpgpu import programs
 
-    return [k[0] for k in model._SHARED if k[0] != "program"]
+    return [k[0] for k in programs.PROGRAMS if k[0] != "program"]
 
 
 def blobs(n=200):
@@ -384,11 +384,11 @@ def test_networks_of_one_structure_share_their_compiled_programs(caplog, monkeyp
     search, the next fold of a cross-validation) runs the programs the first compiled:
     nothing compiles again, and it trains its own weights (they are the programs'
     arguments). Another structure compiles its own. The programs do not keep a network
-    alive, and only the most recently used ``SHARED_PROGRAMS`` are kept."""
+    alive, and only the most recently used ``LIMIT`` are kept."""
     import gc
     import weakref
 
-    from bpgpu import model
+    from bpgpu import programs
 
     be = load_backend("jax")
     X, y = blobs()
@@ -418,6 +418,33 @@ def test_networks_of_one_structure_share_their_compiled_programs(caplog, monkeyp
     del nets, h1, h2
     gc.collect()
     assert gone() is None  # no program holds the network
-    monkeypatch.setattr(model, "SHARED_PROGRAMS", 3)
+    monkeypatch.setattr(programs, "LIMIT", 3)
     bpgpu.MLP([5, 4, 3], backend=be).fit(X, y, epochs=1, batch_size=16)
-    assert len(model._SHARED) == 3
+    assert len(programs.PROGRAMS) == 3
+
+
+def test_the_validation_split_and_the_labels_are_one_program_each(caplog):
+    """The split of the data into training and validation rows (four gathers) and the
+    class labels were eager operations, each compiled at its first call per shape;
+    each is one program now, with the same rows as on NumPy."""
+    import logging
+
+    import jax
+
+    be = load_backend("jax")
+    X, y = blobs()  # 200 rows; 160 train in 10 batches of 16: no eager last batch
+    kw = dict(epochs=2, batch_size=16, validation_split=0.2, seed=4)
+    net = bpgpu.MLP([5, 9, 3], backend=be, dtype="float64", seed=2)
+    ref = net.to("numpy")
+    start, names = len(caplog.records), []
+    with jax.log_compiles(True), caplog.at_level(logging.WARNING):
+        h = net.fit(X, y, **kw)
+    for r in caplog.records[start:]:
+        words = r.getMessage().split()
+        if words[:1] == ["Compiling"]:
+            names.append(words[1])
+    assert names.count("jit(split)") == 1 and "jit(_take)" not in names, names
+    assert "jit(_argmax)" not in names, names
+    h_ref = ref.fit(X, y, **kw)
+    np.testing.assert_allclose(h.val_loss, h_ref.val_loss, rtol=1e-12)
+    assert h.val_accuracy == h_ref.val_accuracy and h.accuracy == h_ref.accuracy

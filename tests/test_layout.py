@@ -40,6 +40,7 @@ FLOORS = {
             "core",
             "inputs",
             "model",
+            "programs",
             "batches",
             "_host",
         ],

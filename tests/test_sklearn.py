@@ -216,9 +216,10 @@ def test_on_jax_each_iteration_is_one_compiled_program(schedule, monkeypatch):
 
     import bpgpu
     from bpgpu import model as model_module
+    from bpgpu import programs
 
     load_backend("jax")
-    monkeypatch.setattr(model_module, "_SHARED", collections.OrderedDict())  # none yet
+    monkeypatch.setattr(programs, "PROGRAMS", collections.OrderedDict())  # none yet
     X, y = bpgpu.datasets.load_digits()
     kw = dict(solver="sgd", learning_rate=schedule, max_iter=4, batch_size=100)
     kw.update(random_state=0, dtype="float64", n_iter_no_change=99)
@@ -230,5 +231,5 @@ def test_on_jax_each_iteration_is_one_compiled_program(schedule, monkeypatch):
     jax_fit = BPClassifier(backend="jax", **kw).fit(X, y)
     assert spans == [(100, 0, len(X) // 100)] * 4
     np.testing.assert_allclose(jax_fit.loss_curve_, ref.loss_curve_, rtol=1e-12)
-    epochs = [k for k in model_module._SHARED if k[0] == "epoch"]
+    epochs = [k for k in programs.PROGRAMS if k[0] == "epoch"]
     assert len(epochs) == 1  # one program for all four

@@ -1,0 +1,66 @@
+"""Compiled programs shared by every network of one structure.
+
+On a compiling backend (JAX) each program costs a compile at its first call per shape
+(about a second for a training epoch on the digits). A program here reads nothing of a
+network but what its key names (backend, layers, cost, optimizer settings) and takes
+parameters, optimizer state and data as arguments, so another network of the same
+shape (the next fold of a cross-validation, a clone in a grid search, another seed)
+runs the programs the first one compiled. The most recently used ``LIMIT`` are kept.
+A program must not hold its network: that would keep ``LIMIT`` networks' weights alive.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import threading
+from collections import OrderedDict
+
+PROGRAMS: OrderedDict = OrderedDict()
+LIMIT = 32
+_LOCK = threading.Lock()  # networks may train in threads (a grid search's jobs)
+
+
+def shared(key: tuple, make):
+    """The program (or programs) for ``key``, made by ``make()`` the first time (which
+    only wraps it: JAX compiles at the first call)."""
+    with _LOCK:
+        found = PROGRAMS.get(key)
+        if found is None:
+            found = PROGRAMS[key] = make()
+            while len(PROGRAMS) > LIMIT:
+                PROGRAMS.popitem(last=False)
+        else:
+            PROGRAMS.move_to_end(key)
+        return found
+
+
+def labeller(xp, top):
+    """Class labels from the outputs of a network whose output layer is ``top``: argmax,
+    or for one unit a threshold at mid-range (0.5 for an unbounded output)."""
+    if top.n_out > 1:
+        return lambda Y: xp.argmax(Y, axis=1)
+    r = top.activation.output_range
+    mid = (r.lo + r.hi) / 2 if math.isfinite(r.lo) and math.isfinite(r.hi) else 0.5
+    return lambda Y: xp.astype(Y[:, 0] >= mid, xp.int64)
+
+
+def opt_key(opt) -> tuple:
+    """What a compiled program of ``opt`` depends on. A built-in optimizer: its settings
+    but the learning rate (an argument of the program: :meth:`bpgpu.model.Model._lr`), so each fit's
+    fresh ``"adam"`` and every step of a schedule run the programs compiled first.
+    Anything else: the object itself and all its settings (a subclass may keep more
+    state than its settings say, and use its ``lr`` in Python)."""
+    settings = opt.config()
+    if opt.fused_rule() is None:
+        return (id(opt), type(opt), tuple(sorted(settings.items())))
+    return (None, type(opt), tuple(sorted((k, v) for k, v in settings.items() if k != "lr")))
+
+
+def with_lr(opt, lr):
+    """``opt`` inside a compiled program: with its learning rate the traced ``lr``."""
+    if lr is None:
+        return opt
+    traced = copy.copy(opt)
+    traced.lr = lr
+    return traced
