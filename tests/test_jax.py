@@ -429,9 +429,9 @@ def test_the_validation_split_and_the_labels_are_one_program_each(caplog):
     each is one program now, with the same rows as on NumPy."""
     import logging
 
+    be = load_backend("jax")  # skips without JAX, before JAX is imported
     import jax
 
-    be = load_backend("jax")
     X, y = blobs()  # 200 rows; 160 train in 10 batches of 16: no eager last batch
     kw = dict(epochs=2, batch_size=16, validation_split=0.2, seed=4)
     net = bpgpu.MLP([5, 9, 3], backend=be, dtype="float64", seed=2)
