@@ -140,6 +140,10 @@ def test_errors_are_relative_norms_not_max_abs():
     assert _rel(a, ref) == pytest.approx(1.0 / 10.0, rel=1e-12)  # max-abs would give 1.0
     b = ref + 0.01
     assert _rel(b, ref) == pytest.approx(0.01, rel=1e-12)  # 2-norm over 2-norm
+    # against the size of what ref sums where that is larger; never an overflowed size
+    assert _rel(b, ref, size=100.0) == pytest.approx(0.1 / 100, rel=1e-12)
+    assert _rel(b, ref, size=0.1) == pytest.approx(0.01, rel=1e-12)
+    assert _rel(b, ref, size=np.inf) == pytest.approx(0.01, rel=1e-12)
 
 
 def test_a_users_network_and_batch_compare_on_every_backend(backend):
