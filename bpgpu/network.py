@@ -427,10 +427,10 @@ class MLP:
     def save(self, path: Any) -> None:
         """Save architecture, weights and input scaling to ``path`` (.npz), atomically; a
         missing folder is made, as for checkpoints and the CLI's files."""
-        self.check_nameable("a model file")
+        self._check_nameable("a model file")
         io.write_archive(io.prepare_output(path, "model file"), self.config(), self.arrays())
 
-    def own_objects(self) -> list[str]:
+    def _own_objects(self) -> list[str]:
         """Names of the activations and cost of this network that are objects of the
         user's own rather than the tables' entries (a model file could not rebuild them
         from their names)."""
@@ -439,9 +439,9 @@ class MLP:
             own.append(self.cost.name)
         return own
 
-    def check_nameable(self, what: str) -> None:
+    def _check_nameable(self, what: str) -> None:
         """Refuse to write ``what`` for a network a file could not rebuild."""
-        own = self.own_objects()
+        own = self._own_objects()
         if own:
             raise ValueError(
                 f"{what} names its activations and cost, and {', '.join(map(repr, own))} "
@@ -457,7 +457,7 @@ class MLP:
         cannot load (a GPU's network on a laptop), the network runs on NumPy, with a
         warning. Activations and a cost of the user's own travel as the objects."""
         own = None
-        if self.own_objects():  # the user's objects; bpgpu's by name (they do not pickle)
+        if self._own_objects():  # the user's objects; bpgpu's by name (they do not pickle)
             acts = [a.name if _in_table(_acts.ACTIVATIONS, a) else a for a in self.activations]
             cost = self.cost.name if _in_table(_costs.COSTS, self.cost) else self.cost
             own = (tuple(acts), cost)

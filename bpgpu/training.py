@@ -198,7 +198,7 @@ def _setup(net, model, X, y, kw, dist, validation_data, callbacks, checkpoint, r
         )
     callbacks = callback_list(callbacks)
     if checkpoint is not None:
-        net.check_nameable("a checkpoint")  # on every rank: all refuse together
+        net._check_nameable("a checkpoint")  # on every rank: all refuse together
     if checkpoint is not None and (dist is None or dist.root):
         prepare_output(checkpoint, "checkpoint")  # now, not after the first epoch
     # what the data were, so that a checkpoint is never resumed on other data (and, when
