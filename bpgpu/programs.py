@@ -23,7 +23,12 @@ _LOCK = threading.Lock()  # networks may train in threads (a grid search's jobs)
 
 def shared(key: tuple, make):
     """The program (or programs) for ``key``, made by ``make()`` the first time (which
-    only wraps it: JAX compiles at the first call)."""
+    only wraps it: JAX compiles at the first call). A key that cannot be hashed (an
+    activation or cost of the user's own holding a list) is not kept: made each time."""
+    try:
+        hash(key)
+    except TypeError:
+        return make()
     with _LOCK:
         found = PROGRAMS.get(key)
         if found is None:

@@ -422,3 +422,24 @@ def test_gradcheck_catches_a_wrong_derivative(hidden):
     assert bpgpu.gradcheck(net, X, T) > 1e-3
     fine = bpgpu.MLP([3, 5, 2], hidden=good, backend="numpy", dtype="float64", seed=1)
     assert bpgpu.gradcheck(fine, X, T) <= 1e-6
+
+
+@pytest.mark.parametrize("name", ["numpy", "jax"])
+def test_an_activation_of_your_own_need_not_be_hashable(name):
+    """Compiled programs are shared by a key that holds the layers' activations; one of
+    the user's own with a list among its fields cannot be hashed: it trains and
+    predicts all the same, its programs made for it alone."""
+    import dataclasses
+
+    from conftest import load_backend
+
+    from bpgpu import activations
+
+    be = load_backend(name)
+    act = dataclasses.replace(activations.get("tanh"), name="mine", aliases=["x"], c_f=None)
+    X, y = np.random.default_rng(0).normal(size=(10, 3)), np.arange(10) % 2
+    net = bpgpu.MLP([3, 4, 2], hidden=act, backend=be, dtype="float64", seed=1)
+    ref = bpgpu.MLP([3, 4, 2], hidden="tanh", backend="numpy", dtype="float64", seed=1)
+    for n in (net, ref):
+        n.fit(X, y, epochs=2, batch_size=4)
+    assert rel_norm(net.predict(X), ref.predict(X)) <= 1e-12
