@@ -305,6 +305,8 @@ def _not_numeric(what: str, dtype: Any) -> TypeError:
 
 def _numeric_host(a: Any, what: str) -> np.ndarray:
     """``a`` as a host NumPy array of real numbers, or a TypeError/ValueError that says so."""
+    if a is None:
+        raise TypeError(f"got None for {what}; pass an array of real numbers")
     try:
         h = to_host(a)
     except (ValueError, TypeError) as e:  # ragged lists, objects NumPy cannot read

@@ -38,6 +38,7 @@ BAD_X = [
     (np.array([["a", "b", "c", "d"]]), TypeError, "real numbers"),
     (np.ones((4, 4), dtype=complex), TypeError, "real numbers"),
     ([[1.0, 2.0], [1.0]], ValueError, "numeric array"),
+    (None, TypeError, "got None for X"),
 ]
 
 
