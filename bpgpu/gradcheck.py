@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from bpgpu import core
+from bpgpu.model import forward_cost
 
 # rounding error of one float64 loss evaluation, in units of |E|: machine epsilon times
 # a generous count of the operations whose errors add up in it
@@ -119,8 +119,7 @@ def _loss_and_sides(ref, Xb, Tb, kinks) -> tuple[float, list]:
     """The batch-mean loss (as ``Model.loss``) and, for each layer with a kink, which
     side of it every weighted input is on (from the layer's input: the weighted inputs
     themselves may have been overwritten by an in-place activation)."""
-    Xs, Ys = core.forward(ref.backend.ops, ref.layers, ref.params, Xb)
-    E = ref.cost.per_sample(ref.xp, ref.layers[-1].activation, Xs[-1], Ys[-1], Tb)
+    E, Ys = forward_cost(ref.backend.ops, ref.layers, ref.cost, ref.params, Xb, Tb)
     sides = []
     for layer in kinks:
         W, b = layer.unpack(ref.params)[:2]

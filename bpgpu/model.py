@@ -70,7 +70,7 @@ class Model:
         """Per-sample cost ``(B,)`` (from the logits where the pair has a shortcut) with
         ``params`` (default: the model's)."""
         params = self.params if params is None else params
-        return _cost_and_outputs(self.backend.ops, self.layers, self.cost, params, X, T)[0]
+        return forward_cost(self.backend.ops, self.layers, self.cost, params, X, T)[0]
 
     def loss(self, X: Any, T: Any, params: Sequence[Any] | None = None) -> Any:
         """Batch-mean cost, a 0-d device array (no host sync)."""
@@ -121,7 +121,7 @@ class Model:
     def _compiled_step(self, opt, loss: bool):
         """The core's ``train_step`` compiled by the backend (JAX: one XLA program,
         parameters and optimizer state donated), one per optimizer settings and
-        ``loss``, shared by the networks of this structure (:func:`_shared`); a
+        ``loss``, shared by the networks of this structure (:func:`bpgpu.programs.shared`); a
         built-in optimizer's learning rate is an argument of the program (a schedule
         changes it without compiling again)."""
         ops, layers, cost = self.backend.ops, self.layers, self.cost
@@ -301,10 +301,10 @@ class Model:
         labels = programs.labeller(xp, layers[-1])  # not self's: the program outlives self
 
         def sums(params, X, T):
-            E, Y = _cost_and_outputs(ops, layers, cost, params, X, T)
+            E, Ys = forward_cost(ops, layers, cost, params, X, T)
             right = xp.zeros((), dtype=xp.int64)
             if accuracy:
-                right = xp.count_nonzero(labels(Y) == labels(T))
+                right = xp.count_nonzero(labels(Ys[-1]) == labels(T))
             return xp.sum(E), right
 
         return sums
@@ -388,8 +388,9 @@ UPFRONT_BATCH_BYTES = 64 << 10
 GATHER_BYTES = 256 << 20
 
 
-def _cost_and_outputs(ops, layers, cost, params, X, T) -> tuple[Any, Any]:
-    """Per-sample cost ``(B,)`` (from the logits where the pair has a shortcut) and
-    outputs ``Y^L`` of a device batch."""
+def forward_cost(ops, layers, cost, params, X, T) -> tuple[Any, list]:
+    """Per-sample cost ``(B,)`` (from the logits where the pair has a shortcut) of a
+    device batch and every layer's output ``Ys`` (``Ys[0]`` the input): the loss as
+    :meth:`Model.loss`, the scoring program and ``gradcheck`` compute it."""
     Xs, Ys = core.forward(ops, layers, params, X)
-    return cost.per_sample(ops.xp, layers[-1].activation, Xs[-1], Ys[-1], T), Ys[-1]
+    return cost.per_sample(ops.xp, layers[-1].activation, Xs[-1], Ys[-1], T), Ys
