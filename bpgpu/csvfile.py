@@ -79,11 +79,17 @@ def _column(path, rows, lines, j: int, header) -> np.ndarray:
     return out
 
 
+def _numbers(path, rows, lines, header, drop: int | None = None) -> np.ndarray:
+    """Every column but ``drop`` as numbers: a 2-D float array."""
+    width = len(rows[0])
+    cols = [_column(os.fspath(path), rows, lines, j, header) for j in range(width) if j != drop]
+    return np.stack(cols, axis=1)
+
+
 def read_numeric(path: str | os.PathLike, delimiter: str | None = None) -> np.ndarray:
     """Every column as numbers: a 2-D float array (inputs to ``bpgpu predict``)."""
     header, rows, lines = read_rows(path, delimiter)
-    cols = [_column(os.fspath(path), rows, lines, j, header) for j in range(len(rows[0]))]
-    return np.stack(cols, axis=1)
+    return _numbers(path, rows, lines, header)
 
 
 def read_inputs(
@@ -97,12 +103,10 @@ def read_inputs(
     """
     header, rows, lines = read_rows(path, None)
     width = len(rows[0])
-    if label_column is None or width != features + 1 or not -width <= label_column < width:
-        cols = [_column(os.fspath(path), rows, lines, j, header) for j in range(width)]
-        return np.stack(cols, axis=1), None
-    j = label_column % width
-    cols = [_column(os.fspath(path), rows, lines, c, header) for c in range(width) if c != j]
-    return np.stack(cols, axis=1), j
+    drop = None
+    if label_column is not None and width == features + 1 and -width <= label_column < width:
+        drop = label_column % width
+    return _numbers(path, rows, lines, header, drop), drop
 
 
 def read_labelled(path: str | os.PathLike, label_column: int = -1, delimiter: str | None = None):
@@ -121,8 +125,7 @@ def read_labelled(path: str | os.PathLike, label_column: int = -1, delimiter: st
     if width < 2:
         raise ValueError(f"{path}: needs at least one feature column and one label column")
     j = label_column % width
-    features = [c for c in range(width) if c != j]
-    X = np.stack([_column(path, rows, lines, c, header) for c in features], axis=1)
+    X = _numbers(path, rows, lines, header, drop=j)
     raw = [row[j] for row in rows]
     if all(_number(v) is not None for v in raw):
         y = np.array([float(v) for v in raw])
