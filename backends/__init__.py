@@ -99,10 +99,8 @@ def _entry(name: str) -> tuple[Entry, str | None]:
 
     known = [*names(), "auto"]
     folded = {k.lower().replace("-", "_"): k for k in known}
-    if name.lower().replace("-", "_") in folded:  # "CuPy", "array-api-strict"
-        close = [folded[name.lower().replace("-", "_")]]
-    else:
-        close = difflib.get_close_matches(lib.lower(), known, n=1)
+    meant = folded.get(name.lower().replace("-", "_"))  # "CuPy", "array-api-strict"
+    close = [meant] if meant else difflib.get_close_matches(lib.lower(), known, n=1)
     hint = f"did you mean {close[0]!r}? " if close else ""
     if lib.lower() in _DEVICE_WORDS:  # a device, not a library
         hint = _DEVICE_WORDS[lib.lower()] + " "
@@ -110,12 +108,14 @@ def _entry(name: str) -> tuple[Entry, str | None]:
 
 
 # words for a device that people pass as a backend, and what to pass instead
+_GPU_WORD = (
+    "a backend is an array library: for an NVIDIA GPU, 'cupy' (or 'torch:cuda', "
+    "'jax:cuda'), or 'auto' for the GPU when one works;"
+)
 _DEVICE_WORDS = {
     "cpu": "a backend is an array library: for the CPU, 'numpy' (or 'torch', 'jax');",
-    "gpu": "a backend is an array library: for an NVIDIA GPU, 'cupy' (or 'torch:cuda', "
-    "'jax:cuda'), or 'auto' for the GPU when one works;",
-    "cuda": "a backend is an array library: for an NVIDIA GPU, 'cupy' (or 'torch:cuda', "
-    "'jax:cuda'), or 'auto' for the GPU when one works;",
+    "gpu": _GPU_WORD,
+    "cuda": _GPU_WORD,
 }
 
 
