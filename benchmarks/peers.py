@@ -153,9 +153,11 @@ class JaxScan(Peer):
         self.epoch = jax.jit(epoch, donate_argnums=0)
 
     def train(self, epochs):
-        for _ in range(epochs):
-            perm = self.put(self.rng.permutation(self.X.shape[0]).astype(np.int32))
-            self.params = self.epoch(self.params, perm)
+        # float32 products in float32, as every peer (JAX's default lets a GPU use TF32)
+        with self.jax.default_matmul_precision("float32"):
+            for _ in range(epochs):
+                perm = self.put(self.rng.permutation(self.X.shape[0]).astype(np.int32))
+                self.params = self.epoch(self.params, perm)
         self.jax.block_until_ready(self.params)
 
 

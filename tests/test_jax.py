@@ -448,3 +448,63 @@ def test_the_validation_split_and_the_labels_are_one_program_each(caplog):
     h_ref = ref.fit(X, y, **kw)
     np.testing.assert_allclose(h.val_loss, h_ref.val_loss, rtol=1e-12)
     assert h.val_accuracy == h_ref.val_accuracy and h.accuracy == h_ref.accuracy
+
+
+def _precision_recorder(seen: list):
+    """tanh as an activation of the user's own that records, each time it is traced or
+    run, the matrix-product precision JAX is set to at that moment."""
+    import dataclasses
+
+    from bpgpu import activations
+
+    def f(xp, X, a=None):
+        import jax
+
+        seen.append(jax.config.jax_default_matmul_precision)
+        return xp.tanh(X)
+
+    plain = dict(f=f, vjp_fn=None, c_f=None, c_vjp=None)
+    return dataclasses.replace(activations.get("tanh"), **plain)
+
+
+def test_float32_products_run_at_full_precision_in_every_method():
+    """JAX's default lets a GPU multiply float32 in TF32 (bpgpu check measured 1e-2 on
+    an H200 against the 1e-5 every backend meets): every method of a network runs with
+    float32 products, traced into its compiled programs, and JAX's setting outside
+    bpgpu's calls is left as it was."""
+    be = load_backend("jax")
+    jax = be.jax
+    seen: list = []
+    X, y = blobs(64)
+    net = bpgpu.MLP([5, 8, 3], hidden=_precision_recorder(seen), backend=be, dtype="float32")
+    net.fit(X, y, epochs=2, batch_size=16)  # the compiled epoch
+
+    class EveryBatch(bpgpu.Callback):
+        def on_batch_end(self, net, batch):
+            return False
+
+    net.fit(X, y, epochs=1, batch_size=16, callbacks=[EveryBatch()])  # step by step
+    assert {"step", "epoch"} <= set(training_programs())
+    net.predict(X)
+    net.gradients(X[:8], y[:8])
+    net.deltas(X[:8], y[:8])
+    net.evaluate(X, y)
+    assert seen and set(seen) == {"float32"}, set(seen)
+    assert jax.config.jax_default_matmul_precision is None  # not left set in the process
+    with be.context():  # "float32" is HIGHEST in the program XLA gets
+        a = be.asarray(np.ones((2, 2), np.float32))
+        assert "HIGHEST" in jax.jit(lambda p, q: p @ q).lower(a, a).as_text()
+
+
+def test_a_precision_the_user_chose_for_jax_is_kept():
+    """TF32 stays off unless asked for: a user who asks (JAX's own setting, in a context
+    or process-wide) gets it in bpgpu's programs too."""
+    be = load_backend("jax")
+    jax = be.jax
+    seen: list = []
+    X, y = blobs(32)
+    net = bpgpu.MLP([5, 8, 3], hidden=_precision_recorder(seen), backend=be, dtype="float32")
+    with jax.default_matmul_precision("tensorfloat32"):
+        net.fit(X, y, epochs=1, batch_size=16)
+        net.predict(X)
+    assert seen and set(seen) == {"tensorfloat32"}, set(seen)
