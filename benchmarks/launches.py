@@ -15,6 +15,7 @@ Needs torch with CUDA; without it, says so and exits 0 (nothing to count).
 from __future__ import annotations
 
 import argparse
+import collections
 import json
 import os
 import sys
@@ -31,8 +32,9 @@ def gpu_peers() -> list[P.Peer]:
     return available_peers(list(GPU_PEERS))
 
 
-def count(peer: P.Peer, w, X, y) -> float:
-    """Kernels per step of ``peer`` over one profiled epoch of workload ``w``."""
+def kernels(peer: P.Peer, w, X, y) -> dict[str, float]:
+    """Each kernel's launches per step of ``peer`` over one profiled epoch of workload
+    ``w``, by the kernel's name, most launched first."""
     from torch.autograd import DeviceType
     from torch.profiler import ProfilerActivity, profile
 
@@ -40,12 +42,34 @@ def count(peer: P.Peer, w, X, y) -> float:
     peer.train(1)  # compilation, allocations, cuBLAS handles
     with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
         peer.train(1)
-    kernels = [
-        e
+    names = collections.Counter(
+        e.name
         for e in prof.events()
         if e.device_type == DeviceType.CUDA and not e.name.startswith(("Memcpy", "Memset"))
-    ]
-    return len(kernels) / w.steps_per_epoch
+    )
+    return {name: n / w.steps_per_epoch for name, n in names.most_common()}
+
+
+def count(peer: P.Peer, w, X, y) -> float:
+    """Kernels per step of ``peer`` over one profiled epoch of workload ``w``."""
+    return sum(kernels(peer, w, X, y).values())
+
+
+def by_name_md(by_name: dict[str, dict[str, dict[str, float]]], top: int = 12) -> list[str]:
+    """Markdown lines: per workload and peer, the kernels launched most per step (the
+    names say which operation each launch is, e.g. a gather or a GEMM)."""
+    lines = []
+    for wname, row in by_name.items():
+        for peer, names in row.items():
+            lines += ["", f"### {wname}, {peer}: kernels per step, most first", ""]
+            lines += ["| per step | kernel |", "|---|---|"]
+            for name, n in list(names.items())[:top]:
+                short = name if len(name) <= 90 else name[:87] + "..."
+                lines.append(f"| {n:.2f} | `{short}` |")
+            if len(names) > top:
+                rest = sum(list(names.values())[top:])
+                lines.append(f"| {rest:.2f} | {len(names) - top} other kernels |")
+    return lines
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -62,17 +86,25 @@ def main(argv: list[str] | None = None) -> int:
         print("no CUDA device: kernel launches are counted on a GPU only")
         return 0
     table: dict[str, dict[str, float]] = {}
+    by_name: dict[str, dict[str, dict[str, float]]] = {}
     for wname in [n for n in args.workloads.split(",") if n]:
         w = WORKLOADS[wname]
         X, y = w.data()
         for peer in gpu_peers():
-            n = count(peer, w, X, y)
-            table.setdefault(wname, {})[peer.name] = n
+            by_name.setdefault(wname, {})[peer.name] = names = kernels(peer, w, X, y)
+            table.setdefault(wname, {})[peer.name] = n = sum(names.values())
             print(f"{wname:6s} {peer.name:24s} {n:8.1f} kernels/step", flush=True)
     if args.out:
         os.makedirs(args.out, exist_ok=True)
         with open(os.path.join(args.out, "launches-gpu.json"), "w") as f:
-            json.dump({"device": torch.cuda.get_device_name(), "kernels_per_step": table}, f)
+            json.dump(
+                {
+                    "device": torch.cuda.get_device_name(),
+                    "kernels_per_step": table,
+                    "by_name": by_name,
+                },
+                f,
+            )
         names = sorted({p for row in table.values() for p in row})
         lines = [
             f"# Kernel launches per step ({torch.cuda.get_device_name()})",
@@ -83,6 +115,7 @@ def main(argv: list[str] | None = None) -> int:
         for wname, row in table.items():
             cells = " | ".join(f"{row[n]:.1f}" if n in row else "-" for n in names)
             lines.append(f"| {wname} | {cells} |")
+        lines += by_name_md(by_name)
         with open(os.path.join(args.out, "launches-gpu.md"), "w") as f:
             f.write("\n".join(lines) + "\n")
     return 0

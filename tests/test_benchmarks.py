@@ -8,6 +8,8 @@ import sys
 
 import pytest
 
+import bpgpu
+
 
 def test_bench_runs_and_writes_ratios(tmp_path):
     out = subprocess.run(
@@ -252,6 +254,20 @@ def test_gpu_check_skips_what_the_budget_cannot_hold_and_says_so(tmp_path):
     assert (out / "gpu-results.tar.gz").exists()
 
 
+def test_gpu_check_names_the_failed_tests_in_its_summary(tmp_path):
+    """A GPU run is read from its summary: a test step's failures are named there (from
+    pytest's -v lines, which a step stopped at its limit also leaves). On a CPU machine
+    the GPU tests fail, as ``BPGPU_REQUIRE_GPU=1`` asks."""
+    gpu = {"cupy", "torch:cuda", "jax:cuda"}
+    if any(b["available"] and b["name"] in gpu for b in bpgpu.list_backends()):
+        pytest.skip("a GPU is here: the GPU tests pass")
+    run, out = _gpu_check(tmp_path, GPU_CHECK_STEPS="pytest_gpu_train")
+    assert run.returncode == 1
+    summary = (out / "summary.txt").read_text()
+    assert "pytest_gpu_train: exit 1" in summary
+    assert "   ! tests/test_training.py::test_fit_lowers_the_loss_on_every_backend[cupy]" in summary
+
+
 def _wheel(folder, name, tag="py3-none-any"):
     """A minimal wheel of one module ``name`` (a wheel of another tag fails to install)."""
     import zipfile
@@ -294,8 +310,9 @@ def test_gpu_check_runs_test_files_that_exist():
 
     root = Path(__file__).resolve().parents[1]
     text = (root / "benchmarks" / "gpu_check.sh").read_text()
-    files = re.search(r'GPU_CORE="([^"]+)"', text).group(1).split()
-    assert files and all((root / f).is_file() for f in files), files
+    for group in ("GPU_TRAIN", "GPU_CORE", "GPU_NETWORK"):
+        files = re.search(group + r'="([^"]+)"', text).group(1).split()
+        assert files and all((root / f).is_file() for f in files), (group, files)
 
 
 def test_bench_by_default_writes_its_own_folder_and_shows_progress(tmp_path):
@@ -346,3 +363,15 @@ def test_mpi_bench_times_every_way_to_sum_the_gradients():
     found = json.loads(out.stdout.strip().splitlines()[-1])
     assert found["params"] == 64 * 32 + 32 + 32 * 10 + 10
     assert len(found["ms"]) == 6 and all(v > 0 for v in found["ms"].values())
+
+
+def test_launch_breakdown_names_each_kernel_with_its_launches_per_step():
+    """What makes up a launch count is read from the kernels' names: per workload and
+    peer, the most launched first, the rest summed in one line."""
+    from bpgpu.bench import launches
+
+    names = {f"k{i}": 20.0 - i for i in range(14)}  # most first, as kernels() returns
+    text = "\n".join(launches.by_name_md({"small": {"bpgpu[cupy]": names}}, top=12))
+    assert "### small, bpgpu[cupy]" in text
+    assert "| 20.00 | `k0` |" in text and "| 9.00 | `k11` |" in text
+    assert "`k12`" not in text and "| 15.00 | 2 other kernels |" in text  # 8 + 7
