@@ -3,7 +3,8 @@
 For every hidden activation, dtype and a few optimizers, a network runs the same call
 twice; the first call's time minus the second's is what the first use costs (CuPy
 compiles its fused kernels then, unless its on-disk cache has them: run with a fresh
-``CUPY_CACHE_DIR`` to see a user's first run).
+``CUPY_CACHE_DIR`` to see a user's first run). Each row also says how many kernels the
+first call compiled (new files in that cache).
 
     python -m bpgpu.bench.compile_time [--backend cupy] [--out DIR]
 """
@@ -18,6 +19,13 @@ import time
 import warnings
 
 import numpy as np
+
+
+def cached_kernels() -> int:
+    """How many compiled modules CuPy's on-disk kernel cache holds (``CUPY_CACHE_DIR``,
+    else ``~/.cupy/kernel_cache``): one more for each kernel a call had to compile."""
+    folder = os.environ.get("CUPY_CACHE_DIR") or os.path.expanduser("~/.cupy/kernel_cache")
+    return sum(len(files) for _, _, files in os.walk(folder))
 
 
 def _timed(backend, fn) -> float:
@@ -48,7 +56,10 @@ def measure(backend_name: str) -> list[dict]:
                 "fit adam": lambda net=net: net.fit(X, y, 1, batch_size=64, optimizer="adam"),
             }
             for what, fn in calls.items():
-                first, second = _timed(be, fn), _timed(be, fn)
+                before = cached_kernels()
+                first = _timed(be, fn)
+                compiled = cached_kernels() - before
+                second = _timed(be, fn)
                 rows.append(
                     {
                         "dtype": dtype,
@@ -57,6 +68,7 @@ def measure(backend_name: str) -> list[dict]:
                         "first_s": first,
                         "second_s": second,
                         "first_use_s": max(0.0, first - second),
+                        "kernels_compiled": compiled,
                     }
                 )
     return rows
@@ -78,9 +90,10 @@ def main(argv: list[str] | None = None) -> int:
     for r in rows:
         print(
             f"{r['dtype']:8s} {r['activation']:12s} {r['call']:9s} first {r['first_s']:8.3f} s"
-            f"  then {r['second_s']:8.4f} s"
+            f"  then {r['second_s']:8.4f} s  {r['kernels_compiled']:3d} kernels compiled"
         )
-    print(f"first-use cost, all calls together: {total:.2f} s")
+    compiled = sum(r["kernels_compiled"] for r in rows)
+    print(f"first-use cost, all calls together: {total:.2f} s, {compiled} kernels compiled")
     if args.out:
         os.makedirs(args.out, exist_ok=True)
         tag = args.backend.replace(":", "-")

@@ -375,3 +375,14 @@ def test_launch_breakdown_names_each_kernel_with_its_launches_per_step():
     assert "### small, bpgpu[cupy]" in text
     assert "| 20.00 | `k0` |" in text and "| 9.00 | `k11` |" in text
     assert "`k12`" not in text and "| 15.00 | 2 other kernels |" in text  # 8 + 7
+
+
+def test_compile_time_counts_the_kernels_a_call_added_to_cupys_cache(tmp_path, monkeypatch):
+    from bpgpu.bench import compile_time
+
+    monkeypatch.setenv("CUPY_CACHE_DIR", str(tmp_path))
+    assert compile_time.cached_kernels() == 0
+    (tmp_path / "a.cubin").write_bytes(b"")
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "b.cubin").write_bytes(b"")
+    assert compile_time.cached_kernels() == 2
