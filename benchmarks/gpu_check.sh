@@ -205,7 +205,7 @@ step pytest_gpu_rest 150 "${PYTEST[@]}" \
     --deselect tests/test_distributed.py::test_gpu_ranks_equal_the_single_process_fit
 # a fresh kernel cache: the first call compiles, as on a user's first run
 CUPY_CACHE_DIR="$(mktemp -d)" step compile 60 "$PY" -m bpgpu.bench.compile_time --out "$STAGE"
-step launches 90 "$PY" -m bpgpu.bench.launches --workloads small,mnist --out "$STAGE"
+step launches 120 "$PY" -m bpgpu.bench.launches --workloads small,mnist,large --out "$STAGE"
 # streaming through pinned buffers and a copy stream, against the in-memory fit
 step stream 60 "$PY" -m benchmarks.stream_bench --backend cupy --repeat 2 --epochs 2 \
     --out "$STAGE"

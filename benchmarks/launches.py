@@ -19,6 +19,7 @@ import collections
 import json
 import os
 import sys
+from dataclasses import dataclass
 
 from . import peers as P
 from .runner import available_peers
@@ -32,27 +33,82 @@ def gpu_peers() -> list[P.Peer]:
     return available_peers(list(GPU_PEERS))
 
 
-def kernels(peer: P.Peer, w, X, y) -> dict[str, float]:
-    """Each kernel's launches per step of ``peer`` over one profiled epoch of workload
-    ``w``, by the kernel's name, most launched first."""
+@dataclass
+class Profiled:
+    """One profiled epoch of a peer, per step: each kernel's launches by name (most
+    first), the microseconds the GPU spent in kernels, and the wall-clock microseconds.
+    ``busy`` < 1 on a workload whose products should fill the GPU says the host (Python,
+    launches, a wait) is the limit, not the device."""
+
+    names: dict[str, float]
+    kernel_us: float
+    wall_us: float
+
+    @property
+    def launches(self) -> float:
+        return sum(self.names.values())
+
+    @property
+    def busy(self) -> float:
+        return self.kernel_us / self.wall_us if self.wall_us else 0.0
+
+
+def profile_epoch(peer: P.Peer, w, X, y) -> Profiled:
+    """Train ``peer`` one warm-up epoch of workload ``w``, then one under the profiler."""
+    import time
+
     from torch.autograd import DeviceType
     from torch.profiler import ProfilerActivity, profile
 
     peer.prepare(w, X, y)
     peer.train(1)  # compilation, allocations, cuBLAS handles
     with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
-        peer.train(1)
-    names = collections.Counter(
-        e.name
+        t0 = time.perf_counter()
+        peer.train(1)  # each peer waits for its device at the end of train
+        wall = time.perf_counter() - t0
+    found = [
+        e
         for e in prof.events()
         if e.device_type == DeviceType.CUDA and not e.name.startswith(("Memcpy", "Memset"))
+    ]
+    steps = w.steps_per_epoch
+    names = collections.Counter(e.name for e in found)
+    return Profiled(
+        {name: n / steps for name, n in names.most_common()},
+        sum(e.time_range.elapsed_us() for e in found) / steps,
+        wall * 1e6 / steps,
     )
-    return {name: n / w.steps_per_epoch for name, n in names.most_common()}
+
+
+def kernels(peer: P.Peer, w, X, y) -> dict[str, float]:
+    """Each kernel's launches per step of ``peer`` over one profiled epoch of workload
+    ``w``, by the kernel's name, most launched first."""
+    return profile_epoch(peer, w, X, y).names
 
 
 def count(peer: P.Peer, w, X, y) -> float:
     """Kernels per step of ``peer`` over one profiled epoch of workload ``w``."""
-    return sum(kernels(peer, w, X, y).values())
+    return profile_epoch(peer, w, X, y).launches
+
+
+def busy_md(busy: dict[str, dict[str, dict[str, float]]]) -> list[str]:
+    """Markdown lines: per workload and peer, microseconds in kernels and on the clock
+    per step, and their ratio (how busy the host kept the GPU)."""
+    lines = [
+        "",
+        "GPU time in kernels against wall-clock time per step, one epoch under the "
+        "profiler (which slows the host somewhat):",
+        "",
+        "| workload | peer | kernels (us/step) | wall (us/step) | GPU busy |",
+        "|---|---|---|---|---|",
+    ]
+    for wname, row in busy.items():
+        for peer, t in row.items():
+            share = t["kernel_us"] / t["wall_us"] if t["wall_us"] else 0.0
+            lines.append(
+                f"| {wname} | {peer} | {t['kernel_us']:.1f} | {t['wall_us']:.1f} | {share:.0%} |"
+            )
+    return lines
 
 
 def by_name_md(by_name: dict[str, dict[str, dict[str, float]]], top: int = 12) -> list[str]:
@@ -87,13 +143,24 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     table: dict[str, dict[str, float]] = {}
     by_name: dict[str, dict[str, dict[str, float]]] = {}
+    busy: dict[str, dict[str, dict[str, float]]] = {}
     for wname in [n for n in args.workloads.split(",") if n]:
         w = WORKLOADS[wname]
         X, y = w.data()
         for peer in gpu_peers():
-            by_name.setdefault(wname, {})[peer.name] = names = kernels(peer, w, X, y)
-            table.setdefault(wname, {})[peer.name] = n = sum(names.values())
-            print(f"{wname:6s} {peer.name:24s} {n:8.1f} kernels/step", flush=True)
+            got = profile_epoch(peer, w, X, y)
+            by_name.setdefault(wname, {})[peer.name] = got.names
+            table.setdefault(wname, {})[peer.name] = got.launches
+            busy.setdefault(wname, {})[peer.name] = {
+                "kernel_us": got.kernel_us,
+                "wall_us": got.wall_us,
+            }
+            print(
+                f"{wname:6s} {peer.name:24s} {got.launches:8.1f} kernels/step, "
+                f"{got.kernel_us:9.1f} us in kernels of {got.wall_us:9.1f} us a step "
+                f"(GPU busy {got.busy:.0%}, under the profiler)",
+                flush=True,
+            )
     if args.out:
         os.makedirs(args.out, exist_ok=True)
         with open(os.path.join(args.out, "launches-gpu.json"), "w") as f:
@@ -102,6 +169,7 @@ def main(argv: list[str] | None = None) -> int:
                     "device": torch.cuda.get_device_name(),
                     "kernels_per_step": table,
                     "by_name": by_name,
+                    "time_per_step": busy,
                 },
                 f,
             )
@@ -115,6 +183,7 @@ def main(argv: list[str] | None = None) -> int:
         for wname, row in table.items():
             cells = " | ".join(f"{row[n]:.1f}" if n in row else "-" for n in names)
             lines.append(f"| {wname} | {cells} |")
+        lines += busy_md(busy)
         lines += by_name_md(by_name)
         with open(os.path.join(args.out, "launches-gpu.md"), "w") as f:
             f.write("\n".join(lines) + "\n")

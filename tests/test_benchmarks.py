@@ -386,3 +386,12 @@ def test_compile_time_counts_the_kernels_a_call_added_to_cupys_cache(tmp_path, m
     (tmp_path / "sub").mkdir()
     (tmp_path / "sub" / "b.cubin").write_bytes(b"")
     assert compile_time.cached_kernels() == 2
+
+
+def test_launches_says_how_busy_each_peer_kept_the_gpu():
+    from bpgpu.bench import launches
+
+    got = launches.Profiled({"gemm": 2.0, "relu": 1.0}, kernel_us=300.0, wall_us=400.0)
+    assert got.launches == 3.0 and got.busy == 0.75
+    busy = {"large": {"bpgpu[cupy]": {"kernel_us": 300.0, "wall_us": 400.0}}}
+    assert "| large | bpgpu[cupy] | 300.0 | 400.0 | 75% |" in launches.busy_md(busy)
