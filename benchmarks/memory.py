@@ -7,6 +7,7 @@ arrays in its number. So each peer is measured over its own window (its ``prepar
 first epoch): torch's peak statistics are reset at the start and the bytes already
 allocated subtracted; on CuPy a memory hook counts the pool's allocations and frees
 inside the window. Both count bytes handed to arrays, not what the allocator caches.
+JAX's peak cannot be reset either; a peer that does not raise it gets no figure.
 """
 
 from __future__ import annotations
@@ -59,6 +60,21 @@ def torch_window(torch, device):
     out["peak"] = torch.cuda.max_memory_allocated(device) - base
 
 
+@contextlib.contextmanager
+def jax_window(device):
+    """The peak of JAX's bytes in use on ``device`` within the block, above what it
+    started with. JAX keeps a high-water mark that cannot be reset: when the block does
+    not raise it, the block's own peak is unknown and ``"peak"`` is None (shown as "-"),
+    never another peer's figure."""
+    out: dict = {}
+    start = device.memory_stats() or {}
+    base, high = start.get("bytes_in_use"), start.get("peak_bytes_in_use")
+    yield out
+    after = (device.memory_stats() or {}).get("peak_bytes_in_use")
+    known = None not in (base, high, after) and after > high
+    out["peak"] = after - base if known else None
+
+
 def window(peer):
     """The measuring context for ``peer``'s device, or a null context (CPU peers)."""
     if peer.device != "cuda":
@@ -67,6 +83,11 @@ def window(peer):
         import cupy
 
         return cupy_window(cupy)
+    if peer.library == "jax":
+        import jax
+
+        backend = getattr(peer, "backend", None)  # bpgpu's own peers name their device
+        return jax_window(getattr(backend, "device", None) or jax.devices("gpu")[0])
     import torch
 
     return torch_window(torch, torch.device("cuda", torch.cuda.current_device()))

@@ -170,6 +170,41 @@ def test_cupy_peak_counts_only_the_window():
     assert mem["peak"] == 96 and not active
 
 
+def test_jax_peak_is_the_windows_own_or_unknown():
+    """JAX's GPU peers were measured with torch's counter (0.0 MiB on the H200 run).
+    JAX's high-water mark cannot be reset: a window that raises it gets its own peak
+    above the bytes it started with; one that does not gets None, not a wrong figure."""
+    from bpgpu.bench import memory
+
+    class Device:
+        used = high = 0
+
+        def alloc(self, n):
+            self.used += n
+            self.high = max(self.high, self.used)
+
+        def memory_stats(self):
+            return {"bytes_in_use": self.used, "peak_bytes_in_use": self.high}
+
+    dev = Device()
+    dev.alloc(100)  # a peer before: its arrays stay
+    with memory.jax_window(dev) as first:
+        dev.alloc(300)
+        dev.alloc(-300)
+    with memory.jax_window(dev) as second:  # below the first's high-water mark
+        dev.alloc(50)
+        dev.alloc(-50)
+    assert first["peak"] == 300 and second["peak"] is None
+
+    class Cpu:  # JAX's CPU devices keep no statistics
+        def memory_stats(self):
+            return None
+
+    with memory.jax_window(Cpu()) as cpu:
+        pass
+    assert cpu["peak"] is None
+
+
 def test_cpu_peers_get_no_gpu_window():
     from bpgpu.bench import memory, peers
 
