@@ -148,7 +148,12 @@ class JaxBackend(Backend):
         return None
 
     def info(self) -> dict[str, Any]:
-        return {"name": self.name, "version": self.jax.__version__, "device": str(self.device)}
+        """Name, JAX's version and the device: a GPU by its model, as CuPy and torch
+        name theirs ("NVIDIA H200 (cuda:0)"), the CPU as JAX calls it."""
+        device = str(self.device)
+        if self.where[0] == "cuda":
+            device = f"{getattr(self.device, 'device_kind', 'GPU')} ({device})"
+        return {"name": self.name, "version": self.jax.__version__, "device": device}
 
 
 def create(arg: str | None = None) -> JaxBackend:

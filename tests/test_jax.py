@@ -508,3 +508,20 @@ def test_a_precision_the_user_chose_for_jax_is_kept():
         net.fit(X, y, epochs=1, batch_size=16)
         net.predict(X)
     assert seen and set(seen) == {"tensorfloat32"}, set(seen)
+
+
+def test_bpgpu_backends_names_a_jax_gpu_by_its_model(monkeypatch):
+    """The first GPU run listed ``jax:cuda ... cuda:0`` beside CuPy's and torch's
+    "NVIDIA H200": a GPU is named by its model, and its index kept."""
+    be = load_backend("jax")
+    assert be.info()["device"] == str(be.device)  # the CPU: as JAX names it
+
+    class Gpu:
+        device_kind = "NVIDIA H200"
+
+        def __str__(self):
+            return "cuda:0"
+
+    monkeypatch.setattr(be, "device", Gpu())
+    monkeypatch.setattr(be, "where", ("cuda", 0))
+    assert be.info()["device"] == "NVIDIA H200 (cuda:0)"
