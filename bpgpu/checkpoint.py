@@ -41,19 +41,25 @@ def write(
     io.write_archive(path, cfg, arrays)
 
 
-def read(path: str | os.PathLike) -> tuple[dict, dict[str, np.ndarray]]:
-    """A checkpoint's validated config and arrays."""
-    return io.read_archive(path, io.checkpoint_shapes)
+def read(path: str | os.PathLike, custom: dict | None = None) -> tuple[dict, dict[str, np.ndarray]]:
+    """A checkpoint's validated config and arrays (``custom``: objects of the user's own
+    that it names, by name)."""
+    return io.read_archive(path, io.checkpoint_shapes, custom=custom)
 
 
 def check_same_network(mine: dict, cfg: dict, path) -> None:
-    """Refuse a checkpoint of another network (``mine``: this network's model config)."""
+    """Refuse a checkpoint of another network (``mine``: this network's model config);
+    an activation or cost of the user's own is another than bpgpu's of its name."""
     keys = ("sizes", "activations", "cost", "dtype")
-    if tuple(mine[k] for k in keys) != tuple(cfg[k] for k in keys):
-        theirs = tuple(cfg[k] for k in keys)
+
+    def what(c: dict) -> tuple:
+        own = c.get("custom", [])
+        return (*(c[k] for k in keys), *([f"your own: {', '.join(own)}"] if own else []))
+
+    if what(mine) != what(cfg):
         raise ValueError(
-            f"checkpoint {path} holds a different network {theirs}; this one is "
-            f"{tuple(mine[k] for k in keys)}. Resume with a network built the same way "
+            f"checkpoint {path} holds a different network {what(cfg)}; this one is "
+            f"{what(mine)}. Resume with a network built the same way "
             "(bpgpu.load(path) gives one)"
         )
     if cfg.get("kind") != "checkpoint":

@@ -168,8 +168,49 @@ def _read_member(zf: zipfile.ZipFile, name: str, limit: int) -> bytes:
     return data
 
 
-def _check_config(cfg: Any, path) -> dict:
-    """Validate the architecture part of a parsed config; returns it."""
+class CustomObjectError(TypeError):
+    """An object passed for a name of the user's own is not of the kind the file uses
+    it as (an activation where the cost is named, say)."""
+
+
+def _check_custom(cfg: dict, custom: dict | None, path) -> None:
+    """Every activation or cost the file marks as the user's own is in ``custom``, as an
+    object of the right kind."""
+    custom = {} if custom is None else custom
+    for name in cfg.get("custom", []):
+        kind, cls = (
+            ("activation", _acts.Activation)
+            if name in cfg["activations"]
+            else ("cost", _costs.Cost)
+        )
+        if name not in custom:
+            raise _fail(
+                path,
+                f"{kind} {name!r} is an object of your own: the file names it and cannot "
+                f"hold it. Load it from Python with bpgpu.load(path, custom={{{name!r}: "
+                f"your_{kind}}}), the same object the network was built with",
+            )
+        if not isinstance(custom[name], cls):
+            raise CustomObjectError(
+                f"custom[{name!r}] must be a bpgpu.{cls.__module__.split('.')[-1]}."
+                f"{cls.__name__} (the file uses it as the {kind}); got "
+                f"{type(custom[name]).__name__}"
+            )
+        if name in cfg["activations"] and name == cfg["cost"]:
+            raise _fail(path, f"{name!r} names both an activation and the cost of your own")
+
+
+def resolved(cfg: dict, custom: dict | None = None) -> tuple[list, Any]:
+    """The activations and cost a validated config names: bpgpu's by their names, the
+    user's own (the config's ``custom``) as the objects ``custom`` gives for them."""
+    own, custom = set(cfg.get("custom", [])), custom or {}
+    acts = [custom[n] if n in own else n for n in cfg["activations"]]
+    return acts, custom[cfg["cost"]] if cfg["cost"] in own else cfg["cost"]
+
+
+def _check_config(cfg: Any, path, custom: dict | None = None) -> dict:
+    """Validate the architecture part of a parsed config (``custom``: the user's own
+    activations and cost by name, for the names the config marks as such); returns it."""
     if not isinstance(cfg, dict) or cfg.get("format") != FORMAT:
         raise _fail(path, f"not a bpgpu model file (config format is not {FORMAT!r})")
     if cfg.get("format_version") != FORMAT_VERSION:
@@ -188,11 +229,19 @@ def _check_config(cfg: Any, path) -> dict:
     acts = cfg.get("activations")
     if not (isinstance(acts, list) and len(acts) == len(sizes) - 1):
         raise _fail(path, "config 'activations' must name one activation per layer")
+    if not all(isinstance(name, str) for name in acts):
+        raise _fail(path, "config 'activations' must be names")
+    if not isinstance(cfg.get("cost"), str):
+        raise _fail(path, f"config 'cost' {cfg.get('cost')!r} must be a name")
+    own = cfg.get("custom", [])
+    if not (isinstance(own, list) and all(n in [*acts, cfg["cost"]] for n in own)):
+        raise _fail(path, "config 'custom' must list names of its activations or cost")
     for name in acts:
-        if not isinstance(name, str) or name not in _acts.ACTIVATIONS:
+        if name not in own and name not in _acts.ACTIVATIONS:
             raise _fail(path, f"unknown activation {name!r} in config")
-    if not isinstance(cfg.get("cost"), str) or cfg["cost"] not in _costs.COSTS:
-        raise _fail(path, f"unknown cost {cfg.get('cost')!r} in config")
+    if cfg["cost"] not in own and cfg["cost"] not in _costs.COSTS:
+        raise _fail(path, f"unknown cost {cfg['cost']!r} in config")
+    _check_custom(cfg, custom, path)
     if cfg.get("dtype") not in ("float32", "float64"):
         raise _fail(path, f"dtype {cfg.get('dtype')!r} must be float32 or float64")
     if cfg.get("seed") is not None and type(cfg.get("seed")) is not int:
@@ -204,18 +253,18 @@ def _check_config(cfg: Any, path) -> dict:
     return cfg
 
 
-def expected_shapes(cfg: dict) -> dict[str, tuple[int, ...]]:
+def expected_shapes(cfg: dict, custom: dict | None = None) -> dict[str, tuple[int, ...]]:
     """Member name -> shape of every model array the config implies."""
-    shapes = param_shapes(build(cfg["sizes"], cfg["activations"]))
+    shapes = param_shapes(build(cfg["sizes"], resolved(cfg, custom)[0]))
     if cfg.get("input_scaling"):
         shapes["x_mean"] = shapes["x_scale"] = (cfg["sizes"][0],)
     return shapes
 
 
-def checkpoint_shapes(cfg: dict) -> dict[str, tuple[int, ...]]:
+def checkpoint_shapes(cfg: dict, custom: dict | None = None) -> dict[str, tuple[int, ...]]:
     """Members of a checkpoint: the model's, the optimizer's slots per parameter
     (``opt.<slot>.<name>``) and the best weights so far (``best.<name>``)."""
-    shapes = expected_shapes(cfg)
+    shapes = expected_shapes(cfg, custom)
     tr = cfg.get("training")
     try:
         slots = tr.get("optimizer_slots")
@@ -226,7 +275,7 @@ def checkpoint_shapes(cfg: dict) -> dict[str, tuple[int, ...]]:
         has_best = bool(tr["has_best"])
     except (TypeError, KeyError, ValueError, AttributeError) as e:
         raise ModelFileError(f"checkpoint 'training' section is invalid ({e})") from None
-    for name in param_names(build(cfg["sizes"], cfg["activations"])):
+    for name in param_names(build(cfg["sizes"], resolved(cfg, custom)[0])):
         for slot in slots:
             shapes[f"opt.{slot}.{name}"] = shapes[name]
         if has_best:
@@ -234,18 +283,27 @@ def checkpoint_shapes(cfg: dict) -> dict[str, tuple[int, ...]]:
     return shapes
 
 
-def any_shapes(cfg: dict) -> dict[str, tuple[int, ...]]:
+def any_shapes(cfg: dict, custom: dict | None = None) -> dict[str, tuple[int, ...]]:
     """Members of a model file, or of a checkpoint (which a model loader also accepts)."""
-    return checkpoint_shapes(cfg) if cfg.get("kind") == "checkpoint" else expected_shapes(cfg)
+    if cfg.get("kind") == "checkpoint":
+        return checkpoint_shapes(cfg, custom)
+    return expected_shapes(cfg, custom)
 
 
 def read_archive(
     path: str | os.PathLike,
-    shapes_for: Callable[[dict], dict[str, tuple[int, ...]]],
+    shapes_for: Callable[..., dict[str, tuple[int, ...]]],
     max_bytes: int = DEFAULT_MAX_BYTES,
+    custom: dict | None = None,
 ) -> tuple[dict, dict[str, np.ndarray]]:
-    """Read and validate an archive; ``shapes_for(config)`` names every member it must hold."""
+    """Read and validate an archive; ``shapes_for(config, custom)`` names every member it
+    must hold (``custom``: the user's own activations and cost, by name)."""
     path = os.fspath(path)
+    if custom is not None and not isinstance(custom, dict):
+        raise TypeError(
+            f"custom must be a dict of names to your activations and cost; got "
+            f"{type(custom).__name__}"
+        )
     if not os.path.isfile(path):
         raise FileNotFoundError(f"{path}: no such model file")
     try:
@@ -254,15 +312,15 @@ def read_archive(
         raise _fail(path, f"not a bpgpu model file (not a readable zip: {e})") from None
     with zf:
         try:
-            return _read_open_archive(zf, path, shapes_for, max_bytes)
-        except ModelFileError:
+            return _read_open_archive(zf, path, shapes_for, max_bytes, custom)
+        except (ModelFileError, CustomObjectError):
             raise
         except Exception as e:  # zipfile, zlib, struct and numpy header errors alike:
             # whatever a corrupt file makes the readers raise becomes one documented error
             raise _fail(path, f"corrupt file ({type(e).__name__}: {e})") from None
 
 
-def _read_open_archive(zf, path, shapes_for, max_bytes):
+def _read_open_archive(zf, path, shapes_for, max_bytes, custom):
     names = zf.namelist()
     if CONFIG not in names:
         raise _fail(path, f"missing {CONFIG}; not a bpgpu model file")
@@ -270,8 +328,8 @@ def _read_open_archive(zf, path, shapes_for, max_bytes):
         cfg = json.loads(_read_member(zf, CONFIG, MAX_CONFIG_BYTES).decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
         raise _fail(path, f"{CONFIG} is not valid JSON ({e})") from None
-    cfg = _check_config(cfg, path)
-    shapes = shapes_for(cfg)
+    cfg = _check_config(cfg, path, custom)
+    shapes = shapes_for(cfg, custom)
     dtype = np.dtype(cfg["dtype"]).newbyteorder("<")
     total = sum(int(np.prod(s, dtype=np.int64)) * dtype.itemsize for s in shapes.values())
     if total > max_bytes:
@@ -322,6 +380,9 @@ def _read_npy(zf, member: str, shape: tuple[int, ...], dtype: np.dtype, path) ->
     return np.array(a, dtype=dtype.newbyteorder("="))
 
 
-def read_model(path: str | os.PathLike, max_bytes: int = DEFAULT_MAX_BYTES):
-    """The validated config and arrays of a model file or a checkpoint."""
-    return read_archive(path, any_shapes, max_bytes)
+def read_model(
+    path: str | os.PathLike, max_bytes: int = DEFAULT_MAX_BYTES, custom: dict | None = None
+):
+    """The validated config and arrays of a model file or a checkpoint (``custom``: the
+    user's own activations and cost the file names, by name)."""
+    return read_archive(path, any_shapes, max_bytes, custom)

@@ -413,6 +413,9 @@ class MLP:
             self.seed,
             self.input_scaling is not None,
         )
+        own = self._own_objects()
+        if own:  # the names a loader must be given objects for (bpgpu.load(custom=...))
+            cfg["custom"] = own
         if self.data_info is not None:
             cfg["data"] = self.data_info
         return cfg
@@ -432,24 +435,30 @@ class MLP:
 
     def _own_objects(self) -> list[str]:
         """Names of the activations and cost of this network that are objects of the
-        user's own rather than the tables' entries (a model file could not rebuild them
-        from their names)."""
+        user's own rather than the tables' entries, each once, in layer order: a model
+        file names them, and its loader must be given them (``custom``)."""
         own = [a.name for a in self.activations if not _in_table(_acts.ACTIVATIONS, a)]
         if not _in_table(_costs.COSTS, self.cost):
             own.append(self.cost.name)
-        return own
+        return list(dict.fromkeys(own))
+
+    def _objects(self) -> dict[str, Any]:
+        """Every activation and the cost of this network by name (what a checkpoint of
+        it names, to read one back for a resume)."""
+        return {**{a.name: a for a in self.activations}, self.cost.name: self.cost}
 
     def _check_nameable(self, what: str) -> None:
-        """Refuse to write ``what`` for a network a file could not rebuild."""
-        own = self._own_objects()
-        if own:
-            raise ValueError(
-                f"{what} names its activations and cost, and {', '.join(map(repr, own))} "
-                "is an object of your own, not one of bpgpu's: loading would build another "
-                "function, or fail. Pickle the network instead (your objects must pickle), "
-                "or save get_weights() and rebuild with MLP(..., hidden=your_activation) "
-                "and set_weights"
-            )
+        """Refuse to write ``what`` where one name would stand for two objects: a file
+        names the activations and cost, and a loader gets one object per name."""
+        seen: dict[str, Any] = {}
+        for obj in [*self.activations, self.cost]:
+            if seen.setdefault(obj.name, obj) is not obj:
+                raise ValueError(
+                    f"{what} names the activations and cost, and two different objects of "
+                    f"this network are both called {obj.name!r} (one of them your own): a "
+                    "loader could not tell them apart. Give yours a name of its own, e.g. "
+                    f"dataclasses.replace(your_object, name='my_{obj.name}')"
+                )
 
     def __reduce__(self):
         """Pickles and copies (``copy.copy`` too: an independent network) hold what a model
@@ -485,10 +494,11 @@ def _in_table(table: dict, obj) -> bool:
     return table.get(obj.name) is obj
 
 
-def from_config(cfg: dict, arrays: dict, backend: Any = None, own=None) -> MLP:
+def from_config(cfg: dict, arrays: dict, backend: Any = None, own=None, custom=None) -> MLP:
     """The network a validated model-file config and its arrays describe (``own``: the
-    activation objects and cost to use instead of the names, from a pickle)."""
-    acts, cost = (cfg["activations"], cfg["cost"]) if own is None else (list(own[0]), own[1])
+    activation objects and cost to use instead of the names, from a pickle; ``custom``:
+    the user's objects for the names the config marks as such, from a loader)."""
+    acts, cost = io.resolved(cfg, custom) if own is None else (list(own[0]), own[1])
     weights = [arrays[n] for n in param_names(build(cfg["sizes"], acts))]
     try:
         net = MLP(
@@ -532,7 +542,12 @@ def rebuild(
     return net
 
 
-def load(path: str | os.PathLike, backend: Any = None, max_bytes: int = io.DEFAULT_MAX_BYTES):
+def load(
+    path: str | os.PathLike,
+    backend: Any = None,
+    max_bytes: int = io.DEFAULT_MAX_BYTES,
+    custom: dict[str, Any] | None = None,
+):
     """Load a model saved by :meth:`MLP.save` (or a checkpoint) onto ``backend``.
 
     Parameters
@@ -542,11 +557,17 @@ def load(path: str | os.PathLike, backend: Any = None, max_bytes: int = io.DEFAU
         Where the loaded network runs (None: ``$BPGPU_BACKEND`` or auto).
     max_bytes : int
         Refuse files whose config declares more array bytes than this.
+    custom : dict of str to Activation or Cost, optional
+        The activations and cost of your own that the model was built with, by their
+        names (a file names them and cannot hold code): ``custom={"swish": swish}``.
 
     Raises
     ------
     ModelFileError
-        The file is not a valid bpgpu model; nothing is allocated beyond the bound.
+        The file is not a valid bpgpu model, or names an object of your own that
+        ``custom`` does not give; nothing is allocated beyond the bound.
+    TypeError
+        An object in ``custom`` is not of the kind the file uses it as.
     """
-    cfg, arrays = io.read_model(path, max_bytes)
-    return from_config(cfg, arrays, backend)
+    cfg, arrays = io.read_model(path, max_bytes, custom)
+    return from_config(cfg, arrays, backend, custom=custom)

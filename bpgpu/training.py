@@ -179,7 +179,7 @@ def _setup(net, model, X, y, kw, dist, validation_data, callbacks, checkpoint, r
     checked before training starts."""
     ckpt = None
     if resume is not None:
-        cfg, arrays = _ckpt.read(resume)
+        cfg, arrays = _ckpt.read(resume, net._objects())  # its own objects by name too
         _ckpt.check_same_network(net.config(), cfg, resume)
         ckpt = (resume, cfg, arrays)
     training = None if ckpt is None else ckpt[1]["training"]

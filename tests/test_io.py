@@ -126,6 +126,11 @@ class Payload:
         ({"config": lambda c: c.update(sizes=[5, -7, 4, 3])}, "positive layer widths"),
         ({"config": lambda c: c.update(sizes=[5, 7, 4])}, "one activation per layer"),
         ({"config": lambda c: c.update(cost="nope")}, "unknown cost"),
+        ({"config": lambda c: c.update(cost=7)}, "'cost' 7 must be a name"),
+        ({"config": lambda c: c["activations"].__setitem__(0, 3)}, "must be names"),
+        ({"config": lambda c: c.update(custom=["swish"])}, "'custom' must list names of its"),
+        ({"config": lambda c: c.update(custom="relu")}, "'custom' must list names of its"),
+        ({"config": lambda c: c.update(custom=["tanh"])}, "activation 'tanh' is an object of"),
         ({"config": lambda c: c.update(dtype="float16")}, "dtype"),
         ({"config": lambda c: c.update(sizes=[5, 16_000_000, 16_000_000, 3])}, "max_bytes"),
         (
@@ -329,34 +334,99 @@ def _twice_tanh_slope(xp, X, Y, a=None):
     return 2 - Y * Y / 2
 
 
-def test_a_network_with_an_activation_of_your_own_is_not_written_to_a_file(tmp_path):
-    """A model file or checkpoint names its activations: one of the user's own would
-    load as another function (an object named like a table entry) or not at all. Saving
-    is refused up front, nothing written and no weight touched; a copy or a pickle keeps
-    the objects themselves."""
-    import copy
+def _own_tanh(name: str):
     import dataclasses
-    import pickle
 
     from bpgpu import activations
 
-    X, y = np.random.default_rng(0).normal(size=(12, 3)), np.arange(12) % 2
-    table = activations.get("tanh")
     fields = dict(f=_twice_tanh, df=_twice_tanh_slope, vjp_fn=None, c_f=None, c_vjp=None)
-    for name in ("twice_tanh", "tanh"):  # a new name, and one that shadows the table's
-        act = dataclasses.replace(table, name=name, **fields)
-        net = bpgpu.MLP([3, 4, 2], hidden=act, backend="numpy", dtype="float64", seed=1)
-        before = net.get_weights()
-        with pytest.raises(ValueError, match=f"'{name}' is an object of your own"):
-            net.save(tmp_path / "out" / "m.npz")
-        with pytest.raises(ValueError, match="a checkpoint names its activations"):
-            net.fit(X, y, epochs=1, checkpoint=tmp_path / "out" / "c.npz")
-        assert not (tmp_path / "out").exists()
-        assert all(np.array_equal(a, b) for a, b in zip(net.get_weights(), before))
+    return dataclasses.replace(activations.get("tanh"), name=name, **fields)
+
+
+def _l1_cost():
+    """A cost of the user's own: half the absolute error, its derivative the sign."""
+    from bpgpu import costs
+
+    return costs.Cost(
+        "half_l1",
+        fn=lambda xp, Y, T: xp.sum(xp.abs(Y - T), axis=1) / 2,
+        dE_dY=lambda xp, Y, T: xp.sign(Y - T) / 2,
+    )
+
+
+@pytest.mark.parametrize("name", ["twice_tanh", "tanh"])  # a new name; one like the table's
+def test_a_model_of_your_own_objects_loads_with_them_given_by_name(tmp_path, name):
+    """A file names the activations and cost and cannot hold code: one of the user's own
+    is marked as such, and loads only when ``custom`` gives the object for its name
+    (Keras's custom_objects). Without it, or with an object of the wrong kind, loading
+    says how to fix it; with it, the network predicts what the saved one did."""
+    X = np.random.default_rng(0).normal(size=(12, 3))
+    act, cost = _own_tanh(name), _l1_cost()
+    net = bpgpu.MLP([3, 4, 2], hidden=act, output="identity", cost=cost, seed=1)
+    net.save(tmp_path / "m.npz")
+    want = bpgpu.to_numpy(net.predict(X))
+    with pytest.raises(bpgpu.ModelFileError, match=f"activation '{name}' is an object of your"):
+        bpgpu.load(tmp_path / "m.npz")
+    with pytest.raises(bpgpu.ModelFileError, match="custom=.*'half_l1'"):
+        bpgpu.load(tmp_path / "m.npz", custom={name: act})
+    with pytest.raises(TypeError, match=f"custom\\['{name}'\\] must be a bpgpu.activations"):
+        bpgpu.load(tmp_path / "m.npz", custom={name: cost, "half_l1": cost})
+    with pytest.raises(TypeError, match="custom must be a dict"):
+        bpgpu.load(tmp_path / "m.npz", custom=[act, cost])
+    back = bpgpu.load(tmp_path / "m.npz", custom={name: act, "half_l1": cost})
+    assert back.activations[0] is act and back.cost is cost
+    assert back.activations[1] is bpgpu.activations.get("identity")  # the table's, by name
+    np.testing.assert_array_equal(bpgpu.to_numpy(back.predict(X)), want)
+
+
+def test_one_name_for_two_objects_is_refused_before_anything_is_written(tmp_path):
+    """The table's tanh in one layer and a tanh of the user's own in another: a loader
+    gets one object per name, so the file could not say which layer has which. Refused
+    up front, nothing written, no weight touched."""
+    X, y = np.random.default_rng(0).normal(size=(12, 3)), np.arange(12) % 2
+    mixed = bpgpu.MLP([3, 4, 4, 2], hidden=["tanh", _own_tanh("tanh")], seed=1)
+    before = mixed.get_weights()
+    with pytest.raises(ValueError, match="two different objects of this network are both"):
+        mixed.save(tmp_path / "out" / "m.npz")
+    with pytest.raises(ValueError, match="both called 'tanh'"):
+        mixed.fit(X, y, epochs=1, checkpoint=tmp_path / "out" / "c.npz")
+    assert not (tmp_path / "out").exists()
+    assert all(np.array_equal(a, b) for a, b in zip(mixed.get_weights(), before))
+
+
+def test_copies_and_pickles_keep_your_own_objects():
+    import copy
+    import pickle
+
+    X = np.random.default_rng(0).normal(size=(12, 3))
+    for name in ("twice_tanh", "tanh"):
+        net = bpgpu.MLP([3, 4, 2], hidden=_own_tanh(name), backend="numpy", seed=1)
         want = bpgpu.to_numpy(net.predict(X))
         for other in (copy.deepcopy(net), copy.copy(net), pickle.loads(pickle.dumps(net))):
             assert other.activations[0].f is _twice_tanh
             np.testing.assert_array_equal(bpgpu.to_numpy(other.predict(X)), want)
+    table = bpgpu.activations.get("tanh")
     plain = bpgpu.MLP([3, 4, 2], hidden="tanh", backend="numpy", seed=1)
-    plain.save(tmp_path / "plain.npz")  # the table's own objects are written as before
-    assert bpgpu.load(tmp_path / "plain.npz").activations[0] is table
+    assert pickle.loads(pickle.dumps(plain)).activations[0] is table
+
+
+def test_a_checkpoint_of_your_own_objects_resumes_exactly(tmp_path):
+    """fit(checkpoint=...) with an activation of the user's own: the checkpoint names it,
+    the network resuming holds it, and the resumed fit equals the uninterrupted one. A
+    network with bpgpu's tanh is another network than one with a tanh of its own."""
+    X, y = np.random.default_rng(0).normal(size=(40, 3)), np.arange(40) % 2
+    act = _own_tanh("twice_tanh")
+    kw = dict(batch_size=8, optimizer="adam", seed=3)
+    whole = bpgpu.MLP([3, 5, 2], hidden=act, dtype="float64", seed=2)
+    part = whole.to("numpy")
+    whole.fit(X, y, epochs=4, **kw)
+    part.fit(X, y, epochs=2, checkpoint=tmp_path / "c.npz", **kw)
+    again = bpgpu.load(tmp_path / "c.npz", custom={"twice_tanh": act})
+    again.fit(X, y, epochs=4, resume=tmp_path / "c.npz", **kw)
+    for a, b in zip(again.get_weights(), whole.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    shadow = bpgpu.MLP([3, 5, 2], hidden="tanh", dtype="float64", seed=2)
+    shadow.fit(X, y, epochs=1, checkpoint=tmp_path / "t.npz", **kw)
+    mine = bpgpu.MLP([3, 5, 2], hidden=_own_tanh("tanh"), dtype="float64", seed=2)
+    with pytest.raises(ValueError, match="holds a different network"):
+        mine.fit(X, y, epochs=2, resume=tmp_path / "t.npz", **kw)
