@@ -178,6 +178,8 @@ def _check_custom(cfg: dict, custom: dict | None, path) -> None:
     object of the right kind."""
     custom = {} if custom is None else custom
     for name in cfg.get("custom", []):
+        if name in cfg["activations"] and name == cfg["cost"]:
+            raise _fail(path, f"{name!r} names both an activation and the cost of your own")
         kind, cls = (
             ("activation", _acts.Activation)
             if name in cfg["activations"]
@@ -196,8 +198,6 @@ def _check_custom(cfg: dict, custom: dict | None, path) -> None:
                 f"{cls.__name__} (the file uses it as the {kind}); got "
                 f"{type(custom[name]).__name__}"
             )
-        if name in cfg["activations"] and name == cfg["cost"]:
-            raise _fail(path, f"{name!r} names both an activation and the cost of your own")
 
 
 def resolved(cfg: dict, custom: dict | None = None) -> tuple[list, Any]:
