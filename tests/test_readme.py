@@ -70,3 +70,21 @@ def test_every_test_the_promise_table_names_exists():
             if name and current is not None and f"def {name}(" not in current.read_text():
                 missing.append(f"{current.name}::{name}")
     assert not missing, missing
+
+
+def test_the_activation_of_your_own_example_runs_as_written(tmp_path):
+    """The README's swish: its derivative passes gradcheck, it trains, and the model
+    file loads back with it given by name, predicting the same."""
+    (code,) = [b for b in blocks("python") if "def swish(" in b]
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env={"BPGPU_BACKEND": "numpy", "PATH": ""},
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stderr
+    lines = dict(line.rsplit(" ", 1) for line in out.stdout.splitlines())
+    assert float(lines["gradcheck"]) < 1e-6 and lines["reloaded equal"] == "True"
+    assert (tmp_path / "swish.npz").exists()
