@@ -25,6 +25,7 @@ compiles the C and runs the element-wise expressions and the softmax kernel on t
 from __future__ import annotations
 
 import functools
+import re
 
 from ._ops import MutableOps
 
@@ -81,6 +82,12 @@ extern "C" __global__ void bpgpu_softmax_cce(
 """
 
 
+def _kernel_name(kind: str, act) -> str:
+    """A C identifier for an activation's kernel: an activation of the user's own may be
+    called anything ("swish-1"), a kernel's name may not."""
+    return f"bpgpu_{kind}_" + re.sub(r"\W", "_", act.name)
+
+
 class CupyOps(MutableOps):
     """The fused kernels of one CuPy backend."""
 
@@ -108,7 +115,7 @@ class CupyOps(MutableOps):
         if expr is None or not self._ok(XW, b, *([] if a is None else [a])):
             return super().bias_act(XW, b, act, a)
         ins = "T xw, T b" + ("" if a is None else ", T a")
-        k = self._elementwise(ins, "T z, T y", f"z = xw + b; y = {expr}", f"bpgpu_fwd_{act.name}")
+        k = self._elementwise(ins, "T z, T y", f"z = xw + b; y = {expr}", _kernel_name("fwd", act))
         return k(XW, b) if a is None else k(XW, b, a)
 
     def act_vjp(self, X, Y, G, act, a=None):
@@ -116,7 +123,7 @@ class CupyOps(MutableOps):
         if expr is None or not self._ok(X, Y, G, *([] if a is None else [a])):
             return super().act_vjp(X, Y, G, act, a)
         ins = "T x, T y, T g" + ("" if a is None else ", T a")
-        k = self._elementwise(ins, "T d", f"d = {expr}", f"bpgpu_bwd_{act.name}")
+        k = self._elementwise(ins, "T d", f"d = {expr}", _kernel_name("bwd", act))
         return k(X, Y, G) if a is None else k(X, Y, G, a)
 
     def optimizer_step(self, opt, rule, params, grads, state):

@@ -36,13 +36,13 @@ class NumpyOps(MutableOps):
 
     def bias_act(self, XW, b, act, a=None):
         # plain checks: on a small network this runs as often as the product itself
-        if act.name != "relu" or XW.dtype not in _FLOATS or b.dtype != XW.dtype:
+        if act.builtin != "relu" or XW.dtype not in _FLOATS or b.dtype != XW.dtype:
             return super().bias_act(XW, b, act, a)
         XW += b
         Y = np.maximum(XW, 0, out=XW)  # X is not kept: ReLU's backward reads only Y
         return Y, Y
 
     def act_vjp(self, X, Y, G, act, a=None):
-        if act.name != "relu" or G.dtype not in _FLOATS or Y.dtype != G.dtype:
+        if act.builtin != "relu" or G.dtype not in _FLOATS or Y.dtype != G.dtype:
             return super().act_vjp(X, Y, G, act, a)
         return np.multiply(G, Y > 0, out=G)  # Y > 0 exactly where X > 0

@@ -39,13 +39,13 @@ class TorchOps(MutableOps):
         return d in self._floats and all(t.dtype == d for t in tensors)
 
     def bias_act(self, XW, b, act, a=None):
-        if act.name != "relu" or not self._ok(XW, b):
+        if act.builtin != "relu" or not self._ok(XW, b):
             return super().bias_act(XW, b, act, a)
         Y = XW.add_(b).relu_()
         return Y, Y
 
     def act_vjp(self, X, Y, G, act, a=None):
-        if act.name != "relu" or self._threshold_backward is None or not self._ok(Y, G):
+        if act.builtin != "relu" or self._threshold_backward is None or not self._ok(Y, G):
             return super().act_vjp(X, Y, G, act, a)
         return self._threshold_backward(G, Y, 0)
 

@@ -56,6 +56,13 @@ class Range:
 REALS = Range(-math.inf, math.inf)
 
 
+# filled once the table below is built: each fast form (vjp_fn, c_f, c_vjp) of a table
+# entry -> the (f, df, dparam, param_init) it was written for; and the table's functions
+# -> the entry's name
+_WRITTEN_FOR: dict[tuple[str, Any], set[tuple]] = {}
+_BUILTIN: dict[tuple, str] = {}
+
+
 @dataclass(frozen=True)
 class Activation:
     """One activation: ``f``, its derivative and the seed's properties.
@@ -111,9 +118,22 @@ class Activation:
     c_vjp: str | None = None
 
     has_param: bool = field(init=False)  # a plain field: read several times per step
+    # the table entry whose functions these are (None: an activation of the user's own
+    # functions): what the backends' fast paths and the costs' shortcuts key on, never
+    # the name, which an object of the user's own may share
+    builtin: str | None = field(init=False, default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "has_param", self.param_init is not None)
+        # An object made from a table entry (dataclasses.replace) with other functions
+        # keeps that entry's fast forms, written for the entry's functions: dropped, so
+        # that every backend computes what f, df and dparam say
+        mine = (self.f, self.df, self.dparam, self.param_init)
+        for fast in ("vjp_fn", "c_f", "c_vjp"):
+            owners = _WRITTEN_FOR.get((fast, getattr(self, fast)))
+            if owners is not None and mine not in owners:
+                object.__setattr__(self, fast, None)
+        object.__setattr__(self, "builtin", _BUILTIN.get((*mine, self.vjp_fn, self.c_f)))
 
     def vjp(self, xp, X, Y, G, a=None):
         """``dE/dX`` from ``G = dE/dY``: ``f'(X) * G`` for element-wise activations."""
@@ -346,6 +366,14 @@ _TABLE = [
 
 ACTIVATIONS: dict[str, Activation] = {a.name: a for a in _TABLE}
 _ALIASES = {alias: a.name for a in _TABLE for alias in a.aliases}
+for _a in _TABLE:
+    _key = (_a.f, _a.df, _a.dparam, _a.param_init)
+    for _fast in ("vjp_fn", "c_f", "c_vjp"):
+        if getattr(_a, _fast) is not None:
+            _WRITTEN_FOR.setdefault((_fast, getattr(_a, _fast)), set()).add(_key)
+    _BUILTIN[(*_key, _a.vjp_fn, _a.c_f)] = _a.name
+    object.__setattr__(_a, "builtin", _a.name)
+del _a, _key, _fast
 
 
 def get(name: str | Activation) -> Activation:

@@ -21,6 +21,11 @@ from bpgpu.activations import REALS, Activation, Range, softplus
 __all__ = ["Cost", "COSTS", "get", "compatible_pairs"]
 
 
+# filled once the table below is built: each table cost's from_logits -> the (fn, dE_dY)
+# its shortcut was derived with
+_WRITTEN_FOR: dict[Any, set[tuple]] = {}
+
+
 @dataclass(frozen=True)
 class Cost:
     """One cost: its per-sample value, ``dE/dY`` and the outputs it accepts.
@@ -67,12 +72,27 @@ class Cost:
     terms: Callable[..., list] | None = None
     logit_terms: Callable[..., list] | None = None
 
+    def __post_init__(self) -> None:
+        # An object made from a table entry (dataclasses.replace) with another fn or
+        # dE_dY keeps that entry's shortcut, written for the entry's functions: dropped,
+        # so that the cost computed is the one fn says
+        owners = _WRITTEN_FOR.get(self.from_logits)
+        if owners is not None and (self.fn, self.dE_dY) not in owners:
+            for name, value in (("shortcut", None), ("from_logits", None), ("fused", False)):
+                object.__setattr__(self, name, value)
+            object.__setattr__(self, "logit_terms", None)
+
+    def shortcut_for(self, act: Activation) -> bool:
+        """Whether the output error is ``Y - T`` on ``act``'s outputs: ``act`` is the
+        activation the shortcut was derived for (its functions, whatever its name)."""
+        return self.shortcut is not None and act.builtin == self.shortcut
+
     def magnitude(self, xp, act: Activation, X, Y, T):
         """Per-sample ``(B,)`` root-sum-square of the terms :meth:`per_sample` sums."""
-        fn = self.logit_terms if act.name == self.shortcut else self.terms
+        fn = self.logit_terms if self.shortcut_for(act) else self.terms
         if fn is None:  # a cost of the user's own that does not say: its value
             return xp.abs(self.per_sample(xp, act, X, Y, T))
-        parts = fn(xp, X, T) if act.name == self.shortcut else fn(xp, Y, T)
+        parts = fn(xp, X, T) if self.shortcut_for(act) else fn(xp, Y, T)
         total = 0.0
         for p in parts:
             total = total + (xp.sum(p * p, axis=1) if p.ndim == 2 else p * p)
@@ -98,7 +118,7 @@ class Cost:
 
     def per_sample(self, xp, act: Activation, X, Y, T):
         """Per-sample cost ``(B,)``, from the logits when the pair has a shortcut."""
-        if act.name == self.shortcut:
+        if self.shortcut_for(act):
             return self.from_logits(xp, X, T)
         return self.fn(xp, Y, T)
 
@@ -107,7 +127,7 @@ class Cost:
         (None unless ``loss``), ``scale * D^L`` (9) and, for a learnable output
         activation, ``scale * dE/dY`` instead of ``D`` (the backward pass makes ``D``
         from it), sharing work where a fused form exists (``ops.softmax_cce``)."""
-        if self.fused and act.name == self.shortcut:
+        if self.fused and self.shortcut_for(act):
             Y, E, D = ops.softmax_cce(X, T, scale, loss)
             return Y, E, D, None
         xp = ops.xp
@@ -121,7 +141,7 @@ class Cost:
 
     def delta(self, xp, act: Activation, X, Y, T, a=None):
         """Output error ``D^L = dE/dX^L`` per sample, eq. (9)."""
-        if act.name == self.shortcut:
+        if self.shortcut_for(act):
             return Y - T
         return act.vjp(xp, X, Y, self.dE_dY(xp, Y, T), a)
 
@@ -174,6 +194,10 @@ _TABLE = [
 ]
 
 COSTS: dict[str, Cost] = {c.name: c for c in _TABLE}
+for _c in _TABLE:
+    if _c.from_logits is not None:
+        _WRITTEN_FOR.setdefault(_c.from_logits, set()).add((_c.fn, _c.dE_dY))
+del _c
 
 
 def compatible_pairs() -> list[tuple[str, str]]:
