@@ -490,8 +490,9 @@ def _length(a: Any) -> int | None:
 
 
 def _in_table(table: dict, obj) -> bool:
-    """Whether ``obj`` is the entry its name has in ``table`` (not a user's own)."""
-    return table.get(obj.name) is obj
+    """Whether ``obj`` is the entry its name has in ``table`` (not a user's own): that
+    object, or an equal copy (same name, same functions and properties)."""
+    return table.get(obj.name) == obj
 
 
 def from_config(cfg: dict, arrays: dict, backend: Any = None, own=None, custom=None) -> MLP:

@@ -430,3 +430,17 @@ def test_a_checkpoint_of_your_own_objects_resumes_exactly(tmp_path):
     mine = bpgpu.MLP([3, 5, 2], hidden=_own_tanh("tanh"), dtype="float64", seed=2)
     with pytest.raises(ValueError, match="holds a different network"):
         mine.fit(X, y, epochs=2, resume=tmp_path / "t.npz", **kw)
+
+
+def test_an_equal_copy_of_a_table_entry_is_the_table_entry(tmp_path):
+    """A copy with the same name and functions (copy.deepcopy, dataclasses.replace with
+    nothing changed) is bpgpu's own: saved and loaded by name, nothing to give back."""
+    import copy
+    import dataclasses
+
+    tanh = bpgpu.activations.get("tanh")
+    for same in (copy.deepcopy(tanh), dataclasses.replace(tanh)):
+        net = bpgpu.MLP([3, 4, 2], hidden=same, seed=1)
+        net.save(tmp_path / "m.npz")
+        assert "custom" not in net.config()
+        assert bpgpu.load(tmp_path / "m.npz").activations[0] is tanh
