@@ -62,8 +62,6 @@ def check_same_network(mine: dict, cfg: dict, path) -> None:
             f"{what(mine)}. Resume with a network built the same way "
             "(bpgpu.load(path) gives one)"
         )
-    if cfg.get("kind") != "checkpoint":
-        raise ValueError(f"{path} is a model file, not a checkpoint; fit(checkpoint=...) makes one")
 
 
 def slots_of(arrays: dict, names: Sequence[str], slots: Sequence[str]) -> dict[str, list]:

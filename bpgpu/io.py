@@ -264,6 +264,13 @@ def expected_shapes(cfg: dict, custom: dict | None = None) -> dict[str, tuple[in
 def checkpoint_shapes(cfg: dict, custom: dict | None = None) -> dict[str, tuple[int, ...]]:
     """Members of a checkpoint: the model's, the optimizer's slots per parameter
     (``opt.<slot>.<name>``) and the best weights so far (``best.<name>``)."""
+    if cfg.get("kind") != "checkpoint":  # a model file holds no training state
+        raise ModelFileError(
+            "this is a model file, not a checkpoint: it holds the weights, not the "
+            "optimizer's state, the batch order or the history a resume continues. "
+            "fit(checkpoint=...) (bpgpu train --checkpoint) writes one; to train a saved "
+            "model further, load it (bpgpu.load) and fit it"
+        )
     shapes = expected_shapes(cfg, custom)
     tr = cfg.get("training")
     try:
@@ -329,7 +336,10 @@ def _read_open_archive(zf, path, shapes_for, max_bytes, custom):
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
         raise _fail(path, f"{CONFIG} is not valid JSON ({e})") from None
     cfg = _check_config(cfg, path, custom)
-    shapes = shapes_for(cfg, custom)
+    try:
+        shapes = shapes_for(cfg, custom)
+    except ModelFileError as e:  # what the members must be: said with the file's name
+        raise _fail(path, str(e)) from None
     dtype = np.dtype(cfg["dtype"]).newbyteorder("<")
     total = sum(int(np.prod(s, dtype=np.int64)) * dtype.itemsize for s in shapes.values())
     if total > max_bytes:

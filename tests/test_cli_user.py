@@ -206,6 +206,8 @@ def test_resume_refuses_options_that_contradict_the_checkpoint(tmp_path, capsys)
     assert main("train", "--data", data, "--checkpoint", ckpt, "-o", model, *FAST) == 0
     out = capsys.readouterr().out
     assert f"checkpoint kept at {ckpt}" in out
+    rc = main("train", "--resume", model, "--data", data, "--epochs", 5, "--no-plot")
+    assert rc == 1 and "m.npz: this is a model file, not a checkpoint" in capsys.readouterr().err
     for extra, message in (
         (["--batch-size", "8"], "batch_size=8 differs from the checkpoint's 32"),
         (["--hidden", "32"], "--hidden [32] differs from the checkpoint's network"),

@@ -233,6 +233,19 @@ def test_resume_refuses_changed_settings_and_other_networks(tmp_path):
         net.fit(X, y, epochs=2, resume=ckpt)
 
 
+def test_resuming_from_a_model_file_says_it_is_not_a_checkpoint(tmp_path):
+    """A model file holds no optimizer state, batch order or history; resuming from one
+    said "checkpoint 'training' section is invalid ('NoneType' object has no attribute
+    'get')"."""
+    X, y = blobs()
+    net = bpgpu.MLP([4, 8, 3], backend="numpy")
+    net.save(tmp_path / "m.npz")
+    before = net.get_weights()
+    with pytest.raises(bpgpu.ModelFileError, match="m.npz: this is a model file, not a check"):
+        net.fit(X, y, epochs=2, resume=tmp_path / "m.npz")
+    assert weights_equal(net.get_weights(), before)
+
+
 def test_checkpoint_is_a_loadable_model(tmp_path):
     X, y = blobs()
     net = bpgpu.MLP([4, 8, 3], backend="numpy")
