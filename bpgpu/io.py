@@ -50,8 +50,11 @@ def prepare_output(path: str | os.PathLike, what: str = "output file") -> str:
     path = os.fspath(path)
     if not path:
         raise ValueError(f"{what}: the file name is empty")
-    if os.path.isdir(path):
-        raise IsADirectoryError(f"{what} {path} is a folder; give a file name")
+    seps = (os.sep, os.altsep) if os.altsep else (os.sep,)
+    if os.path.isdir(path) or path.endswith(seps):  # "runs/": a folder, made or not
+        raise IsADirectoryError(
+            f"{what} {path} is a folder; give a file name (e.g. {os.path.join(path, 'model.npz')})"
+        )
     folder = os.path.dirname(os.path.abspath(path))
     try:
         os.makedirs(folder, exist_ok=True)

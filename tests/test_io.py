@@ -322,6 +322,10 @@ def test_save_makes_a_missing_folder_and_refuses_a_folder_as_the_file(tmp_path):
     assert bpgpu.load(path).get_weights()[0].tolist() == net.get_weights()[0].tolist()
     with pytest.raises(IsADirectoryError, match="is a folder; give a file name"):
         net.save(tmp_path / "runs")
+    # a folder that does not exist yet, named as one ("new/"): said so, nothing made
+    with pytest.raises(IsADirectoryError, match="new/ is a folder; give a file name"):
+        net.save(f"{tmp_path}/new/")
+    assert not (tmp_path / "new").exists()
     with pytest.raises(ValueError, match="file name is empty"):
         net.save("")
 
