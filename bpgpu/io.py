@@ -52,9 +52,7 @@ def prepare_output(path: str | os.PathLike, what: str = "output file") -> str:
         raise ValueError(f"{what}: the file name is empty")
     seps = (os.sep, os.altsep) if os.altsep else (os.sep,)
     if os.path.isdir(path) or path.endswith(seps):  # "runs/": a folder, made or not
-        raise IsADirectoryError(
-            f"{what} {path} is a folder; give a file name (e.g. {os.path.join(path, 'model.npz')})"
-        )
+        raise IsADirectoryError(f"{what} {path} is a folder; give a file name in it")
     folder = os.path.dirname(os.path.abspath(path))
     try:
         os.makedirs(folder, exist_ok=True)
