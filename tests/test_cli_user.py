@@ -184,6 +184,9 @@ def test_regression_and_binary_classification_from_the_command_line(tmp_path, ca
         (["train", "--data", "{csv}", "--label-column", "9"], 1, "label column 9 is out of range"),
         (["evaluate", "{model}", "--label-column", "1"], 2, "--label-column is for CSV files"),
         (["predict", "{model}", "{csv}", "-o", "out.txt"], 1, "must end in .npy or .csv"),
+        # the file first, not Python's "[Errno 2] No such file or directory: 'x.csv'"
+        (["predict", "{model}", "nope.csv"], 1, "error: nope.csv: no such file or directory"),
+        (["train", "--data", "nope.csv"], 1, "error: nope.csv: no such file or directory"),
     ],
 )
 def test_user_errors_are_one_line_and_exit_2_or_1(args, code, message, tmp_path):

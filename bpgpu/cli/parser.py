@@ -220,7 +220,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         return 1
     except (ValueError, TypeError, OSError, BackendUnavailable, FloatingPointError) as e:
-        print(f"bpgpu {args.command}: error: {e or type(e).__name__}", file=sys.stderr)
+        why = str(e) or type(e).__name__
+        if isinstance(e, OSError) and e.filename is not None and e.strerror:
+            # Python's own "[Errno 2] No such file or directory: 'x.csv'": the file first
+            why = f"{e.filename}: {e.strerror.lower()}"
+        print(f"bpgpu {args.command}: error: {why}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print(f"bpgpu {args.command}: interrupted", file=sys.stderr)
