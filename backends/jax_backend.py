@@ -60,7 +60,7 @@ class JaxBackend(Backend):
         except Exception as e:  # ImportError, or a jaxlib that does not load
             raise BackendUnavailable(
                 f"jax is not importable ({type(e).__name__}: {e}); pip install jax "
-                '(jax[cuda12] or jax[cuda13] for GPUs), or use backend="numpy"'
+                '(bpgpu[jax-cuda12] or bpgpu[jax-cuda13] for GPUs), or use backend="numpy"'
             ) from e
         jax.config.update("jax_enable_x64", True)  # float64 networks; see the docstring
         kind, _, index = (arg or "cpu").partition(":")
@@ -72,7 +72,7 @@ class JaxBackend(Backend):
         except RuntimeError as e:
             raise BackendUnavailable(
                 f"jax {jax.__version__} sees no {kind.upper()} device ({e}); install "
-                'jax[cuda12] (or jax[cuda13]) on a machine with a GPU, or use backend="jax"'
+                'bpgpu[jax-cuda12] (or jax-cuda13) on a machine with a GPU, or use backend="jax"'
             ) from None
         i = int(index) if index else 0
         if i >= len(devices):
