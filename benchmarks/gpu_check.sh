@@ -6,7 +6,9 @@
 #   bash benchmarks/gpu_check.sh [RESULTS_DIR]      (default: $OUT, else benchmarks/results/gpu)
 #
 # What comes back is at most three files in RESULTS_DIR (the device tool returns 8):
-#   summary.txt         one line per step: exit status, seconds, or why it did not run
+#   summary.txt         one line per step: exit status, seconds, or why it did not run;
+#                       the tests that failed; last, the GPU_CHECK_STEPS of what did not
+#                       run, for a second call (the warm machine goes back after 30 s idle)
 #   device.txt          GPU, driver, CUDA, library versions, setuptools, the date
 #   gpu-results.tar.gz  every step's log and result files (check-gpu.md, bench-gpu.*,
 #                       launches-gpu.*, compile-cupy.json, stream-cupy.*, ...)
