@@ -15,17 +15,24 @@ def blocks(lang: str) -> list[str]:
     return re.findall(rf"```{lang}\n(.*?)```", README, flags=re.S)
 
 
-def test_quick_start_runs_as_written():
-    code = blocks("python")[0]
-    assert len(code.strip().splitlines()) <= 10
+def run_block(code: str, cwd=None, timeout: int = 120) -> subprocess.CompletedProcess:
+    """A README example run as a user would, in a fresh interpreter on NumPy."""
     out = subprocess.run(
         [sys.executable, "-c", code],
         capture_output=True,
         text=True,
+        cwd=cwd,
         env={"BPGPU_BACKEND": "numpy", "PATH": ""},
-        timeout=120,
+        timeout=timeout,
     )
     assert out.returncode == 0, out.stderr
+    return out
+
+
+def test_quick_start_runs_as_written():
+    code = blocks("python")[0]
+    assert len(code.strip().splitlines()) <= 10
+    out = run_block(code)
     name, before, arrow, after, err = out.stdout.split()
     assert name == "numpy" and float(after) < float(before) and float(err) < 1e-6
 
@@ -41,15 +48,8 @@ def test_ci_runs_the_readme_test_command():
 
 def test_training_example_runs_as_written(tmp_path):
     code = blocks("python")[1]
-    out = subprocess.run(
-        [sys.executable, "-c", code + "\nprint(net.evaluate(s.X_test, s.y_test)['accuracy'])"],
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-        env={"BPGPU_BACKEND": "numpy", "PATH": ""},
-        timeout=300,
-    )
-    assert out.returncode == 0, out.stderr
+    score = "\nprint(net.evaluate(s.X_test, s.y_test)['accuracy'])"
+    out = run_block(code + score, cwd=tmp_path, timeout=300)
     assert float(out.stdout.split()[-1]) > 0.95
     assert (tmp_path / "digits.npz").exists()
 
@@ -76,15 +76,7 @@ def test_the_activation_of_your_own_example_runs_as_written(tmp_path):
     """The README's swish: its derivative passes gradcheck, it trains, and the model
     file loads back with it given by name, predicting the same."""
     (code,) = [b for b in blocks("python") if "def swish(" in b]
-    out = subprocess.run(
-        [sys.executable, "-c", code],
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-        env={"BPGPU_BACKEND": "numpy", "PATH": ""},
-        timeout=120,
-    )
-    assert out.returncode == 0, out.stderr
+    out = run_block(code, cwd=tmp_path)
     lines = dict(line.rsplit(" ", 1) for line in out.stdout.splitlines())
     assert float(lines["gradcheck"]) < 1e-6 and lines["reloaded equal"] == "True"
     assert (tmp_path / "swish.npz").exists()
