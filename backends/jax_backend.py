@@ -118,7 +118,8 @@ class JaxBackend(Backend):
         unless the user chose another (see the module's docstring)."""
         stack = contextlib.ExitStack()
         stack.enter_context(self.jax.default_device(self.device))
-        if self.jax.config.jax_default_matmul_precision is None:  # the user chose none
+        chosen = getattr(self.jax.config, "jax_default_matmul_precision", None)
+        if chosen is None:  # the user chose none
             stack.enter_context(self.jax.default_matmul_precision("float32"))
         return stack
 
