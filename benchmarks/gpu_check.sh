@@ -43,8 +43,9 @@ PY="${PYTHON:-python3}"
 BUDGET="${GPU_CHECK_BUDGET:-540}"
 ONLY=",${GPU_CHECK_STEPS:-},"
 START=$SECONDS
-status=0
-PENDING=()
+# what failed and what did not run, as files: steps may run in background subshells
+STATE="$(dirname "$STAGE")/state"
+mkdir -p "$STATE"
 : >"$RES/summary.txt"
 
 pack() {
@@ -66,8 +67,7 @@ step() {  # step NAME LIMIT COMMAND...: run under min(LIMIT, what is left), log 
     local left=$((BUDGET - (SECONDS - START) - 30))  # kept: a kill's 15 s, packing
     if [ "$left" -lt 20 ]; then
         note "$name: NOT RUN (budget of ${BUDGET} s spent; rerun with GPU_CHECK_STEPS=$name)"
-        PENDING+=("$name")
-        status=1
+        echo "$name" >>"$STATE/pending"
         return 0
     fi
     [ "$limit" -le "$left" ] || limit=$left
@@ -85,8 +85,18 @@ step() {  # step NAME LIMIT COMMAND...: run under min(LIMIT, what is left), log 
     # summary too
     grep -E '^tests/.* (FAILED|ERROR) +\[' "$STAGE/$name.txt" | head -n 20 |
         sed -E 's/ +\[ *[0-9]+%\]$//; s/^/   ! /' | tee -a "$RES/summary.txt"
-    [ "$rc" -eq 0 ] || status=1
+    [ "$rc" -eq 0 ] || echo "$name" >>"$STATE/failed"
     return 0
+}
+
+together() {  # together FUNCTION...: steps at once, each in a background subshell; for
+    # correctness tests only (the GPU has room, the host 16 cores), never for timings
+    local f pids=()
+    for f in "$@"; do
+        "$f" &
+        pids+=($!)
+    done
+    wait "${pids[@]}"
 }
 
 WHL="${GPU_CHECK_WHEELS:-.whl}"
@@ -197,23 +207,29 @@ print('bench: cannot run here:', ', '.join(w for w in want if w not in have) or 
         note "bench: no GPU peer can run here"
     fi
 fi
+# the other test groups at once (the first run: about 150, 70 and 60 s one after another)
 # shellcheck disable=SC2086
-step pytest_gpu_network 240 "${PYTEST[@]}" $GPU_NETWORK
+network_tests() { step pytest_gpu_network 240 "${PYTEST[@]}" $GPU_NETWORK; }
 # shellcheck disable=SC2086
-step pytest_gpu_core 150 "${PYTEST[@]}" $GPU_CORE
+core_tests() { step pytest_gpu_core 150 "${PYTEST[@]}" $GPU_CORE; }
 # shellcheck disable=SC2086
-step pytest_gpu_rest 150 "${PYTEST[@]}" \
-    $(for f in $GPU_TRAIN $GPU_CORE $GPU_NETWORK; do printf -- '--ignore=%s ' "$f"; done) \
-    --deselect tests/test_distributed.py::test_gpu_ranks_equal_the_single_process_fit
+rest_tests() {
+    step pytest_gpu_rest 150 "${PYTEST[@]}" \
+        $(for f in $GPU_TRAIN $GPU_CORE $GPU_NETWORK; do printf -- '--ignore=%s ' "$f"; done) \
+        --deselect tests/test_distributed.py::test_gpu_ranks_equal_the_single_process_fit
+}
+together network_tests core_tests rest_tests
 # a fresh kernel cache: the first call compiles, as on a user's first run
 CUPY_CACHE_DIR="$(mktemp -d)" step compile 60 "$PY" -m bpgpu.bench.compile_time --out "$STAGE"
 step launches 120 "$PY" -m bpgpu.bench.launches --workloads small,mnist,large --out "$STAGE"
 # streaming through pinned buffers and a copy stream, against the in-memory fit
 step stream 60 "$PY" -m benchmarks.stream_bench --backend cupy --repeat 2 --epochs 2 \
     --out "$STAGE"
-if [ "${#PENDING[@]}" -gt 0 ]; then  # the second call's steps, ready to paste
-    note "rerun: GPU_CHECK_STEPS=install,$(IFS=,; echo "${PENDING[*]}")"
+if [ -s "$STATE/pending" ]; then  # the second call's steps, ready to paste
+    note "rerun: GPU_CHECK_STEPS=$( (echo install && cat "$STATE/pending") | awk '!seen[$0]++' | paste -sd,)"
 fi
+status=0
+[ -s "$STATE/pending" ] || [ -s "$STATE/failed" ] && status=1
 pack
 note "total: $((SECONDS - START)) s, status $status"
 exit "$status"

@@ -301,6 +301,9 @@ def test_gpu_check_names_the_failed_tests_in_its_summary(tmp_path):
     summary = (out / "summary.txt").read_text()
     assert "pytest_gpu_train: exit 1" in summary
     assert "   ! tests/test_training.py::test_fit_lowers_the_loss_on_every_backend[cupy]" in summary
+    # a step run in the background with others (the last test groups) fails the run too
+    run, out = _gpu_check(tmp_path, GPU_CHECK_STEPS="pytest_gpu_rest")
+    assert run.returncode == 1 and "pytest_gpu_rest: exit 1" in (out / "summary.txt").read_text()
 
 
 def _wheel(folder, name, tag="py3-none-any"):
