@@ -199,6 +199,11 @@ def _check_custom(cfg: dict, custom: dict | None, path) -> None:
                 f"{cls.__name__} (the file uses it as the {kind}); got "
                 f"{type(custom[name]).__name__}"
             )
+        if custom[name].name != name:  # the network would not be the one saved
+            raise CustomObjectError(
+                f"custom[{name!r}] is the {kind} named {custom[name].name!r}; give the "
+                f"object the file's {kind} was saved as, named {name!r}"
+            )
 
 
 def resolved(cfg: dict, custom: dict | None = None) -> tuple[list, Any]:

@@ -377,6 +377,9 @@ def test_a_model_of_your_own_objects_loads_with_them_given_by_name(tmp_path, nam
         bpgpu.load(tmp_path / "m.npz", custom={name: cost, "half_l1": cost})
     with pytest.raises(TypeError, match="custom must be a dict"):
         bpgpu.load(tmp_path / "m.npz", custom=[act, cost])
+    other = _own_tanh("another")
+    with pytest.raises(TypeError, match=f"custom\\['{name}'\\] is the activation named 'an"):
+        bpgpu.load(tmp_path / "m.npz", custom={name: other, "half_l1": cost})
     back = bpgpu.load(tmp_path / "m.npz", custom={name: act, "half_l1": cost})
     assert back.activations[0] is act and back.cost is cost
     assert back.activations[1] is bpgpu.activations.get("identity")  # the table's, by name
