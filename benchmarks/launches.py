@@ -80,18 +80,12 @@ def profile_epoch(peer: P.Peer, w, X, y) -> Profiled:
     )
 
 
-def kernels(peer: P.Peer, w, X, y) -> dict[str, float]:
-    """Each kernel's launches per step of ``peer`` over one profiled epoch of workload
-    ``w``, by the kernel's name, most launched first."""
-    return profile_epoch(peer, w, X, y).names
-
-
 def count(peer: P.Peer, w, X, y) -> float:
     """Kernels per step of ``peer`` over one profiled epoch of workload ``w``."""
     return profile_epoch(peer, w, X, y).launches
 
 
-def busy_md(busy: dict[str, dict[str, dict[str, float]]]) -> list[str]:
+def busy_md(profiled: dict[str, dict[str, Profiled]]) -> list[str]:
     """Markdown lines: per workload and peer, microseconds in kernels and on the clock
     per step, and their ratio (how busy the host kept the GPU)."""
     lines = [
@@ -102,21 +96,21 @@ def busy_md(busy: dict[str, dict[str, dict[str, float]]]) -> list[str]:
         "| workload | peer | kernels (us/step) | wall (us/step) | GPU busy |",
         "|---|---|---|---|---|",
     ]
-    for wname, row in busy.items():
+    for wname, row in profiled.items():
         for peer, t in row.items():
-            share = t["kernel_us"] / t["wall_us"] if t["wall_us"] else 0.0
             lines.append(
-                f"| {wname} | {peer} | {t['kernel_us']:.1f} | {t['wall_us']:.1f} | {share:.0%} |"
+                f"| {wname} | {peer} | {t.kernel_us:.1f} | {t.wall_us:.1f} | {t.busy:.0%} |"
             )
     return lines
 
 
-def by_name_md(by_name: dict[str, dict[str, dict[str, float]]], top: int = 12) -> list[str]:
+def by_name_md(profiled: dict[str, dict[str, Profiled]], top: int = 12) -> list[str]:
     """Markdown lines: per workload and peer, the kernels launched most per step (the
     names say which operation each launch is, e.g. a gather or a GEMM)."""
     lines = []
-    for wname, row in by_name.items():
-        for peer, names in row.items():
+    for wname, row in profiled.items():
+        for peer, got in row.items():
+            names = got.names
             lines += ["", f"### {wname}, {peer}: kernels per step, most first", ""]
             lines += ["| per step | kernel |", "|---|---|"]
             for name, n in list(names.items())[:top]:
@@ -126,6 +120,11 @@ def by_name_md(by_name: dict[str, dict[str, dict[str, float]]], top: int = 12) -
                 rest = sum(list(names.values())[top:])
                 lines.append(f"| {rest:.2f} | {len(names) - top} other kernels |")
     return lines
+
+
+def _each(profiled: dict[str, dict[str, Profiled]], what) -> dict:
+    """``what(profile)`` per workload and peer, for the JSON file."""
+    return {w: {peer: what(t) for peer, t in row.items()} for w, row in profiled.items()}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -141,20 +140,12 @@ def main(argv: list[str] | None = None) -> int:
     if not torch.cuda.is_available():
         print("no CUDA device: kernel launches are counted on a GPU only")
         return 0
-    table: dict[str, dict[str, float]] = {}
-    by_name: dict[str, dict[str, dict[str, float]]] = {}
-    busy: dict[str, dict[str, dict[str, float]]] = {}
+    profiled: dict[str, dict[str, Profiled]] = {}
     for wname in [n for n in args.workloads.split(",") if n]:
         w = WORKLOADS[wname]
         X, y = w.data()
         for peer in gpu_peers():
-            got = profile_epoch(peer, w, X, y)
-            by_name.setdefault(wname, {})[peer.name] = got.names
-            table.setdefault(wname, {})[peer.name] = got.launches
-            busy.setdefault(wname, {})[peer.name] = {
-                "kernel_us": got.kernel_us,
-                "wall_us": got.wall_us,
-            }
+            got = profiled.setdefault(wname, {})[peer.name] = profile_epoch(peer, w, X, y)
             print(
                 f"{wname:6s} {peer.name:24s} {got.launches:8.1f} kernels/step, "
                 f"{got.kernel_us:9.1f} us in kernels of {got.wall_us:9.1f} us a step "
@@ -167,24 +158,26 @@ def main(argv: list[str] | None = None) -> int:
             json.dump(
                 {
                     "device": torch.cuda.get_device_name(),
-                    "kernels_per_step": table,
-                    "by_name": by_name,
-                    "time_per_step": busy,
+                    "kernels_per_step": _each(profiled, lambda t: t.launches),
+                    "by_name": _each(profiled, lambda t: t.names),
+                    "time_per_step": _each(
+                        profiled, lambda t: {"kernel_us": t.kernel_us, "wall_us": t.wall_us}
+                    ),
                 },
                 f,
             )
-        names = sorted({p for row in table.values() for p in row})
+        names = sorted({p for row in profiled.values() for p in row})
         lines = [
             f"# Kernel launches per step ({torch.cuda.get_device_name()})",
             "",
             "| workload | " + " | ".join(names) + " |",
             "|---|" + "---|" * len(names),
         ]
-        for wname, row in table.items():
-            cells = " | ".join(f"{row[n]:.1f}" if n in row else "-" for n in names)
+        for wname, row in profiled.items():
+            cells = " | ".join(f"{row[n].launches:.1f}" if n in row else "-" for n in names)
             lines.append(f"| {wname} | {cells} |")
-        lines += busy_md(busy)
-        lines += by_name_md(by_name)
+        lines += busy_md(profiled)
+        lines += by_name_md(profiled)
         with open(os.path.join(args.out, "launches-gpu.md"), "w") as f:
             f.write("\n".join(lines) + "\n")
     return 0

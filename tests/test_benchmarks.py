@@ -408,8 +408,9 @@ def test_launch_breakdown_names_each_kernel_with_its_launches_per_step():
     peer, the most launched first, the rest summed in one line."""
     from bpgpu.bench import launches
 
-    names = {f"k{i}": 20.0 - i for i in range(14)}  # most first, as kernels() returns
-    text = "\n".join(launches.by_name_md({"small": {"bpgpu[cupy]": names}}, top=12))
+    names = {f"k{i}": 20.0 - i for i in range(14)}  # most first, as profile_epoch gives
+    got = launches.Profiled(names, kernel_us=0.0, wall_us=1.0)
+    text = "\n".join(launches.by_name_md({"small": {"bpgpu[cupy]": got}}, top=12))
     assert "### small, bpgpu[cupy]" in text
     assert "| 20.00 | `k0` |" in text and "| 9.00 | `k11` |" in text
     assert "`k12`" not in text and "| 15.00 | 2 other kernels |" in text  # 8 + 7
@@ -431,5 +432,6 @@ def test_launches_says_how_busy_each_peer_kept_the_gpu():
 
     got = launches.Profiled({"gemm": 2.0, "relu": 1.0}, kernel_us=300.0, wall_us=400.0)
     assert got.launches == 3.0 and got.busy == 0.75
-    busy = {"large": {"bpgpu[cupy]": {"kernel_us": 300.0, "wall_us": 400.0}}}
-    assert "| large | bpgpu[cupy] | 300.0 | 400.0 | 75% |" in launches.busy_md(busy)
+    assert "| large | bpgpu[cupy] | 300.0 | 400.0 | 75% |" in launches.busy_md(
+        {"large": {"bpgpu[cupy]": got}}
+    )
