@@ -78,9 +78,9 @@ class Cost:
         # so that the cost computed is the one fn says
         owners = _WRITTEN_FOR.get(self.from_logits)
         if owners is not None and (self.fn, self.dE_dY) not in owners:
-            for name, value in (("shortcut", None), ("from_logits", None), ("fused", False)):
+            dropped = {"shortcut": None, "from_logits": None, "logit_terms": None, "fused": False}
+            for name, value in dropped.items():
                 object.__setattr__(self, name, value)
-            object.__setattr__(self, "logit_terms", None)
 
     def shortcut_for(self, act: Activation) -> bool:
         """Whether the output error is ``Y - T`` on ``act``'s outputs: ``act`` is the
@@ -89,10 +89,11 @@ class Cost:
 
     def magnitude(self, xp, act: Activation, X, Y, T):
         """Per-sample ``(B,)`` root-sum-square of the terms :meth:`per_sample` sums."""
-        fn = self.logit_terms if self.shortcut_for(act) else self.terms
+        logits = self.shortcut_for(act)
+        fn = self.logit_terms if logits else self.terms
         if fn is None:  # a cost of the user's own that does not say: its value
             return xp.abs(self.per_sample(xp, act, X, Y, T))
-        parts = fn(xp, X, T) if self.shortcut_for(act) else fn(xp, Y, T)
+        parts = fn(xp, X, T) if logits else fn(xp, Y, T)
         total = 0.0
         for p in parts:
             total = total + (xp.sum(p * p, axis=1) if p.ndim == 2 else p * p)

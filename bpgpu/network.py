@@ -433,14 +433,18 @@ class MLP:
         self._check_nameable("a model file")
         io.write_archive(io.prepare_output(path, "model file"), self.config(), self.arrays())
 
+    def _by_name(self) -> tuple[list, Any]:
+        """The activations and the cost as a file or a pickle can hold them: bpgpu's by
+        their names, the user's own as the objects."""
+        acts = [a.name if _in_table(_acts.ACTIVATIONS, a) else a for a in self.activations]
+        return acts, self.cost.name if _in_table(_costs.COSTS, self.cost) else self.cost
+
     def _own_objects(self) -> list[str]:
         """Names of the activations and cost of this network that are objects of the
         user's own rather than the tables' entries, each once, in layer order: a model
         file names them, and its loader must be given them (``custom``)."""
-        own = [a.name for a in self.activations if not _in_table(_acts.ACTIVATIONS, a)]
-        if not _in_table(_costs.COSTS, self.cost):
-            own.append(self.cost.name)
-        return list(dict.fromkeys(own))
+        acts, cost = self._by_name()
+        return list(dict.fromkeys(o.name for o in [*acts, cost] if not isinstance(o, str)))
 
     def _objects(self) -> dict[str, Any]:
         """Every activation and the cost of this network by name (what a checkpoint of
@@ -465,11 +469,8 @@ class MLP:
         file holds, host arrays, and the backend's name: unpickled where that backend
         cannot load (a GPU's network on a laptop), the network runs on NumPy, with a
         warning. Activations and a cost of the user's own travel as the objects."""
-        own = None
-        if self._own_objects():  # the user's objects; bpgpu's by name (they do not pickle)
-            acts = [a.name if _in_table(_acts.ACTIVATIONS, a) else a for a in self.activations]
-            cost = self.cost.name if _in_table(_costs.COSTS, self.cost) else self.cost
-            own = (tuple(acts), cost)
+        acts, cost = self._by_name()  # bpgpu's by name: the tables' lambdas do not pickle
+        own = None if all(isinstance(o, str) for o in [*acts, cost]) else (tuple(acts), cost)
         args = (self.config(), self.arrays(), self.backend.name, "network", self.init)
         return rebuild, (*args, own)
 
