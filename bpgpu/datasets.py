@@ -158,15 +158,23 @@ def load_npz(path: str | os.PathLike, x_key: str = "X", y_key: str = "y"):
     return _features(X, path), _labels(y, path)
 
 
-def load_csv(path: str | os.PathLike, label_column: int = -1, delimiter: str | None = None):
+def load_csv(
+    path: str | os.PathLike,
+    label_column: int = -1,
+    delimiter: str | None = None,
+    return_header: bool = False,
+):
     """``(X, y)`` from a CSV file; one column holds the labels (default: the last).
 
     See :mod:`bpgpu.csvfile` for what is accepted: a header line, ``,``/``;``/tab,
     quotes, a byte-order mark, text labels (returned as strings; see
     :func:`encode_labels`). Anything else is refused naming its row and column.
+    With ``return_header``, ``(X, y, header)``: the column names of the header line
+    (the label column's among them), or None where the file has none.
     """
-    X, y, _ = read_labelled(path, label_column, delimiter)
-    return _features(X, path), _labels(y, path)
+    X, y, header = read_labelled(path, label_column, delimiter)
+    X, y = _features(X, path), _labels(y, path)
+    return (X, y, header) if return_header else (X, y)
 
 
 def read_csv(path: str | os.PathLike, delimiter: str | None = None) -> np.ndarray:

@@ -103,7 +103,7 @@ def test_labels_that_are_not_0_to_k_minus_1_keep_their_names(tmp_path, capsys):
         np.save(tmp_path / "x.npy", X[:10])
         assert main("predict", model, tmp_path / "x.npy") == 0
         lines = capsys.readouterr().out.splitlines()
-        assert lines[0] == "label" and len(lines) == 11
+        assert lines[0] == "kind" and len(lines) == 11  # the CSV header's name for them
         want = [str(v) for v in labels[:10]]
         assert sum(a == b for a, b in zip(lines[1:], want)) >= 8
         if classes:
@@ -157,6 +157,14 @@ def test_regression_and_binary_classification_from_the_command_line(tmp_path, ca
     assert main("predict", tmp_path / "r.npz", tmp_path / "in.npy", "-o", tmp_path / "p.npy") == 0
     assert "5 outputs written" in capsys.readouterr().out
     np.testing.assert_allclose(np.load(tmp_path / "p.npy")[:, 0], got, rtol=1e-6)
+    # a header names the predictions as the training CSV named its label column
+    named = write_csv(tmp_path / "n.csv", X, target, header=["a", "b", "c", '"price, $"'])
+    assert main("train", "--data", named, "-o", tmp_path / "n.npz", *FAST) == 0
+    assert config(tmp_path / "n.npz")["data"]["label_name"] == "price, $"
+    capsys.readouterr()
+    assert main("predict", tmp_path / "n.npz", tmp_path / "in.npy") == 0
+    out = capsys.readouterr().out
+    assert out.splitlines()[0] == '"price, $"' and len(out.splitlines()) == 6, out
     y = (X[:, 0] > 0).astype(int)
     data = write_csv(tmp_path / "b.csv", X, y)
     args = ["--data", data, "-o", tmp_path / "b.npz", "--output-activation", "sigmoid"]
@@ -165,6 +173,9 @@ def test_regression_and_binary_classification_from_the_command_line(tmp_path, ca
     assert "MLP([3, 256, 1], activations=[relu, sigmoid], cost='cross_entropy'" in out
     acc = float(next(x for x in out.splitlines() if x.startswith("test accuracy")).split()[2][:-1])
     assert acc > 0.85
+    np.save(tmp_path / "in.npy", X[:5])
+    assert main("predict", tmp_path / "b.npz", tmp_path / "in.npy") == 0
+    assert capsys.readouterr().out.split()[0] == "label"  # the CSV had no header
     X3, y3 = blobs()
     data3 = write_csv(tmp_path / "t.csv", X3, y3)
     assert main("train", "--data", data3, "--output-activation", "sigmoid", *FAST) == 1

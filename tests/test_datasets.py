@@ -64,6 +64,10 @@ def test_csv_loader_with_header_and_label_column(tmp_path):
     X, y = datasets.load_csv(tmp_path / "d.csv", label_column=0)
     np.testing.assert_array_equal(X, [[0.5, 2], [1.5, 3]])
     assert y.dtype == np.int64 and list(y) == [1, 0]
+    *_, header = datasets.load_csv(tmp_path / "d.csv", label_column=0, return_header=True)
+    assert header == ["label", "a", "b"]
+    (tmp_path / "plain.csv").write_text("1,0.5,2\n0,1.5,3\n")
+    assert datasets.load_csv(tmp_path / "plain.csv", return_header=True)[2] is None
     (tmp_path / "bad.csv").write_text("a,b,c\n1,x,0\n")
     with pytest.raises(ValueError, match=r"row 2, column 2 \(b\) holds 'x', not a number"):
         datasets.load_csv(tmp_path / "bad.csv")

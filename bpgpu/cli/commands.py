@@ -21,11 +21,15 @@ from bpgpu.history import Callback, epoch_line
 
 
 class Help(argparse.ArgumentDefaultsHelpFormatter):
-    """``--help`` with every default that is a value (not the flags' False, not None)."""
+    """``--help`` with every default that is a value (not a flag's True or False, not
+    None)."""
 
     def _get_help_string(self, action):
-        if action.default in (None, False, argparse.SUPPRESS) or "%(default)" in (
-            action.help or ""
+        flag = isinstance(action, (argparse._StoreTrueAction, argparse._StoreFalseAction))
+        if (
+            flag
+            or action.default in (None, argparse.SUPPRESS)
+            or "%(default)" in (action.help or "")
         ):
             return action.help
         return super()._get_help_string(action)
@@ -399,17 +403,23 @@ def cmd_predict(args: argparse.Namespace) -> int:
     else:
         raise ValueError(f"{args.input}: pass a .npy or .csv file of inputs (one row a sample)")
     task = Task.from_record(net.data_info)
+    # the training CSV's name of its label column, when its header gave one
+    name = (net.data_info or {}).get("label_name")
+    if name and any(c in name for c in ',"\r\n'):
+        name = '"' + name.replace('"', '""') + '"'  # one CSV field, as the header had it
     # a regression model's answer is its outputs: classes mean nothing there
     regression = task.kind == "regression" if task is not None else not net.model.has_accuracy()
     if args.outputs or regression:
         result = net.backend.to_numpy(net.forward(X))
         header = ",".join(f"output_{i + 1}" for i in range(result.shape[1]))
+        if regression and name and result.shape[1] == 1:
+            header = name
         fmt = "%.9g"
     else:
         result = net.backend.to_numpy(net.classify(X))
         if task is not None and task.classes is not None:
             result = task.labels(result)  # the labels the data used, not output indices
-        header, fmt = "label", "%s"
+        header, fmt = name or "label", "%s"
     if args.output is None or args.output.endswith(".csv"):
         buf = _io.StringIO()
         np.savetxt(

@@ -91,6 +91,7 @@ class Source:
     x_key: str | None = None
     y_key: str | None = None
     label_column: int | None = None
+    label_name: str | None = None  # a CSV header's name of the label column
 
     @classmethod
     def from_args(cls, args, recorded: dict | None = None) -> Source:
@@ -138,16 +139,22 @@ class Source:
             return datasets.load_mnist(self.path, kind)
         if self.fmt == "npz":
             return datasets.load_npz(self.path, self.x_key, self.y_key)
-        return datasets.load_csv(self.path, self.label_column)
+        X, y, header = datasets.load_csv(self.path, self.label_column, return_header=True)
+        if header is not None:
+            self.label_name = header[self.label_column % len(header)]
+        return X, y
 
     def record(self) -> dict:
-        return {
+        rec = {
             "source": self.path,
             "format": self.fmt,
             "x_key": self.x_key,
             "y_key": self.y_key,
             "label_column": self.label_column,
         }
+        if self.label_name is not None:
+            rec["label_name"] = self.label_name  # the header predict writes
+        return rec
 
 
 def _format_of(path: str) -> str:
