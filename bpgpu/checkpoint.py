@@ -44,7 +44,7 @@ def write(
 def read(path: str | os.PathLike, custom: dict | None = None) -> tuple[dict, dict[str, np.ndarray]]:
     """A checkpoint's validated config and arrays (``custom``: objects of the user's own
     that it names, by name)."""
-    return io.read_archive(path, io.checkpoint_shapes, custom=custom)
+    return io.read_archive(path, io.checkpoint_shapes, custom=custom, what="checkpoint")
 
 
 def check_same_network(mine: dict, cfg: dict, path) -> None:

@@ -17,6 +17,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from bpgpu._paths import file_path
+
 SEPARATORS = (",", ";", "\t")
 
 
@@ -30,7 +32,7 @@ def _number(text: str) -> float | None:
 def read_rows(path: str | os.PathLike, delimiter: str | None = None):
     """``(header or None, rows, line numbers)``: the non-blank lines of a CSV file as
     lists of stripped strings, all of one width."""
-    path = os.fspath(path)
+    path = file_path(path, "the CSV file")
     try:
         with open(path, newline="", encoding="utf-8-sig") as f:
             text = f.read()
@@ -112,7 +114,7 @@ def read_inputs(
 def read_labelled(path: str | os.PathLike, label_column: int = -1, delimiter: str | None = None):
     """``(X, y, header)``: numeric feature columns and the label column, whose values
     are numbers, or text (class names, returned as a string array)."""
-    path = os.fspath(path)
+    path = file_path(path, "the CSV file")
     header, rows, lines = read_rows(path, delimiter)
     width = len(rows[0])
     if isinstance(label_column, bool) or not isinstance(label_column, int):

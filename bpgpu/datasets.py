@@ -17,6 +17,7 @@ from importlib import resources
 
 import numpy as np
 
+from bpgpu._paths import file_path
 from bpgpu.csvfile import encode_labels, read_labelled, read_numeric
 
 __all__ = [
@@ -53,7 +54,7 @@ def read_idx(path: str | os.PathLike, max_bytes: int = MAX_IDX_BYTES) -> np.ndar
     promises more than the file holds (or a gzip bomb) costs no more memory than the
     bytes really there. Either way the error gives the numbers.
     """
-    path = os.fspath(path)
+    path = file_path(path, "the IDX file")
     opener = gzip.open if path.endswith(".gz") else open
     try:
         with opener(path, "rb") as f:
@@ -117,7 +118,7 @@ def load_mnist(folder: str | os.PathLike, kind: str = "train") -> tuple[np.ndarr
     if kind not in ("train", "test"):
         raise ValueError(f"kind must be 'train' or 'test'; got {kind!r}")
     prefix = "train" if kind == "train" else "t10k"
-    folder = os.fspath(folder)
+    folder = file_path(folder, "the MNIST folder")
     images = read_idx(_find(folder, f"{prefix}-images-idx3-ubyte"))
     labels = read_idx(_find(folder, f"{prefix}-labels-idx1-ubyte"))
     if images.ndim != 3 or labels.ndim != 1 or images.shape[0] != labels.shape[0]:
@@ -127,7 +128,7 @@ def load_mnist(folder: str | os.PathLike, kind: str = "train") -> tuple[np.ndarr
 
 def load_npz(path: str | os.PathLike, x_key: str = "X", y_key: str = "y"):
     """``(X, y)`` from an .npz file holding arrays ``x_key`` and ``y_key`` (no pickles)."""
-    path = os.fspath(path)
+    path = file_path(path, "the .npz file")
     with open(path, "rb") as f:
         magic = f.read(6)
     if magic.startswith(b"\x93NUMPY"):

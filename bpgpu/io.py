@@ -23,6 +23,7 @@ import numpy as np
 from bpgpu import activations as _acts
 from bpgpu import costs as _costs
 from bpgpu import optimizers as _opt
+from bpgpu._paths import file_path
 from bpgpu._version import __version__
 from bpgpu.layers import build, param_names, param_shapes
 
@@ -47,7 +48,7 @@ def prepare_output(path: str | os.PathLike, what: str = "output file") -> str:
     """Check, before any work, that ``path`` can be written: a missing folder is created;
     a folder in the file's place, or a folder that cannot be made or written, is refused
     with an OSError naming ``path``. Returns the path as a string."""
-    path = os.fspath(path)
+    path = file_path(path, what)
     if not path:
         raise ValueError(f"{what}: the file name is empty")
     seps = (os.sep, os.altsep) if os.altsep else (os.sep,)
@@ -83,7 +84,7 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Any], None]) -> None:
     ``path``. On any error the temporary file is removed and ``path`` is untouched; an
     OSError names ``path`` (never the temporary file). The file gets the permissions the
     umask gives a new file, or keeps those of the file it replaces."""
-    path = os.fspath(path)
+    path = file_path(path)
     folder = os.path.dirname(os.path.abspath(path))
     try:
         fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{os.path.basename(path)}.", suffix=".tmp")
@@ -308,17 +309,19 @@ def read_archive(
     shapes_for: Callable[..., dict[str, tuple[int, ...]]],
     max_bytes: int = DEFAULT_MAX_BYTES,
     custom: dict | None = None,
+    what: str = "model file",
 ) -> tuple[dict, dict[str, np.ndarray]]:
-    """Read and validate an archive; ``shapes_for(config, custom)`` names every member it
-    must hold (``custom``: the user's own activations and cost, by name)."""
-    path = os.fspath(path)
+    """Read and validate an archive (``what``: "model file" or "checkpoint", for the
+    messages); ``shapes_for(config, custom)`` names every member it must hold
+    (``custom``: the user's own activations and cost, by name)."""
+    path = file_path(path, what)
     if custom is not None and not isinstance(custom, dict):
         raise TypeError(
             f"custom must be a dict of names to your activations and cost; got "
             f"{type(custom).__name__}"
         )
     if not os.path.isfile(path):
-        raise FileNotFoundError(f"{path}: no such model file")
+        raise FileNotFoundError(f"{path}: no such {what}")
     try:
         zf = zipfile.ZipFile(path)
     except Exception as e:  # BadZipFile, OSError, and what odd bytes make zipfile raise

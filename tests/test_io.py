@@ -330,6 +330,35 @@ def test_save_makes_a_missing_folder_and_refuses_a_folder_as_the_file(tmp_path):
         net.save("")
 
 
+def test_a_path_that_is_not_a_path_is_a_type_error_saying_what_to_pass(tmp_path, monkeypatch):
+    from bpgpu import datasets
+
+    net, X, y = make(), np.zeros((4, 5)), np.array([0, 1, 2, 0])
+    before = [w.copy() for w in net.get_weights()]
+    calls = {
+        "model file": [lambda p: net.save(p), lambda p: bpgpu.load(p)],
+        "checkpoint": [
+            lambda p: net.fit(X, y, epochs=1, checkpoint=p),
+            lambda p: net.fit(X, y, epochs=1, resume=p),
+        ],
+        "the CSV file": [datasets.load_csv],
+        "the .npz file": [datasets.load_npz],
+        "the MNIST folder": [datasets.load_mnist],
+    }
+    for what, fns in calls.items():
+        for fn in fns:
+            for bad in (123, 1.5) if what == "checkpoint" else (123, None, 1.5):  # None: none
+                with pytest.raises(TypeError, match=f"{what} must be a file path .*; got {bad}"):
+                    fn(bad)
+    assert all(np.array_equal(a, b) for a, b in zip(before, net.get_weights()))
+    # bytes and pathlib paths are paths; a missing checkpoint is named as one
+    monkeypatch.chdir(tmp_path)
+    net.save(b"m.npz")
+    assert bpgpu.load(tmp_path / "m.npz").sizes == net.sizes
+    with pytest.raises(FileNotFoundError, match="nope.npz: no such checkpoint"):
+        net.fit(X, y, epochs=1, resume="nope.npz")
+
+
 def _twice_tanh(xp, X, a=None):  # module level: an activation of a user's own that pickles
     return 2 * xp.tanh(X)
 

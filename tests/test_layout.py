@@ -46,7 +46,7 @@ FLOORS = {
         ],
         1,
     ),  # the math
-    **dict.fromkeys(["io", "checkpoint", "datasets", "csvfile"], 2),  # file formats
+    **dict.fromkeys(["io", "checkpoint", "datasets", "csvfile", "_paths"], 2),  # file formats
     **dict.fromkeys(
         ["history", "recovery", "epochs", "distributed", "streaming", "settings", "training"], 3
     ),  # training
