@@ -213,6 +213,15 @@ class Report:
         return "\n".join(lines)
 
 
+def _names(v, kinds) -> bool:
+    """Whether ``v`` is None, one of ``kinds``, or a list or tuple of them."""
+    return (
+        v is None
+        or isinstance(v, kinds)
+        or (isinstance(v, (list, tuple)) and all(isinstance(x, kinds) for x in v))
+    )
+
+
 def compare_backends(
     *args: Any,
     backends: list[str | Backend] | None = None,
@@ -233,9 +242,10 @@ def compare_backends(
         or integer labels, of any supported library), or the suite's parameters below in
         their order, ``backends, dtypes, suite, seed``.
     backends : list of str or Backend, or None
-        Backend names (or objects); None takes every available one. A named backend
-        that cannot load is reported in ``Report.skipped`` with its reason.
-    dtypes : tuple of str, or None
+        Backend names (or objects; one name alone is a list of one); None takes every
+        available one. A named backend that cannot load is reported in
+        ``Report.skipped`` with its reason.
+    dtypes : tuple of str, str, or None
         ``"float64"`` (tolerance 1e-12) and/or ``"float32"`` (1e-5); None: both for the
         suite, the network's own dtype for a network.
     suite : list of Case or None
@@ -258,27 +268,29 @@ def compare_backends(
         named = {"backends": backends, "dtypes": dtypes, "suite": suite, "seed": seed}
         if len(args) > 4:
             raise TypeError("compare_backends(backends, dtypes, suite, seed): 4 at most")
+        if not _names(args[0], (str, Backend)):  # what it is, before whether given twice
+            raise TypeError(
+                f"compare_backends takes a network or a list of backends first, not "
+                f"{args[0]!r:.60}; e.g. compare_backends(['numpy', 'torch']) or "
+                f"compare_backends(net, X, T, backends=['numpy', 'torch'])"
+            )
         for (key, default), value in zip(named.items(), args):
             if default not in (None, 0):
                 raise TypeError(f"{key} given twice, by position and by name")
             named[key] = value
         backends, dtypes, suite, seed = named.values()
-        if backends is not None and not (
-            isinstance(backends, (list, tuple))
-            and all(isinstance(b, (str, Backend)) for b in backends)
-        ):
-            raise TypeError(
-                f"compare_backends takes a network or a list of backends first, not "
-                f"{type(backends).__name__}; e.g. compare_backends(['numpy', 'torch']) or "
-                f"compare_backends(net, X, T, backends=['numpy', 'torch'])"
-            )
-        if dtypes is not None and not (
-            isinstance(dtypes, (list, tuple)) and all(isinstance(d, str) for d in dtypes)
-        ):
-            raise TypeError(
-                "dtypes is a tuple of names, e.g. ('float64', 'float32'); to compare a "
-                "network of yours on a batch: compare_backends(net, X, T)"
-            )
+    if not _names(backends, (str, Backend)):
+        raise TypeError(
+            f"backends is a list of names (or Backend objects), e.g. ['numpy', 'torch']; "
+            f"got {backends!r:.60}"
+        )
+    if not _names(dtypes, str):
+        raise TypeError(
+            "dtypes is a tuple of names, e.g. ('float64', 'float32'); to compare a "
+            "network of yours on a batch: compare_backends(net, X, T)"
+        )
+    if isinstance(backends, (str, Backend)):  # one backend: a list of one
+        backends = [backends]
     if isinstance(dtypes, str):
         dtypes = (dtypes,)
     if net is None:

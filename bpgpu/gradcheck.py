@@ -6,7 +6,9 @@ from typing import Any
 
 import numpy as np
 
+from bpgpu._args import integer, real
 from bpgpu.model import forward_cost
+from bpgpu.network import MLP
 
 # rounding error of one float64 loss evaluation, in units of |E|: machine epsilon times
 # a generous count of the operations whose errors add up in it
@@ -52,6 +54,11 @@ def gradcheck(net, X: Any, T: Any, eps: float = 1e-5, max_entries: int | None = 
     float
         The worst relative error over the parameter tensors.
     """
+    if not isinstance(net, MLP):
+        raise TypeError(f"gradcheck(net, X, T) checks a bpgpu.MLP; got {type(net).__name__}")
+    eps = real("eps", eps, 0.0, 1.0)
+    if max_entries is not None:
+        max_entries = integer("max_entries", max_entries)
     ref = net.to("numpy", dtype="float64").model
     Xb = ref.input(X)
     Tb = ref.targets(T, Xb.shape[0])

@@ -183,8 +183,21 @@ def test_compare_backends_refuses_mixed_up_arguments():
 
     X, y = np.zeros((4, 3)), np.array([0, 1, 0, 1])
     net = bpgpu.MLP([3, 2], dtype="float64")
-    with pytest.raises(TypeError, match=r"compare_backends\(\['numpy'"):
-        compare_backends("numpy")
+    with pytest.raises(TypeError, match=r"not \[3, 2\]; e.g. compare_backends\(\['numpy'"):
+        compare_backends([3, 2], backends=["numpy"])  # sizes where backends go
+    with pytest.raises(TypeError, match=r"backends is a list of names .*; got 5"):
+        compare_backends(backends=5)
+    with pytest.raises(TypeError, match=r"backends is a list of names .*; got \[3\]"):
+        compare_backends(net, X, y, backends=[3])
+    with pytest.raises(TypeError, match="dtypes is a tuple of names"):
+        compare_backends(["numpy"], dtypes=5)
+    # one name alone, by position or by name, is a list of one (as one dtype is)
+    one = [Case("one", (3, 4, 2), "tanh", "softmax", "categorical_cross_entropy", 4)]
+    for report in (
+        compare_backends("numpy", "float64", one),
+        compare_backends(backends="numpy", dtypes="float64", suite=one),
+    ):
+        assert report.ok and [(r.backend, r.dtype) for r in report.rows] == [("numpy", "float64")]
     with pytest.raises(TypeError, match="its batch X and targets T"):
         compare_backends(net)
     with pytest.raises(TypeError, match="a network of yours"):

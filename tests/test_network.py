@@ -401,6 +401,20 @@ def test_gradcheck_steps_around_a_kink():
     assert bpgpu.gradcheck(net, X, T) <= 1e-6
 
 
+def test_gradcheck_refuses_a_bad_step_or_subset_and_what_is_not_a_network():
+    net = bpgpu.MLP([3, 4, 2], hidden="tanh", seed=0)
+    X, T = np.random.default_rng(0).normal(size=(5, 3)), np.arange(5) % 2
+    for eps in (0, -1e-5, float("nan"), 1.0, "1e-5"):
+        with pytest.raises(ValueError, match="eps must be a finite number > 0 and < 1"):
+            bpgpu.gradcheck(net, X, T, eps=eps)
+    for k in (0, 2.5):
+        with pytest.raises(ValueError, match="max_entries must be a positive integer"):
+            bpgpu.gradcheck(net, X, T, max_entries=k)
+    with pytest.raises(TypeError, match="checks a bpgpu.MLP; got list"):
+        bpgpu.gradcheck([net], X, T)
+    assert bpgpu.gradcheck(net, X, T, eps=np.float32(1e-5), max_entries=np.int64(3)) < 1e-6
+
+
 @pytest.mark.parametrize("hidden", ["tanh", "prelu"])
 def test_gradcheck_catches_a_wrong_derivative(hidden):
     """An activation whose backward pass is 1% off: gradcheck must say so (every other
