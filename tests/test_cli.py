@@ -136,3 +136,19 @@ def test_train_on_a_csv_file(tmp_path, capsys):
         ]
     )
     assert rc == 0 and "MLP([3, 256, 2]" in capsys.readouterr().out
+
+
+def test_a_reader_that_goes_away_ends_the_command_quietly(tmp_path):
+    """`bpgpu train | head -1`: the pipe closes early; no error line, no Python traceback
+    at exit, SIGPIPE's status."""
+    args = ["train", "--epochs", "500", "--hidden", "8", "--no-plot", "-o", str(tmp_path / "m.npz")]
+    p = subprocess.Popen(
+        [sys.executable, "-m", "bpgpu", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={**os.environ, "BPGPU_BACKEND": "numpy"},
+    )
+    assert p.stdout.readline().startswith(b"classification: 10 classes")
+    p.stdout.close()  # as head does after its lines; the next epoch's line meets it
+    err = p.stderr.read().decode()
+    assert p.wait(timeout=300) == 141 and err == "", err

@@ -359,3 +359,19 @@ def test_the_command_line_refuses_bad_data_files_in_one_line_and_writes_nothing(
     assert message in out.stderr and "Traceback" not in out.stderr, out.stderr
     assert len(out.stderr.strip().splitlines()) == 1
     assert sorted(p.name for p in tmp_path.iterdir()) == before  # nothing written
+
+
+def test_classification_of_numbers_with_fractions_is_refused(tmp_path, capsys):
+    """--task classification on prices made one class per distinct price (300 of them)."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(60, 3))
+    data = write_csv(tmp_path / "r.csv", X, X @ np.array([1.0, 2.0, 3.0]))
+    args = ["train", "--data", data, "--task", "classification", "-o", tmp_path / "m.npz"]
+    assert main(*args, *FAST) == 1
+    err = capsys.readouterr().err
+    assert "classification needs class labels (integers or names)" in err
+    assert "use --task regression" in err and not (tmp_path / "m.npz").exists()
+    # whole numbers written as 1.0, 2.0 are labels
+    data = write_csv(tmp_path / "c.csv", X, [f"{v}.0" for v in (X[:, 0] > 0).astype(int)])
+    assert main("train", "--data", data, "-o", tmp_path / "m.npz", *FAST) == 0
+    assert "classification: 2 classes found in all the data (0, 1)" in capsys.readouterr().out

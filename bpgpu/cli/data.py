@@ -218,6 +218,13 @@ def find_task(task: str, output: str | None, ys: list[np.ndarray]) -> tuple[Task
             f"classification needs one label per sample; the targets have shape {y.shape} "
             "(pass --task regression for numeric target rows)"
         )
+    if y.dtype.kind == "f":  # integral values were made integers when read
+        odd = y[np.nonzero(y != np.round(y))[0][0]]
+        raise ValueError(
+            f"classification needs class labels (integers or names); the targets are "
+            f"numbers with fractions (e.g. {odd:g}): use --task regression (or auto), or "
+            "make classes of them first"
+        )
     classes = np.unique(y).tolist()
     if len(classes) < 2:
         raise ValueError(f"the data hold one class only ({classes[0]!r}); nothing to learn")

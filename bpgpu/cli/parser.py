@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Sequence
 
@@ -211,6 +212,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UsageError as e:  # options that contradict each other: a usage error
         print(f"bpgpu {args.command}: error: {e}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # `bpgpu predict m.npz x.csv | head`: the reader has gone
+        # quiet, as any Unix tool: no error line, and no second one when Python flushes
+        # stdout at exit
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 128 + 13  # SIGPIPE's status
     except MemoryError as e:  # never a bare "error:" (a MemoryError often has no message)
         why = str(e) or "the host ran out of memory"
         print(
