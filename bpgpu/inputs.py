@@ -82,15 +82,27 @@ def check_targets(model, T: Any, B: int, checked: bool = False) -> Any:
         raise ValueError(
             f"X has {B} samples but the targets have {got}; pass one target per row of X"
         )
-    if Tb.ndim == 2 and Tb.shape[1] == 1 < n_L and xp.isdtype(Tb.dtype, "integral"):
+    if Tb.ndim == 2 and Tb.shape[1] == 1 < n_L:
         Tb = xp.reshape(Tb, (B,))  # a column of class labels, as Keras users pass them
     if Tb.ndim == 1 and n_L > 1:  # class labels, for every cost: one-hot rows
         if not xp.isdtype(Tb.dtype, "integral"):
-            raise TypeError(
-                f"1-D targets for a network with {n_L} outputs must be integer class labels "
-                f"(0..{n_L - 1}); got dtype {Tb.dtype}. Pass labels as integers, or "
-                f"targets of shape ({B}, {n_L})"
+            # labels read as floats (pandas, a CSV, np.loadtxt): whole numbers are labels
+            whole = xp.isdtype(Tb.dtype, "real floating") and (
+                checked or bool(xp.all((Tb == xp.round(Tb)) & (xp.abs(Tb) < 2.0**53)))
             )
+            if not whole:
+                floats = xp.isdtype(Tb.dtype, "real floating")
+                raise TypeError(
+                    f"1-D targets for a network with {n_L} outputs are class labels, whole "
+                    f"numbers 0..{n_L - 1}; "
+                    + (
+                        f"these {Tb.dtype} targets hold other values (fractions, NaN or inf)"
+                        if floats
+                        else f"got dtype {Tb.dtype}"
+                    )
+                    + f". Pass integer labels, or targets of shape ({B}, {n_L})"
+                )
+            Tb = xp.astype(Tb, xp.int64)
         if model.backend.compiles:  # one program (see _program)
             bounds, Tb = _program(model, "labels", checked)(Tb)
             lo, hi = (0, 0) if checked else map(int, model.backend.to_numpy(bounds))

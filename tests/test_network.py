@@ -155,8 +155,9 @@ def test_integer_labels_equal_one_hot_targets():
     X, y = data(cost="categorical_cross_entropy")
     assert net.loss(X, y) == net.loss(X, np.eye(2)[y])
     assert net.loss(X, y[:, None]) == net.loss(X, y)  # a column of labels is labels too
-    with pytest.raises(ValueError, match=r"targets have shape \(5, 1\), expected \(5, 2\)"):
-        net.loss(X, y[:, None].astype(float))  # floats in one column are not labels
+    assert net.loss(X, y[:, None].astype(float)) == net.loss(X, y)  # 0.0, 1.0: labels
+    with pytest.raises(TypeError, match=r"whole numbers 0..1; .* targets of shape \(5, 2\)"):
+        net.loss(X, y[:, None] + 0.25)  # one column of other numbers: neither
 
 
 def test_boolean_labels_are_classes_0_and_1(backend):
@@ -290,8 +291,25 @@ def test_bad_targets_get_a_clear_error():
         net.loss(X, np.array([0, 1, 2]))
     with pytest.raises(ValueError, match="expected"):
         net.loss(X, np.ones((3, 5)))
-    with pytest.raises(TypeError, match="integer class labels"):
-        net.loss(X, np.array([0.0, 1.0, 1.0]))
+    with pytest.raises(TypeError, match="whole numbers 0..1; these float64 targets hold other"):
+        net.loss(X, np.array([0.0, 0.5, 1.0]))
+    with pytest.raises(TypeError, match="whole numbers 0..1; these float64 targets hold other"):
+        net.loss(X, np.array([0.0, np.nan, 1.0]))
+
+
+def test_labels_read_as_floats_are_labels(backend):
+    """Labels from pandas, a CSV or np.loadtxt come as 0.0, 1.0, 2.0 (a column, too): the
+    same network, loss, gradients and fit as integer labels."""
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(40, 3)), rng.integers(0, 3, size=40)
+    nets = [bpgpu.MLP([3, 4, 3], backend=backend, dtype="float64", seed=1) for _ in range(3)]
+    ys = [y, y.astype(np.float64), y.astype(np.float32).reshape(-1, 1)]
+    losses = [net.loss(X, t) for net, t in zip(nets, ys)]
+    grads = [[bpgpu.to_numpy(g) for g in net.gradients(X, t)] for net, t in zip(nets, ys)]
+    hist = [net.fit(X, t, epochs=2, batch_size=8).loss for net, t in zip(nets, ys)]
+    for k in (1, 2):
+        assert losses[k] == losses[0] and hist[k] == hist[0]
+        assert all(np.array_equal(a, b) for a, b in zip(grads[k], grads[0]))
 
 
 def test_soft_categorical_targets_get_exact_gradients(backend):

@@ -73,7 +73,7 @@ BAD_Y = [
     (np.array([0, 1, 2]), "4 samples but the targets have 3"),
     (np.array([0, 1, 3, 1]), r"labels must lie in 0..2"),
     (np.array([0, -1, 2, 1]), r"labels must lie in 0..2"),
-    (np.array([0.0, 1.0, 2.0, 1.0]), "integer class labels"),
+    (np.array([0.0, 1.5, 2.0, 1.0]), "whole numbers 0..2; these float64 targets hold other"),
     (np.ones((4, 5)), r"expected \(4, 3\)"),
     (np.array([[0.0, np.nan, 1.0]] * 4), "NaN or inf"),
     (np.array(["a", "b", "c", "d"]), r"real numbers.*np.unique\(y, return_inverse=True\)"),
