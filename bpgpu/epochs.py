@@ -116,9 +116,10 @@ def resume_run(net, model, st: Settings, opt, ckpt, fingerprint: dict | None):
         raise ModelFileError(
             f"{path}: the checkpoint's training section is not valid ({type(e).__name__}: {e})"
         ) from None
-    if start >= st.epochs:
+    if start > st.epochs:  # start == epochs: the fit is done, its result as it is
         raise ValueError(
-            f"the checkpoint is at epoch {start}; pass epochs > {start} to train further"
+            f"the checkpoint is at epoch {start}, past the epochs={st.epochs} asked for; "
+            f"pass epochs > {start} to train further (epochs={start}: its result)"
         )
     if saved_data is not None and fingerprint is not None and saved_data != fingerprint:
         raise ValueError(

@@ -290,6 +290,12 @@ def _stepper(model, run, dist, stop: _Stop):
 
 def _train(net, model, run, data, batches, st, opts, handle_interrupt, stop) -> History:
     """The epochs, Ctrl-C turned into a stop after the batch."""
+    if run.history.stopped_early or (run.start >= st.epochs and run.position is None):
+        # a checkpoint of a finished fit (early stopping ended it, or every epoch is
+        # done): the uninterrupted run trains no further, so neither does this one
+        log.info("bpgpu: the checkpoint's fit is finished (epoch %d); nothing to train", run.start)
+        run.history.interrupted = False
+        return run.history
     with interruptible(handle_interrupt) as flag:
         stop.flag = flag
         for epoch in range(run.start, st.epochs):

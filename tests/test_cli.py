@@ -51,6 +51,13 @@ def test_resume_continues_from_the_checkpoint(trained):
     )
     assert out.returncode == 0, out.stderr
     assert "epoch   3/3" in out.stdout and "epoch   1/3" not in out.stdout
+    # the same command again (the checkpoint is at epoch 3 now): its result, no epoch
+    out = run(
+        "train", "--epochs", "3", "--resume", str(d / "c.npz"), "-o", str(d / "s.npz"), "--no-plot"
+    )
+    assert out.returncode == 0, out.stderr
+    assert "nothing to train: the checkpoint's fit was finished (epoch 3)" in out.stdout
+    assert not any(line.startswith("epoch ") for line in out.stdout.splitlines())
 
 
 def test_evaluate_and_predict(trained, tmp_path):

@@ -229,8 +229,8 @@ def test_resume_refuses_changed_settings_and_other_networks(tmp_path):
         net.fit(X, y, epochs=4, optimizer="adam", resume=ckpt)
     with pytest.raises(ValueError, match="different network"):
         bpgpu.MLP([4, 9, 3], backend="numpy").fit(X, y, epochs=4, resume=ckpt)
-    with pytest.raises(ValueError, match="epochs > 2"):
-        net.fit(X, y, epochs=2, resume=ckpt)
+    with pytest.raises(ValueError, match="at epoch 2, past the epochs=1 asked for"):
+        net.fit(X, y, epochs=1, resume=ckpt)
 
 
 def test_resuming_from_a_model_file_says_it_is_not_a_checkpoint(tmp_path):
@@ -431,7 +431,7 @@ def test_a_refused_resume_leaves_the_network_as_it_was(tmp_path):
     other = X.copy()
     other[7, 2] += 1.0  # same rows, one value changed
     for call, match in (
-        (lambda: net.fit(X, y, epochs=3, resume=ckpt), "epochs > 3"),
+        (lambda: net.fit(X, y, epochs=2, resume=ckpt), "epochs > 3"),
         (lambda: net.fit(X[:-8], y[:-8], epochs=5, resume=ckpt), "other data.*112 rows"),
         (lambda: net.fit(other, y, epochs=5, resume=ckpt), "other data"),
         (lambda: net.fit(X, (y + 1) % 3, epochs=5, resume=ckpt), "other data"),
@@ -499,6 +499,36 @@ def test_resume_keeps_the_early_stopping_count(tmp_path):
     h = second.fit(X, y, epochs=40, resume=tmp_path / "c.npz", validation_data=(Xv, yv))
     assert h.epoch == h_full.epoch and h.stopped_early and h.best_epoch == h_full.best_epoch
     assert weights_equal(second.get_weights(), full.get_weights())
+
+
+class Count(bpgpu.Callback):
+    """The epochs whose end a fit reached."""
+
+    def __init__(self):
+        self.seen = []
+
+    def on_epoch_end(self, net, epoch, logs):
+        self.seen.append(epoch)
+
+
+def test_a_finished_fit_resumes_to_its_result_and_trains_no_further(tmp_path):
+    """Running the same script again on the checkpoint of a finished fit: one that early
+    stopping ended trained one more epoch (a history longer than the uninterrupted
+    run's), one that ran every epoch was refused. Both now give the fit's result."""
+    X, y = blobs(n=90)
+    Xv, yv = X[:30], (y[:30] + 1) % 3  # validation labels that disagree: val loss rises
+    kw = dict(batch_size=16, lr=0.1, validation_data=(Xv, yv), patience=3, seed=2)
+    for epochs in (40, 3):  # early stopping ends the first, the epochs the second
+        ckpt = tmp_path / f"c{epochs}.npz"
+        full = bpgpu.MLP([4, 8, 3], backend="numpy", dtype="float64")
+        h_full = full.fit(X, y, epochs=epochs, checkpoint=ckpt, **kw)
+        assert h_full.stopped_early == (epochs == 40)
+        count = Count()
+        again = bpgpu.MLP([4, 8, 3], backend="numpy", dtype="float64", seed=7)
+        h = again.fit(X, y, epochs=epochs, resume=ckpt, callbacks=[count], **kw)
+        assert count.seen == [] and h.epoch == h_full.epoch and h.val_loss == h_full.val_loss
+        assert h.stopped_early == h_full.stopped_early and h.best_epoch == h_full.best_epoch
+        assert weights_equal(again.get_weights(), full.get_weights())  # best ones restored
 
 
 def test_every_epoch_draws_a_new_batch_order(monkeypatch):
@@ -636,7 +666,7 @@ def test_a_learning_rate_schedule_resumes_where_it_stopped(tmp_path, backend):
     net = bpgpu.MLP([4, 6, 3], backend=backend, dtype="float64", seed=5)
     refused = optimizers.Adam(lr=0.05)
     with pytest.raises(ValueError, match="epochs > 2"):
-        net.fit(X, y, epochs=2, optimizer=refused, resume=ckpt)
+        net.fit(X, y, epochs=1, optimizer=refused, resume=ckpt)
     assert refused.lr == 0.05  # a refused resume leaves the user's object alone
     opt = run(net, 4, resume=ckpt)
     assert opt.lr == pytest.approx(0.05e-4)  # at 5e-4 after the checkpoint, two decays

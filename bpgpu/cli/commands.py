@@ -278,6 +278,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     print(f"model saved to {out}")
     if ckpt and not own_ckpt:
         os.remove(ckpt)  # the default checkpoint served this run only; the model has it all
+    elif ckpt and history.stopped_early:
+        print(f"checkpoint kept at {ckpt} (early stopping ended the fit: it trains no further)")
     elif ckpt:
         print(f"checkpoint kept at {ckpt} (to train further: --resume {ckpt} --epochs N)")
     if png:
@@ -304,7 +306,10 @@ def _report(net, history, parts, task, start: int, wall: float, info, patience) 
         print("no test part (--test-split 0): no test scores")
     epochs_run = len(history.epoch) - start
     rate = epochs_run * len(parts.X_train) / wall if wall > 0 else math.inf
-    print(f"trained {epochs_run} epochs in {wall:.2f} s ({rate:,.0f} samples/s)")
+    if epochs_run == 0:
+        print(f"nothing to train: the checkpoint's fit was finished (epoch {start})")
+    else:
+        print(f"trained {epochs_run} epochs in {wall:.2f} s ({rate:,.0f} samples/s)")
     if history.compile_time:
         print(f"of which compiling (XLA): {history.compile_time:.2f} s")
 
