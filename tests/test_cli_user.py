@@ -198,6 +198,9 @@ def test_regression_and_binary_classification_from_the_command_line(tmp_path, ca
         # the file first, not Python's "[Errno 2] No such file or directory: 'x.csv'"
         (["predict", "{model}", "nope.csv"], 1, "error: nope.csv: no such file or directory"),
         (["train", "--data", "nope.csv"], 1, "error: nope.csv: no such file or directory"),
+        # the command's name and its --help, not bpgpu's
+        (["check", "--dtypes", "float32"], 2, "bpgpu check: error: unrecognized arguments: "),
+        (["train", "--bogus"], 2, "unrecognized arguments: --bogus (see bpgpu train --help)"),
     ],
 )
 def test_user_errors_are_one_line_and_exit_2_or_1(args, code, message, tmp_path):

@@ -196,8 +196,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``bpgpu`` console script."""
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
-    if args.command != "bench" and extra:
-        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    if args.command != "bench" and extra:  # said by the command: `bpgpu check: error: ...`
+        commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+        commands.choices[args.command].error(f"unrecognized arguments: {' '.join(extra)}")
     args.extra = extra  # `bpgpu bench` hands its options to the benchmark runner
     logging.basicConfig(
         level=logging.INFO if getattr(args, "verbose", False) else logging.WARNING,
