@@ -246,6 +246,20 @@ class Model:
         r = self.layers[-1].activation.output_range
         return self.sizes[-1] > 1 or (math.isfinite(r.lo) and math.isfinite(r.hi))
 
+    def counts_classes(self, T: Any) -> bool:
+        """Whether accuracy means something for the validated targets ``T``: for a bounded
+        output layer (softmax, sigmoid, tanh, ...) as :meth:`has_accuracy` says; for an
+        unbounded one (identity, ReLU, ...) with several outputs only when every target
+        row is one-hot (class labels), never for regression targets (one device read)."""
+        if not self.has_accuracy():
+            return False
+        r = self.layers[-1].activation.output_range
+        if math.isfinite(r.lo) and math.isfinite(r.hi):
+            return True
+        xp = self.xp
+        one_hot = ((T == 0) | (T == 1)) & (xp.sum(T, axis=1, keepdims=True) == 1)
+        return bool(xp.all(one_hot))
+
     def labels(self, Y: Any) -> Any:
         """Class labels from outputs: argmax, or a threshold at mid-range for one unit
         (one program on a compiling backend, as :meth:`correct`)."""
@@ -275,9 +289,15 @@ class Model:
 
         return self.program(("split",), make)(X, T, keep, held)
 
-    def evaluate(self, X: Any, T: Any, chunk: int = 8192) -> tuple[float, float]:
+    def evaluate(
+        self, X: Any, T: Any, chunk: int = 8192, accuracy: bool | None = None
+    ) -> tuple[float, float]:
         """Mean loss and accuracy of validated device data, in chunks; one sync at the end.
-        On a compiling backend each chunk is one program (compiled once per shape)."""
+        On a compiling backend each chunk is one program (compiled once per shape).
+        ``accuracy``: whether the targets count classes (None: :meth:`counts_classes`);
+        NaN where they do not."""
+        if accuracy is None:
+            accuracy = self.counts_classes(T)
         xp, n = self.xp, X.shape[0]
         sums = self.program(("sums", tuple(self.layers), self.cost), self._chunk_sums)
         totals, rights = [], []
@@ -289,7 +309,7 @@ class Model:
             rights.append(right)
         total = totals[0] if len(totals) == 1 else xp.sum(xp.stack(totals))
         acc = math.nan
-        if self.has_accuracy():
+        if accuracy:
             acc = float(rights[0] if len(rights) == 1 else xp.sum(xp.stack(rights))) / n
         return float(total) / n, acc
 

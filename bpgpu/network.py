@@ -309,7 +309,8 @@ class MLP:
     @on_device
     def evaluate(self, X: Any, y: Any) -> dict[str, float]:
         """``{"loss": mean cost, "accuracy": fraction classified right}`` (accuracy is NaN
-        for one unbounded output, where classes are not defined)."""
+        where the targets are not classes: one unbounded output, or several unbounded
+        ones, identity say, with targets that are not one-hot rows or labels)."""
         X, step = self._rows(X)
         y, _ = self._rows(y, "y") if isinstance(y, (str, os.PathLike)) else (y, None)
         if step is None:

@@ -87,9 +87,12 @@ class StreamBatches(Batches):
 
     host_perm = True  # the epoch's order stays on the host: rows are gathered there
 
-    def __init__(self, model, X, T, rows, batch_size: int, sizes=None, chunk_bytes=None):
+    def __init__(
+        self, model, X, T, rows, batch_size: int, sizes=None, chunk_bytes=None, accuracy=True
+    ):
         chunk_bytes = CHUNK_BYTES if chunk_bytes is None else chunk_bytes  # read now
         self.model, self.X, self.T, self.index = model, X, T, rows
+        self.accuracy = accuracy and model.has_accuracy()  # labels of each chunk wanted
         n = len(rows) if rows is not None else X.shape[0]
         row_bytes = X.shape[1] * np.dtype(model.dtype).itemsize
         if sizes is None:
@@ -137,7 +140,7 @@ class StreamBatches(Batches):
         # second check would wait for the device once per chunk
         Xd = m.input(self._stage.to_device(Xh), checked=True)
         Td = m.targets(Th, Xd.shape[0], checked=True)
-        self._chunk = [Xd, Td, m.labels(Td) if m.has_accuracy() else None]
+        self._chunk = [Xd, Td, m.labels(Td) if self.accuracy else None]
         self._key = (perm, k)
         return self._chunk
 
@@ -156,8 +159,10 @@ def host_part(a: np.ndarray, rows) -> np.ndarray:
 
 
 def prepare(model, X, y, validation_split: float, seed: int, validation_data):
-    """``(X_val, T_val, (X, T, training rows))``: streamed data checked on the host in
-    chunks and left there; only a validation part comes to the device."""
+    """``(X_val, T_val, (X, T, training rows), accuracy)``: streamed data checked on the
+    host in chunks and left there; only a validation part comes to the device.
+    ``accuracy``: whether the targets count classes (:meth:`Model.counts_classes` of
+    every chunk)."""
     Xh, Th = open_host(X, "X"), open_host(y, "y")
     step = chunk_rows(Xh.shape[1] if Xh.ndim == 2 else 1)
     check_rows(Xh, model.sizes[0], step)
@@ -165,9 +170,11 @@ def prepare(model, X, y, validation_split: float, seed: int, validation_data):
     if Th.ndim == 0 or Th.shape[0] != n:
         got = Th.shape[0] if Th.ndim else "a scalar"
         raise ValueError(f"X has {n} samples but the targets have {got}; pass one per row of X")
+    accuracy = model.has_accuracy()
     for s in range(0, n, step):  # the targets' checks, a chunk at a time
         part = np.asarray(Th[s : s + step])
-        model.targets(part, part.shape[0])
+        Td = model.targets(part, part.shape[0])
+        accuracy = accuracy and model.counts_classes(Td)
     Xv = Tv = rows = None
     if validation_split:
         rows, held = split_indices(n, validation_split, seed)
@@ -180,7 +187,7 @@ def prepare(model, X, y, validation_split: float, seed: int, validation_data):
         Tv = model.targets(host_part(Th, held), Xv.shape[0])
     elif validation_data is not None:
         Xv, Tv = validation_arrays(model, validation_data)
-    return Xv, Tv, (Xh, Th, rows)
+    return Xv, Tv, (Xh, Th, rows), accuracy
 
 
 def validation_arrays(model, validation_data) -> tuple[Any, Any]:

@@ -47,8 +47,10 @@ def prepare_data(model, X, y, st: Settings, validation_data) -> Data:
     """Validate ``(X, y)``, move it to the device once, and take the validation part
     (streamed data: see :mod:`bpgpu.streaming`)."""
     if streaming.streamed(X) or streaming.streamed(y):
-        Xv, Tv, host = streaming.prepare(model, X, y, st.validation_split, st.seed, validation_data)
-        return Data(None, None, None, Xv, Tv, host=host)
+        Xv, Tv, host, accuracy = streaming.prepare(
+            model, X, y, st.validation_split, st.seed, validation_data
+        )
+        return Data(None, None, None, Xv, Tv, host=host, accuracy=accuracy)
     backend = model.backend
     Xd = model.input(X)
     Td = model.targets(y, Xd.shape[0])
@@ -63,8 +65,9 @@ def prepare_data(model, X, y, st: Settings, validation_data) -> Data:
         Xd, Td, Xv, Tv = model.split(Xd, Td, backend.asarray(keep), backend.asarray(held))
     elif validation_data is not None:
         Xv, Tv = streaming.validation_arrays(model, validation_data)
-    labels = model.labels(Td) if model.has_accuracy() else None
-    return Data(Xd, Td, labels, Xv, Tv)
+    accuracy = model.counts_classes(Td)  # not for regression targets
+    labels = model.labels(Td) if accuracy else None
+    return Data(Xd, Td, labels, Xv, Tv, accuracy=accuracy)
 
 
 # ---- fit ------------------------------------------------------------------------------
@@ -218,7 +221,9 @@ def _setup(net, model, X, y, kw, dist, validation_data, callbacks, checkpoint, r
         if dist is not None:  # each rank's stream: its share of every global batch
             sizes, rows = dist.batches(data.n, st.batch_size)
         if data.host is not None:
-            batches = streaming.StreamBatches(model, *data.host, st.batch_size, sizes=sizes)
+            batches = streaming.StreamBatches(
+                model, *data.host, st.batch_size, sizes=sizes, accuracy=data.accuracy
+            )
         else:
             batches = Batches(model.xp, arrays, st.batch_size, sizes=sizes)
         if rows is not None:

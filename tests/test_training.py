@@ -758,3 +758,30 @@ def test_a_callback_stops_a_fit_in_a_process_that_ignores_ctrl_c():
         signal.signal(signal.SIGINT, before)
     assert h.interrupted and h.epoch == []
     assert out["h"].interrupted and out["h"].epoch == [1]
+
+
+def test_regression_targets_have_no_accuracy_and_class_targets_keep_it(backend, tmp_path):
+    """Several unbounded outputs (identity) trained on numeric targets: the history and
+    evaluate said "accuracy 0.39" (the argmax of two regression targets); now NaN. The
+    same network on class labels, and a bounded output on any targets, keep it."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(96, 4))
+    Y = np.c_[X @ [1.0, 2.0, 3.0, 4.0], X @ [1.0, -1.0, 0.0, 2.0]]
+    y = (X[:, 0] > 0).astype(int)
+    np.save(tmp_path / "X.npy", X)
+    np.save(tmp_path / "Y.npy", Y)
+    kw = dict(epochs=2, batch_size=16, validation_split=0.25)
+    for data, classes in (
+        ((X, Y), False),
+        ((str(tmp_path / "X.npy"), str(tmp_path / "Y.npy")), False),  # streamed
+        ((X, y), True),
+        ((X, np.eye(2)[y]), True),  # one-hot rows are classes too
+    ):
+        net = bpgpu.MLP([4, 6, 2], output="identity", cost="quadratic", backend=backend)
+        h = net.fit(*data, **kw)
+        scores = [*h.accuracy, *h.val_accuracy, net.evaluate(*data)["accuracy"]]
+        assert all(math.isnan(a) != classes for a in scores), (data[1], scores)
+        assert all(math.isfinite(v) for v in [*h.loss, *h.val_loss])
+    bounded = bpgpu.MLP([4, 6, 2], output="sigmoid", cost="quadratic", backend=backend)
+    h = bounded.fit(X, (Y > 0).astype(float) * 0.8, **kw)  # two 0/1-like units: argmax
+    assert all(math.isfinite(a) for a in [*h.accuracy, *h.val_accuracy])
