@@ -81,6 +81,24 @@ class Model:
         ops = self.backend.ops
         return core.errors(ops, self.layers, self.cost, self.params, X, T, 1 / X.shape[0])[0]
 
+    def value_and_gradients(self, X: Any, T: Any, params: Sequence[Any]) -> tuple[Any, list]:
+        """The batch-mean cost (0-d) and its gradients at ``params``, in one forward and
+        backward pass (one program on a compiling backend): what a full-batch optimizer
+        (L-BFGS) asks at every point it tries."""
+        ops, layers, cost = self.backend.ops, self.layers, self.cost
+
+        def make():
+            def value_and_gradients(params, X, T):
+                grads, _, E, _ = core.backward(
+                    ops, layers, cost, params, X, T, 1 / X.shape[0], True
+                )
+                return E / X.shape[0], grads
+
+            return value_and_gradients
+
+        key = ("value_and_gradients", tuple(layers), cost)
+        return self.program(key, make)(params, X, T)
+
     def deltas(self, X: Any, T: Any) -> list:
         """Per-sample neuron errors ``D^l``, l = 1..L, eq. (7)-(9)."""
         return core.errors(self.backend.ops, self.layers, self.cost, self.params, X, T, 1.0)[1]

@@ -10,9 +10,11 @@ scikit-learn is an optional extra (``pip install 'bpgpu[sklearn]'``); importing 
 imports it. The training loop is scikit-learn's (epochs, ``tol`` and
 ``n_iter_no_change``, ``early_stopping`` on a stratified validation split, the
 ``learning_rate`` schedules, ``warm_start``, ``partial_fit``); each step is bpgpu's
-(:meth:`bpgpu.model.Model.step`), with the data on the device. What differs:
+(:meth:`bpgpu.model.Model.step`), with the data on the device. ``solver="lbfgs"`` is
+scipy's L-BFGS-B on the full batch, as scikit-learn's, with the loss and its gradient
+from bpgpu's forward and backward pass (:meth:`bpgpu.model.Model.value_and_gradients`).
+What differs:
 
-- ``solver="lbfgs"`` is refused (a full-batch quasi-Newton method, not what bpgpu runs);
 - the L2 penalty ``alpha`` enters each step as ``alpha / batch_size`` times ``W`` (so the
   last, shorter batch of an epoch gets the penalty of a full one);
 - Adam and momentum are PyTorch's rules (the same for a constant learning rate; Adam
@@ -20,7 +22,9 @@ imports it. The training loop is scikit-learn's (epochs, ``tol`` and
   initialisation (He for the ReLU family, Glorot otherwise);
 - ``sample_weight`` is not taken; sparse inputs are made dense on the device;
 - ``coefs_`` and ``intercepts_`` are copies of the network's weights in scikit-learn's
-  layout (``coefs_[i]`` is ``(n_in, n_out)``); assigning them sets the network's.
+  layout (``coefs_[i]`` is ``(n_in, n_out)``); assigning them sets the network's;
+- with several regression targets ``loss_`` sums the squared errors over them
+  (scikit-learn's reported loss averages over them, its gradient does not).
 """
 
 from __future__ import annotations
@@ -121,13 +125,8 @@ class _BPBase(BaseEstimator):
             isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n <= 0 for n in sizes
         ):
             raise ValueError(f"hidden_layer_sizes must be > 0, got {sizes}.")
-        if self.solver == "lbfgs":
-            raise ValueError(
-                "solver='lbfgs' is not supported by bpgpu (a full-batch quasi-Newton method); "
-                "use solver='adam' (the default) or 'sgd'"
-            )
-        if self.solver not in ("adam", "sgd"):
-            raise ValueError(f"solver must be 'adam' or 'sgd'; got {self.solver!r}")
+        if self.solver not in ("adam", "sgd", "lbfgs"):
+            raise ValueError(f"solver must be 'adam', 'sgd' or 'lbfgs'; got {self.solver!r}")
         if self.learning_rate not in ("constant", "invscaling", "adaptive"):
             raise ValueError(
                 f"learning_rate must be 'constant', 'invscaling' or 'adaptive'; got "
@@ -152,7 +151,7 @@ class _BPBase(BaseEstimator):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, (int, float, np.number)) or not v > 0:
                 raise ValueError(f"{name} must be > 0; got {v!r}")
-        for name in ("max_iter", "n_iter_no_change"):
+        for name in ("max_iter", "n_iter_no_change", "max_fun"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
                 raise ValueError(f"{name} must be an integer >= 1; got {v!r}")
@@ -216,7 +215,10 @@ class _BPBase(BaseEstimator):
         self._random_state = check_random_state(self.random_state)
         if first_pass:
             self._initialize([X.shape[1], *hidden, self.n_outputs_])
-        self._fit_stochastic(X, y, T, incremental)
+        if self.solver == "lbfgs":
+            self._fit_lbfgs(X, T)
+        else:
+            self._fit_stochastic(X, y, T, incremental)
         if not self._net.model.finite():
             raise ValueError(
                 "Solver produced non-finite parameter weights. The input data may contain "
@@ -243,9 +245,11 @@ class _BPBase(BaseEstimator):
         )
         self.n_iter_ = 0
         self.t_ = 0
+        self._opt = self._opt_state = None
+        if self.solver == "lbfgs":  # no epochs: no curve, no early stopping
+            return
         self.loss_curve_ = []
         self._no_improvement_count = 0
-        self._opt = self._opt_state = None
         if self.early_stopping:
             self.validation_scores_ = []
             self.best_validation_score_ = -np.inf
@@ -347,6 +351,75 @@ class _BPBase(BaseEstimator):
         if early and getattr(self, "_best_params", None) is not None:
             net.model.params = self._best_params
             self._best_params = None
+
+    def _lbfgs_objective(self, Xd, Td):
+        """``fun(theta) -> (loss, gradient)`` for ``scipy.optimize.minimize``: ``theta``
+        the parameters flattened in ``get_weights`` order (float64, on the host), the loss
+        the batch-mean cost of the device data ``(Xd, Td)`` plus ``alpha / 2 |W|^2 / n``
+        (scikit-learn's), and its gradient from one forward and backward pass on the
+        device; and ``unpack(theta)``, the parameters as device arrays."""
+        model = self._net.model
+        be, n = model.backend, Xd.shape[0]
+        shapes = [tuple(p.shape) for p in model.params]
+        ends = np.cumsum([math.prod(s) for s in shapes])
+        weights = [i for i, s in enumerate(shapes) if len(s) == 2]  # the L2 term's W
+
+        def unpack(theta):
+            return [
+                be.asarray(
+                    np.ascontiguousarray(theta[e - math.prod(s) : e]).reshape(s), model.dtype
+                )
+                for s, e in zip(shapes, ends)
+            ]
+
+        def fun(theta):
+            E, grads = model.value_and_gradients(Xd, Td, unpack(theta))
+            grads = [be.to_numpy(g).astype(np.float64) for g in grads]
+            parts = np.split(theta, ends[:-1])
+            penalty = 0.0
+            for i in weights:
+                penalty += float(parts[i] @ parts[i])
+                grads[i] = grads[i] + self.alpha / n * parts[i].reshape(shapes[i])
+            loss = float(E) + 0.5 * self.alpha * penalty / n
+            return loss, np.concatenate([g.reshape(-1) for g in grads])
+
+        return fun, unpack
+
+    def _fit_lbfgs(self, X, T) -> None:
+        """Full-batch L-BFGS (``scipy.optimize``'s L-BFGS-B, as ``MLPClassifier``'s
+        ``solver="lbfgs"``): ``max_iter`` iterations, ``max_fun`` loss evaluations,
+        ``tol`` on the projected gradient; the data stay on the device, the parameters
+        cross to the host and back at each evaluation."""
+        from scipy.optimize import minimize
+
+        model = self._net.model
+        be = model.backend
+        with be.context():
+            Xd, Td = model.input(X), model.targets(T, X.shape[0])
+            fun, unpack = self._lbfgs_objective(Xd, Td)
+            theta = np.concatenate(
+                [be.to_numpy(p).astype(np.float64).ravel() for p in model.params]
+            )
+            res = minimize(
+                fun,
+                theta,
+                method="L-BFGS-B",
+                jac=True,
+                options={"maxfun": self.max_fun, "maxiter": self.max_iter, "gtol": self.tol},
+            )
+            model.params = unpack(res.x)
+        self.n_iter_ = int(res.nit)
+        self.loss_ = float(res.fun)
+        if self.verbose:
+            print(f"lbfgs: {res.nit} iterations, {res.nfev} evaluations, loss = {res.fun:.8f}")
+        if res.status != 0:
+            warnings.warn(
+                f"lbfgs did not converge in {res.nit} iteration(s) (status {res.status}: "
+                f"{res.message}); raise max_iter (now {self.max_iter}) or max_fun (now "
+                f"{self.max_fun}), or scale the data",
+                ConvergenceWarning,
+                stacklevel=3,
+            )
 
     def _slow_down(self, early: bool) -> bool:
         """``n_iter_no_change`` epochs without improvement: adaptive SGD divides the
@@ -505,12 +578,14 @@ class BPClassifier(ClassifierMixin, _BPBase):
 
     def predict_proba(self, X) -> np.ndarray:
         """Class probabilities, ``(n_samples, n_classes)``; one column per label for
-        multilabel targets."""
-        Y = self._forward(X)
+        multilabel targets. Strictly between 0 and 1, as a sigmoid's and a softmax's are:
+        an output that rounded to 0 or 1 (logits past +-37 in float64) is moved to the
+        nearest float inside, so ``predict_log_proba`` stays finite."""
+        Y, top = self._forward(X), np.nextafter(1.0, 0.0)
         if self.n_outputs_ == 1 and not self._multilabel():
-            p = Y.ravel()
+            p = np.clip(Y.ravel(), 1 - top, top)  # 1 - p inside too
             return np.vstack([1 - p, p]).T
-        return Y
+        return np.clip(Y, np.finfo(np.float64).tiny, top)
 
     def predict_log_proba(self, X) -> np.ndarray:
         """``log(predict_proba(X))``."""

@@ -26,6 +26,7 @@ from bpgpu.sklearn import BPClassifier, BPRegressor  # noqa: E402
 
 BACKENDS = ["numpy"] + [b for b in ("torch", "jax") if importlib.util.find_spec(b)]
 ESTIMATORS = [cls(backend=b) for b in BACKENDS for cls in (BPClassifier, BPRegressor)]
+ESTIMATORS += [cls(solver="lbfgs", backend="numpy") for cls in (BPClassifier, BPRegressor)]
 
 
 @parametrize_with_checks(ESTIMATORS)
@@ -95,6 +96,22 @@ def test_non_contiguous_integer_classes_binary_and_multilabel():
     assert (multi.predict(X) == Y).mean() > 0.9
 
 
+def test_probabilities_stay_inside_zero_one_when_the_outputs_saturate():
+    """Weights large enough that a sigmoid or softmax rounds to exactly 0 or 1: the
+    probabilities stay strictly inside, so their logarithms are finite (scikit-learn's
+    multilabel check failed on an L-BFGS fit)."""
+    X, y = scaled(load_iris)
+    Ys = {"binary": y == 0, "multiclass": y, "multilabel": np.column_stack([y == 0, y > 0])}
+    for kind, Y in Ys.items():
+        est = BPClassifier(max_iter=2, random_state=0).fit(X, Y)
+        est.coefs_ = [1e3 * w for w in est.coefs_]  # logits in the thousands
+        P = est.predict_proba(X)
+        assert np.all((P > 0) & (P < 1)), kind
+        assert np.all(np.isfinite(est.predict_log_proba(X))), kind
+        if kind != "multilabel":
+            np.testing.assert_allclose(P.sum(axis=1), 1.0, rtol=1e-15)
+
+
 def test_multi_output_regression():
     X, y = scaled(load_diabetes)
     Y = np.column_stack([y, -2 * y]) / y.std()
@@ -141,11 +158,48 @@ def test_early_stopping_partial_fit_warm_start_and_schedules():
     assert ada._opt.lr < 0.001  # divided by 5 when the loss stopped improving by tol
 
 
-def test_lbfgs_is_refused_with_a_message():
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("task", ["classifier", "regressor"])
+def test_lbfgs_takes_mlpclassifiers_steps_from_the_same_start(task, backend):
+    """solver="lbfgs" (it was refused): from the same weights, the same iterations as
+    scikit-learn's own (its loss with the L2 term, its gradient, scipy's L-BFGS-B)."""
+    if task == "classifier":
+        (X, y), ours, theirs = scaled(load_iris), BPClassifier, MLPClassifier
+    else:
+        (X, y), ours, theirs = scaled(load_diabetes), BPRegressor, MLPRegressor
+        y = y / y.std()
+    kw = dict(solver="lbfgs", hidden_layer_sizes=(10,), random_state=0, warm_start=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        a = ours(max_iter=1, backend=backend, **kw).fit(X, y)  # its initial weights, and
+        b = theirs(max_iter=1, **kw).fit(X, y)  # scikit-learn's state, given ours
+        b.coefs_, b.intercepts_ = a.coefs_, a.intercepts_
+        for est in (a, b):
+            est.set_params(max_iter=25).fit(X, y)
+    assert a.n_iter_ == b.n_iter_ == 25 and not hasattr(a, "loss_curve_")
+    assert a.loss_ == pytest.approx(b.loss_, rel=1e-9)
+    for mine, its in zip([*a.coefs_, *a.intercepts_], [*b.coefs_, *b.intercepts_]):
+        np.testing.assert_allclose(mine, its, rtol=1e-6, atol=1e-9)
+    np.testing.assert_allclose(a.predict(X), b.predict(X), rtol=1e-6, atol=1e-9)
+    assert not hasattr(a, "partial_fit")  # not a stochastic solver, as scikit-learn says
+
+
+def test_lbfgs_objective_is_the_loss_and_its_gradient():
+    from scipy.optimize import check_grad
+
     X, y = scaled(load_iris)
-    with pytest.raises(ValueError, match="lbfgs.*not supported.*'adam'"):
-        BPClassifier(solver="lbfgs").fit(X, y)
-    assert not hasattr(BPClassifier(solver="lbfgs"), "partial_fit")
+    est = BPClassifier(solver="lbfgs", alpha=0.1, hidden_layer_sizes=(4,), max_iter=3)
+    with pytest.warns(ConvergenceWarning, match="lbfgs did not converge in 3 iteration"):
+        est.fit(X, y)
+    model = est._net.model
+    fun, _ = est._lbfgs_objective(model.input(X), model.targets(y, len(y)))
+    theta = np.concatenate([w.ravel() for w in est._net.get_weights()])
+    W = est.coefs_
+    penalty = 0.5 * 0.1 * sum(float((w * w).sum()) for w in W) / len(y)
+    assert fun(theta)[0] == pytest.approx(est._net.loss(X, y) + penalty, rel=1e-12)
+    assert fun(theta)[0] == pytest.approx(est.loss_, rel=1e-12)  # where it stopped
+    g = fun(theta)[1]
+    assert check_grad(lambda t: fun(t)[0], lambda t: fun(t)[1], theta) < 1e-6 * np.linalg.norm(g)
 
 
 def test_pipeline_grid_search_cross_validation_and_clone():
