@@ -68,15 +68,19 @@ class Distributed:
             parts.append(order[s + lo : s + hi])
         return np.concatenate(parts)
 
-    def agree(self, what: str, value: Any) -> None:
-        """Refuse, on every rank, a ``value`` that is not the same on all of them."""
-        values = self.comm.allgather(value)
-        for r, v in enumerate(values):
-            if v != values[0]:
-                raise ValueError(
-                    f"rank {r} passed other {what} than rank 0; every rank must pass the same "
-                    f"data, network and settings to a data-parallel fit"
-                )
+    def agree(self, parts: dict[str, Any]) -> None:
+        """Refuse, on every rank, ``parts`` (the data, the network, the settings, by name)
+        that are not the same on all of them, naming the first that differs and how."""
+        gathered = self.comm.allgather(parts)
+        for r, theirs in enumerate(gathered):
+            for name, value in theirs.items():
+                first = gathered[0][name]
+                if value != first:
+                    raise ValueError(
+                        f"rank {r} passed other {name} than rank 0 ({_difference(value, first)}); "
+                        "every rank must pass the same data, network and settings to a "
+                        "data-parallel fit"
+                    )
 
     def check(self, error: BaseException | None) -> None:
         """Collective: when any rank failed (``error``), raise on every rank with the
@@ -169,3 +173,12 @@ def describe(comm: Any, backend) -> str:
     mine = f"rank {comm.Get_rank()}: {backend.name} on {info['device']}; gradients summed by {way}"
     ranks = comm.allgather(mine)
     return f"MPI: {library}; {comm.Get_size()} ranks\n" + "\n".join(ranks)
+
+
+def _difference(mine: Any, rank0: Any) -> str:
+    """What differs between two records (dicts: the first key, recursively), shortly."""
+    if isinstance(mine, dict) and isinstance(rank0, dict):
+        for key in sorted(set(mine) | set(rank0), key=str):
+            if mine.get(key) != rank0.get(key):
+                return f"{key}: {_difference(mine.get(key), rank0.get(key))}"
+    return f"{mine!r:.80} vs {rank0!r:.80}"

@@ -138,7 +138,7 @@ def fit(
     if dist is not None:  # refused on one rank: refused on all, with that rank's message
         dist.check(error)
         st, data, batches, run, callbacks = setup
-        dist.agree("data, network or settings", (run.data, net.config(), st.__dict__))
+        dist.agree({"data": run.data, "network": net.config(), "settings": st.__dict__})
     st, data, batches, run, callbacks = setup
     if verbose and (dist is None or dist.root):  # one line per epoch, from rank 0
         callbacks = [*callbacks, PrintEpochs(st.epochs)]

@@ -161,7 +161,26 @@ try:
     raise AssertionError("different data on one rank were not refused")
 except ValueError as e:
     assert "every rank must pass the same" in str(e), e
+    assert "passed other data than rank 0 (fingerprint: " in str(e), e
 assert all(np.array_equal(a, b) for a, b in zip(probe.get_weights(), before))
+
+# other settings, or another network, on one rank: named, with both values
+last = comm.Get_size() - 1
+for kw, said in (
+    ({"batch_size": 16 + (rank == last)}, f"other settings than rank 0 (batch_size: {17} vs 16)"),
+    ({"patience": 3 if rank == last else None}, "(patience: 3 vs None)"),
+):
+    try:
+        probe.fit(X, y, epochs=1, comm=comm, **kw)
+        raise AssertionError(f"{kw} differing on one rank was not refused")
+    except ValueError as e:
+        assert f"rank {last} passed " in str(e) and said in str(e), e
+wider = bpgpu.MLP([5, 9 + (rank == last), 3], backend="numpy", seed=3)
+try:
+    wider.fit(X, y, epochs=1, comm=comm)
+    raise AssertionError("another network on one rank was not refused")
+except ValueError as e:
+    assert "other network than rank 0 (sizes: [5, 10, 3] vs [5, 9, 3])" in str(e), e
 
 # an argument refused on one rank only is refused on all, with its message
 bad = 16 if rank == 0 else 0
