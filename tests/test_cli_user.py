@@ -378,3 +378,24 @@ def test_classification_of_numbers_with_fractions_is_refused(tmp_path, capsys):
     data = write_csv(tmp_path / "c.csv", X, [f"{v}.0" for v in (X[:, 0] > 0).astype(int)])
     assert main("train", "--data", data, "-o", tmp_path / "m.npz", *FAST) == 0
     assert "classification: 2 classes found in all the data (0, 1)" in capsys.readouterr().out
+
+
+def test_one_hot_targets_are_classes_as_their_labels_are(tmp_path, capsys):
+    """An .npz whose y is one-hot rows (as Keras users keep them) trained a 10-target
+    regression; now the classification its labels give, epoch for epoch."""
+    X, y = blobs()
+    np.savez(tmp_path / "labels.npz", X=X, y=y)
+    np.savez(tmp_path / "onehot.npz", X=X, y=np.eye(3)[y])  # floats, as np.eye gives
+    lines = {}
+    for name in ("labels", "onehot"):
+        args = ["--data", tmp_path / f"{name}.npz", "-o", tmp_path / f"{name}.m.npz"]
+        assert main("train", *args, *FAST) == 0
+        lines[name] = capsys.readouterr().out.splitlines()
+    assert lines["onehot"][0].startswith("classification: 3 classes, one per column")
+    epochs = [[x for x in lines[k] if x.startswith("epoch ")] for k in lines]
+    assert epochs[0] and [x[:-6] for x in epochs[0]] == [x[:-6] for x in epochs[1]]  # not times
+    assert main("evaluate", tmp_path / "onehot.m.npz", "--subset", "test") == 0
+    assert "accuracy" in capsys.readouterr().out
+    args = ["--data", tmp_path / "onehot.npz", "--task", "regression", "-o", tmp_path / "r.npz"]
+    assert main("train", *args, *FAST) == 0  # asked for: numeric targets stay numbers
+    assert capsys.readouterr().out.startswith("regression: 3 numeric target(s)")

@@ -457,7 +457,8 @@ def add_commands(sub, common) -> None:
         help="train an MLP (default: the embedded digits)",
         description="Train an MLP and save it. The defaults train 64-256-10 ReLU/softmax with "
         "Adam on the embedded 8x8 digits. Classes are taken from all the data (train and "
-        "test); numeric targets that are not class labels train a regression (identity "
+        "test; one-hot rows: a class per column); numeric targets that are not class labels "
+        "train a regression (identity "
         "output, quadratic cost); --output-activation sigmoid trains one unit for two classes.",
     )
     add_data_options(t)

@@ -183,6 +183,14 @@ class Task:
         """Labels as the network takes them: class indices, 0/1, or the values."""
         if self.kind == "regression":
             return y.astype(np.float64)
+        if y.ndim == 2:  # one-hot rows: their column is the label
+            labels = one_hot_labels(y)
+            if labels is None:
+                raise ValueError(
+                    f"the targets have shape {y.shape} and are not one-hot rows; a "
+                    "classification takes one label per sample, or one-hot rows"
+                )
+            y = labels
         index = {c: i for i, c in enumerate(self.classes)}
         codes = np.array([index[v] for v in y.tolist()], dtype=np.int64)
         return codes.astype(np.float64) if self.kind == "binary" else codes
@@ -201,10 +209,33 @@ class Task:
         return cls(rec["task"], rec.get("classes"), int(rec.get("outputs", 1)))
 
 
+def one_hot_labels(y: np.ndarray) -> np.ndarray | None:
+    """The labels (column indices) of one-hot rows (2-D, two or more columns, each row
+    one 1 and zeros), or None where ``y`` is not that."""
+    if y.ndim != 2 or y.shape[1] < 2 or y.dtype.kind not in "biuf" or not y.size:
+        return None
+    if not (np.all((y == 0) | (y == 1)) and np.all(y.sum(axis=1) == 1)):
+        return None
+    return np.argmax(y, axis=1)
+
+
 def find_task(task: str, output: str | None, ys: list[np.ndarray]) -> tuple[Task, str]:
     """The task and a line that says what was found, from *all* the data's targets
-    (train and test), so a class seen only in one part is still a class."""
+    (train and test), so a class seen only in one part is still a class. One-hot rows
+    are classes (one per column) unless the task is regression."""
     y = np.concatenate([np.asarray(v) for v in ys]) if len(ys) > 1 else np.asarray(ys[0])
+    labels = one_hot_labels(y) if task != "regression" else None
+    if labels is not None:
+        k = y.shape[1]
+        line = f"classification: {k} classes, one per column of the one-hot targets (0..{k - 1})"
+        if output == "sigmoid" and k == 2:
+            return Task("binary", [0, 1], 1), line + "; one sigmoid unit: 1 means 1"
+        if output == "sigmoid":
+            raise ValueError(
+                f"--output-activation sigmoid is one unit for two classes; the data have "
+                f"{k}: use softmax (the default)"
+            )
+        return Task("classification", list(range(k)), k), line
     if task == "auto":
         integral = y.dtype.kind in "iub" or y.dtype.kind in "US"
         task = "classification" if y.ndim == 1 and integral else "regression"
