@@ -103,7 +103,12 @@ class Backend:
         array on another device is refused with the fix in the message.
         """
         host = isinstance(a, np.ndarray) or library(a) in ("builtins", "array_api_strict")
-        if not self.owns(a) and (host or location(a) == ("cpu", None)):
+        # a subclass of NumPy's (np.matrix, a masked array) is read as a plain array even
+        # on the NumPy backend: its own operators mean other things
+        odd = type(a) is not np.ndarray and not isinstance(a, np.memmap)
+        if (isinstance(a, np.ndarray) and odd) or (
+            not self.owns(a) and (host or location(a) == ("cpu", None))
+        ):
             return self.asarray(_numeric_host(a, what), dtype)
         where = location(a)
         if self.owns(a) or where == self.where:
@@ -307,10 +312,22 @@ def _numeric_host(a: Any, what: str) -> np.ndarray:
     """``a`` as a host NumPy array of real numbers, or a TypeError/ValueError that says so."""
     if a is None:
         raise TypeError(f"got None for {what}; pass an array of real numbers")
+    if isinstance(a, np.ma.MaskedArray):  # its data would be read, masked values and all
+        masked = int(np.ma.count_masked(a))
+        if masked:
+            raise ValueError(
+                f"{what} is a masked array with {masked} masked value(s); fill them "
+                f"({what}.filled(value)) or drop those rows first"
+            )
+        a = a.data
     try:
         h = to_host(a)
     except (ValueError, TypeError) as e:  # ragged lists, objects NumPy cannot read
         raise ValueError(f"{what} could not be read as a numeric array ({e})") from None
+    if type(h) is not np.ndarray and not isinstance(h, np.memmap):
+        h = np.asarray(h)  # np.matrix and other subclasses: a plain array of the same data
+    if h.dtype.kind == "V" and h.dtype.name.startswith(("bfloat16", "float8", "float4")):
+        return h.astype(np.float32)  # JAX's and ml_dtypes' small floats: exact in float32
     if h.dtype.kind not in "biuf":
         raise _not_numeric(what, h.dtype)
     if h.dtype == np.float16:  # exactly a float32; the standard (array-api-strict) has no
@@ -325,7 +342,11 @@ def to_host(a: Any) -> np.ndarray:
     if compat.is_cupy_array(a):
         return a.get()
     if compat.is_torch_array(a):
-        return a.detach().cpu().numpy()
+        t = a.detach().cpu()
+        try:
+            return t.numpy()
+        except TypeError:  # bfloat16 and the float8s have no NumPy dtype: float32 holds them
+            return t.float().numpy()
     if compat.is_jax_array(a):
         return np.asarray(a)
     if compat.is_array_api_obj(a) and not compat.is_numpy_array(a):

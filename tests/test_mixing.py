@@ -151,3 +151,30 @@ def test_host_data_of_any_real_dtype_gives_the_float64_results(dtype, backend):
     y = rng.integers(0, 3, size=24).astype(np.uint8)
     net = bpgpu.MLP([6, 5, 3], backend=backend, dtype="float64", seed=0)
     assert net.evaluate(X, y) == net.evaluate(X.astype(np.float64), y.astype(np.int64))
+
+
+@pytest.mark.filterwarnings("ignore:the matrix subclass:PendingDeprecationWarning")
+def test_numpy_subclasses_and_small_floats_come_in_as_their_numbers(backend):
+    """np.matrix (whose operators multiply matrices), a masked array (whose data hold
+    the masked values), bfloat16 from torch or JAX: read as plain arrays of the values,
+    or refused saying why. They failed deep inside (matrix.max() and keepdims; a
+    broadcast error; "unsupported ScalarType BFloat16"; "dtype bfloat16: pass real
+    numbers")."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(8, 3))
+    y = np.array([0, 1] * 4)
+    net = bpgpu.MLP([3, 4, 2], backend=backend, dtype="float64", seed=0)
+    want = bpgpu.to_numpy(net.forward(X))
+    for same in (np.matrix(X), np.ma.masked_array(X)):
+        np.testing.assert_array_equal(bpgpu.to_numpy(net.forward(same)), want)
+        assert net.loss(same, np.matrix(y).T) == net.loss(X, y)
+    with pytest.raises(ValueError, match="X is a masked array with 3 masked value"):
+        net.forward(np.ma.masked_array(X, mask=X > 1))
+    small = X.astype(np.float32)  # bfloat16 keeps fewer digits: compare with its values
+    for lib in ("torch", "jax.numpy"):
+        mod = pytest.importorskip(lib)
+        half = mod.asarray(small, dtype=mod.bfloat16)
+        exact = np.asarray(mod.asarray(half, dtype=mod.float32))
+        np.testing.assert_array_equal(
+            bpgpu.to_numpy(net.forward(half)), bpgpu.to_numpy(net.forward(exact))
+        )
