@@ -324,6 +324,11 @@ def _numeric_host(a: Any, what: str) -> np.ndarray:
         h = to_host(a)
     except (ValueError, TypeError) as e:  # ragged lists, objects NumPy cannot read
         raise ValueError(f"{what} could not be read as a numeric array ({e})") from None
+    if h.dtype == object and hasattr(a, "to_numpy"):  # pandas' nullable Float64, Int64
+        try:
+            h = a.to_numpy(dtype=np.float64, na_value=np.nan)  # pd.NA: NaN, refused later
+        except (TypeError, ValueError):
+            pass  # text: the error below says what to do
     if type(h) is not np.ndarray and not isinstance(h, np.memmap):
         h = np.asarray(h)  # np.matrix and other subclasses: a plain array of the same data
     if h.dtype.kind == "V" and h.dtype.name.startswith(("bfloat16", "float8", "float4")):

@@ -178,3 +178,19 @@ def test_numpy_subclasses_and_small_floats_come_in_as_their_numbers(backend):
         np.testing.assert_array_equal(
             bpgpu.to_numpy(net.forward(half)), bpgpu.to_numpy(net.forward(exact))
         )
+
+
+def test_pandas_nullable_columns_come_in_as_numbers(backend):
+    """pandas' Float64 and Int64 columns read as object arrays ("X has dtype object");
+    they are numbers, and a missing value (pd.NA) is refused as NaN is."""
+    pd = pytest.importorskip("pandas")
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(12, 3)), rng.integers(0, 2, size=12)
+    net = bpgpu.MLP([3, 4, 2], backend=backend, dtype="float64", seed=0)
+    df = pd.DataFrame(X).astype("Float64")
+    assert net.loss(df, pd.Series(y).astype("Int64")) == net.loss(X, y)
+    df.iloc[2, 1] = pd.NA
+    with pytest.raises(ValueError, match="X contains NaN or inf"):
+        net.loss(df, y)
+    with pytest.raises(TypeError, match="targets has dtype object; pass real numbers"):
+        net.loss(X, pd.Series(["a", "b"] * 6))  # text stays refused, saying what to do
