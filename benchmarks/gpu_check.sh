@@ -24,9 +24,11 @@
 # device's Python (3.12; a wheel built for another Python stops pip):
 #   pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
 #       --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 -d .whl \
-#       array-api-compat array-api-strict 'setuptools>=77' mpich==5.0.2
-# (14 MB; carry .whl/ along). CuPy, NumPy, torch, JAX, mpi4py, pytest, hypothesis, tqdm
-# and threadpoolctl must already be there (the device image has them). Each wheel is
+#       array-api-compat array-api-strict 'setuptools>=77' mpich==5.0.2 \
+#       scikit-learn==1.9.1 joblib threadpoolctl
+# (23 MB; carry .whl/ along; scikit-learn for the estimators' GPU test, its SciPy comes
+# with JAX). CuPy, NumPy, SciPy, torch, JAX, mpi4py, pytest, hypothesis and tqdm must
+# already be there (the device image has them). Each wheel is
 # installed on its own, so one that does not fit costs only itself (said in summary.txt);
 # MPICH's only where the image has no working MPI (no mpiexec, or mpi4py loads none).
 #

@@ -184,6 +184,26 @@ def test_lbfgs_takes_mlpclassifiers_steps_from_the_same_start(task, backend):
     assert not hasattr(a, "partial_fit")  # not a stochastic solver, as scikit-learn says
 
 
+def test_the_estimators_fit_alike_on_every_backend(backend):
+    """The same fits on every backend, the GPU ones included (scikit-learn's suite above
+    runs on NumPy, torch and JAX only): weights and outputs equal NumPy's in float64."""
+    X, y = scaled(load_iris)
+    kw = dict(hidden_layer_sizes=(8,), random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        for est, target, more in (
+            (BPClassifier, y, dict(max_iter=5)),
+            (BPClassifier, y, dict(solver="lbfgs", max_iter=10)),
+            (BPRegressor, X[:, 0], dict(solver="sgd", max_iter=5)),
+        ):
+            ref = est(backend="numpy", **kw, **more).fit(X[:, 1:], target)
+            got = est(backend=backend.name, **kw, **more).fit(X[:, 1:], target)
+            assert got._net.backend.name == backend.name and got.n_iter_ == ref.n_iter_
+            for a, b in zip([*got.coefs_, *got.intercepts_], [*ref.coefs_, *ref.intercepts_]):
+                np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12)
+            np.testing.assert_allclose(got.predict(X[:, 1:]), ref.predict(X[:, 1:]), rtol=1e-9)
+
+
 def test_lbfgs_objective_is_the_loss_and_its_gradient():
     from scipy.optimize import check_grad
 
