@@ -246,8 +246,11 @@ class _BPBase(BaseEstimator):
         self.n_iter_ = 0
         self.t_ = 0
         self._opt = self._opt_state = None
-        if self.solver == "lbfgs":  # no epochs: no curve, no early stopping
-            return
+        if self.solver != "lbfgs":  # L-BFGS has no epochs: no curve, no early stopping
+            self._init_epochs()
+
+    def _init_epochs(self) -> None:
+        """The stochastic solvers' loss curve and early-stopping state, from scratch."""
         self.loss_curve_ = []
         self._no_improvement_count = 0
         if self.early_stopping:
@@ -260,6 +263,8 @@ class _BPBase(BaseEstimator):
             self.best_validation_score_ = None
 
     def _fit_stochastic(self, X, y, T, incremental: bool) -> None:
+        if not hasattr(self, "loss_curve_"):  # warm from an L-BFGS fit: epochs start here
+            self._init_epochs()
         if self.early_stopping and incremental:
             raise ValueError("partial_fit does not support early_stopping=True")
         early = self.early_stopping

@@ -204,6 +204,21 @@ def test_the_estimators_fit_alike_on_every_backend(backend):
             np.testing.assert_allclose(got.predict(X[:, 1:]), ref.predict(X[:, 1:]), rtol=1e-9)
 
 
+def test_warm_start_goes_on_across_solvers():
+    """L-BFGS, then Adam from its weights (its loss curve starts there), then L-BFGS."""
+    X, y = scaled(load_iris)
+    est = BPClassifier(solver="lbfgs", warm_start=True, max_iter=20, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        est.fit(X, y)
+        before = est.coefs_
+        est.set_params(solver="adam", max_iter=3).fit(X, y)
+        assert len(est.loss_curve_) == 3 and est.n_iter_ == 23
+        assert np.abs(est.coefs_[0] - before[0]).max() < 0.01  # three small steps from there
+        est.set_params(solver="lbfgs").fit(X, y)
+    assert est.n_iter_ <= 3 and est.score(X, y) > 0.9
+
+
 def test_lbfgs_objective_is_the_loss_and_its_gradient():
     from scipy.optimize import check_grad
 
