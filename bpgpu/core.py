@@ -67,11 +67,27 @@ def gradients(ops, layers, params, Xs: list, Ys: list, D: Any, G: Any) -> tuple[
     return grads, deltas
 
 
-def output(ops, layers, cost, params, Xs: list, T: Any, scale: float, loss: bool):
+def output(ops, layers, cost, params, Xs: list, T: Any, scale: float, loss: bool, weights=None):
     """Output ``Y^L``, the summed cost (None unless ``loss``), and ``scale`` times the
-    output error ``D`` (9), or for a learnable output activation ``G = dE/dY``."""
+    output error ``D`` (9), or for a learnable output activation ``G = dE/dY``.
+
+    ``weights``: one per row (scikit-learn's ``sample_weight``): each row's error is
+    multiplied by its weight over the batch's total weight (which takes the place of
+    ``1/B``: pass ``scale`` without it), and the cost is ``B`` times the weighted mean
+    (so that summed over batches and divided by the rows it is the weighted loss)."""
     top = layers[-1]
-    return cost.train_output(ops, top.activation, Xs[-1], T, top.unpack(params)[2], loss, scale)
+    a = top.unpack(params)[2]
+    if weights is None:
+        return cost.train_output(ops, top.activation, Xs[-1], T, a, loss, scale)
+    xp = ops.xp
+    Y, _, D, G = cost.train_output(ops, top.activation, Xs[-1], T, a, False, scale)
+    share = weights / xp.sum(weights)
+    col = xp.reshape(share, (-1, 1))
+    E = None
+    if loss:
+        per_row = cost.per_sample(xp, top.activation, Xs[-1], Y, T)
+        E = Xs[-1].shape[0] * xp.sum(share * per_row)
+    return Y, E, None if D is None else D * col, None if G is None else G * col
 
 
 def errors(ops, layers, cost, params, X: Any, T: Any, scale: float):
@@ -80,11 +96,13 @@ def errors(ops, layers, cost, params, X: Any, T: Any, scale: float):
     return backward(ops, layers, cost, params, X, T, scale)[:2]
 
 
-def backward(ops, layers, cost, params, X: Any, T: Any, scale: float, loss: bool = False):
+def backward(
+    ops, layers, cost, params, X: Any, T: Any, scale: float, loss: bool = False, weights=None
+):
     """:func:`errors`, with the batch's summed cost (None unless ``loss``) and outputs:
-    ``(grads, deltas, E, Y)``."""
+    ``(grads, deltas, E, Y)``; ``weights`` as :func:`output` takes them."""
     Xs, Ys = forward(ops, layers, params, X, last=False)
-    Y, E, D, G = output(ops, layers, cost, params, Xs, T, scale, loss)
+    Y, E, D, G = output(ops, layers, cost, params, Xs, T, scale, loss, weights)
     return (*gradients(ops, layers, params, Xs, Ys + [Y], D, G), E, Y)
 
 
@@ -108,6 +126,7 @@ def train_step(
     check: Callable[[list, list, Any, list], None] | None = None,
     reduce: Callable[[list], list] | None = None,
     rows: int | None = None,
+    weights: Any = None,
 ):
     """One optimizer step on a device batch: ``(params, state, E, Y)``, ``E`` the batch's
     summed cost (None unless ``loss``) and ``Y`` its outputs, both left on the device.
@@ -120,8 +139,11 @@ def train_step(
 
     Data-parallel training: ``Xb`` is this rank's share of a global batch of ``rows``
     rows (the gradients are of the global mean), and ``reduce(grads)`` sums them over
-    the ranks before the optimizer step (the prescaled path is off).
+    the ranks before the optimizer step (the prescaled path is off). ``weights``: one
+    per row of the batch, as :func:`output` takes them (not data-parallel).
     """
+    if weights is not None and reduce is not None:
+        raise ValueError("sample weights are not taken by a data-parallel step")
     lr = None if check is not None else sgd_lr(opt)
     rows = Xb.shape[0] if rows is None else rows
     if reduce is not None and lr is not None:
@@ -142,12 +164,10 @@ def train_step(
         return new, {**state, "t": state["t"] + 1}, E, Y
     if reduce is not None:
         lr = None  # the gradients must be summed before any update
-    scale = (1.0 if lr is None else lr) / rows
+    scale = (1.0 if lr is None else lr) / (rows if weights is None else 1)
     Xs, Ys = forward(ops, layers, params, Xb, last=False)
-    top = layers[-1]
-    a = params[top.offset + 2] if top.has_param else None
     loss = loss or check is not None  # the anomaly check reads the loss
-    Y, E, D, G = cost.train_output(ops, top.activation, Xs[-1], Tb, a, loss, scale)
+    Y, E, D, G = output(ops, layers, cost, params, Xs, Tb, scale, loss, weights)
     Ys.append(Y)
     if lr is None:
         grads = gradients(ops, layers, params, Xs, Ys, D, G)[0]

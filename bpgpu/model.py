@@ -81,40 +81,57 @@ class Model:
         ops = self.backend.ops
         return core.errors(ops, self.layers, self.cost, self.params, X, T, 1 / X.shape[0])[0]
 
-    def value_and_gradients(self, X: Any, T: Any, params: Sequence[Any]) -> tuple[Any, list]:
+    def value_and_gradients(
+        self, X: Any, T: Any, params: Sequence[Any], weights: Any = None
+    ) -> tuple[Any, list]:
         """The batch-mean cost (0-d) and its gradients at ``params``, in one forward and
         backward pass (one program on a compiling backend): what a full-batch optimizer
-        (L-BFGS) asks at every point it tries."""
+        (L-BFGS) asks at every point it tries. ``weights``: one per row, the weighted
+        mean (:func:`bpgpu.core.output`)."""
         ops, layers, cost = self.backend.ops, self.layers, self.cost
 
         def make():
-            def value_and_gradients(params, X, T):
+            def value_and_gradients(params, X, T, weights):
+                B = X.shape[0]
+                scale = 1 / B if weights is None else 1.0
                 grads, _, E, _ = core.backward(
-                    ops, layers, cost, params, X, T, 1 / X.shape[0], True
+                    ops, layers, cost, params, X, T, scale, True, weights
                 )
-                return E / X.shape[0], grads
+                return E / B, grads
 
             return value_and_gradients
 
         key = ("value_and_gradients", tuple(layers), cost)
-        return self.program(key, make)(params, X, T)
+        return self.program(key, make)(params, X, T, weights)
 
     def deltas(self, X: Any, T: Any) -> list:
         """Per-sample neuron errors ``D^l``, l = 1..L, eq. (7)-(9)."""
         return core.errors(self.backend.ops, self.layers, self.cost, self.params, X, T, 1.0)[1]
 
-    def step(self, Xb, Tb, opt, state: dict, loss: bool = True, where=None, reduce=None, rows=None):
+    def step(
+        self,
+        Xb,
+        Tb,
+        opt,
+        state: dict,
+        loss: bool = True,
+        where=None,
+        reduce=None,
+        rows=None,
+        weights=None,
+    ):
         """One optimizer step on a device batch; ``self.params`` becomes the result.
 
         Returns ``(state, E, Y)``: the new optimizer state, the summed cost (None
         unless ``loss``) and the outputs, left on the device. ``where = (epoch, batch)``
         checks every layer first (anomaly mode: a sync per tensor). ``reduce`` and
         ``rows``: data-parallel training (:func:`bpgpu.core.train_step`; on a compiling
-        backend two programs, :meth:`_parallel_step`).
+        backend two programs, :meth:`_parallel_step`). ``weights``: one per row
+        (scikit-learn's ``sample_weight``; :func:`bpgpu.core.output`).
         """
         if where is None and reduce is None and self.backend.compiles:
             step = self._compiled_step(opt, loss)  # one program for the whole step
-            args = (self.params, self._traced_t(state), Xb, Tb, self._lr(opt))
+            args = (self.params, self._traced_t(state), Xb, Tb, self._lr(opt), weights)
             self.params, state, E, Y = step(*args)
             return state, E, Y
         if where is None and self.backend.compiles:
@@ -133,6 +150,7 @@ class Model:
             check,
             reduce,
             rows,
+            weights,
         )
         return state, E, Y
 
@@ -145,9 +163,11 @@ class Model:
         ops, layers, cost = self.backend.ops, self.layers, self.cost
 
         def make():
-            def step(params, state, Xb, Tb, lr):
+            def step(params, state, Xb, Tb, lr, weights):
                 o = programs.with_lr(opt, lr)
-                return core.train_step(ops, layers, cost, params, Xb, Tb, o, state, loss)
+                return core.train_step(
+                    ops, layers, cost, params, Xb, Tb, o, state, loss, weights=weights
+                )
 
             return self.backend.compile(step, donate=(0, 1))
 

@@ -13,14 +13,16 @@ imports it. The training loop is scikit-learn's (epochs, ``tol`` and
 (:meth:`bpgpu.model.Model.step`), with the data on the device. ``solver="lbfgs"`` is
 scipy's L-BFGS-B on the full batch, as scikit-learn's, with the loss and its gradient
 from bpgpu's forward and backward pass (:meth:`bpgpu.model.Model.value_and_gradients`).
-What differs:
+``sample_weight`` is scikit-learn's: each sample's error times its weight over its
+batch's total weight (:func:`bpgpu.core.output`). What differs:
 
 - the L2 penalty ``alpha`` enters each step as ``alpha / batch_size`` times ``W`` (so the
-  last, shorter batch of an epoch gets the penalty of a full one);
+  last, shorter batch of an epoch gets the penalty of a full one), also with
+  ``sample_weight`` (scikit-learn's divides by the batch's total weight);
 - Adam and momentum are PyTorch's rules (the same for a constant learning rate; Adam
   puts ``epsilon`` after the bias correction), and weights start with bpgpu's
   initialisation (He for the ReLU family, Glorot otherwise);
-- ``sample_weight`` is not taken; sparse inputs are made dense on the device;
+- sparse inputs are made dense on the device;
 - ``coefs_`` and ``intercepts_`` are copies of the network's weights in scikit-learn's
   layout (``coefs_[i]`` is ``(n_in, n_out)``); assigning them sets the network's;
 - with several regression targets ``loss_`` sums the squared errors over them
@@ -55,6 +57,24 @@ _ACTIVATIONS = {"logistic": "sigmoid"}  # scikit-learn's names that bpgpu spells
 
 def _sparse_to_dense(X):
     return X.toarray() if hasattr(X, "toarray") else X
+
+
+def _sample_weight(sample_weight, n: int) -> np.ndarray | None:
+    """``sample_weight`` as float64 ``(n,)`` (a number: that weight for every sample), or
+    None; weights that are negative, not finite, all zero or of another length are
+    refused."""
+    if sample_weight is None:
+        return None
+    w = np.asarray(sample_weight, dtype=np.float64)
+    if w.ndim == 0:
+        w = np.full(n, float(w))
+    if w.shape != (n,):
+        raise ValueError(f"sample_weight.shape == {w.shape}, expected {(n,)}!")
+    if not np.all(np.isfinite(w)) or np.any(w < 0):
+        raise ValueError("sample_weight must be finite and non-negative")
+    if not w.sum() > 0:
+        raise ValueError("sample_weight sums to zero: at least one sample must count")
+    return w
 
 
 class _BPBase(BaseEstimator):
@@ -204,21 +224,22 @@ class _BPBase(BaseEstimator):
 
     # ---- training ----------------------------------------------------------------------
 
-    def _fit(self, X, y, incremental: bool = False):
+    def _fit(self, X, y, incremental: bool = False, sample_weight=None):
         hidden = self._check_params()
         first_pass = getattr(self, "_net", None) is None or (
             not self.warm_start and not incremental
         )
         X, y = self._validate_input(X, y, incremental, reset=first_pass)
+        w = _sample_weight(sample_weight, X.shape[0])
         T = self._targets(y)  # what the network takes: labels, 0/1 rows, or values
         self.n_outputs_ = self._n_outputs(y)
         self._random_state = check_random_state(self.random_state)
         if first_pass:
             self._initialize([X.shape[1], *hidden, self.n_outputs_])
         if self.solver == "lbfgs":
-            self._fit_lbfgs(X, T)
+            self._fit_lbfgs(X, T, w)
         else:
-            self._fit_stochastic(X, y, T, incremental)
+            self._fit_stochastic(X, y, T, incremental, w)
         if not self._net.model.finite():
             raise ValueError(
                 "Solver produced non-finite parameter weights. The input data may contain "
@@ -262,23 +283,27 @@ class _BPBase(BaseEstimator):
             self.validation_scores_ = None
             self.best_validation_score_ = None
 
-    def _fit_stochastic(self, X, y, T, incremental: bool) -> None:
+    def _fit_stochastic(self, X, y, T, incremental: bool, w=None) -> None:
         if not hasattr(self, "loss_curve_"):  # warm from an L-BFGS fit: epochs start here
             self._init_epochs()
         if self.early_stopping and incremental:
             raise ValueError("partial_fit does not support early_stopping=True")
         early = self.early_stopping
-        X_val = y_val = None
+        X_val = y_val = w_val = None
         if early:
             stratify = y if self._stratify(y) else None
-            X, X_val, T, _, y, y_val = train_test_split(
+            parts = train_test_split(
                 X,
                 T,
                 y,
+                *([] if w is None else [w]),
                 random_state=self._random_state,
                 test_size=self.validation_fraction,
                 stratify=stratify,
             )
+            X, X_val, T, _, y, y_val = parts[:6]
+            if w is not None:
+                w, w_val = parts[6:]
         n = X.shape[0]
         if self.batch_size == "auto":
             batch = min(200, n)
@@ -299,13 +324,14 @@ class _BPBase(BaseEstimator):
         with be.context():
             Xd = model.input(X)
             Td = model.targets(T, n)
-            batches = Batches(xp, [Xd, Td, None], batch)
+            Wd = None if w is None else be.asarray(w, model.dtype)
+            batches = Batches(xp, [Xd, Td, Wd], batch)  # the third: each row's weight
             with be.threads(batch * max(layer.n_in * layer.n_out for layer in model.layers)):
                 for _ in range(self.max_iter):
                     perm = self._random_state.permutation(n) if self.shuffle else None
                     perm_d = None if perm is None else be.asarray(perm)
                     losses, first = [], 0
-                    if be.compiles and n >= batch:  # JAX: the full batches as one program
+                    if be.compiles and n >= batch and w is None:  # JAX: one program for all
                         order = xp.arange(n, device=be.device) if perm_d is None else perm_d
                         self._opt_state, losses, _, first = model.epoch_spans(
                             Xd,
@@ -320,9 +346,11 @@ class _BPBase(BaseEstimator):
                             True,
                             lambda: False,
                         )
-                    for Xb, Tb, _ in batches.epoch(perm_d, first):
-                        self._opt_state, E, _ = model.step(Xb, Tb, opt, self._opt_state, True)
-                        losses.append(E)
+                    for Xb, Tb, Wb in batches.epoch(perm_d, first):
+                        self._opt_state, E, _ = model.step(
+                            Xb, Tb, opt, self._opt_state, True, weights=Wb
+                        )
+                        losses.append(E)  # B times the batch's (weighted) mean cost
                     penalty = (
                         0.5
                         * self.alpha
@@ -337,7 +365,7 @@ class _BPBase(BaseEstimator):
                     self.loss_curve_.append(loss)
                     if self.verbose:
                         print(f"Iteration {self.n_iter_}, loss = {loss:.8f}")
-                    self._update_no_improvement_count(early, X_val, y_val)
+                    self._update_no_improvement_count(early, X_val, y_val, w_val)
                     if self.solver == "sgd" and self.learning_rate == "invscaling":
                         opt.lr = self.learning_rate_init / (self.t_ + 1) ** self.power_t
                     if self._no_improvement_count > self.n_iter_no_change:
@@ -357,17 +385,20 @@ class _BPBase(BaseEstimator):
             net.model.params = self._best_params
             self._best_params = None
 
-    def _lbfgs_objective(self, Xd, Td):
+    def _lbfgs_objective(self, Xd, Td, w=None):
         """``fun(theta) -> (loss, gradient)`` for ``scipy.optimize.minimize``: ``theta``
         the parameters flattened in ``get_weights`` order (float64, on the host), the loss
         the batch-mean cost of the device data ``(Xd, Td)`` plus ``alpha / 2 |W|^2 / n``
-        (scikit-learn's), and its gradient from one forward and backward pass on the
-        device; and ``unpack(theta)``, the parameters as device arrays."""
+        (scikit-learn's; with sample weights ``w`` the weighted mean, and their sum for
+        ``n``), and its gradient from one forward and backward pass on the device; and
+        ``unpack(theta)``, the parameters as device arrays."""
         model = self._net.model
-        be, n = model.backend, Xd.shape[0]
+        be = model.backend
+        n = Xd.shape[0] if w is None else float(w.sum())
+        Wd = None if w is None else be.asarray(w, model.dtype)
         shapes = [tuple(p.shape) for p in model.params]
         ends = np.cumsum([math.prod(s) for s in shapes])
-        weights = [i for i, s in enumerate(shapes) if len(s) == 2]  # the L2 term's W
+        matrices = [i for i, s in enumerate(shapes) if len(s) == 2]  # the L2 term's W
 
         def unpack(theta):
             return [
@@ -378,11 +409,11 @@ class _BPBase(BaseEstimator):
             ]
 
         def fun(theta):
-            E, grads = model.value_and_gradients(Xd, Td, unpack(theta))
+            E, grads = model.value_and_gradients(Xd, Td, unpack(theta), Wd)
             grads = [be.to_numpy(g).astype(np.float64) for g in grads]
             parts = np.split(theta, ends[:-1])
             penalty = 0.0
-            for i in weights:
+            for i in matrices:
                 penalty += float(parts[i] @ parts[i])
                 grads[i] = grads[i] + self.alpha / n * parts[i].reshape(shapes[i])
             loss = float(E) + 0.5 * self.alpha * penalty / n
@@ -390,7 +421,7 @@ class _BPBase(BaseEstimator):
 
         return fun, unpack
 
-    def _fit_lbfgs(self, X, T) -> None:
+    def _fit_lbfgs(self, X, T, w=None) -> None:
         """Full-batch L-BFGS (``scipy.optimize``'s L-BFGS-B, as ``MLPClassifier``'s
         ``solver="lbfgs"``): ``max_iter`` iterations, ``max_fun`` loss evaluations,
         ``tol`` on the projected gradient; the data stay on the device, the parameters
@@ -401,7 +432,7 @@ class _BPBase(BaseEstimator):
         be = model.backend
         with be.context():
             Xd, Td = model.input(X), model.targets(T, X.shape[0])
-            fun, unpack = self._lbfgs_objective(Xd, Td)
+            fun, unpack = self._lbfgs_objective(Xd, Td, w)
             theta = np.concatenate(
                 [be.to_numpy(p).astype(np.float64).ravel() for p in model.params]
             )
@@ -443,9 +474,9 @@ class _BPBase(BaseEstimator):
             print(msg + " Stopping.")
         return False
 
-    def _update_no_improvement_count(self, early: bool, X_val, y_val) -> None:
+    def _update_no_improvement_count(self, early: bool, X_val, y_val, w_val=None) -> None:
         if early:
-            score = self._score(X_val, y_val)
+            score = self._score(X_val, y_val, w_val)
             self.validation_scores_.append(score)
             if self.verbose:
                 print(f"Validation score: {score:f}")
@@ -471,9 +502,11 @@ class _BPBase(BaseEstimator):
         X = _sparse_to_dense(X)
         return self._net.backend.to_numpy(self._net.forward(X)).astype(np.float64, copy=False)
 
-    def fit(self, X, y):
-        """Fit the model to ``X`` (``(n_samples, n_features)``) and ``y``; returns self."""
-        return self._fit(X, y, incremental=False)
+    def fit(self, X, y, sample_weight=None):
+        """Fit the model to ``X`` (``(n_samples, n_features)``) and ``y``; returns self.
+        ``sample_weight`` (``(n_samples,)``, >= 0): each sample's error counts that much,
+        over the batch's total weight (scikit-learn's meaning)."""
+        return self._fit(X, y, incremental=False, sample_weight=sample_weight)
 
     def _check_solver(self) -> bool:
         if self.solver not in ("sgd", "adam"):
@@ -575,10 +608,12 @@ class BPClassifier(ClassifierMixin, _BPBase):
     def _stratify(self, Y) -> bool:
         return Y.shape[1] == 1  # as scikit-learn: stratified for two classes only
 
-    def _score(self, X, Y) -> float:
+    def _score(self, X, Y, sample_weight=None) -> float:
         """Accuracy on validation rows (``Y``: their binarized labels)."""
         return accuracy_score(
-            self._label_binarizer.inverse_transform(Y.astype(float)), self._predict(X)
+            self._label_binarizer.inverse_transform(Y.astype(float)),
+            self._predict(X),
+            sample_weight=sample_weight,
         )
 
     def predict_proba(self, X) -> np.ndarray:
@@ -609,8 +644,9 @@ class BPClassifier(ClassifierMixin, _BPBase):
         return self._label_binarizer.inverse_transform(Y)
 
     @available_if(lambda est: est._check_solver())
-    def partial_fit(self, X, y, classes=None):
-        """One epoch over ``(X, y)``; ``classes`` (all the labels) on the first call."""
+    def partial_fit(self, X, y, sample_weight=None, classes=None):
+        """One epoch over ``(X, y)``; ``classes`` (all the labels) on the first call;
+        ``sample_weight`` as :meth:`fit` takes it."""
         if getattr(self, "_net", None) is None or not hasattr(self, "classes_"):
             if classes is None:
                 raise ValueError("classes must be passed on the first call to partial_fit.")
@@ -625,7 +661,7 @@ class BPClassifier(ClassifierMixin, _BPBase):
                 f"`classes={classes}` is not the same as on the first call to partial_fit "
                 f"(was: {self.classes_})"
             )
-        return self._fit(X, y, incremental=True)
+        return self._fit(X, y, incremental=True, sample_weight=sample_weight)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -728,8 +764,8 @@ class BPRegressor(RegressorMixin, _BPBase):
     def _stratify(self, y) -> bool:
         return False
 
-    def _score(self, X, y) -> float:
-        return r2_score(y, self._predict(X))
+    def _score(self, X, y, sample_weight=None) -> float:
+        return r2_score(y, self._predict(X), sample_weight=sample_weight)
 
     def _predict(self, X):
         Y = self._net.backend.to_numpy(self._net.forward(X)).astype(np.float64)
@@ -741,9 +777,9 @@ class BPRegressor(RegressorMixin, _BPBase):
         return Y.ravel() if Y.shape[1] == 1 else Y
 
     @available_if(lambda est: est._check_solver())
-    def partial_fit(self, X, y):
-        """One epoch over ``(X, y)``."""
-        return self._fit(X, y, incremental=True)
+    def partial_fit(self, X, y, sample_weight=None):
+        """One epoch over ``(X, y)``; ``sample_weight`` as :meth:`fit` takes it."""
+        return self._fit(X, y, incremental=True, sample_weight=sample_weight)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

@@ -475,3 +475,40 @@ def test_an_activation_of_your_own_need_not_be_hashable(name):
     for n in (net, ref):
         n.fit(X, y, epochs=2, batch_size=4)
     assert rel_norm(net.predict(X), ref.predict(X)) <= 1e-12
+
+
+@pytest.mark.parametrize(
+    "hidden, output, cost",
+    [
+        ("tanh", "softmax", "categorical_cross_entropy"),
+        ("relu", "sigmoid", "cross_entropy"),
+        ("prelu", "identity", "quadratic"),
+        ("tanh", "prelu", "quadratic"),  # a learnable output: dE/dY weighted
+    ],
+)
+def test_sample_weights_count_a_row_as_often_as_its_weight(hidden, output, cost, backend):
+    """Whole numbers as sample weights: the weighted mean loss and its gradients are
+    those of the batch with each row repeated that often (core.output's weights, used
+    by the scikit-learn estimators), on every backend."""
+    rng = np.random.default_rng(4)
+    n_out = 1 if output == "sigmoid" else 3
+    X = rng.normal(size=(7, 4))
+    T = rng.uniform(0.05, 0.95, size=(7, n_out)) if output == "sigmoid" else rng.integers(0, 3, 7)
+    w = np.array([1, 3, 0, 2, 1, 1, 4])
+    net = bpgpu.MLP(
+        [4, 5, n_out],
+        hidden=hidden,
+        output=output,
+        cost=cost,
+        dtype="float64",
+        backend=backend,
+        seed=2,
+    )
+    m = net.model
+    wd = backend.asarray(w.astype(np.float64), "float64")
+    E, G = m.value_and_gradients(m.input(X), m.targets(T, 7), m.params, wd)
+    rep = np.repeat(np.arange(7), w)
+    E_rep, G_rep = m.value_and_gradients(m.input(X[rep]), m.targets(T[rep], len(rep)), m.params)
+    assert float(E) == pytest.approx(float(E_rep), rel=1e-12)
+    for a, b in zip(G, G_rep):
+        np.testing.assert_allclose(bpgpu.to_numpy(a), bpgpu.to_numpy(b), rtol=1e-10, atol=1e-14)
