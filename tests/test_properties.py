@@ -55,7 +55,15 @@ def build(spec, dtype="float64", backend="numpy"):
     return net, X, T
 
 
-SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# derandomized: the same examples on every run, so that a rare counterexample found one
+# day is not a red CI run the next (a fresh clone found one in float32_tracks_float64 that
+# 300 runs here did not); explore more with `--hypothesis-seed=N` and a profile of your own
+SETTINGS = settings(
+    max_examples=60,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+    derandomize=True,
+)
 
 
 @SETTINGS
@@ -74,22 +82,23 @@ def rel(a, b):
 @SETTINGS
 @given(nets)
 def test_float32_tracks_float64(spec):
-    """Same (float32-representable) weights and data: float32 within 1e-3 of float64.
+    """Same (float32-representable) weights and data: float32's loss, gradients, errors
+    and SGD step within 1e-3 of float64's, measured as `bpgpu check` measures them.
 
-    1e-3, not DESIGN's 1e-5 (which the fixed suite of `bpgpu check` holds): hypothesis
-    finds nets whose gradients come out of cancellation, e.g. a 6-1-6 ReLU/softmax net
-    with one sample, where `D2 @ W2` sums six terms of a vector that sums to zero and
-    float32 gives 1.4e-4 relative error in dW1 (measured).
+    Against the size of what each tensor sums where that is larger than the tensor (the
+    measure of DESIGN 5 for sums that cancel): a plain relative error failed on a 4-5-1-2-6
+    sigmoid/ReLU net whose b2 gradient, 3.6e-6, is a sum that cancels (2.6e-3 off; 2.5e-7
+    against its terms). 1e-3, not DESIGN's 1e-5 (which the fixed suite holds): random
+    nets of one sample and a unit or two come within 6e-5 (3,000 examples searched).
     """
-    net32, X, T = build(spec, "float32")
-    net64 = net32.to("numpy", dtype="float64")
-    X = X.astype(np.float32).astype(np.float64)
     if spec["hidden"] == "binary_step":  # a step flips on rounding: no tolerance applies
         return
-    for g32, g64 in zip(net32.gradients(X, T), net64.gradients(X, T)):
-        if np.linalg.norm(np.asarray(g64)) > 1e-6:
-            assert rel(g32, g64) <= 1e-3
-    assert abs(net32.loss(X, T) - net64.loss(X, T)) <= 1e-4 * max(1.0, abs(net64.loss(X, T)))
+    net32, X, T = build(spec, "float32")
+    X = X.astype(np.float32).astype(np.float64)
+    report = bpgpu.compare_backends(net32, X, T, backends=["numpy"], dtypes=("float32",))
+    errors = report.rows[0].errors
+    assert set(errors) == {"loss", "gradients", "deltas", "step"}
+    assert max(errors.values()) <= 1e-3, errors
 
 
 @SETTINGS
@@ -129,7 +138,7 @@ mutations = st.lists(
 )
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=300, deadline=None, derandomize=True)
 @given(mutations)
 def test_mutated_model_files_load_or_raise_model_file_error(tmp_path_factory, ops):
     data = bytearray(good_file_bytes())
