@@ -21,6 +21,7 @@ those kernels run only for the exact built-in classes (``fused_rule``), so a sub
 
 from __future__ import annotations
 
+import inspect
 import math
 from typing import Any
 
@@ -207,10 +208,22 @@ def get(spec: str | Optimizer | dict, **kwargs: Any) -> Optimizer:
         return spec
     if isinstance(spec, dict):
         spec = dict(spec)
+        if "name" not in spec:
+            raise ValueError(
+                f"an optimizer dict names its optimizer: {{'name': 'adam', 'lr': 1e-3}}; "
+                f"got {spec!r}"
+            )
         name = spec.pop("name")
         return get(name, **spec, **kwargs)
     if spec not in OPTIMIZERS:
         from bpgpu._errors import unknown_name
 
         raise unknown_name("optimizer", spec, OPTIMIZERS)
-    return OPTIMIZERS[spec](**kwargs)
+    cls = OPTIMIZERS[spec]
+    known = [p for p in inspect.signature(cls).parameters if p not in ("self", "args", "kwargs")]
+    wrong = [k for k in kwargs if k not in known]
+    if wrong:
+        raise TypeError(
+            f"optimizer {spec!r} takes {', '.join(known)}; got {', '.join(map(repr, wrong))}"
+        )
+    return cls(**kwargs)

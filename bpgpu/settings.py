@@ -44,6 +44,11 @@ def callback_list(callbacks) -> list:
         )
     out = list(callbacks)
     for cb in out:
+        if isinstance(cb, type):  # callbacks=[MyCallback]: the class, not an object of it
+            raise TypeError(
+                f"callbacks holds the class {cb.__name__}, not an object of it; pass "
+                f"{cb.__name__}()"
+            )
         missing = [h for h in _HOOKS if not callable(getattr(cb, h, None))]
         if missing:
             raise TypeError(

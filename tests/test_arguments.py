@@ -65,6 +65,9 @@ def test_wrong_kinds_of_arguments_are_refused_naming_them(make, match):
     [
         ({"callbacks": bpgpu.Callback()}, TypeError, r"callbacks=\[cb\]"),
         ({"callbacks": [object()]}, TypeError, "no on_train_begin"),
+        ({"callbacks": [bpgpu.Callback]}, TypeError, r"the class Callback, .* pass Callback\(\)"),
+        ({"optimizer": {"name": "momentum", "mom": 0.8}}, TypeError, "takes lr, momentum, w"),
+        ({"optimizer": {"lr": 0.1}}, ValueError, "an optimizer dict names its optimizer"),
         ({"batch_size": 0}, ValueError, "batch_size must be a positive integer"),
         ({"batch_size": 8.0}, ValueError, "batch_size must be a positive integer"),
         ({"epochs": np.float64(2)}, ValueError, "epochs must be a positive integer"),
