@@ -198,6 +198,8 @@ def test_regression_and_binary_classification_from_the_command_line(tmp_path, ca
         # the file first, not Python's "[Errno 2] No such file or directory: 'x.csv'"
         (["predict", "{model}", "nope.csv"], 1, "error: nope.csv: no such file or directory"),
         (["train", "--data", "nope.csv"], 1, "error: nope.csv: no such file or directory"),
+        # a regression model on text labels: said so, not "could not convert string"
+        (["evaluate", "{reg}", "--data", "{text}"], 1, "a regression takes numeric targets"),
         # the command's name and its --help, not bpgpu's
         (["check", "--dtypes", "float32"], 2, "bpgpu check: error: unrecognized arguments: "),
         (["train", "--bogus"], 2, "unrecognized arguments: --bogus (see bpgpu train --help)"),
@@ -208,7 +210,14 @@ def test_user_errors_are_one_line_and_exit_2_or_1(args, code, message, tmp_path)
     csv = write_csv(tmp_path / "d.csv", X, y)
     model = tmp_path / "m.npz"
     bpgpu.MLP([4, 5, 3], backend="numpy").save(model)
-    args = [a.format(csv=csv, model=model) for a in args]
+    reg, text = tmp_path / "r.npz", tmp_path / "t.csv"
+    if "{reg}" in args:  # a regression trained from the command line, and text labels
+        assert (
+            main("train", "--data", write_csv(tmp_path / "n.csv", X, X[:, 0]), "-o", reg, *FAST)
+            == 0
+        )
+        write_csv(text, X, np.array(["a", "b", "c"])[y])
+    args = [a.format(csv=csv, model=model, reg=reg, text=text) for a in args]
     out = run(*args)
     assert out.returncode == code, out.stderr
     assert message in out.stderr and "Traceback" not in out.stderr

@@ -182,6 +182,12 @@ class Task:
     def targets(self, y: np.ndarray) -> np.ndarray:
         """Labels as the network takes them: class indices, 0/1, or the values."""
         if self.kind == "regression":
+            if y.dtype.kind not in "biuf":
+                first = y.reshape(-1)[0] if y.size else ""
+                raise ValueError(
+                    f"a regression takes numeric targets; these are text (e.g. {str(first)!r}): "
+                    "pass the data it was made for (or train a classifier on these)"
+                )
             return y.astype(np.float64)
         if y.ndim == 2:  # one-hot rows: their column is the label
             labels = one_hot_labels(y)
