@@ -410,7 +410,9 @@ def _epilog() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(
+    from bpgpu.cli.parser import Parser  # usage errors on one line, as every bpgpu command
+
+    p = Parser(
         prog="bpgpu bench",
         description=__doc__.split("\n")[0],
         epilog=_epilog(),

@@ -203,6 +203,7 @@ def test_regression_and_binary_classification_from_the_command_line(tmp_path, ca
         # the command's name and its --help, not bpgpu's
         (["check", "--dtypes", "float32"], 2, "bpgpu check: error: unrecognized arguments: "),
         (["train", "--bogus"], 2, "unrecognized arguments: --bogus (see bpgpu train --help)"),
+        (["bench", "--workloads", "huge"], 2, "bpgpu bench: error: unknown workload 'huge'"),
     ],
 )
 def test_user_errors_are_one_line_and_exit_2_or_1(args, code, message, tmp_path):
