@@ -105,10 +105,7 @@ class Backend:
         host = isinstance(a, np.ndarray) or library(a) in ("builtins", "array_api_strict")
         # a subclass of NumPy's (np.matrix, a masked array) is read as a plain array even
         # on the NumPy backend: its own operators mean other things
-        odd = type(a) is not np.ndarray and not isinstance(a, np.memmap)
-        if (isinstance(a, np.ndarray) and odd) or (
-            not self.owns(a) and (host or location(a) == ("cpu", None))
-        ):
+        if _ndarray_subclass(a) or (not self.owns(a) and (host or location(a) == ("cpu", None))):
             return self.asarray(_numeric_host(a, what), dtype)
         where = location(a)
         if self.owns(a) or where == self.where:
@@ -329,7 +326,7 @@ def _numeric_host(a: Any, what: str) -> np.ndarray:
             h = a.to_numpy(dtype=np.float64, na_value=np.nan)  # pd.NA: NaN, refused later
         except (TypeError, ValueError):
             pass  # text: the error below says what to do
-    if type(h) is not np.ndarray and not isinstance(h, np.memmap):
+    if _ndarray_subclass(h):
         h = np.asarray(h)  # np.matrix and other subclasses: a plain array of the same data
     if h.dtype.kind == "V" and h.dtype.name.startswith(("bfloat16", "float8", "float4")):
         return h.astype(np.float32)  # JAX's and ml_dtypes' small floats: exact in float32
@@ -338,6 +335,11 @@ def _numeric_host(a: Any, what: str) -> np.ndarray:
     if h.dtype == np.float16:  # exactly a float32; the standard (array-api-strict) has no
         return h.astype(np.float32)  # float16, and every network is float32 or float64
     return h
+
+
+def _ndarray_subclass(a: Any) -> bool:
+    """A subclass of NumPy's array other than a memory map (np.matrix, a masked array)."""
+    return isinstance(a, np.ndarray) and type(a) is not np.ndarray and not isinstance(a, np.memmap)
 
 
 def to_host(a: Any) -> np.ndarray:

@@ -87,11 +87,11 @@ def check_targets(model, T: Any, B: int, checked: bool = False) -> Any:
     if Tb.ndim == 1 and n_L > 1:  # class labels, for every cost: one-hot rows
         if not xp.isdtype(Tb.dtype, "integral"):
             # labels read as floats (pandas, a CSV, np.loadtxt): whole numbers are labels
-            whole = xp.isdtype(Tb.dtype, "real floating") and (
+            floats = xp.isdtype(Tb.dtype, "real floating")
+            whole = floats and (
                 checked or bool(xp.all((Tb == xp.round(Tb)) & (xp.abs(Tb) < 2.0**53)))
             )
             if not whole:
-                floats = xp.isdtype(Tb.dtype, "real floating")
                 raise TypeError(
                     f"1-D targets for a network with {n_L} outputs are class labels, whole "
                     f"numbers 0..{n_L - 1}; "

@@ -279,10 +279,14 @@ class Model:
 
     # ---- classes and evaluation ----------------------------------------------------
 
+    def _bounded_output(self) -> bool:
+        """Whether the output activation's range is bounded (softmax, sigmoid, tanh, ...)."""
+        r = self.layers[-1].activation.output_range
+        return math.isfinite(r.lo) and math.isfinite(r.hi)
+
     def has_accuracy(self) -> bool:
         """Accuracy is defined for several outputs (argmax) or one bounded output."""
-        r = self.layers[-1].activation.output_range
-        return self.sizes[-1] > 1 or (math.isfinite(r.lo) and math.isfinite(r.hi))
+        return self.sizes[-1] > 1 or self._bounded_output()
 
     def counts_classes(self, T: Any) -> bool:
         """Whether accuracy means something for the validated targets ``T``: for a bounded
@@ -291,8 +295,7 @@ class Model:
         row is one-hot (class labels), never for regression targets (one device read)."""
         if not self.has_accuracy():
             return False
-        r = self.layers[-1].activation.output_range
-        if math.isfinite(r.lo) and math.isfinite(r.hi):
+        if self._bounded_output():
             return True
         xp = self.xp
         one_hot = ((T == 0) | (T == 1)) & (xp.sum(T, axis=1, keepdims=True) == 1)

@@ -400,22 +400,23 @@ class _BPBase(BaseEstimator):
         ends = np.cumsum([math.prod(s) for s in shapes])
         matrices = [i for i, s in enumerate(shapes) if len(s) == 2]  # the L2 term's W
 
+        def split(theta):  # the host parameters, shaped
+            return [p.reshape(s) for p, s in zip(np.split(theta, ends[:-1]), shapes)]
+
+        def device(parts):
+            return [be.asarray(np.ascontiguousarray(p), model.dtype) for p in parts]
+
         def unpack(theta):
-            return [
-                be.asarray(
-                    np.ascontiguousarray(theta[e - math.prod(s) : e]).reshape(s), model.dtype
-                )
-                for s, e in zip(shapes, ends)
-            ]
+            return device(split(theta))
 
         def fun(theta):
-            E, grads = model.value_and_gradients(Xd, Td, unpack(theta), Wd)
+            parts = split(theta)
+            E, grads = model.value_and_gradients(Xd, Td, device(parts), Wd)
             grads = [be.to_numpy(g).astype(np.float64) for g in grads]
-            parts = np.split(theta, ends[:-1])
             penalty = 0.0
             for i in matrices:
-                penalty += float(parts[i] @ parts[i])
-                grads[i] = grads[i] + self.alpha / n * parts[i].reshape(shapes[i])
+                penalty += float(np.vdot(parts[i], parts[i]))
+                grads[i] = grads[i] + self.alpha / n * parts[i]
             loss = float(E) + 0.5 * self.alpha * penalty / n
             return loss, np.concatenate([g.reshape(-1) for g in grads])
 

@@ -234,14 +234,7 @@ def find_task(task: str, output: str | None, ys: list[np.ndarray]) -> tuple[Task
     if labels is not None:
         k = y.shape[1]
         line = f"classification: {k} classes, one per column of the one-hot targets (0..{k - 1})"
-        if output == "sigmoid" and k == 2:
-            return Task("binary", [0, 1], 1), line + "; one sigmoid unit: 1 means 1"
-        if output == "sigmoid":
-            raise ValueError(
-                f"--output-activation sigmoid is one unit for two classes; the data have "
-                f"{k}: use softmax (the default)"
-            )
-        return Task("classification", list(range(k)), k), line
+        return _class_task(list(range(k)), output, line)
     if task == "auto":
         integral = y.dtype.kind in "iub" or y.dtype.kind in "US"
         task = "classification" if y.ndim == 1 and integral else "regression"
@@ -270,6 +263,12 @@ def find_task(task: str, output: str | None, ys: list[np.ndarray]) -> tuple[Task
     line = f"classification: {len(classes)} classes found in all the data ({shown})"
     if not plain:
         line += "; output i stands for the i-th of them"
+    return _class_task(classes, output, line)
+
+
+def _class_task(classes: list, output: str | None, line: str) -> tuple[Task, str]:
+    """A classification of ``classes``: one sigmoid unit for two of them when the output
+    activation is a sigmoid, else one softmax output per class."""
     if output == "sigmoid":
         if len(classes) != 2:
             raise ValueError(
