@@ -88,11 +88,11 @@ class StreamBatches(Batches):
     host_perm = True  # the epoch's order stays on the host: rows are gathered there
 
     def __init__(
-        self, model, X, T, rows, batch_size: int, sizes=None, chunk_bytes=None, accuracy=True
+        self, model, X, T, rows, batch_size: int, sizes=None, chunk_bytes=None, *, accuracy
     ):
         chunk_bytes = CHUNK_BYTES if chunk_bytes is None else chunk_bytes  # read now
         self.model, self.X, self.T, self.index = model, X, T, rows
-        self.accuracy = accuracy and model.has_accuracy()  # labels of each chunk wanted
+        self.accuracy = accuracy  # labels of each chunk wanted (prepare's counts_classes)
         n = len(rows) if rows is not None else X.shape[0]
         row_bytes = X.shape[1] * np.dtype(model.dtype).itemsize
         if sizes is None:
