@@ -1,18 +1,38 @@
 """CSV files as people write them, read exactly or refused with row and column.
 
-Accepted: a UTF-8 byte-order mark, ``,`` ``;`` or tab as the separator (the one the
-first line uses most), quoted fields (``"3.5"``), blank lines, a header line, and text in
-the label column (class names). A header is recognised only when *none* of the first
-line's fields is a number, so a data row is never dropped as a header. Anything else
-that is not a number — an empty field, text in a feature column, a row with another
-number of fields — is refused naming its row (the line in the file) and column, both
-counted from 1.
+Accepted:
+
+- text in UTF-8 (a byte-order mark is skipped) or UTF-16 with its byte-order mark (what
+  Excel's "Unicode Text" writes);
+- the file as it is, or compressed with gzip, bzip2 or xz, or the one file of a zip
+  archive (``data.csv.gz``, ``train.csv.zip``), told apart by their first bytes;
+- ``,`` ``;`` or tab as the separator (the one the first line uses most), or runs of
+  spaces where the first line has none of those (``np.savetxt``'s default); Excel's
+  ``sep=;`` first line names it;
+- decimal commas (``3,5``) in a file separated by ``;``, the way spreadsheets in many
+  locales write CSV; a file that mixes them with decimal points is refused (``1.234``
+  could be a thousand there);
+- quoted fields (``"3.5"``), blank lines, a header line (also after ``#``, as
+  ``np.savetxt`` writes one), and text in the label column (class names).
+
+A header is recognised only when *none* of the first line's fields is a number, so a
+data row is never dropped as a header. Anything else that is not a number — an empty
+field, text in a feature column, a row with another number of fields — is refused
+naming its row (the line in the file) and column, both counted from 1.
 """
 
 from __future__ import annotations
 
+import bz2
 import csv
+import difflib
+import gzip
+import io
+import lzma
 import os
+import re
+import zipfile
+import zlib
 from collections.abc import Sequence
 
 import numpy as np
@@ -20,6 +40,9 @@ import numpy as np
 from bpgpu._paths import file_path
 
 SEPARATORS = (",", ";", "\t")
+COMPRESSED = (".gz", ".bz2", ".xz", ".zip")  # suffixes the readers see through
+_COMMA = re.compile(r"[+-]?(\d+,\d*|,\d+)([eE][+-]?\d+)?")  # 3,5  -0,25  1,5e3
+_SEP_LINE = re.compile(r"sep=(.)")  # Excel's first line naming the separator
 
 
 def _number(text: str) -> float | None:
@@ -29,25 +52,120 @@ def _number(text: str) -> float | None:
         return None
 
 
+def _decompressed(path: str, data: bytes) -> bytes:
+    """The bytes of the file, through gzip, bzip2, xz or a one-file zip archive."""
+    kinds = (
+        (b"\x1f\x8b", "gzip", gzip.decompress, (OSError, EOFError, zlib.error)),
+        (b"BZh", "bzip2", bz2.decompress, (OSError, EOFError, ValueError)),
+        (b"\xfd7zXZ\x00", "xz", lzma.decompress, (lzma.LZMAError, EOFError)),
+        (b"PK\x03\x04", "zip", lambda d: _unzipped(path, d), (zipfile.BadZipFile, OSError)),
+    )
+    for magic, kind, read, errors in kinds:
+        if data.startswith(magic):
+            try:
+                return read(data)
+            except errors as e:
+                raise ValueError(f"{path}: a damaged {kind} file ({e})") from None
+    if data.startswith(b"(\xb5/\xfd"):
+        raise ValueError(f"{path}: zstd-compressed; decompress it first (zstd -d {path})")
+    return data
+
+
+def _unzipped(path: str, data: bytes) -> bytes:
+    with zipfile.ZipFile(io.BytesIO(data)) as z:
+        files = [
+            i for i in z.infolist() if not i.is_dir() and not i.filename.startswith("__MACOSX/")
+        ]
+        if len(files) != 1:
+            names = ", ".join(i.filename for i in files[:5]) + (", ..." if len(files) > 5 else "")
+            raise ValueError(
+                f"{path}: a zip archive of {len(files)} files ({names or 'none'}); one CSV "
+                "file inside a zip is read: unzip it and pass the file you mean"
+            )
+        return z.read(files[0])
+
+
+def read_text(path: str | os.PathLike) -> str:
+    """The text of a CSV file, decompressed and decoded (UTF-8, or UTF-16 with its BOM)."""
+    path = file_path(path, "the CSV file")
+    with open(path, "rb") as f:
+        data = _decompressed(path, f.read())
+    utf16 = data.startswith((b"\xff\xfe", b"\xfe\xff"))
+    if not utf16 and b"\x00" in data[:4096]:
+        raise ValueError(
+            f"{path}: a binary file, not CSV text (a .npy or .npz is read as one: pass "
+            "its name with that ending, or --format)"
+        )
+    try:
+        return data.decode("utf-16" if utf16 else "utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise ValueError(
+            f"{path}: not UTF-8 text ({e.reason} at byte {e.start}); save it as UTF-8 "
+            "(Excel: 'CSV UTF-8'), or convert it, e.g. iconv -f latin1 -t utf-8"
+        ) from None
+
+
+def _separator(first: str) -> str:
+    """The separator the first line uses most; " " (runs of spaces) where it has none."""
+    best = max(SEPARATORS, key=first.count)
+    if first.count(best) == 0 and len(first.split()) > 1:
+        return " "
+    return best
+
+
+def _decimal_commas(path: str, rows: list, lines: list) -> list:
+    """Rows with decimal commas (``3,5``) written as points; a mix of both is refused."""
+    comma = point = None
+    for k, row in enumerate(rows):
+        for j, v in enumerate(row):
+            if comma is None and _COMMA.fullmatch(v):
+                comma = (k, j, v)
+            elif point is None and "." in v and _number(v) is not None:
+                point = (k, j, v)
+    if comma is None:
+        return rows
+    if point is not None:
+        at = [f"row {lines[k]}, column {j + 1}: {v!r}" for k, j, v in (comma, point)]
+        raise ValueError(
+            f"{path}: decimal commas ({at[0]}) and decimal points ({at[1]}) in one file; "
+            "write every number the same way"
+        )
+    return [[v.replace(",", ".") if _COMMA.fullmatch(v) else v for v in row] for row in rows]
+
+
 def read_rows(path: str | os.PathLike, delimiter: str | None = None):
     """``(header or None, rows, line numbers)``: the non-blank lines of a CSV file as
     lists of stripped strings, all of one width."""
     path = file_path(path, "the CSV file")
-    try:
-        with open(path, newline="", encoding="utf-8-sig") as f:
-            text = f.read()
-    except UnicodeDecodeError as e:
-        raise ValueError(f"{path}: not a UTF-8 text file ({e.reason} at byte {e.start})") from None
-    first = next((line for line in text.splitlines() if line.strip()), "")
+    text = read_text(path)
+    numbered = [(n, line) for n, line in enumerate(text.splitlines(), start=1) if line.strip()]
+    if numbered and _SEP_LINE.fullmatch(numbered[0][1].strip()):
+        delimiter = delimiter or _SEP_LINE.fullmatch(numbered[0][1].strip()).group(1)
+        numbered = numbered[1:]
+    comments = []  # leading "# ..." lines: np.savetxt writes its header so
+    while numbered and numbered[0][1].lstrip().startswith("#"):
+        comments.append(numbered.pop(0))
+    if comments:  # the last one may be the header: as a line of its own, without the #
+        n, line = comments[-1]
+        numbered.insert(0, (n, line.lstrip().lstrip("#")))
+    first = numbered[0][1] if numbered else ""
     if delimiter is None:
-        delimiter = max(SEPARATORS, key=first.count) if first else ","
-    reader = csv.reader(text.splitlines(), delimiter=delimiter)
+        delimiter = _separator(first)
+    spaces = delimiter == " "
+    reader = csv.reader(
+        (line.strip() if spaces else line for _, line in numbered),
+        delimiter=delimiter,
+        skipinitialspace=spaces,
+    )
+    number = _number
+    if delimiter == ";":  # a header must not be taken for data written with commas
+        number = lambda v: _number(v.replace(",", ".") if _COMMA.fullmatch(v) else v)  # noqa: E731
     header, rows, lines = None, [], []
-    for line_no, row in enumerate(reader, start=1):
+    for (line_no, _), row in zip(numbered, reader):
         fields = [v.strip() for v in row]
         if not any(fields):
-            continue  # a blank line
-        if header is None and not rows and all(fields) and all(_number(v) is None for v in fields):
+            continue  # a line of separators only
+        if header is None and not rows and all(fields) and all(number(v) is None for v in fields):
             header = fields  # names only: a header (of any width: it holds no data)
             continue
         if rows and len(fields) != len(rows[0]):
@@ -62,6 +180,8 @@ def read_rows(path: str | os.PathLike, delimiter: str | None = None):
         raise ValueError(f"{path}: {what}")
     if header is not None and len(header) != len(rows[0]):
         header = None  # a title line, not column names
+    if delimiter == ";":
+        rows = _decimal_commas(path, rows, lines)
     return header, rows, lines
 
 
@@ -95,38 +215,70 @@ def read_numeric(path: str | os.PathLike, delimiter: str | None = None) -> np.nd
 
 
 def read_inputs(
-    path: str | os.PathLike, features: int, label_column: int | None = None
-) -> tuple[np.ndarray, int | None]:
-    """``(X, dropped)``: the inputs of a CSV file for a network of ``features`` inputs.
+    path: str | os.PathLike,
+    features: int,
+    label_column: int | None = None,
+    label_name: str | None = None,
+) -> tuple[np.ndarray, int | None, list[str] | None]:
+    """``(X, dropped, header)``: the inputs of a CSV file for a network of ``features``
+    inputs.
 
     A file with one column more than that, given the label column the network was
     trained with (a file it was trained on), has that column left out (its labels may
-    be text); ``dropped`` is its index (None: every column is an input).
+    be text): the header's column named ``label_name`` where the file has one, else
+    column ``label_column``; ``dropped`` is its index (None: every column is an input).
     """
     header, rows, lines = read_rows(path, None)
     width = len(rows[0])
     drop = None
-    if label_column is not None and width == features + 1 and -width <= label_column < width:
-        drop = label_column % width
-    return _numbers(path, rows, lines, header, drop), drop
+    if width == features + 1:
+        if header is not None and label_name is not None and label_name in header:
+            drop = header.index(label_name)
+        elif label_column is not None and -width <= label_column < width:
+            drop = label_column % width
+    return _numbers(path, rows, lines, header, drop), drop, header
 
 
-def read_labelled(path: str | os.PathLike, label_column: int = -1, delimiter: str | None = None):
-    """``(X, y, header)``: numeric feature columns and the label column, whose values
-    are numbers, or text (class names, returned as a string array)."""
-    path = file_path(path, "the CSV file")
-    header, rows, lines = read_rows(path, delimiter)
-    width = len(rows[0])
-    if isinstance(label_column, bool) or not isinstance(label_column, int):
-        raise ValueError(f"label_column must be an integer; got {label_column!r}")
+def label_index(path, label_column: int | str, header: list[str] | None, width: int) -> int:
+    """The index of the label column: a header name, or a number (negative: from the end)."""
+    if isinstance(label_column, str):
+        if header is None:
+            raise ValueError(
+                f"{path}: no header line to find the label column {label_column!r} in; "
+                f"pass its number (0..{width - 1}, -1 for the last)"
+            )
+        if label_column not in header:
+            near = difflib.get_close_matches(label_column, header, n=1)
+            hint = f"; did you mean {near[0]!r}?" if near else ""
+            raise ValueError(
+                f"{path}: no column named {label_column!r}{hint} (the header names "
+                f"{', '.join(map(repr, header))})"
+            )
+        return header.index(label_column)
     if not -width <= label_column < width:
         raise ValueError(
             f"{path}: label column {label_column} is out of range: the file has {width} "
             f"columns (label_column 0..{width - 1}, or -{width}..-1 from the end)"
         )
+    return int(label_column) % width
+
+
+def read_labelled(
+    path: str | os.PathLike, label_column: int | str = -1, delimiter: str | None = None
+):
+    """``(X, y, header)``: numeric feature columns and the label column (a header name,
+    or a number, negative from the end), whose values are numbers, or text (class
+    names, returned as a string array)."""
+    path = file_path(path, "the CSV file")
+    if isinstance(label_column, bool) or not isinstance(label_column, (int, np.integer, str)):
+        raise ValueError(
+            f"label_column must be a column number or a header name; got {label_column!r}"
+        )
+    header, rows, lines = read_rows(path, delimiter)
+    width = len(rows[0])
+    j = label_index(path, label_column, header, width)
     if width < 2:
         raise ValueError(f"{path}: needs at least one feature column and one label column")
-    j = label_column % width
     X = _numbers(path, rows, lines, header, drop=j)
     raw = [row[j] for row in rows]
     if all(_number(v) is not None for v in raw):
@@ -146,3 +298,15 @@ def encode_labels(y: Sequence) -> tuple[np.ndarray, np.ndarray]:
     stand for (``classes[codes] == y``), for labels that are text or not 0..K-1."""
     classes, codes = np.unique(np.asarray(y), return_inverse=True)
     return codes.astype(np.int64).reshape(-1), classes
+
+
+def file_format(path: str | os.PathLike) -> str | None:
+    """ "npz" or "csv" from a file's name (``.npz``; ``.csv``, ``.tsv``, ``.txt``, also
+    compressed: ``.csv.gz``), case aside; None where the name does not say."""
+    full = os.fsdecode(path).lower()
+    name = next((full[: -len(e)] for e in COMPRESSED if full.endswith(e)), full)
+    if name.endswith(".npz"):
+        return "npz" if name == full else None  # an .npz is itself a zip
+    if name.endswith((".csv", ".tsv", ".txt")):
+        return "csv"
+    return None

@@ -18,7 +18,7 @@ from importlib import resources
 import numpy as np
 
 from bpgpu._paths import file_path
-from bpgpu.csvfile import encode_labels, read_labelled, read_numeric
+from bpgpu.csvfile import encode_labels, file_format, read_labelled, read_numeric
 
 __all__ = [
     "load_digits",
@@ -26,6 +26,7 @@ __all__ = [
     "load_npz",
     "load_csv",
     "load",
+    "format_of",
     "split",
     "Split",
     "standardize",
@@ -129,6 +130,19 @@ def load_mnist(folder: str | os.PathLike, kind: str = "train") -> tuple[np.ndarr
 def load_npz(path: str | os.PathLike, x_key: str = "X", y_key: str = "y"):
     """``(X, y)`` from an .npz file holding arrays ``x_key`` and ``y_key`` (no pickles)."""
     path = file_path(path, "the .npz file")
+    X, y = _npz_arrays(path, (x_key, y_key), "pass x_key= and y_key= (CLI: --x-key/--y-key)")
+    return _features(X, path), _labels(y, path)
+
+
+def read_npz(path: str | os.PathLike, key: str = "X") -> np.ndarray:
+    """The inputs array ``key`` of an .npz file (no labels) as a 2-D float array."""
+    path = file_path(path, "the .npz file")
+    (X,) = _npz_arrays(path, (key,), "pass the name of the inputs array")
+    return _features(X, path)
+
+
+def _npz_arrays(path: str, keys: tuple[str, ...], hint: str) -> list[np.ndarray]:
+    """The arrays ``keys`` of an .npz file, or a ValueError that says what it holds."""
     with open(path, "rb") as f:
         magic = f.read(6)
     if magic.startswith(b"\x93NUMPY"):
@@ -140,36 +154,36 @@ def load_npz(path: str | os.PathLike, x_key: str = "X", y_key: str = "y"):
         raise ValueError(f"{path} is not an .npz file (numpy.savez writes one)")
     try:
         with np.load(path, allow_pickle=False) as d:
-            missing = [k for k in (x_key, y_key) if k not in d.files]
+            missing = [k for k in keys if k not in d.files]
             if missing:
-                raise ValueError(
-                    f"{path} has arrays {d.files}, not {missing}; "
-                    "pass x_key= and y_key= (CLI: --x-key/--y-key)"
-                )
-            X, y = d[x_key], d[y_key]
+                raise ValueError(f"{path} has arrays {d.files}, not {missing}; {hint}")
+            return [d[k] for k in keys]
     except (zipfile.BadZipFile, OSError, EOFError) as e:
         raise ValueError(f"{path}: a damaged .npz file ({e})") from None
     except ValueError as e:
         if "pickle" in str(e):  # an object array inside: never unpickled
+            names = " or ".join(map(repr, keys))
             raise ValueError(
-                f"{path}: array {x_key!r} or {y_key!r} holds Python objects, which are "
-                "never loaded (they could run code); save numbers or strings"
+                f"{path}: array {names} holds Python objects, which are never loaded "
+                "(they could run code); save numbers or strings"
             ) from None
         raise
-    return _features(X, path), _labels(y, path)
 
 
 def load_csv(
     path: str | os.PathLike,
-    label_column: int = -1,
+    label_column: int | str = -1,
     delimiter: str | None = None,
     return_header: bool = False,
 ):
-    """``(X, y)`` from a CSV file; one column holds the labels (default: the last).
+    """``(X, y)`` from a CSV file; one column holds the labels: ``label_column`` is its
+    name in the header line, or its number from 0 (negative from the end; default -1,
+    the last).
 
-    See :mod:`bpgpu.csvfile` for what is accepted: a header line, ``,``/``;``/tab,
-    quotes, a byte-order mark, text labels (returned as strings; see
-    :func:`encode_labels`). Anything else is refused naming its row and column.
+    See :mod:`bpgpu.csvfile` for what is accepted: a header line, ``,``/``;``/tab or
+    spaces, quotes, decimal commas with ``;``, UTF-8 or UTF-16, gzip/bzip2/xz/zip
+    compression, text labels (returned as strings; see :func:`encode_labels`). Anything
+    else is refused naming its row and column.
     With ``return_header``, ``(X, y, header)``: the column names of the header line
     (the label column's among them), or None where the file has none.
     """
@@ -184,18 +198,22 @@ def read_csv(path: str | os.PathLike, delimiter: str | None = None) -> np.ndarra
     return read_numeric(path, delimiter)
 
 
+def format_of(path: str | os.PathLike) -> str | None:
+    """``"digits"``, ``"mnist"`` (a folder), ``"npz"`` or ``"csv"`` from a name, case
+    aside (``.csv``, ``.tsv`` and ``.txt`` files, also compressed: ``.csv.gz``); None
+    where the name does not say."""
+    if isinstance(path, str) and path == "digits":
+        return "digits"
+    if os.path.isdir(path):
+        return "mnist"
+    return file_format(path)
+
+
 def load(path: str, fmt: str = "auto", **kwargs) -> tuple[np.ndarray, np.ndarray]:
     """``(X, y)`` from ``"digits"``, an MNIST folder, an .npz or a .csv file."""
     if fmt == "auto":
-        if path == "digits":
-            fmt = "digits"
-        elif os.path.isdir(path):
-            fmt = "mnist"
-        elif path.endswith(".npz"):
-            fmt = "npz"
-        elif path.endswith(".csv"):
-            fmt = "csv"
-        else:
+        fmt = format_of(path)
+        if fmt is None:
             raise ValueError(
                 f"cannot tell the format of {path!r}; pass fmt='npz', 'csv' or 'mnist'"
             )

@@ -112,7 +112,7 @@ def test_labels_that_are_not_0_to_k_minus_1_keep_their_names(tmp_path, capsys):
         assert main("predict", model, data) == 0
         out, err = capsys.readouterr()
         assert out.splitlines()[1:11] == lines[1:]
-        assert "column 5, the label column of the model's training CSV, is left out" in err
+        assert "column 5 (kind), the label column of the model's training CSV, is left out" in err
 
 
 def test_a_class_seen_only_in_the_test_files_is_still_a_class(tmp_path, capsys):
@@ -195,6 +195,9 @@ def test_regression_and_binary_classification_from_the_command_line(tmp_path, ca
         (["train", "--data", "{csv}", "--label-column", "9"], 1, "label column 9 is out of range"),
         (["evaluate", "{model}", "--label-column", "1"], 2, "--label-column is for CSV files"),
         (["predict", "{model}", "{csv}", "-o", "out.txt"], 1, "must end in .npy or .csv"),
+        (["predict", "{model}", "{csv}", "--x-key", "A"], 2, "--x-key is for .npz files"),
+        (["predict", "{model}", "{model}.json"], 1, "pass a .npy, an .npz or a CSV file"),
+        (["train", "--data", "{csv}", "--label-column", "kind"], 1, "no header line to find"),
         # the file first, not Python's "[Errno 2] No such file or directory: 'x.csv'"
         (["predict", "{model}", "nope.csv"], 1, "error: nope.csv: no such file or directory"),
         (["train", "--data", "nope.csv"], 1, "error: nope.csv: no such file or directory"),
@@ -409,3 +412,45 @@ def test_one_hot_targets_are_classes_as_their_labels_are(tmp_path, capsys):
     args = ["--data", tmp_path / "onehot.npz", "--task", "regression", "-o", tmp_path / "r.npz"]
     assert main("train", *args, *FAST) == 0  # asked for: numeric targets stay numbers
     assert capsys.readouterr().out.startswith("regression: 3 numeric target(s)")
+
+
+def test_csv_files_as_they_come_named_label_column_and_predict_inputs(tmp_path, capsys):
+    """A gzipped CSV, its label column named by the header; predict reads a .tsv, an .npz
+    and the compressed training file itself, leaving its label column out by name."""
+    import gzip
+
+    X, y = blobs()
+    kinds = np.array(["ant", "bee", "cat"])[y]
+    text = "kind,a,b,c,d\n" + "".join(
+        f"{k},{','.join(f'{v:.6g}' for v in x)}\n" for k, x in zip(kinds, X)
+    )
+    (tmp_path / "d.csv.gz").write_bytes(gzip.compress(text.encode()))
+    model = tmp_path / "m.npz"
+    args = ["--data", tmp_path / "d.csv.gz", "--label-column", "kind", "-o", model]
+    assert main("train", *args, *FAST, "--epochs", "20") == 0
+    data = config(model)["data"]
+    assert data["label_column"] == 0 and data["label_name"] == "kind" and data["format"] == "csv"
+    assert main("evaluate", model, "--subset", "test") == 0  # the record reads the file again
+    net = bpgpu.load(model)
+    want = list(np.array(["ant", "bee", "cat"])[bpgpu.to_numpy(net.classify(X))])
+    capsys.readouterr()
+    # the training file (its label column, by name, left out); columns moved: still by name
+    moved = "a,b,kind,c,d\n" + "".join(
+        f"{','.join(f'{v:.6g}' for v in x[:2])},{k},{','.join(f'{v:.6g}' for v in x[2:])}\n"
+        for k, x in zip(kinds, X)
+    )
+    (tmp_path / "moved.csv").write_text(moved)
+    np.savetxt(tmp_path / "x.tsv", X, delimiter="\t", fmt="%.6g")
+    np.savez(tmp_path / "x.npz", X=X.astype(np.float32), other=np.zeros(3))
+    np.savez(tmp_path / "f.npz", features=X)
+    for path, extra, dropped in [
+        (tmp_path / "d.csv.gz", [], "column 1 (kind)"),
+        (tmp_path / "moved.csv", [], "column 3 (kind)"),
+        (tmp_path / "x.tsv", [], None),
+        (tmp_path / "x.npz", [], None),
+        (tmp_path / "f.npz", ["--x-key", "features"], None),
+    ]:
+        assert main("predict", model, path, *extra) == 0
+        out, err = capsys.readouterr()
+        assert out.split() == ["kind", *want], path
+        assert (dropped in err) if dropped else not err, err

@@ -107,6 +107,96 @@ def test_bad_csv_files_are_refused_naming_row_and_column(tmp_path, text, match):
         datasets.load_csv(tmp_path / "d.csv")
 
 
+ROWS = [[1.5, -2.0], [3.0, 0.25]]  # what every spelling below holds, labels 0 and 1
+
+
+@pytest.mark.parametrize(
+    "text, encoding",
+    [
+        ("a;b;label\n1,5;-2;0\n3;0,25;1\n", "utf-8"),  # decimal commas with semicolons
+        ("sep=;\n1,5;-2;0\n3;0,25;1\n", "utf-8"),  # Excel's separator line
+        ("a\tb\tlabel\n1.5\t-2\t0\n3\t0.25\t1\n", "utf-16"),  # Excel's Unicode text
+        ("1.5 -2 0\n   3   0.25   1  \n", "utf-8"),  # np.savetxt's spaces, aligned
+        ("# a b label\n1.5 -2 0\n3 0.25 1\n", "utf-8"),  # np.savetxt's header
+        ("a,b,label\r\n1.5,-2,0\r\n3,0.25,1\r\n", "utf-8"),  # Windows line ends
+    ],
+)
+def test_csv_spellings_of_one_table(tmp_path, text, encoding):
+    (tmp_path / "d.csv").write_bytes(text.encode(encoding))
+    X, y, header = datasets.load_csv(tmp_path / "d.csv", return_header=True)
+    np.testing.assert_array_equal(X, ROWS)
+    assert y.dtype == np.int64 and list(y) == [0, 1]
+    assert header == (["a", "b", "label"] if text.startswith(("a", "#")) else None)
+
+
+def _zipped(path, members):
+    import zipfile
+
+    with zipfile.ZipFile(path, "w") as z:
+        for name, data in members.items():
+            z.writestr(name, data)
+
+
+@pytest.mark.parametrize("suffix", [".csv.gz", ".csv.bz2", ".csv.xz", ".csv.zip", ".gz"])
+def test_compressed_csv_files_are_read_through(tmp_path, suffix):
+    import bz2
+    import lzma
+
+    data = b"a,b,label\n1.5,-2,0\n3,0.25,1\n"
+    path = tmp_path / ("d" + suffix)
+    if suffix.endswith(".zip"):  # a Mac's zip: the file and its resource fork folder
+        _zipped(path, {"d.csv": data, "__MACOSX/._d.csv": b"\x00\x05"})
+    else:
+        pack = {".gz": gzip.compress, ".bz2": bz2.compress, ".xz": lzma.compress}
+        path.write_bytes(pack["." + suffix.rsplit(".", 1)[1]](data))
+    X, y = datasets.load_csv(path)
+    np.testing.assert_array_equal(X, ROWS)
+    assert list(y) == [0, 1]
+    assert datasets.format_of(path) == ("csv" if suffix != ".gz" else None)
+    assert datasets.format_of(str(path).upper()) == datasets.format_of(path)
+
+
+@pytest.mark.parametrize(
+    "data, match",
+    [
+        (gzip.compress(b"1,2,0\n")[:-6], "a damaged gzip file"),
+        (b"(\xb5/\xfd\x00\x00", r"zstd-compressed; decompress it first \(zstd -d"),
+        (b"\x93NUMPY\x01\x00v\x00{'descr'", "a binary file, not CSV text"),
+        ("a,b,c\ncaf\xe9,1,0\n".encode("latin-1"), "not UTF-8 text .* iconv -f latin1"),
+        (
+            b"a;b;c\n1,5;2.5;0\n",
+            r"decimal commas \(row 2, column 1: '1,5'\) and "
+            r"decimal points \(row 2, column 2: '2.5'\)",
+        ),
+    ],
+)
+def test_csv_files_that_cannot_be_read_say_why(tmp_path, data, match):
+    (tmp_path / "d.csv").write_bytes(data)
+    with pytest.raises(ValueError, match=match):
+        datasets.load_csv(tmp_path / "d.csv")
+
+
+def test_a_zip_of_several_files_is_refused_naming_them(tmp_path):
+    _zipped(tmp_path / "d.zip", {"train.csv": b"1,2,0\n", "test.csv": b"3,4,1\n"})
+    with pytest.raises(ValueError, match=r"a zip archive of 2 files \(train.csv, test.csv\)"):
+        datasets.load_csv(tmp_path / "d.zip")
+
+
+def test_the_label_column_by_its_header_name(tmp_path):
+    (tmp_path / "d.csv").write_text("a,price,b\n1,10.5,2\n3,20,4\n")
+    X, y, header = datasets.load_csv(tmp_path / "d.csv", "price", return_header=True)
+    np.testing.assert_array_equal(X, [[1, 2], [3, 4]])
+    np.testing.assert_array_equal(y, [10.5, 20])
+    assert header == ["a", "price", "b"]
+    with pytest.raises(ValueError, match=r"no column named 'prize'; did you mean 'price'\?"):
+        datasets.load_csv(tmp_path / "d.csv", "prize")
+    (tmp_path / "plain.csv").write_text("1,10.5,2\n3,20,4\n")
+    with pytest.raises(ValueError, match="no header line to find the label column 'price'"):
+        datasets.load_csv(tmp_path / "plain.csv", "price")
+    with pytest.raises(ValueError, match="a column number or a header name; got 1.0"):
+        datasets.load_csv(tmp_path / "plain.csv", 1.0)
+
+
 def test_an_out_of_range_label_column_is_a_clear_error(tmp_path):
     (tmp_path / "d.csv").write_text("1,2,0\n3,4,1\n")
     for col in (3, -4):

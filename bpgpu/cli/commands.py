@@ -15,6 +15,7 @@ from bpgpu.cli.data import (
     UsageError,
     add_data_options,
     load_parts,
+    predict_inputs,
     split_record,
 )
 from bpgpu.history import Callback, epoch_line
@@ -390,23 +391,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
             raise ValueError(f"{args.output}: the output must end in .npy or .csv")
         prepare_output(args.output, "predictions")
     net = bpgpu.load(args.model, backend=args.backend)
-    if args.input.endswith(".npy"):
-        X = np.load(args.input, mmap_mode="r", allow_pickle=False)  # read a chunk at a time
-    elif args.input.endswith(".csv"):
-        from bpgpu.csvfile import read_inputs
-
-        info = net.data_info or {}
-        label = info.get("label_column") if info.get("format") == "csv" else None
-        X, dropped = read_inputs(args.input, net.sizes[0], label)
-        if dropped is not None:  # the file it was trained on, say: its labels left out
-            print(
-                f"bpgpu predict: {args.input} has {net.sizes[0] + 1} columns for "
-                f"{net.sizes[0]} inputs; column {dropped + 1}, the label column of the "
-                "model's training CSV, is left out",
-                file=sys.stderr,
-            )
-    else:
-        raise ValueError(f"{args.input}: pass a .npy or .csv file of inputs (one row a sample)")
+    X = predict_inputs(args.input, net, args.x_key)
     task = Task.from_record(net.data_info)
     # the training CSV's name of its label column, when its header gave one
     name = (net.data_info or {}).get("label_name")
@@ -577,15 +562,21 @@ def add_commands(sub, common) -> None:
         "predict",
         parents=[common],
         formatter_class=Help,
-        help="class labels (or outputs) for inputs in a .npy/.csv",
+        help="class labels (or outputs) for inputs in a .npy, .npz or CSV file",
         description="Class labels (as the training data named them) or network outputs for "
-        "each row of a .npy or .csv file; CSV to stdout without -o.",
+        "each row of a .npy, .npz or CSV file; CSV to stdout without -o.",
     )
     p.add_argument("model", help="a model file from bpgpu train (or MLP.save)")
     p.add_argument(
         "input",
-        help=".npy or .csv, one row per sample (a CSV like the one the model was trained "
-        "on may keep its label column: it is left out)",
+        help="a .npy, an .npz, or a CSV file (.csv, .tsv, .txt, also .gz, .bz2, .xz, "
+        ".zip), one row per sample (a CSV like the one the model was trained on may keep "
+        "its label column: it is left out)",
+    )
+    p.add_argument(
+        "--x-key",
+        default=None,
+        help="the inputs array of an .npz (the training data's --x-key, else X)",
     )
     p.add_argument(
         "-o",

@@ -10,7 +10,7 @@ from it and refuses data that differ, so "test" never means rows the model train
 from __future__ import annotations
 
 import argparse
-import os
+import sys
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,6 +39,14 @@ def fraction(text: str) -> float:
     return v
 
 
+def column(text: str) -> int | str:
+    """An argparse type: a column number (an integer), else a header name."""
+    try:
+        return int(text)
+    except ValueError:
+        return text
+
+
 def add_data_options(
     p: argparse.ArgumentParser, recorded: bool = False, split: bool = True
 ) -> None:
@@ -48,7 +56,7 @@ def add_data_options(
         "--data",
         default=None,
         help="'digits' (the embedded 8x8 digits), an MNIST folder (IDX files), a .npz or a "
-        ".csv file"
+        "CSV file (.csv, .tsv, .txt, also .gz, .bz2, .xz, .zip)"
         + (" (default: the data the model was trained on)" if recorded else " (default: digits)"),
     )
     p.add_argument(
@@ -61,9 +69,10 @@ def add_data_options(
     p.add_argument("--y-key", default=None, help="name of the labels array in a .npz (y)")
     p.add_argument(
         "--label-column",
-        type=int,
+        type=column,
         default=None,
-        help="the label column of a CSV, counted from 0; negative from the end (-1: last)",
+        help="the label column of a CSV: its name in the header, or its number from 0 "
+        "(negative from the end; -1, the last, by default)",
     )
     if not split:
         return
@@ -90,7 +99,7 @@ class Source:
     fmt: str
     x_key: str | None = None
     y_key: str | None = None
-    label_column: int | None = None
+    label_column: int | str | None = None  # a number; a header name until loaded
     label_name: str | None = None  # a CSV header's name of the label column
 
     @classmethod
@@ -141,6 +150,8 @@ class Source:
             return datasets.load_npz(self.path, self.x_key, self.y_key)
         X, y, header = datasets.load_csv(self.path, self.label_column, return_header=True)
         if header is not None:
+            if isinstance(self.label_column, str):  # recorded as the number it names
+                self.label_column = header.index(self.label_column)
             self.label_name = header[self.label_column % len(header)]
         return X, y
 
@@ -158,16 +169,13 @@ class Source:
 
 
 def _format_of(path: str) -> str:
-    if path == "digits":
-        return "digits"
-    if os.path.isdir(path):
-        return "mnist"
-    for ext in ("npz", "csv"):
-        if path.endswith("." + ext):
-            return ext
-    raise ValueError(
-        f"cannot tell the format of {path!r}: pass --format npz, csv or mnist (or 'digits')"
-    )
+    fmt = datasets.format_of(path)
+    if fmt is None:
+        raise ValueError(
+            f"cannot tell the format of {path!r}: pass --format npz, csv or mnist (or "
+            "'digits'); .csv, .tsv and .txt files (also .gz, .bz2, .xz, .zip) are CSV"
+        )
+    return fmt
 
 
 @dataclass
@@ -342,3 +350,37 @@ def load_parts(src: Source, split: dict, task_arg: str, output: str | None, task
         s.X_test, s.y_test = test[0], task.targets(test[1])
     record = {**src.record(), **split, **task.record(), **fp}
     return Parts(s.X_train, s.y_train, s.X_val, s.y_val, s.X_test, s.y_test, record), task, line
+
+
+def predict_inputs(path: str, net, x_key: str | None = None) -> np.ndarray:
+    """The rows ``bpgpu predict`` reads: a .npy (a memory map, read a chunk at a time),
+    an .npz's inputs array, or a CSV file, whose label column is left out where the
+    file is like the one the model was trained on (saying so on stderr)."""
+    from bpgpu.csvfile import read_inputs
+
+    info = net.data_info or {}
+    fmt = "npy" if path.lower().endswith(".npy") else datasets.format_of(path)
+    if x_key is not None and fmt != "npz":
+        raise UsageError(f"--x-key is for .npz files, not {path}")
+    if fmt == "npy":
+        return np.load(path, mmap_mode="r", allow_pickle=False)
+    if fmt == "npz":
+        key = x_key or (info.get("x_key") if info.get("format") == "npz" else None) or "X"
+        return datasets.read_npz(path, key)
+    if fmt != "csv":
+        raise ValueError(
+            f"{path}: pass a .npy, an .npz or a CSV file (.csv, .tsv, .txt, also "
+            ".gz, .bz2, .xz, .zip) of inputs, one row a sample"
+        )
+    csv = info.get("format") == "csv"
+    label, name = (info.get("label_column"), info.get("label_name")) if csv else (None, None)
+    X, dropped, header = read_inputs(path, net.sizes[0], label, name)
+    if dropped is not None:  # the file it was trained on, say: its labels left out
+        named = f" ({header[dropped]})" if header else ""
+        print(
+            f"bpgpu predict: {path} has {net.sizes[0] + 1} columns for {net.sizes[0]} "
+            f"inputs; column {dropped + 1}{named}, the label column of the model's "
+            "training CSV, is left out",
+            file=sys.stderr,
+        )
+    return X
