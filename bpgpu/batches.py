@@ -85,8 +85,11 @@ class Batches:
 
 def row_bytes(xp, a) -> int:
     """Bytes of one row of ``a``, from the standard's dtype information."""
-    info = xp.finfo if xp.isdtype(a.dtype, "real floating") else xp.iinfo
-    size = info(a.dtype).bits // 8
+    if a.dtype == xp.bool:  # multi-label rows
+        size = 1
+    else:
+        info = xp.finfo if xp.isdtype(a.dtype, "real floating") else xp.iinfo
+        size = info(a.dtype).bits // 8
     for d in a.shape[1:]:
         size *= d
     return size

@@ -189,7 +189,7 @@ def train_step(
     return new, {**state, "t": state["t"] + 1}, E, Y
 
 
-def train_batches(ops, layers, cost, opt, loss: bool, labels, scan, batch_size: int, upfront):
+def train_batches(ops, layers, cost, opt, loss: bool, hits, scan, batch_size: int, upfront):
     """Full batches as one loop a compiling backend runs as one program:
     ``run(params, state, X, T, L, idx) -> (params, state, E, right)``, ``E`` and
     ``right`` the per-batch summed costs and correct counts (zeros unless ``loss``).
@@ -197,7 +197,8 @@ def train_batches(ops, layers, cost, opt, loss: bool, labels, scan, batch_size: 
     one batch per row; ``scan(body, carry, xs)`` (the backend's loop, JAX: ``lax.scan``)
     hands ``body`` one batch at a time. ``upfront``: the rows are gathered once, before
     the loop (for small batches one gather is much cheaper than one per batch; for large
-    ones the extra copy of the span costs more than it saves), else inside it."""
+    ones the extra copy of the span costs more than it saves), else inside it.
+    ``hits(Y, L)``: how many rows of outputs ``Y`` the labels ``L`` call right."""
     xp = ops.xp
 
     def run(params, state, X, T, L, idx):
@@ -217,7 +218,7 @@ def train_batches(ops, layers, cost, opt, loss: bool, labels, scan, batch_size: 
             zero = xp.zeros((), dtype=X.dtype)
             right = xp.zeros((), dtype=xp.int64)
             if loss and Lb is not None:
-                right = xp.astype(xp.count_nonzero(labels(Y) == Lb), xp.int64)
+                right = xp.astype(hits(Y, Lb), xp.int64)
             return (params, state), (zero if E is None else E, right)
 
         def whole(A):

@@ -53,7 +53,7 @@ class Data:
     Xv: Any = None
     Tv: Any = None
     host: tuple | None = None  # streamed: (X, T, training rows or None) on the host
-    accuracy: bool = True  # the targets count classes (Model.counts_classes)
+    accuracy: str | None = "classes"  # what it means for the targets (Model.accuracy_kind)
 
     @property
     def n(self) -> int:
@@ -402,7 +402,8 @@ def end_epoch(
         val_loss, val_acc = model.evaluate(data.Xv, data.Tv, accuracy=data.accuracy)
     h.epoch.append(ep.index + 1)
     h.loss.append(total / data.n if known else math.nan)
-    h.accuracy.append(correct / data.n if data.accuracy and correct is not None else math.nan)
+    known = data.accuracy is not None and correct is not None
+    h.accuracy.append(correct / data.n if known else math.nan)
     h.val_loss.append(val_loss)
     h.val_accuracy.append(val_acc)
     h.time.append(time.perf_counter() - ep.t0)

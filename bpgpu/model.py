@@ -231,13 +231,13 @@ class Model:
         with the per-batch costs and correct counts as device vectors. One program per
         optimizer, ``loss``, batch size, span and way of gathering."""
         ops, layers, cost, scan = self.backend.ops, self.layers, self.cost, self.backend.scan
-        labels = programs.labeller(self.xp, layers[-1])  # not self.labels: a program outlives self
+        hits = programs.hits(self.xp, layers[-1])  # not self's: a program outlives self
 
         def make():
             def run(params, state, X, T, L, idx, lr):
                 o = programs.with_lr(opt, lr)
                 loop = core.train_batches(
-                    ops, layers, cost, o, loss, labels, scan, batch_size, upfront
+                    ops, layers, cost, o, loss, hits, scan, batch_size, upfront
                 )
                 return loop(params, state, X, T, L, idx)
 
@@ -288,34 +288,68 @@ class Model:
         """Accuracy is defined for several outputs (argmax) or one bounded output."""
         return self.sizes[-1] > 1 or self._bounded_output()
 
-    def counts_classes(self, T: Any) -> bool:
-        """Whether accuracy means something for the validated targets ``T``: for a bounded
-        output layer (softmax, sigmoid, tanh, ...) as :meth:`has_accuracy` says; for an
-        unbounded one (identity, ReLU, ...) with several outputs only when every target
-        row is one-hot (class labels), never for regression targets (one device read)."""
-        if not self.has_accuracy():
-            return False
-        if self._bounded_output():
-            return True
-        xp = self.xp
-        one_hot = ((T == 0) | (T == 1)) & (xp.sum(T, axis=1, keepdims=True) == 1)
-        return bool(xp.all(one_hot))
+    def accuracy_kind(self, T: Any) -> str | None:
+        """What accuracy means for the validated targets ``T`` (one device read):
 
-    def labels(self, Y: Any) -> Any:
-        """Class labels from outputs: argmax, or a threshold at mid-range for one unit
-        (one program on a compiling backend, as :meth:`correct`)."""
+        - ``"classes"``: the argmax of the outputs (one unit: its threshold) against the
+          targets' classes; for a bounded output layer (softmax, sigmoid, tanh, ...), and
+          for an unbounded one (identity, ReLU, ...) with several outputs only when every
+          target row is one-hot (class labels);
+        - ``"multilabel"``: several bounded outputs whose targets are each the low or the
+          high end of the range (0 or 1 for a sigmoid) and some row is not one-hot:
+          every unit is a yes or a no, and a row is right when all of them are;
+        - None: no accuracy (regression targets)."""
+        return self.kind_from(self.target_facts(T))
+
+    def target_facts(self, T: Any) -> tuple[bool, bool]:
+        """``(two_valued, one_hot)`` of validated targets: every value the low or the high
+        end of a bounded output's range; every row one-hot (one 1 and 0s, or one high
+        end and low ends). One device read."""
+        xp = self.xp
+        r = self.layers[-1].activation.output_range
+        lo, hi = (r.lo, r.hi) if self._bounded_output() else (0.0, 1.0)
+
+        def each(a, b):  # (every value a or b, and every row one b)
+            ends = xp.all((T == a) | (T == b))
+            one = xp.all(xp.sum(xp.astype(T == b, T.dtype), axis=1) == 1)
+            return ends, ends & one
+
+        ends, hot = each(lo, hi)
+        hot01 = each(0.0, 1.0)[1]
+        facts = self.backend.to_numpy(xp.stack([ends, hot | hot01]))
+        return bool(facts[0]), bool(facts[1])
+
+    def kind_from(self, facts: tuple[bool, bool]) -> str | None:
+        """:meth:`accuracy_kind` from :meth:`target_facts` (of all the chunks of a data set
+        read a chunk at a time, and-ed)."""
+        two_valued, one_hot = facts
+        if not self.has_accuracy():
+            return None
+        if not self._bounded_output():
+            return "classes" if one_hot else None
+        top = self.layers[-1]
+        separate = top.activation.df is not None  # softmax's units are one choice
+        multilabel = top.n_out > 1 and separate and two_valued and not one_hot
+        return "multilabel" if multilabel else "classes"
+
+    def labels(self, Y: Any, multilabel: bool = False) -> Any:
+        """Class labels from outputs: argmax, or a threshold at mid-range for one unit;
+        ``multilabel``: every unit's threshold, ``(B, n_L)`` booleans (one program on a
+        compiling backend, as :meth:`correct`)."""
         xp, top = self.xp, self.layers[-1]
-        return self.program(("labels", top), lambda: programs.labeller(xp, top))(Y)
+        make = lambda: programs.labeller(xp, top, multilabel)  # noqa: E731
+        return self.program(("labels", top, multilabel), make)(Y)
+
+    def target_labels(self, T: Any, kind: str | None) -> Any:
+        """What :meth:`correct` compares outputs with, from validated targets of
+        :meth:`accuracy_kind` ``kind``: class labels, or multi-label rows."""
+        return self.labels(T, multilabel=kind == "multilabel")
 
     def correct(self, Y: Any, labels: Any) -> Any:
-        """Number of rows whose predicted class is ``labels``, a 0-d integer device array."""
+        """Number of rows whose predicted class is ``labels`` (multi-label rows ``(B, n_L)``:
+        every unit right), a 0-d integer device array."""
         xp, top = self.xp, self.layers[-1]
-
-        def make():
-            of = programs.labeller(xp, top)
-            return lambda Y, labels: xp.count_nonzero(of(Y) == labels)
-
-        return self.program(("correct", top), make)(Y, labels)
+        return self.program(("correct", top), lambda: programs.hits(xp, top))(Y, labels)
 
     def split(self, X: Any, T: Any, keep: Any, held: Any) -> tuple:
         """``(X[keep], T[keep], X[held], T[held])``: the training and validation rows of
@@ -331,16 +365,16 @@ class Model:
         return self.program(("split",), make)(X, T, keep, held)
 
     def evaluate(
-        self, X: Any, T: Any, chunk: int = 8192, accuracy: bool | None = None
+        self, X: Any, T: Any, chunk: int = 8192, accuracy: str | None = "auto"
     ) -> tuple[float, float]:
         """Mean loss and accuracy of validated device data, in chunks; one sync at the end.
         On a compiling backend each chunk is one program (compiled once per shape).
-        ``accuracy``: whether the targets count classes (None: :meth:`counts_classes`);
-        NaN where they do not."""
-        if accuracy is None:
-            accuracy = self.counts_classes(T)
+        ``accuracy``: what it means, as :meth:`accuracy_kind` says ("auto": from ``T``);
+        NaN where it is None."""
+        kind = self.accuracy_kind(T) if accuracy == "auto" else accuracy
         xp, n = self.xp, X.shape[0]
-        sums = self.program(("sums", tuple(self.layers), self.cost), self._chunk_sums)
+        key = ("sums", tuple(self.layers), self.cost, kind)
+        sums = self.program(key, lambda: self._chunk_sums(kind))
         totals, rights = [], []
         for i in range(0, n, chunk):
             j = min(i + chunk, n)
@@ -350,22 +384,24 @@ class Model:
             rights.append(right)
         total = totals[0] if len(totals) == 1 else xp.sum(xp.stack(totals))
         acc = math.nan
-        if accuracy:
+        if kind is not None:
             acc = float(rights[0] if len(rights) == 1 else xp.sum(xp.stack(rights))) / n
         return float(total) / n, acc
 
-    def _chunk_sums(self):
-        """``sums(params, X, T) -> (summed cost, correct count)`` of a chunk (the count 0
-        where accuracy is not defined)."""
-        xp, accuracy = self.xp, self.has_accuracy()
+    def _chunk_sums(self, kind: str | None):
+        """``sums(params, X, T) -> (summed cost, correct count)`` of a chunk, accuracy of
+        :meth:`accuracy_kind` ``kind`` (the count 0 where it is None)."""
+        xp = self.xp
         ops, layers, cost = self.backend.ops, self.layers, self.cost
-        labels = programs.labeller(xp, layers[-1])  # not self's: the program outlives self
+        # not self's: the program outlives self
+        hits = programs.hits(xp, layers[-1])
+        labels = programs.labeller(xp, layers[-1], kind == "multilabel")
 
         def sums(params, X, T):
             E, Ys = forward_cost(ops, layers, cost, params, X, T)
             right = xp.zeros((), dtype=xp.int64)
-            if accuracy:
-                right = xp.count_nonzero(labels(Ys[-1]) == labels(T))
+            if kind is not None:
+                right = hits(Ys[-1], labels(T))
             return xp.sum(E), right
 
         return sums

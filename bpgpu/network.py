@@ -301,16 +301,26 @@ class MLP:
     # ---- training and evaluation -------------------------------------------------
 
     @on_device
-    def classify(self, X: Any) -> Any:
+    def classify(self, X: Any, multilabel: bool = False) -> Any:
         """Class labels ``(B,)``: argmax of the outputs, or for one output unit a threshold
-        at the middle of its range (0.5 for a sigmoid)."""
-        return self.model.labels(self.forward(X))
+        at the middle of its range (0.5 for a sigmoid). ``multilabel=True``: every output
+        unit thresholded so, ``(B, n_L)`` 0/1 integers (a network that tags each sample
+        with any number of labels: sigmoid outputs, the seed's per-unit cross-entropy)."""
+        if type(multilabel) is not bool:
+            raise ValueError(f"multilabel must be True or False; got {multilabel!r}")
+        yes = self.model.labels(self.forward(X), multilabel)
+        return self.xp.astype(yes, self.xp.int64) if multilabel else yes
 
     @on_device
     def evaluate(self, X: Any, y: Any) -> dict[str, float]:
-        """``{"loss": mean cost, "accuracy": fraction classified right}`` (accuracy is NaN
-        where the targets are not classes: one unbounded output, or several unbounded
-        ones, identity say, with targets that are not one-hot rows or labels)."""
+        """``{"loss": mean cost, "accuracy": fraction classified right}``.
+
+        Accuracy is NaN where the targets are not classes: one unbounded output, or
+        several unbounded ones, identity say, with targets that are not one-hot rows or
+        labels. Several separate bounded outputs (sigmoid) whose targets are 0/1 rows
+        that are not all one-hot are multi-label: a row is right when every unit is
+        (``classify(X, multilabel=True)`` equals its target row; scikit-learn's subset
+        accuracy)."""
         X, step = self._rows(X)
         y, _ = self._rows(y, "y") if isinstance(y, (str, os.PathLike)) else (y, None)
         if step is None:
@@ -323,10 +333,17 @@ class MLP:
             raise ValueError(
                 f"X has {n} samples but the targets have {got}; pass one target per row of X"
             )
+        two_valued = one_hot = True  # what accuracy means, from all the targets first
+        for s in range(0, n, step):
+            part = y[s : s + step]
+            ends, hot = self.model.target_facts(self.model.targets(part, len(part)))
+            two_valued, one_hot = two_valued and ends, one_hot and hot
+        kind = self.model.kind_from((two_valued, one_hot))
         loss = right = 0.0
         for s in range(0, n, step):  # a chunk at a time: sums of chunk means
             Xd = self.model.input(X[s : s + step])
-            part, acc = self.model.evaluate(Xd, self.model.targets(y[s : s + step], Xd.shape[0]))
+            Td = self.model.targets(y[s : s + step], Xd.shape[0])
+            part, acc = self.model.evaluate(Xd, Td, accuracy=kind)
             loss += part * Xd.shape[0]
             right += acc * Xd.shape[0]
         return {"loss": loss / n, "accuracy": right / n}

@@ -40,14 +40,37 @@ def shared(key: tuple, make):
         return found
 
 
-def labeller(xp, top):
+def mid_range(top) -> float:
+    """The threshold between no and yes of an output unit of layer ``top``: the middle
+    of its range (0.5 for a sigmoid, 0 for tanh; 0.5 for an unbounded output)."""
+    r = top.activation.output_range
+    return (r.lo + r.hi) / 2 if math.isfinite(r.lo) and math.isfinite(r.hi) else 0.5
+
+
+def labeller(xp, top, multilabel: bool = False):
     """Class labels from the outputs of a network whose output layer is ``top``: argmax,
-    or for one unit a threshold at mid-range (0.5 for an unbounded output)."""
+    or for one unit a threshold at mid-range (0.5 for an unbounded output); with
+    ``multilabel`` each unit's yes or no, a ``(B, n_L)`` boolean array."""
+    mid = mid_range(top)
+    if multilabel:
+        return lambda Y: Y >= mid
     if top.n_out > 1:
         return lambda Y: xp.argmax(Y, axis=1)
-    r = top.activation.output_range
-    mid = (r.lo + r.hi) / 2 if math.isfinite(r.lo) and math.isfinite(r.hi) else 0.5
     return lambda Y: xp.astype(Y[:, 0] >= mid, xp.int64)
+
+
+def hits(xp, top):
+    """``hits(Y, L) -> 0-d count`` of the rows of outputs ``Y`` that :func:`labeller`
+    labels ``L``: class labels ``(B,)``, or multi-label rows ``(B, n_L)`` (a row is
+    right when every unit is)."""
+    of, yes = labeller(xp, top), labeller(xp, top, multilabel=True)
+
+    def count(Y, L):
+        if L.ndim == 2:
+            return xp.count_nonzero(xp.all(yes(Y) == L, axis=1))
+        return xp.count_nonzero(of(Y) == L)
+
+    return count
 
 
 def opt_key(opt) -> tuple:

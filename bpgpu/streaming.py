@@ -92,7 +92,7 @@ class StreamBatches(Batches):
     ):
         chunk_bytes = CHUNK_BYTES if chunk_bytes is None else chunk_bytes  # read now
         self.model, self.X, self.T, self.index = model, X, T, rows
-        self.accuracy = accuracy  # labels of each chunk wanted (prepare's counts_classes)
+        self.accuracy = accuracy  # what each chunk's labels are for (prepare's kind)
         n = len(rows) if rows is not None else X.shape[0]
         row_bytes = X.shape[1] * np.dtype(model.dtype).itemsize
         if sizes is None:
@@ -140,7 +140,8 @@ class StreamBatches(Batches):
         # second check would wait for the device once per chunk
         Xd = m.input(self._stage.to_device(Xh), checked=True)
         Td = m.targets(Th, Xd.shape[0], checked=True)
-        self._chunk = [Xd, Td, m.labels(Td) if self.accuracy else None]
+        L = None if self.accuracy is None else m.target_labels(Td, self.accuracy)
+        self._chunk = [Xd, Td, L]
         self._key = (perm, k)
         return self._chunk
 
@@ -161,8 +162,8 @@ def host_part(a: np.ndarray, rows) -> np.ndarray:
 def prepare(model, X, y, validation_split: float, seed: int, validation_data):
     """``(X_val, T_val, (X, T, training rows), accuracy)``: streamed data checked on the
     host in chunks and left there; only a validation part comes to the device.
-    ``accuracy``: whether the targets count classes (:meth:`Model.counts_classes` of
-    every chunk)."""
+    ``accuracy``: what it means for the targets (:meth:`Model.accuracy_kind` of them
+    all, their facts gathered a chunk at a time)."""
     Xh, Th = open_host(X, "X"), open_host(y, "y")
     step = chunk_rows(Xh.shape[1] if Xh.ndim == 2 else 1)
     check_rows(Xh, model.sizes[0], step)
@@ -170,11 +171,12 @@ def prepare(model, X, y, validation_split: float, seed: int, validation_data):
     if Th.ndim == 0 or Th.shape[0] != n:
         got = Th.shape[0] if Th.ndim else "a scalar"
         raise ValueError(f"X has {n} samples but the targets have {got}; pass one per row of X")
-    accuracy = model.has_accuracy()
+    two_valued = one_hot = True
     for s in range(0, n, step):  # the targets' checks, a chunk at a time
         part = np.asarray(Th[s : s + step])
-        Td = model.targets(part, part.shape[0])
-        accuracy = accuracy and model.counts_classes(Td)
+        ends, hot = model.target_facts(model.targets(part, part.shape[0]))
+        two_valued, one_hot = two_valued and ends, one_hot and hot
+    accuracy = model.kind_from((two_valued, one_hot))
     Xv = Tv = rows = None
     if validation_split:
         rows, held = split_indices(n, validation_split, seed)

@@ -65,8 +65,8 @@ def prepare_data(model, X, y, st: Settings, validation_data) -> Data:
         Xd, Td, Xv, Tv = model.split(Xd, Td, backend.asarray(keep), backend.asarray(held))
     elif validation_data is not None:
         Xv, Tv = streaming.validation_arrays(model, validation_data)
-    accuracy = model.counts_classes(Td)  # not for regression targets
-    labels = model.labels(Td) if accuracy else None
+    accuracy = model.accuracy_kind(Td)  # None for regression targets
+    labels = None if accuracy is None else model.target_labels(Td, accuracy)
     return Data(Xd, Td, labels, Xv, Tv, accuracy=accuracy)
 
 

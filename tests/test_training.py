@@ -785,3 +785,55 @@ def test_regression_targets_have_no_accuracy_and_class_targets_keep_it(backend, 
     bounded = bpgpu.MLP([4, 6, 2], output="sigmoid", cost="quadratic", backend=backend)
     h = bounded.fit(X, (Y > 0).astype(float) * 0.8, **kw)  # two 0/1-like units: argmax
     assert all(math.isfinite(a) for a in [*h.accuracy, *h.val_accuracy])
+
+
+def test_multilabel_targets_count_a_row_right_when_every_label_is(backend, tmp_path, monkeypatch):
+    """Sigmoid outputs trained on 0/1 rows that tag a sample with any number of labels
+    (the seed's per-unit cross-entropy): the history and evaluate gave the argmax of the
+    outputs against the argmax of the targets (0.68 for a net whose every label was right
+    on 98% of the rows). A row is now right when every unit is, as ``classify(X,
+    multilabel=True)`` says: in memory and streamed, in a compiled epoch and per batch."""
+    from bpgpu import streaming
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(2500, 5))
+    T = (X[:, :3] + 0.3 * X[:, 3:4] > 0).astype(float)  # rows with 0 to 3 labels
+    for part in (slice(0, 1100), slice(-300, None)):  # one label each: whole chunks one-hot
+        T[part] = np.eye(3)[T[part].argmax(1)]
+    net = bpgpu.MLP(
+        [5, 8, 3],
+        hidden="tanh",
+        output="sigmoid",
+        cost="cross_entropy",
+        backend=backend,
+        dtype="float64",
+        seed=0,
+    )
+    tags = bpgpu.to_numpy(net.classify(X, multilabel=True))
+    assert tags.shape == (2500, 3) and set(np.unique(tags)) <= {0, 1}
+    subset = float(np.mean(np.all(tags == T, axis=1)))
+    argmax = float(np.mean(bpgpu.to_numpy(net.classify(X)) == T.argmax(1)))
+    assert abs(subset - argmax) > 0.05  # the two measures tell apart here
+    kw = dict(epochs=1, batch_size=64, lr=1e-300)  # a step that leaves the weights as they are
+    h = net.fit(X, T, **kw)
+    assert h.accuracy[0] == pytest.approx(subset, abs=1e-12)
+    assert net.evaluate(X, T)["accuracy"] == pytest.approx(subset, abs=1e-12)
+    monkeypatch.setattr(streaming, "CHUNK_BYTES", 4096)  # chunks of 1,024 rows
+    np.save(tmp_path / "X.npy", X)
+    np.save(tmp_path / "T.npy", T)
+    files = str(tmp_path / "X.npy"), str(tmp_path / "T.npy")
+    assert net.fit(*files, **kw).accuracy == h.accuracy
+    assert net.evaluate(*files)["accuracy"] == pytest.approx(subset, abs=1e-12)
+    # validation rows are judged alike; one-hot rows stay classes (argmax)
+    hv = net.fit(X[:2000], T[:2000], validation_data=(X[2000:], T[2000:]), **kw)
+    want = float(np.mean(np.all(tags[2000:] == T[2000:], axis=1)))
+    assert hv.val_accuracy[0] == pytest.approx(want, abs=1e-12)
+    one_hot = np.eye(3)[T.argmax(1)]
+    assert net.evaluate(X, one_hot)["accuracy"] == pytest.approx(argmax, abs=1e-12)
+    # tanh outputs: the ends of the range are -1 and 1
+    pm = bpgpu.MLP([5, 8, 3], output="tanh", cost="quadratic", backend=backend, seed=0)
+    signs = 2 * bpgpu.to_numpy(pm.classify(X, multilabel=True)) - 1
+    got = pm.evaluate(X, 2 * T - 1)["accuracy"]
+    assert got == pytest.approx(float(np.mean(np.all(signs == 2 * T - 1, axis=1))), abs=1e-6)
+    with pytest.raises(ValueError, match="multilabel must be True or False"):
+        net.classify(X, multilabel="yes")
