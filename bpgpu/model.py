@@ -301,23 +301,39 @@ class Model:
         - None: no accuracy (regression targets)."""
         return self.kind_from(self.target_facts(T))
 
+    def _targets_decide(self) -> bool:
+        """Whether the targets decide what accuracy means (else the output layer does:
+        none, or classes for one unit, softmax)."""
+        if not self.has_accuracy():
+            return False
+        top = self.layers[-1]
+        separate = top.activation.df is not None  # softmax's units are one choice
+        return not self._bounded_output() or (top.n_out > 1 and separate)
+
     def target_facts(self, T: Any) -> tuple[bool, bool]:
         """``(two_valued, one_hot)`` of validated targets: every value the low or the high
         end of a bounded output's range; every row one-hot (one 1 and 0s, or one high
-        end and low ends). One device read."""
+        end and low ends). One program and one device read, where the targets decide
+        (:meth:`kind_from`); elsewhere nothing is read."""
+        if not self._targets_decide():
+            return True, True
         xp = self.xp
         r = self.layers[-1].activation.output_range
         lo, hi = (r.lo, r.hi) if self._bounded_output() else (0.0, 1.0)
 
-        def each(a, b):  # (every value a or b, and every row one b)
-            ends = xp.all((T == a) | (T == b))
-            one = xp.all(xp.sum(xp.astype(T == b, T.dtype), axis=1) == 1)
-            return ends, ends & one
+        def make():
+            def each(T, a, b):  # (every value a or b, and every row one b)
+                ends = xp.all((T == a) | (T == b))
+                return ends, ends & xp.all(xp.sum(xp.astype(T == b, T.dtype), axis=1) == 1)
 
-        ends, hot = each(lo, hi)
-        hot01 = each(0.0, 1.0)[1]
-        facts = self.backend.to_numpy(xp.stack([ends, hot | hot01]))
-        return bool(facts[0]), bool(facts[1])
+            def facts(T):
+                ends, hot = each(T, lo, hi)
+                return xp.stack([ends, hot | each(T, 0.0, 1.0)[1]])
+
+            return facts
+
+        two_valued, one_hot = self.backend.to_numpy(self.program(("facts", lo, hi), make)(T))
+        return bool(two_valued), bool(one_hot)
 
     def kind_from(self, facts: tuple[bool, bool]) -> str | None:
         """:meth:`accuracy_kind` from :meth:`target_facts` (of all the chunks of a data set
@@ -325,12 +341,11 @@ class Model:
         two_valued, one_hot = facts
         if not self.has_accuracy():
             return None
+        if not self._targets_decide():
+            return "classes"
         if not self._bounded_output():
             return "classes" if one_hot else None
-        top = self.layers[-1]
-        separate = top.activation.df is not None  # softmax's units are one choice
-        multilabel = top.n_out > 1 and separate and two_valued and not one_hot
-        return "multilabel" if multilabel else "classes"
+        return "classes" if one_hot or not two_valued else "multilabel"
 
     def labels(self, Y: Any, multilabel: bool = False) -> Any:
         """Class labels from outputs: argmax, or a threshold at mid-range for one unit;
