@@ -454,3 +454,44 @@ def test_csv_files_as_they_come_named_label_column_and_predict_inputs(tmp_path, 
         out, err = capsys.readouterr()
         assert out.split() == ["kind", *want], path
         assert (dropped in err) if dropped else not err, err
+
+
+def test_multilabel_targets_train_a_sigmoid_unit_per_label(tmp_path, capsys):
+    """0/1 rows that are not one-hot (a sample tagged with any number of labels) trained
+    a 4-target regression; now a sigmoid unit per column, scored and predicted per row."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(600, 6))
+    Y = (X[:, :4] + 0.3 * X[:, 4:5] > 0).astype(np.int64)
+    np.savez(tmp_path / "d.npz", X=X, y=Y)
+    model = tmp_path / "m.npz"
+    assert main("train", "--data", tmp_path / "d.npz", "-o", model, *FAST, "--epochs", "30") == 0
+    out = capsys.readouterr().out
+    assert "multilabel: 4 labels, one per column of the 0/1 targets (0..3)" in out, out
+    assert "activations=[relu, sigmoid], cost='cross_entropy'" in out
+    assert config(model)["data"]["task"] == "multilabel"
+    net = bpgpu.load(model)
+    tags = bpgpu.to_numpy(net.classify(X, multilabel=True))
+    assert main("evaluate", model, "--data", tmp_path / "d.npz") == 0
+    line = capsys.readouterr().out
+    want = np.mean(np.all(tags == Y, axis=1))
+    assert f"accuracy {want:.4f}" in line and want > 0.3, (line, want)  # chance: 1/16
+    np.save(tmp_path / "x.npy", X[:20])
+    assert main("predict", model, tmp_path / "x.npy") == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "label_0,label_1,label_2,label_3"
+    got = np.array([[int(v) for v in row.split(",")] for row in lines[1:]])
+    np.testing.assert_array_equal(got, tags[:20])
+    # asked for: one-hot rows as labels of their own; refused: one label per row, softmax
+    np.savez(tmp_path / "h.npz", X=X, y=np.eye(3, dtype=int)[Y[:, 0] + Y[:, 1]])
+    args = ["--data", tmp_path / "h.npz", "-o", tmp_path / "h_m.npz", *FAST]
+    assert main("train", *args, "--task", "multilabel") == 0
+    assert "multilabel: 3 labels" in capsys.readouterr().out
+    for extra, message in [
+        (["--task", "classification"], "pass --task multilabel for 0/1 rows"),
+        (["--output-activation", "softmax"], "multi-label takes a sigmoid unit per label"),
+    ]:
+        assert (
+            main("train", "--data", tmp_path / "d.npz", "-o", tmp_path / "n.npz", *FAST, *extra)
+            == 1
+        )
+        assert message in capsys.readouterr().err

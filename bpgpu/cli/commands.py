@@ -212,6 +212,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         output = args.output_activation or {
             "regression": "identity",
             "binary": "sigmoid",
+            "multilabel": "sigmoid",
         }.get(task.kind, "softmax")
         net = bpgpu.MLP(
             [parts.X_train.shape[1], *(args.hidden or [256]), task.outputs],
@@ -405,6 +406,9 @@ def cmd_predict(args: argparse.Namespace) -> int:
         if regression and name and result.shape[1] == 1:
             header = name
         fmt = "%.9g"
+    elif task is not None and task.kind == "multilabel":  # a 0/1 column per label
+        result = net.backend.to_numpy(net.classify(X, multilabel=True))
+        header, fmt = ",".join(f"label_{c}" for c in task.classes), "%d"
     else:
         result = net.backend.to_numpy(net.classify(X))
         if task is not None and task.classes is not None:
@@ -442,16 +446,18 @@ def add_commands(sub, common) -> None:
         help="train an MLP (default: the embedded digits)",
         description="Train an MLP and save it. The defaults train 64-256-10 ReLU/softmax with "
         "Adam on the embedded 8x8 digits. Classes are taken from all the data (train and "
-        "test; one-hot rows: a class per column); numeric targets that are not class labels "
-        "train a regression (identity "
-        "output, quadratic cost); --output-activation sigmoid trains one unit for two classes.",
+        "test; one-hot rows: a class per column); 0/1 rows that are not all one-hot are "
+        "multi-label (a sigmoid unit per column, any number of labels a sample); numeric "
+        "targets that are not class labels train a regression (identity output, quadratic "
+        "cost); --output-activation sigmoid trains one unit for two classes.",
     )
     add_data_options(t)
     t.add_argument(
         "--task",
         choices=TASKS,
         default="auto",
-        help="classification (labels), regression (numeric targets), or auto",
+        help="classification (labels), multilabel (0/1 rows), regression (numeric "
+        "targets), or auto",
     )
     t.add_argument(
         "--hidden", type=sizes, default=None, help="hidden layer sizes, e.g. 256,128 (256)"

@@ -25,7 +25,7 @@ class UsageError(ValueError):
 
 
 FORMATS = ("auto", "digits", "mnist", "npz", "csv")
-TASKS = ("auto", "classification", "regression")
+TASKS = ("auto", "classification", "multilabel", "regression")
 
 
 def fraction(text: str) -> float:
@@ -181,7 +181,8 @@ def _format_of(path: str) -> str:
 @dataclass
 class Task:
     """What the network learns: ``kind`` is "classification" (``classes``: the labels in
-    output order), "binary" (one sigmoid unit; two classes) or "regression"."""
+    output order), "binary" (one sigmoid unit; two classes), "multilabel" (a sigmoid
+    unit per label, ``classes`` their columns) or "regression"."""
 
     kind: str
     classes: list | None = None
@@ -195,6 +196,14 @@ class Task:
                 raise ValueError(
                     f"a regression takes numeric targets; these are text (e.g. {str(first)!r}): "
                     "pass the data it was made for (or train a classifier on these)"
+                )
+            return y.astype(np.float64)
+        if self.kind == "multilabel":
+            if multi_hot(y, len(self.classes)) is None:
+                raise ValueError(
+                    f"a multi-label model of {len(self.classes)} labels takes 0/1 rows of "
+                    f"{len(self.classes)} columns; the targets have shape {y.shape}"
+                    + ("" if y.dtype.kind in "biuf" else f" and dtype {y.dtype}")
                 )
             return y.astype(np.float64)
         if y.ndim == 2:  # one-hot rows: their column is the label
@@ -233,11 +242,42 @@ def one_hot_labels(y: np.ndarray) -> np.ndarray | None:
     return np.argmax(y, axis=1)
 
 
+def multi_hot(y: np.ndarray, width: int | None = None) -> np.ndarray | None:
+    """``y`` if it is rows of 0s and 1s (2-D, two or more columns; ``width`` of them
+    where given), else None."""
+    if y.ndim != 2 or y.shape[1] < 2 or y.dtype.kind not in "biuf" or not y.size:
+        return None
+    if width is not None and y.shape[1] != width:
+        return None
+    return y if np.all((y == 0) | (y == 1)) else None
+
+
 def find_task(task: str, output: str | None, ys: list[np.ndarray]) -> tuple[Task, str]:
     """The task and a line that says what was found, from *all* the data's targets
     (train and test), so a class seen only in one part is still a class. One-hot rows
-    are classes (one per column) unless the task is regression."""
+    are classes (one per column) unless the task is regression or multilabel; 0/1 rows
+    that are not all one-hot are multi-label (a sigmoid unit per column) unless the task
+    is regression."""
     y = np.concatenate([np.asarray(v) for v in ys]) if len(ys) > 1 else np.asarray(ys[0])
+    hot = multi_hot(y)
+    if task == "multilabel" or (task == "auto" and hot is not None and one_hot_labels(y) is None):
+        if hot is None:
+            raise ValueError(
+                f"multi-label needs 0/1 rows, a column per label; the targets have shape "
+                f"{y.shape} (one label per sample is --task classification)"
+            )
+        if output not in (None, "sigmoid"):
+            raise ValueError(
+                f"multi-label takes a sigmoid unit per label (each a yes or a no); "
+                f"--output-activation {output} does not: leave it out, or pass sigmoid"
+            )
+        k = y.shape[1]
+        per_row = y.sum(axis=1)
+        line = (
+            f"multilabel: {k} labels, one per column of the 0/1 targets (0..{k - 1}); "
+            f"{int(per_row.min())} to {int(per_row.max())} per sample"
+        )
+        return Task("multilabel", list(range(k)), k), line
     labels = one_hot_labels(y) if task != "regression" else None
     if labels is not None:
         k = y.shape[1]
@@ -254,7 +294,7 @@ def find_task(task: str, output: str | None, ys: list[np.ndarray]) -> tuple[Task
     if y.ndim != 1:
         raise ValueError(
             f"classification needs one label per sample; the targets have shape {y.shape} "
-            "(pass --task regression for numeric target rows)"
+            "(pass --task multilabel for 0/1 rows, --task regression for numeric rows)"
         )
     if y.dtype.kind == "f":  # integral values were made integers when read
         odd = y[np.nonzero(y != np.round(y))[0][0]]
