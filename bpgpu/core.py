@@ -67,26 +67,29 @@ def gradients(ops, layers, params, Xs: list, Ys: list, D: Any, G: Any) -> tuple[
     return grads, deltas
 
 
-def output(ops, layers, cost, params, Xs: list, T: Any, scale: float, loss: bool, weights=None):
+def output(
+    ops, layers, cost, params, Xs: list, T: Any, scale: float, loss: bool, weights=None, rows=None
+):
     """Output ``Y^L``, the summed cost (None unless ``loss``), and ``scale`` times the
     output error ``D`` (9), or for a learnable output activation ``G = dE/dY``.
 
-    ``weights``: one per row (scikit-learn's ``sample_weight``): each row's error is
-    multiplied by its weight over the batch's total weight (which takes the place of
-    ``1/B``: pass ``scale`` without it), and the cost is ``B`` times the weighted mean
-    (so that summed over batches and divided by the rows it is the weighted loss)."""
+    ``weights``: each row's share of its batch's total sample weight (``sample_weight``
+    over the batch's sum, :func:`bpgpu.batches.batch_shares`; data-parallel, of the
+    global batch): each row's error is multiplied by it, in the place of ``1/B`` (pass
+    ``scale`` without it), and the cost is ``rows`` (the global batch's, default this
+    batch's) times the weighted mean, so that summed over batches (and ranks) and
+    divided by the rows it is the weighted loss."""
     top = layers[-1]
     a = top.unpack(params)[2]
     if weights is None:
         return cost.train_output(ops, top.activation, Xs[-1], T, a, loss, scale)
     xp = ops.xp
     Y, _, D, G = cost.train_output(ops, top.activation, Xs[-1], T, a, False, scale)
-    share = weights / xp.sum(weights)
-    col = xp.reshape(share, (-1, 1))
+    col = xp.reshape(weights, (-1, 1))
     E = None
     if loss:
         per_row = cost.per_sample(xp, top.activation, Xs[-1], Y, T)
-        E = Xs[-1].shape[0] * xp.sum(share * per_row)
+        E = (Xs[-1].shape[0] if rows is None else rows) * xp.sum(weights * per_row)
     return Y, E, None if D is None else D * col, None if G is None else G * col
 
 
@@ -97,12 +100,21 @@ def errors(ops, layers, cost, params, X: Any, T: Any, scale: float):
 
 
 def backward(
-    ops, layers, cost, params, X: Any, T: Any, scale: float, loss: bool = False, weights=None
+    ops,
+    layers,
+    cost,
+    params,
+    X: Any,
+    T: Any,
+    scale: float,
+    loss: bool = False,
+    weights=None,
+    rows=None,
 ):
     """:func:`errors`, with the batch's summed cost (None unless ``loss``) and outputs:
-    ``(grads, deltas, E, Y)``; ``weights`` as :func:`output` takes them."""
+    ``(grads, deltas, E, Y)``; ``weights`` and ``rows`` as :func:`output` takes them."""
     Xs, Ys = forward(ops, layers, params, X, last=False)
-    Y, E, D, G = output(ops, layers, cost, params, Xs, T, scale, loss, weights)
+    Y, E, D, G = output(ops, layers, cost, params, Xs, T, scale, loss, weights, rows)
     return (*gradients(ops, layers, params, Xs, Ys + [Y], D, G), E, Y)
 
 
@@ -139,11 +151,9 @@ def train_step(
 
     Data-parallel training: ``Xb`` is this rank's share of a global batch of ``rows``
     rows (the gradients are of the global mean), and ``reduce(grads)`` sums them over
-    the ranks before the optimizer step (the prescaled path is off). ``weights``: one
-    per row of the batch, as :func:`output` takes them (not data-parallel).
+    the ranks before the optimizer step (the prescaled path is off). ``weights``: each
+    row's share of the (global) batch's sample weight, as :func:`output` takes them.
     """
-    if weights is not None and reduce is not None:
-        raise ValueError("sample weights are not taken by a data-parallel step")
     lr = None if check is not None else sgd_lr(opt)
     rows = Xb.shape[0] if rows is None else rows
     if reduce is not None and lr is not None:
@@ -151,9 +161,8 @@ def train_step(
         # updates themselves; each layer's are summed over the ranks as soon as they
         # exist (while they are still in cache) and added to its weights
         Xs, Ys = forward(ops, layers, params, Xb, last=False)
-        top = layers[-1]
-        a = params[top.offset + 2] if top.has_param else None
-        Y, E, D, G = cost.train_output(ops, top.activation, Xs[-1], Tb, a, loss, -lr / rows)
+        scale = -lr / rows if weights is None else -lr
+        Y, E, D, G = output(ops, layers, cost, params, Xs, Tb, scale, loss, weights, rows)
         Ys.append(Y)
         new = list(params)
         for layer, D_l, G_l in backprop(ops, layers, params, Xs, Ys, D, G):
@@ -167,7 +176,7 @@ def train_step(
     scale = (1.0 if lr is None else lr) / (rows if weights is None else 1)
     Xs, Ys = forward(ops, layers, params, Xb, last=False)
     loss = loss or check is not None  # the anomaly check reads the loss
-    Y, E, D, G = output(ops, layers, cost, params, Xs, Tb, scale, loss, weights)
+    Y, E, D, G = output(ops, layers, cost, params, Xs, Tb, scale, loss, weights, rows)
     Ys.append(Y)
     if lr is None:
         grads = gradients(ops, layers, params, Xs, Ys, D, G)[0]
@@ -191,17 +200,18 @@ def train_step(
 
 def train_batches(ops, layers, cost, opt, loss: bool, hits, scan, batch_size: int, upfront):
     """Full batches as one loop a compiling backend runs as one program:
-    ``run(params, state, X, T, L, idx) -> (params, state, E, right)``, ``E`` and
+    ``run(params, state, X, T, L, W, idx) -> (params, state, E, right)``, ``E`` and
     ``right`` the per-batch summed costs and correct counts (zeros unless ``loss``).
     ``idx`` holds the rows of whole batches in order (``batch_size`` each), reshaped to
     one batch per row; ``scan(body, carry, xs)`` (the backend's loop, JAX: ``lax.scan``)
     hands ``body`` one batch at a time. ``upfront``: the rows are gathered once, before
     the loop (for small batches one gather is much cheaper than one per batch; for large
     ones the extra copy of the span costs more than it saves), else inside it.
-    ``hits(Y, L)``: how many rows of outputs ``Y`` the labels ``L`` call right."""
+    ``hits(Y, L)``: how many rows of outputs ``Y`` the labels ``L`` call right. ``W``:
+    each row's share of its batch's sample weight (None: unweighted)."""
     xp = ops.xp
 
-    def run(params, state, X, T, L, idx):
+    def run(params, state, X, T, L, W, idx):
         n = idx.shape[0] // batch_size
         rows = xp.reshape(idx, (n, batch_size))
 
@@ -211,10 +221,12 @@ def train_batches(ops, layers, cost, opt, loss: bool, hits, scan, batch_size: in
         def body(carry, batch):
             params, state = carry
             if upfront:
-                Xb, Tb, Lb = batch
+                Xb, Tb, Lb, Wb = batch
             else:
-                Xb, Tb, Lb = gather(X, batch), gather(T, batch), gather(L, batch)
-            params, state, E, Y = train_step(ops, layers, cost, params, Xb, Tb, opt, state, loss)
+                Xb, Tb, Lb, Wb = (gather(A, batch) for A in (X, T, L, W))
+            params, state, E, Y = train_step(
+                ops, layers, cost, params, Xb, Tb, opt, state, loss, weights=Wb
+            )
             zero = xp.zeros((), dtype=X.dtype)
             right = xp.zeros((), dtype=xp.int64)
             if loss and Lb is not None:
@@ -224,7 +236,7 @@ def train_batches(ops, layers, cost, opt, loss: bool, hits, scan, batch_size: in
         def whole(A):
             return None if A is None else xp.reshape(gather(A, idx), (n, batch_size, *A.shape[1:]))
 
-        xs = (whole(X), whole(T), whole(L)) if upfront else rows
+        xs = (whole(X), whole(T), whole(L), whole(W)) if upfront else rows
         (params, state), (E, right) = scan(body, (params, state), xs)
         return params, state, E, right
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bpgpu import checkpoint as _ckpt
-from bpgpu._host import HostRNG
+from bpgpu._host import HostRNG, batch_shares
 from bpgpu.batches import Batches, row_bytes
 from bpgpu.history import Callback, History
 from bpgpu.io import ModelFileError
@@ -54,6 +54,7 @@ class Data:
     Tv: Any = None
     host: tuple | None = None  # streamed: (X, T, training rows or None) on the host
     accuracy: str | None = "classes"  # what it means for the targets (Model.accuracy_kind)
+    w: Any = None  # each training row's sample weight, on the host (None: unweighted)
 
     @property
     def n(self) -> int:
@@ -204,10 +205,16 @@ def run_epoch(net, model, run: Run, data: Data, batches: Batches, st, epoch: int
     t0 = time.perf_counter()
     rng_before = run.rng.state()  # a mid-epoch checkpoint redraws this permutation
     perm = run.rng.permutation(data.n) if st.shuffle else None
+    host = getattr(batches, "host_perm", False)  # streamed rows are gathered on the host
+    if data.w is not None:  # each row's share of its (global) batch's weight, this epoch
+        shares = batch_shares(data.w, perm, batches.rows)
+        if host:
+            batches.shares = shares  # gathered with the rows
+        else:
+            batches.arrays[3] = model.backend.asarray(shares, model.dtype)
     dist = opts["dist"]
     if dist is not None:  # this rank's share of every batch, gathered alone
         perm = dist.local_order(perm, data.n, st.batch_size)
-    host = getattr(batches, "host_perm", False)  # streamed rows are gathered on the host
     perm_d = None if perm is None or host else model.backend.asarray(perm)
     perm_d = perm if host else perm_d
     saved = snapshot(model, run.state)
@@ -248,6 +255,7 @@ def run_epoch(net, model, run: Run, data: Data, batches: Batches, st, epoch: int
             run.state,
             metrics,
             stop_flag.is_set,
+            batches.arrays[3],
         )
         if metrics:
             losses += E  # per-batch vectors: summed, or read, like the scalars
@@ -256,9 +264,9 @@ def run_epoch(net, model, run: Run, data: Data, batches: Batches, st, epoch: int
             done = first_eager
     eager = batches.epoch(perm_d, first_eager) if done == n_batches else ()
     tally = Tally(model)
-    for bi, (Xb, Tb, Lb) in enumerate(eager, start=first_eager):
+    for bi, (Xb, Tb, Lb, Wb) in enumerate(eager, start=first_eager):
         where = (epoch + 1, bi + 1) if anomaly else None
-        E, Y = step(Xb, Tb, Lb, where, metrics, batches.rows[bi])
+        E, Y = step(Xb, Tb, Lb, where, metrics, batches.rows[bi], Wb)
         if metrics:
             losses.append(E)
             if Lb is not None:

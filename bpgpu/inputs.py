@@ -198,3 +198,36 @@ def _all_finite(xp, A: Any) -> bool:
 def _finite_flag(xp, A: Any) -> Any:
     """:func:`_all_finite` as a device boolean, not yet read."""
     return xp.all(xp.isfinite(xp.stack([xp.min(A), xp.max(A)])))
+
+
+def row_weights(model, n: int, sample_weight, class_weight, labels) -> Any:
+    """One host weight per row (float64 ``(n,)``) from ``sample_weight`` and
+    ``class_weight`` (their product), or None for neither; ``labels()`` gives the rows'
+    class labels on the host, asked only for ``class_weight``."""
+    from bpgpu._host import class_weights, sample_weights
+
+    if sample_weight is None and class_weight is None:
+        return None
+    w = sample_weights(1.0 if sample_weight is None else sample_weight, n)
+    if class_weight is not None:
+        w = w * class_weights(class_weight, labels(), max(2, model.sizes[-1]))
+        if not w.sum() > 0:
+            raise ValueError("the class weights leave no sample that counts; give one a weight")
+    return w
+
+
+def class_targets(kind: str | None) -> None:
+    """Refuse ``class_weight`` for targets whose accuracy kind is not classes."""
+    if kind != "classes":
+        what = "multi-label rows" if kind == "multilabel" else "numbers, not classes"
+        raise ValueError(
+            f"class_weight weighs classes; these targets are {what}: pass sample_weight "
+            "instead (one weight per sample)"
+        )
+
+
+def class_labels(model, Td: Any) -> Any:
+    """The class labels of validated targets as a host array, for ``class_weight``
+    (refused where the targets are not classes: a regression, multi-label rows)."""
+    class_targets(model.accuracy_kind(Td))
+    return model.backend.to_numpy(model.labels(Td))

@@ -86,8 +86,8 @@ class Model:
     ) -> tuple[Any, list]:
         """The batch-mean cost (0-d) and its gradients at ``params``, in one forward and
         backward pass (one program on a compiling backend): what a full-batch optimizer
-        (L-BFGS) asks at every point it tries. ``weights``: one per row, the weighted
-        mean (:func:`bpgpu.core.output`)."""
+        (L-BFGS) asks at every point it tries. ``weights``: each row's share of the
+        total sample weight (summing to 1): the weighted mean (:func:`bpgpu.core.output`)."""
         ops, layers, cost = self.backend.ops, self.layers, self.cost
 
         def make():
@@ -126,8 +126,9 @@ class Model:
         unless ``loss``) and the outputs, left on the device. ``where = (epoch, batch)``
         checks every layer first (anomaly mode: a sync per tensor). ``reduce`` and
         ``rows``: data-parallel training (:func:`bpgpu.core.train_step`; on a compiling
-        backend two programs, :meth:`_parallel_step`). ``weights``: one per row
-        (scikit-learn's ``sample_weight``; :func:`bpgpu.core.output`).
+        backend two programs, :meth:`_parallel_step`). ``weights``: each row's share of
+        its (global) batch's sample weight (:func:`bpgpu._host.batch_shares`,
+        :func:`bpgpu.core.output`).
         """
         if where is None and reduce is None and self.backend.compiles:
             step = self._compiled_step(opt, loss)  # one program for the whole step
@@ -135,7 +136,7 @@ class Model:
             self.params, state, E, Y = step(*args)
             return state, E, Y
         if where is None and self.backend.compiles:
-            return self._parallel_step(Xb, Tb, opt, state, loss, reduce, rows)
+            return self._parallel_step(Xb, Tb, opt, state, loss, reduce, rows, weights)
         check = None if where is None else self._anomaly_check(where)
         self.params, state, E, Y = core.train_step(
             self.backend.ops,
@@ -173,7 +174,7 @@ class Model:
 
         return programs.shared(("step", *self._structure(), *programs.opt_key(opt), loss), make)
 
-    def _parallel_step(self, Xb, Tb, opt, state: dict, loss: bool, reduce, rows: int):
+    def _parallel_step(self, Xb, Tb, opt, state: dict, loss: bool, reduce, rows: int, weights):
         """A data-parallel step on a compiling backend: this rank's gradients as one
         program, their sum over the ranks between programs (``reduce``), the optimizer's
         update as a second program (parameters and state donated). The same arithmetic
@@ -181,8 +182,10 @@ class Model:
         ops, layers, cost = self.backend.ops, self.layers, self.cost
 
         def make():
-            def grads(params, Xb, Tb, scale):
-                G, _, E, Y = core.backward(ops, layers, cost, params, Xb, Tb, scale, loss)
+            def grads(params, Xb, Tb, scale, weights, rows):
+                G, _, E, Y = core.backward(
+                    ops, layers, cost, params, Xb, Tb, scale, loss, weights, rows
+                )
                 return G, E, Y
 
             def update(params, state, grads, lr):
@@ -197,34 +200,42 @@ class Model:
         scales = self.__dict__.setdefault("_scales", {})  # a device scalar per batch size
         if rows not in scales:
             dtype, dev = self.params[0].dtype, self.backend.device
-            scales[rows] = self.xp.asarray(1 / rows, dtype=dtype, device=dev)
-        G, E, Y = grads_of(self.params, Xb, Tb, scales[rows])  # the global batch's mean
+            scales[rows] = [self.xp.asarray(v, dtype=dtype, device=dev) for v in (1 / rows, rows)]
+        scale, R = scales[rows]
+        if weights is not None:  # the shares take the place of 1 / rows
+            G, E, Y = grads_of(self.params, Xb, Tb, 1.0, weights, R)
+        else:  # the global batch's mean
+            G, E, Y = grads_of(self.params, Xb, Tb, scale, None, None)
         G = reduce(list(G))
         self.params, state = update(self.params, self._traced_t(state), G, self._lr(opt))
         return state, E, Y
 
-    def epoch_spans(self, X, T, L, order, batch_size: int, first, full, opt, state, loss, stop):
+    def epoch_spans(
+        self, X, T, L, order, batch_size: int, first, full, opt, state, loss, stop, W=None
+    ):
         """Full batches ``first .. full - 1`` of an epoch whose rows are ``order`` (device
         indices) as compiled programs (:meth:`epoch`): one for all of them, or one per
         span where gathering them up front would take more than ``GATHER_BYTES``;
-        ``stop()`` is asked after each. Returns ``(state, E, right, end)``: lists of the
+        ``stop()`` is asked after each. ``W``: each row's share of its batch's sample
+        weight (None: unweighted). Returns ``(state, E, right, end)``: lists of the
         programs' per-batch vectors and the batch after the last one run."""
         B, n = batch_size, order.shape[0]
         row = sum(a.shape[1] * a.dtype.itemsize for a in (X, T)) + 8  # + a label
+        row += 0 if W is None else W.dtype.itemsize
         upfront = row * B <= UPFRONT_BATCH_BYTES
         span = max(1, GATHER_BYTES // (row * B)) if upfront else full
         Es, rights = [], []
         for lo in range(first, full, span):
             hi = min(lo + span, full)
             idx = order if lo == 0 and hi * B == n else order[lo * B : hi * B]
-            state, E, right = self.epoch(X, T, L, idx, B, opt, state, loss, upfront)
+            state, E, right = self.epoch(X, T, L, idx, B, opt, state, loss, upfront, W)
             Es.append(E)
             rights.append(right)
             if hi < full and stop():
                 return state, Es, rights, hi
         return state, Es, rights, full
 
-    def epoch(self, X, T, L, idx, batch_size: int, opt, state, loss, upfront: bool):
+    def epoch(self, X, T, L, idx, batch_size: int, opt, state, loss, upfront: bool, W=None):
         """Full batches as one compiled program (a compiling backend only): ``idx`` the
         device indices of their rows, in order, gathered before the loop (``upfront``)
         or in it; ``self.params`` becomes the result. Returns ``(state, E, right)``
@@ -234,17 +245,17 @@ class Model:
         hits = programs.hits(self.xp, layers[-1])  # not self's: a program outlives self
 
         def make():
-            def run(params, state, X, T, L, idx, lr):
+            def run(params, state, X, T, L, W, idx, lr):
                 o = programs.with_lr(opt, lr)
                 loop = core.train_batches(
                     ops, layers, cost, o, loss, hits, scan, batch_size, upfront
                 )
-                return loop(params, state, X, T, L, idx)
+                return loop(params, state, X, T, L, W, idx)
 
             return self.backend.compile(run, donate=(0, 1))
 
         key = ("epoch", *self._structure(), *programs.opt_key(opt), loss, batch_size, upfront)
-        args = (self.params, self._traced_t(state), X, T, L, idx, self._lr(opt))
+        args = (self.params, self._traced_t(state), X, T, L, W, idx, self._lr(opt))
         self.params, state, E, right = programs.shared(key, make)(*args)
         return state, E, right
 

@@ -408,6 +408,18 @@ class MLP:
             ranks; the gradients are summed with one Allreduce per step, so the result
             is the single-process fit's and every rank's weights are the same.
             Checkpoints are written by rank 0; an exception on one rank ends the job.
+        sample_weight : array of shape (n,), optional
+            How much each sample counts (finite, >= 0, not all zero; an array, a memory
+            map, or a number): each batch's loss is the weighted mean of its samples'
+            (each one's error times its weight over the batch's total weight; data-
+            parallel, the global batch's). The validation loss and the accuracies stay
+            unweighted; with ``validation_split`` the held-out samples' weights are
+            dropped.
+        class_weight : dict or "balanced", optional
+            A weight per class (``{class: weight}``, classes 0..K-1 as the labels or the
+            one-hot columns give them; a class left out weighs 1), multiplied into
+            ``sample_weight``; ``"balanced"`` weighs each class ``n / (K * its count)``
+            (scikit-learn's). Class targets only.
 
         Raises
         ------

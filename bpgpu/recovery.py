@@ -112,8 +112,8 @@ def diverged(model, run, saved, host, first, perm_d, batches, epoch, opts):
     # replay up to the last batch whose loss was finite: its starting weights are the
     # last ones known good (the update it made is what the bad batch started from)
     for bi in range(first, first + k - 1):
-        Xb, Tb, Lb = batches(perm_d, bi)
-        opts["step"](Xb, Tb, Lb, None, False, batches.rows[bi])
+        Xb, Tb, Lb, Wb = batches(perm_d, bi)
+        opts["step"](Xb, Tb, Lb, None, False, batches.rows[bi], Wb)
     advice = (
         f"Lower the learning rate (now {opt.lr:g}), standardise the inputs, or pass "
         "detect_anomaly=True to find the first layer that overflows"

@@ -47,6 +47,7 @@ from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_dat
 
 import bpgpu
 from bpgpu import optimizers
+from bpgpu._host import batch_shares
 from bpgpu.batches import Batches
 from bpgpu.network import rebuild
 
@@ -324,14 +325,16 @@ class _BPBase(BaseEstimator):
         with be.context():
             Xd = model.input(X)
             Td = model.targets(T, n)
-            Wd = None if w is None else be.asarray(w, model.dtype)
-            batches = Batches(xp, [Xd, Td, Wd], batch)  # the third: each row's weight
+            batches = Batches(xp, [Xd, Td, None], batch)  # the third: each row's share
             with be.threads(batch * max(layer.n_in * layer.n_out for layer in model.layers)):
                 for _ in range(self.max_iter):
                     perm = self._random_state.permutation(n) if self.shuffle else None
                     perm_d = None if perm is None else be.asarray(perm)
+                    if w is not None:  # of its batch's weight, in this epoch's batches
+                        shares = batch_shares(w, perm, batches.rows)
+                        batches.arrays[2] = be.asarray(shares, model.dtype)
                     losses, first = [], 0
-                    if be.compiles and n >= batch and w is None:  # JAX: one program for all
+                    if be.compiles and n >= batch:  # JAX: one program for all
                         order = xp.arange(n, device=be.device) if perm_d is None else perm_d
                         self._opt_state, losses, _, first = model.epoch_spans(
                             Xd,
@@ -345,6 +348,7 @@ class _BPBase(BaseEstimator):
                             self._opt_state,
                             True,
                             lambda: False,
+                            batches.arrays[2],
                         )
                     for Xb, Tb, Wb in batches.epoch(perm_d, first):
                         self._opt_state, E, _ = model.step(
@@ -395,7 +399,7 @@ class _BPBase(BaseEstimator):
         model = self._net.model
         be = model.backend
         n = Xd.shape[0] if w is None else float(w.sum())
-        Wd = None if w is None else be.asarray(w, model.dtype)
+        Wd = None if w is None else be.asarray(w / w.sum(), model.dtype)  # each row's share
         shapes = [tuple(p.shape) for p in model.params]
         ends = np.cumsum([math.prod(s) for s in shapes])
         matrices = [i for i, s in enumerate(shapes) if len(s) == 2]  # the L2 term's W

@@ -22,6 +22,7 @@ import numpy as np
 
 from bpgpu._host import split_indices
 from bpgpu.batches import Batches
+from bpgpu.inputs import class_targets, row_weights
 
 CHUNK_BYTES = 64 << 20  # 64 MiB of inputs on the device at a time (and one more coming)
 
@@ -110,38 +111,44 @@ class StreamBatches(Batches):
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="bpgpu-prefetch")
         self._stage = model.backend.staging()  # a GPU: pinned buffers, a copy stream
         self._next: tuple[Any, int, Any] | None = None
+        self.shares = None  # this epoch's share of each row in its batch's weight (fit sets)
 
     def epoch(self, perm, first: int = 0):
         order = np.arange(self.n) if perm is None else perm
         yield from super().epoch(order, first)
 
-    def _host_rows(self, perm, k: int):
-        """Chunk ``k``'s inputs and targets, gathered on the host (in the prefetch thread)."""
+    def _host_rows(self, perm, k: int, shares=None):
+        """Chunk ``k``'s inputs, targets and (``shares``: this epoch's share of each
+        training row in its batch's weight) weights, gathered on the host (in the
+        prefetch thread)."""
         offs = self.offsets
         idx = perm[offs[k * self.per] : offs[min((k + 1) * self.per, self.count)]]
+        W = None if shares is None else shares[idx]
         if self.index is not None:
             idx = self.index[idx]
-        return self._stage.fill(self.X, idx, k), np.asarray(self.T[idx])
+        return self._stage.fill(self.X, idx, k), np.asarray(self.T[idx]), W
 
     def _gather(self, perm, k: int) -> list:
         if self._key is not None and self._key[0] is perm and self._key[1] == k:
             return self._chunk
         if self._next is not None and self._next[0] is perm and self._next[1] == k:
-            Xh, Th = self._next[2].result()
+            Xh, Th, Wh = self._next[2].result()
         else:
             if self._next is not None:  # a stopped epoch's prefetch: let it finish first,
                 self._next[2].exception()  # it may be filling a staging buffer
-            Xh, Th = self._host_rows(perm, k)
+            Xh, Th, Wh = self._host_rows(perm, k, self.shares)
         self._next = None
         if (k + 1) * self.per < self.count:  # read the next chunk while this one trains
-            self._next = (perm, k + 1, self._pool.submit(self._host_rows, perm, k + 1))
+            job = self._pool.submit(self._host_rows, perm, k + 1, self.shares)
+            self._next = (perm, k + 1, job)
         m, self._chunk = self.model, []  # let the old chunk go before the new one comes
         # the values were checked on the host before training (``prepare``): on a GPU a
         # second check would wait for the device once per chunk
         Xd = m.input(self._stage.to_device(Xh), checked=True)
         Td = m.targets(Th, Xd.shape[0], checked=True)
         L = None if self.accuracy is None else m.target_labels(Td, self.accuracy)
-        self._chunk = [Xd, Td, L]
+        W = None if Wh is None else m.backend.asarray(Wh, m.dtype)
+        self._chunk = [Xd, Td, L, W]
         self._key = (perm, k)
         return self._chunk
 
@@ -159,11 +166,14 @@ def host_part(a: np.ndarray, rows) -> np.ndarray:
     return np.asarray(a[np.sort(rows)]) if rows is not None else np.asarray(a)
 
 
-def prepare(model, X, y, validation_split: float, seed: int, validation_data):
-    """``(X_val, T_val, (X, T, training rows), accuracy)``: streamed data checked on the
-    host in chunks and left there; only a validation part comes to the device.
+def prepare(
+    model, X, y, validation_split: float, seed: int, validation_data, weighting=(None, None)
+):
+    """``(X_val, T_val, (X, T, training rows), accuracy, w)``: streamed data checked on
+    the host in chunks and left there; only a validation part comes to the device.
     ``accuracy``: what it means for the targets (:meth:`Model.accuracy_kind` of them
-    all, their facts gathered a chunk at a time)."""
+    all, their facts gathered a chunk at a time); ``w``: each training row's weight from
+    ``weighting = (sample_weight, class_weight)`` on the host (None: unweighted)."""
     Xh, Th = open_host(X, "X"), open_host(y, "y")
     step = chunk_rows(Xh.shape[1] if Xh.ndim == 2 else 1)
     check_rows(Xh, model.sizes[0], step)
@@ -172,11 +182,18 @@ def prepare(model, X, y, validation_split: float, seed: int, validation_data):
         got = Th.shape[0] if Th.ndim else "a scalar"
         raise ValueError(f"X has {n} samples but the targets have {got}; pass one per row of X")
     two_valued = one_hot = True
+    labels = [] if weighting[1] is not None else None  # for class_weight
     for s in range(0, n, step):  # the targets' checks, a chunk at a time
         part = np.asarray(Th[s : s + step])
-        ends, hot = model.target_facts(model.targets(part, part.shape[0]))
+        Td = model.targets(part, part.shape[0])
+        ends, hot = model.target_facts(Td)
         two_valued, one_hot = two_valued and ends, one_hot and hot
+        if labels is not None:
+            labels.append(model.backend.to_numpy(model.labels(Td)))
     accuracy = model.kind_from((two_valued, one_hot))
+    if labels is not None:
+        class_targets(accuracy)
+    w = row_weights(model, n, *weighting, lambda: np.concatenate(labels))
     Xv = Tv = rows = None
     if validation_split:
         rows, held = split_indices(n, validation_split, seed)
@@ -189,7 +206,9 @@ def prepare(model, X, y, validation_split: float, seed: int, validation_data):
         Tv = model.targets(host_part(Th, held), Xv.shape[0])
     elif validation_data is not None:
         Xv, Tv = validation_arrays(model, validation_data)
-    return Xv, Tv, (Xh, Th, rows), accuracy
+    if w is not None and rows is not None:
+        w = w[rows]
+    return Xv, Tv, (Xh, Th, rows), accuracy, w
 
 
 def validation_arrays(model, validation_data) -> tuple[Any, Any]:

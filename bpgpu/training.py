@@ -31,6 +31,7 @@ from bpgpu.batches import Batches
 from bpgpu.distributed import Distributed
 from bpgpu.epochs import Data, Settings, end_epoch, fresh_run, resume_run, run_epoch
 from bpgpu.history import Callback, History, PrintEpochs
+from bpgpu.inputs import class_labels, row_weights
 from bpgpu.io import prepare_output
 from bpgpu.recovery import interruptible, position_of
 from bpgpu.settings import MISSING, callback_list, reload_optimizer, resolve_settings
@@ -43,17 +44,19 @@ log = logging.getLogger("bpgpu")
 # ---- data -----------------------------------------------------------------------------
 
 
-def prepare_data(model, X, y, st: Settings, validation_data) -> Data:
+def prepare_data(model, X, y, st: Settings, validation_data, weighting=(None, None)) -> Data:
     """Validate ``(X, y)``, move it to the device once, and take the validation part
-    (streamed data: see :mod:`bpgpu.streaming`)."""
+    (streamed data: see :mod:`bpgpu.streaming`); ``weighting``: ``(sample_weight,
+    class_weight)``, made into one host weight per training row."""
     if streaming.streamed(X) or streaming.streamed(y):
-        Xv, Tv, host, accuracy = streaming.prepare(
-            model, X, y, st.validation_split, st.seed, validation_data
+        Xv, Tv, host, accuracy, w = streaming.prepare(
+            model, X, y, st.validation_split, st.seed, validation_data, weighting
         )
-        return Data(None, None, None, Xv, Tv, host=host, accuracy=accuracy)
+        return Data(None, None, None, Xv, Tv, host=host, accuracy=accuracy, w=w)
     backend = model.backend
     Xd = model.input(X)
     Td = model.targets(y, Xd.shape[0])
+    w = row_weights(model, Td.shape[0], *weighting, lambda: class_labels(model, Td))
     Xv = Tv = None
     if st.validation_split:
         keep, held = split_indices(Xd.shape[0], st.validation_split, st.seed)
@@ -63,11 +66,12 @@ def prepare_data(model, X, y, st: Settings, validation_data) -> Data:
                 f"samples out of {Xd.shape[0]}"
             )
         Xd, Td, Xv, Tv = model.split(Xd, Td, backend.asarray(keep), backend.asarray(held))
+        w = None if w is None else w[keep]
     elif validation_data is not None:
         Xv, Tv = streaming.validation_arrays(model, validation_data)
     accuracy = model.accuracy_kind(Td)  # None for regression targets
     labels = None if accuracy is None else model.target_labels(Td, accuracy)
-    return Data(Xd, Td, labels, Xv, Tv, accuracy=accuracy)
+    return Data(Xd, Td, labels, Xv, Tv, accuracy=accuracy, w=w)
 
 
 # ---- fit ------------------------------------------------------------------------------
@@ -99,6 +103,8 @@ def fit(
     train_metrics=True,
     verbose=False,
     comm=None,
+    sample_weight=None,
+    class_weight=None,
 ) -> History:
     """Train ``net`` (whose model is ``model``) on ``(X, y)``; see :meth:`bpgpu.MLP.fit`."""
     if type(verbose) is not bool and verbose not in (0, 1):
@@ -130,6 +136,7 @@ def fit(
             checkpoint,
             resume,
             train_metrics,
+            (sample_weight, class_weight),
         )
     except Exception as e:
         if dist is None:
@@ -177,7 +184,9 @@ def fit(
     return h
 
 
-def _setup(net, model, X, y, kw, dist, validation_data, callbacks, checkpoint, resume, metrics):
+def _setup(
+    net, model, X, y, kw, dist, validation_data, callbacks, checkpoint, resume, metrics, weighting
+):
     """Settings, data, batches and the run (fresh, or the checkpoint's): everything
     checked before training starts."""
     ckpt = None
@@ -207,16 +216,22 @@ def _setup(net, model, X, y, kw, dist, validation_data, callbacks, checkpoint, r
     # what the data were, so that a checkpoint is never resumed on other data (and, when
     # data-parallel, that every rank has the same)
     track = checkpoint is not None or ckpt is not None or dist is not None
+    sample_weight, class_weight = weighting
+    weighed = [] if sample_weight is None else [sample_weight]  # other weights: other data
+    if class_weight is not None:
+        weighed.append(
+            repr(sorted(class_weight.items()) if isinstance(class_weight, dict) else class_weight)
+        )
     if track and (streaming.streamed(X) or streaming.streamed(y)):  # the contents, not the path
-        fp = data_fingerprint(streaming.open_host(X, "X"), streaming.open_host(y, "y"))
+        fp = data_fingerprint(streaming.open_host(X, "X"), streaming.open_host(y, "y"), *weighed)
     else:
-        fp = data_fingerprint(X, y) if track else None
+        fp = data_fingerprint(X, y, *weighed) if track else None
     undo = None
     if ckpt is not None:
         run, undo = resume_run(net, model, st, opt, ckpt, fp)
     try:
-        data = prepare_data(model, X, y, st, validation_data)
-        arrays = [data.X, data.T, data.labels]
+        data = prepare_data(model, X, y, st, validation_data, weighting)
+        arrays = [data.X, data.T, data.labels, None]  # the last: each epoch's row shares
         sizes = rows = None
         if dist is not None:  # each rank's stream: its share of every global batch
             sizes, rows = dist.batches(data.n, st.batch_size)
@@ -262,14 +277,14 @@ class _Stop:
 
 
 def _stepper(model, run, dist, stop: _Stop):
-    """One step on a batch: ``step(Xb, Tb, Lb, where, loss, rows) -> (E, Y)``, the
-    batch's summed cost (None unless ``loss``) and outputs; data-parallel, the batch is
-    this rank's share of a global batch of ``rows`` rows, and the gradients are summed
-    over the ranks."""
+    """One step on a batch: ``step(Xb, Tb, Lb, where, loss, rows, weights) -> (E, Y)``,
+    the batch's summed cost (None unless ``loss``) and outputs; data-parallel, the batch
+    is this rank's share of a global batch of ``rows`` rows, and the gradients are
+    summed over the ranks; ``weights``: each row's share of the batch's weight."""
     if dist is None:
 
-        def step(Xb, Tb, Lb, where, loss, rows=None):
-            run.state, E, Y = model.step(Xb, Tb, run.opt, run.state, loss, where)
+        def step(Xb, Tb, Lb, where, loss, rows=None, weights=None):
+            run.state, E, Y = model.step(Xb, Tb, run.opt, run.state, loss, where, weights=weights)
             return E, Y
 
         return step
@@ -285,9 +300,10 @@ def _stepper(model, run, dist, stop: _Stop):
         stop.any = stop.any or any_stop
         return grads
 
-    def step(Xb, Tb, Lb, where, loss, rows):  # Xb: this rank's share of `rows` rows
+    def step(Xb, Tb, Lb, where, loss, rows, weights=None):  # Xb: a share of `rows` rows
         first[0] = True
-        run.state, E, Y = model.step(Xb, Tb, run.opt, run.state, loss, where, reduce, rows)
+        opt = run.opt
+        run.state, E, Y = model.step(Xb, Tb, opt, run.state, loss, where, reduce, rows, weights)
         return E, Y
 
     return step

@@ -260,9 +260,9 @@ def test_large_batches_are_gathered_inside_the_loop(monkeypatch):
     monkeypatch.setattr(model_module, "UPFRONT_BATCH_BYTES", 0)
     real, seen = model_module.Model.epoch, []
 
-    def epoch(self, X, T, L, idx, *args):
-        seen.append((idx.shape[0], args[-1]))
-        return real(self, X, T, L, idx, *args)
+    def epoch(self, X, T, L, idx, batch_size, opt, state, loss, upfront, W=None):
+        seen.append((idx.shape[0], upfront))
+        return real(self, X, T, L, idx, batch_size, opt, state, loss, upfront, W)
 
     monkeypatch.setattr(model_module.Model, "epoch", epoch)
     net.fit(X, y, **kw)

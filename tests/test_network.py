@@ -488,8 +488,9 @@ def test_an_activation_of_your_own_need_not_be_hashable(name):
 )
 def test_sample_weights_count_a_row_as_often_as_its_weight(hidden, output, cost, backend):
     """Whole numbers as sample weights: the weighted mean loss and its gradients are
-    those of the batch with each row repeated that often (core.output's weights, used
-    by the scikit-learn estimators), on every backend."""
+    those of the batch with each row repeated that often (core.output's weights, each
+    row's share of the batch's total, as fit and the scikit-learn estimators pass
+    them), on every backend."""
     rng = np.random.default_rng(4)
     n_out = 1 if output == "sigmoid" else 3
     X = rng.normal(size=(7, 4))
@@ -505,7 +506,7 @@ def test_sample_weights_count_a_row_as_often_as_its_weight(hidden, output, cost,
         seed=2,
     )
     m = net.model
-    wd = backend.asarray(w.astype(np.float64), "float64")
+    wd = backend.asarray(w / w.sum(), "float64")
     E, G = m.value_and_gradients(m.input(X), m.targets(T, 7), m.params, wd)
     rep = np.repeat(np.arange(7), w)
     E_rep, G_rep = m.value_and_gradients(m.input(X[rep]), m.targets(T[rep], len(rep)), m.params)

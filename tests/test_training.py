@@ -837,3 +837,124 @@ def test_multilabel_targets_count_a_row_right_when_every_label_is(backend, tmp_p
     assert got == pytest.approx(float(np.mean(np.all(signs == 2 * T - 1, axis=1))), abs=1e-6)
     with pytest.raises(ValueError, match="multilabel must be True or False"):
         net.classify(X, multilabel="yes")
+
+
+@pytest.mark.parametrize("opt", ["sgd", "momentum", "adam"])
+def test_a_sample_weight_counts_a_sample_that_often(backend, opt):
+    """One batch an epoch: whole-number sample weights train the fit of the data with
+    each sample repeated that often (weight 0: left out), weights and losses alike."""
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(40, 4)), rng.integers(0, 3, size=40)
+    k = rng.integers(0, 4, size=40)
+    a = bpgpu.MLP([4, 6, 3], hidden="tanh", backend=backend, dtype="float64", seed=1)
+    b = a.to(backend)
+    ha = a.fit(X, y, epochs=3, batch_size=40, optimizer=opt, sample_weight=k, seed=0)
+    rep = np.repeat(np.arange(40), k)
+    hb = b.fit(X[rep], y[rep], epochs=3, batch_size=len(rep), optimizer=opt, seed=0)
+    for p, q in zip(a.get_weights(), b.get_weights()):
+        np.testing.assert_allclose(p, q, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(ha.loss, hb.loss, rtol=1e-10)
+
+
+def test_equal_sample_weights_train_the_unweighted_fit(backend):
+    """Every sample weighing 3: the unweighted fit, in shuffled mini-batches with a short
+    last one (on JAX the full ones run as a compiled epoch, the last one alone)."""
+    rng = np.random.default_rng(1)
+    X, y = rng.normal(size=(90, 4)), rng.integers(0, 3, size=90)
+    a = bpgpu.MLP([4, 6, 3], hidden="relu", backend=backend, dtype="float64", seed=1)
+    b = a.to(backend)
+    kw = dict(epochs=2, batch_size=16, optimizer="momentum", seed=3)
+    ha = a.fit(X, y, **kw)
+    hb = b.fit(X, y, sample_weight=np.full(90, 3.0), **kw)
+    for p, q in zip(a.get_weights(), b.get_weights()):
+        np.testing.assert_allclose(p, q, rtol=1e-10, atol=1e-13)
+    np.testing.assert_allclose(ha.loss, hb.loss, rtol=1e-12)
+    assert ha.accuracy == hb.accuracy
+
+
+def test_weighted_fits_stream_resume_exactly_and_refuse_other_weights(tmp_path):
+    """A fit with sample and class weights: streamed from .npy files it is the in-memory
+    fit bit for bit; its checkpoint resumes to the uninterrupted result; other weights
+    are other data, refused on resume."""
+    rng = np.random.default_rng(2)
+    y = rng.integers(0, 3, size=150)
+    X = rng.normal(size=(150, 5)) + y[:, None]
+    w = rng.uniform(0, 2, size=150)
+    np.save(tmp_path / "X.npy", X)
+    np.save(tmp_path / "y.npy", y)
+    kw = dict(batch_size=16, optimizer="adam", validation_split=0.2, seed=5)
+    kw.update(sample_weight=w, class_weight="balanced")
+    net = bpgpu.MLP([5, 7, 3], backend="numpy", dtype="float64", seed=3)
+    full = net.to("numpy")
+    h = full.fit(X, y, epochs=3, **kw)
+    streamed = net.to("numpy")
+    hs = streamed.fit(str(tmp_path / "X.npy"), str(tmp_path / "y.npy"), epochs=3, **kw)
+    assert hs.loss == h.loss and hs.val_loss == h.val_loss
+    for p, q in zip(full.get_weights(), streamed.get_weights()):
+        np.testing.assert_array_equal(p, q)
+    first = net.to("numpy")
+    first.fit(X, y, epochs=2, checkpoint=tmp_path / "c.npz", **kw)
+    again = net.to("numpy")
+    hr = again.fit(X, y, epochs=3, resume=tmp_path / "c.npz", **kw)
+    assert hr.loss == h.loss
+    for p, q in zip(full.get_weights(), again.get_weights()):
+        np.testing.assert_array_equal(p, q)
+    other = net.to("numpy")
+    with pytest.raises(ValueError, match="written training on other data"):
+        other.fit(X, y, epochs=3, resume=tmp_path / "c.npz", **{**kw, "sample_weight": 2 * w})
+
+
+def test_class_weight_is_a_sample_weight_per_class():
+    """``class_weight`` (a dict, or "balanced") trains the fit of the sample weights it
+    stands for, from labels or one-hot rows, times any sample_weight; refused where the
+    targets are not classes, or the table is not one."""
+    rng = np.random.default_rng(3)
+    y = np.r_[np.zeros(60, int), np.ones(25, int), np.full(15, 2)]
+    X = rng.normal(size=(100, 4)) + y[:, None]
+    w = rng.uniform(0.5, 1.5, size=100)
+    net = bpgpu.MLP([4, 6, 3], backend="numpy", dtype="float64", seed=0)
+    kw = dict(epochs=2, batch_size=16, seed=1)
+
+    def fitted(targets, **weights):
+        m = net.to("numpy")
+        return m.fit(X, targets, **kw, **weights).loss, m.get_weights()
+
+    balanced = 100 / (3 * np.bincount(y))[y]
+    for got, want in [
+        (fitted(y, class_weight="balanced"), fitted(y, sample_weight=balanced)),
+        (fitted(y, class_weight={1: 3.0}), fitted(y, sample_weight=np.where(y == 1, 3.0, 1))),
+        (
+            fitted(np.eye(3)[y], class_weight={2: 0.5}, sample_weight=w),
+            fitted(y, sample_weight=w * np.where(y == 2, 0.5, 1)),
+        ),
+    ]:
+        np.testing.assert_allclose(got[0], want[0], rtol=1e-12)
+        for p, q in zip(got[1], want[1]):
+            np.testing.assert_allclose(p, q, rtol=1e-10, atol=1e-13)
+    before = net.get_weights()
+    reg = bpgpu.MLP([4, 2], output="identity", cost="quadratic", backend="numpy")
+    tags = bpgpu.MLP([4, 3], output="sigmoid", cost="cross_entropy", backend="numpy")
+    for model, targets, weights, error, match in [
+        (reg, X[:, :2], {"class_weight": {0: 2.0}}, ValueError, "numbers, not classes"),
+        (
+            tags,
+            (X[:, :3] > 1).astype(float),
+            {"class_weight": "balanced"},
+            ValueError,
+            "multi-label rows",
+        ),
+        (net, y, {"class_weight": {5: 2.0}}, ValueError, r"names class 5; the classes are 0..2"),
+        (net, y, {"class_weight": "balance"}, ValueError, "or 'balanced'; got 'balance'"),
+        (net, y, {"class_weight": [1, 2, 3]}, TypeError, "got list"),
+        (net, y, {"class_weight": {0: -1.0}}, ValueError, "finite and >= 0"),
+        (net, y, {"class_weight": {0: 0, 1: 0, 2: 0}}, ValueError, "no sample that counts"),
+        (net, y, {"sample_weight": -w}, ValueError, "finite and >= 0"),
+        (net, y, {"sample_weight": np.where(y == 0, np.nan, w)}, ValueError, "finite"),
+        (net, y, {"sample_weight": w[:99]}, ValueError, r"shape \(99,\); pass one weight per"),
+        (net, y, {"sample_weight": np.zeros(100)}, ValueError, "zero for every sample"),
+        (net, y, {"sample_weight": "heavy"}, TypeError, "must be numbers"),
+    ]:
+        with pytest.raises(error, match=match):
+            model.fit(X, targets, epochs=1, **weights)
+    for p, q in zip(before, net.get_weights()):
+        np.testing.assert_array_equal(p, q)

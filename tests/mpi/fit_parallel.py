@@ -42,6 +42,21 @@ for opt in ("sgd", "momentum", "adam"):
     hashes = comm.allgather(digest(together.get_weights()))
     assert len(set(hashes)) == 1, f"ranks' weights differ after {opt}"
 
+# sample and class weights: each row's share of its *global* batch's weight, and the
+# weighted loss summed over the ranks, as one process computes them
+w = rng.uniform(0.0, 2.0, size=203)
+for opt in ("sgd", "adam"):
+    kw = dict(epochs=3, batch_size=16, optimizer=opt, seed=4, validation_split=0.2)
+    kw.update(sample_weight=w, class_weight={1: 3.0})
+    alone = bpgpu.MLP([5, 9, 3], hidden="prelu", backend="numpy", dtype="float64", seed=2)
+    together = alone.to("numpy")
+    h1 = alone.fit(X, y, **kw)
+    h2 = together.fit(X, y, comm=comm, **kw)
+    for a, b in zip(together.get_weights(), alone.get_weights()):
+        assert rel(a, b) <= 1e-10, ("weighted", opt, rel(a, b))
+    assert np.allclose(h1.loss, h2.loss, rtol=1e-10), ("weighted", opt, h1.loss, h2.loss)
+    assert len(set(comm.allgather(digest(together.get_weights())))) == 1
+
 # torch CPU tensors are summed in place through NumPy views (DLPack): the same contract
 try:
     import torch  # noqa: F401
