@@ -495,3 +495,49 @@ def test_multilabel_targets_train_a_sigmoid_unit_per_label(tmp_path, capsys):
             == 1
         )
         assert message in capsys.readouterr().err
+
+
+def test_class_weight_from_the_command_line(tmp_path, capsys):
+    """--class-weight names classes as the data name them, is recorded, resumes with
+    its checkpoint and is refused where it cannot mean anything."""
+    rng = np.random.default_rng(0)
+    y = np.r_[np.zeros(300, int), np.ones(30, int)]
+    X = rng.normal(size=(330, 3)) + 1.2 * y[:, None]
+    data = write_csv(tmp_path / "d.csv", X, np.where(y == 1, "fraud", "ok"))
+    base = ["--data", data, *FAST, "--epochs", "10", "--no-checkpoint"]
+    assert main("train", *base, "-o", tmp_path / "plain.npz") == 0
+    assert main("train", *base, "-o", tmp_path / "w.npz", "--class-weight", "fraud=10") == 0
+    assert config(tmp_path / "w.npz")["data"]["class_weight"] == "fraud=10"
+    plain, weighed = bpgpu.load(tmp_path / "plain.npz"), bpgpu.load(tmp_path / "w.npz")
+    p = bpgpu.to_numpy(plain.predict(X))[:, list(plain.data_info["classes"]).index("fraud")]
+    q = bpgpu.to_numpy(weighed.predict(X))[:, list(weighed.data_info["classes"]).index("fraud")]
+    assert q.mean() > p.mean() + 0.05  # the rare class weighs more: predicted more often
+    ck = tmp_path / "c.npz"
+    args = ["--data", data, "--hidden", "16", "--no-plot", "--checkpoint", ck]
+    assert (
+        main(
+            "train", *args, "--epochs", "2", "-o", tmp_path / "a.npz", "--class-weight", "balanced"
+        )
+        == 0
+    )
+    assert (
+        main("train", "--resume", ck, "--epochs", "3", "--no-plot", "-o", tmp_path / "a.npz") == 0
+    )
+    capsys.readouterr()
+    for extra, message in [
+        (
+            ["--resume", ck, "--epochs", "4", "--class-weight", "ok=2"],
+            "differs from the checkpoint's (balanced)",
+        ),
+        (
+            ["--data", data, "--class-weight", "fruad=2"],
+            "names class 'fruad'; the classes are fraud, ok",
+        ),
+        (["--data", data, "--class-weight", "fraud"], "takes 'balanced' or NAME=WEIGHT"),
+        (
+            ["--data", write_csv(tmp_path / "r.csv", X, X[:, 0]), "--class-weight", "balanced"],
+            "this is a regression task",
+        ),
+    ]:
+        assert main("train", *extra, "--no-plot", "-o", tmp_path / "x.npz") == 2
+        assert message in capsys.readouterr().err

@@ -14,6 +14,7 @@ from bpgpu.cli.data import (
     Task,
     UsageError,
     add_data_options,
+    class_weight_option,
     load_parts,
     predict_inputs,
     split_record,
@@ -197,6 +198,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     split = split_record(args, recorded)
     known = Task.from_record(recorded) if recorded else None
     parts, task, found = load_parts(src, split, args.task, args.output_activation, known)
+    weights = class_weight_option(args.class_weight, task, recorded)
+    if weights is not None:
+        parts.record["class_weight"] = args.class_weight or recorded["class_weight"]
     # every file this run writes, checked before the work (by the rank that writes)
     out = prepare_output(args.out, "model file") if root else args.out
     own_ckpt = args.checkpoint is not None or args.resume is not None
@@ -262,6 +266,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         checkpoint=ckpt,
         resume=args.resume,
         comm=comm,
+        class_weight=weights,
         **fit_kw,
     )
     net.backend.synchronize()
@@ -491,6 +496,12 @@ def add_commands(sub, common) -> None:
         default=None,
         help="L2 per step on the weight matrices (0.001); a textbook lambda over n "
         "samples is lambda / n",
+    )
+    t.add_argument(
+        "--class-weight",
+        default=None,
+        help="weigh the classes: 'balanced' (n / (K * count) each), or NAME=W,... as the "
+        "data name the classes, the others 1 (off)",
     )
     t.add_argument("--epochs", type=positive_int, default=50, help="train until this many epochs")
     t.add_argument("--batch-size", type=positive_int, default=None, help="mini-batch size (32)")

@@ -424,3 +424,41 @@ def predict_inputs(path: str, net, x_key: str | None = None) -> np.ndarray:
             file=sys.stderr,
         )
     return X
+
+
+def class_weight_option(spec: str | None, task: Task, recorded: dict | None):
+    """``--class-weight``: ``"balanced"``, or ``NAME=W,...`` with the classes as the data
+    name them, as ``fit``'s ``class_weight`` (a dict of output indices); a resumed run
+    takes its checkpoint's and refuses another. None: no class weights."""
+    before = (recorded or {}).get("class_weight")
+    if recorded is not None and spec is not None and spec != before:
+        raise UsageError(
+            f"--class-weight {spec} differs from the checkpoint's ({before or 'none'}); "
+            "a resumed run keeps its weights (omit the option)"
+        )
+    spec = spec if spec is not None else before
+    if spec is None:
+        return None
+    if task.kind not in ("classification", "binary"):
+        raise UsageError(f"--class-weight weighs classes; this is a {task.kind} task")
+    if spec == "balanced":
+        return "balanced"
+    names = [str(c) for c in task.classes]
+    table = {}
+    for item in spec.split(","):
+        name, eq, value = item.partition("=")
+        try:
+            if not eq:
+                raise ValueError
+            w = float(value)
+        except ValueError:
+            raise UsageError(
+                f"--class-weight takes 'balanced' or NAME=WEIGHT,... (e.g. 1=5); got {item!r}"
+            ) from None
+        if name.strip() not in names:
+            raise UsageError(
+                f"--class-weight names class {name.strip()!r}; the classes are "
+                f"{', '.join(names[:12])}{', ...' if len(names) > 12 else ''}"
+            )
+        table[names.index(name.strip())] = w
+    return table
