@@ -20,7 +20,10 @@ HOST_SIDE = {
     "csvfile.py": "CSV files read on the host",
     "cli/commands.py": "the CLI's input and output files",
     "cli/data.py": "the CLI's data files, split and classes, on the host",
-    "sklearn.py": "scikit-learn's interface: NumPy arrays in and out",
+    **dict.fromkeys(
+        [f"sklearn/{m}.py" for m in ("_base", "_epochs", "_lbfgs", "_estimators")],
+        "scikit-learn's interface: NumPy arrays in and out",
+    ),
     "distributed.py": "each rank's share of the host permutation",
     "streaming.py": "rows gathered from host memory maps",
 }

@@ -1,0 +1,39 @@
+"""scikit-learn estimators on any bpgpu backend: ``BPClassifier`` and ``BPRegressor``.
+
+They take ``MLPClassifier``'s and ``MLPRegressor``'s parameters, with the same names,
+defaults and meanings, plus ``backend`` (``"auto"``: CuPy when a CUDA device works,
+else NumPy) and ``dtype``; so changing one import moves a pipeline to the GPU::
+
+    from bpgpu.sklearn import BPClassifier as MLPClassifier
+
+scikit-learn is an optional extra (``pip install 'bpgpu[sklearn]'``); importing bpgpu never
+imports it. The training loop is scikit-learn's (epochs, ``tol`` and
+``n_iter_no_change``, ``early_stopping`` on a stratified validation split, the
+``learning_rate`` schedules, ``warm_start``, ``partial_fit``); each step is bpgpu's
+(:meth:`bpgpu.model.Model.step`), with the data on the device. ``solver="lbfgs"`` is
+scipy's L-BFGS-B on the full batch, as scikit-learn's, with the loss and its gradient
+from bpgpu's forward and backward pass (:meth:`bpgpu.model.Model.value_and_gradients`).
+``sample_weight`` is scikit-learn's: each sample's error times its weight over its
+batch's total weight (:func:`bpgpu.core.output`). What differs:
+
+- the L2 penalty ``alpha`` enters each step as ``alpha / batch_size`` times ``W`` (so the
+  last, shorter batch of an epoch gets the penalty of a full one), also with
+  ``sample_weight`` (scikit-learn's divides by the batch's total weight);
+- Adam and momentum are PyTorch's rules (the same for a constant learning rate; Adam
+  puts ``epsilon`` after the bias correction), and weights start with bpgpu's
+  initialisation (He for the ReLU family, Glorot otherwise);
+- sparse inputs are made dense on the device;
+- ``coefs_`` and ``intercepts_`` are copies of the network's weights in scikit-learn's
+  layout (``coefs_[i]`` is ``(n_in, n_out)``); assigning them sets the network's;
+- with several regression targets ``loss_`` sums the squared errors over them
+  (scikit-learn's reported loss averages over them, its gradient does not).
+"""
+
+from __future__ import annotations
+
+from bpgpu.sklearn._estimators import BPClassifier, BPRegressor
+
+__all__ = ["BPClassifier", "BPRegressor"]
+
+# pickles and reprs name them where users import them from
+BPClassifier.__module__ = BPRegressor.__module__ = __name__

@@ -1,0 +1,291 @@
+"""What both estimators share: their parameters, the network, fitting, pickling."""
+
+from __future__ import annotations
+
+import math
+import warnings
+
+import numpy as np
+from sklearn.base import BaseEstimator
+from sklearn.exceptions import NotFittedError
+from sklearn.utils import check_random_state
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+import bpgpu
+from bpgpu import optimizers
+from bpgpu.network import rebuild
+from bpgpu.sklearn._epochs import StochasticFit
+from bpgpu.sklearn._lbfgs import LBFGSFit
+
+_ACTIVATIONS = {"logistic": "sigmoid"}  # scikit-learn's names that bpgpu spells otherwise
+
+
+def _sparse_to_dense(X):
+    return X.toarray() if hasattr(X, "toarray") else X
+
+
+def _sample_weight(sample_weight, n: int) -> np.ndarray | None:
+    """``sample_weight`` as float64 ``(n,)`` (a number: that weight for every sample), or
+    None; weights that are negative, not finite, all zero or of another length are
+    refused."""
+    if sample_weight is None:
+        return None
+    w = np.asarray(sample_weight, dtype=np.float64)
+    if w.ndim == 0:
+        w = np.full(n, float(w))
+    if w.shape != (n,):
+        raise ValueError(f"sample_weight.shape == {w.shape}, expected {(n,)}!")
+    if not np.all(np.isfinite(w)) or np.any(w < 0):
+        raise ValueError("sample_weight must be finite and non-negative")
+    if not w.sum() > 0:
+        raise ValueError("sample_weight sums to zero: at least one sample must count")
+    return w
+
+
+class _BPBase(StochasticFit, LBFGSFit, BaseEstimator):
+    """The parameters, the training loop and the pickling shared by both estimators."""
+
+    def __init__(
+        self,
+        hidden_layer_sizes=(100,),
+        activation="relu",
+        *,
+        solver="adam",
+        alpha=0.0001,
+        batch_size="auto",
+        learning_rate="constant",
+        learning_rate_init=0.001,
+        power_t=0.5,
+        max_iter=200,
+        shuffle=True,
+        random_state=None,
+        tol=1e-4,
+        verbose=False,
+        warm_start=False,
+        momentum=0.9,
+        nesterovs_momentum=True,
+        early_stopping=False,
+        validation_fraction=0.1,
+        beta_1=0.9,
+        beta_2=0.999,
+        epsilon=1e-8,
+        n_iter_no_change=10,
+        max_fun=15000,
+        backend="auto",
+        dtype="float64",
+    ):
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.activation = activation
+        self.solver = solver
+        self.alpha = alpha
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.learning_rate_init = learning_rate_init
+        self.power_t = power_t
+        self.max_iter = max_iter
+        self.shuffle = shuffle
+        self.random_state = random_state
+        self.tol = tol
+        self.verbose = verbose
+        self.warm_start = warm_start
+        self.momentum = momentum
+        self.nesterovs_momentum = nesterovs_momentum
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.beta_1 = beta_1
+        self.beta_2 = beta_2
+        self.epsilon = epsilon
+        self.n_iter_no_change = n_iter_no_change
+        self.max_fun = max_fun
+        self.backend = backend
+        self.dtype = dtype
+
+    # ---- parameters ------------------------------------------------------------------
+
+    def _check_params(self) -> list[int]:
+        """Validate the parameters (as MLPClassifier does); the hidden sizes as a list."""
+        sizes = self.hidden_layer_sizes
+        sizes = list(sizes) if hasattr(sizes, "__iter__") else [sizes]
+        if any(
+            isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n <= 0 for n in sizes
+        ):
+            raise ValueError(f"hidden_layer_sizes must be > 0, got {sizes}.")
+        if self.solver not in ("adam", "sgd", "lbfgs"):
+            raise ValueError(f"solver must be 'adam', 'sgd' or 'lbfgs'; got {self.solver!r}")
+        if self.learning_rate not in ("constant", "invscaling", "adaptive"):
+            raise ValueError(
+                f"learning_rate must be 'constant', 'invscaling' or 'adaptive'; got "
+                f"{self.learning_rate!r}"
+            )
+        for name, lo, hi in (
+            ("alpha", 0.0, math.inf),
+            ("tol", 0.0, math.inf),
+            ("momentum", 0.0, 1.0),
+            ("validation_fraction", 0.0, 1.0),
+            ("beta_1", 0.0, 1.0),
+            ("beta_2", 0.0, 1.0),
+        ):
+            v = getattr(self, name)
+            if (
+                isinstance(v, bool)
+                or not isinstance(v, (int, float, np.number))
+                or not lo <= v < hi
+            ):
+                raise ValueError(f"{name} must be in [{lo:g}, {hi:g}); got {v!r}")
+        for name in ("learning_rate_init", "epsilon"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, float, np.number)) or not v > 0:
+                raise ValueError(f"{name} must be > 0; got {v!r}")
+        for name in ("max_iter", "n_iter_no_change", "max_fun"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
+                raise ValueError(f"{name} must be an integer >= 1; got {v!r}")
+        bs = self.batch_size
+        if bs != "auto" and (
+            isinstance(bs, bool) or not isinstance(bs, (int, np.integer)) or bs < 1
+        ):
+            raise ValueError(f"batch_size must be 'auto' or an integer >= 1; got {bs!r}")
+        return [int(n) for n in sizes]
+
+    def _optimizer(self, batch: int):
+        wd = self.alpha / batch  # scikit-learn's L2 term, alpha/2 |W|^2 per batch mean
+        if self.solver == "adam":
+            return optimizers.Adam(
+                self.learning_rate_init, self.beta_1, self.beta_2, self.epsilon, weight_decay=wd
+            )
+        if self.momentum == 0:
+            return optimizers.SGD(self.learning_rate_init, weight_decay=wd)
+        cls = optimizers.Nesterov if self.nesterovs_momentum else optimizers.Momentum
+        return cls(self.learning_rate_init, self.momentum, weight_decay=wd)
+
+    # ---- fitted network, in scikit-learn's layout -------------------------------------
+
+    def _weights(self) -> list:
+        if getattr(self, "_net", None) is None:
+            raise NotFittedError(f"This {type(self).__name__} instance is not fitted yet.")
+        return self._net.get_weights()
+
+    @property
+    def coefs_(self) -> list:
+        """Weight matrices, ``coefs_[i]`` of shape ``(n_in, n_out)`` (copies)."""
+        return [w.T.copy() for w in self._weights()[0::2]]
+
+    @coefs_.setter
+    def coefs_(self, coefs) -> None:
+        w = self._weights()
+        w[0::2] = [np.asarray(c).T for c in coefs]
+        self._net.set_weights(w)
+
+    @property
+    def intercepts_(self) -> list:
+        """Bias vectors, ``intercepts_[i]`` of shape ``(n_out,)`` (copies)."""
+        return self._weights()[1::2]
+
+    @intercepts_.setter
+    def intercepts_(self, intercepts) -> None:
+        w = self._weights()
+        w[1::2] = [np.asarray(b) for b in intercepts]
+        self._net.set_weights(w)
+
+    # ---- training ----------------------------------------------------------------------
+
+    def _fit(self, X, y, incremental: bool = False, sample_weight=None):
+        hidden = self._check_params()
+        first_pass = getattr(self, "_net", None) is None or (
+            not self.warm_start and not incremental
+        )
+        X, y = self._validate_input(X, y, incremental, reset=first_pass)
+        w = _sample_weight(sample_weight, X.shape[0])
+        T = self._targets(y)  # what the network takes: labels, 0/1 rows, or values
+        self.n_outputs_ = self._n_outputs(y)
+        self._random_state = check_random_state(self.random_state)
+        if first_pass:
+            self._initialize([X.shape[1], *hidden, self.n_outputs_])
+        if self.solver == "lbfgs":
+            self._fit_lbfgs(X, T, w)
+        else:
+            self._fit_stochastic(X, y, T, incremental, w)
+        if not self._net.model.finite():
+            raise ValueError(
+                "Solver produced non-finite parameter weights. The input data may contain "
+                "large values and need to be preprocessed."
+            )
+        return self
+
+    def _initialize(self, sizes: list[int]) -> None:
+        act = _ACTIVATIONS.get(self.activation, self.activation)
+        seed = int(self._random_state.randint(np.iinfo(np.int32).max))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # binary_step's zero-gradient warning
+            self._net = bpgpu.MLP(
+                sizes,
+                act,
+                self._out_activation(),
+                backend=self.backend,
+                dtype=self.dtype,
+                seed=seed,
+            )
+        self.n_layers_ = len(sizes)
+        self.out_activation_ = {"sigmoid": "logistic"}.get(
+            self._out_activation(), self._out_activation()
+        )
+        self.n_iter_ = 0
+        self.t_ = 0
+        self._opt = self._opt_state = None
+        if self.solver != "lbfgs":  # L-BFGS has no epochs: no curve, no early stopping
+            self._init_epochs()
+
+    def _forward(self, X) -> np.ndarray:
+        check_is_fitted(self, "n_iter_")
+        X = validate_data(
+            self, X, accept_sparse=["csr", "csc"], reset=False, dtype=(np.float64, np.float32)
+        )
+        X = _sparse_to_dense(X)
+        return self._net.backend.to_numpy(self._net.forward(X)).astype(np.float64, copy=False)
+
+    def fit(self, X, y, sample_weight=None):
+        """Fit the model to ``X`` (``(n_samples, n_features)``) and ``y``; returns self.
+        ``sample_weight`` (``(n_samples,)``, >= 0): each sample's error counts that much,
+        over the batch's total weight (scikit-learn's meaning)."""
+        return self._fit(X, y, incremental=False, sample_weight=sample_weight)
+
+    def _check_solver(self) -> bool:
+        if self.solver not in ("sgd", "adam"):
+            raise AttributeError(
+                "partial_fit is only available for stochastic optimizers. "
+                f"{self.solver} is not stochastic."
+            )
+        return True
+
+    # ---- pickling: host arrays, rebuilt on a backend that works here -------------------
+
+    def __getstate__(self):
+        state = dict(super().__getstate__())  # a copy: object.__getstate__ gives __dict__
+        net = state.pop("_net", None)
+        if net is not None:
+            state["_net_files"] = (net.config(), net.arrays())
+            host = net.backend.to_numpy
+            opt_state = state.pop("_opt_state", None)
+            if opt_state is not None:
+                state["_opt_state_host"] = {
+                    k: (v if k == "t" else [host(a) for a in v]) for k, v in opt_state.items()
+                }
+            if state.get("_best_params") is not None:
+                state["_best_params"] = [host(a) for a in state["_best_params"]]
+        return state
+
+    def __setstate__(self, state):
+        files = state.pop("_net_files", None)
+        opt_host = state.pop("_opt_state_host", None)
+        super().__setstate__(state)
+        if files is None:
+            return
+        # trained on a GPU, unpickled without one: NumPy, with a warning
+        self._net = rebuild(*files, self.backend, type(self).__name__)
+        dev = self._net.backend.asarray
+        if opt_host is not None:
+            self._opt_state = {
+                k: (v if k == "t" else [dev(a) for a in v]) for k, v in opt_host.items()
+            }
+        if getattr(self, "_best_params", None) is not None:
+            self._best_params = [dev(a) for a in self._best_params]

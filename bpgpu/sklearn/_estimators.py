@@ -1,0 +1,254 @@
+"""``BPClassifier`` and ``BPRegressor``: ``MLPClassifier`` and ``MLPRegressor`` on any bpgpu
+backend."""
+
+from __future__ import annotations
+
+import numpy as np
+from sklearn.base import ClassifierMixin, RegressorMixin
+from sklearn.metrics import accuracy_score, r2_score
+from sklearn.preprocessing import LabelBinarizer
+from sklearn.utils.metaestimators import available_if
+from sklearn.utils.multiclass import type_of_target, unique_labels
+from sklearn.utils.validation import column_or_1d, validate_data
+
+from bpgpu.sklearn._base import _BPBase, _sparse_to_dense
+
+__all__ = ["BPClassifier", "BPRegressor"]
+
+
+class BPClassifier(ClassifierMixin, _BPBase):
+    """Multi-layer perceptron classifier on any bpgpu backend: scikit-learn's
+    ``MLPClassifier`` (same parameters, attributes and methods; see the module docstring
+    for what differs), with ``backend`` and ``dtype``.
+
+    Binary targets train one logistic unit, several classes a softmax, multilabel
+    indicator targets one logistic unit per label; the loss is the log-loss.
+    """
+
+    def _validate_input(self, X, y, incremental, reset):
+        X, y = validate_data(
+            self,
+            X,
+            y,
+            accept_sparse=["csr", "csc"],
+            multi_output=True,
+            dtype=(np.float64, np.float32),
+            reset=reset,
+        )
+        X = _sparse_to_dense(X)
+        if y.ndim == 2 and y.shape[1] == 1:
+            y = column_or_1d(y, warn=True)
+        if not hasattr(self, "classes_") or (not self.warm_start and not incremental):
+            self._label_binarizer = LabelBinarizer()
+            self._label_binarizer.fit(y)
+            self.classes_ = self._label_binarizer.classes_
+        else:
+            classes = unique_labels(y)
+            if self.warm_start:
+                if set(classes) != set(self.classes_):
+                    raise ValueError(
+                        "warm_start can only be used where `y` has the same classes as in the "
+                        f"previous call to fit. Previously got {self.classes_}, `y` has {classes}"
+                    )
+            elif len(np.setdiff1d(classes, self.classes_, assume_unique=True)):
+                raise ValueError(
+                    "`y` has classes not in `self.classes_`. "
+                    f"`self.classes_` has {self.classes_}. 'y' has {classes}."
+                )
+        return X, self._label_binarizer.transform(y).astype(bool)
+
+    def _multilabel(self) -> bool:
+        return self._label_binarizer.y_type_.startswith("multilabel")
+
+    def _out_activation(self) -> str:
+        return "sigmoid" if self._multilabel() or len(self.classes_) <= 2 else "softmax"
+
+    def _n_outputs(self, Y) -> int:
+        return Y.shape[1]
+
+    def _targets(self, Y):
+        if self._multilabel() or Y.shape[1] == 1:
+            return Y.astype(np.float64).reshape(Y.shape[0], -1)
+        return np.argmax(Y, axis=1)  # class indices for the softmax
+
+    def _stratify(self, Y) -> bool:
+        return Y.shape[1] == 1  # as scikit-learn: stratified for two classes only
+
+    def _score(self, X, Y, sample_weight=None) -> float:
+        """Accuracy on validation rows (``Y``: their binarized labels)."""
+        return accuracy_score(
+            self._label_binarizer.inverse_transform(Y.astype(float)),
+            self._predict(X),
+            sample_weight=sample_weight,
+        )
+
+    def predict_proba(self, X) -> np.ndarray:
+        """Class probabilities, ``(n_samples, n_classes)``; one column per label for
+        multilabel targets. Strictly between 0 and 1, as a sigmoid's and a softmax's are:
+        an output that rounded to 0 or 1 (logits past +-37 in float64) is moved to the
+        nearest float inside, so ``predict_log_proba`` stays finite."""
+        Y, top = self._forward(X), np.nextafter(1.0, 0.0)
+        if self.n_outputs_ == 1 and not self._multilabel():
+            p = np.clip(Y.ravel(), 1 - top, top)  # 1 - p inside too
+            return np.vstack([1 - p, p]).T
+        return np.clip(Y, np.finfo(np.float64).tiny, top)
+
+    def predict_log_proba(self, X) -> np.ndarray:
+        """``log(predict_proba(X))``."""
+        with np.errstate(divide="ignore"):
+            return np.log(self.predict_proba(X))
+
+    def _predict(self, X):
+        Y = self._net.backend.to_numpy(self._net.forward(X)).astype(np.float64)
+        return self._label_binarizer.inverse_transform(Y.ravel() if Y.shape[1] == 1 else Y)
+
+    def predict(self, X):
+        """Class labels (for multilabel targets, an indicator matrix)."""
+        Y = self._forward(X)
+        if self.n_outputs_ == 1:
+            Y = Y.ravel()
+        return self._label_binarizer.inverse_transform(Y)
+
+    @available_if(lambda est: est._check_solver())
+    def partial_fit(self, X, y, sample_weight=None, classes=None):
+        """One epoch over ``(X, y)``; ``classes`` (all the labels) on the first call;
+        ``sample_weight`` as :meth:`fit` takes it."""
+        if getattr(self, "_net", None) is None or not hasattr(self, "classes_"):
+            if classes is None:
+                raise ValueError("classes must be passed on the first call to partial_fit.")
+            self._label_binarizer = LabelBinarizer()
+            if type_of_target(y).startswith("multilabel"):
+                self._label_binarizer.fit(y)
+            else:
+                self._label_binarizer.fit(classes)
+            self.classes_ = self._label_binarizer.classes_
+        elif classes is not None and not np.array_equal(np.unique(classes), self.classes_):
+            raise ValueError(
+                f"`classes={classes}` is not the same as on the first call to partial_fit "
+                f"(was: {self.classes_})"
+            )
+        return self._fit(X, y, incremental=True, sample_weight=sample_weight)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.classifier_tags.multi_label = True
+        tags.input_tags.sparse = True
+        return tags
+
+
+class BPRegressor(RegressorMixin, _BPBase):
+    """Multi-layer perceptron regressor on any bpgpu backend: scikit-learn's
+    ``MLPRegressor`` (identity output, squared error), with ``backend`` and ``dtype``."""
+
+    def __init__(
+        self,
+        hidden_layer_sizes=(100,),
+        activation="relu",
+        *,
+        loss="squared_error",
+        solver="adam",
+        alpha=0.0001,
+        batch_size="auto",
+        learning_rate="constant",
+        learning_rate_init=0.001,
+        power_t=0.5,
+        max_iter=200,
+        shuffle=True,
+        random_state=None,
+        tol=1e-4,
+        verbose=False,
+        warm_start=False,
+        momentum=0.9,
+        nesterovs_momentum=True,
+        early_stopping=False,
+        validation_fraction=0.1,
+        beta_1=0.9,
+        beta_2=0.999,
+        epsilon=1e-8,
+        n_iter_no_change=10,
+        max_fun=15000,
+        backend="auto",
+        dtype="float64",
+    ):
+        self.loss = loss
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.activation = activation
+        self.solver = solver
+        self.alpha = alpha
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.learning_rate_init = learning_rate_init
+        self.power_t = power_t
+        self.max_iter = max_iter
+        self.shuffle = shuffle
+        self.random_state = random_state
+        self.tol = tol
+        self.verbose = verbose
+        self.warm_start = warm_start
+        self.momentum = momentum
+        self.nesterovs_momentum = nesterovs_momentum
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.beta_1 = beta_1
+        self.beta_2 = beta_2
+        self.epsilon = epsilon
+        self.n_iter_no_change = n_iter_no_change
+        self.max_fun = max_fun
+        self.backend = backend
+        self.dtype = dtype
+
+    def _validate_input(self, X, y, incremental, reset):
+        if self.loss != "squared_error":
+            raise ValueError(
+                f"loss={self.loss!r} is not supported by bpgpu; use loss='squared_error' "
+                "(the seed's quadratic cost)"
+            )
+        X, y = validate_data(
+            self,
+            X,
+            y,
+            accept_sparse=["csr", "csc"],
+            multi_output=True,
+            y_numeric=True,
+            dtype=(np.float64, np.float32),
+            reset=reset,
+        )
+        X = _sparse_to_dense(X)
+        if y.ndim == 2 and y.shape[1] == 1:
+            y = column_or_1d(y, warn=True)
+        return X, y
+
+    def _out_activation(self) -> str:
+        return "identity"
+
+    def _n_outputs(self, y) -> int:
+        return 1 if y.ndim == 1 else y.shape[1]
+
+    def _targets(self, y):
+        return y.astype(np.float64)
+
+    def _stratify(self, y) -> bool:
+        return False
+
+    def _score(self, X, y, sample_weight=None) -> float:
+        return r2_score(y, self._predict(X), sample_weight=sample_weight)
+
+    def _predict(self, X):
+        Y = self._net.backend.to_numpy(self._net.forward(X)).astype(np.float64)
+        return Y.ravel() if self.n_outputs_ == 1 else Y
+
+    def predict(self, X):
+        """Predicted values, ``(n_samples,)`` or ``(n_samples, n_outputs)``."""
+        Y = self._forward(X)
+        return Y.ravel() if Y.shape[1] == 1 else Y
+
+    @available_if(lambda est: est._check_solver())
+    def partial_fit(self, X, y, sample_weight=None):
+        """One epoch over ``(X, y)``; ``sample_weight`` as :meth:`fit` takes it."""
+        return self._fit(X, y, incremental=True, sample_weight=sample_weight)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.multi_output = True
+        tags.input_tags.sparse = True
+        return tags
