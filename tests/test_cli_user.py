@@ -440,6 +440,9 @@ def test_csv_files_as_they_come_named_label_column_and_predict_inputs(tmp_path, 
         for k, x in zip(kinds, X)
     )
     (tmp_path / "moved.csv").write_text(moved)
+    # evaluate reads another file as the training file was read: its label column by name
+    assert main("evaluate", model, "--data", tmp_path / "moved.csv") == 0
+    assert "150 samples: accuracy" in capsys.readouterr().out
     np.savetxt(tmp_path / "x.tsv", X, delimiter="\t", fmt="%.6g")
     np.savez(tmp_path / "x.npz", X=X.astype(np.float32), other=np.zeros(3))
     np.savez(tmp_path / "f.npz", features=X)

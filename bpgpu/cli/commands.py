@@ -363,7 +363,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             )
         X, y = parts.X_test, parts.y_test
     else:
-        src = Source.from_args(args, rec if args.data is None else None)
+        src = Source.from_args(args, rec)  # other data: read as the training data were
         X, y = src.load("test")
         if task is not None:
             y = _known_labels(task, y, args.model)

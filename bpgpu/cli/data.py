@@ -134,11 +134,13 @@ class Source:
             src.y_key = args.y_key or (rec.get("y_key") if same else None) or "y"
         if fmt == "csv":
             col = args.label_column
-            src.label_column = (
-                col if col is not None else (rec.get("label_column") if same else None)
-            )
-            if src.label_column is None:
-                src.label_column = -1
+            if col is None and rec.get("format") == "csv":
+                # another file: found by the training file's header name of its label
+                # column where it had one, else at the same place
+                col = rec.get("label_column")
+                if not same and rec.get("label_name") is not None:
+                    col = rec["label_name"]
+            src.label_column = -1 if col is None else col
         return src
 
     def load(self, kind: str = "train") -> tuple[np.ndarray, np.ndarray]:
