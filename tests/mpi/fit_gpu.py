@@ -50,6 +50,18 @@ for name in here:
         for a, b in zip(together.get_weights(), alone.get_weights()):
             assert rel(a, b) <= 1e-10, (name, opt, rel(a, b))
         assert same_on_every_rank(together), f"ranks' weights differ: {name}, {opt}"
+    w = rng.uniform(0.0, 2.0, size=203)  # sample and class weights: the global batch's
+    for opt in ("sgd", "adam"):
+        kw = dict(epochs=2, batch_size=16, optimizer=opt, seed=4, sample_weight=w)
+        alone = bpgpu.MLP([5, 9, 3], backend=backend, dtype="float64", seed=2)
+        together = alone.to(backend)
+        alone.fit(X, y, class_weight="balanced", **kw)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            together.fit(X, y, comm=comm, class_weight="balanced", **kw)
+        for a, b in zip(together.get_weights(), alone.get_weights()):
+            assert rel(a, b) <= 1e-10, (name, opt, "weighted", rel(a, b))
+        assert same_on_every_rank(together), f"ranks' weights differ: {name}, weighted"
     streamed = bpgpu.MLP([5, 9, 3], backend=backend, dtype="float64", seed=3)
     plain = streamed.to(backend)
     kw = dict(epochs=2, batch_size=16, optimizer="momentum", seed=5)
