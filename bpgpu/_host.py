@@ -199,6 +199,8 @@ def class_weights(class_weight: Any, labels: np.ndarray, n_classes: int) -> np.n
         )
     table = np.ones(n_classes)
     for c, v in class_weight.items():
+        if isinstance(c, (float, np.floating)) and float(c).is_integer():
+            c = int(c)  # 1.0: class 1, as labels read as floats are
         if isinstance(c, bool) or not isinstance(c, (int, np.integer)) or not 0 <= c < n_classes:
             raise ValueError(
                 f"class_weight names class {c!r}; the classes are 0..{n_classes - 1} (the "

@@ -922,7 +922,7 @@ def test_class_weight_is_a_sample_weight_per_class():
     balanced = 100 / (3 * np.bincount(y))[y]
     for got, want in [
         (fitted(y, class_weight="balanced"), fitted(y, sample_weight=balanced)),
-        (fitted(y, class_weight={1: 3.0}), fitted(y, sample_weight=np.where(y == 1, 3.0, 1))),
+        (fitted(y, class_weight={1.0: 3}), fitted(y, sample_weight=np.where(y == 1, 3.0, 1))),
         (
             fitted(np.eye(3)[y], class_weight={2: 0.5}, sample_weight=w),
             fitted(y, sample_weight=w * np.where(y == 2, 0.5, 1)),
@@ -944,6 +944,7 @@ def test_class_weight_is_a_sample_weight_per_class():
             "multi-label rows",
         ),
         (net, y, {"class_weight": {5: 2.0}}, ValueError, r"names class 5; the classes are 0..2"),
+        (net, y, {"class_weight": {0.5: 2.0}}, ValueError, r"names class 0.5; the classes"),
         (net, y, {"class_weight": "balance"}, ValueError, "or 'balanced'; got 'balance'"),
         (net, y, {"class_weight": [1, 2, 3]}, TypeError, "got list"),
         (net, y, {"class_weight": {0: -1.0}}, ValueError, "finite and >= 0"),
