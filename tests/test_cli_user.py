@@ -189,6 +189,7 @@ def test_regression_and_binary_classification_from_the_command_line(tmp_path, ca
         (["train", "--epochs", "-1"], 2, "must be a positive integer"),
         (["train", "--val-split", "1.5"], 2, "must be in [0, 1)"),
         (["train", "--lr", "0"], 2, "must be > 0"),
+        (["train", "--hidden", "16,,8"], 2, "an empty layer size in '16,,8'"),
         (["train", "--no-checkpoint", "--checkpoint", "c.npz"], 2, "contradict each other"),
         (["train", "--no-plot", "--plot", "p.png"], 2, "contradict each other"),
         (["train", "--data", "{csv}", "--x-key", "A"], 2, "--x-key is for .npz files"),

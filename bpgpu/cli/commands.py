@@ -65,8 +65,13 @@ def number(lo: float, open_lo: bool):
 
 
 def sizes(text: str) -> list[int]:
+    fields = text.split(",")
+    if len(fields) > 1 and not all(v.strip() for v in fields):  # 16,,8: a size left out?
+        raise argparse.ArgumentTypeError(
+            f"an empty layer size in {text!r}; write every size, e.g. 256,128"
+        )
     try:
-        out = [int(v) for v in text.split(",") if v.strip()]
+        out = [int(v) for v in fields if v.strip()]
     except ValueError:
         raise argparse.ArgumentTypeError(
             f"expected comma-separated integers, got {text!r}"
