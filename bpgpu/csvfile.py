@@ -43,6 +43,7 @@ SEPARATORS = (",", ";", "\t")
 COMPRESSED = (".gz", ".bz2", ".xz", ".zip")  # suffixes the readers see through
 _COMMA = re.compile(r"[+-]?(\d+,\d*|,\d+)([eE][+-]?\d+)?")  # 3,5  -0,25  1,5e3
 _SEP_LINE = re.compile(r"sep=(.)")  # Excel's first line naming the separator
+_QUOTED = re.compile(r'"[^"]*"')  # a quoted field ("" inside: two of them, both text)
 
 
 def _number(text: str) -> float | None:
@@ -133,10 +134,10 @@ def _decimal_commas(path: str, rows: list, lines: list) -> list:
     return [[v.replace(",", ".") if _COMMA.fullmatch(v) else v for v in row] for row in rows]
 
 
-def read_rows(path: str | os.PathLike, delimiter: str | None = None):
-    """``(header or None, rows, line numbers)``: the non-blank lines of a CSV file as
-    lists of stripped strings, all of one width."""
-    path = file_path(path, "the CSV file")
+def _lines(path: str, delimiter: str | None) -> tuple[list, str]:
+    """``(numbered, delimiter)``: the file's non-blank lines with their numbers (Excel's
+    ``sep=`` line dropped; of leading ``#`` lines only the last, without its ``#``: the
+    header ``np.savetxt`` writes), and the separator (given, named, or found)."""
     text = read_text(path)
     numbered = [(n, line) for n, line in enumerate(text.splitlines(), start=1) if line.strip()]
     if numbered and _SEP_LINE.fullmatch(numbered[0][1].strip()):
@@ -148,21 +149,78 @@ def read_rows(path: str | os.PathLike, delimiter: str | None = None):
     if comments:  # the last one may be the header: as a line of its own, without the #
         n, line = comments[-1]
         numbered.insert(0, (n, line.lstrip().lstrip("#")))
-    first = numbered[0][1] if numbered else ""
     if delimiter is None:
-        delimiter = _separator(first)
+        delimiter = _separator(numbered[0][1] if numbered else "")
+    return numbered, delimiter
+
+
+def _fields(lines, delimiter: str):
+    """The stripped fields of each line (quotes read as CSV quotes)."""
     spaces = delimiter == " "
     reader = csv.reader(
-        (line.strip() if spaces else line for _, line in numbered),
+        (line.strip() if spaces else line for line in lines),
         delimiter=delimiter,
         skipinitialspace=spaces,
     )
+    return ([v.strip() for v in row] for row in reader)
+
+
+def _quick(path: str, delimiter: str | None, pick):
+    """``(header, X, j, y)`` read by NumPy's parser in C, or None where the file needs
+    the exact reader below (decimal commas, quotes around text, empty fields, rows of
+    other widths, a field that is not a number: it then says which). ``pick(header,
+    width)`` names the column left out of ``X`` (None: every column is a number);
+    ``y``: that column, numbers or stripped text."""
+    numbered, delimiter = _lines(path, delimiter)
+    if not numbered or (delimiter == ";" and any("," in line for _, line in numbered)):
+        return None
+    lines = [line for _, line in numbered]
+    first = next(_fields(lines[:1], delimiter))
+    header = first if all(first) and all(_number(v) is None for v in first) else None
+    body = lines[1:] if header is not None else lines
+    if not body:
+        return None
+    width = len(next(_fields(body[:1], delimiter)))
+    if header is not None and len(header) != width:
+        header = None  # a title line, not column names
+    j = pick(header, width)
+    kw = dict(delimiter=None if delimiter == " " else delimiter, comments=None, quotechar='"')
+    try:
+        try:
+            A = np.loadtxt(body, dtype=np.float64, ndmin=2, **kw)
+            return header, A if j is None else np.delete(A, j, axis=1), j, A[:, j]
+        except ValueError:
+            if j is None:
+                return None
+            if delimiter == " ":
+                same = not any('"' in line for line in body)
+                same = same and all(len(line.split()) == width for line in body)
+            else:  # separators outside quotes (a quoted field may hold one)
+                seps = (_QUOTED.sub("", line).count(delimiter) for line in body)
+                same = all(k == width - 1 for k in seps)
+            if not same:
+                return None
+            rest = [c for c in range(width) if c != j]
+            X = np.loadtxt(body, dtype=np.float64, ndmin=2, usecols=rest, **kw)
+            y = np.char.strip(np.loadtxt(body, dtype=str, ndmin=1, usecols=[j], **kw))
+            return (header, X, j, y) if np.all(y != "") else None
+    except ValueError:
+        return None
+
+
+def read_rows(path: str | os.PathLike, delimiter: str | None = None):
+    """``(header or None, rows, line numbers)``: the non-blank lines of a CSV file as
+    lists of stripped strings, all of one width (the exact reader: every field a Python
+    string, so slow and large for big files; the readers below try :func:`_quick`
+    first)."""
+    path = file_path(path, "the CSV file")
+    numbered, delimiter = _lines(path, delimiter)
+    reader = _fields((line for _, line in numbered), delimiter)
     number = _number
     if delimiter == ";":  # a header must not be taken for data written with commas
         number = lambda v: _number(v.replace(",", ".") if _COMMA.fullmatch(v) else v)  # noqa: E731
     header, rows, lines = None, [], []
-    for (line_no, _), row in zip(numbered, reader):
-        fields = [v.strip() for v in row]
+    for (line_no, _), fields in zip(numbered, reader):
         if not any(fields):
             continue  # a line of separators only
         if header is None and not rows and all(fields) and all(number(v) is None for v in fields):
@@ -210,6 +268,10 @@ def _numbers(path, rows, lines, header, drop: int | None = None) -> np.ndarray:
 
 def read_numeric(path: str | os.PathLike, delimiter: str | None = None) -> np.ndarray:
     """Every column as numbers: a 2-D float array (inputs to ``bpgpu predict``)."""
+    path = file_path(path, "the CSV file")
+    quick = _quick(path, delimiter, lambda header, width: None)
+    if quick is not None:
+        return quick[1]
     header, rows, lines = read_rows(path, delimiter)
     return _numbers(path, rows, lines, header)
 
@@ -228,14 +290,22 @@ def read_inputs(
     be text): the header's column named ``label_name`` where the file has one, else
     column ``label_column``; ``dropped`` is its index (None: every column is an input).
     """
+
+    def pick(header, width):
+        if width == features + 1:
+            if header is not None and label_name is not None and label_name in header:
+                return header.index(label_name)
+            if label_column is not None and -width <= label_column < width:
+                return label_column % width
+        return None
+
+    path = file_path(path, "the CSV file")
+    quick = _quick(path, None, pick)
+    if quick is not None:
+        header, X, drop, _ = quick
+        return X, drop, header
     header, rows, lines = read_rows(path, None)
-    width = len(rows[0])
-    drop = None
-    if width == features + 1:
-        if header is not None and label_name is not None and label_name in header:
-            drop = header.index(label_name)
-        elif label_column is not None and -width <= label_column < width:
-            drop = label_column % width
+    drop = pick(header, len(rows[0]))
     return _numbers(path, rows, lines, header, drop), drop, header
 
 
@@ -274,11 +344,21 @@ def read_labelled(
         raise ValueError(
             f"label_column must be a column number or a header name; got {label_column!r}"
         )
+
+    def pick(header, width):
+        j = label_index(path, label_column, header, width)
+        if width < 2:
+            raise ValueError(f"{path}: needs at least one feature column and one label column")
+        return j
+
+    quick = _quick(path, delimiter, pick)
+    if quick is not None:
+        header, X, j, y = quick
+        if y.dtype.kind == "f" and np.all(y == np.round(y)):
+            y = y.astype(np.int64)  # class labels written as 0, 1.0, ...
+        return X, y, header
     header, rows, lines = read_rows(path, delimiter)
-    width = len(rows[0])
-    j = label_index(path, label_column, header, width)
-    if width < 2:
-        raise ValueError(f"{path}: needs at least one feature column and one label column")
+    j = pick(header, len(rows[0]))
     X = _numbers(path, rows, lines, header, drop=j)
     raw = [row[j] for row in rows]
     if all(_number(v) is not None for v in raw):
