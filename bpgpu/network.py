@@ -504,6 +504,31 @@ class MLP:
         args = (self.config(), self.arrays(), self.backend.name, "network", self.init)
         return rebuild, (*args, own)
 
+    @property
+    def n_params(self) -> int:
+        """The number of trainable numbers: every ``W``, ``b`` and PReLU slope."""
+        return sum(math.prod(shape) for layer in self.model.layers for shape in layer.shapes)
+
+    def summary(self) -> str:
+        """A table of the layers (weight shapes, activation, parameters) and the totals,
+        as Keras's ``model.summary()`` prints one: ``print(net.summary())``."""
+        rows = [("layer", "W", "activation", "parameters")]
+        for layer in self.model.layers:
+            count = sum(math.prod(shape) for shape in layer.shapes)
+            shape = f"({layer.n_out}, {layer.n_in})"
+            rows.append((str(layer.index), shape, layer.activation.name, f"{count:,}"))
+        widths = [max(len(r[i]) for r in rows) for i in range(4)]
+        lines = [
+            "  ".join([*(v.ljust(w) for v, w in zip(r[:3], widths)), r[3].rjust(widths[3])])
+            for r in rows
+        ]
+        itemsize = 8 if self.dtype == "float64" else 4
+        lines.append(
+            f"{self.n_params:,} parameters ({self.n_params * itemsize / 1024:,.1f} KiB of "
+            f"{self.dtype}); cost {self.cost.name}; backend {self.backend.name}"
+        )
+        return "\n".join(lines)
+
     def __repr__(self) -> str:
         acts = ", ".join(a.name for a in self.activations)
         return (

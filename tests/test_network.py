@@ -513,3 +513,20 @@ def test_sample_weights_count_a_row_as_often_as_its_weight(hidden, output, cost,
     assert float(E) == pytest.approx(float(E_rep), rel=1e-12)
     for a, b in zip(G, G_rep):
         np.testing.assert_allclose(bpgpu.to_numpy(a), bpgpu.to_numpy(b), rtol=1e-10, atol=1e-14)
+
+
+def test_summary_and_parameter_count_follow_the_layers():
+    """``n_params`` counts what ``get_weights`` holds (PReLU slopes included); the
+    summary lists every layer's W shape, activation and count, and the total."""
+    for sizes, hidden in (([64, 256, 128, 10], "prelu"), ([3, 2], "relu"), ([5, 4, 4, 2], "tanh")):
+        net = bpgpu.MLP(sizes, hidden=hidden, backend="numpy", dtype="float64")
+        assert net.n_params == sum(w.size for w in net.get_weights())
+        lines = net.summary().splitlines()
+        assert len(lines) == len(sizes) + 1  # a header, a row per layer, the totals
+        for l, (n_in, n_out) in enumerate(zip(sizes, sizes[1:]), start=1):
+            fields = lines[l].split()
+            count = n_out * n_in + n_out * (2 if hidden == "prelu" and l < len(sizes) - 1 else 1)
+            assert fields[0] == str(l) and f"({n_out}, {n_in})" in lines[l]
+            assert fields[-1] == f"{count:,}"
+        assert lines[-1].startswith(f"{net.n_params:,} parameters (")
+        assert f"{net.n_params * 8 / 1024:,.1f} KiB of float64" in lines[-1]
