@@ -141,14 +141,15 @@ def test_early_stopping_partial_fit_warm_start_and_schedules():
         pf.partial_fit(X, y)
     for _ in range(15):
         pf.partial_fit(X[:1000], y[:1000], classes=np.arange(10))
-    assert pf.n_iter_ == 15 and pf.score(X[1000:], y[1000:]) > 0.8
+    # n_iter_ counts the last call's iterations, t_ every sample seen: scikit-learn's
+    assert pf.n_iter_ == 1 and pf.t_ == 15_000 and pf.score(X[1000:], y[1000:]) > 0.8
     ws = BPClassifier(max_iter=5, warm_start=True, random_state=0)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         ws.fit(X, y)
         first = ws.loss_
         ws.fit(X, y)
-    assert ws.n_iter_ == 10 and ws.loss_ < first
+    assert ws.n_iter_ == 5 and len(ws.loss_curve_) == 10 and ws.loss_ < first
     inv = BPClassifier(solver="sgd", learning_rate="invscaling", max_iter=3, random_state=0)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
@@ -254,6 +255,36 @@ def test_sample_weight_steps_as_scikit_learns_sgd_does(task):
     assert not np.allclose(a.coefs_[0], unweighted.coefs_[0])  # the weights mattered
 
 
+def test_several_targets_report_scikit_learns_loss_and_stop_where_it_stops():
+    """Two regression targets, plain SGD from the same start: scikit-learn reports the
+    squared error averaged over the targets (its steps sum over them); ``loss_curve_``
+    summed them, twice scikit-learn's, so ``tol`` stopped the fit elsewhere."""
+    X, y = scaled(load_diabetes)
+    Y = np.c_[y, X[:, 2] - X[:, 3]] / np.array([y.std(), 1.0])
+    kw = dict(solver="sgd", momentum=0.0, alpha=0.0, shuffle=False, batch_size=64)
+    kw.update(tol=5e-3, n_iter_no_change=2, learning_rate_init=0.02)
+    a, b = _from_the_same_start(BPRegressor, MLPRegressor, X, Y, None, 60, backend="numpy", **kw)
+    np.testing.assert_allclose(a.loss_curve_[1:], b.loss_curve_[1:], rtol=1e-10)
+    assert a.n_iter_ == b.n_iter_ < 61  # stopped by tol, at scikit-learn's iteration
+
+
+def test_n_iter_and_t_count_as_scikit_learns_do():
+    """``n_iter_`` is the last fit's iterations (a warm start's second fit: 5, not 10;
+    each ``partial_fit``: 1), ``t_`` every sample seen, as scikit-learn counts them."""
+    X, y = scaled(load_iris)
+    counts = []
+    for est in (BPClassifier, MLPClassifier):
+        warm = est(max_iter=5, warm_start=True, random_state=0)
+        part = est(random_state=0)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            warm.fit(X, y).fit(X, y)
+            for _ in range(3):
+                part.partial_fit(X, y, classes=[0, 1, 2])
+        counts.append((warm.n_iter_, warm.t_, len(warm.loss_curve_), part.n_iter_, part.t_))
+    assert counts[0] == counts[1] == (5, 1500, 10, 1, 450)
+
+
 def test_bad_sample_weights_are_refused():
     X, y = scaled(load_iris)
     for w, match in (
@@ -275,7 +306,7 @@ def test_warm_start_goes_on_across_solvers():
         est.fit(X, y)
         before = est.coefs_
         est.set_params(solver="adam", max_iter=3).fit(X, y)
-        assert len(est.loss_curve_) == 3 and est.n_iter_ == 23
+        assert len(est.loss_curve_) == 3 and est.n_iter_ == 3
         assert np.abs(est.coefs_[0] - before[0]).max() < 0.01  # three small steps from there
         est.set_params(solver="lbfgs").fit(X, y)
     assert est.n_iter_ <= 3 and est.score(X, y) > 0.9
@@ -327,7 +358,7 @@ def test_a_model_trained_on_a_gpu_unpickles_where_there_is_none(monkeypatch):
     assert back._net.backend.name == "numpy"
     np.testing.assert_array_equal(back.predict_proba(X), pickle.loads(data).predict_proba(X))
     back.partial_fit(X, y)  # and trains on, optimizer state included
-    assert back.n_iter_ == 21
+    assert back.n_iter_ == 1 and back.t_ == 21 * len(X)
 
 
 def _scores(est_cls, X_tr, y_tr, X_te, y_te, seeds, **kw):

@@ -25,8 +25,10 @@ batch's total weight (:func:`bpgpu.core.output`). What differs:
 - sparse inputs are made dense on the device;
 - ``coefs_`` and ``intercepts_`` are copies of the network's weights in scikit-learn's
   layout (``coefs_[i]`` is ``(n_in, n_out)``); assigning them sets the network's;
-- with several regression targets ``loss_`` sums the squared errors over them
-  (scikit-learn's reported loss averages over them, its gradient does not).
+- with several regression targets and ``solver="lbfgs"``, the loss L-BFGS minimises
+  (and ``loss_``) sums the squared errors over them, as its gradient does
+  (scikit-learn's reports their average with the summed gradient); the stochastic
+  solvers report the average, as scikit-learn's do.
 """
 
 from __future__ import annotations

@@ -235,6 +235,11 @@ class _BPBase(StochasticFit, LBFGSFit, BaseEstimator):
         if self.solver != "lbfgs":  # L-BFGS has no epochs: no curve, no early stopping
             self._init_epochs()
 
+    def _reported_outputs(self) -> int:
+        """What the summed cost of a sample is divided by in ``loss_`` (scikit-learn's
+        regressor averages its squared error over the targets)."""
+        return 1
+
     def _forward(self, X) -> np.ndarray:
         check_is_fitted(self, "n_iter_")
         X = validate_data(

@@ -35,6 +35,7 @@ class StochasticFit:
             self._init_epochs()
         if self.early_stopping and incremental:
             raise ValueError("partial_fit does not support early_stopping=True")
+        self.n_iter_ = 0  # this call's iterations, as scikit-learn's (t_ goes on counting)
         early = self.early_stopping
         X_val = y_val = w_val = None
         if early:
@@ -108,7 +109,9 @@ class StochasticFit:
                         / batch
                     )
                     E = xp.concat([xp.reshape(v, (-1,)) for v in losses])  # scalars, vectors
-                    loss = float(xp.sum(E) / n + penalty)  # the epoch's read
+                    # the epoch's read; scikit-learn reports a regression's squared
+                    # error averaged over the targets (its steps sum over them, as ours)
+                    loss = float(xp.sum(E) / n / self._reported_outputs() + penalty)
                     self.n_iter_ += 1
                     self.t_ += n
                     self.loss_ = loss

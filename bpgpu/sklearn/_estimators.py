@@ -221,6 +221,9 @@ class BPRegressor(RegressorMixin, _BPBase):
     def _out_activation(self) -> str:
         return "identity"
 
+    def _reported_outputs(self) -> int:
+        return self.n_outputs_
+
     def _n_outputs(self, y) -> int:
         return 1 if y.ndim == 1 else y.shape[1]
 
