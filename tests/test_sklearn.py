@@ -288,10 +288,10 @@ def test_n_iter_and_t_count_as_scikit_learns_do():
 def test_bad_sample_weights_are_refused():
     X, y = scaled(load_iris)
     for w, match in (
-        (np.ones(3), r"sample_weight.shape == \(3,\), expected \(150,\)"),
-        (-np.ones(150), "finite and non-negative"),
-        (np.full(150, np.nan), "finite and non-negative"),
-        (np.zeros(150), "sums to zero"),
+        (np.ones(3), r"sample_weight has shape \(3,\); pass one weight per sample of X"),
+        (-np.ones(150), "finite and >= 0"),
+        (np.full(150, np.nan), "finite and >= 0"),
+        (np.zeros(150), "zero for every sample"),
     ):
         with pytest.raises(ValueError, match=match):
             BPClassifier(max_iter=2).fit(X, y, sample_weight=w)

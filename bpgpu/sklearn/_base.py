@@ -13,6 +13,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 import bpgpu
 from bpgpu import optimizers
+from bpgpu._host import sample_weights
 from bpgpu.network import rebuild
 from bpgpu.sklearn._epochs import StochasticFit
 from bpgpu.sklearn._lbfgs import LBFGSFit
@@ -22,24 +23,6 @@ _ACTIVATIONS = {"logistic": "sigmoid"}  # scikit-learn's names that bpgpu spells
 
 def _sparse_to_dense(X):
     return X.toarray() if hasattr(X, "toarray") else X
-
-
-def _sample_weight(sample_weight, n: int) -> np.ndarray | None:
-    """``sample_weight`` as float64 ``(n,)`` (a number: that weight for every sample), or
-    None; weights that are negative, not finite, all zero or of another length are
-    refused."""
-    if sample_weight is None:
-        return None
-    w = np.asarray(sample_weight, dtype=np.float64)
-    if w.ndim == 0:
-        w = np.full(n, float(w))
-    if w.shape != (n,):
-        raise ValueError(f"sample_weight.shape == {w.shape}, expected {(n,)}!")
-    if not np.all(np.isfinite(w)) or np.any(w < 0):
-        raise ValueError("sample_weight must be finite and non-negative")
-    if not w.sum() > 0:
-        raise ValueError("sample_weight sums to zero: at least one sample must count")
-    return w
 
 
 class _BPBase(StochasticFit, LBFGSFit, BaseEstimator):
@@ -195,7 +178,7 @@ class _BPBase(StochasticFit, LBFGSFit, BaseEstimator):
             not self.warm_start and not incremental
         )
         X, y = self._validate_input(X, y, incremental, reset=first_pass)
-        w = _sample_weight(sample_weight, X.shape[0])
+        w = None if sample_weight is None else sample_weights(sample_weight, X.shape[0])
         T = self._targets(y)  # what the network takes: labels, 0/1 rows, or values
         self.n_outputs_ = self._n_outputs(y)
         self._random_state = check_random_state(self.random_state)
