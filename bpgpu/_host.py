@@ -8,6 +8,7 @@ Randomness lives on the host so that the same seed gives the same initial weight
 from __future__ import annotations
 
 import hashlib
+import os
 from collections.abc import Sequence
 from typing import Any
 
@@ -161,6 +162,11 @@ def sample_weights(sample_weight: Any, n: int) -> np.ndarray:
     zero (a number: that weight for every sample); refused otherwise, saying how."""
     from bpgpu.backends import to_host
 
+    if isinstance(sample_weight, (str, bytes, os.PathLike)):
+        raise TypeError(
+            f"sample_weight must be numbers, one per sample, or a .npy path; got "
+            f"{sample_weight!r}"
+        )
     try:
         w = np.asarray(to_host(sample_weight), dtype=np.float64)
     except (TypeError, ValueError):

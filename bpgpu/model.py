@@ -300,7 +300,8 @@ class Model:
         return self.sizes[-1] > 1 or self._bounded_output()
 
     def accuracy_kind(self, T: Any) -> str | None:
-        """What accuracy means for the validated targets ``T`` (one device read):
+        """What accuracy means for the validated targets ``T`` (one device read where the
+        targets decide it, none where the output layer does):
 
         - ``"classes"``: the argmax of the outputs (one unit: its threshold) against the
           targets' classes; for a bounded output layer (softmax, sigmoid, tanh, ...), and

@@ -410,9 +410,9 @@ class MLP:
             Checkpoints are written by rank 0; an exception on one rank ends the job.
         sample_weight : array of shape (n,), optional
             How much each sample counts (finite, >= 0, not all zero; an array, a memory
-            map, or a number): each batch's loss is the weighted mean of its samples'
-            (each one's error times its weight over the batch's total weight; data-
-            parallel, the global batch's). The validation loss and the accuracies stay
+            map, a ``.npy`` path, or a number): each batch's loss is the weighted mean
+            of its samples' (each one's error times its weight over the batch's total
+            weight; data-parallel, the global batch's). The validation loss and the accuracies stay
             unweighted; with ``validation_split`` the held-out samples' weights are
             dropped.
         class_weight : dict or "balanced", optional

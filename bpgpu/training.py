@@ -217,6 +217,9 @@ def _setup(
     # data-parallel, that every rank has the same)
     track = checkpoint is not None or ckpt is not None or dist is not None
     sample_weight, class_weight = weighting
+    if streaming.streamed(sample_weight):  # a .npy path: its array, a memory map
+        sample_weight = streaming.open_host(sample_weight, "sample_weight")
+        weighting = (sample_weight, class_weight)
     weighed = [] if sample_weight is None else [sample_weight]  # other weights: other data
     if class_weight is not None:
         weighed.append(

@@ -888,7 +888,9 @@ def test_weighted_fits_stream_resume_exactly_and_refuse_other_weights(tmp_path):
     full = net.to("numpy")
     h = full.fit(X, y, epochs=3, **kw)
     streamed = net.to("numpy")
-    hs = streamed.fit(str(tmp_path / "X.npy"), str(tmp_path / "y.npy"), epochs=3, **kw)
+    np.save(tmp_path / "w.npy", w)  # the weights from a file too
+    files = str(tmp_path / "X.npy"), str(tmp_path / "y.npy")
+    hs = streamed.fit(*files, epochs=3, **{**kw, "sample_weight": str(tmp_path / "w.npy")})
     assert hs.loss == h.loss and hs.val_loss == h.val_loss
     for p, q in zip(full.get_weights(), streamed.get_weights()):
         np.testing.assert_array_equal(p, q)
