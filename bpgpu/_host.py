@@ -164,8 +164,7 @@ def sample_weights(sample_weight: Any, n: int) -> np.ndarray:
 
     if isinstance(sample_weight, (str, bytes, os.PathLike)):
         raise TypeError(
-            f"sample_weight must be numbers, one per sample, or a .npy path; got "
-            f"{sample_weight!r}"
+            f"sample_weight must be numbers, one per sample, or a .npy path; got {sample_weight!r}"
         )
     try:
         w = np.asarray(to_host(sample_weight), dtype=np.float64)
