@@ -55,6 +55,7 @@ class Data:
     host: tuple | None = None  # streamed: (X, T, training rows or None) on the host
     accuracy: str | None = "classes"  # what it means for the targets (Model.accuracy_kind)
     w: Any = None  # each training row's sample weight, on the host (None: unweighted)
+    Wv: Any = None  # the validation rows' sample weights, on the device (None: unweighted)
 
     @property
     def n(self) -> int:
@@ -407,7 +408,9 @@ def end_epoch(
         return True
     val_loss = val_acc = math.nan
     if data.Xv is not None:
-        val_loss, val_acc = model.evaluate(data.Xv, data.Tv, accuracy=data.accuracy)
+        val_loss, val_acc = model.evaluate(
+            data.Xv, data.Tv, accuracy=data.accuracy, weights=data.Wv
+        )
     h.epoch.append(ep.index + 1)
     h.loss.append(total / data.n if known else math.nan)
     known = data.accuracy is not None and correct is not None

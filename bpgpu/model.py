@@ -392,44 +392,69 @@ class Model:
         return self.program(("split",), make)(X, T, keep, held)
 
     def evaluate(
-        self, X: Any, T: Any, chunk: int = 8192, accuracy: str | None = "auto"
+        self,
+        X: Any,
+        T: Any,
+        chunk: int = 8192,
+        accuracy: str | None = "auto",
+        weights: Any = None,
+        weigh_accuracy: bool = False,
     ) -> tuple[float, float]:
         """Mean loss and accuracy of validated device data, in chunks; one sync at the end.
         On a compiling backend each chunk is one program (compiled once per shape).
         ``accuracy``: what it means, as :meth:`accuracy_kind` says ("auto": from ``T``);
-        NaN where it is None."""
+        NaN where it is None. ``weights``: one per row (sample weights, a device array):
+        the loss is their weighted mean, and so is the accuracy with ``weigh_accuracy``."""
         kind = self.accuracy_kind(T) if accuracy == "auto" else accuracy
         xp, n = self.xp, X.shape[0]
-        key = ("sums", tuple(self.layers), self.cost, kind)
-        sums = self.program(key, lambda: self._chunk_sums(kind))
-        totals, rights = [], []
+        weighted = weights is not None
+        key = ("sums", tuple(self.layers), self.cost, kind, weighted, weighted and weigh_accuracy)
+        sums = self.program(key, lambda: self._chunk_sums(kind, weighted, weigh_accuracy))
+        totals, rights, masses = [], [], []
         for i in range(0, n, chunk):
             j = min(i + chunk, n)
-            whole = i == 0 and j == n
-            E, right = sums(self.params, X if whole else X[i:j, :], T if whole else T[i:j, :])
+            if i == 0 and j == n:
+                part = (X, T, weights)
+            else:
+                part = (X[i:j, :], T[i:j, :], weights[i:j] if weighted else None)
+            E, right, mass = sums(self.params, *part)
             totals.append(E)
             rights.append(right)
-        total = totals[0] if len(totals) == 1 else xp.sum(xp.stack(totals))
+            masses.append(mass)
+
+        def total(parts):
+            return parts[0] if len(parts) == 1 else xp.sum(xp.stack(parts))
+
+        # the rows, or their total weight (0 only in a chunk of a larger set: its sums are 0)
+        W = (float(total(masses)) or 1.0) if weighted else n
         acc = math.nan
         if kind is not None:
-            acc = float(rights[0] if len(rights) == 1 else xp.sum(xp.stack(rights))) / n
-        return float(total) / n, acc
+            acc = float(total(rights)) / (W if weighted and weigh_accuracy else n)
+        return float(total(totals)) / W, acc
 
-    def _chunk_sums(self, kind: str | None):
-        """``sums(params, X, T) -> (summed cost, correct count)`` of a chunk, accuracy of
-        :meth:`accuracy_kind` ``kind`` (the count 0 where it is None)."""
+    def _chunk_sums(self, kind: str | None, weighted: bool = False, weigh_accuracy=False):
+        """``sums(params, X, T, w) -> (summed cost, correct count, total weight)`` of a
+        chunk, accuracy of :meth:`accuracy_kind` ``kind`` (the count 0 where it is None);
+        ``weighted``: the cost (and with ``weigh_accuracy`` the count) summed times the
+        rows' weights ``w``."""
         xp = self.xp
         ops, layers, cost = self.backend.ops, self.layers, self.cost
         # not self's: the program outlives self
-        hits = programs.hits(xp, layers[-1])
+        right_rows = programs.right_rows(xp, layers[-1])
         labels = programs.labeller(xp, layers[-1], kind == "multilabel")
 
-        def sums(params, X, T):
+        def sums(params, X, T, w):
             E, Ys = forward_cost(ops, layers, cost, params, X, T)
             right = xp.zeros((), dtype=xp.int64)
             if kind is not None:
-                right = hits(Ys[-1], labels(T))
-            return xp.sum(E), right
+                ok = right_rows(Ys[-1], labels(T))
+                if weighted and weigh_accuracy:
+                    right = xp.sum(xp.astype(ok, w.dtype) * w)
+                else:
+                    right = xp.count_nonzero(ok)
+            if not weighted:
+                return xp.sum(E), right, xp.zeros((), dtype=E.dtype)
+            return xp.sum(E * w), right, xp.sum(w)
 
         return sums
 

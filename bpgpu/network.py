@@ -22,7 +22,7 @@ from bpgpu import activations as _acts
 from bpgpu import costs as _costs
 from bpgpu import io, streaming
 from bpgpu._args import dtype_name, integer, real, widths
-from bpgpu._host import INITS, host_copy, init_weights
+from bpgpu._host import INITS, host_copy, init_weights, sample_weights
 from bpgpu.backends import Backend, BackendUnavailable, get_backend
 from bpgpu.layers import build, param_names, param_shapes
 from bpgpu.model import Model
@@ -312,8 +312,10 @@ class MLP:
         return self.xp.astype(yes, self.xp.int64) if multilabel else yes
 
     @on_device
-    def evaluate(self, X: Any, y: Any) -> dict[str, float]:
-        """``{"loss": mean cost, "accuracy": fraction classified right}``.
+    def evaluate(self, X: Any, y: Any, sample_weight: Any = None) -> dict[str, float]:
+        """``{"loss": mean cost, "accuracy": fraction classified right}``; with
+        ``sample_weight`` (one weight >= 0 per sample, as ``fit`` takes them) both are
+        weighted means (scikit-learn's ``score(X, y, sample_weight)``).
 
         Accuracy is NaN where the targets are not classes: one unbounded output, or
         several unbounded ones, identity say, with targets that are not one-hot rows or
@@ -323,9 +325,17 @@ class MLP:
         accuracy)."""
         X, step = self._rows(X)
         y, _ = self._rows(y, "y") if isinstance(y, (str, os.PathLike)) else (y, None)
+        w = None
+        if sample_weight is not None:
+            if streaming.streamed(sample_weight):  # a .npy path: its array, a memory map
+                sample_weight = streaming.open_host(sample_weight, "sample_weight")
+            w = sample_weights(sample_weight, _length(X) or 0)
+        weigh = dict(weigh_accuracy=True)
         if step is None:
             Xd = self.model.input(X)
-            loss, acc = self.model.evaluate(Xd, self.model.targets(y, Xd.shape[0]))
+            Td = self.model.targets(y, Xd.shape[0])
+            wd = None if w is None else self.backend.asarray(w, self.dtype)
+            loss, acc = self.model.evaluate(Xd, Td, weights=wd, **weigh)
             return {"loss": loss, "accuracy": acc}
         n, rows = X.shape[0], _length(y)
         if rows != n:  # before the chunks, which would each be off by a different count
@@ -343,10 +353,14 @@ class MLP:
         for s in range(0, n, step):  # a chunk at a time: sums of chunk means
             Xd = self.model.input(X[s : s + step])
             Td = self.model.targets(y[s : s + step], Xd.shape[0])
-            part, acc = self.model.evaluate(Xd, Td, accuracy=kind)
-            loss += part * Xd.shape[0]
-            right += acc * Xd.shape[0]
-        return {"loss": loss / n, "accuracy": right / n}
+            ws = None if w is None else w[s : s + step]
+            wd = None if ws is None else self.backend.asarray(ws, self.dtype)
+            part, acc = self.model.evaluate(Xd, Td, accuracy=kind, weights=wd, **weigh)
+            mass = Xd.shape[0] if ws is None else float(ws.sum())  # chunk means back to sums
+            loss += part * mass
+            right += 0.0 if mass == 0 else acc * mass
+        total = n if w is None else float(w.sum())
+        return {"loss": loss / total, "accuracy": right / total}
 
     @on_device
     def fit(self, X: Any, y: Any, epochs: int = 10, **kwargs: Any):
@@ -366,7 +380,9 @@ class MLP:
             Learning rate (default 0.1, Adam 0.001).
         weight_decay : float, default 0
             L2 coefficient on the weight matrices.
-        validation_data : (X_val, y_val), optional
+        validation_data : (X_val, y_val) or (X_val, y_val, w_val), optional
+            Data to report the validation loss and accuracy on after every epoch (and
+            to stop early on); ``w_val``: their sample weights (the loss weighted).
         validation_split : float, default 0
             Hold out this fraction of ``(X, y)`` (a seeded random subset) for validation.
         shuffle : bool, default True
@@ -412,9 +428,9 @@ class MLP:
             How much each sample counts (finite, >= 0, not all zero; an array, a memory
             map, a ``.npy`` path, or a number): each batch's loss is the weighted mean
             of its samples' (each one's error times its weight over the batch's total
-            weight; data-parallel, the global batch's). The validation loss and the accuracies stay
-            unweighted; with ``validation_split`` the held-out samples' weights are
-            dropped.
+            weight; data-parallel, the global batch's). The validation loss is weighted
+            by the validation rows' weights (``validation_split``'s held-out samples',
+            or ``validation_data=(X_val, y_val, w_val)``); the accuracies are not.
         class_weight : dict or "balanced", optional
             A weight per class (``{class: weight}``, classes 0..K-1 as the labels or the
             one-hot columns give them; a class left out weighs 1), multiplied into

@@ -59,18 +59,22 @@ def labeller(xp, top, multilabel: bool = False):
     return lambda Y: xp.astype(Y[:, 0] >= mid, xp.int64)
 
 
-def hits(xp, top):
-    """``hits(Y, L) -> 0-d count`` of the rows of outputs ``Y`` that :func:`labeller`
-    labels ``L``: class labels ``(B,)``, or multi-label rows ``(B, n_L)`` (a row is
-    right when every unit is)."""
+def right_rows(xp, top):
+    """``right(Y, L) -> (B,)`` booleans: whether :func:`labeller` labels each row of
+    outputs ``Y`` as ``L`` says: class labels ``(B,)``, or multi-label rows ``(B, n_L)``
+    (a row is right when every unit is)."""
     of, yes = labeller(xp, top), labeller(xp, top, multilabel=True)
 
-    def count(Y, L):
-        if L.ndim == 2:
-            return xp.count_nonzero(xp.all(yes(Y) == L, axis=1))
-        return xp.count_nonzero(of(Y) == L)
+    def right(Y, L):
+        return xp.all(yes(Y) == L, axis=1) if L.ndim == 2 else of(Y) == L
 
-    return count
+    return right
+
+
+def hits(xp, top):
+    """``hits(Y, L) -> 0-d count`` of the rows :func:`right_rows` calls right."""
+    right = right_rows(xp, top)
+    return lambda Y, L: xp.count_nonzero(right(Y, L))
 
 
 def opt_key(opt) -> tuple:

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from bpgpu._host import split_indices
+from bpgpu._host import sample_weights, split_indices
 from bpgpu.batches import Batches
 from bpgpu.inputs import class_targets, row_weights
 
@@ -169,7 +169,7 @@ def host_part(a: np.ndarray, rows) -> np.ndarray:
 def prepare(
     model, X, y, validation_split: float, seed: int, validation_data, weighting=(None, None)
 ):
-    """``(X_val, T_val, (X, T, training rows), accuracy, w)``: streamed data checked on
+    """``(X_val, T_val, W_val, (X, T, training rows), accuracy, w)``: streamed data checked on
     the host in chunks and left there; only a validation part comes to the device.
     ``accuracy``: what it means for the targets (:meth:`Model.accuracy_kind` of them
     all, their facts gathered a chunk at a time); ``w``: each training row's weight from
@@ -194,7 +194,7 @@ def prepare(
     if labels is not None:
         class_targets(accuracy)
     w = row_weights(model, n, *weighting, lambda: np.concatenate(labels))
-    Xv = Tv = rows = None
+    Xv = Tv = Wv = rows = None
     if validation_split:
         rows, held = split_indices(n, validation_split, seed)
         if rows.size == 0 or held.size == 0:
@@ -204,21 +204,31 @@ def prepare(
             )
         Xv = model.input(host_part(Xh, held), what="X_val")
         Tv = model.targets(host_part(Th, held), Xv.shape[0])
+        if w is not None:  # the held-out rows' weights weigh the validation loss
+            Wv = model.backend.asarray(w[np.sort(held)], model.dtype)
     elif validation_data is not None:
-        Xv, Tv = validation_arrays(model, validation_data)
+        Xv, Tv, Wv = validation_arrays(model, validation_data)
     if w is not None and rows is not None:
         w = w[rows]
-    return Xv, Tv, (Xh, Th, rows), accuracy, w
+    return Xv, Tv, Wv, (Xh, Th, rows), accuracy, w
 
 
-def validation_arrays(model, validation_data) -> tuple[Any, Any]:
-    """``validation_data = (X_val, y_val)`` (arrays, memory maps or ``.npy`` paths) as
-    validated device arrays: the validation part is moved to the device whole."""
-    if not (isinstance(validation_data, (tuple, list)) and len(validation_data) == 2):
-        raise ValueError("validation_data must be a pair (X_val, y_val)")
-    Xv, yv = (
+def validation_arrays(model, validation_data) -> tuple[Any, Any, Any]:
+    """``validation_data = (X_val, y_val)`` or ``(X_val, y_val, w_val)`` (arrays, memory
+    maps or ``.npy`` paths) as validated device arrays (``w_val``: sample weights, or
+    None): the validation part is moved to the device whole."""
+    if not (isinstance(validation_data, (tuple, list)) and len(validation_data) in (2, 3)):
+        raise ValueError(
+            "validation_data must be a pair (X_val, y_val) or a triple (X_val, y_val, "
+            "sample_weight_val)"
+        )
+    Xv, yv, *wv = (
         open_host(a, what) if streamed(a) else a
-        for a, what in zip(validation_data, ("X_val", "y_val"))
+        for a, what in zip(validation_data, ("X_val", "y_val", "sample_weight_val"))
     )
     Xv = model.input(Xv, what="X_val")
-    return Xv, model.targets(yv, Xv.shape[0])
+    Tv = model.targets(yv, Xv.shape[0])
+    Wv = None
+    if wv:
+        Wv = model.backend.asarray(sample_weights(wv[0], Xv.shape[0]), model.dtype)
+    return Xv, Tv, Wv

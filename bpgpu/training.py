@@ -49,15 +49,15 @@ def prepare_data(model, X, y, st: Settings, validation_data, weighting=(None, No
     (streamed data: see :mod:`bpgpu.streaming`); ``weighting``: ``(sample_weight,
     class_weight)``, made into one host weight per training row."""
     if streaming.streamed(X) or streaming.streamed(y):
-        Xv, Tv, host, accuracy, w = streaming.prepare(
+        Xv, Tv, Wv, host, accuracy, w = streaming.prepare(
             model, X, y, st.validation_split, st.seed, validation_data, weighting
         )
-        return Data(None, None, None, Xv, Tv, host=host, accuracy=accuracy, w=w)
+        return Data(None, None, None, Xv, Tv, host=host, accuracy=accuracy, w=w, Wv=Wv)
     backend = model.backend
     Xd = model.input(X)
     Td = model.targets(y, Xd.shape[0])
     w = row_weights(model, Td.shape[0], *weighting, lambda: class_labels(model, Td))
-    Xv = Tv = None
+    Xv = Tv = Wv = None
     if st.validation_split:
         keep, held = split_indices(Xd.shape[0], st.validation_split, st.seed)
         if keep.size == 0 or held.size == 0:
@@ -66,12 +66,14 @@ def prepare_data(model, X, y, st: Settings, validation_data, weighting=(None, No
                 f"samples out of {Xd.shape[0]}"
             )
         Xd, Td, Xv, Tv = model.split(Xd, Td, backend.asarray(keep), backend.asarray(held))
-        w = None if w is None else w[keep]
+        if w is not None:  # the held-out rows' weights weigh the validation loss
+            Wv = backend.asarray(w[held], model.dtype)
+            w = w[keep]
     elif validation_data is not None:
-        Xv, Tv = streaming.validation_arrays(model, validation_data)
+        Xv, Tv, Wv = streaming.validation_arrays(model, validation_data)
     accuracy = model.accuracy_kind(Td)  # None for regression targets
     labels = None if accuracy is None else model.target_labels(Td, accuracy)
-    return Data(Xd, Td, labels, Xv, Tv, accuracy=accuracy, w=w)
+    return Data(Xd, Td, labels, Xv, Tv, accuracy=accuracy, w=w, Wv=Wv)
 
 
 # ---- fit ------------------------------------------------------------------------------

@@ -961,3 +961,45 @@ def test_class_weight_is_a_sample_weight_per_class():
             model.fit(X, targets, epochs=1, **weights)
     for p, q in zip(before, net.get_weights()):
         np.testing.assert_array_equal(p, q)
+
+
+def test_evaluate_and_validation_weigh_samples_as_fit_does(backend, monkeypatch):
+    """``evaluate(X, y, sample_weight=)``: the weighted mean loss and accuracy
+    (scikit-learn's ``score``), whole or a chunk at a time (a chunk whose weights are all
+    0 included); whole-number weights are repeated rows. In ``fit`` the validation loss
+    is weighted by the validation rows' weights (``validation_split``'s held-out rows, or
+    ``(X_val, y_val, w_val)``), the accuracies are not."""
+    from bpgpu import streaming
+
+    rng = np.random.default_rng(7)
+    X, y = rng.normal(size=(2600, 4)), rng.integers(0, 3, size=2600)
+    w = rng.integers(0, 4, size=2600).astype(float)
+    w[:1100] = 0.0  # the first chunk weighs nothing
+    net = bpgpu.MLP([4, 6, 3], backend=backend, dtype="float64", seed=0)
+    P = bpgpu.to_numpy(net.predict(X))
+    E = -np.log(P[np.arange(len(y)), y])
+    want = {"loss": (w * E).sum() / w.sum(), "accuracy": (w * (P.argmax(1) == y)).sum() / w.sum()}
+    rep = np.repeat(np.arange(len(y)), w.astype(int))
+    for got in (
+        net.evaluate(X, y, sample_weight=w),
+        net.evaluate(X[rep], y[rep]),
+    ):
+        assert got == pytest.approx(want, rel=1e-10)
+    monkeypatch.setattr(streaming, "CHUNK_BYTES", 4096)  # 1,024 rows a chunk
+    assert net.evaluate(X, y, sample_weight=w) == pytest.approx(want, rel=1e-10)
+    with pytest.raises(ValueError, match="finite and >= 0"):
+        net.evaluate(X, y, sample_weight=-w)
+    # fit: the validation loss weighted, the accuracies not
+    Xv, yv, wv = X[:300], y[:300], rng.uniform(0.1, 3.0, size=300)
+    h = net.fit(X[300:], y[300:], epochs=1, validation_data=(Xv, yv, wv), seed=1)
+    assert h.val_loss[0] == pytest.approx(net.evaluate(Xv, yv, sample_weight=wv)["loss"], rel=1e-9)
+    assert h.val_accuracy[0] == pytest.approx(net.evaluate(Xv, yv)["accuracy"], rel=1e-12)
+    from bpgpu._host import split_indices
+
+    keep, held = split_indices(2600, 0.25, 3)
+    ws = w + 1.0
+    h = net.fit(X, y, epochs=1, validation_split=0.25, seed=3, sample_weight=ws)
+    got = net.evaluate(X[held], y[held], sample_weight=ws[held])["loss"]
+    assert h.val_loss[0] == pytest.approx(got, rel=1e-9)
+    with pytest.raises(ValueError, match="a pair \\(X_val, y_val\\) or a triple"):
+        net.fit(X, y, epochs=1, validation_data=(Xv, yv, wv, wv))
