@@ -165,18 +165,28 @@ def _fields(lines, delimiter: str):
     return ([v.strip() for v in row] for row in reader)
 
 
-def _quick(path: str, delimiter: str | None, pick):
-    """``(header, X, j, y)`` read by NumPy's parser in C, or None where the file needs
-    the exact reader below (decimal commas, quotes around text, empty fields, rows of
-    other widths, a field that is not a number: it then says which). ``pick(header,
-    width)`` names the column left out of ``X`` (None: every column is a number);
-    ``y``: that column, numbers or stripped text."""
-    numbered, delimiter = _lines(path, delimiter)
+def _names_only(fields: list[str], number=_number) -> bool:
+    """Whether a line's fields are a header: every one there and none a number."""
+    return all(fields) and all(number(v) is None for v in fields)
+
+
+def _whole_as_int(y: np.ndarray) -> np.ndarray:
+    """Numbers that are all whole as integers: class labels written as 0, 1.0, ..."""
+    return y.astype(np.int64) if y.dtype.kind == "f" and np.all(y == np.round(y)) else y
+
+
+def _quick(numbered: list, delimiter: str, pick):
+    """``(header, X, j, y)`` of the file's lines (:func:`_lines`) read by NumPy's parser
+    in C, or None where the file needs the exact reader, :func:`_rows` (decimal commas,
+    quotes around text, empty fields, rows of other widths, a field that is not a
+    number: it then says which). ``pick(header, width)`` names the column left out of
+    ``X`` (None: every column is a number); ``y``: that column, numbers or stripped
+    text."""
     if not numbered or (delimiter == ";" and any("," in line for _, line in numbered)):
         return None
     lines = [line for _, line in numbered]
     first = next(_fields(lines[:1], delimiter))
-    header = first if all(first) and all(_number(v) is None for v in first) else None
+    header = first if _names_only(first) else None
     body = lines[1:] if header is not None else lines
     if not body:
         return None
@@ -214,7 +224,11 @@ def read_rows(path: str | os.PathLike, delimiter: str | None = None):
     string, so slow and large for big files; the readers below try :func:`_quick`
     first)."""
     path = file_path(path, "the CSV file")
-    numbered, delimiter = _lines(path, delimiter)
+    return _rows(path, *_lines(path, delimiter))
+
+
+def _rows(path: str, numbered: list, delimiter: str):
+    """:func:`read_rows` of the file's lines (:func:`_lines`)."""
     reader = _fields((line for _, line in numbered), delimiter)
     number = _number
     if delimiter == ";":  # a header must not be taken for data written with commas
@@ -223,7 +237,7 @@ def read_rows(path: str | os.PathLike, delimiter: str | None = None):
     for (line_no, _), fields in zip(numbered, reader):
         if not any(fields):
             continue  # a line of separators only
-        if header is None and not rows and all(fields) and all(number(v) is None for v in fields):
+        if header is None and not rows and _names_only(fields, number):
             header = fields  # names only: a header (of any width: it holds no data)
             continue
         if rows and len(fields) != len(rows[0]):
@@ -266,14 +280,34 @@ def _numbers(path, rows, lines, header, drop: int | None = None) -> np.ndarray:
     return np.stack(cols, axis=1)
 
 
+def _table(path: str, delimiter: str | None, pick, labels: bool = False):
+    """``(header, X, j, y)``: the file read once, by NumPy's parser where it can
+    (:func:`_quick`), else field by field, which names a field that is not a number.
+    ``pick(header, width)`` names the column left out of ``X`` (None: none); ``y`` is
+    that column (with ``labels``: numbers, whole ones as integers, or text)."""
+    numbered, delimiter = _lines(path, delimiter)
+    quick = _quick(numbered, delimiter, pick)
+    if quick is not None:
+        header, X, j, y = quick
+        return header, X, j, _whole_as_int(y) if labels else None
+    header, rows, lines = _rows(path, numbered, delimiter)
+    j = pick(header, len(rows[0]))
+    X = _numbers(path, rows, lines, header, drop=j)
+    if not labels:
+        return header, X, j, None
+    raw = [row[j] for row in rows]
+    if all(_number(v) is not None for v in raw):
+        return header, X, j, _whole_as_int(np.array([float(v) for v in raw]))
+    empty = next((k for k, v in enumerate(raw) if not v), None)
+    if empty is not None:
+        raise ValueError(f"{path}: row {lines[empty]}, column {j + 1} (the label) is empty")
+    return header, X, j, np.array(raw, dtype=str)
+
+
 def read_numeric(path: str | os.PathLike, delimiter: str | None = None) -> np.ndarray:
     """Every column as numbers: a 2-D float array (inputs to ``bpgpu predict``)."""
     path = file_path(path, "the CSV file")
-    quick = _quick(path, delimiter, lambda header, width: None)
-    if quick is not None:
-        return quick[1]
-    header, rows, lines = read_rows(path, delimiter)
-    return _numbers(path, rows, lines, header)
+    return _table(path, delimiter, lambda header, width: None)[1]
 
 
 def read_inputs(
@@ -299,14 +333,8 @@ def read_inputs(
                 return label_column % width
         return None
 
-    path = file_path(path, "the CSV file")
-    quick = _quick(path, None, pick)
-    if quick is not None:
-        header, X, drop, _ = quick
-        return X, drop, header
-    header, rows, lines = read_rows(path, None)
-    drop = pick(header, len(rows[0]))
-    return _numbers(path, rows, lines, header, drop), drop, header
+    header, X, drop, _ = _table(file_path(path, "the CSV file"), None, pick)
+    return X, drop, header
 
 
 def label_index(path, label_column: int | str, header: list[str] | None, width: int) -> int:
@@ -351,25 +379,7 @@ def read_labelled(
             raise ValueError(f"{path}: needs at least one feature column and one label column")
         return j
 
-    quick = _quick(path, delimiter, pick)
-    if quick is not None:
-        header, X, j, y = quick
-        if y.dtype.kind == "f" and np.all(y == np.round(y)):
-            y = y.astype(np.int64)  # class labels written as 0, 1.0, ...
-        return X, y, header
-    header, rows, lines = read_rows(path, delimiter)
-    j = pick(header, len(rows[0]))
-    X = _numbers(path, rows, lines, header, drop=j)
-    raw = [row[j] for row in rows]
-    if all(_number(v) is not None for v in raw):
-        y = np.array([float(v) for v in raw])
-        if np.all(y == np.round(y)):
-            y = y.astype(np.int64)  # class labels written as 0, 1.0, ...
-    else:
-        empty = next((k for k, v in enumerate(raw) if not v), None)
-        if empty is not None:
-            raise ValueError(f"{path}: row {lines[empty]}, column {j + 1} (the label) is empty")
-        y = np.array(raw, dtype=str)
+    header, X, _, y = _table(path, delimiter, pick, labels=True)
     return X, y, header
 
 

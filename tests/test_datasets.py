@@ -227,7 +227,7 @@ def test_well_formed_csv_files_are_parsed_by_numpy_not_field_by_field(tmp_path, 
     def refuse(*a, **k):
         raise AssertionError("the field-by-field reader ran")
 
-    monkeypatch.setattr(csvfile, "read_rows", refuse)
+    monkeypatch.setattr(csvfile, "_rows", refuse)
     for (name, c), (X_e, y_e) in zip((("t.csv", "kind"), ("n.csv", -1)), exact.values()):
         X_q, y_q = datasets.load_csv(tmp_path / name, c)
         np.testing.assert_array_equal(X_q, X_e)
