@@ -235,11 +235,9 @@ class Task:
 
 
 def one_hot_labels(y: np.ndarray) -> np.ndarray | None:
-    """The labels (column indices) of one-hot rows (2-D, two or more columns, each row
-    one 1 and zeros), or None where ``y`` is not that."""
-    if y.ndim != 2 or y.shape[1] < 2 or y.dtype.kind not in "biuf" or not y.size:
-        return None
-    if not (np.all((y == 0) | (y == 1)) and np.all(y.sum(axis=1) == 1)):
+    """The labels (column indices) of one-hot rows (:func:`multi_hot` rows, each one 1
+    and zeros), or None where ``y`` is not that."""
+    if multi_hot(y) is None or not np.all(y.sum(axis=1) == 1):
         return None
     return np.argmax(y, axis=1)
 
