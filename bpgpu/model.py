@@ -311,9 +311,9 @@ class Model:
           high end of the range (0 or 1 for a sigmoid) and some row is not one-hot:
           every unit is a yes or a no, and a row is right when all of them are;
         - None: no accuracy (regression targets)."""
-        return self.kind_from(self.target_facts(T))
+        return self.kind_from([self.target_facts(T)])
 
-    def _targets_decide(self) -> bool:
+    def targets_decide(self) -> bool:
         """Whether the targets decide what accuracy means (else the output layer does:
         none, or classes for one unit, softmax)."""
         if not self.has_accuracy():
@@ -327,7 +327,7 @@ class Model:
         end of a bounded output's range; every row one-hot (one 1 and 0s, or one high
         end and low ends). One program and one device read, where the targets decide
         (:meth:`kind_from`); elsewhere nothing is read."""
-        if not self._targets_decide():
+        if not self.targets_decide():
             return True, True
         xp = self.xp
         r = self.layers[-1].activation.output_range
@@ -347,13 +347,14 @@ class Model:
         two_valued, one_hot = self.backend.to_numpy(self.program(("facts", lo, hi), make)(T))
         return bool(two_valued), bool(one_hot)
 
-    def kind_from(self, facts: tuple[bool, bool]) -> str | None:
-        """:meth:`accuracy_kind` from :meth:`target_facts` (of all the chunks of a data set
-        read a chunk at a time, and-ed)."""
-        two_valued, one_hot = facts
+    def kind_from(self, facts: Sequence[tuple[bool, bool]]) -> str | None:
+        """:meth:`accuracy_kind` from the :meth:`target_facts` of every chunk of a data set
+        (read a chunk at a time; none needed where :meth:`targets_decide` is False)."""
+        two_valued = all(ends for ends, _ in facts)
+        one_hot = all(hot for _, hot in facts)
         if not self.has_accuracy():
             return None
-        if not self._targets_decide():
+        if not self.targets_decide():
             return "classes"
         if not self._bounded_output():
             return "classes" if one_hot else None

@@ -343,12 +343,12 @@ class MLP:
             raise ValueError(
                 f"X has {n} samples but the targets have {got}; pass one target per row of X"
             )
-        two_valued = one_hot = True  # what accuracy means, from all the targets first
-        for s in range(0, n, step):
-            part = y[s : s + step]
-            ends, hot = self.model.target_facts(self.model.targets(part, len(part)))
-            two_valued, one_hot = two_valued and ends, one_hot and hot
-        kind = self.model.kind_from((two_valued, one_hot))
+        facts = []  # what accuracy means, from all the targets first where they decide it
+        if self.model.targets_decide():
+            for s in range(0, n, step):
+                part = y[s : s + step]
+                facts.append(self.model.target_facts(self.model.targets(part, len(part))))
+        kind = self.model.kind_from(facts)
         loss = right = 0.0
         for s in range(0, n, step):  # a chunk at a time: sums of chunk means
             Xd = self.model.input(X[s : s + step])

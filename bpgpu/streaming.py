@@ -181,16 +181,15 @@ def prepare(
     if Th.ndim == 0 or Th.shape[0] != n:
         got = Th.shape[0] if Th.ndim else "a scalar"
         raise ValueError(f"X has {n} samples but the targets have {got}; pass one per row of X")
-    two_valued = one_hot = True
+    facts = []
     labels = [] if weighting[1] is not None else None  # for class_weight
     for s in range(0, n, step):  # the targets' checks, a chunk at a time
         part = np.asarray(Th[s : s + step])
         Td = model.targets(part, part.shape[0])
-        ends, hot = model.target_facts(Td)
-        two_valued, one_hot = two_valued and ends, one_hot and hot
+        facts.append(model.target_facts(Td))
         if labels is not None:
             labels.append(model.backend.to_numpy(model.labels(Td)))
-    accuracy = model.kind_from((two_valued, one_hot))
+    accuracy = model.kind_from(facts)
     if labels is not None:
         class_targets(accuracy)
     w = row_weights(model, n, *weighting, lambda: np.concatenate(labels))
