@@ -292,8 +292,7 @@ class Model:
 
     def _bounded_output(self) -> bool:
         """Whether the output activation's range is bounded (softmax, sigmoid, tanh, ...)."""
-        r = self.layers[-1].activation.output_range
-        return math.isfinite(r.lo) and math.isfinite(r.hi)
+        return programs.bounded(self.layers[-1])
 
     def has_accuracy(self) -> bool:
         """Accuracy is defined for several outputs (argmax) or one bounded output."""

@@ -40,11 +40,18 @@ def shared(key: tuple, make):
         return found
 
 
+def bounded(top) -> bool:
+    """Whether the output range of layer ``top``'s activation is bounded (softmax,
+    sigmoid, tanh, ...)."""
+    r = top.activation.output_range
+    return math.isfinite(r.lo) and math.isfinite(r.hi)
+
+
 def mid_range(top) -> float:
     """The threshold between no and yes of an output unit of layer ``top``: the middle
     of its range (0.5 for a sigmoid, 0 for tanh; 0.5 for an unbounded output)."""
     r = top.activation.output_range
-    return (r.lo + r.hi) / 2 if math.isfinite(r.lo) and math.isfinite(r.hi) else 0.5
+    return (r.lo + r.hi) / 2 if bounded(top) else 0.5
 
 
 def labeller(xp, top, multilabel: bool = False):
