@@ -9,7 +9,7 @@ import numpy as np
 from sklearn.base import BaseEstimator
 from sklearn.exceptions import NotFittedError
 from sklearn.utils import check_random_state
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
 
 import bpgpu
 from bpgpu import optimizers
@@ -217,6 +217,24 @@ class _BPBase(StochasticFit, LBFGSFit, BaseEstimator):
         self._opt = self._opt_state = None
         if self.solver != "lbfgs":  # L-BFGS has no epochs: no curve, no early stopping
             self._init_epochs()
+
+    def _checked_data(self, X, y, reset: bool, **kw):
+        """``(X, y)`` through scikit-learn's ``validate_data`` (sparse made dense, a
+        one-column ``y`` made 1-D with its warning); ``kw``: more of its checks."""
+        X, y = validate_data(
+            self,
+            X,
+            y,
+            accept_sparse=["csr", "csc"],
+            multi_output=True,
+            dtype=(np.float64, np.float32),
+            reset=reset,
+            **kw,
+        )
+        X = _sparse_to_dense(X)
+        if y.ndim == 2 and y.shape[1] == 1:
+            y = column_or_1d(y, warn=True)
+        return X, y
 
     def _reported_outputs(self) -> int:
         """What the summed cost of a sample is divided by in ``loss_`` (scikit-learn's

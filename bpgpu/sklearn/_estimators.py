@@ -9,9 +9,8 @@ from sklearn.metrics import accuracy_score, r2_score
 from sklearn.preprocessing import LabelBinarizer
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import type_of_target, unique_labels
-from sklearn.utils.validation import column_or_1d, validate_data
 
-from bpgpu.sklearn._base import _BPBase, _sparse_to_dense
+from bpgpu.sklearn._base import _BPBase
 
 __all__ = ["BPClassifier", "BPRegressor"]
 
@@ -26,18 +25,7 @@ class BPClassifier(ClassifierMixin, _BPBase):
     """
 
     def _validate_input(self, X, y, incremental, reset):
-        X, y = validate_data(
-            self,
-            X,
-            y,
-            accept_sparse=["csr", "csc"],
-            multi_output=True,
-            dtype=(np.float64, np.float32),
-            reset=reset,
-        )
-        X = _sparse_to_dense(X)
-        if y.ndim == 2 and y.shape[1] == 1:
-            y = column_or_1d(y, warn=True)
+        X, y = self._checked_data(X, y, reset)
         if not hasattr(self, "classes_") or (not self.warm_start and not incremental):
             self._label_binarizer = LabelBinarizer()
             self._label_binarizer.fit(y)
@@ -203,20 +191,7 @@ class BPRegressor(RegressorMixin, _BPBase):
                 f"loss={self.loss!r} is not supported by bpgpu; use loss='squared_error' "
                 "(the seed's quadratic cost)"
             )
-        X, y = validate_data(
-            self,
-            X,
-            y,
-            accept_sparse=["csr", "csc"],
-            multi_output=True,
-            y_numeric=True,
-            dtype=(np.float64, np.float32),
-            reset=reset,
-        )
-        X = _sparse_to_dense(X)
-        if y.ndim == 2 and y.shape[1] == 1:
-            y = column_or_1d(y, warn=True)
-        return X, y
+        return self._checked_data(X, y, reset, y_numeric=True)
 
     def _out_activation(self) -> str:
         return "identity"
