@@ -236,6 +236,11 @@ class _BPBase(StochasticFit, LBFGSFit, BaseEstimator):
             y = column_or_1d(y, warn=True)
         return X, y
 
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = True  # made dense on the device (_checked_data)
+        return tags
+
     def _reported_outputs(self) -> int:
         """What the summed cost of a sample is divided by in ``loss_`` (scikit-learn's
         regressor averages its squared error over the targets)."""

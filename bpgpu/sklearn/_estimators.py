@@ -120,7 +120,6 @@ class BPClassifier(ClassifierMixin, _BPBase):
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.classifier_tags.multi_label = True
-        tags.input_tags.sparse = True
         return tags
 
 
@@ -228,5 +227,4 @@ class BPRegressor(RegressorMixin, _BPBase):
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.target_tags.multi_output = True
-        tags.input_tags.sparse = True
         return tags
