@@ -109,6 +109,11 @@ class Backend:
             return self.asarray(_numeric_host(a, what), dtype)
         where = location(a)
         if self.owns(a) or where == self.where:
+            if not self.owns(a) and _narrow_float(a.dtype):
+                # bfloat16 and float8 do not cross to every library (CuPy has no
+                # bfloat16): widened first, in the array's own library and on its device
+                src = compat.array_namespace(a)
+                a = src.astype(a, src.float32)
             b = a if self.owns(a) else self.xp.from_dlpack(a)  # same device: no copy
             if not self._numeric(b.dtype):
                 raise _not_numeric(what, b.dtype)
@@ -328,13 +333,17 @@ def _numeric_host(a: Any, what: str) -> np.ndarray:
             pass  # text: the error below says what to do
     if _ndarray_subclass(h):
         h = np.asarray(h)  # np.matrix and other subclasses: a plain array of the same data
-    if h.dtype.kind == "V" and h.dtype.name.startswith(("bfloat16", "float8", "float4")):
-        return h.astype(np.float32)  # JAX's and ml_dtypes' small floats: exact in float32
+    if _narrow_float(h.dtype):  # the standard (array-api-strict) has no float16, NumPy no
+        return h.astype(np.float32)  # bfloat16 (ml_dtypes' is a void kind)
     if h.dtype.kind not in "biuf":
         raise _not_numeric(what, h.dtype)
-    if h.dtype == np.float16:  # exactly a float32; the standard (array-api-strict) has no
-        return h.astype(np.float32)  # float16, and every network is float32 or float64
     return h
+
+
+def _narrow_float(dtype: Any) -> bool:
+    """float16, bfloat16 or a float8/float4 kind (of any library): float32 holds each
+    exactly, and every network is float32 or float64."""
+    return str(dtype).rsplit(".", 1)[-1].startswith(("float16", "bfloat16", "float8", "float4"))
 
 
 def _ndarray_subclass(a: Any) -> bool:

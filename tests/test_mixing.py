@@ -180,6 +180,27 @@ def test_numpy_subclasses_and_small_floats_come_in_as_their_numbers(backend):
         )
 
 
+@pytest.mark.parametrize("narrow", ["bfloat16", "float16", "float8_e4m3fn"])
+def test_small_floats_of_another_library_on_the_same_device_come_in_widened(narrow, monkeypatch):
+    """An array of another library on the network's own device comes in through DLPack.
+    A JAX bfloat16 array on the GPU failed that way on CuPy ("X has dtype bfloat16"; the
+    first GPU run's one failure): CuPy has no bfloat16, and float8 has no DLPack code in
+    every library. They are widened to float32 in their own library first. Here a torch
+    CPU tensor stands for the array on the same GPU: the NumPy network is told that both
+    live on one device, so the tensor takes the DLPack path, whose NumPy has no
+    bfloat16 either."""
+    torch = pytest.importorskip("torch")
+    from bpgpu.backends import _base
+
+    net = bpgpu.MLP([3, 4, 2], backend="numpy", dtype="float64", seed=0)
+    same = ("cuda", 0)
+    monkeypatch.setattr(net.backend, "where", same)
+    monkeypatch.setattr(_base, "location", lambda a: same)
+    X = torch.linspace(-2, 2, 12).reshape(4, 3).to(getattr(torch, narrow))
+    exact = X.to(torch.float32).numpy()
+    np.testing.assert_array_equal(net.forward(X), net.forward(exact.astype(np.float64)))
+
+
 def test_pandas_nullable_columns_come_in_as_numbers(backend):
     """pandas' Float64 and Int64 columns read as object arrays ("X has dtype object");
     they are numbers, and a missing value (pd.NA) is refused as NaN is."""
