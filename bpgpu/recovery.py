@@ -79,23 +79,29 @@ def interruptible(enabled: bool):
 def snapshot(model, state: dict) -> tuple[list, dict]:
     """Device copies of the parameters and the optimizer state (steps may update both
     in place): what an epoch starts from."""
-    return model.copy(model.params), _copy_state(model, state)
+    return _copies(model, model.params, state)
 
 
 def restore(model, saved: tuple[list, dict]) -> dict:
     """Put back the parameters of :func:`snapshot`; returns its optimizer state. Copies
     again, so the snapshot stays as it was whatever later steps do in place."""
-    params, state = saved
-    model.params = model.copy(params)
-    return _copy_state(model, state)
+    model.params, state = _copies(model, *saved)
+    return state
 
 
-def _copy_state(model, state: dict) -> dict:
-    """A copy of an optimizer state. The step count too once a compiled step made it a
-    device scalar: JAX's step takes its state as a donated buffer and deletes it."""
+def _copies(model, params: list, state: dict) -> tuple[list, dict]:
+    """Copies of ``params`` and of an optimizer state, in one :meth:`~bpgpu.model.Model.copy`
+    (one program on JAX, not one per array). The step count too once a compiled step made
+    it a device scalar: JAX's step takes its state as a donated buffer and deletes it."""
+    slots = {k: v for k, v in state.items() if k != "t"}
     t = state["t"]
-    t = t if isinstance(t, int) else model.copy([t])[0]
-    return {"t": t, **{k: model.copy(v) for k, v in state.items() if k != "t"}}
+    device_t = not isinstance(t, int)
+    flat = [*params, *(a for v in slots.values() for a in v), *([t] if device_t else [])]
+    copies = iter(model.copy(flat))
+    new_params = [next(copies) for _ in params]
+    new_state = {k: [next(copies) for _ in v] for k, v in slots.items()}
+    new_state["t"] = next(copies) if device_t else t
+    return new_params, new_state
 
 
 def diverged(model, run, saved, host, first, perm_d, batches, epoch, opts):

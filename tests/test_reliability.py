@@ -334,6 +334,40 @@ def test_cupy_out_of_memory_names_bytes_and_batch_size():
             pool.set_limit(size=old)
 
 
+def test_a_snapshot_restores_every_parameter_and_optimizer_slot_in_its_place(backend):
+    """``snapshot`` copies the parameters, each optimizer slot and a device step count
+    in one call (one program on JAX); ``restore`` puts each back where it came from,
+    however many steps ran in between, and leaves the snapshot usable again."""
+    from bpgpu import optimizers
+    from bpgpu.recovery import restore, snapshot
+
+    net = bpgpu.MLP([3, 4, 2], backend=backend, dtype="float64", seed=0)
+    model, opt = net.model, optimizers.get("adam", lr=0.01)
+    rng = np.random.default_rng(0)
+    X = backend.asarray(rng.normal(size=(8, 3)))
+    T = backend.asarray(np.eye(2)[rng.integers(0, 2, 8)])
+    host = backend.to_numpy
+
+    def steps(state, n):
+        for _ in range(n):
+            grads = net.gradients(X, T)
+            updates, state = opt.update(grads, state, model.params)
+            model.params = [p + u for p, u in zip(model.params, updates)]
+        return state
+
+    state = steps(opt.init(model.params), 2)
+    state["t"] = backend.asarray(np.asarray(state["t"]))  # as a compiled step leaves it
+    want = [host(p) for p in model.params], {k: [host(a) for a in state[k]] for k in ("m", "v")}
+    saved = snapshot(model, state)
+    for _ in range(2):
+        steps(dict(state, t=int(host(state["t"]))), 3)  # params, m and v all move on
+        back = restore(model, saved)
+        assert all(np.array_equal(host(p), w) for p, w in zip(model.params, want[0]))
+        for k in ("m", "v"):
+            assert all(np.array_equal(host(a), w) for a, w in zip(back[k], want[1][k])), k
+        assert int(host(back["t"])) == 2
+
+
 @pytest.mark.parametrize("optimizer", ["sgd", "momentum", "nesterov"])
 def test_a_fit_that_diverges_in_a_later_epoch_restores_the_same_weights_on_every_backend(
     backend, optimizer
