@@ -306,6 +306,23 @@ def test_gpu_check_names_the_failed_tests_in_its_summary(tmp_path):
     assert run.returncode == 1 and "pytest_gpu_rest: exit 1" in (out / "summary.txt").read_text()
 
 
+def test_gpu_check_runs_each_test_file_in_one_group():
+    """The script's named test groups hold files that exist, none in two groups, and
+    the rest group leaves all of them out (``--ignore``), so no gpu test runs twice and
+    none is lost when a file moves between groups."""
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    text = (root / "benchmarks" / "gpu_check.sh").read_text()
+    groups = dict(re.findall(r'^(GPU_[A-Z]+)="([^"]*)"$', text, flags=re.M))
+    files = [f for g in groups.values() for f in g.split()]
+    assert len(groups) >= 4 and len(files) == len(set(files)), groups
+    assert all((root / f).is_file() for f in files), files
+    ignored = re.search(r"for f in ((?:\$GPU_[A-Z]+ ?)+); do printf -- '--ignore", text)
+    assert ignored and set(ignored.group(1).replace("$", "").split()) == set(groups)
+
+
 def _wheel(folder, name, tag="py3-none-any"):
     """A minimal wheel of one module ``name`` (a wheel of another tag fails to install)."""
     import zipfile
@@ -430,8 +447,18 @@ def test_compile_time_counts_the_kernels_a_call_added_to_cupys_cache(tmp_path, m
 def test_launches_says_how_busy_each_peer_kept_the_gpu():
     from bpgpu.bench import launches
 
-    got = launches.Profiled({"gemm": 2.0, "relu": 1.0}, kernel_us=300.0, wall_us=400.0)
+    got = launches.Profiled({"gemm": 2.0, "relu": 1.0}, 300.0, 400.0, 90.5, 1200.0)
     assert got.launches == 3.0 and got.busy == 0.75
-    assert "| large | bpgpu[cupy] | 300.0 | 400.0 | 75% |" in launches.busy_md(
+    assert "| large | bpgpu[cupy] | 300.0 | 400.0 | 75% | 90.5 | 1200 |" in launches.busy_md(
         {"large": {"bpgpu[cupy]": got}}
     )
+
+
+def test_launches_measures_the_gpus_idle_time_between_kernels():
+    """The timeline's gaps: kernels in any order, overlapping ones (two streams) leave
+    no gap, and the time before the first and after the last kernel is not idle."""
+    from bpgpu.bench import launches
+
+    spans = [(30.0, 40.0), (0.0, 10.0), (12.0, 20.0), (15.0, 25.0), (100.0, 101.0)]
+    assert launches.idle(spans) == (2.0 + 5.0 + 60.0, 60.0)
+    assert launches.idle([(0.0, 5.0)]) == (0.0, 0.0) and launches.idle([]) == (0.0, 0.0)
