@@ -73,10 +73,14 @@ class Callback:
     every rank stops after the next batch, when the request has reached them all). On a
     compiling backend (JAX) an epoch's full batches run as one program, which a callback
     that overrides ``on_batch_end`` turns back into one step at a time; set
-    ``per_batch = False`` on a callback that does not need every batch.
+    ``per_batch = False`` on a callback that does not need every batch. A callback
+    whose ``on_epoch_end`` uses only its ``logs`` (not the network) may set
+    ``sees_network = False``: on JAX, fit then runs the next epoch's program while the
+    callback is called (a stop it asks for undoes that epoch).
     """
 
     per_batch: bool | None = None  # None: True when on_batch_end is overridden
+    sees_network: bool = True  # on_epoch_end looks at the network's weights or outputs
 
     def on_train_begin(self, net, history: History) -> None: ...
 
@@ -111,6 +115,7 @@ class PrintEpochs(Callback):
     fit reads anyway: no device sync of its own)."""
 
     per_batch = False
+    sees_network = False  # the logs only
 
     def __init__(self, epochs: int):
         self.epochs = epochs

@@ -29,11 +29,20 @@ from bpgpu import streaming
 from bpgpu._host import data_fingerprint, fresh_seed, split_indices
 from bpgpu.batches import Batches
 from bpgpu.distributed import Distributed
-from bpgpu.epochs import Data, Settings, end_epoch, fresh_run, resume_run, run_epoch
+from bpgpu.epochs import (
+    Data,
+    Settings,
+    end_epoch,
+    fresh_run,
+    looks_ahead,
+    numbers,
+    resume_run,
+    run_epoch,
+)
 from bpgpu.history import Callback, History, PrintEpochs
 from bpgpu.inputs import class_labels, row_weights
 from bpgpu.io import prepare_output
-from bpgpu.recovery import interruptible, position_of
+from bpgpu.recovery import interruptible, position_of, restore
 from bpgpu.settings import MISSING, callback_list, reload_optimizer, resolve_settings
 
 __all__ = ["Callback", "History", "fit"]
@@ -324,8 +333,28 @@ def _train(net, model, run, data, batches, st, opts, handle_interrupt, stop) -> 
         return run.history
     with interruptible(handle_interrupt) as flag:
         stop.flag = flag
+        ahead = looks_ahead(model, data, st, opts)
+        ep = None
         for epoch in range(run.start, st.epochs):
-            ep = run_epoch(net, model, run, data, batches, st, epoch, opts, stop)
-            if end_epoch(net, model, run, data, batches, st, ep, opts, stop):
+            if ep is None:
+                ep = run_epoch(net, model, run, data, batches, st, epoch, opts, stop)
+            nums = numbers(model, ep, opts)  # before the next epoch takes the weights
+            nxt = None
+            if ahead and epoch + 1 < st.epochs and ep.done == batches.count and not stop.is_set():
+                # dispatched behind this epoch's work: the device does not wait while
+                # this epoch's numbers are read and recorded
+                nxt = run_epoch(net, model, run, data, batches, st, epoch + 1, opts, stop)
+            try:
+                done = end_epoch(net, model, run, data, batches, st, ep, opts, stop, nums)
+            except FloatingPointError:
+                raise  # diverged in `ep`: its start is restored already
+            except BaseException:  # a callback's error, a raw Ctrl-C: the weights of `ep`
+                if nxt is not None:
+                    restore(model, nxt.saved)
+                raise
+            if done:
+                if nxt is not None:  # stopped after `ep`: the next epoch did not happen
+                    run.state = restore(model, nxt.saved)
                 break
+            ep = nxt
     return run.history

@@ -525,3 +525,88 @@ def test_bpgpu_backends_names_a_jax_gpu_by_its_model(monkeypatch):
     monkeypatch.setattr(be, "device", Gpu())
     monkeypatch.setattr(be, "where", ("cuda", 0))
     assert be.info()["device"] == "NVIDIA H200 (cuda:0)"
+
+
+class _Watch(bpgpu.Callback):
+    """Stops after epoch ``at`` (None: never); ``sees_network`` as given."""
+
+    def __init__(self, sees_network: bool, at=None):
+        self.sees_network, self.at = sees_network, at
+
+    def on_epoch_end(self, net, epoch, logs):
+        return epoch == self.at
+
+
+@pytest.mark.parametrize("opt", ["sgd", "adam"])
+def test_the_next_epoch_runs_while_this_ones_numbers_are_read(opt, monkeypatch):
+    """On JAX the fit dispatches epoch e + 1 before it reads epoch e's loss, accuracy and
+    finite check (the GPU waited about 4 ms an epoch for them, NOTES 23). The order is
+    seen by wrapping the two halves of an epoch, and the fit is the one that reads first,
+    bit for bit: weights and history. A callback that looks at the network at an
+    epoch's end keeps the plain order."""
+    from bpgpu import training
+
+    load_backend("jax")
+    X, y = blobs()
+    calls = []
+    for name in ("run_epoch", "end_epoch"):
+        real = getattr(training, name)
+
+        def spy(*a, _real=real, _name=name):
+            calls.append((_name[:3], a[6] if _name == "run_epoch" else a[6].index))
+            return _real(*a)
+
+        monkeypatch.setattr(training, name, spy)
+    kw = dict(epochs=4, batch_size=32, optimizer=opt, lr=0.05, seed=1)
+    got = {}
+    for sees in (False, True):
+        calls.clear()
+        net = bpgpu.MLP([5, 8, 3], backend="jax", dtype="float64", seed=0)
+        h = net.fit(X, y, callbacks=[_Watch(sees)], **kw)
+        got[sees] = net.get_weights(), h.loss, h.accuracy, list(calls)
+    ahead, plain = got[False], got[True]
+    assert ahead[3] == [("run", 0), ("run", 1), ("end", 0), ("run", 2), ("end", 1)] + [
+        ("run", 3),
+        ("end", 2),
+        ("end", 3),
+    ]
+    assert plain[3] == [(k, e) for e in range(4) for k in ("run", "end")]
+    assert all(np.array_equal(a, b) for a, b in zip(ahead[0], plain[0]))
+    assert ahead[1:3] == plain[1:3] and all(np.isfinite(ahead[1]))
+
+
+def test_a_stop_at_an_epochs_end_undoes_the_epoch_already_running():
+    """A stop asked for at epoch 2's end, with epoch 3 already dispatched: the weights,
+    optimizer state and history are those of a fit that ran two epochs."""
+    load_backend("jax")
+    X, y = blobs()
+    kw = dict(batch_size=32, optimizer="adam", lr=0.05, seed=1)
+    nets = {}
+    for key, cb in (("ahead", _Watch(False, at=2)), ("plain", _Watch(True, at=2))):
+        nets[key] = bpgpu.MLP([5, 8, 3], backend="jax", dtype="float64", seed=0)
+        h = nets[key].fit(X, y, epochs=5, callbacks=[cb], **kw)
+        assert h.epoch == [1, 2]
+    two = bpgpu.MLP([5, 8, 3], backend="jax", dtype="float64", seed=0)
+    two.fit(X, y, epochs=2, **kw)
+    for key in ("ahead", "plain"):
+        assert all(np.array_equal(a, b) for a, b in zip(nets[key].get_weights(), two.get_weights()))
+
+
+def test_an_error_at_an_epochs_end_leaves_that_epochs_weights():
+    """A callback that raises at epoch 2's end, with epoch 3 already dispatched: the
+    network holds the weights after epoch 2, as when the epochs ran one by one."""
+    load_backend("jax")
+    X, y = blobs()
+    kw = dict(batch_size=32, optimizer="sgd", lr=0.05, seed=1)
+
+    class Fails(_Watch):
+        def on_epoch_end(self, net, epoch, logs):
+            if epoch == 2:
+                raise RuntimeError("the callback's own error")
+
+    net = bpgpu.MLP([5, 8, 3], backend="jax", dtype="float64", seed=0)
+    with pytest.raises(RuntimeError, match="own error"):
+        net.fit(X, y, epochs=5, callbacks=[Fails(False)], **kw)
+    two = bpgpu.MLP([5, 8, 3], backend="jax", dtype="float64", seed=0)
+    two.fit(X, y, epochs=2, **kw)
+    assert all(np.array_equal(a, b) for a, b in zip(net.get_weights(), two.get_weights()))

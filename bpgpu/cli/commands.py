@@ -85,6 +85,8 @@ class Progress(Callback):
     """A tqdm bar over the batches on stderr (off when stderr is not a terminal) and one
     line per epoch on stdout. It reads no loss per batch, so it adds no device sync."""
 
+    sees_network = False  # the logs only
+
     def __init__(self, epochs: int, batches: int, enabled: bool | None = None, quiet=False):
         self.epochs, self.batches, self.quiet = epochs, batches, quiet
         self.enabled = sys.stderr.isatty() if enabled is None else enabled
