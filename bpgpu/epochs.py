@@ -390,15 +390,14 @@ def numbers(model, ep: Epoch, opts) -> Numbers:
 
 
 def end_epoch(
-    net, model, run: Run, data: Data, batches: Batches, st, ep: Epoch, opts, stop_flag, nums=None
+    net, model, run: Run, data: Data, batches: Batches, st, ep: Epoch, opts, stop_flag, nums
 ) -> bool:
     """Divergence, interruption, history, early stopping, callbacks, checkpoint: True
-    when training stops here. ``nums``: the epoch's :func:`numbers`, if asked for
-    already."""
+    when training stops here. ``nums``: the epoch's :func:`numbers`, asked for when the
+    epoch was dispatched."""
     metrics, n_batches = opts["train_metrics"], batches.count
     dist = opts["dist"]
     known = metrics and ep.before is not None  # the whole epoch's metrics are known
-    nums = numbers(model, ep, opts) if nums is None else nums
     ok, right_d, total_d = nums.ok, nums.right, nums.total
     right = 0 if right_d is None else int(right_d)
     if metrics:
