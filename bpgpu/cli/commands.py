@@ -205,9 +205,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     split = split_record(args, recorded)
     known = Task.from_record(recorded) if recorded else None
     parts, task, found = load_parts(src, split, args.task, args.output_activation, known)
-    weights = class_weight_option(args.class_weight, task, recorded)
-    if weights is not None:
-        parts.record["class_weight"] = args.class_weight or recorded["class_weight"]
+    spec, weights = class_weight_option(args.class_weight, task, recorded)
+    if spec is not None:
+        parts.record["class_weight"] = spec
     # every file this run writes, checked before the work (by the rank that writes)
     out = prepare_output(args.out, "model file") if root else args.out
     own_ckpt = args.checkpoint is not None or args.resume is not None

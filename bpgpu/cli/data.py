@@ -429,7 +429,8 @@ def predict_inputs(path: str, net, x_key: str | None = None) -> np.ndarray:
 def class_weight_option(spec: str | None, task: Task, recorded: dict | None):
     """``--class-weight``: ``"balanced"``, or ``NAME=W,...`` with the classes as the data
     name them, as ``fit``'s ``class_weight`` (a dict of output indices); a resumed run
-    takes its checkpoint's and refuses another. None: no class weights."""
+    takes its checkpoint's and refuses another. Returns ``(spec, weights)``: the text to
+    record in the model file and the weights, both None without class weights."""
     before = (recorded or {}).get("class_weight")
     if recorded is not None and spec is not None and spec != before:
         raise UsageError(
@@ -438,11 +439,11 @@ def class_weight_option(spec: str | None, task: Task, recorded: dict | None):
         )
     spec = spec if spec is not None else before
     if spec is None:
-        return None
+        return None, None
     if task.kind not in ("classification", "binary"):
         raise UsageError(f"--class-weight weighs classes; this is a {task.kind} task")
     if spec == "balanced":
-        return "balanced"
+        return spec, "balanced"
     names = [str(c) for c in task.classes]
     table = {}
     for item in spec.split(","):
@@ -461,4 +462,4 @@ def class_weight_option(spec: str | None, task: Task, recorded: dict | None):
                 f"{', '.join(names[:12])}{', ...' if len(names) > 12 else ''}"
             )
         table[names.index(name.strip())] = w
-    return table
+    return spec, table
