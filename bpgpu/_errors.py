@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import difflib
+import functools
+import inspect
 from collections.abc import Iterable
 
 # What other libraries call our names (keys as _normal() writes them): ours, and what
@@ -56,3 +58,29 @@ def unknown_name(kind: str, name: object, valid: Iterable[str]) -> ValueError:
         close = difflib.get_close_matches(key, list(by_normal), n=1, cutoff=0.5)
         hint = f"did you mean {by_normal[close[0]]!r}? " if close else ""
     return ValueError(f"unknown {kind} {name!r}; {hint}valid names: {', '.join(valid)}")
+
+
+def keywords_checked(method):
+    """Refuse a keyword argument ``method`` does not take with the closest one it does
+    (``fit(patiance=3)``: "did you mean 'patience'?"), as misspelt activation names are;
+    the signature stays ``method``'s own for ``inspect``, IDEs and the reference."""
+    params = inspect.signature(method).parameters
+    named = [
+        n
+        for n, p in params.items()
+        if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD) and n != "self"
+    ]
+
+    @functools.wraps(method)
+    def wrapper(*args, **kwargs):
+        for key in kwargs:
+            if key not in named:
+                close = difflib.get_close_matches(key, named, n=1, cutoff=0.6)
+                hint = f"did you mean {close[0]!r}? " if close else ""
+                raise TypeError(
+                    f"{method.__qualname__}() got an unexpected keyword argument {key!r}; "
+                    f"{hint}it takes {', '.join(named)}"
+                )
+        return method(*args, **kwargs)
+
+    return wrapper

@@ -5,7 +5,9 @@ Layer ``l`` (1-based) has weights ``W^l`` of shape ``(n_l, n_{l-1})`` (the layou
 (PReLU), its slope ``a^l`` of shape ``(n_l,)``. A network's parameters are one flat list
 in layer order, ``[W1, b1, (a1), W2, b2, ...]``: the order of ``get_weights``, of the
 gradients, of the model-file members and of the checkpoint's optimizer slots, all of
-which are derived from these objects. Initial values come from :mod:`bpgpu._host`.
+which are derived from these objects. Code that needs one kind of parameter asks the
+layers for it by its role (:meth:`Dense.named`, :func:`by_layer`, :func:`role_of`),
+never by its place in the list. Initial values come from :mod:`bpgpu._host`.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from typing import Any
 from bpgpu import activations as _acts
 from bpgpu.activations import Activation
 
-__all__ = ["Dense", "build", "param_names", "param_shapes"]
+__all__ = ["Dense", "build", "by_layer", "param_names", "param_shapes", "role_of"]
 
 
 @dataclass(frozen=True)
@@ -38,10 +40,26 @@ class Dense:
         object.__setattr__(self, "has_param", self.activation.has_param)
 
     @property
+    def roles(self) -> tuple[str, ...]:
+        """What each parameter is: ``("W", "b")``, plus ``"a"`` (the slope) for a
+        learnable activation."""
+        return ("W", "b") + (("a",) if self.has_param else ())
+
+    @property
     def names(self) -> tuple[str, ...]:
-        """``("W1", "b1")`` plus ``"a1"`` for a learnable activation."""
-        l = self.index
-        return (f"W{l}", f"b{l}") + ((f"a{l}",) if self.has_param else ())
+        """``("W1", "b1")`` plus ``"a1"`` for a learnable activation: each role and the
+        layer's number."""
+        return tuple(f"{role}{self.index}" for role in self.roles)
+
+    def named(self, params: Sequence[Any]) -> dict[str, Any]:
+        """This layer's parameters out of the network's list, by role:
+        ``{"W": ..., "b": ...}`` and ``"a"`` for a learnable activation."""
+        return dict(zip(self.roles, params[self.offset : self.stop]))
+
+    def position(self, role: str) -> int:
+        """Where the parameter ``role`` (``"W"``, ``"b"``, ``"a"``) of this layer is in
+        the network's list."""
+        return self.offset + self.roles.index(role)
 
     @property
     def shapes(self) -> tuple[tuple[int, ...], ...]:
@@ -100,3 +118,14 @@ def param_names(layers: Sequence[Dense]) -> list[str]:
 def param_shapes(layers: Sequence[Dense]) -> dict[str, tuple[int, ...]]:
     """Parameter name -> shape, in parameter order."""
     return {n: s for layer in layers for n, s in zip(layer.names, layer.shapes)}
+
+
+def by_layer(layers: Sequence[Dense], params: Sequence[Any]) -> list[dict[str, Any]]:
+    """The network's parameters as one ``{role: array}`` per layer, input to output."""
+    return [layer.named(params) for layer in layers]
+
+
+def role_of(layers: Sequence[Dense]) -> list[str]:
+    """The role (``"W"``, ``"b"``, ``"a"``) of every parameter, in parameter order:
+    what a penalty or an update needs to know of each, without its position."""
+    return [role for layer in layers for role in layer.roles]

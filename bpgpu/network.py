@@ -22,10 +22,13 @@ from bpgpu import activations as _acts
 from bpgpu import costs as _costs
 from bpgpu import io, streaming
 from bpgpu._args import dtype_name, integer, real, widths
+from bpgpu._errors import keywords_checked
 from bpgpu._host import INITS, host_copy, init_weights, sample_weights
 from bpgpu.backends import Backend, BackendUnavailable, get_backend
-from bpgpu.layers import build, param_names, param_shapes
+from bpgpu.history import Callback, History
+from bpgpu.layers import build, by_layer, param_names, param_shapes
 from bpgpu.model import Model
+from bpgpu.optimizers import Optimizer
 from bpgpu.training import fit as _fit
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -184,6 +187,11 @@ class MLP:
     def get_weights(self) -> list:
         """Host NumPy copies ``[W1, b1, (a1), W2, b2, ...]``."""
         return [self.backend.to_numpy(p) for p in self.model.params]
+
+    def layer_weights(self) -> list[dict[str, Any]]:
+        """Host NumPy copies by layer and name: one ``{"W": ..., "b": ...}`` per layer,
+        input to output, with ``"a"`` (the slope) for a PReLU layer."""
+        return by_layer(self.layers, self.get_weights())
 
     @on_device
     def set_weights(self, weights: Sequence[Any]) -> None:
@@ -362,9 +370,43 @@ class MLP:
         total = n if w is None else float(w.sum())
         return {"loss": loss / total, "accuracy": right / total}
 
+    @keywords_checked
     @on_device
-    def fit(self, X: Any, y: Any, epochs: int = 10, **kwargs: Any):
+    def fit(
+        self,
+        X: Any,
+        y: Any,
+        epochs: int = 10,
+        *,
+        batch_size: int = 32,
+        optimizer: str | dict | Optimizer | None = None,
+        lr: float | None = None,
+        weight_decay: float = 0.0,
+        validation_data: tuple | None = None,
+        validation_split: float = 0.0,
+        shuffle: bool = True,
+        patience: int | None = None,
+        min_delta: float = 0.0,
+        restore_best: bool = True,
+        callbacks: Sequence[Callback] = (),
+        checkpoint: str | os.PathLike | None = None,
+        resume: str | os.PathLike | None = None,
+        seed: int | None = None,
+        detect_anomaly: bool = False,
+        handle_interrupt: bool = True,
+        train_metrics: bool = True,
+        verbose: bool = False,
+        comm: Any = None,
+        sample_weight: Any = None,
+        class_weight: dict | str | None = None,
+    ) -> History:
         """Train by mini-batch gradient descent; returns a :class:`bpgpu.History`.
+
+        Every option is keyword-only; a misspelt one is refused with the closest name.
+        Resuming (``resume=``), an option left at its default takes the checkpoint's
+        value, and one given must equal it (``batch_size``, ``optimizer``, ``lr``,
+        ``weight_decay``, ``validation_split``, ``shuffle``, ``patience``,
+        ``min_delta``, ``seed``).
 
         Parameters
         ----------
@@ -373,9 +415,9 @@ class MLP:
         epochs : int
             Train until this many epochs are done (counting a resumed checkpoint's).
         batch_size : int, default 32
-        optimizer : str, dict or Optimizer, default "sgd"
-            ``"sgd"``, ``"momentum"``, ``"nesterov"``, ``"adam"``, or an object such as
-            ``bpgpu.optimizers.Adam(lr=1e-3)``.
+        optimizer : str, dict or Optimizer, optional
+            ``"sgd"`` (the default), ``"momentum"``, ``"nesterov"``, ``"adam"``, or an
+            object such as ``bpgpu.optimizers.Adam(lr=1e-3)``.
         lr : float, optional
             Learning rate (default 0.1, Adam 0.001).
         weight_decay : float, default 0
@@ -401,7 +443,8 @@ class MLP:
             Continue from a checkpoint; the result equals an uninterrupted run on the
             same backend.
         seed : int, optional
-            Seed of the shuffling and of the validation split (default: the network's).
+            Seed of the shuffling and of the validation split (None: the network's, and
+            a fresh one for a network built with ``seed=None``).
         detect_anomaly : bool, default False
             Check every layer's values and gradients each batch (a sync per tensor, so
             slow) and stop naming the first that is not finite.
@@ -445,7 +488,34 @@ class MLP:
         DeviceMemoryError
             The GPU ran out of memory; lower ``batch_size``.
         """
-        return _fit(self, self.model, X, y, epochs, **kwargs)
+        return _fit(
+            self,
+            self.model,
+            X,
+            y,
+            epochs,
+            batch_size=batch_size,
+            optimizer=optimizer,
+            lr=lr,
+            weight_decay=weight_decay,
+            validation_data=validation_data,
+            validation_split=validation_split,
+            shuffle=shuffle,
+            patience=patience,
+            min_delta=min_delta,
+            restore_best=restore_best,
+            callbacks=callbacks,
+            checkpoint=checkpoint,
+            resume=resume,
+            seed=seed,
+            detect_anomaly=detect_anomaly,
+            handle_interrupt=handle_interrupt,
+            train_metrics=train_metrics,
+            verbose=verbose,
+            comm=comm,
+            sample_weight=sample_weight,
+            class_weight=class_weight,
+        )
 
     # ---- files -----------------------------------------------------------------------
 

@@ -14,11 +14,14 @@ from bpgpu.epochs import Settings
 from bpgpu.history import Callback
 from bpgpu.io import ModelFileError
 
-MISSING = object()  # an argument fit was not given (a checkpoint's value may fill it)
+
+def _same(a: Any, b: Any) -> bool:
+    """Equal, and both or neither a bool (``True`` is not the batch size 1)."""
+    return isinstance(a, bool) == isinstance(b, bool) and bool(a == b)
 
 
 def _build_optimizer(kw: dict) -> _opt.Optimizer:
-    spec = "sgd" if kw["optimizer"] is MISSING else kw["optimizer"]
+    spec = "sgd" if kw["optimizer"] is None else kw["optimizer"]
     extra = {}
     if kw["lr"] is not None:
         extra["lr"] = kw["lr"]
@@ -65,23 +68,27 @@ def resolve_settings(
     are errors), validated; the optimizer object; and, resuming, the hyper-parameters it
     had at the checkpoint (for :func:`reload_optimizer`, once every check has passed)."""
     saved = None if training is None else training["settings"]
+    # fit's defaults; a setting left at its default takes the checkpoint's value
     defaults = {
         "batch_size": 32,
         "validation_split": 0.0,
         "shuffle": True,
         "patience": None,
         "min_delta": 0.0,
-        "seed": seed,
+        "seed": None,  # the network's
     }
     merged = {}
     for k, default in defaults.items():
         given = kw[k]
-        if saved is not None and given is not MISSING and given != saved[k]:
+        unset = given is None if default is None else _same(given, default)
+        if saved is not None and not unset and not _same(given, saved[k]):
             raise ValueError(
                 f"{k}={given!r} differs from the checkpoint's {saved[k]!r}; a resumed fit keeps "
                 "its settings (omit the argument, or start a new fit without resume=)"
             )
-        merged[k] = saved[k] if saved is not None else (default if given is MISSING else given)
+        merged[k] = saved[k] if saved is not None else given
+    if merged["seed"] is None:
+        merged["seed"] = seed
     kw["epochs"] = integer("epochs", kw["epochs"])
     merged["batch_size"] = integer("batch_size", merged["batch_size"])
     merged["validation_split"] = real(
@@ -125,7 +132,7 @@ def _resumed_optimizer(kw: dict, training: dict) -> tuple[_opt.Optimizer, dict]:
         )
     builtin = _opt.OPTIMIZERS.get(first.get("name"))
     ours = cls is None or (builtin is not None and builtin.__qualname__ == cls)
-    if kw["optimizer"] is MISSING and kw["lr"] is None and not kw["weight_decay"]:
+    if kw["optimizer"] is None and kw["lr"] is None and not kw["weight_decay"]:
         if not ours or builtin is None:
             kind = cls or first.get("name")
             raise ValueError(

@@ -43,7 +43,7 @@ from bpgpu.history import Callback, History, PrintEpochs
 from bpgpu.inputs import class_labels, row_weights
 from bpgpu.io import prepare_output
 from bpgpu.recovery import interruptible, position_of, restore
-from bpgpu.settings import MISSING, callback_list, reload_optimizer, resolve_settings
+from bpgpu.settings import callback_list, reload_optimizer, resolve_settings
 
 __all__ = ["Callback", "History", "fit"]
 
@@ -95,20 +95,20 @@ def fit(
     y,
     epochs: int = 10,
     *,
-    batch_size=MISSING,
-    optimizer=MISSING,
+    batch_size=32,
+    optimizer=None,
     lr=None,
     weight_decay=0.0,
     validation_data=None,
-    validation_split=MISSING,
-    shuffle=MISSING,
-    patience=MISSING,
-    min_delta=MISSING,
+    validation_split=0.0,
+    shuffle=True,
+    patience=None,
+    min_delta=0.0,
     restore_best=True,
     callbacks=(),
     checkpoint=None,
     resume=None,
-    seed=MISSING,
+    seed=None,
     detect_anomaly=False,
     handle_interrupt=True,
     train_metrics=True,

@@ -2,31 +2,51 @@
 
 from __future__ import annotations
 
-import math
 import warnings
 
 import numpy as np
 from sklearn.base import BaseEstimator
 from sklearn.exceptions import NotFittedError
+from sklearn.neural_network import MLPClassifier
 from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import StrOptions  # scikit-learn's own table checks
 from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
 
 import bpgpu
 from bpgpu import optimizers
 from bpgpu._host import sample_weights
+from bpgpu.activations import ACTIVATIONS
+from bpgpu.backends import Backend
+from bpgpu.layers import by_layer
 from bpgpu.network import rebuild
 from bpgpu.sklearn._epochs import StochasticFit
 from bpgpu.sklearn._lbfgs import LBFGSFit
 
-_ACTIVATIONS = {"logistic": "sigmoid"}  # scikit-learn's names that bpgpu spells otherwise
+# scikit-learn's names that bpgpu spells otherwise
+_ACTIVATIONS = {"logistic": "sigmoid", "identity": "identity", "tanh": "tanh", "relu": "relu"}
 
 
 def _sparse_to_dense(X):
     return X.toarray() if hasattr(X, "toarray") else X
 
 
+def _parameter_table(estimator: type) -> dict:
+    """Every parameter's accepted values, in scikit-learn's declarative form: those of
+    ``estimator`` (``MLPClassifier`` or ``MLPRegressor``: what it accepts, bpgpu accepts),
+    with every hidden activation of bpgpu's table too, and ``backend`` and ``dtype``."""
+    hidden = {a.name for a in ACTIVATIONS.values() if a.hidden_ok}
+    return {
+        **estimator._parameter_constraints,
+        "activation": [StrOptions({*_ACTIVATIONS, *hidden})],
+        "backend": [str, Backend],
+        "dtype": [StrOptions({"float32", "float64"}), np.dtype, type],
+    }
+
+
 class _BPBase(StochasticFit, LBFGSFit, BaseEstimator):
     """The parameters, the training loop and the pickling shared by both estimators."""
+
+    _parameter_constraints: dict = _parameter_table(MLPClassifier)
 
     def __init__(
         self,
@@ -86,48 +106,15 @@ class _BPBase(StochasticFit, LBFGSFit, BaseEstimator):
     # ---- parameters ------------------------------------------------------------------
 
     def _check_params(self) -> list[int]:
-        """Validate the parameters (as MLPClassifier does); the hidden sizes as a list."""
+        """Validate every parameter against :attr:`_parameter_constraints` (scikit-learn's
+        own check and messages); the hidden sizes as a list."""
+        self._validate_params()
         sizes = self.hidden_layer_sizes
         sizes = list(sizes) if hasattr(sizes, "__iter__") else [sizes]
         if any(
             isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n <= 0 for n in sizes
         ):
             raise ValueError(f"hidden_layer_sizes must be > 0, got {sizes}.")
-        if self.solver not in ("adam", "sgd", "lbfgs"):
-            raise ValueError(f"solver must be 'adam', 'sgd' or 'lbfgs'; got {self.solver!r}")
-        if self.learning_rate not in ("constant", "invscaling", "adaptive"):
-            raise ValueError(
-                f"learning_rate must be 'constant', 'invscaling' or 'adaptive'; got "
-                f"{self.learning_rate!r}"
-            )
-        for name, lo, hi in (
-            ("alpha", 0.0, math.inf),
-            ("tol", 0.0, math.inf),
-            ("momentum", 0.0, 1.0),
-            ("validation_fraction", 0.0, 1.0),
-            ("beta_1", 0.0, 1.0),
-            ("beta_2", 0.0, 1.0),
-        ):
-            v = getattr(self, name)
-            if (
-                isinstance(v, bool)
-                or not isinstance(v, (int, float, np.number))
-                or not lo <= v < hi
-            ):
-                raise ValueError(f"{name} must be in [{lo:g}, {hi:g}); got {v!r}")
-        for name in ("learning_rate_init", "epsilon"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, (int, float, np.number)) or not v > 0:
-                raise ValueError(f"{name} must be > 0; got {v!r}")
-        for name in ("max_iter", "n_iter_no_change", "max_fun"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
-                raise ValueError(f"{name} must be an integer >= 1; got {v!r}")
-        bs = self.batch_size
-        if bs != "auto" and (
-            isinstance(bs, bool) or not isinstance(bs, (int, np.integer)) or bs < 1
-        ):
-            raise ValueError(f"batch_size must be 'auto' or an integer >= 1; got {bs!r}")
         return [int(n) for n in sizes]
 
     def _optimizer(self, batch: int):
@@ -143,32 +130,50 @@ class _BPBase(StochasticFit, LBFGSFit, BaseEstimator):
 
     # ---- fitted network, in scikit-learn's layout -------------------------------------
 
-    def _weights(self) -> list:
+    def _by_layer(self) -> list[dict]:
+        """The fitted parameters as one ``{role: host array}`` per layer."""
         if getattr(self, "_net", None) is None:
             raise NotFittedError(f"This {type(self).__name__} instance is not fitted yet.")
-        return self._net.get_weights()
+        return by_layer(self._net.layers, self._net.get_weights())
+
+    def _set_role(self, role: str, arrays, transpose: bool) -> None:
+        """Replace every layer's ``role`` parameter (``coefs_`` are ``W`` transposed)."""
+        weights = self._net.get_weights()
+        arrays = list(arrays)
+        if len(arrays) != len(self._net.layers):
+            raise ValueError(
+                f"expected {len(self._net.layers)} arrays, one per layer; got {len(arrays)}"
+            )
+        for layer, a in zip(self._net.layers, arrays):
+            a = np.asarray(a)
+            weights[layer.position(role)] = a.T if transpose else a
+        self._net.set_weights(weights)
 
     @property
     def coefs_(self) -> list:
         """Weight matrices, ``coefs_[i]`` of shape ``(n_in, n_out)`` (copies)."""
-        return [w.T.copy() for w in self._weights()[0::2]]
+        return [p["W"].T.copy() for p in self._by_layer()]
 
     @coefs_.setter
     def coefs_(self, coefs) -> None:
-        w = self._weights()
-        w[0::2] = [np.asarray(c).T for c in coefs]
-        self._net.set_weights(w)
+        self._by_layer()  # fitted first
+        self._set_role("W", coefs, transpose=True)
 
     @property
     def intercepts_(self) -> list:
         """Bias vectors, ``intercepts_[i]`` of shape ``(n_out,)`` (copies)."""
-        return self._weights()[1::2]
+        return [p["b"] for p in self._by_layer()]
 
     @intercepts_.setter
     def intercepts_(self, intercepts) -> None:
-        w = self._weights()
-        w[1::2] = [np.asarray(b) for b in intercepts]
-        self._net.set_weights(w)
+        self._by_layer()
+        self._set_role("b", intercepts, transpose=False)
+
+    def _l2_penalty(self, xp, params, n) -> object:
+        """scikit-learn's L2 term, ``alpha / 2 * sum of |W|^2 / n``, over the weight
+        matrices of every layer (device arrays; ``n``: the batch or the sample count)."""
+        squares = sum(xp.sum(p["W"] * p["W"]) for p in by_layer(self._net.layers, params))
+        return 0.5 * self.alpha * squares / n
 
     # ---- training ----------------------------------------------------------------------
 

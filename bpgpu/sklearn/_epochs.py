@@ -102,12 +102,7 @@ class StochasticFit:
                             Xb, Tb, opt, self._opt_state, True, weights=Wb
                         )
                         losses.append(E)  # B times the batch's (weighted) mean cost
-                    penalty = (
-                        0.5
-                        * self.alpha
-                        * sum(xp.sum(W * W) for W in model.params[0::2] if W.ndim == 2)
-                        / batch
-                    )
+                    penalty = self._l2_penalty(xp, model.params, batch)
                     E = xp.concat([xp.reshape(v, (-1,)) for v in losses])  # scalars, vectors
                     # the epoch's read; scikit-learn reports a regression's squared
                     # error averaged over the targets (its steps sum over them, as ours)

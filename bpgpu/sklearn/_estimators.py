@@ -6,11 +6,12 @@ from __future__ import annotations
 import numpy as np
 from sklearn.base import ClassifierMixin, RegressorMixin
 from sklearn.metrics import accuracy_score, r2_score
+from sklearn.neural_network import MLPRegressor
 from sklearn.preprocessing import LabelBinarizer
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import type_of_target, unique_labels
 
-from bpgpu.sklearn._base import _BPBase
+from bpgpu.sklearn._base import _BPBase, _parameter_table
 
 __all__ = ["BPClassifier", "BPRegressor"]
 
@@ -126,6 +127,8 @@ class BPClassifier(ClassifierMixin, _BPBase):
 class BPRegressor(RegressorMixin, _BPBase):
     """Multi-layer perceptron regressor on any bpgpu backend: scikit-learn's
     ``MLPRegressor`` (identity output, squared error), with ``backend`` and ``dtype``."""
+
+    _parameter_constraints: dict = _parameter_table(MLPRegressor)
 
     def __init__(
         self,

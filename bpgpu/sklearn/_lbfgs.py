@@ -9,6 +9,8 @@ import warnings
 import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 
+from bpgpu.layers import role_of
+
 
 class LBFGSFit:
     """The full-batch L-BFGS fit (a mixin of the estimators' base)."""
@@ -26,7 +28,8 @@ class LBFGSFit:
         Wd = None if w is None else be.asarray(w / w.sum(), model.dtype)  # each row's share
         shapes = [tuple(p.shape) for p in model.params]
         ends = np.cumsum([math.prod(s) for s in shapes])
-        matrices = [i for i, s in enumerate(shapes) if len(s) == 2]  # the L2 term's W
+        roles = role_of(model.layers)
+        matrices = [i for i, role in enumerate(roles) if role == "W"]  # the L2 term's
 
         def split(theta):  # the host parameters, shaped
             return [p.reshape(s) for p, s in zip(np.split(theta, ends[:-1]), shapes)]
