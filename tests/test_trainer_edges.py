@@ -1,0 +1,286 @@
+"""The edges of ``fit`` where a trainer's one-line bugs hide (issue #27 part 8): early
+stopping on ties, ``min_delta``, ``patience`` and restored weights, a stop or Ctrl-C
+combined with them; a data-parallel fit without a seed; streamed data whose length is not
+a multiple of the chunk, with a bad value on a chunk's edge.
+
+Only the public behaviour is tested (fit's arguments, the History, the weights), so the
+tests keep guarding while the trainer is rewritten underneath. tests/MUTATIONS.md lists
+the bugs each was seen to catch.
+"""
+
+from __future__ import annotations
+
+import math
+import signal
+
+import numpy as np
+import pytest
+
+import bpgpu
+
+# ---- early stopping on a monitored value the test controls -----------------------------
+#
+# A one-weight linear network ``o = w x + b`` (quadratic cost) and one validation sample
+# ``x = 1, t = 0``: the validation loss is a function of ``w + b`` alone. A callback sets
+# the weights after each epoch's only batch, before the epoch's validation loss is taken,
+# so the test scripts the loss of every epoch; ``b`` tells epochs of equal loss apart.
+# Outputs are dyadic fractions, so every loss and every difference of losses is exact.
+
+X1, Y1 = np.array([[1.0], [2.0]]), np.array([0.0, 0.0])  # one batch an epoch
+XV, YV = np.array([[1.0]]), np.array([0.0])
+
+
+def linear_net(backend="numpy"):
+    return bpgpu.MLP(
+        [1, 1], hidden=[], output="identity", cost="quadratic", backend=backend, dtype="float64"
+    )
+
+
+def scripted(outputs):
+    """Weights ``[W, b]`` for each epoch's output ``o = w + b``; ``b`` differs per epoch."""
+    return [
+        [np.array([[o - 0.125 * (k + 1)]]), np.array([0.125 * (k + 1)])]
+        for k, o in enumerate(outputs)
+    ]
+
+
+class Script(bpgpu.Callback):
+    """Puts epoch ``e``'s scripted weights in after its last batch; records what each
+    epoch ended with and, optionally, stops (``stop_epoch``: from ``on_epoch_end``;
+    ``stop_batch = (epoch, batch)``: from ``on_batch_end``, as Ctrl-C does;
+    ``sigint = (epoch, batch)``: a real Ctrl-C)."""
+
+    def __init__(self, weights, batches=1, stop_epoch=None, stop_batch=None, sigint=None):
+        self.weights, self.batches = weights, batches
+        self.stop_epoch, self.stop_batch, self.sigint = stop_epoch, stop_batch, sigint
+        self.epoch, self.ended, self.after_batch = 1, {}, {}
+
+    def on_batch_end(self, net, batch):
+        if batch == self.batches - 1 and self.epoch <= len(self.weights):
+            net.set_weights(self.weights[self.epoch - 1])
+        self.after_batch[(self.epoch, batch)] = net.get_weights()
+        if self.sigint == (self.epoch, batch):
+            signal.raise_signal(signal.SIGINT)
+        return self.stop_batch == (self.epoch, batch)
+
+    def on_epoch_end(self, net, epoch, logs):
+        self.ended[epoch] = net.get_weights()
+        self.epoch = epoch + 1
+        return epoch == self.stop_epoch
+
+
+def val_losses(outputs):
+    twin = linear_net()
+    out = []
+    for w in scripted(outputs):
+        twin.set_weights(w)
+        out.append(twin.evaluate(XV, YV)["loss"])
+    return out
+
+
+def same(a, b) -> bool:
+    return len(a) == len(b) and all(np.array_equal(x, y) for x, y in zip(a, b))
+
+
+def fit_scripted(outputs, epochs=None, backend="numpy", cb=None, X=X1, y=Y1, **kw):
+    kw = {"batch_size": len(X), "lr": 0.01, "validation_data": (XV, YV), **kw}
+    cb = cb or Script(scripted(outputs), batches=-(-len(X) // kw["batch_size"]))
+    net = linear_net(backend)
+    epochs = len(outputs) if epochs is None else epochs
+    h = net.fit(X, y, epochs=epochs, callbacks=[cb], **kw)
+    return net, h, cb
+
+
+def test_the_scripted_losses_are_the_validation_losses():
+    """The harness: each epoch's validation loss is its scripted output's, exactly."""
+    outs = [2.0, 1.5, 1.5, 1.0, 1.25]
+    _, h, _ = fit_scripted(outs)
+    assert h.val_loss == val_losses(outs) == [0.5 * o * o for o in outs]
+
+
+@pytest.mark.parametrize("patience", [1, 2, 3])
+def test_an_exact_tie_with_the_best_is_no_improvement(patience, backend):
+    """A plateau: epochs 2.. tie epoch 1's loss exactly. Epoch 1 stays the best, the fit
+    stops after exactly ``patience`` epochs more, and ends with epoch 1's weights (which
+    differ from the tied epochs' in ``b``)."""
+    outs = [1.0] * 8
+    net, h, cb = fit_scripted(outs, backend=backend.name, patience=patience)
+    assert h.best_epoch == 1 and h.stopped_early and not h.interrupted
+    assert h.epoch == list(range(1, patience + 2))
+    assert same(net.get_weights(), scripted(outs)[0])
+    assert not same(cb.ended[patience + 1], scripted(outs)[0])  # the last one was other
+
+
+def test_a_tie_after_an_improvement_does_not_reset_the_wait():
+    """2, 1, 1, 1, 0.5: the ties at epochs 3 and 4 are two epochs without improvement,
+    so patience=2 stops after epoch 4 (a tie that reset the wait would go on to 5)."""
+    outs = [2.0, 1.0, 1.0, 1.0, 0.5, 0.5]
+    net, h, _ = fit_scripted(outs, patience=2)
+    assert h.epoch == [1, 2, 3, 4] and h.best_epoch == 2 and h.stopped_early
+    assert same(net.get_weights(), scripted(outs)[1])
+
+
+def test_a_plateau_of_a_real_fit_stops_at_the_first_epoch():
+    """No scripting: a learning rate so small that no update changes a loss (the biases
+    move by ~1e-300, the losses do not): every epoch ties epoch 1's training and
+    validation loss, so epoch 1 is the best and its weights come back."""
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(40, 3)), rng.integers(0, 2, size=40)
+    per_epoch = {}
+
+    class Record(bpgpu.Callback):
+        def on_epoch_end(self, net, epoch, logs):
+            per_epoch[epoch] = net.get_weights()
+
+    for val in ({"validation_data": (X[:10], y[:10])}, {}):  # val loss, then training loss
+        net = bpgpu.MLP([3, 4, 2], backend="numpy", dtype="float64", seed=1)
+        kw = dict(epochs=10, batch_size=8, lr=1e-300, patience=3, callbacks=[Record()])
+        h = net.fit(X, y, **kw, **val)
+        monitored = h.val_loss if val else h.loss
+        assert len(set(monitored)) == 1  # the plateau is exact
+        assert h.epoch == [1, 2, 3, 4] and h.best_epoch == 1 and h.stopped_early
+        assert same(net.get_weights(), per_epoch[1]) and not same(per_epoch[1], per_epoch[4])
+
+
+@pytest.mark.parametrize(
+    "outputs, min_delta, best, stops_after",
+    [
+        # losses 2, 1.125, then a plateau: one decrease of 0.875
+        ([2.0, 1.5, 1.5, 1.5], 0.5, 2, 4),  # larger than min_delta: an improvement
+        ([2.0, 1.5, 1.5, 1.5], 1.0, 1, 3),  # smaller: none
+        # exactly min_delta is not an improvement either (Keras's and Lightning's rule:
+        # more than min_delta; with min_delta=0 that is what makes a tie none)
+        ([2.0, 1.5, 1.5, 1.5], 0.875, 1, 3),
+        # losses 2, 1.125, 0.5: decreases of 0.875, then 0.625 from the best
+        ([2.0, 1.5, 1.0, 1.0, 1.0, 1.0], 0.5, 3, 5),  # both count
+        ([2.0, 1.5, 1.0, 1.0, 1.0, 1.0], 0.75, 2, 4),  # 0.625 < 0.75: epoch 3 is none
+    ],
+)
+def test_min_delta_counts_only_decreases_larger_than_it(outputs, min_delta, best, stops_after):
+    net, h, _ = fit_scripted(outputs, patience=2, min_delta=min_delta)
+    assert h.best_epoch == best and h.stopped_early
+    assert h.epoch == list(range(1, stops_after + 1))
+    assert same(net.get_weights(), scripted(outputs)[best - 1])
+
+
+def test_min_delta_measures_from_the_best_not_from_the_last_epoch():
+    """Steps of 0.25 each, below min_delta=0.3, add up: epoch 3 is 0.5 below the best
+    (epoch 1) and counts; measured from the previous epoch it never would."""
+    outs = [2.0, math.sqrt(3.5), math.sqrt(3.0), math.sqrt(3.0), math.sqrt(3.0)]
+    losses = val_losses(outs)
+    assert losses[0] - losses[2] > 0.3 > losses[1] - losses[2]  # the harness's arithmetic
+    net, h, _ = fit_scripted(outs, patience=2, min_delta=0.3)
+    assert h.best_epoch == 3 and h.epoch == [1, 2, 3, 4, 5] and h.stopped_early
+    assert same(net.get_weights(), scripted(outs)[2])
+
+
+def test_patience_counts_epochs_without_improvement_exactly():
+    """Improvements at epochs 1, 3 and 6; patience=3 waits epochs 7, 8, 9 and stops."""
+    outs = [4.0, 4.0, 3.0, 3.5, 3.0, 2.0, 2.5, 2.0, 3.0, 1.0, 1.0]
+    net, h, _ = fit_scripted(outs, patience=3)
+    assert h.epoch == list(range(1, 10)) and h.best_epoch == 6 and h.stopped_early
+    assert h.val_loss == val_losses(outs)[:9]
+    assert same(net.get_weights(), scripted(outs)[5])
+
+
+@pytest.mark.parametrize("patience", [1, 4])
+def test_patience_is_not_used_up_when_the_epochs_end_first(patience):
+    """The fit ends by ``epochs``: not stopped early, but still ends with the best
+    epoch's weights (``restore_best`` does not depend on how the fit ended)."""
+    outs = [3.0, 2.0, 2.5, 2.5]
+    net, h, _ = fit_scripted(outs, epochs=3, patience=patience)
+    assert h.epoch == [1, 2, 3] and h.best_epoch == 2
+    assert h.stopped_early == (patience == 1)
+    assert same(net.get_weights(), scripted(outs)[1])
+
+
+def test_restore_best_false_keeps_the_last_epochs_weights():
+    outs = [3.0, 2.0, 2.5, 2.5, 2.5]
+    net, h, cb = fit_scripted(outs, patience=2, restore_best=False)
+    assert h.epoch == [1, 2, 3, 4] and h.best_epoch == 2 and h.stopped_early
+    assert same(net.get_weights(), scripted(outs)[3]) and same(net.get_weights(), cb.ended[4])
+
+
+def test_without_patience_nothing_is_restored_but_the_best_epoch_is_recorded():
+    outs = [3.0, 2.0, 2.5, 2.5]
+    net, h, _ = fit_scripted(outs)
+    assert h.epoch == [1, 2, 3, 4] and h.best_epoch == 2 and not h.stopped_early
+    assert same(net.get_weights(), scripted(outs)[3])
+
+
+def test_a_callbacks_stop_at_an_epochs_end_still_restores_the_best():
+    """``on_epoch_end`` returning True ends the fit after a whole epoch: not an
+    interruption, so with patience the best epoch's weights come back."""
+    outs = [3.0, 2.0, 2.5, 2.25, 2.25, 2.25]
+    cb = Script(scripted(outs), stop_epoch=4)
+    net, h, _ = fit_scripted(outs, cb=cb, patience=3)
+    assert h.epoch == [1, 2, 3, 4] and h.best_epoch == 2
+    assert not h.stopped_early and not h.interrupted
+    assert same(net.get_weights(), scripted(outs)[1])
+
+
+def test_a_callbacks_stop_on_the_epoch_where_patience_runs_out():
+    """Both at once: stopped early, the best weights."""
+    outs = [3.0, 2.0, 2.5, 2.5, 2.5]
+    cb = Script(scripted(outs), stop_epoch=4)
+    net, h, _ = fit_scripted(outs, cb=cb, patience=2)
+    assert h.epoch == [1, 2, 3, 4] and h.stopped_early and not h.interrupted
+    assert same(net.get_weights(), scripted(outs)[1])
+
+
+# two batches an epoch: a stop after the first is in the middle of an epoch
+X2, Y2 = np.array([[1.0], [2.0], [0.5], [1.5]]), np.zeros(4)
+
+
+@pytest.mark.parametrize("how", ["callback", "ctrl-c"])
+@pytest.mark.parametrize("restore_best", [True, False])
+def test_a_stop_in_the_middle_of_an_epoch_keeps_the_current_weights(how, restore_best):
+    """Stopped after batch 1 of epoch 4 (a callback's on_batch_end, or Ctrl-C) with
+    patience and a best epoch 2 behind: the fit is interrupted, not stopped early; the
+    weights are those after that batch (the documented "keeps the weights"), not the
+    best epoch's; epoch 4 is not in the history."""
+    outs = [3.0, 2.0, 2.5, 2.5, 2.5, 2.5]
+    stop = {"stop_batch": (4, 0)} if how == "callback" else {"sigint": (4, 0)}
+    cb = Script(scripted(outs), batches=2, **stop)
+    kw = dict(batch_size=2, shuffle=False, patience=3, restore_best=restore_best)
+    net, h, _ = fit_scripted(outs, cb=cb, X=X2, y=Y2, **kw)
+    assert h.interrupted and not h.stopped_early
+    assert h.epoch == [1, 2, 3] and h.best_epoch == 2
+    assert same(net.get_weights(), cb.after_batch[(4, 0)])
+    assert not same(net.get_weights(), scripted(outs)[1])
+    assert not same(net.get_weights(), cb.ended[3])  # batch 1 of epoch 4 trained
+
+
+@pytest.mark.parametrize("how", ["callback", "ctrl-c"])
+def test_a_stop_after_an_epochs_last_batch_keeps_that_epochs_weights(how):
+    """The request comes with the epoch's last batch: the epoch is whole and recorded,
+    the fit is interrupted (so the best epoch's weights are not put back), and ends with
+    the weights that epoch ended with."""
+    outs = [3.0, 2.0, 2.5, 2.5, 2.5, 2.5]
+    stop = {"stop_batch": (4, 1)} if how == "callback" else {"sigint": (4, 1)}
+    cb = Script(scripted(outs), batches=2, **stop)
+    net, h, _ = fit_scripted(outs, cb=cb, X=X2, y=Y2, batch_size=2, shuffle=False, patience=3)
+    assert h.interrupted and not h.stopped_early
+    assert h.epoch == [1, 2, 3, 4] and h.best_epoch == 2
+    assert same(net.get_weights(), scripted(outs)[3]) and same(net.get_weights(), cb.ended[4])
+
+
+def test_an_interrupted_fit_resumes_to_the_uninterrupted_early_stop(tmp_path):
+    """Ctrl-C mid-epoch with a checkpoint, then resume: the wait since the best epoch and
+    the best epoch's weights come back from the file, so the resumed fit stops where the
+    uninterrupted one did, with the same weights. The scripted callback runs in both."""
+    outs = [3.0, 2.0, 2.5, 2.5, 2.5, 2.5, 2.5]
+    kw = dict(X=X2, y=Y2, batch_size=2, shuffle=False, patience=3)
+    full, h_full, _ = fit_scripted(outs, **kw)
+    assert h_full.epoch == [1, 2, 3, 4, 5] and h_full.stopped_early
+    ckpt = tmp_path / "c.npz"
+    cb = Script(scripted(outs), batches=2, sigint=(4, 0))
+    _, h, _ = fit_scripted(outs, cb=cb, checkpoint=ckpt, **kw)
+    assert h.interrupted and h.epoch == [1, 2, 3]
+    cb2 = Script(scripted(outs), batches=2)
+    cb2.epoch = 4  # the resumed fit starts in epoch 4
+    again, h2, _ = fit_scripted(outs, cb=cb2, resume=ckpt, X=X2, y=Y2, batch_size=2)
+    assert h2.epoch == h_full.epoch and h2.best_epoch == 2 and h2.stopped_early
+    assert not h2.interrupted
+    assert same(again.get_weights(), full.get_weights())
+    assert same(again.get_weights(), scripted(outs)[1])
