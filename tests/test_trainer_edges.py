@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 import bpgpu
+from bpgpu import streaming
 
 # ---- early stopping on a monitored value the test controls -----------------------------
 #
@@ -284,3 +285,137 @@ def test_an_interrupted_fit_resumes_to_the_uninterrupted_early_stop(tmp_path):
     assert not h2.interrupted
     assert same(again.get_weights(), full.get_weights())
     assert same(again.get_weights(), scripted(outs)[1])
+
+
+# ---- streamed data whose length is not a multiple of the chunk ---------------------------
+#
+# Three float64 features and batches of 4 rows: a chunk of CHUNK_BYTES = 288 bytes holds
+# 3 batches, 12 rows, both when fit moves rows to the device and when it checks them on
+# the host beforehand. Lengths 35, 36 and 37 end a row short of a chunk, on one, and a
+# row into the next.
+
+CHUNK, B = 12, 4
+
+
+@pytest.fixture
+def small_chunks(monkeypatch):
+    monkeypatch.setattr(streaming, "CHUNK_BYTES", 288)
+    assert streaming.chunk_rows(3) == CHUNK
+
+
+def rows(n, seed=0):
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 3, size=n)
+    return rng.normal(size=(n, 3)) + y[:, None], y
+
+
+@pytest.mark.parametrize("n", [3 * CHUNK - 1, 3 * CHUNK, 3 * CHUNK + 1])
+@pytest.mark.parametrize("shuffle", [False, True])
+def test_a_streamed_fit_of_any_length_is_the_in_memory_fit(n, shuffle, small_chunks, tmp_path):
+    X, y = rows(n)
+    np.save(tmp_path / "X.npy", X)
+    np.save(tmp_path / "y.npy", y)
+    kw = dict(epochs=3, batch_size=B, optimizer="momentum", lr=0.05, shuffle=shuffle, seed=5)
+    a = bpgpu.MLP([3, 5, 3], backend="numpy", dtype="float64", seed=1)
+    b = a.to("numpy")
+    ha = a.fit(X, y, **kw)
+    hb = b.fit(str(tmp_path / "X.npy"), str(tmp_path / "y.npy"), **kw)
+    assert same(a.get_weights(), b.get_weights())
+    assert ha.loss == hb.loss and ha.accuracy == hb.accuracy
+
+
+def test_a_streamed_length_off_the_chunk_on_every_backend(small_chunks, tmp_path, backend):
+    """With a validation split: 28 of 37 rows train, the last chunk 4 rows short."""
+    X, y = rows(3 * CHUNK + 1, seed=1)
+    np.save(tmp_path / "X.npy", X)
+    kw = dict(epochs=2, batch_size=B, optimizer="adam", validation_split=0.25, seed=2)
+    a = bpgpu.MLP([3, 5, 3], backend=backend, dtype="float64", seed=1)
+    b = a.to(backend)
+    ha = a.fit(X, y, **kw)
+    hb = b.fit(np.load(tmp_path / "X.npy", mmap_mode="r"), y, **kw)
+    for p, q in zip(a.get_weights(), b.get_weights()):
+        np.testing.assert_allclose(p, q, rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(ha.loss, hb.loss, rtol=1e-12)
+    np.testing.assert_allclose(ha.val_loss, hb.val_loss, rtol=1e-12)
+    assert ha.accuracy == hb.accuracy
+
+
+EDGE_ROWS = [0, CHUNK - 1, CHUNK, 2 * CHUNK - 1, 2 * CHUNK, 3 * CHUNK - 1, 3 * CHUNK]
+
+
+@pytest.mark.parametrize("bad", EDGE_ROWS)
+@pytest.mark.parametrize("value", [np.nan, np.inf])
+def test_a_bad_value_on_a_chunks_edge_is_refused_as_in_memory(bad, value, small_chunks, tmp_path):
+    """NaN or inf on the first or last row of a chunk (the last row of all: a chunk of
+    one row): refused before training, as the in-memory fit refuses it, naming the row;
+    the weights untouched."""
+    n = 3 * CHUNK + 1
+    X, y = rows(n)
+    X[bad, 2] = value
+    np.save(tmp_path / "X.npy", X)
+    net = bpgpu.MLP([3, 5, 3], backend="numpy", dtype="float64", seed=1)
+    before = net.get_weights()
+    kw = dict(epochs=2, batch_size=B, shuffle=False)
+    with pytest.raises(ValueError, match="X contains NaN or inf"):
+        net.fit(X, y, **kw)
+    with pytest.raises(ValueError, match=rf"X contains NaN or inf \(first at row {bad + 1}\)"):
+        net.fit(str(tmp_path / "X.npy"), y, **kw)
+    assert same(net.get_weights(), before)
+
+
+def test_the_first_of_two_bad_rows_is_named_across_chunks(small_chunks, tmp_path):
+    X, y = rows(3 * CHUNK + 1)
+    X[[2 * CHUNK, CHUNK + 3], [0, 1]] = np.nan
+    np.save(tmp_path / "X.npy", X)
+    with pytest.raises(ValueError, match=rf"first at row {CHUNK + 4}\)"):
+        bpgpu.MLP([3, 5, 3], backend="numpy").fit(str(tmp_path / "X.npy"), y, batch_size=B)
+
+
+@pytest.mark.parametrize("bad", [CHUNK - 1, CHUNK, 3 * CHUNK])
+def test_a_nan_target_on_a_chunks_edge_is_refused_as_in_memory(bad, small_chunks, tmp_path):
+    n = 3 * CHUNK + 1
+    X, _ = rows(n)
+    t = X[:, 0] - X[:, 1]
+    t[bad] = np.nan
+    np.save(tmp_path / "X.npy", X)
+    np.save(tmp_path / "t.npy", t)
+    net = bpgpu.MLP([3, 5, 1], output="identity", cost="quadratic", backend="numpy")
+    for data in ((X, t), (str(tmp_path / "X.npy"), str(tmp_path / "t.npy"))):
+        with pytest.raises(ValueError, match="targets contain NaN or inf"):
+            net.fit(*data, epochs=1, batch_size=B)
+
+
+@pytest.mark.parametrize("first", [0, CHUNK - B, CHUNK, 3 * CHUNK])
+def test_a_streamed_fit_diverges_where_the_in_memory_fit_does(first, monkeypatch, tmp_path):
+    """Huge but finite inputs in one batch (the first or last batch of a chunk, or the
+    last batch of all, one row) make a later loss NaN: the streamed fit names the same
+    epoch and batch, and restores the same weights, as the in-memory one (float32)."""
+    monkeypatch.setattr(streaming, "CHUNK_BYTES", 3 * B * 3 * 4)  # 3 batches of float32
+    n = 3 * CHUNK + 1
+    X, y = rows(n)
+    X = X.astype(np.float32)
+    X[first : first + B] = 3e36
+    np.save(tmp_path / "X.npy", X)
+    kw = dict(epochs=2, batch_size=B, shuffle=False, lr=0.05)
+    nets = [bpgpu.MLP([3, 6, 3], hidden="identity", backend="numpy", dtype="float32", seed=4)]
+    nets.append(nets[0].to("numpy"))
+    msgs = []
+    for net, data in zip(nets, (X, str(tmp_path / "X.npy"))):
+        with np.errstate(all="ignore"), pytest.raises(FloatingPointError) as info:
+            net.fit(data, y, **kw)
+        msgs.append(str(info.value))
+    assert msgs[0] == msgs[1]
+    assert same(nets[0].get_weights(), nets[1].get_weights())
+    assert all(np.all(np.isfinite(w)) for w in nets[1].get_weights())
+    # and they are the right ones: those the huge batch started from, trained again
+    huge, count = first // B + 1, -(-n // B)  # its number (1-based), batches an epoch
+    twin = bpgpu.MLP([3, 6, 3], hidden="identity", backend="numpy", dtype="float32", seed=4)
+    if huge < count:  # the next batch's loss is NaN
+        assert f"epoch 1, batch {huge + 1} of {count};" in msgs[0]
+        if first:
+            twin.fit(X[:first], y[:first], **{**kw, "epochs": 1})
+    else:  # the last batch's update: epoch 2's first loss is NaN
+        assert f"epoch 2, batch 1 of {count};" in msgs[0]
+        with np.errstate(all="ignore"):
+            twin.fit(X, y, **{**kw, "epochs": 1})
+    assert same(nets[1].get_weights(), twin.get_weights())
