@@ -270,6 +270,39 @@ def test_a_stop_after_an_epochs_last_batch_keeps_that_epochs_weights(how):
     assert same(net.get_weights(), scripted(outs)[3]) and same(net.get_weights(), cb.ended[4])
 
 
+class CtrlCAtEpochEnd(bpgpu.Callback):
+    """Ctrl-C while ``on_epoch_end`` of epoch ``at`` runs (no per-batch hook: on JAX the
+    epochs stay compiled programs); records each epoch's weights."""
+
+    per_batch = False
+
+    def __init__(self, at):
+        self.at, self.ended = at, {}
+
+    def on_epoch_end(self, net, epoch, logs):
+        self.ended[epoch] = net.get_weights()
+        if epoch == self.at:
+            signal.raise_signal(signal.SIGINT)
+
+
+def test_ctrl_c_at_an_epochs_end_keeps_that_epochs_weights_on_every_backend(backend):
+    """Between epochs, with patience and a better epoch behind (the validation labels
+    disagree with the training ones, so the validation loss rises): the fit ends
+    interrupted after that epoch, with its weights, not the best epoch's."""
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 3, size=48)
+    X = rng.normal(size=(48, 4)) + 2.0 * y[:, None]
+    val = (X[:16], (y[:16] + 1) % 3)
+    cb = CtrlCAtEpochEnd(3)
+    net = bpgpu.MLP([4, 6, 3], backend=backend, dtype="float64", seed=0)
+    kw = dict(batch_size=8, lr=0.1, validation_data=val, patience=5, callbacks=[cb])
+    h = net.fit(X, y, epochs=10, **kw)
+    assert h.interrupted and not h.stopped_early and h.epoch == [1, 2, 3]
+    assert h.best_epoch < 3
+    assert same(net.get_weights(), cb.ended[3])
+    assert not same(net.get_weights(), cb.ended[h.best_epoch])
+
+
 def test_an_interrupted_fit_resumes_to_the_uninterrupted_early_stop(tmp_path):
     """Ctrl-C mid-epoch with a checkpoint, then resume: the wait since the best epoch and
     the best epoch's weights come back from the file, so the resumed fit stops where the
