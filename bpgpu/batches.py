@@ -24,6 +24,7 @@ class Batches:
     ----------
     xp : namespace
     arrays : list of backend arrays (rows are samples) or None entries, passed through
+        (a fit's: inputs, targets, labels, each row's share of its batch's weight)
     batch_size : int
     chunk_bytes : int
         Largest gather; 0 gathers every batch on its own.
@@ -51,6 +52,16 @@ class Batches:
         self.per = max(1, chunk_bytes // max(1, row * widest))  # batches per chunk
         self._key: tuple[Any, int] | None = None
         self._chunk: list = []
+
+    @property
+    def shares(self) -> Any:
+        """Each row's share of its batch's sample weight (the last array; None:
+        unweighted), as this epoch's batches are formed."""
+        return self.arrays[-1]
+
+    def set_shares(self, shares, model) -> None:
+        """This epoch's shares (a host array, one per row of the data), on the device."""
+        self.arrays[-1] = model.backend.asarray(shares, model.dtype)
 
     def epoch(self, perm, first: int = 0):
         """Yield batches ``first, first + 1, ...`` to the end of the epoch, as

@@ -29,6 +29,7 @@ from bpgpu.history import Callback, History
 from bpgpu.layers import build, by_layer, param_names, param_shapes
 from bpgpu.model import Model
 from bpgpu.optimizers import Optimizer
+from bpgpu.settings import NETWORK_SEED, FitOptions
 from bpgpu.training import fit as _fit
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -391,7 +392,7 @@ class MLP:
         callbacks: Sequence[Callback] = (),
         checkpoint: str | os.PathLike | None = None,
         resume: str | os.PathLike | None = None,
-        seed: int | None = None,
+        seed: int | None = NETWORK_SEED,
         detect_anomaly: bool = False,
         handle_interrupt: bool = True,
         train_metrics: bool = True,
@@ -442,9 +443,10 @@ class MLP:
         resume : path, optional
             Continue from a checkpoint; the result equals an uninterrupted run on the
             same backend.
-        seed : int, optional
-            Seed of the shuffling and of the validation split (None: the network's, and
-            a fresh one for a network built with ``seed=None``).
+        seed : int or None, optional
+            Seed of the shuffling and of the validation split; left out, the network's
+            (``MLP(seed=...)``); None, a fresh one (recorded in ``history.seed``;
+            data-parallel, rank 0's for every rank).
         detect_anomaly : bool, default False
             Check every layer's values and gradients each batch (a sync per tensor, so
             slow) and stop naming the first that is not finite.
@@ -488,12 +490,8 @@ class MLP:
         DeviceMemoryError
             The GPU ran out of memory; lower ``batch_size``.
         """
-        return _fit(
-            self,
-            self.model,
-            X,
-            y,
-            epochs,
+        options = FitOptions(
+            epochs=epochs,
             batch_size=batch_size,
             optimizer=optimizer,
             lr=lr,
@@ -516,6 +514,7 @@ class MLP:
             sample_weight=sample_weight,
             class_weight=class_weight,
         )
+        return _fit(self, X, y, options)
 
     # ---- files -----------------------------------------------------------------------
 

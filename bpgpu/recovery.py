@@ -1,9 +1,9 @@
 """When training does not go to plan: divergence, Ctrl-C, and resuming mid-epoch.
 
-Split from :mod:`bpgpu.training` along the seam of the unhappy paths: restoring the
-weights an epoch started from, replaying up to the last batch whose loss was finite,
-turning Ctrl-C into a request to stop after the batch, and validating the mid-epoch
-position a checkpoint carries.
+The unhappy paths of :class:`bpgpu.trainer.Trainer`: restoring the weights an epoch
+started from, replaying up to the last batch whose loss was finite, turning Ctrl-C into
+a request to stop after the batch, and validating the mid-epoch position a checkpoint
+carries.
 """
 
 from __future__ import annotations
@@ -104,13 +104,14 @@ def _copies(model, params: list, state: dict) -> tuple[list, dict]:
     return new_params, new_state
 
 
-def diverged(model, run, saved, host, first, perm_d, batches, epoch, opts):
+def diverged(trainer, saved, host, first, perm_d, epoch):
     """Restore the last weights known finite, then raise naming the batch.
 
     Either a batch's loss (``host``: the epoch's per-batch losses, from ``first``) is not
     finite (the batch before it made the weights bad), or every loss was finite but the
     weights are not: then the epoch's last update did it.
     """
+    model, run, batches = trainer.model, trainer.run, trainer.batches
     opt, n_batches = run.opt, batches.count
     # counted from `first`; none: the last batch's update made the weights non-finite
     k = next((i for i, v in enumerate(host) if not math.isfinite(v)), len(host))
@@ -118,8 +119,8 @@ def diverged(model, run, saved, host, first, perm_d, batches, epoch, opts):
     # replay up to the last batch whose loss was finite: its starting weights are the
     # last ones known good (the update it made is what the bad batch started from)
     for bi in range(first, first + k - 1):
-        Xb, Tb, Lb, Wb = batches(perm_d, bi)
-        opts["step"](Xb, Tb, Lb, None, False, batches.rows[bi], Wb)
+        Xb, Tb, _, Wb = batches(perm_d, bi)
+        trainer.step(Xb, Tb, None, False, batches.rows[bi], Wb)
     advice = (
         f"Lower the learning rate (now {opt.lr:g}), standardise the inputs, or pass "
         "detect_anomaly=True to find the first layer that overflows"

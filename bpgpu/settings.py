@@ -5,14 +5,79 @@ run had reached. Nothing here touches the network or the data."""
 from __future__ import annotations
 
 import math
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from bpgpu import optimizers as _opt
 from bpgpu._args import integer, real
 from bpgpu._host import fresh_seed
-from bpgpu.epochs import Settings
 from bpgpu.history import Callback
 from bpgpu.io import ModelFileError
+
+
+class _NetworkSeed:
+    """``fit``'s default seed: the network's (``MLP(seed=...)``); ``seed=None`` asks for
+    a fresh one."""
+
+    def __repr__(self) -> str:
+        return "<the network's seed>"
+
+
+NETWORK_SEED = _NetworkSeed()
+
+
+@dataclass(frozen=True)
+class Settings:
+    """A fit's settings, validated once and fixed for the run: what a checkpoint stores,
+    and what a resumed fit must agree with (:func:`resolve_settings` merges the two)."""
+
+    epochs: int
+    batch_size: int
+    validation_split: float
+    shuffle: bool
+    patience: int | None
+    min_delta: float
+    seed: int
+    optimizer: dict
+
+    def record(self) -> dict[str, Any]:
+        """The settings as a checkpoint's JSON holds them."""
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class FitOptions:
+    """``MLP.fit``'s options as the caller gave them (see its docstring); the settings a
+    checkpoint records are resolved from them by :func:`resolve_settings`."""
+
+    epochs: Any = 10
+    batch_size: Any = 32
+    optimizer: Any = None
+    lr: Any = None
+    weight_decay: Any = 0.0
+    validation_data: Any = None
+    validation_split: Any = 0.0
+    shuffle: Any = True
+    patience: Any = None
+    min_delta: Any = 0.0
+    restore_best: Any = True
+    callbacks: Any = ()
+    checkpoint: Any = None
+    resume: Any = None
+    seed: Any = NETWORK_SEED
+    detect_anomaly: Any = False
+    handle_interrupt: Any = True
+    train_metrics: Any = True
+    verbose: Any = False
+    comm: Any = None
+    sample_weight: Any = None
+    class_weight: Any = None
+
+    def settings_kw(self) -> dict[str, Any]:
+        """The options :func:`resolve_settings` merges with a checkpoint's."""
+        keys = ("epochs", "batch_size", "optimizer", "lr", "weight_decay", "validation_split")
+        keys += ("shuffle", "patience", "min_delta", "seed")
+        return {k: getattr(self, k) for k in keys}
 
 
 def _same(a: Any, b: Any) -> bool:
@@ -75,19 +140,19 @@ def resolve_settings(
         "shuffle": True,
         "patience": None,
         "min_delta": 0.0,
-        "seed": None,  # the network's
+        "seed": NETWORK_SEED,
     }
     merged = {}
     for k, default in defaults.items():
         given = kw[k]
-        unset = given is None if default is None else _same(given, default)
+        unset = given is default if default in (None, NETWORK_SEED) else _same(given, default)
         if saved is not None and not unset and not _same(given, saved[k]):
             raise ValueError(
                 f"{k}={given!r} differs from the checkpoint's {saved[k]!r}; a resumed fit keeps "
                 "its settings (omit the argument, or start a new fit without resume=)"
             )
         merged[k] = saved[k] if saved is not None else given
-    if merged["seed"] is None:
+    if merged["seed"] is NETWORK_SEED:
         merged["seed"] = seed
     kw["epochs"] = integer("epochs", kw["epochs"])
     merged["batch_size"] = integer("batch_size", merged["batch_size"])

@@ -87,6 +87,7 @@ class StreamBatches(Batches):
     moved to the device a chunk at a time; see the module docstring."""
 
     host_perm = True  # the epoch's order stays on the host: rows are gathered there
+    shares = None  # no device shares: each chunk's are gathered on the host with its rows
 
     def __init__(
         self, model, X, T, rows, batch_size: int, sizes=None, chunk_bytes=None, *, accuracy
@@ -111,7 +112,10 @@ class StreamBatches(Batches):
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="bpgpu-prefetch")
         self._stage = model.backend.staging()  # a GPU: pinned buffers, a copy stream
         self._next: tuple[Any, int, Any] | None = None
-        self.shares = None  # this epoch's share of each row in its batch's weight (fit sets)
+        self.host_shares = None  # this epoch's share of each row in its batch's weight
+
+    def set_shares(self, shares, model) -> None:
+        self.host_shares = shares  # gathered with the rows
 
     def epoch(self, perm, first: int = 0):
         order = np.arange(self.n) if perm is None else perm
@@ -136,10 +140,10 @@ class StreamBatches(Batches):
         else:
             if self._next is not None:  # a stopped epoch's prefetch: let it finish first,
                 self._next[2].exception()  # it may be filling a staging buffer
-            Xh, Th, Wh = self._host_rows(perm, k, self.shares)
+            Xh, Th, Wh = self._host_rows(perm, k, self.host_shares)
         self._next = None
         if (k + 1) * self.per < self.count:  # read the next chunk while this one trains
-            job = self._pool.submit(self._host_rows, perm, k + 1, self.shares)
+            job = self._pool.submit(self._host_rows, perm, k + 1, self.host_shares)
             self._next = (perm, k + 1, job)
         m, self._chunk = self.model, []  # let the old chunk go before the new one comes
         # the values were checked on the host before training (``prepare``): on a GPU a

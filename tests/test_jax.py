@@ -544,19 +544,21 @@ def test_the_next_epoch_runs_while_this_ones_numbers_are_read(opt, monkeypatch):
     seen by wrapping the two halves of an epoch, and the fit is the one that reads first,
     bit for bit: weights and history. A callback that looks at the network at an
     epoch's end keeps the plain order."""
-    from bpgpu import training
+    from bpgpu.trainer import Trainer
 
     load_backend("jax")
     X, y = blobs()
     calls = []
-    for name in ("run_epoch", "end_epoch"):
-        real = getattr(training, name)
+    for name in ("epoch", "end_epoch"):
+        real = getattr(Trainer, name)
 
-        def spy(*a, _real=real, _name=name):
-            calls.append((_name[:3], a[6] if _name == "run_epoch" else a[6].index))
-            return _real(*a)
+        def spy(self, *a, _real=real, _name=name):
+            calls.append(
+                ("run" if _name == "epoch" else "end", a[0] if _name == "epoch" else a[0].index)
+            )
+            return _real(self, *a)
 
-        monkeypatch.setattr(training, name, spy)
+        monkeypatch.setattr(Trainer, name, spy)
     kw = dict(epochs=4, batch_size=32, optimizer=opt, lr=0.05, seed=1)
     got = {}
     for sees in (False, True):

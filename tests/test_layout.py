@@ -51,7 +51,18 @@ FLOORS = {
     ),  # the math
     **dict.fromkeys(["io", "checkpoint", "datasets", "csvfile", "_paths"], 2),  # file formats
     **dict.fromkeys(
-        ["history", "recovery", "epochs", "distributed", "streaming", "settings", "training"], 3
+        [
+            "history",
+            "recovery",
+            "epochs",
+            "distributed",
+            "streaming",
+            "settings",
+            "runstate",
+            "trainer",
+            "training",
+        ],
+        3,
     ),  # training
     "network": 4,  # the MLP class, a thin face
     **dict.fromkeys(["gradcheck", "consistency"], 5),  # tools built on MLP

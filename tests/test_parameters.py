@@ -63,14 +63,17 @@ def test_options_cannot_be_passed_by_position():
         bpgpu.MLP([4, 3], backend="numpy").fit(X, y, 1, 16)
 
 
-def test_seed_none_means_the_networks_seed():
+def test_a_seed_left_out_is_the_networks_and_none_a_fresh_one():
     X, y = blobs()
-    a, b = (bpgpu.MLP([4, 5, 3], backend="numpy", seed=3) for _ in range(2))
+    a, b, c = (bpgpu.MLP([4, 5, 3], backend="numpy", seed=3) for _ in range(3))
     a.fit(X, y, epochs=2, batch_size=8)
     b.fit(X, y, epochs=2, batch_size=8, seed=3)
     for wa, wb in zip(a.get_weights(), b.get_weights()):
         np.testing.assert_array_equal(wa, wb)
     assert a.fit(X, y, epochs=1).seed == 3
+    seeds = {c.fit(X, y, epochs=1, seed=None).seed for _ in range(3)}
+    assert len(seeds) == 3 and all(isinstance(s, int) for s in seeds)
+    assert "= <the network's seed>" in str(inspect.signature(bpgpu.MLP.fit))
 
 
 def test_resuming_an_option_left_at_its_default_takes_the_checkpoints(tmp_path):

@@ -132,11 +132,6 @@ def test_a_plateau_stops_a_constant_rate_at_the_first_verdict(learning_rate):
     assert est.n_iter_ == 6 and rates(lines) == [] and len(lines) == 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="scikit-learn prints 'Learning rate too small. Stopping.' when adaptive SGD "
-    "stops; BPClassifier's _slow_down prints only 'Stopping.'",
-)
 def test_the_adaptive_stop_says_why_as_scikit_learns_does():
     kw = dict(ADAPTIVE, tol=1e3, n_iter_no_change=1)
     _, ours = verbose_fit(BPClassifier(backend="numpy", **kw), X_IRIS, Y_IRIS)
@@ -144,13 +139,6 @@ def test_the_adaptive_stop_says_why_as_scikit_learns_does():
     assert ours == theirs
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="scikit-learn builds a new optimizer on every fit that is not partial_fit, "
-    "warm_start included (the rate back at learning_rate_init); BPClassifier keeps the "
-    "previous fit's optimizer (_epochs.py: `self._opt is None or not (self.warm_start or "
-    "incremental)`), so a warm start goes on at the divided rate",
-)
 def test_a_warm_start_fit_starts_again_at_learning_rate_init():
     """Two warm-start fits of 4 epochs, no epoch improving after the first: the second
     fit divides from ``learning_rate_init`` again (0.0002, then 0.00004; the counter

@@ -484,12 +484,6 @@ def test_a_data_parallel_fit_with_seed_none_agrees_on_one_fresh_seed():
     assert out.returncode == 0 and out.stdout.strip() == "ok", out.stdout + out.stderr
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="MLP(seed=None) draws other initial weights on each rank; the data-parallel "
-    "fit neither refuses them (dist.agree compares net.config(), which holds no weights) "
-    "nor broadcasts rank 0's, so the ranks silently end with different weights",
-)
 def test_a_data_parallel_fit_of_unseeded_networks_keeps_the_ranks_together():
     """Networks built with ``seed=None`` start from other weights on each rank: the fit
     must end with the same weights everywhere (rank 0's broadcast) or refuse on every

@@ -1,6 +1,8 @@
-"""scikit-learn's training loop for the stochastic solvers (``sgd``, ``adam``): epochs of
-bpgpu steps on the device, ``tol`` and ``n_iter_no_change``, ``early_stopping`` on a
-validation split, the learning-rate schedules."""
+"""scikit-learn's stochastic solvers (``sgd``, ``adam``) on bpgpu's one trainer: the
+epochs are :class:`bpgpu.trainer.Trainer`'s; what scikit-learn decides between epochs
+(its reported loss with the L2 term, ``tol`` and ``n_iter_no_change``, ``early_stopping``
+on a validation split, the ``adaptive`` and ``invscaling`` learning rates) is the
+callback :class:`SklearnEpochs`."""
 
 from __future__ import annotations
 
@@ -10,8 +12,60 @@ import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import train_test_split
 
-from bpgpu._host import batch_shares
-from bpgpu.batches import Batches
+from bpgpu.history import Callback, History
+from bpgpu.runstate import Run
+from bpgpu.settings import Settings
+from bpgpu.training import train_epochs
+
+
+class _Permutations:
+    """Each epoch's order from the estimator's ``random_state`` (a NumPy RandomState),
+    as scikit-learn draws it; the trainer asks for nothing else of it."""
+
+    def __init__(self, random_state):
+        self.random_state = random_state
+
+    def permutation(self, n: int) -> np.ndarray:
+        return self.random_state.permutation(n)
+
+    def state(self) -> None:  # no checkpoints: nothing to record
+        return None
+
+
+class SklearnEpochs(Callback):
+    """scikit-learn's bookkeeping at the end of each epoch of ``est``'s fit: ``loss_``
+    and ``loss_curve_``, ``n_iter_`` and ``t_``, the no-improvement counter against
+    ``tol`` (on the validation score with ``early_stopping``, else the training loss),
+    ``invscaling``'s rate, ``adaptive``'s division by 5; True stops the fit."""
+
+    per_batch = False
+
+    def __init__(self, est, batch: int, n: int, validation):
+        self.est, self.batch, self.n, self.validation = est, batch, n, validation
+        self.converged = False  # stopped by the no-improvement rule
+
+    def on_epoch_end(self, net, epoch: int, logs: dict) -> bool:
+        est, model = self.est, net.model
+        penalty = float(est._l2_penalty(model.xp, model.params, self.batch))
+        # scikit-learn reports a regression's squared error averaged over the targets
+        # (its steps sum over them, as ours)
+        loss = logs["loss"] / est._reported_outputs() + penalty
+        est.n_iter_ += 1
+        est.t_ += self.n
+        est.loss_ = loss
+        est.loss_curve_.append(loss)
+        if est.verbose:
+            print(f"Iteration {est.n_iter_}, loss = {loss:.8f}")
+        early = self.validation is not None
+        est._update_no_improvement_count(early, *(self.validation or (None, None, None)))
+        if est.solver == "sgd" and est.learning_rate == "invscaling":
+            est._opt.lr = est.learning_rate_init / (est.t_ + 1) ** est.power_t
+        if est._no_improvement_count > est.n_iter_no_change:
+            if not est._slow_down(early):
+                self.converged = True
+                return True
+            est._no_improvement_count = 0
+        return False
 
 
 class StochasticFit:
@@ -52,86 +106,57 @@ class StochasticFit:
             X, X_val, T, _, y, y_val = parts[:6]
             if w is not None:
                 w, w_val = parts[6:]
-        n = X.shape[0]
-        if self.batch_size == "auto":
-            batch = min(200, n)
-        else:
-            if self.batch_size > n:
-                warnings.warn(
-                    "Got `batch_size` less than 1 or larger than sample size. It is going "
-                    "to be clipped",
-                    stacklevel=3,
-                )
-            batch = int(np.clip(self.batch_size, 1, n))
+        batch = self._batch(X.shape[0])
         net, model = self._net, self._net.model
-        if self._opt is None or not (self.warm_start or incremental):
+        if self._opt is None or not incremental:  # as scikit-learn: a new one every fit
             self._opt = self._optimizer(batch)
             self._opt_state = self._opt.init(model.params)
         self._opt.weight_decay = self.alpha / batch
-        opt, xp, be = self._opt, model.xp, model.backend
-        with be.context():
-            Xd = model.input(X)
-            Td = model.targets(T, n)
-            batches = Batches(xp, [Xd, Td, None], batch)  # the third: each row's share
-            with be.threads(batch * max(layer.n_in * layer.n_out for layer in model.layers)):
-                for _ in range(self.max_iter):
-                    perm = self._random_state.permutation(n) if self.shuffle else None
-                    perm_d = None if perm is None else be.asarray(perm)
-                    if w is not None:  # of its batch's weight, in this epoch's batches
-                        shares = batch_shares(w, perm, batches.rows)
-                        batches.arrays[2] = be.asarray(shares, model.dtype)
-                    losses, first = [], 0
-                    if be.compiles and n >= batch:  # JAX: one program for all
-                        order = xp.arange(n, device=be.device) if perm_d is None else perm_d
-                        self._opt_state, losses, _, first = model.epoch_spans(
-                            Xd,
-                            Td,
-                            None,
-                            order,
-                            batch,
-                            0,
-                            n // batch,
-                            opt,
-                            self._opt_state,
-                            True,
-                            lambda: False,
-                            batches.arrays[2],
-                        )
-                    for Xb, Tb, Wb in batches.epoch(perm_d, first):
-                        self._opt_state, E, _ = model.step(
-                            Xb, Tb, opt, self._opt_state, True, weights=Wb
-                        )
-                        losses.append(E)  # B times the batch's (weighted) mean cost
-                    penalty = self._l2_penalty(xp, model.params, batch)
-                    E = xp.concat([xp.reshape(v, (-1,)) for v in losses])  # scalars, vectors
-                    # the epoch's read; scikit-learn reports a regression's squared
-                    # error averaged over the targets (its steps sum over them, as ours)
-                    loss = float(xp.sum(E) / n / self._reported_outputs() + penalty)
-                    self.n_iter_ += 1
-                    self.t_ += n
-                    self.loss_ = loss
-                    self.loss_curve_.append(loss)
-                    if self.verbose:
-                        print(f"Iteration {self.n_iter_}, loss = {loss:.8f}")
-                    self._update_no_improvement_count(early, X_val, y_val, w_val)
-                    if self.solver == "sgd" and self.learning_rate == "invscaling":
-                        opt.lr = self.learning_rate_init / (self.t_ + 1) ** self.power_t
-                    if self._no_improvement_count > self.n_iter_no_change:
-                        if not self._slow_down(early):
-                            break
-                        self._no_improvement_count = 0
-                    if incremental:
-                        break
-                    if self.n_iter_ == self.max_iter:
-                        warnings.warn(
-                            f"Stochastic Optimizer: Maximum iterations ({self.max_iter}) reached "
-                            "and the optimization hasn't converged yet.",
-                            ConvergenceWarning,
-                            stacklevel=3,
-                        )
+        st = Settings(
+            epochs=1 if incremental else self.max_iter,
+            batch_size=batch,
+            validation_split=0.0,
+            shuffle=bool(self.shuffle),
+            patience=None,
+            min_delta=0.0,
+            seed=0,  # unused: the order comes from random_state
+            optimizer=self._opt.config(),
+        )
+        run = Run(self._opt, self._opt_state, _Permutations(self._random_state), History())
+        watch = SklearnEpochs(self, batch, X.shape[0], (X_val, y_val, w_val) if early else None)
+        try:
+            h = train_epochs(net, X, T, st, run, [watch], sample_weight=w)
+        except FloatingPointError as e:
+            raise ValueError(
+                "Solver produced non-finite parameter weights. The input data may contain "
+                "large values and need to be preprocessed."
+            ) from e
+        self._opt_state = run.state
+        if h.interrupted:
+            warnings.warn("Training interrupted by user.", stacklevel=3)
+        elif not incremental and not watch.converged and self.n_iter_ == self.max_iter:
+            warnings.warn(
+                f"Stochastic Optimizer: Maximum iterations ({self.max_iter}) reached "
+                "and the optimization hasn't converged yet.",
+                ConvergenceWarning,
+                stacklevel=3,
+            )
         if early and getattr(self, "_best_params", None) is not None:
             net.model.params = self._best_params
             self._best_params = None
+
+    def _batch(self, n: int) -> int:
+        """The batch size: ``"auto"`` is ``min(200, n)``; a size past ``n`` is clipped,
+        with scikit-learn's warning."""
+        if self.batch_size == "auto":
+            return min(200, n)
+        if self.batch_size > n:
+            warnings.warn(
+                "Got `batch_size` less than 1 or larger than sample size. It is going "
+                "to be clipped",
+                stacklevel=4,
+            )
+        return int(np.clip(self.batch_size, 1, n))
 
     def _slow_down(self, early: bool) -> bool:
         """``n_iter_no_change`` epochs without improvement: adaptive SGD divides the
@@ -141,13 +166,14 @@ class StochasticFit:
             f"{what} did not improve more than tol={self.tol:f} for "
             f"{self.n_iter_no_change} consecutive epochs."
         )
-        if self.solver == "sgd" and self.learning_rate == "adaptive" and self._opt.lr > 1e-6:
+        adaptive = self.solver == "sgd" and self.learning_rate == "adaptive"
+        if adaptive and self._opt.lr > 1e-6:
             self._opt.lr /= 5.0
             if self.verbose:
                 print(msg + f" Setting learning rate to {self._opt.lr:f}")
             return True
         if self.verbose:
-            print(msg + " Stopping.")
+            print(msg + (" Learning rate too small. Stopping." if adaptive else " Stopping."))
         return False
 
     def _update_no_improvement_count(self, early: bool, X_val, y_val, w_val=None) -> None:
