@@ -30,10 +30,8 @@ class NumpyBackend(Backend):
         self._ops = NumpyOps(xp)
 
     # Below this many multiply-adds in the largest product of a step, one BLAS thread:
-    # a second one gains at most 1.3-1.5x on such products alone (measured on 2 cores,
-    # NOTES section 15) and less on a whole step, but when another process keeps the
-    # other core busy OpenBLAS's spinning threads made `bpgpu train` on the digits 50x
-    # slower (2.79 s instead of 0.055 s for 5 epochs).
+    # a second one gains little on products this small, and when another process keeps
+    # the other core busy OpenBLAS's spinning threads slow such a fit many times over.
     SINGLE_THREAD_BELOW = 8_000_000
 
     def threads(self, work: int):

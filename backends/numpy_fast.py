@@ -17,9 +17,8 @@ tested against it (``tests/test_ops.py``). With ``detect_anomaly=True`` a ReLU l
 ``X^l`` is therefore checked through ``Y^l``: NaN is still caught there, a ``-inf`` in
 ``X^l`` (which ReLU maps to 0) is not.
 
-Tried and dropped: softmax with cross-entropy through ``out=`` buffers measured the
-same as the generic code (11.0 us at batch 32, 30.4 us at 256), since keyword ufunc
-calls cost what the saved allocations save on arrays this small.
+Softmax with cross-entropy stays generic: on arrays this small, ``out=`` buffers save
+no more than the keyword ufunc calls cost.
 """
 
 from __future__ import annotations

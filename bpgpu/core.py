@@ -74,7 +74,7 @@ def output(
     output error ``D`` (9), or for a learnable output activation ``G = dE/dY``.
 
     ``weights``: each row's share of its batch's total sample weight (``sample_weight``
-    over the batch's sum, :func:`bpgpu._host.batch_shares`; data-parallel, of the
+    over the batch's sum, :func:`bpgpu.sample_weights.batch_shares`; data-parallel, of the
     global batch): each row's error is multiplied by it, in the place of ``1/B`` (pass
     ``scale`` without it), and the cost is ``rows`` (the global batch's, default this
     batch's) times the weighted mean, so that summed over batches (and ranks) and

@@ -204,7 +204,7 @@ def row_weights(model, n: int, sample_weight, class_weight, labels) -> Any:
     """One host weight per row (float64 ``(n,)``) from ``sample_weight`` and
     ``class_weight`` (their product), or None for neither; ``labels()`` gives the rows'
     class labels on the host, asked only for ``class_weight``."""
-    from bpgpu._host import class_weights, sample_weights
+    from bpgpu.sample_weights import class_weights, sample_weights
 
     if sample_weight is None and class_weight is None:
         return None

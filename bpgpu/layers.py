@@ -7,7 +7,7 @@ in layer order, ``[W1, b1, (a1), W2, b2, ...]``: the order of ``get_weights``, o
 gradients, of the model-file members and of the checkpoint's optimizer slots, all of
 which are derived from these objects. Code that needs one kind of parameter asks the
 layers for it by its role (:meth:`Dense.named`, :func:`by_layer`, :func:`role_of`),
-never by its place in the list. Initial values come from :mod:`bpgpu._host`.
+never by its place in the list. Initial values come from :mod:`bpgpu.initial_weights`.
 """
 
 from __future__ import annotations

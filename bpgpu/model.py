@@ -127,7 +127,7 @@ class Model:
         checks every layer first (anomaly mode: a sync per tensor). ``reduce`` and
         ``rows``: data-parallel training (:func:`bpgpu.core.train_step`; on a compiling
         backend two programs, :meth:`_parallel_step`). ``weights``: each row's share of
-        its (global) batch's sample weight (:func:`bpgpu._host.batch_shares`,
+        its (global) batch's sample weight (:func:`bpgpu.sample_weights.batch_shares`,
         :func:`bpgpu.core.output`).
         """
         if where is None and reduce is None and self.backend.compiles:
@@ -534,7 +534,7 @@ class Model:
         return check
 
 
-# How a compiled epoch gathers its batches' rows (measured on the CPU, NOTES 18): a
+# How a compiled epoch gathers its batches' rows: a
 # batch smaller than UPFRONT_BATCH_BYTES is gathered with all the others before the loop
 # (one gather is much cheaper than hundreds of small ones), at most GATHER_BYTES at a
 # time (a span: one program each); a larger batch is gathered inside the loop (an extra

@@ -23,12 +23,13 @@ from bpgpu import costs as _costs
 from bpgpu import io, streaming
 from bpgpu._args import dtype_name, integer, real, widths
 from bpgpu._errors import keywords_checked
-from bpgpu._host import INITS, host_copy, init_weights, sample_weights
 from bpgpu.backends import Backend, BackendUnavailable, get_backend
 from bpgpu.history import Callback, History
+from bpgpu.initial_weights import INITS, host_copy, init_weights
 from bpgpu.layers import build, by_layer, param_names, param_shapes
 from bpgpu.model import Model
 from bpgpu.optimizers import Optimizer
+from bpgpu.sample_weights import sample_weights
 from bpgpu.settings import NETWORK_SEED, FitOptions
 from bpgpu.training import fit as _fit
 
@@ -434,9 +435,10 @@ class MLP:
             Early stopping: stop after this many epochs without improvement of the
             validation loss (the training loss without validation data).
         min_delta : float, default 0
-            Smallest decrease that counts as an improvement.
+            An improvement is a decrease of more than ``min_delta`` (a tie is none).
         restore_best : bool, default True
-            With ``patience``, end with the weights of the best epoch.
+            With ``patience``, end with the weights of the best epoch (an interrupted
+            fit keeps the weights it stopped with).
         callbacks : sequence of Callback
         checkpoint : path, optional
             Save weights, optimizer state, RNG state and history after every epoch.

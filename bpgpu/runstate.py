@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bpgpu import checkpoint as _ckpt
-from bpgpu._host import HostRNG
 from bpgpu.history import History
+from bpgpu.host_rng import HostRNG
 from bpgpu.io import ModelFileError
 from bpgpu.settings import Settings
 

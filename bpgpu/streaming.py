@@ -20,9 +20,10 @@ from typing import Any
 
 import numpy as np
 
-from bpgpu._host import sample_weights, split_indices
 from bpgpu.batches import Batches
+from bpgpu.host_rng import split_indices
 from bpgpu.inputs import class_targets, row_weights
+from bpgpu.sample_weights import sample_weights
 
 CHUNK_BYTES = 64 << 20  # 64 MiB of inputs on the device at a time (and one more coming)
 

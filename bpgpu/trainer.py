@@ -18,7 +18,6 @@ import logging
 import math
 import time
 
-from bpgpu._host import batch_shares
 from bpgpu.epochs import (
     Epoch,
     Numbers,
@@ -31,6 +30,7 @@ from bpgpu.epochs import (
 from bpgpu.history import Callback, History
 from bpgpu.recovery import diverged, interruptible, restore, snapshot
 from bpgpu.runstate import Data, Run, save_checkpoint
+from bpgpu.sample_weights import batch_shares
 from bpgpu.settings import Settings
 
 log = logging.getLogger("bpgpu")

@@ -20,10 +20,11 @@ import logging
 
 from bpgpu import checkpoint as _ckpt
 from bpgpu import streaming
-from bpgpu._host import data_fingerprint, fresh_seed, split_indices
 from bpgpu.batches import Batches
 from bpgpu.distributed import Distributed
+from bpgpu.fingerprints import data_fingerprint
 from bpgpu.history import Callback, History, PrintEpochs
+from bpgpu.host_rng import fresh_seed, split_indices
 from bpgpu.inputs import class_labels, row_weights
 from bpgpu.io import prepare_output
 from bpgpu.recovery import position_of

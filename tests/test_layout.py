@@ -11,7 +11,10 @@ ROOT = Path(__file__).resolve().parents[1]
 ARRAY_LIBS = {"numpy", "cupy", "torch", "cupyx"}
 # Core modules allowed to import NumPy, and why: each is host-side by nature.
 HOST_SIDE = {
-    "_host.py": "initial weights from a host numpy.random.Generator",
+    "initial_weights.py": "initial weights from a host numpy.random.Generator",
+    "host_rng.py": "batch orders and splits from a host numpy.random.Generator",
+    "fingerprints.py": "a hash of the data's bytes, on the host",
+    "sample_weights.py": "users' sample and class weights, checked on the host",
     "gradcheck.py": "the float64 NumPy reference, perturbed entry by entry on the host",
     "consistency.py": "host batches, and relative norms of host copies vs the reference",
     "io.py": "model files: .npy members read and written on the host",
@@ -45,7 +48,10 @@ FLOORS = {
             "model",
             "programs",
             "batches",
-            "_host",
+            "initial_weights",
+            "host_rng",
+            "fingerprints",
+            "sample_weights",
         ],
         1,
     ),  # the math

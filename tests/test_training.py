@@ -994,7 +994,7 @@ def test_evaluate_and_validation_weigh_samples_as_fit_does(backend, monkeypatch)
     h = net.fit(X[300:], y[300:], epochs=1, validation_data=(Xv, yv, wv), seed=1)
     assert h.val_loss[0] == pytest.approx(net.evaluate(Xv, yv, sample_weight=wv)["loss"], rel=1e-9)
     assert h.val_accuracy[0] == pytest.approx(net.evaluate(Xv, yv)["accuracy"], rel=1e-12)
-    from bpgpu._host import split_indices
+    from bpgpu.host_rng import split_indices
 
     keep, held = split_indices(2600, 0.25, 3)
     ws = w + 1.0

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from bpgpu import datasets
-from bpgpu._host import data_fingerprint
+from bpgpu.fingerprints import data_fingerprint
 
 
 class UsageError(ValueError):

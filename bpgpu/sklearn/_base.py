@@ -14,11 +14,11 @@ from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_dat
 
 import bpgpu
 from bpgpu import optimizers
-from bpgpu._host import sample_weights
 from bpgpu.activations import ACTIVATIONS
 from bpgpu.backends import Backend
 from bpgpu.layers import by_layer
 from bpgpu.network import rebuild
+from bpgpu.sample_weights import sample_weights
 from bpgpu.sklearn._epochs import StochasticFit
 from bpgpu.sklearn._lbfgs import LBFGSFit
 
