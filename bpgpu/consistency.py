@@ -259,6 +259,38 @@ def compare_backends(
         ``report.ok``, ``report.table()`` and ``report.failures()`` (naming the tensor;
         a network of yours is called "network").
     """
+    net, X, T, backends, dtypes, suite, seed = _arguments(args, backends, dtypes, suite, seed)
+    if net is None:
+        dtypes = ("float64", "float32") if dtypes is None else tuple(dtypes)
+        suite = default_suite() if suite is None else suite
+        runs, cases = _suite_runs(suite, dtypes, seed), len(suite)
+    else:
+        if suite is not None:
+            raise TypeError("suite is for the fixed suite; a network brings its own case")
+        dtypes = (net.dtype,) if dtypes is None else tuple(dtypes)
+        runs = _network_runs(net, X, T, dtypes)
+        cases = 1
+    for dt in dtypes:
+        if dt not in TOLERANCE:
+            raise ValueError(f"dtype {dt!r}: compare in 'float64' or 'float32'")
+    if backends is None:
+        backends = [b["name"] for b in list_backends() if b["available"]]
+    loaded, skipped = [], {}
+    for name in backends:
+        try:
+            loaded.append(get_backend(name))
+        except BackendUnavailable as e:
+            skipped[name] = str(e)
+    rows = [(b, Row(b.name, dt)) for b in loaded for dt in dtypes]
+    for case_name, dt, base, Xd, T in runs:
+        _compare_case(case_name, base, Xd, T, [(b, r) for b, r in rows if r.dtype == dt])
+    return Report([row for _, row in rows], skipped, cases)
+
+
+def _arguments(args: tuple, backends, dtypes, suite, seed) -> tuple:
+    """``compare_backends``'s arguments sorted out: ``(net, X, T, backends, dtypes,
+    suite, seed)``, a network's batch or the suite's parameters by position; one
+    backend or dtype made a sequence of one; wrong kinds refused saying what to pass."""
     net = X = T = None
     if args and isinstance(args[0], MLP):
         if len(args) != 3:
@@ -293,51 +325,31 @@ def compare_backends(
         backends = [backends]
     if isinstance(dtypes, str):
         dtypes = (dtypes,)
-    if net is None:
-        dtypes = ("float64", "float32") if dtypes is None else tuple(dtypes)
-        suite = default_suite() if suite is None else suite
-        runs, cases = _suite_runs(suite, dtypes, seed), len(suite)
-    else:
-        if suite is not None:
-            raise TypeError("suite is for the fixed suite; a network brings its own case")
-        dtypes = (net.dtype,) if dtypes is None else tuple(dtypes)
-        runs = _network_runs(net, X, T, dtypes)
-        cases = 1
-    for dt in dtypes:
-        if dt not in TOLERANCE:
-            raise ValueError(f"dtype {dt!r}: compare in 'float64' or 'float32'")
-    if backends is None:
-        backends = [b["name"] for b in list_backends() if b["available"]]
-    loaded, skipped = [], {}
-    for name in backends:
-        try:
-            loaded.append(get_backend(name))
-        except BackendUnavailable as e:
-            skipped[name] = str(e)
-    rows = [(b, Row(b.name, dt)) for b in loaded for dt in dtypes]
-    for case_name, dt, base, Xd, T in runs:
-        reference = base.to("numpy", dtype="float64")
-        ref = _measure(reference, Xd.astype(np.float64), T)
-        with np.errstate(all="ignore"):  # squares of huge values may overflow: unused
-            sizes = _term_sizes(reference, Xd.astype(np.float64), T)
-        params = param_names(base.layers)
-        names = {
-            "loss": ["loss"],
-            "gradients": [f"d{n}" for n in params],
-            "deltas": [f"D{l}" for l in range(1, len(base.sizes))],
-            "step": params,
-        }
-        for backend, row in rows:
-            if row.dtype != dt:
-                continue
-            got = _measure(base.to(backend, dtype=dt), Xd, T)
-            for q in QUANTITIES:
-                for name, a, r, size in zip(names[q], got[q], ref[q], sizes[q]):
-                    e = _rel(a, r, size)
-                    if e > row.errors[q] or not np.isfinite(e):
-                        row.errors[q] = e
-                        row.where[q] = f"{name} ({case_name})"
-    return Report([row for _, row in rows], skipped, cases)
+    return net, X, T, backends, dtypes, suite, seed
+
+
+def _compare_case(case_name: str, base, Xd, T, rows) -> None:
+    """One case on every backend of ``rows`` (of its dtype) against NumPy float64: each
+    row keeps its worst relative error per quantity and the tensor it was in."""
+    reference = base.to("numpy", dtype="float64")
+    ref = _measure(reference, Xd.astype(np.float64), T)
+    with np.errstate(all="ignore"):  # squares of huge values may overflow: unused
+        sizes = _term_sizes(reference, Xd.astype(np.float64), T)
+    params = param_names(base.layers)
+    names = {
+        "loss": ["loss"],
+        "gradients": [f"d{n}" for n in params],
+        "deltas": [f"D{l}" for l in range(1, len(base.sizes))],
+        "step": params,
+    }
+    for backend, row in rows:
+        got = _measure(base.to(backend, dtype=row.dtype), Xd, T)
+        for q in QUANTITIES:
+            for name, a, r, size in zip(names[q], got[q], ref[q], sizes[q]):
+                e = _rel(a, r, size)
+                if e > row.errors[q] or not np.isfinite(e):
+                    row.errors[q] = e
+                    row.where[q] = f"{name} ({case_name})"
 
 
 def _suite_runs(suite: list[Case], dtypes: tuple[str, ...], seed: int):
