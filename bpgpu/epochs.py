@@ -21,6 +21,7 @@ from bpgpu._host import HostRNG, batch_shares
 from bpgpu.batches import Batches, row_bytes
 from bpgpu.history import Callback, History
 from bpgpu.io import ModelFileError
+from bpgpu.optimizers import lr_text
 from bpgpu.recovery import diverged, restore, snapshot
 
 log = logging.getLogger("bpgpu")
@@ -415,7 +416,7 @@ def end_epoch(
         restore(model, ep.saved)
         raise FloatingPointError(
             f"the weights became NaN or inf in epoch {ep.index + 1}; the weights at its "
-            f"start are restored. Lower the learning rate (now {run.opt.lr:g}), "
+            f"start are restored. Lower the learning rate (now {lr_text(run.opt.lr)}), "
             "standardise the inputs, or fit with train_metrics=True (names the batch) "
             "or detect_anomaly=True (names the layer)"
         )

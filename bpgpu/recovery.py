@@ -15,6 +15,7 @@ import signal
 import threading
 
 from bpgpu.io import ModelFileError
+from bpgpu.optimizers import lr_text
 
 log = logging.getLogger("bpgpu")
 
@@ -121,7 +122,7 @@ def diverged(model, run, saved, host, first, perm_d, batches, epoch, opts):
         Xb, Tb, Lb, Wb = batches(perm_d, bi)
         opts["step"](Xb, Tb, Lb, None, False, batches.rows[bi], Wb)
     advice = (
-        f"Lower the learning rate (now {opt.lr:g}), standardise the inputs, or pass "
+        f"Lower the learning rate (now {lr_text(opt.lr)}), standardise the inputs, or pass "
         "detect_anomaly=True to find the first layer that overflows"
     )
     if k == len(host):

@@ -43,7 +43,13 @@ from bpgpu.history import Callback, History, PrintEpochs
 from bpgpu.inputs import class_labels, row_weights
 from bpgpu.io import prepare_output
 from bpgpu.recovery import interruptible, position_of, restore
-from bpgpu.settings import MISSING, callback_list, reload_optimizer, resolve_settings
+from bpgpu.settings import (
+    MISSING,
+    callback_list,
+    check_saveable,
+    reload_optimizer,
+    resolve_settings,
+)
 
 __all__ = ["Callback", "History", "fit"]
 
@@ -170,6 +176,9 @@ def fit(
         "step": _stepper(model, run, dist, stop),
     }
     for cb in opts["callbacks"]:
+        tell = getattr(cb, "set_optimizer", None)  # duck-typed callbacks may lack it
+        if tell is not None:
+            tell(run.opt, lambda: int(run.state["t"]))
         cb.on_train_begin(net, run.history)
     compiled_before = getattr(model.backend, "compile_seconds", 0.0)
     work = st.batch_size * max(layer.n_in * layer.n_out for layer in model.layers)
@@ -222,6 +231,7 @@ def _setup(
     callbacks = callback_list(callbacks)
     if checkpoint is not None:
         net._check_nameable("a checkpoint")  # on every rank: all refuse together
+        check_saveable(opt)
     if checkpoint is not None and (dist is None or dist.root):
         prepare_output(checkpoint, "checkpoint")  # now, not after the first epoch
     # what the data were, so that a checkpoint is never resumed on other data (and, when

@@ -40,6 +40,7 @@ FLOORS = {
             "costs",
             "layers",
             "optimizers",
+            "schedules",
             "core",
             "inputs",
             "model",
@@ -51,7 +52,17 @@ FLOORS = {
     ),  # the math
     **dict.fromkeys(["io", "checkpoint", "datasets", "csvfile", "_paths"], 2),  # file formats
     **dict.fromkeys(
-        ["history", "recovery", "epochs", "distributed", "streaming", "settings", "training"], 3
+        [
+            "history",
+            "callbacks",
+            "recovery",
+            "epochs",
+            "distributed",
+            "streaming",
+            "settings",
+            "training",
+        ],
+        3,
     ),  # training
     "network": 4,  # the MLP class, a thin face
     **dict.fromkeys(["gradcheck", "consistency"], 5),  # tools built on MLP
