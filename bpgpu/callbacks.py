@@ -21,7 +21,10 @@ class ReduceLROnPlateau(Callback):
     An epoch improves on the best so far when its value is below ``best - min_delta``
     (above ``best + min_delta`` for an accuracy). After ``patience`` epochs without an
     improvement the rate becomes ``max(rate * factor, min_lr)`` (nothing changes once it
-    is at ``min_lr``), then ``cooldown`` epochs pass before epochs are counted again.
+    is at ``min_lr``), and the wait starts again after a cooldown: the next ``cooldown``
+    epochs count it down, and the epoch that brings it to 0 is counted again (Keras's
+    arithmetic: with ``patience=1``, ``cooldown=2`` and a flat loss the rate is reduced
+    after epochs 2, 4, 6, ...).
     With a schedule (:mod:`bpgpu.schedules`) the whole schedule is scaled, so it keeps
     its shape: its rate at the current step becomes ``max(rate * factor, min_lr)`` and
     every later rate is scaled by the same factor. The reduced rate (or scaled schedule)

@@ -21,7 +21,7 @@ Examples
 >>> lr = bpgpu.schedules.cosine_decay(0.1, decay_steps=100)
 >>> opt = bpgpu.optimizers.Adam(lr=lr)
 >>> lr(0), lr(50), lr(100), lr(1000)
-(0.1, 0.05000000000000001, 0.0, 0.0)
+(0.1, 0.05, 0.0, 0.0)
 >>> bpgpu.schedules.from_config(lr.config()) == lr
 True
 """
