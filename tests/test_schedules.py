@@ -179,6 +179,38 @@ def test_the_update_after_count_steps_uses_the_rate_at_count(name):
     assert opt.lr is lr  # the schedule stays the optimizer's
 
 
+def test_the_ops_and_their_fused_paths_get_the_rate_not_the_schedule(monkeypatch):
+    """A backend's optimizer_step (CuPy's fused kernels read ``opt.hyper(t)``) and the
+    prescaled SGD step (``lr / B`` folded into the output error) see this step's rate as
+    a Python float."""
+    X, y = blobs()
+    lr = schedules.exponential_decay(0.1, transition_steps=2, decay_rate=0.5)
+    net = bpgpu.MLP([4, 6, 3], backend="numpy", dtype="float64", seed=1)
+    ops_class = type(net.backend.ops)
+    real_step, seen = ops_class.optimizer_step, []
+
+    def optimizer_step(self, opt, rule, params, grads, state):
+        seen.append((rule, state["t"], opt.lr, opt.hyper(state["t"] + 1)["step"]))
+        return real_step(self, opt, rule, params, grads, state)
+
+    monkeypatch.setattr(ops_class, "optimizer_step", optimizer_step)
+    net.fit(X, y, epochs=1, batch_size=40, optimizer=optimizers.Adam(lr=lr))
+    assert [(r, t) for r, t, *_ in seen] == [("adam", 0), ("adam", 1), ("adam", 2)]
+    for _, t, rate, step in seen:
+        assert type(rate) is float and rate == lr(t)
+        assert step == rate / (1 - 0.9 ** (t + 1))
+    scaled = []
+    real_output = bpgpu.core.output
+
+    def output(ops, layers, cost, params, Xs, T, scale, *rest):
+        scaled.append(scale)
+        return real_output(ops, layers, cost, params, Xs, T, scale, *rest)
+
+    monkeypatch.setattr(bpgpu.core, "output", output)
+    net.fit(X, y, epochs=1, batch_size=40, optimizer=optimizers.SGD(lr=lr))
+    assert scaled == [lr(t) / 40 for t in range(3)]
+
+
 def test_a_step_schedule_trains_what_a_callback_that_decays_each_epoch_trains(backend):
     """SGD with ``step_decay`` by the batches of an epoch is the callback schedule of
     test_training (a tenth of the rate after each epoch), on every backend's own path
