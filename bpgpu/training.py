@@ -175,11 +175,7 @@ def fit(
         "dist": dist,
         "step": _stepper(model, run, dist, stop),
     }
-    for cb in opts["callbacks"]:
-        tell = getattr(cb, "set_optimizer", None)  # duck-typed callbacks may lack it
-        if tell is not None:
-            tell(run.opt, lambda: int(run.state["t"]))
-        cb.on_train_begin(net, run.history)
+    _begin(net, run, opts["callbacks"])
     compiled_before = getattr(model.backend, "compile_seconds", 0.0)
     work = st.batch_size * max(layer.n_in * layer.n_out for layer in model.layers)
     if dist is not None:
@@ -202,6 +198,16 @@ def fit(
     for cb in opts["callbacks"]:
         cb.on_train_end(net, h)
     return h
+
+
+def _begin(net, run, callbacks) -> None:
+    """Each callback gets the optimizer the fit runs and its step count
+    (``Callback.set_optimizer``), then ``on_train_begin``."""
+    for cb in callbacks:
+        tell = getattr(cb, "set_optimizer", None)  # duck-typed callbacks may lack it
+        if tell is not None:
+            tell(run.opt, lambda: int(run.state["t"]))
+        cb.on_train_begin(net, run.history)
 
 
 def _setup(
