@@ -107,7 +107,9 @@ class Optimizer:
         """This optimizer for the update after ``count`` updates: itself when ``lr`` is
         a number; else a shallow copy whose ``lr`` is the schedule's rate (a Python
         float for an integer ``count``; for an array, a traced step count, a 0-d array
-        cast to ``dtype``, the weights' dtype, so float32 weights stay float32)."""
+        cast to ``dtype``, the weights' dtype, so float32 weights stay float32). With a
+        schedule the rule runs on that copy: what a subclass keeps from step to step
+        belongs in its ``slots``, not on the object."""
         if not callable(self.lr):
             return self
         rate = self.lr(count)
