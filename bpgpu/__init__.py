@@ -4,10 +4,11 @@
 >>> net = bpgpu.MLP([64, 32, 10], hidden="relu", output="softmax", backend="numpy")
 """
 
-from bpgpu import activations, costs, datasets, optimizers
+from bpgpu import activations, callbacks, costs, datasets, optimizers, schedules
 from bpgpu._version import __version__
 from bpgpu.backends import BackendUnavailable, DeviceMemoryError, get_backend, list_backends
 from bpgpu.backends import to_host as to_numpy
+from bpgpu.callbacks import ReduceLROnPlateau
 from bpgpu.consistency import compare_backends
 from bpgpu.gradcheck import gradcheck
 from bpgpu.history import Callback, History
@@ -17,11 +18,14 @@ from bpgpu.network import MLP, load
 __all__ = [
     "MLP",
     "Callback",
+    "ReduceLROnPlateau",
     "History",
     "ModelFileError",
     "datasets",
     "load",
     "optimizers",
+    "schedules",
+    "callbacks",
     "BackendUnavailable",
     "DeviceMemoryError",
     "activations",

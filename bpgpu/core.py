@@ -153,7 +153,10 @@ def train_step(
     rows (the gradients are of the global mean), and ``reduce(grads)`` sums them over
     the ranks before the optimizer step (the prescaled path is off). ``weights``: each
     row's share of the (global) batch's sample weight, as :func:`output` takes them.
+    A learning-rate schedule gives the rate of this step from ``state["t"]``
+    (:meth:`bpgpu.optimizers.Optimizer.at`), a traced count inside a compiled program.
     """
+    opt = opt.at(state["t"], params[0].dtype)  # a schedule's rate for this step
     lr = None if check is not None else sgd_lr(opt)
     rows = Xb.shape[0] if rows is None else rows
     if reduce is not None and lr is not None:

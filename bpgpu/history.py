@@ -81,6 +81,14 @@ class Callback:
 
     per_batch: bool | None = None  # None: True when on_batch_end is overridden
     sees_network: bool = True  # on_epoch_end looks at the network's weights or outputs
+    optimizer: Any = None  # the optimizer the fit runs (set_optimizer)
+
+    def set_optimizer(self, opt, steps) -> None:
+        """Called by fit before ``on_train_begin`` (Keras's ``set_model``): ``opt`` is the
+        optimizer the fit runs (the object passed, or the one built from a name), whose
+        ``lr`` a callback may change; ``steps()`` is the number of updates applied so
+        far, a schedule's ``count`` (a device read on a compiling backend)."""
+        self.optimizer, self.optimizer_steps = opt, steps
 
     def on_train_begin(self, net, history: History) -> None: ...
 

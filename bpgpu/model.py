@@ -13,7 +13,7 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from bpgpu import core, programs
+from bpgpu import core, programs, schedules
 from bpgpu.inputs import check_input, check_targets
 from bpgpu.layers import Dense, param_names
 
@@ -189,7 +189,7 @@ class Model:
                 return G, E, Y
 
             def update(params, state, grads, lr):
-                o = programs.with_lr(opt, lr)
+                o = programs.with_lr(opt, lr).at(state["t"], params[0].dtype)
                 return ops.optimizer_step(o, o.fused_rule(), params, grads, state)
 
             compile = self.backend.compile
@@ -266,15 +266,20 @@ class Model:
         return (self.backend, tuple(self.layers), self.cost)
 
     def _lr(self, opt) -> Any:
-        """A built-in optimizer's learning rate as a device scalar of the weights' dtype,
-        for a compiled program to take as an argument (None: a subclass's is part of its
-        program). Made again only when it changes."""
+        """A built-in optimizer's learning rate, or its schedule's scale (1 unless a
+        callback scaled it), as a device scalar for a compiled program to take as an
+        argument: of the weights' dtype, a scale in float64 as the schedule computes
+        (None: a subclass's is part of its program). Made again only when it changes."""
         if opt.fused_rule() is None:
             return None
+        shape, value = schedules.parts(opt.lr)
+        if value is None:  # a plain function: called inside the program, part of it
+            return None
         known = self.__dict__.get("_lr_arg")
-        if known is None or known[0] != opt.lr:
-            dtype, dev = self.params[0].dtype, self.backend.device
-            known = self._lr_arg = (opt.lr, self.xp.asarray(opt.lr, dtype=dtype, device=dev))
+        if known is None or known[0] != (shape is None, value):
+            dtype = self.params[0].dtype if shape is None else self.xp.float64
+            arg = self.xp.asarray(value, dtype=dtype, device=self.backend.device)
+            known = self._lr_arg = ((shape is None, value), arg)
         return known[1]
 
     def _traced_t(self, state: dict) -> dict:

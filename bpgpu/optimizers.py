@@ -12,6 +12,13 @@ own (``add_weight_decay``: L2 on the weight matrices only, ``g + wd * W``; biase
 PReLU slopes are not decayed), then the subclass's ``rule``. The step count ``t`` is a
 host integer, so bias corrections need no device sync.
 
+``lr`` is a number or a schedule (:mod:`bpgpu.schedules`; any callable ``count -> rate``
+works eagerly): the template runs the rule on :meth:`Optimizer.at`, the optimizer with
+``lr`` the rate of this step, computed from the step count before the step (optax's
+``count``). Rules, fused kernels and compiled programs therefore only ever see a number
+(or, inside a compiled program, a traced scalar). Only a schedule object of
+:mod:`bpgpu.schedules` can be recorded in a checkpoint (its ``config()``).
+
 The rules are PyTorch's (``torch.optim.SGD`` with and without Nesterov momentum,
 ``torch.optim.Adam``), so results compare one to one. Each built-in rule also carries
 its C text (``c_update``) beside the Python, for backends with fused kernels (CuPy);
@@ -21,19 +28,42 @@ those kernels run only for the exact built-in classes (``fused_rule``), so a sub
 
 from __future__ import annotations
 
+import copy
 import inspect
 import math
+import numbers
 from typing import Any
 
 import array_api_compat
 
+from bpgpu import schedules
 from bpgpu._args import real
 
-__all__ = ["Optimizer", "SGD", "Momentum", "Nesterov", "Adam", "get", "OPTIMIZERS"]
+__all__ = ["Optimizer", "SGD", "Momentum", "Nesterov", "Adam", "get", "OPTIMIZERS", "learning_rate"]
 
 
 def _check(name: str, value: Any, lo: float, hi: float = math.inf, lo_open=True) -> float:
     return real(name, value, lo, hi, lo_open)
+
+
+def learning_rate(lr: Any) -> Any:
+    """``lr`` as an optimizer holds it: a float > 0, a schedule (a config dict, as a
+    checkpoint records one, is built again), or a callable ``count -> rate``."""
+    if isinstance(lr, dict):
+        return schedules.from_config(lr)
+    if callable(lr):
+        return lr
+    if isinstance(lr, numbers.Real) or not hasattr(lr, "__array__"):
+        return _check("lr", lr, 0.0)
+    raise ValueError(
+        f"lr must be a number > 0 or a schedule, e.g. bpgpu.schedules.cosine_decay(1e-3, "
+        f"decay_steps=10_000); got {lr!r}"
+    )
+
+
+def lr_text(lr: Any) -> str:
+    """``lr`` for a message: a number as ``%g``, a schedule by its repr."""
+    return f"{lr:g}" if isinstance(lr, numbers.Real) else repr(lr)
 
 
 class Optimizer:
@@ -42,8 +72,12 @@ class Optimizer:
 
     Parameters
     ----------
-    lr : float
-        Learning rate ``eta`` (> 0).
+    lr : float or schedule
+        Learning rate ``eta`` (> 0), or a function of the step count ``count -> eta``
+        (``count``: updates already applied, 0 for the first; optax's meaning): a
+        schedule of :mod:`bpgpu.schedules` (saved in checkpoints, computed inside JAX's
+        compiled programs), or any callable (eager fits without a checkpoint).
+        Assigning a number later (a callback) works too.
     weight_decay : float
         L2 coefficient on weight matrices (>= 0), applied per step: the gradient gets
         ``weight_decay * W`` added.
@@ -54,13 +88,43 @@ class Optimizer:
     default_lr = 0.1
     c_update: tuple[tuple[str, ...], str] | None = None  # (hyper-parameters, C body)
 
-    def __init__(self, lr: float | None = None, weight_decay: float = 0.0):
-        self.lr = _check("lr", self.default_lr if lr is None else lr, 0.0)
+    def __init__(self, lr: Any = None, weight_decay: float = 0.0):
+        self.lr = learning_rate(self.default_lr if lr is None else lr)
         self.weight_decay = _check("weight_decay", weight_decay, 0.0, lo_open=False)
 
     def config(self) -> dict[str, Any]:
-        """Name and hyper-parameters, enough to rebuild the optimizer."""
-        return {"name": self.name, "lr": self.lr, "weight_decay": self.weight_decay}
+        """Name and hyper-parameters, enough to rebuild the optimizer (a schedule as its
+        ``config()`` dict; a plain function as itself, which a file cannot hold)."""
+        lr = self.lr.config() if isinstance(self.lr, schedules.Schedule) else self.lr
+        return {"name": self.name, "lr": lr, "weight_decay": self.weight_decay}
+
+    def saveable(self) -> bool:
+        """Whether :meth:`config` can be written to a file (a number or a schedule of
+        :mod:`bpgpu.schedules`, not a plain function)."""
+        return not callable(self.lr) or isinstance(self.lr, schedules.Schedule)
+
+    def at(self, count: Any, dtype: Any = None) -> Optimizer:
+        """This optimizer for the update after ``count`` updates: itself when ``lr`` is
+        a number; else a shallow copy whose ``lr`` is the schedule's rate (a Python
+        float for an integer ``count``; for an array, a traced step count, a 0-d array
+        cast to ``dtype``, the weights' dtype, so float32 weights stay float32). With a
+        schedule the rule runs on that copy: what a subclass keeps from step to step
+        belongs in its ``slots``, not on the object."""
+        if not callable(self.lr):
+            return self
+        rate = self.lr(count)
+        if isinstance(rate, numbers.Real):
+            rate = float(rate)
+            if not (math.isfinite(rate) and rate >= 0):
+                raise ValueError(
+                    f"the learning-rate schedule {self.lr!r} gave {rate!r} at step {count}; "
+                    "a rate is a finite number >= 0"
+                )
+        elif dtype is not None:
+            rate = array_api_compat.array_namespace(rate).astype(rate, dtype)
+        now = copy.copy(self)
+        now.lr = rate
+        return now
 
     def init(self, params: list) -> dict[str, Any]:
         """Fresh state for ``params``: step count 0 and zeroed slots, on their device."""
@@ -71,10 +135,12 @@ class Optimizer:
 
     def update(self, grads: list, state: dict, params: list) -> tuple[list, dict]:
         """``(updates, new state)`` for one step; ``params + updates`` are the new
-        parameters. Weight decay is a step of its own, before the rule."""
+        parameters. Weight decay is a step of its own, before the rule; the rule runs
+        with this step's learning rate (:meth:`at`)."""
+        now = self.at(state["t"], grads[0].dtype if grads else None)
         t = state["t"] + 1
-        grads = self.add_weight_decay(grads, params)
-        updates, slots = self.rule(grads, {s: state[s] for s in self.slots}, t)
+        grads = now.add_weight_decay(grads, params)
+        updates, slots = now.rule(grads, {s: state[s] for s in self.slots}, t)
         return updates, {"t": t, **slots}
 
     def add_weight_decay(self, grads: list, params: list) -> list:
@@ -98,7 +164,8 @@ class Optimizer:
         return self.name if type(self) in _BUILTIN else None
 
     def __repr__(self) -> str:
-        args = ", ".join(f"{k}={v!r}" for k, v in self.config().items() if k != "name")
+        config = {**self.config(), "lr": self.lr}
+        args = ", ".join(f"{k}={v!r}" for k, v in config.items() if k != "name")
         return f"{type(self).__name__}({args})"
 
 
@@ -119,7 +186,7 @@ class Momentum(Optimizer):
     slots = ("velocity",)
     c_update = (("lr", "momentum"), "velocity = momentum * velocity + g; p -= lr * velocity")
 
-    def __init__(self, lr: float | None = None, momentum: float = 0.9, weight_decay: float = 0.0):
+    def __init__(self, lr: Any = None, momentum: float = 0.9, weight_decay: float = 0.0):
         super().__init__(lr, weight_decay)
         self.momentum = _check("momentum", momentum, 0.0, 1.0, lo_open=False)
 
@@ -160,7 +227,7 @@ class Adam(Optimizer):
 
     def __init__(
         self,
-        lr: float | None = None,
+        lr: Any = None,
         beta1: float = 0.9,
         beta2: float = 0.999,
         eps: float = 1e-8,

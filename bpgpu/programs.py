@@ -16,6 +16,8 @@ import math
 import threading
 from collections import OrderedDict
 
+from bpgpu import schedules
+
 PROGRAMS: OrderedDict = OrderedDict()
 LIMIT = 32
 _LOCK = threading.Lock()  # networks may train in threads (a grid search's jobs)
@@ -86,20 +88,36 @@ def hits(xp, top):
 
 def opt_key(opt) -> tuple:
     """What a compiled program of ``opt`` depends on. A built-in optimizer: its settings
-    but the learning rate (an argument of the program: :meth:`bpgpu.model.Model._lr`), so each fit's
-    fresh ``"adam"`` and every step of a schedule run the programs compiled first.
-    Anything else: the object itself and all its settings (a subclass may keep more
-    state than its settings say, and use its ``lr`` in Python)."""
-    settings = opt.config()
+    but the learning rate's number or scale (an argument of the program:
+    :meth:`bpgpu.model.Model._lr`), so each fit's fresh ``"adam"`` and a callback that
+    changes the rate run the programs compiled first; a schedule's shape is part of the
+    key (its hyper-parameters are constants of the program; the step count is traced).
+    Anything else: the object itself and all its settings, a schedule by its object (a
+    subclass may keep more state than its settings say, and use its ``lr`` in Python)."""
+    settings = {**opt.config(), "lr": opt.lr} if callable(opt.lr) else opt.config()
     if opt.fused_rule() is None:
         return (id(opt), type(opt), tuple(sorted(settings.items())))
-    return (None, type(opt), tuple(sorted((k, v) for k, v in settings.items() if k != "lr")))
+    shape = schedules.parts(opt.lr)[0]
+    return (None, type(opt), tuple(sorted((k, v) for k, v in settings.items() if k != "lr")), shape)
 
 
 def with_lr(opt, lr):
-    """``opt`` inside a compiled program: with its learning rate the traced ``lr``."""
+    """``opt`` inside a compiled program: with its learning rate the traced ``lr``, or,
+    for a schedule, the schedule's shape times the traced scale ``lr``."""
     if lr is None:
         return opt
     traced = copy.copy(opt)
-    traced.lr = lr
+    shape = schedules.parts(opt.lr)[0]
+    traced.lr = lr if shape is None else _TracedScale(shape, lr)
     return traced
+
+
+class _TracedScale:
+    """``scale * shape(count)`` with a traced ``scale``: a scaled schedule inside a
+    compiled program (the scale is an argument, so scaling compiles nothing)."""
+
+    def __init__(self, shape, scale):
+        self.shape, self.scale = shape, scale
+
+    def __call__(self, count):
+        return self.scale * self.shape(count)

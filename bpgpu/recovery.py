@@ -15,6 +15,7 @@ import signal
 import threading
 
 from bpgpu.io import ModelFileError
+from bpgpu.optimizers import lr_text
 
 log = logging.getLogger("bpgpu")
 
@@ -122,7 +123,7 @@ def diverged(trainer, saved, host, first, perm_d, epoch):
         Xb, Tb, _, Wb = batches(perm_d, bi)
         trainer.step(Xb, Tb, None, False, batches.rows[bi], Wb)
     advice = (
-        f"Lower the learning rate (now {opt.lr:g}), standardise the inputs, or pass "
+        f"Lower the learning rate (now {lr_text(opt.lr)}), standardise the inputs, or pass "
         "detect_anomaly=True to find the first layer that overflows"
     )
     if k == len(host):

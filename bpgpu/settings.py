@@ -188,7 +188,9 @@ def _resumed_optimizer(kw: dict, training: dict) -> tuple[_opt.Optimizer, dict]:
     now = training.get("optimizer_now", first)  # absent before checkpoints recorded them
     cls = training.get("optimizer_class")
     numbers = isinstance(now, dict) and all(
-        type(v) in (int, float) and math.isfinite(v) for k, v in now.items() if k != "name"
+        (type(v) in (int, float) and math.isfinite(v)) or (k == "lr" and _schedule(v))
+        for k, v in now.items()
+        if k != "name"
     )
     same = isinstance(first, dict) and numbers and now.keys() == first.keys()
     if not (same and now.get("name") == first.get("name")):
@@ -222,10 +224,30 @@ def _resumed_optimizer(kw: dict, training: dict) -> tuple[_opt.Optimizer, dict]:
     return opt, now
 
 
+def _schedule(config: Any) -> bool:
+    """Whether ``config`` is a learning-rate schedule's record (:mod:`bpgpu.schedules`)."""
+    try:
+        _opt.schedules.from_config(config)
+    except ValueError:
+        return False
+    return True
+
+
 def reload_optimizer(opt: _opt.Optimizer, now: dict) -> None:
-    """Give ``opt`` the hyper-parameters it had at the checkpoint (a schedule may have
-    changed its learning rate since the run started), as torch's ``load_state_dict``
-    gives an optimizer its param groups' rates back."""
+    """Give ``opt`` the hyper-parameters it had at the checkpoint (a callback may have
+    changed its learning rate, or scaled its schedule, since the run started), as
+    torch's ``load_state_dict`` gives an optimizer its param groups' rates back."""
     for k, v in now.items():
         if k != "name" and hasattr(opt, k):
-            setattr(opt, k, v)
+            setattr(opt, k, _opt.learning_rate(v) if k == "lr" else v)
+
+
+def check_saveable(opt: _opt.Optimizer) -> None:
+    """Refuse, before training, a checkpoint of an optimizer whose learning rate is a
+    plain function: a file cannot record it."""
+    if not opt.saveable():
+        raise ValueError(
+            f"the optimizer's lr is {opt.lr!r}, a function a checkpoint cannot record; "
+            "use a schedule of bpgpu.schedules (e.g. bpgpu.schedules.cosine_decay(1e-3, "
+            "decay_steps=10_000)), or fit without checkpoint="
+        )

@@ -28,6 +28,7 @@ from bpgpu.epochs import (
     track_best,
 )
 from bpgpu.history import Callback, History
+from bpgpu.optimizers import lr_text
 from bpgpu.recovery import diverged, interruptible, restore, snapshot
 from bpgpu.runstate import Data, Run, save_checkpoint
 from bpgpu.sample_weights import batch_shares
@@ -285,7 +286,7 @@ class Trainer:
             restore(model, ep.saved)
             raise FloatingPointError(
                 f"the weights became NaN or inf in epoch {ep.index + 1}; the weights at its "
-                f"start are restored. Lower the learning rate (now {self.run.opt.lr:g}), "
+                f"start are restored. Lower the learning rate (now {lr_text(self.run.opt.lr)}), "
                 "standardise the inputs, or fit with train_metrics=True (names the batch) "
                 "or detect_anomaly=True (names the layer)"
             )

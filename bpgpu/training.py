@@ -33,6 +33,7 @@ from bpgpu.settings import (
     FitOptions,
     Settings,
     callback_list,
+    check_saveable,
     reload_optimizer,
     resolve_settings,
 )
@@ -102,8 +103,7 @@ def fit(net, X, y, opts: FitOptions) -> History:
         record = {"data": trainer.run.data, "network": net.config()}
         dist.agree({**record, "settings": trainer.settings.record()})
     run, callbacks = trainer.run, trainer.callbacks
-    for cb in callbacks:
-        cb.on_train_begin(net, run.history)
+    _begin(net, run, callbacks)
     compiled_before = getattr(model.backend, "compile_seconds", 0.0)
     try:
         with model.backend.context():
@@ -134,7 +134,7 @@ def _trainer(net, X, y, opts: FitOptions, dist) -> Trainer:
     training = None if ckpt is None else ckpt[1]["training"]
     fresh = fresh_seed if dist is None else lambda: dist.bcast(fresh_seed())
     st, opt, now = resolve_settings(net.seed, opts.settings_kw(), training, fresh)
-    _check_options(net, opts, st, dist)
+    _check_options(net, opts, st, opt, dist)
     callbacks = callback_list(opts.callbacks)
     if opts.verbose and (dist is None or dist.root):  # one line per epoch, from rank 0
         callbacks.append(PrintEpochs(st.epochs))
@@ -179,6 +179,16 @@ def _trainer(net, X, y, opts: FitOptions, dist) -> Trainer:
     )
 
 
+def _begin(net, run, callbacks) -> None:
+    """Each callback gets the optimizer the fit runs and its step count
+    (``Callback.set_optimizer``), then ``on_train_begin``."""
+    for cb in callbacks:
+        tell = getattr(cb, "set_optimizer", None)  # duck-typed callbacks may lack it
+        if tell is not None:
+            tell(run.opt, lambda: int(run.state["t"]))
+        cb.on_train_begin(net, run.history)
+
+
 def _checkpoint_to_resume(net, resume):
     """``(path, config, arrays)`` of the checkpoint to resume from, checked to be of
     this network; None for a fresh fit."""
@@ -189,7 +199,7 @@ def _checkpoint_to_resume(net, resume):
     return resume, cfg, arrays
 
 
-def _check_options(net, opts: FitOptions, st: Settings, dist) -> None:
+def _check_options(net, opts: FitOptions, st: Settings, opt, dist) -> None:
     """Options that only make sense together, refused before anything happens; the
     checkpoint's folder made now, not after the first epoch."""
     if opts.validation_data is not None and st.validation_split:
@@ -205,6 +215,7 @@ def _check_options(net, opts: FitOptions, st: Settings, dist) -> None:
         )
     if opts.checkpoint is not None:
         net._check_nameable("a checkpoint")  # on every rank: all refuse together
+        check_saveable(opt)
     if opts.checkpoint is not None and (dist is None or dist.root):
         prepare_output(opts.checkpoint, "checkpoint")
 
@@ -250,8 +261,7 @@ def train_epochs(net, X, T, st: Settings, run: Run, callbacks, sample_weight=Non
         data = prepare_data(model, X, T, st, None, (sample_weight, None), count_correct=False)
         batches = Batches(model.xp, [data.X, data.T, None, None], st.batch_size)
         trainer = Trainer(net, run, data, batches, st, callbacks=callbacks)
-        for cb in callbacks:
-            cb.on_train_begin(net, run.history)
+        _begin(net, run, callbacks)
         h = trainer.train()
         for cb in callbacks:
             cb.on_train_end(net, h)

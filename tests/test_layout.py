@@ -43,6 +43,7 @@ FLOORS = {
             "costs",
             "layers",
             "optimizers",
+            "schedules",
             "core",
             "inputs",
             "model",
@@ -59,6 +60,7 @@ FLOORS = {
     **dict.fromkeys(
         [
             "history",
+            "callbacks",
             "recovery",
             "epochs",
             "distributed",

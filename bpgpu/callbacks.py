@@ -1,0 +1,157 @@
+"""Callbacks that ship with bpgpu: :class:`ReduceLROnPlateau` (Keras's meaning)."""
+
+from __future__ import annotations
+
+import math
+import warnings
+from typing import Any
+
+from bpgpu import schedules
+from bpgpu._args import integer, real
+from bpgpu.history import Callback, History
+from bpgpu.optimizers import lr_text
+
+__all__ = ["ReduceLROnPlateau"]
+
+
+class ReduceLROnPlateau(Callback):
+    """Multiply the optimizer's learning rate by ``factor`` when the monitored number has
+    not improved for ``patience`` epochs (Keras's ``ReduceLROnPlateau``).
+
+    An epoch improves on the best so far when its value is below ``best - min_delta``
+    (above ``best + min_delta`` for an accuracy). After ``patience`` epochs without an
+    improvement the rate becomes ``max(rate * factor, min_lr)`` (nothing changes once it
+    is at ``min_lr``), and the wait starts again after a cooldown: the next ``cooldown``
+    epochs count it down, and the epoch that brings it to 0 is counted again (Keras's
+    arithmetic: with ``patience=1``, ``cooldown=2`` and a flat loss the rate is reduced
+    after epochs 2, 4, 6, ...).
+    With a schedule (:mod:`bpgpu.schedules`) the whole schedule is scaled, so it keeps
+    its shape: its rate at the current step becomes ``max(rate * factor, min_lr)`` and
+    every later rate is scaled by the same factor. The reduced rate (or scaled schedule)
+    is part of a checkpoint; the callback's own counters start again on resume.
+
+    Parameters
+    ----------
+    monitor : str, default "val_loss"
+        A key of the epoch's logs: "loss", "accuracy", "val_loss", "val_accuracy".
+        Without validation data a ``val_`` key falls back to the training number, with a
+        warning.
+    factor : float, default 0.1
+        What a reduction multiplies the rate by (> 0 and < 1).
+    patience : int, default 10
+        Epochs without improvement before a reduction (>= 1).
+    min_delta : float, default 1e-4
+        The least change that counts as an improvement (>= 0).
+    cooldown : int, default 0
+        Epochs after a reduction during which epochs are not counted (>= 0).
+    min_lr : float, default 0.0
+        The rate a reduction never goes below (>= 0).
+    mode : {"auto", "min", "max"}, default "auto"
+        Whether lower or higher is better; "auto": higher for an accuracy.
+    verbose : bool, default False
+        Print a line at each reduction.
+
+    Examples
+    --------
+    >>> import bpgpu
+    >>> X, y = bpgpu.datasets.load_digits(return_X_y=True)  # doctest: +SKIP
+    >>> net = bpgpu.MLP([64, 32, 10], output="softmax", cost="categorical_cross_entropy")
+    >>> cb = bpgpu.ReduceLROnPlateau(monitor="val_loss", factor=0.5, patience=3)
+    >>> net.fit(X, y, epochs=30, optimizer="adam", validation_split=0.2,
+    ...         callbacks=[cb])  # doctest: +SKIP
+    """
+
+    per_batch = False  # looks at epochs only: JAX keeps its compiled epoch
+    # not False: the rate it sets must reach the next epoch, which look-ahead (for
+    # callbacks that only read logs) would already have dispatched
+    sees_network = True
+
+    def __init__(
+        self,
+        monitor: str = "val_loss",
+        factor: float = 0.1,
+        patience: int = 10,
+        min_delta: float = 1e-4,
+        cooldown: int = 0,
+        min_lr: float = 0.0,
+        mode: str = "auto",
+        verbose: bool = False,
+    ):
+        keys = ("loss", "accuracy", "val_loss", "val_accuracy")
+        if monitor not in keys:
+            raise ValueError(f"monitor must be one of {', '.join(keys)}; got {monitor!r}")
+        if mode not in ("auto", "min", "max"):
+            raise ValueError(f"mode must be 'auto', 'min' or 'max'; got {mode!r}")
+        self.monitor = monitor
+        self.factor = real("factor", factor, 0.0, 1.0)
+        self.patience = integer("patience", patience)
+        self.min_delta = real("min_delta", min_delta, 0.0, lo_open=False)
+        self.cooldown = integer("cooldown", cooldown, 0)
+        self.min_lr = real("min_lr", min_lr, 0.0, lo_open=False)
+        self.mode = mode
+        self.verbose = bool(verbose)
+        self.on_train_begin(None, History())
+
+    def on_train_begin(self, net, history: History) -> None:
+        self.best = math.nan  # nothing seen yet
+        self.wait = 0
+        self.cooldown_left = 0
+        self._watching = self.monitor
+        self.reductions: list[int] = []  # the epochs after which the rate was reduced
+
+    def _better(self, value: float) -> bool:
+        if math.isnan(value):
+            return False
+        if math.isnan(self.best):
+            return True
+        higher = self.mode == "max" or (self.mode == "auto" and "acc" in self._watching)
+        if higher:
+            return value > self.best + self.min_delta
+        return value < self.best - self.min_delta
+
+    def on_epoch_end(self, net, epoch: int, logs: dict[str, float]) -> None:
+        value = logs[self._watching]
+        if math.isnan(value) and self._watching.startswith("val_"):
+            self._watching = self._watching[4:]
+            warnings.warn(
+                f"ReduceLROnPlateau: no validation data, so {self.monitor} is NaN; watching "
+                f"{self._watching} (pass validation_data or validation_split)",
+                stacklevel=2,
+            )
+            value = logs[self._watching]
+        if self.cooldown_left > 0:
+            self.cooldown_left -= 1
+            self.wait = 0
+        if self._better(value):
+            self.best, self.wait = value, 0
+        elif self.cooldown_left == 0:
+            self.wait += 1
+            if self.wait >= self.patience:
+                if self._reduce():
+                    self.reductions.append(epoch)
+                    if self.verbose:
+                        print(f"epoch {epoch}: learning rate now {lr_text(self.optimizer.lr)}")
+                self.cooldown_left, self.wait = self.cooldown, 0
+
+    def _reduce(self) -> bool:
+        """Lower the optimizer's rate (or scale its schedule); False at ``min_lr``."""
+        opt = self.optimizer
+        if opt is None:
+            raise RuntimeError("ReduceLROnPlateau runs inside fit(callbacks=[...]) only")
+        lr: Any = opt.lr
+        schedule = isinstance(lr, schedules.Schedule)
+        if callable(lr) and not schedule:
+            raise TypeError(
+                f"ReduceLROnPlateau scales the optimizer's rate; its lr {lr!r} is a plain "
+                "function, which cannot be scaled: use a schedule of bpgpu.schedules"
+            )
+        old = lr(self.optimizer_steps()) if schedule else float(lr)
+        if not old > self.min_lr:
+            return False
+        if not schedule:
+            opt.lr = max(old * self.factor, self.min_lr)
+        elif old * self.factor >= self.min_lr:
+            opt.lr = lr * self.factor
+        else:
+            opt.lr = lr * (self.min_lr / old)
+        return True
