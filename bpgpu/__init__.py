@@ -8,10 +8,10 @@ from bpgpu import activations, callbacks, costs, datasets, optimizers, schedules
 from bpgpu._version import __version__
 from bpgpu.backends import BackendUnavailable, DeviceMemoryError, get_backend, list_backends
 from bpgpu.backends import to_host as to_numpy
-from bpgpu.callbacks import ReduceLROnPlateau
+from bpgpu.callbacks import Callback, ReduceLROnPlateau
 from bpgpu.consistency import compare_backends
 from bpgpu.gradcheck import gradcheck
-from bpgpu.history import Callback, History
+from bpgpu.history import History
 from bpgpu.io import ModelFileError
 from bpgpu.network import MLP, load
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bpgpu.batches import row_bytes
-from bpgpu.history import Callback
+from bpgpu.callbacks import Callback
 
 
 @dataclass

@@ -1,7 +1,7 @@
-"""What a fit reports: the per-epoch History, and the Callback hooks it calls.
+"""What a fit reports: the per-epoch :class:`History`.
 
 Plain data, below training and the network: checkpoints store a History as JSON, the
-command line prints it, callbacks receive it.
+command line prints it, callbacks (:mod:`bpgpu.callbacks`) receive it.
 """
 
 from __future__ import annotations
@@ -60,73 +60,3 @@ class History:
         if self.interrupted:
             parts.append("interrupted")
         return f"History({', '.join(parts)})"
-
-
-class Callback:
-    """Hooks into :meth:`MLP.fit`; override the ones you need.
-
-    ``on_epoch_end`` gets ``logs`` = ``{"epoch", "loss", "accuracy", "val_loss",
-    "val_accuracy", "time"}`` and may return True to stop training.
-    ``on_batch_end`` gets the batch's 0-based index and no loss on purpose: reading it
-    would sync the device. It may return True to stop after that batch, as Ctrl-C does
-    (``history.interrupted`` set, a checkpoint of that position written; data-parallel,
-    every rank stops after the next batch, when the request has reached them all). On a
-    compiling backend (JAX) an epoch's full batches run as one program, which a callback
-    that overrides ``on_batch_end`` turns back into one step at a time; set
-    ``per_batch = False`` on a callback that does not need every batch. A callback
-    whose ``on_epoch_end`` uses only its ``logs`` (not the network) may set
-    ``sees_network = False``: on JAX, fit then runs the next epoch's program while the
-    callback is called (a stop it asks for undoes that epoch).
-    """
-
-    per_batch: bool | None = None  # None: True when on_batch_end is overridden
-    sees_network: bool = True  # on_epoch_end looks at the network's weights or outputs
-    optimizer: Any = None  # the optimizer the fit runs (set_optimizer)
-
-    def set_optimizer(self, opt, steps) -> None:
-        """Called by fit before ``on_train_begin`` (Keras's ``set_model``): ``opt`` is the
-        optimizer the fit runs (the object passed, or the one built from a name), whose
-        ``lr`` a callback may change; ``steps()`` is the number of updates applied so
-        far, a schedule's ``count`` (a device read on a compiling backend)."""
-        self.optimizer, self.optimizer_steps = opt, steps
-
-    def on_train_begin(self, net, history: History) -> None: ...
-
-    def on_batch_end(self, net, batch: int) -> bool | None: ...
-
-    def on_epoch_end(self, net, epoch: int, logs: dict[str, float]) -> bool | None: ...
-
-    def on_train_end(self, net, history: History) -> None: ...
-
-
-# the numbers of an epoch line, and their names there
-_SHOWN = (
-    ("loss", "loss"),
-    ("accuracy", "acc"),
-    ("val_loss", "val_loss"),
-    ("val_accuracy", "val_acc"),
-)
-
-
-def epoch_line(epoch: int, epochs: int, logs: dict[str, float]) -> str:
-    """A fit's progress as one line: ``epoch   3/50  loss 0.2193  acc 0.9539  val_loss
-    0.2842  val_acc 0.9278  0.01s`` (what the fit did not measure is left out)."""
-    line = f"epoch {epoch:>3}/{epochs}"
-    for key, name in _SHOWN:
-        if not math.isnan(logs[key]):
-            line += f"  {name} {logs[key]:.4f}"
-    return line + f"  {logs['time']:.2f}s"
-
-
-class PrintEpochs(Callback):
-    """``fit(verbose=True)``: :func:`epoch_line` on stdout after every epoch (numbers the
-    fit reads anyway: no device sync of its own)."""
-
-    per_batch = False
-    sees_network = False  # the logs only
-
-    def __init__(self, epochs: int):
-        self.epochs = epochs
-
-    def on_epoch_end(self, net, epoch: int, logs: dict[str, float]) -> None:
-        print(epoch_line(epoch, self.epochs, logs), flush=True)

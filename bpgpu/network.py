@@ -24,7 +24,8 @@ from bpgpu import io, streaming
 from bpgpu._args import dtype_name, integer, real, widths
 from bpgpu._errors import keywords_checked
 from bpgpu.backends import Backend, BackendUnavailable, get_backend
-from bpgpu.history import Callback, History
+from bpgpu.callbacks import Callback
+from bpgpu.history import History
 from bpgpu.initial_weights import INITS, host_copy, init_weights
 from bpgpu.layers import build, by_layer, param_names, param_shapes
 from bpgpu.model import Model

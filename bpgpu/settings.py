@@ -10,7 +10,7 @@ from typing import Any
 
 from bpgpu import optimizers as _opt
 from bpgpu._args import integer, real
-from bpgpu.history import Callback
+from bpgpu.callbacks import Callback
 from bpgpu.host_rng import fresh_seed
 from bpgpu.io import ModelFileError
 

@@ -6,7 +6,7 @@ and its batches, the :class:`~bpgpu.runstate.Run`, the position, the stop flag) 
 a method for an epoch, the end of an epoch, and the loop. What differs between callers
 is what they hand it (settings, data, the run, callbacks); what happens between epochs
 that a caller adds (early stopping on its own score, a learning rate that adapts,
-progress lines) is a :class:`~bpgpu.history.Callback`.
+progress lines) is a :class:`~bpgpu.Callback`.
 
 A step (:meth:`Trainer.step`): one optimizer step on a device batch; data-parallel, on
 this rank's share of a global batch, with the gradients summed over the ranks.
@@ -18,6 +18,7 @@ import logging
 import math
 import time
 
+from bpgpu.callbacks import Callback
 from bpgpu.epochs import (
     Epoch,
     Numbers,
@@ -27,7 +28,7 @@ from bpgpu.epochs import (
     epoch_sum,
     track_best,
 )
-from bpgpu.history import Callback, History
+from bpgpu.history import History
 from bpgpu.optimizers import lr_text
 from bpgpu.recovery import diverged, interruptible, restore, snapshot
 from bpgpu.runstate import Data, Run, save_checkpoint

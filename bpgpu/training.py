@@ -21,9 +21,10 @@ import logging
 from bpgpu import checkpoint as _ckpt
 from bpgpu import streaming
 from bpgpu.batches import Batches
+from bpgpu.callbacks import Callback, PrintEpochs
 from bpgpu.distributed import Distributed
 from bpgpu.fingerprints import data_fingerprint
-from bpgpu.history import Callback, History, PrintEpochs
+from bpgpu.history import History
 from bpgpu.host_rng import fresh_seed, split_indices
 from bpgpu.inputs import class_labels, row_weights
 from bpgpu.io import prepare_output

@@ -61,7 +61,7 @@ def test_the_compiled_step_trains_what_numpy_trains(opt, monkeypatch):
     assert h.compile_time > 0 and h_ref.compile_time == 0
 
 
-class EveryBatch(bpgpu.history.Callback):
+class EveryBatch(bpgpu.Callback):
     def __init__(self):
         self.seen = 0
 
@@ -308,7 +308,7 @@ def test_a_large_epoch_runs_in_spans_of_bounded_gathers(tmp_path, monkeypatch, s
         assert rel_norm(a, b) <= 1e-12
 
 
-class Halve(bpgpu.history.Callback):
+class Halve(bpgpu.Callback):
     """A learning-rate schedule: the optimizer's ``lr`` halved after every epoch."""
 
     per_batch = False

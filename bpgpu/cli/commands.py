@@ -8,6 +8,7 @@ import os
 import sys
 import time
 
+from bpgpu.callbacks import Callback, epoch_line
 from bpgpu.cli.data import (
     TASKS,
     Source,
@@ -19,7 +20,6 @@ from bpgpu.cli.data import (
     predict_inputs,
     split_record,
 )
-from bpgpu.history import Callback, epoch_line
 
 
 class Help(argparse.ArgumentDefaultsHelpFormatter):

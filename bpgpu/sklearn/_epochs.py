@@ -12,7 +12,8 @@ import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import train_test_split
 
-from bpgpu.history import Callback, History
+from bpgpu.callbacks import Callback
+from bpgpu.history import History
 from bpgpu.runstate import Run
 from bpgpu.settings import Settings
 from bpgpu.training import train_epochs
