@@ -75,6 +75,10 @@ class Ops:
         """``p + u`` for every parameter (a None update leaves it as it is)."""
         return [p if u is None else p + u for p, u in zip(params, updates)]
 
+    def sum_scalars(self, values: list):
+        """The sum of 0-d arrays (an epoch's per-batch summed costs), a 0-d array."""
+        return self.xp.sum(self.xp.stack(values))
+
     def optimizer_step(self, opt, rule: str | None, params: list, grads: list, state: dict):
         """One optimizer step: ``(new parameters, new state)``.
 

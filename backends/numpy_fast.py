@@ -17,8 +17,14 @@ tested against it (``tests/test_ops.py``). With ``detect_anomaly=True`` a ReLU l
 ``X^l`` is therefore checked through ``Y^l``: NaN is still caught there, a ``-inf`` in
 ``X^l`` (which ReLU maps to 0) is not.
 
-Softmax with cross-entropy stays generic: on arrays this small, ``out=`` buffers save
-no more than the keyword ufunc calls cost.
+- ``softmax_cce``: the normalisation and the scaling of ``D`` written into the arrays
+  they come from, and the summed cost as one dot product, ``-T . (Z - ln s)``, instead
+  of a product array and its sum (the generic's ``sum(T * (ln s - Z))``, summed in
+  another order).
+- ``sgd_bias``: the rows of ``D`` summed by the ufunc itself (the namespace's ``sum``
+  is one Python call more, as long as the sum of a small batch).
+- ``sum_scalars``: an epoch's per-batch costs (NumPy scalars) summed from one array
+  made of them at once, not stacked one 0-d array at a time.
 """
 
 from __future__ import annotations
@@ -45,3 +51,31 @@ class NumpyOps(MutableOps):
         if act.builtin != "relu" or G.dtype not in _FLOATS or Y.dtype != G.dtype:
             return super().act_vjp(X, Y, G, act, a)
         return np.multiply(G, Y > 0, out=G)  # Y > 0 exactly where X > 0
+
+    def softmax_cce(self, X, T, scale, loss):
+        if X.dtype not in _FLOATS or T.dtype != X.dtype or X.ndim != 2 or T.shape != X.shape:
+            return super().softmax_cce(X, T, scale, loss)
+        Z = X - np.maximum.reduce(X, axis=1, keepdims=True)
+        e = np.exp(Z)
+        s = np.add.reduce(e, axis=1, keepdims=True)
+        E = None
+        if loss:
+            Z -= np.log(s)  # ln y; Z is this method's own
+            E = -np.vdot(T, Z)
+        Y = np.divide(e, s, out=e)
+        D = np.subtract(Y, T)
+        if not (isinstance(scale, (int, float)) and scale == 1):
+            D *= scale
+        return Y, E, D
+
+    def sum_scalars(self, values):
+        first = values[0] if values else None
+        if not all(type(v) is type(first) for v in values) or first.dtype not in _FLOATS:
+            return super().sum_scalars(values)
+        return np.add.reduce(np.asarray(values, dtype=first.dtype), axis=None)
+
+    def sgd_bias(self, D, b):
+        if D.dtype is not b.dtype or b.ndim != 1 or type(D) is not np.ndarray:
+            return super().sgd_bias(D, b)
+        b -= np.add.reduce(D, axis=0)
+        return b

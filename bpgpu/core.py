@@ -23,8 +23,9 @@ def forward(ops, layers: Sequence[Dense], params: Sequence[Any], Y: Any, last: b
     cost): ``Ys`` then has one entry fewer.
     """
     Xs, Ys = [], [Y]
+    top = layers[-1]
     for layer in layers:
-        X, Y = layer.forward(ops, params, Y, apply_f=last or layer is not layers[-1])
+        X, Y = layer.forward(ops, params, Y, last or layer is not top)
         Xs.append(X)
         if Y is not None:
             Ys.append(Y)
@@ -80,7 +81,7 @@ def output(
     batch's) times the weighted mean, so that summed over batches (and ranks) and
     divided by the rows it is the weighted loss."""
     top = layers[-1]
-    a = top.unpack(params)[2]
+    a = params[top.offset + 2] if top.has_param else None
     if weights is None:
         return cost.train_output(ops, top.activation, Xs[-1], T, a, loss, scale)
     xp = ops.xp

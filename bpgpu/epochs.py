@@ -87,12 +87,15 @@ def compiled_epoch(model, data, trainer) -> bool:
     return True
 
 
-def epoch_sum(xp, values: list):
+def epoch_sum(ops, values: list):
     """The sum of device scalars and per-batch vectors alike (a compiled epoch gives
     vectors; one of them, the usual case there, is summed without a reshape and a
     concatenation: two operations fewer an epoch)."""
+    xp = ops.xp
     if len(values) == 1 and values[0].ndim <= 1:
         return xp.sum(values[0])
+    if all(v.ndim == 0 for v in values):  # an eager epoch's scalars
+        return ops.sum_scalars(values)
     return xp.sum(xp.concat([xp.reshape(v, (-1,)) for v in values]))
 
 

@@ -120,6 +120,19 @@ class Trainer:
         )
         return E, Y
 
+    def _step_function(self):
+        """:meth:`step`, or where no rank shares the step, the same written out with
+        the model and the run bound once (a call fewer per step)."""
+        if self.dist is not None:
+            return self.step
+        model, run = self.model, self.run
+
+        def step(Xb, Tb, where, loss, rows=None, weights=None):
+            run.state, E, Y = model.step(Xb, Tb, run.opt, run.state, loss, where, weights=weights)
+            return E, Y
+
+        return step
+
     def _reduce(self, grads):
         """The gradients summed over the ranks (once per step, or once per layer for
         plain SGD); the first sum of a step carries this rank's stop request."""
@@ -155,17 +168,23 @@ class Trainer:
                 done = first_eager
         eager = batches.epoch(perm, first_eager) if done == batches.count else ()
         tally = Tally(model)
+        # what runs for every batch, looked up once: on a small network the loop's own
+        # work is a noticeable part of a step
+        step, metrics, rows = self._step_function(), self.metrics, batches.rows
+        flag = self.stop.flag  # one process: the flag itself; ranks: their shared stop
+        stopped = flag.is_set if self.dist is None and flag is not None else self.stop.is_set
+        hooks = [cb for cb in self.callbacks if _sees_batches(cb)]
+        anomaly, last = self.anomaly, batches.count - 1
         for bi, (Xb, Tb, Lb, Wb) in enumerate(eager, start=first_eager):
-            where = (index + 1, bi + 1) if self.anomaly else None
-            E, Y = self.step(Xb, Tb, where, self.metrics, batches.rows[bi], Wb)
-            if self.metrics:
+            E, Y = step(Xb, Tb, (index + 1, bi + 1) if anomaly else None, metrics, rows[bi], Wb)
+            if metrics:
                 losses.append(E)
                 if Lb is not None:
                     tally.add(Y, Lb)
-            for cb in self.callbacks:
+            for cb in hooks:
                 if cb.on_batch_end(self.net, bi):
                     self.stop.request()  # as Ctrl-C does: stop after this batch
-            if self.stop.is_set() and bi + 1 < batches.count:
+            if bi < last and stopped():
                 done = bi + 1
                 break
         rights += tally.counts()
@@ -231,9 +250,9 @@ class Trainer:
     def numbers(self, ep: Epoch) -> Numbers:
         """Ask for ``ep``'s end-of-epoch numbers, before anything else takes the weights
         (the next epoch's program donates them on JAX); read in :meth:`end_epoch`."""
-        xp = self.model.xp
-        right = epoch_sum(xp, ep.rights) if ep.rights else None
-        total = epoch_sum(xp, (ep.before or []) + ep.losses) if self.metrics else None
+        ops = self.model.backend.ops
+        right = epoch_sum(ops, ep.rights) if ep.rights else None
+        total = epoch_sum(ops, (ep.before or []) + ep.losses) if self.metrics else None
         return Numbers(self.model.finite_flag(), right, total)
 
     def end_epoch(self, ep: Epoch, nums: Numbers) -> bool:
@@ -395,3 +414,8 @@ class Trainer:
                     self.run.state = restore(self.model, nxt.saved)
                 return
             ep = nxt
+
+
+def _sees_batches(cb) -> bool:
+    """Whether ``cb`` has an ``on_batch_end`` of its own (the base class's does nothing)."""
+    return getattr(type(cb), "on_batch_end", None) is not Callback.on_batch_end

@@ -152,7 +152,7 @@ def _trainer(net, X, y, opts: FitOptions, dist) -> Trainer:
         run, undo = resume_run(net, model, st, opt, ckpt, fp)
     try:
         data = prepare_data(model, X, y, st, opts.validation_data, weighting)
-        batches = _batches(model, data, st, dist)
+        batches = _batches(model, data, st, dist, opts.train_metrics is True)
         if ckpt is None:
             if dist is not None:  # every rank starts from rank 0's weights (its own
                 # would differ for a network built with seed=None)
@@ -234,9 +234,10 @@ def _fingerprint(X, y, weighting) -> dict:
     return data_fingerprint(X, y, *weighed)
 
 
-def _batches(model, data: Data, st: Settings, dist):
+def _batches(model, data: Data, st: Settings, dist, metrics: bool = True):
     """The epochs' batches of ``data``: gathered on the device, or streamed from host
-    memory; data-parallel, this rank's share of every global batch."""
+    memory; data-parallel, this rank's share of every global batch. The class labels
+    come with them only for ``metrics`` (the correct counts)."""
     sizes = rows = None
     if dist is not None:
         sizes, rows = dist.batches(data.n, st.batch_size)
@@ -245,7 +246,7 @@ def _batches(model, data: Data, st: Settings, dist):
             model, *data.host, st.batch_size, sizes=sizes, accuracy=data.accuracy
         )
     else:  # the last array: each epoch's row shares of the batches' weights
-        arrays = [data.X, data.T, data.labels, None]
+        arrays = [data.X, data.T, data.labels if metrics else None, None]
         batches = Batches(model.xp, arrays, st.batch_size, sizes=sizes)
     if rows is not None:
         batches.rows = rows
