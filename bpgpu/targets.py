@@ -33,6 +33,14 @@ JSON_SCALARS = (str, int, float, bool)  # what a model file's JSON config can ho
 _SHOWN = 12  # classes listed in a message
 
 
+class UnknownLabel(ValueError):
+    """A label that is not one of the classes (``label``: it; ``classes``: them)."""
+
+    def __init__(self, message: str, label: Any, classes: np.ndarray):
+        super().__init__(message)
+        self.label, self.classes = label, classes
+
+
 def host_labels(y: Any) -> np.ndarray:
     """``y`` as a host NumPy array, without NumPy's silent conversions: a list that mixes
     text and numbers stays a list of objects (``np.asarray([1, "a"])`` would turn the 1
@@ -105,7 +113,9 @@ def indicator(y: Any) -> bool:
     """Whether ``y`` is 0/1 rows of two or more columns (one-hot or multi-label):
     scikit-learn's "multilabel-indicator"."""
     a = host_labels(y)
-    return a.ndim == 2 and a.shape[1] >= 2 and a.size > 0 and kind(a) in ("one-hot", "multilabel")
+    if a.ndim != 2 or a.shape[1] < 2 or not a.size or not numeric(a):
+        return False
+    return kind(a) in ("one-hot", "multilabel")
 
 
 def labels_1d(y: Any, what: str = "labels") -> np.ndarray:
@@ -320,8 +330,8 @@ def encode(y: Any, classes: np.ndarray, what: str = "targets") -> np.ndarray:
 
     Raises
     ------
-    ValueError
-        A label is not one of ``classes``; the message names it and them.
+    UnknownLabel
+        A label is not one of ``classes`` (a ValueError); the message names it and them.
     """
     a = labels_1d(y, what)
     try:
@@ -333,10 +343,12 @@ def encode(y: Any, classes: np.ndarray, what: str = "targets") -> np.ndarray:
     for j, v in enumerate(distinct.tolist()):
         i = index.get(v) if _hashable(v) else None
         if i is None:
-            raise ValueError(
+            raise UnknownLabel(
                 f"{what}: label {v!r} is not one of the network's classes ({shown(classes)}); "
                 "pass labels of these classes only (a network's classes are fixed by its "
-                "first fit, or by setting net.classes)"
+                "first fit, or by setting net.classes)",
+                v,
+                classes,
             )
         codes[j] = i
     return codes[np.reshape(inverse, -1)]
