@@ -251,3 +251,22 @@ def test_labels_a_file_cannot_hold_are_refused_before_anything_is_written(tmp_pa
     with pytest.raises(ValueError, match=r"a checkpoint .* class label \(1, 2\)"):
         net.fit(X, ["a", "b"] * 30, epochs=1, checkpoint=tmp_path / "c.npz")
     assert os.listdir(tmp_path) == []
+
+
+def test_a_checkpoint_resumes_with_its_classes_and_refuses_others(tmp_path):
+    """Text labels resume exactly (the classes found again from the same labels); a
+    network whose outputs stand for other classes is another network."""
+    X, idx = data()
+    y = NAMES[idx]
+    whole = net3()
+    whole.fit(X, y, epochs=4, lr=0.5)
+    part = net3()
+    part.fit(X, y, epochs=2, lr=0.5, checkpoint=tmp_path / "c.npz")
+    again = net3()
+    again.fit(X, y, epochs=4, lr=0.5, resume=tmp_path / "c.npz")
+    for a, b in zip(whole.get_weights(), again.get_weights()):
+        assert a.tobytes() == b.tobytes()
+    other = net3()
+    other.classes = ["emu", "dog", "cat"]
+    with pytest.raises(ValueError, match=r"holds a different network .*'cat', 'dog', 'emu'"):
+        other.fit(X, y, epochs=4, resume=tmp_path / "c.npz")
