@@ -190,8 +190,9 @@ class MLP:
         scikit-learn's ``classes_``), or None: the labels are the output indices 0..K-1.
 
         A fit on labels that are not numbers (``["cat", "dog", ...]``, any hashable
-        values) sets them, sorted as :func:`numpy.unique` sorts them; a fit on integer
-        labels 0..K-1 leaves them None. Once set, every call that takes targets (``fit``,
+        values) sets them as it starts, sorted as :func:`numpy.unique` sorts them (labels
+        of kinds that do not sort together are refused: set the classes instead); a fit
+        on integer labels 0..K-1 leaves them None. Once set, every call that takes targets (``fit``,
         ``evaluate``, ``loss``, ``gradients``, ``deltas``, ``class_weight``'s keys) takes
         labels of these classes and refuses others, naming them; a later fit may hold
         some of the classes only. ``classify`` answers with the labels unless they are
@@ -310,9 +311,12 @@ class MLP:
     def loss(self, X: Any, T: Any) -> float:
         """Batch-mean cost of section 1 as a Python float.
 
-        ``T`` is ``(B, n_L)`` targets, ``(B,)`` for one output, or integer class labels
-        ``(B,)`` with categorical_cross_entropy (whose ``(B, n_L)`` targets must be
-        probability rows: >= 0, summing to 1).
+        ``T`` is ``(B, n_L)`` targets, ``(B,)`` for one output, or class labels ``(B,)``
+        (categorical_cross_entropy's ``(B, n_L)`` targets must be probability rows: >= 0,
+        summing to 1). Class labels are the output indices 0..K-1, or labels of any kind
+        (text, any hashable values) of the network's :attr:`classes`, which a fit on
+        such labels sets; an unknown label is refused, naming it. ``fit``, ``evaluate``,
+        ``gradients`` and ``deltas`` take targets the same way.
         """
         Xb = self.model.input(X)
         return float(self.model.loss(Xb, self.model.targets(T, Xb.shape[0])))
@@ -342,11 +346,11 @@ class MLP:
     @on_device
     def classify(self, X: Any, multilabel: bool = False) -> Any:
         """Class labels ``(B,)``: argmax of the outputs, or for one output unit a threshold
-        at the middle of its range (0.5 for a sigmoid); a backend int64 array of output
-        indices, or, where :attr:`classes` are set and not 0..K-1, a NumPy array of those
-        labels (``classes[index]``). ``multilabel=True``: every output
-        unit thresholded so, ``(B, n_L)`` 0/1 integers (a network that tags each sample
-        with any number of labels: sigmoid outputs, the seed's per-unit cross-entropy)."""
+        at the middle of its range (0.5 for a sigmoid): a backend array of output indices,
+        or, where :attr:`classes` are set and are not 0..K-1, a NumPy array of those
+        labels (``classes[index]``). ``multilabel=True``: every output unit thresholded
+        so, ``(B, n_L)`` 0/1 integers (a network that tags each sample with any number
+        of labels: sigmoid outputs, the seed's per-unit cross-entropy)."""
         if type(multilabel) is not bool:
             raise ValueError(f"multilabel must be True or False; got {multilabel!r}")
         yes = self.model.labels(self.forward(X), multilabel)
@@ -358,7 +362,8 @@ class MLP:
 
     @on_device
     def evaluate(self, X: Any, y: Any, sample_weight: Any = None) -> dict[str, float]:
-        """``{"loss": mean cost, "accuracy": fraction classified right}``; with
+        """``{"loss": mean cost, "accuracy": fraction classified right}`` of ``y``,
+        targets as :meth:`loss` takes them (class labels of :attr:`classes` too); with
         ``sample_weight`` (one weight >= 0 per sample, as ``fit`` takes them) both are
         weighted means (scikit-learn's ``score(X, y, sample_weight)``).
 

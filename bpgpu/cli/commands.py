@@ -401,7 +401,6 @@ def cmd_predict(args: argparse.Namespace) -> int:
     import numpy as np
 
     import bpgpu
-    from bpgpu import to_numpy
     from bpgpu.io import atomic_write, prepare_output
 
     if args.output is not None:
@@ -427,8 +426,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
         result = net.backend.to_numpy(net.classify(X, multilabel=True))
         header, fmt = ",".join(f"label_{c}" for c in task.classes), "%d"
     else:
-        result = net.classify(X)  # the labels the data used, by net.classes
-        result = to_numpy(result)
+        result = bpgpu.to_numpy(net.classify(X))  # the labels the data used: net.classes
         header, fmt = name or "label", "%s"
     if args.output is None or args.output.endswith(".csv"):
         buf = _io.StringIO()
