@@ -193,8 +193,10 @@ def _from_list(values: Sequence) -> np.ndarray:
     kinds = {type(v) for v in values}
     if kinds and all(issubclass(k, (str, np.str_)) for k in kinds):
         return np.asarray(values, dtype=str)
-    plain = kinds <= {bool, np.bool_} or kinds <= {int, np.integer, float, np.floating}
-    if plain or all(issubclass(k, (np.integer, np.floating)) for k in kinds):
+    flags, numbers = (bool, np.bool_), (int, float, np.integer, np.floating)
+    if all(issubclass(k, flags) for k in kinds) or all(
+        issubclass(k, numbers) and not issubclass(k, flags) for k in kinds
+    ):
         try:
             a = np.asarray(values)
             if a.ndim == 1 and numeric(a):
