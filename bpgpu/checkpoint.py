@@ -49,12 +49,21 @@ def read(path: str | os.PathLike, custom: dict | None = None) -> tuple[dict, dic
 
 def check_same_network(mine: dict, cfg: dict, path) -> None:
     """Refuse a checkpoint of another network (``mine``: this network's model config);
-    an activation or cost of the user's own is another than bpgpu's of its name."""
+    an activation or cost of the user's own is another than bpgpu's of its name, and
+    outputs that stand for other classes make another network."""
     keys = ("sizes", "activations", "cost", "dtype")
 
     def what(c: dict) -> tuple:
         own = c.get("custom", [])
-        return (*(c[k] for k in keys), *([f"your own: {', '.join(own)}"] if own else []))
+        classes = c.get("classes")
+        if classes is None:  # a checkpoint of bpgpu train from before the config held them
+            recorded = io.recorded_classes(c)
+            classes = None if recorded is None else recorded.tolist()
+        return (
+            *(c[k] for k in keys),
+            *([f"your own: {', '.join(own)}"] if own else []),
+            *([f"classes {classes}"] if classes is not None else []),
+        )
 
     if what(mine) != what(cfg):
         raise ValueError(

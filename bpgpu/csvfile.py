@@ -37,6 +37,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from bpgpu import targets
 from bpgpu._paths import file_path
 
 SEPARATORS = (",", ";", "\t")
@@ -385,9 +386,10 @@ def read_labelled(
 
 def encode_labels(y: Sequence) -> tuple[np.ndarray, np.ndarray]:
     """``(codes, classes)``: class indices 0..K-1 and the sorted distinct labels they
-    stand for (``classes[codes] == y``), for labels that are text or not 0..K-1."""
-    classes, codes = np.unique(np.asarray(y), return_inverse=True)
-    return codes.astype(np.int64).reshape(-1), classes
+    stand for (``classes[codes] == y``), for labels that are text or not 0..K-1
+    (:func:`bpgpu.targets.classes_of` and :func:`bpgpu.targets.encode`)."""
+    classes = targets.classes_of(y)
+    return targets.encode(y, classes, "the labels"), classes
 
 
 def file_format(path: str | os.PathLike) -> str | None:

@@ -11,6 +11,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from bpgpu.targets import as_indices, keyed_by_index
+
 
 def check_input(model, X: Any, what: str = "X", checked: bool = False) -> Any:
     """``X`` as a ``(B, n_0)`` backend array of the network's dtype, validated
@@ -70,10 +72,11 @@ def _one_hot(xp, labels: Any, n_L: int, device: Any) -> Any:
 
 
 def check_targets(model, T: Any, B: int, checked: bool = False) -> Any:
-    """Targets as a ``(B, n_L)`` float array; integer class labels become one-hot
+    """Targets as a ``(B, n_L)`` float array; class labels become one-hot: integers
+    0..K-1, or any labels through the model's ``classes`` (:func:`bpgpu.targets.as_indices`)
     (``checked``: their values were checked already, so no device read)."""
     xp, n_L = model.xp, model.sizes[-1]
-    Tb = model.backend.convert(T, what="targets")
+    Tb = model.backend.convert(as_indices(T, model.classes), what="targets")
     if Tb.dtype == xp.bool:  # y = X[:, 0] > 0: classes 0 and 1, or targets 0.0 and 1.0
         Tb = xp.astype(Tb, xp.int32)
     one_hot = False  # built here from class labels, so known to be distributions
@@ -210,7 +213,8 @@ def row_weights(model, n: int, sample_weight, class_weight, labels) -> Any:
         return None
     w = sample_weights(1.0 if sample_weight is None else sample_weight, n)
     if class_weight is not None:
-        w = w * class_weights(class_weight, labels(), max(2, model.sizes[-1]))
+        table = keyed_by_index(class_weight, model.classes)  # {"cat": 2}: by output index
+        w = w * class_weights(table, labels(), max(2, model.sizes[-1]))
         if not w.sum() > 0:
             raise ValueError("the class weights leave no sample that counts; give one a weight")
     return w

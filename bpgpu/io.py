@@ -23,6 +23,7 @@ import numpy as np
 from bpgpu import activations as _acts
 from bpgpu import costs as _costs
 from bpgpu import optimizers as _opt
+from bpgpu import targets as _targets
 from bpgpu._paths import file_path
 from bpgpu._version import __version__
 from bpgpu.layers import build, param_names, param_shapes
@@ -257,7 +258,25 @@ def _check_config(cfg: Any, path, custom: dict | None = None) -> dict:
         raise _fail(path, "config 'input_scaling' must be true or false")
     if not isinstance(cfg.get("data", {}), dict):
         raise _fail(path, "config 'data' (what the model was trained on) must be an object")
+    if "classes" in cfg:
+        try:
+            _targets.from_json(cfg["classes"], _targets.class_count(sizes[-1]))
+        except (TypeError, ValueError) as e:
+            raise _fail(path, f"config {e}") from None
     return cfg
+
+
+def recorded_classes(cfg: dict) -> list | None:
+    """The classes of a classification that ``bpgpu train`` recorded in a file's ``data``
+    section (files written before the config held ``classes``), where they are valid
+    for its outputs; else None."""
+    data = cfg.get("data")
+    if not isinstance(data, dict) or data.get("task") not in ("classification", "binary"):
+        return None
+    try:
+        return _targets.from_json(data.get("classes"), _targets.class_count(cfg["sizes"][-1]))
+    except (TypeError, ValueError):
+        return None
 
 
 def expected_shapes(cfg: dict, custom: dict | None = None) -> dict[str, tuple[int, ...]]:

@@ -30,6 +30,12 @@ class Model:
     params : list of backend arrays, in :mod:`bpgpu.layers` order
     scaling : (mean, scale) device arrays or None
         Input standardisation applied by :meth:`input`.
+
+    Attributes
+    ----------
+    classes : numpy.ndarray or None
+        The labels of the outputs (host values, in output order) that :meth:`targets`
+        maps class labels through; None: the labels are the output indices.
     """
 
     def __init__(self, layers: Sequence[Dense], cost, backend, dtype: str, params, scaling=None):
@@ -40,6 +46,7 @@ class Model:
         self.dtype = dtype
         self.params = list(params)
         self.scaling = scaling
+        self.classes = None
         self.sizes = [layers[0].n_in] + [layer.n_out for layer in layers]
         self.names = param_names(layers)
 

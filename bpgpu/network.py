@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 
 from bpgpu import activations as _acts
 from bpgpu import costs as _costs
-from bpgpu import io, streaming
+from bpgpu import io, streaming, targets
 from bpgpu._args import dtype_name, integer, real, widths
 from bpgpu._errors import keywords_checked
 from bpgpu.backends import Backend, BackendUnavailable, get_backend
@@ -88,6 +88,11 @@ class MLP:
         ``"normal"`` (weights and biases N(0, 1): his ``network.py``).
 
     Sizes, seed and dtype take NumPy integers and dtypes as well as Python ones.
+
+    Attributes
+    ----------
+    classes : numpy.ndarray or None
+        The class label of each output (see the property).
     """
 
     def __init__(
@@ -185,6 +190,40 @@ class MLP:
         """The :class:`bpgpu.layers.Dense` layers, input to output."""
         return self.model.layers
 
+    @property
+    def classes(self) -> Any:
+        """The class label of each output, in output order (a read-only NumPy array, as
+        scikit-learn's ``classes_``), or None: the labels are the output indices 0..K-1.
+
+        A fit on labels that are not numbers (``["cat", "dog", ...]``, any hashable
+        values) sets them as it starts, sorted as :func:`numpy.unique` sorts them (labels
+        of kinds that do not sort together are refused: set the classes instead); a fit
+        on integer labels 0..K-1 leaves them None. Once set, every call that takes targets (``fit``,
+        ``evaluate``, ``loss``, ``gradients``, ``deltas``, ``class_weight``'s keys) takes
+        labels of these classes and refuses others, naming them; a later fit may hold
+        some of the classes only. ``classify`` answers with the labels unless they are
+        0..K-1. Saved in model files (text, integer, float and boolean labels).
+
+        Set it to name the outputs before a fit: ``net.classes = [10, 20, 30]`` (numbers
+        that are not 0..K-1, in the order you want), or to include a class the training
+        data lack; one label per output (two for one sigmoid unit: below and above its
+        threshold). ``None`` clears it."""
+        return self.model.classes
+
+    @classes.setter
+    def classes(self, values: Any) -> None:
+        self.model.classes = None if values is None else targets.for_outputs(values, self.sizes[-1])
+
+    def _learn_classes(self, y: Any) -> None:
+        """Take the classes from the labels of a fit where the network has none and the
+        labels are not numbers (text, objects); see :attr:`classes`."""
+        if self.classes is None and not streaming.streamed(y):
+            labels = targets.text_labels(y)
+            if labels is not None:
+                self.model.classes = targets.for_outputs(
+                    targets.classes_of(labels), self.sizes[-1], "y"
+                )
+
     # ---- weights ---------------------------------------------------------------------
 
     def get_weights(self) -> list:
@@ -228,6 +267,7 @@ class MLP:
         net.__dict__.update(self.__dict__)
         net.input_scaling = None
         net.model = Model(self.layers, self.cost, backend, dtype, params=[])
+        net.model.classes = self.model.classes  # read-only: shared
         net.set_weights(self.get_weights())
         if self.input_scaling is not None:
             net.set_input_scaling(*self.input_scaling)
@@ -282,9 +322,12 @@ class MLP:
     def loss(self, X: Any, T: Any) -> float:
         """Batch-mean cost of section 1 as a Python float.
 
-        ``T`` is ``(B, n_L)`` targets, ``(B,)`` for one output, or integer class labels
-        ``(B,)`` with categorical_cross_entropy (whose ``(B, n_L)`` targets must be
-        probability rows: >= 0, summing to 1).
+        ``T`` is ``(B, n_L)`` targets, ``(B,)`` for one output, or class labels ``(B,)``
+        (categorical_cross_entropy's ``(B, n_L)`` targets must be probability rows: >= 0,
+        summing to 1). Class labels are the output indices 0..K-1, or labels of any kind
+        (text, any hashable values) of the network's :attr:`classes`, which a fit on
+        such labels sets; an unknown label is refused, naming it. ``fit``, ``evaluate``,
+        ``gradients`` and ``deltas`` take targets the same way.
         """
         Xb = self.model.input(X)
         return float(self.model.loss(Xb, self.model.targets(T, Xb.shape[0])))
@@ -314,17 +357,24 @@ class MLP:
     @on_device
     def classify(self, X: Any, multilabel: bool = False) -> Any:
         """Class labels ``(B,)``: argmax of the outputs, or for one output unit a threshold
-        at the middle of its range (0.5 for a sigmoid). ``multilabel=True``: every output
-        unit thresholded so, ``(B, n_L)`` 0/1 integers (a network that tags each sample
-        with any number of labels: sigmoid outputs, the seed's per-unit cross-entropy)."""
+        at the middle of its range (0.5 for a sigmoid): a backend array of output indices,
+        or, where :attr:`classes` are set and are not 0..K-1, a NumPy array of those
+        labels (``classes[index]``). ``multilabel=True``: every output unit thresholded
+        so, ``(B, n_L)`` 0/1 integers (a network that tags each sample with any number
+        of labels: sigmoid outputs, the seed's per-unit cross-entropy)."""
         if type(multilabel) is not bool:
             raise ValueError(f"multilabel must be True or False; got {multilabel!r}")
         yes = self.model.labels(self.forward(X), multilabel)
-        return self.xp.astype(yes, self.xp.int64) if multilabel else yes
+        if multilabel:
+            return self.xp.astype(yes, self.xp.int64)
+        if not targets.plain(self.classes):  # the labels the network was fit on
+            return targets.decode(self.backend.to_numpy(yes), self.classes)
+        return yes
 
     @on_device
     def evaluate(self, X: Any, y: Any, sample_weight: Any = None) -> dict[str, float]:
-        """``{"loss": mean cost, "accuracy": fraction classified right}``; with
+        """``{"loss": mean cost, "accuracy": fraction classified right}`` of ``y``,
+        targets as :meth:`loss` takes them (class labels of :attr:`classes` too); with
         ``sample_weight`` (one weight >= 0 per sample, as ``fit`` takes them) both are
         weighted means (scikit-learn's ``score(X, y, sample_weight)``).
 
@@ -493,6 +543,7 @@ class MLP:
         DeviceMemoryError
             The GPU ran out of memory; lower ``batch_size``.
         """
+        self._learn_classes(y)  # text labels: net.classes, so training takes their indices
         options = FitOptions(
             epochs=epochs,
             batch_size=batch_size,
@@ -522,7 +573,17 @@ class MLP:
     # ---- files -----------------------------------------------------------------------
 
     def config(self) -> dict:
-        """The JSON config of a model file for this network."""
+        """The JSON config of a model file for this network.
+
+        Raises
+        ------
+        ValueError
+            A class label that JSON cannot hold (:func:`bpgpu.targets.to_json`).
+        """
+        return self._config(targets.to_json(self.classes))
+
+    def _config(self, classes: Any) -> dict:
+        """:meth:`config` with ``classes`` as given (a pickle keeps them as they are)."""
         cfg = io.model_config(
             self.sizes,
             [a.name for a in self.activations],
@@ -536,6 +597,8 @@ class MLP:
             cfg["custom"] = own
         if self.data_info is not None:
             cfg["data"] = self.data_info
+        if classes is not None:
+            cfg["classes"] = classes
         return cfg
 
     def arrays(self) -> dict:
@@ -570,8 +633,10 @@ class MLP:
         return {**{a.name: a for a in self.activations}, self.cost.name: self.cost}
 
     def _check_nameable(self, what: str) -> None:
-        """Refuse to write ``what`` where one name would stand for two objects: a file
-        names the activations and cost, and a loader gets one object per name."""
+        """Refuse to write ``what`` where one name would stand for two objects (a file
+        names the activations and cost, and a loader gets one object per name), or where
+        a class label is not what its JSON can hold."""
+        targets.to_json(self.classes, what)
         seen: dict[str, Any] = {}
         for obj in [*self.activations, self.cost]:
             if seen.setdefault(obj.name, obj) is not obj:
@@ -589,7 +654,7 @@ class MLP:
         warning. Activations and a cost of the user's own travel as the objects."""
         acts, cost = self._by_name()  # bpgpu's by name: the tables' lambdas do not pickle
         own = None if all(isinstance(o, str) for o in [*acts, cost]) else (tuple(acts), cost)
-        args = (self.config(), self.arrays(), self.backend.name, "network", self.init)
+        args = (self._config(self.classes), self.arrays(), self.backend.name, "network", self.init)
         return rebuild, (*args, own)
 
     @property
@@ -661,6 +726,9 @@ def from_config(cfg: dict, arrays: dict, backend: Any = None, own=None, custom=N
     if cfg.get("input_scaling"):
         net.set_input_scaling(arrays["x_mean"], arrays["x_scale"])
     net.data_info = cfg.get("data")
+    classes = cfg.get("classes", io.recorded_classes(cfg))
+    if classes is not None:
+        net.classes = classes
     return net
 
 

@@ -108,6 +108,9 @@ def test_labels_that_are_not_0_to_k_minus_1_keep_their_names(tmp_path, capsys):
         assert sum(a == b for a, b in zip(lines[1:], want)) >= 8
         if classes:
             assert config(model)["data"]["classes"] == classes
+        # the network's classes are the recorded ones, and it answers with them
+        assert config(model)["classes"] == config(model)["data"]["classes"]
+        assert [str(v) for v in bpgpu.load(model).classify(X[:10])] == lines[1:]
         # the training CSV itself, label column (text, too) and all: it is left out
         assert main("predict", model, data) == 0
         out, err = capsys.readouterr()
@@ -433,7 +436,8 @@ def test_csv_files_as_they_come_named_label_column_and_predict_inputs(tmp_path, 
     assert data["label_column"] == 0 and data["label_name"] == "kind" and data["format"] == "csv"
     assert main("evaluate", model, "--subset", "test") == 0  # the record reads the file again
     net = bpgpu.load(model)
-    want = list(np.array(["ant", "bee", "cat"])[bpgpu.to_numpy(net.classify(X))])
+    assert list(net.classes) == ["ant", "bee", "cat"]  # the network answers with the labels
+    want = list(net.classify(X))
     capsys.readouterr()
     # the training file (its label column, by name, left out); columns moved: still by name
     moved = "a,b,kind,c,d\n" + "".join(

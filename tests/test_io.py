@@ -133,6 +133,12 @@ class Payload:
         ({"config": lambda c: c.update(custom=["tanh"])}, "activation 'tanh' is an object of"),
         ({"config": lambda c: c.update(dtype="float16")}, "dtype"),
         ({"config": lambda c: c.update(sizes=[5, 16_000_000, 16_000_000, 3])}, "max_bytes"),
+        # classes: one per output, each a JSON text, number or boolean, each once
+        ({"config": lambda c: c.update(classes=["a", "b"])}, "'classes' must list 3 labels"),
+        ({"config": lambda c: c.update(classes="abc")}, "'classes' must list 3 labels"),
+        ({"config": lambda c: c.update(classes=["a", "b", None])}, "'classes' holds None"),
+        ({"config": lambda c: c.update(classes=["a", "b", ["c"]])}, r"'classes' holds \['c'\]"),
+        ({"config": lambda c: c.update(classes=["a", "b", "a"])}, "'a' twice"),
         (
             {
                 "config": lambda c: c.update(
@@ -151,6 +157,22 @@ def test_bad_files_are_refused(tmp_path, change, match):
     with pytest.raises(bpgpu.ModelFileError, match=match):
         bpgpu.load(bad)
     assert not os.path.exists("/tmp/bpgpu-pwned")
+
+
+def test_classes_recorded_by_the_command_line_in_older_files_are_the_networks(tmp_path):
+    """A file from before the config held ``classes``: those ``bpgpu train`` recorded
+    in its ``data`` section are the network's (valid ones only; else none, as before)."""
+    good = tmp_path / "good.npz"
+    make().save(good)
+    for data, classes in [
+        ({"task": "classification", "classes": ["x", "y", "z"]}, ["x", "y", "z"]),
+        ({"task": "classification", "classes": ["x", "y"]}, None),  # not one per output
+        ({"task": "regression", "classes": None}, None),
+    ]:
+        rewrite(good, tmp_path / "old.npz", config=lambda c, d=data: c.update(data=d))
+        net = bpgpu.load(tmp_path / "old.npz")
+        assert (None if net.classes is None else net.classes.tolist()) == classes
+    assert bpgpu.load(good).classes is None
 
 
 def test_truncated_and_non_zip_files_are_refused(tmp_path):

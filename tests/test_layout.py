@@ -29,6 +29,7 @@ HOST_SIDE = {
     ),
     "distributed.py": "each rank's share of the host permutation",
     "streaming.py": "rows gathered from host memory maps",
+    "targets.py": "class labels as users hold them (text, any hashable values), on the host",
 }
 # The floors of DESIGN.md / ARCHITECTURE.md, bottom up: a module imports (at the top or
 # deferred inside a function) only modules on its own floor or below.
@@ -53,6 +54,7 @@ FLOORS = {
             "host_rng",
             "fingerprints",
             "sample_weights",
+            "targets",
         ],
         1,
     ),  # the math

@@ -80,3 +80,9 @@ def test_the_activation_of_your_own_example_runs_as_written(tmp_path):
     lines = dict(line.rsplit(" ", 1) for line in out.stdout.splitlines())
     assert float(lines["gradcheck"]) < 1e-6 and lines["reloaded equal"] == "True"
     assert (tmp_path / "swish.npz").exists()
+
+
+def test_the_labels_example_runs_as_written():
+    (code,) = [b for b in blocks("python") if "net.classes" in b]
+    out = run_block(code)
+    assert out.stdout.startswith("['cat' 'dog' 'emu'] [")

@@ -237,6 +237,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         if not args.no_standardize:
             net.set_input_scaling(*datasets.standardize(parts.X_train))
     net.data_info = parts.record
+    if task.kind in ("classification", "binary"):  # fit and evaluate map labels by them
+        net.classes = task.classes
     info = net.backend.info()
     if comm is not None:
         from bpgpu.distributed import describe
@@ -379,11 +381,13 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def _known_labels(task, y, model) -> object:
+    from bpgpu.targets import UnknownLabel
+
     try:
         return task.targets(y)
-    except KeyError as e:
+    except UnknownLabel as e:
         raise ValueError(
-            f"label {e.args[0]!r} is not one of the classes {model} was trained on "
+            f"label {e.label!r} is not one of the classes {model} was trained on "
             f"({', '.join(map(str, task.classes))})"
         ) from None
 
@@ -422,9 +426,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
         result = net.backend.to_numpy(net.classify(X, multilabel=True))
         header, fmt = ",".join(f"label_{c}" for c in task.classes), "%d"
     else:
-        result = net.backend.to_numpy(net.classify(X))
-        if task is not None and task.classes is not None:
-            result = task.labels(result)  # the labels the data used, not output indices
+        result = bpgpu.to_numpy(net.classify(X))  # the labels the data used: net.classes
         header, fmt = name or "label", "%s"
     if args.output is None or args.output.endswith(".csv"):
         buf = _io.StringIO()

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from bpgpu import datasets
+from bpgpu import datasets, targets
 from bpgpu.fingerprints import data_fingerprint
 
 
@@ -191,7 +191,10 @@ class Task:
     outputs: int = 1
 
     def targets(self, y: np.ndarray) -> np.ndarray:
-        """Labels as the network takes them: class indices, 0/1, or the values."""
+        """Targets as the network takes them: the values (regression), 0/1 rows
+        (multi-label), or the class labels themselves (one-hot rows: their columns),
+        which the network maps through its classes (:attr:`bpgpu.MLP.classes`). A label
+        that is not one of the classes raises :class:`bpgpu.targets.UnknownLabel`."""
         if self.kind == "regression":
             if y.dtype.kind not in "biuf":
                 first = y.reshape(-1)[0] if y.size else ""
@@ -200,29 +203,25 @@ class Task:
                     "pass the data it was made for (or train a classifier on these)"
                 )
             return y.astype(np.float64)
+        width = len(self.classes)
+        found = _kind(y)
         if self.kind == "multilabel":
-            if multi_hot(y, len(self.classes)) is None:
+            if found not in ("one-hot", "multilabel") or y.shape[1] != width:
                 raise ValueError(
-                    f"a multi-label model of {len(self.classes)} labels takes 0/1 rows of "
-                    f"{len(self.classes)} columns; the targets have shape {y.shape}"
+                    f"a multi-label model of {width} labels takes 0/1 rows of {width} "
+                    f"columns; the targets have shape {y.shape}"
                     + ("" if y.dtype.kind in "biuf" else f" and dtype {y.dtype}")
                 )
             return y.astype(np.float64)
-        if y.ndim == 2:  # one-hot rows: their column is the label
-            labels = one_hot_labels(y)
-            if labels is None:
+        if y.ndim == 2 and y.shape[1] > 1:  # one-hot rows: their column is the label
+            if found != "one-hot":
                 raise ValueError(
                     f"the targets have shape {y.shape} and are not one-hot rows; a "
                     "classification takes one label per sample, or one-hot rows"
                 )
-            y = labels
-        index = {c: i for i, c in enumerate(self.classes)}
-        codes = np.array([index[v] for v in y.tolist()], dtype=np.int64)
-        return codes.astype(np.float64) if self.kind == "binary" else codes
-
-    def labels(self, codes: np.ndarray) -> np.ndarray:
-        """Class indices (or 0/1) back to the labels the data used."""
-        return np.asarray(self.classes)[np.asarray(codes, dtype=np.int64)]
+            y = np.argmax(y, axis=1)
+        targets.encode(y, np.asarray(self.classes), "the labels")  # each one a known class
+        return y.reshape(-1)
 
     def record(self) -> dict:
         return {"task": self.kind, "classes": self.classes, "outputs": self.outputs}
@@ -234,22 +233,13 @@ class Task:
         return cls(rec["task"], rec.get("classes"), int(rec.get("outputs", 1)))
 
 
-def one_hot_labels(y: np.ndarray) -> np.ndarray | None:
-    """The labels (column indices) of one-hot rows (:func:`multi_hot` rows, each one 1
-    and zeros), or None where ``y`` is not that."""
-    if multi_hot(y) is None or not np.all(y.sum(axis=1) == 1):
+def _kind(y: np.ndarray) -> str | None:
+    """:func:`bpgpu.targets.kind` of a data set's targets; None where it has none (no
+    rows, more than 2-D, rows of text)."""
+    try:
+        return targets.kind(y)
+    except ValueError:
         return None
-    return np.argmax(y, axis=1)
-
-
-def multi_hot(y: np.ndarray, width: int | None = None) -> np.ndarray | None:
-    """``y`` if it is rows of 0s and 1s (2-D, two or more columns; ``width`` of them
-    where given), else None."""
-    if y.ndim != 2 or y.shape[1] < 2 or y.dtype.kind not in "biuf" or not y.size:
-        return None
-    if width is not None and y.shape[1] != width:
-        return None
-    return y if np.all((y == 0) | (y == 1)) else None
 
 
 def find_task(task: str, output: str | None, ys: list[np.ndarray]) -> tuple[Task, str]:
@@ -259,9 +249,10 @@ def find_task(task: str, output: str | None, ys: list[np.ndarray]) -> tuple[Task
     that are not all one-hot are multi-label (a sigmoid unit per column) unless the task
     is regression."""
     y = np.concatenate([np.asarray(v) for v in ys]) if len(ys) > 1 else np.asarray(ys[0])
-    hot = multi_hot(y)
-    if task == "multilabel" or (task == "auto" and hot is not None and one_hot_labels(y) is None):
-        if hot is None:
+    found = _kind(y)
+    hot = found in ("one-hot", "multilabel")
+    if task == "multilabel" or (task == "auto" and found == "multilabel"):
+        if not hot:
             raise ValueError(
                 f"multi-label needs 0/1 rows, a column per label; the targets have shape "
                 f"{y.shape} (one label per sample is --task classification)"
@@ -278,14 +269,13 @@ def find_task(task: str, output: str | None, ys: list[np.ndarray]) -> tuple[Task
             f"{int(per_row.min())} to {int(per_row.max())} per sample"
         )
         return Task("multilabel", list(range(k)), k), line
-    labels = one_hot_labels(y) if task != "regression" else None
-    if labels is not None:
+    if task != "regression" and found == "one-hot":
         k = y.shape[1]
         line = f"classification: {k} classes, one per column of the one-hot targets (0..{k - 1})"
         return _class_task(list(range(k)), output, line)
-    if task == "auto":
-        integral = y.dtype.kind in "iub" or y.dtype.kind in "US"
-        task = "classification" if y.ndim == 1 and integral else "regression"
+    if task == "auto":  # whole numbers read as floats were made integers when read
+        classes = found == "classes" and y.ndim == 1 and y.dtype.kind != "f"
+        task = "classification" if classes else "regression"
     if task == "regression":
         if y.dtype.kind not in "fiub":
             raise ValueError(f"regression needs numeric targets; the labels are {y.dtype} text")
@@ -303,7 +293,7 @@ def find_task(task: str, output: str | None, ys: list[np.ndarray]) -> tuple[Task
             f"numbers with fractions (e.g. {odd:g}): use --task regression (or auto), or "
             "make classes of them first"
         )
-    classes = np.unique(y).tolist()
+    classes = targets.classes_of(y).tolist()
     if len(classes) < 2:
         raise ValueError(f"the data hold one class only ({classes[0]!r}); nothing to learn")
     shown = ", ".join(map(str, classes[:12])) + (", ..." if len(classes) > 12 else "")
@@ -428,7 +418,7 @@ def predict_inputs(path: str, net, x_key: str | None = None) -> np.ndarray:
 
 def class_weight_option(spec: str | None, task: Task, recorded: dict | None):
     """``--class-weight``: ``"balanced"``, or ``NAME=W,...`` with the classes as the data
-    name them, as ``fit``'s ``class_weight`` (a dict of output indices); a resumed run
+    name them, as ``fit``'s ``class_weight`` (a dict keyed by the classes); a resumed run
     takes its checkpoint's and refuses another. Returns ``(spec, weights)``: the text to
     record in the model file and the weights, both None without class weights."""
     before = (recorded or {}).get("class_weight")
@@ -461,5 +451,5 @@ def class_weight_option(spec: str | None, task: Task, recorded: dict | None):
                 f"--class-weight names class {name.strip()!r}; the classes are "
                 f"{', '.join(names[:12])}{', ...' if len(names) > 12 else ''}"
             )
-        table[names.index(name.strip())] = w
+        table[task.classes[names.index(name.strip())]] = w  # fit's keys: the classes
     return spec, table

@@ -9,8 +9,8 @@ from sklearn.metrics import accuracy_score, r2_score
 from sklearn.neural_network import MLPRegressor
 from sklearn.preprocessing import LabelBinarizer
 from sklearn.utils.metaestimators import available_if
-from sklearn.utils.multiclass import type_of_target, unique_labels
 
+from bpgpu import targets
 from bpgpu.sklearn._base import _BPBase, _parameter_table
 
 __all__ = ["BPClassifier", "BPRegressor"]
@@ -22,7 +22,10 @@ class BPClassifier(ClassifierMixin, _BPBase):
     for what differs), with ``backend`` and ``dtype``.
 
     Binary targets train one logistic unit, several classes a softmax, multilabel
-    indicator targets one logistic unit per label; the loss is the log-loss.
+    indicator targets one logistic unit per label; the loss is the log-loss. What the
+    targets are is :func:`bpgpu.targets.kind`'s answer (0/1 rows of two or more columns,
+    one-hot included, are indicator targets, as scikit-learn reads them);
+    ``LabelBinarizer`` encodes them.
     """
 
     def _validate_input(self, X, y, incremental, reset):
@@ -31,8 +34,9 @@ class BPClassifier(ClassifierMixin, _BPBase):
             self._label_binarizer = LabelBinarizer()
             self._label_binarizer.fit(y)
             self.classes_ = self._label_binarizer.classes_
+            self._indicator = targets.indicator(y)
         else:
-            classes = unique_labels(y)
+            classes = np.arange(y.shape[1]) if self._multilabel() else targets.classes_of(y)
             if self.warm_start:
                 if set(classes) != set(self.classes_):
                     raise ValueError(
@@ -47,7 +51,8 @@ class BPClassifier(ClassifierMixin, _BPBase):
         return X, self._label_binarizer.transform(y).astype(bool)
 
     def _multilabel(self) -> bool:
-        return self._label_binarizer.y_type_.startswith("multilabel")
+        """Whether the targets are indicator rows, a logistic unit per column."""
+        return self._indicator
 
     def _out_activation(self) -> str:
         return "sigmoid" if self._multilabel() or len(self.classes_) <= 2 else "softmax"
@@ -106,10 +111,8 @@ class BPClassifier(ClassifierMixin, _BPBase):
             if classes is None:
                 raise ValueError("classes must be passed on the first call to partial_fit.")
             self._label_binarizer = LabelBinarizer()
-            if type_of_target(y).startswith("multilabel"):
-                self._label_binarizer.fit(y)
-            else:
-                self._label_binarizer.fit(classes)
+            self._indicator = targets.indicator(y)
+            self._label_binarizer.fit(y if self._indicator else classes)
             self.classes_ = self._label_binarizer.classes_
         elif classes is not None and not np.array_equal(np.unique(classes), self.classes_):
             raise ValueError(
