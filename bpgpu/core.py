@@ -245,3 +245,11 @@ def train_batches(ops, layers, cost, opt, loss: bool, hits, scan, batch_size: in
         return params, state, E, right
 
     return run
+
+
+def forward_cost(ops, layers, cost, params, X, T) -> tuple[Any, list]:
+    """Per-sample cost ``(B,)`` (from the logits where the pair has a shortcut) of a
+    device batch and every layer's output ``Ys`` (``Ys[0]`` the input): the loss as
+    :meth:`bpgpu.model.Model.loss`, the scoring program and ``gradcheck`` compute it."""
+    Xs, Ys = forward(ops, layers, params, X)
+    return cost.per_sample(ops.xp, layers[-1].activation, Xs[-1], Ys[-1], T), Ys

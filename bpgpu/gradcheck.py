@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 
 from bpgpu._args import integer, real
-from bpgpu.model import forward_cost
+from bpgpu.core import forward_cost
 from bpgpu.network import MLP
 
 # rounding error of one float64 loss evaluation, in units of |E|: machine epsilon times

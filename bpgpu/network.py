@@ -29,6 +29,7 @@ from bpgpu.history import History
 from bpgpu.initial_weights import INITS, host_copy, init_weights
 from bpgpu.layers import build, by_layer, param_names, param_shapes
 from bpgpu.model import Model
+from bpgpu.network_files import NetworkFiles
 from bpgpu.optimizers import Optimizer
 from bpgpu.sample_weights import sample_weights
 from bpgpu.settings import NETWORK_SEED, FitOptions
@@ -59,7 +60,7 @@ def on_device(method: F) -> F:
 _DEFAULT_COST = {"softmax": "categorical_cross_entropy", "sigmoid": "cross_entropy"}
 
 
-class MLP:
+class MLP(NetworkFiles):
     """A fully connected network trained by backpropagation.
 
     Parameters
@@ -570,83 +571,6 @@ class MLP:
         )
         return _fit(self, X, y, options)
 
-    # ---- files -----------------------------------------------------------------------
-
-    def config(self) -> dict:
-        """The JSON config of a model file for this network.
-
-        Raises
-        ------
-        ValueError
-            A class label that JSON cannot hold (:func:`bpgpu.targets.to_json`).
-        """
-        return self._config(targets.to_json(self.classes))
-
-    def _config(self, classes: Any) -> dict:
-        """:meth:`config` with ``classes`` as given (a pickle keeps them as they are)."""
-        cfg = io.model_config(
-            self.sizes,
-            [a.name for a in self.activations],
-            self.cost.name,
-            self.dtype,
-            self.seed,
-            self.input_scaling is not None,
-        )
-        own = self._own_objects()
-        if own:  # the names a loader must be given objects for (bpgpu.load(custom=...))
-            cfg["custom"] = own
-        if self.data_info is not None:
-            cfg["data"] = self.data_info
-        if classes is not None:
-            cfg["classes"] = classes
-        return cfg
-
-    def arrays(self) -> dict:
-        """The arrays of a model file: parameters by name, and the input scaling."""
-        arrays = dict(zip(param_names(self.layers), self.get_weights()))
-        if self.input_scaling is not None:
-            arrays["x_mean"], arrays["x_scale"] = self.input_scaling
-        return arrays
-
-    def save(self, path: Any) -> None:
-        """Save architecture, weights and input scaling to ``path`` (.npz), atomically; a
-        missing folder is made, as for checkpoints and the CLI's files."""
-        self._check_nameable("a model file")
-        io.write_archive(io.prepare_output(path, "model file"), self.config(), self.arrays())
-
-    def _by_name(self) -> tuple[list, Any]:
-        """The activations and the cost as a file or a pickle can hold them: bpgpu's by
-        their names, the user's own as the objects."""
-        acts = [a.name if _in_table(_acts.ACTIVATIONS, a) else a for a in self.activations]
-        return acts, self.cost.name if _in_table(_costs.COSTS, self.cost) else self.cost
-
-    def _own_objects(self) -> list[str]:
-        """Names of the activations and cost of this network that are objects of the
-        user's own rather than the tables' entries, each once, in layer order: a model
-        file names them, and its loader must be given them (``custom``)."""
-        acts, cost = self._by_name()
-        return list(dict.fromkeys(o.name for o in [*acts, cost] if not isinstance(o, str)))
-
-    def _objects(self) -> dict[str, Any]:
-        """Every activation and the cost of this network by name (what a checkpoint of
-        it names, to read one back for a resume)."""
-        return {**{a.name: a for a in self.activations}, self.cost.name: self.cost}
-
-    def _check_nameable(self, what: str) -> None:
-        """Refuse to write ``what`` where one name would stand for two objects (a file
-        names the activations and cost, and a loader gets one object per name), or where
-        a class label is not what its JSON can hold."""
-        targets.to_json(self.classes, what)
-        seen: dict[str, Any] = {}
-        for obj in [*self.activations, self.cost]:
-            if seen.setdefault(obj.name, obj) is not obj:
-                raise ValueError(
-                    f"{what} names the activations and cost, and two different objects of "
-                    f"this network are both called {obj.name!r} (one of them your own): a "
-                    "loader could not tell them apart. Give yours a name of its own, e.g. "
-                    f"dataclasses.replace(your_object, name='my_{obj.name}')"
-                )
-
     def __reduce__(self):
         """Pickles and copies (``copy.copy`` too: an independent network) hold what a model
         file holds, host arrays, and the backend's name: unpickled where that backend
@@ -696,12 +620,6 @@ def _length(a: Any) -> int | None:
         return len(a)
     except TypeError:
         return None
-
-
-def _in_table(table: dict, obj) -> bool:
-    """Whether ``obj`` is the entry its name has in ``table`` (not a user's own): that
-    object, or an equal copy (same name, same functions and properties)."""
-    return table.get(obj.name) == obj
 
 
 def from_config(cfg: dict, arrays: dict, backend: Any = None, own=None, custom=None) -> MLP:

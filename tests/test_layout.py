@@ -48,6 +48,7 @@ FLOORS = {
             "core",
             "inputs",
             "model",
+            "scoring",
             "programs",
             "batches",
             "initial_weights",
@@ -74,7 +75,7 @@ FLOORS = {
         ],
         3,
     ),  # training
-    "network": 4,  # the MLP class, a thin face
+    **dict.fromkeys(["network", "network_files"], 4),  # the MLP class, a thin face
     **dict.fromkeys(["gradcheck", "consistency"], 5),  # tools built on MLP
     **dict.fromkeys(
         ["cli", "__init__", "__main__", "bench", "sklearn"], 6
