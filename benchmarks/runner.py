@@ -198,7 +198,14 @@ def ratios(rows: list[dict], w) -> None:
 
 TARGETS = [
     # (workload, bpgpu peer, other, minimum ratio, what)
-    ("small", "bpgpu[numpy]", "numpy-loop", 1.0, "CPU numpy >= 1.0x hand-written NumPy"),
+    (
+        "small",
+        "bpgpu[numpy]",
+        "numpy-loop",
+        0.85,
+        "CPU numpy with per-batch loss and accuracy (the loop computes neither) >= 0.85x "
+        "hand-written NumPy",
+    ),
     (
         "small",
         "bpgpu-nometrics[numpy]",

@@ -103,6 +103,9 @@ def fit(net, X, y, opts: FitOptions) -> History:
         dist.check(error)
         record = {"data": trainer.run.data, "network": net.config()}
         dist.agree({**record, "settings": trainer.settings.record()})
+        if opts.resume is None:  # every rank starts from rank 0's weights (its own
+            # differ for a network built with seed=None); a resume reads them from a file
+            net.set_weights(dist.bcast(net.get_weights()))
     run, callbacks = trainer.run, trainer.callbacks
     _begin(net, run, callbacks)
     compiled_before = getattr(model.backend, "compile_seconds", 0.0)
@@ -154,9 +157,6 @@ def _trainer(net, X, y, opts: FitOptions, dist) -> Trainer:
         data = prepare_data(model, X, y, st, opts.validation_data, weighting)
         batches = _batches(model, data, st, dist, opts.train_metrics is True)
         if ckpt is None:
-            if dist is not None:  # every rank starts from rank 0's weights (its own
-                # would differ for a network built with seed=None)
-                net.set_weights(dist.bcast(net.get_weights()))
             run = fresh_run(model, st, opt)
         else:
             run.position = position_of(run.position, batches.count)
