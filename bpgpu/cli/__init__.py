@@ -1,5 +1,6 @@
-"""The ``bpgpu`` command: the parser and the small commands (:mod:`.parser`), training,
-evaluation and prediction (:mod:`.commands`), loss curves (:mod:`.plot`). It sits on top
+"""The ``bpgpu`` command: the parser, every command's options and ``main``
+(:mod:`.parser`), what the commands do (:mod:`.commands`), data files (:mod:`.data`),
+loss curves (:mod:`.plot`). It sits on top
 of the library and imports it; nothing in the library imports it."""
 
 from bpgpu.cli.parser import build_parser, main

@@ -1,109 +1,25 @@
-"""The ``bpgpu`` command. Exit codes: 0 success, 1 failure, 2 usage error."""
+"""The ``bpgpu`` command line: the parser (every command's options, declared in one
+place, and the converters that check them) and ``main``. Exit codes: 0 success, 1
+failure, 2 usage error. What each command does is in :mod:`bpgpu.cli.commands`."""
 
 from __future__ import annotations
 
 import argparse
 import logging
+import math
 import os
 import sys
 from collections.abc import Sequence
 
-
-def _split(values: list[str] | None) -> list[str] | None:
-    """``["a,b", "c"]`` -> ``["a", "b", "c"]``; None stays None."""
-    if values is None:
-        return None
-    return [v.strip() for item in values for v in item.split(",") if v.strip()]
-
-
-def cmd_backends(args: argparse.Namespace) -> int:
-    from bpgpu.backends import list_backends
-
-    rows = list_backends()
-    print(f"{'backend':<18} {'available':<9} {'version':<14} device / reason")
-    for r in rows:
-        detail = r["device"] if r["available"] else r["reason"]
-        print(f"{r['name']:<18} {'yes' if r['available'] else 'no':<9} {r['version']:<14} {detail}")
-    return 0
-
-
-def cmd_check(args: argparse.Namespace) -> int:
-    from bpgpu.consistency import TOLERANCE, compare_backends
-    from bpgpu.io import prepare_output, write_text
-
-    dtypes = _split(args.dtype)
-    bad = [d for d in dtypes or () if d not in TOLERANCE]
-    if bad:
-        print(f"bpgpu check: unknown dtype {bad[0]!r}; use float64 or float32", file=sys.stderr)
-        return 2
-    data_options = ("data", "format", "x_key", "y_key", "label_column")
-    if args.model is None and any(getattr(args, k) is not None for k in data_options):
-        print("bpgpu check: --data and its options are for --model FILE", file=sys.stderr)
-        return 2
-    if args.rows < 1:
-        print(f"bpgpu check: --rows must be a positive integer, got {args.rows}", file=sys.stderr)
-        return 2
-    if args.output:
-        prepare_output(args.output, "report")  # before the work, not after it
-    model = None if args.model is None else _model_and_rows(args)  # its errors: exit 1
-    try:  # unknown backend names: a usage error
-        if model is None:
-            dtypes = tuple(dtypes or ("float64", "float32"))
-            report = compare_backends(_split(args.backends), dtypes=dtypes, seed=args.seed)
-            what = f"{report.cases} networks"
-        else:
-            net, X, y, where = model
-            report = compare_backends(net, X, y, backends=_split(args.backends), dtypes=dtypes)
-            what = f"{args.model} on {len(X)} rows of {where}"
-    except ValueError as e:
-        print(f"bpgpu check: {e}", file=sys.stderr)
-        return 2
-    text = [
-        f"bpgpu check: {what} per backend and dtype, against NumPy float64; "
-        "relative-norm error (against the size of what a tensor sums, where that is "
-        "larger), worst case",
-        "",
-        report.table(),
-    ]
-    for name, why in report.skipped.items():
-        text.append(f"\nnot run: {name}: {why}")
-    failed = [f for r in report.rows for f in r.failures()]
-    if failed:
-        text += ["", *(f"FAIL {f}" for f in failed)]
-    if report.ok:
-        ran = sorted({r.backend for r in report.rows})
-        text += ["", f"agreement within tolerance: {', '.join(ran)}"]
-    elif not report.rows:
-        text += ["", "no backend ran"]
-    out = "\n".join(text)
-    print(out)
-    if args.output:
-        write_text(args.output, out + "\n")
-    return 0 if report.ok else 1
-
-
-def _model_and_rows(args: argparse.Namespace):
-    """``bpgpu check --model``: the saved network, the first ``--rows`` rows of its data
-    (``--data``, else the data the model file recorded) and where they came from."""
-    import bpgpu
-    from bpgpu.cli.commands import _known_labels
-    from bpgpu.cli.data import Source, Task
-
-    net = bpgpu.load(args.model, backend="numpy")
-    rec = net.data_info
-    if rec is None and args.data is None:
-        raise ValueError(
-            f"{args.model} does not record the data it was trained on (saved from Python, "
-            "or by an older bpgpu); pass --data"
-        )
-    src = Source.from_args(args, rec if args.data is None else None)
-    X, y = src.load("test")
-    X, y = X[: args.rows], y[: args.rows]
-    task = Task.from_record(rec)
-    if task is not None:
-        y = _known_labels(task, y, args.model)  # the data's labels, as output indices
-    net.loss(X, y)  # the data fit the network, or the error says how not (exit 1)
-    return net, X, y, src.path
+from bpgpu.cli.commands import (
+    cmd_backends,
+    cmd_bench,
+    cmd_check,
+    cmd_evaluate,
+    cmd_predict,
+    cmd_train,
+)
+from bpgpu.cli.data import TASKS, add_data_options
 
 
 class Parser(argparse.ArgumentParser):
@@ -115,7 +31,6 @@ class Parser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     from bpgpu._version import __version__
-    from bpgpu.cli.commands import Help, add_commands
 
     p = Parser(
         prog="bpgpu",
@@ -170,7 +85,6 @@ def build_parser() -> argparse.ArgumentParser:
         "rows of its data, instead of the suite (dtype: the model's, unless --dtype)",
     )
     c.add_argument("--rows", type=int, default=256, help="rows of data with --model")
-    from bpgpu.cli.data import add_data_options
 
     add_data_options(c, recorded=True, split=False)
     c.set_defaults(func=cmd_check)
@@ -184,12 +98,6 @@ def build_parser() -> argparse.ArgumentParser:
     )
     bench.set_defaults(func=cmd_bench)
     return p
-
-
-def cmd_bench(args: argparse.Namespace) -> int:
-    from bpgpu.bench.runner import main as bench_main
-
-    return bench_main(args.extra)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -236,3 +144,229 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"bpgpu {args.command}: interrupted", file=sys.stderr)
         return 130
+
+
+class Help(argparse.ArgumentDefaultsHelpFormatter):
+    """``--help`` with every default that is a value (not a flag's True or False, not
+    None)."""
+
+    def _get_help_string(self, action):
+        flag = isinstance(action, (argparse._StoreTrueAction, argparse._StoreFalseAction))
+        if (
+            flag
+            or action.default in (None, argparse.SUPPRESS)
+            or "%(default)" in (action.help or "")
+        ):
+            return action.help
+        return super()._get_help_string(action)
+
+
+def positive_int(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {v}")
+    return v
+
+
+def number(lo: float, open_lo: bool):
+    """An argparse type: a finite number above ``lo``."""
+
+    def parse(text: str) -> float:
+        try:
+            v = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+        if not math.isfinite(v) or (v <= lo if open_lo else v < lo):
+            raise argparse.ArgumentTypeError(
+                f"must be {'>' if open_lo else '>='} {lo:g}, got {text}"
+            )
+        return v
+
+    return parse
+
+
+def sizes(text: str) -> list[int]:
+    fields = text.split(",")
+    if len(fields) > 1 and not all(v.strip() for v in fields):  # 16,,8: a size left out?
+        raise argparse.ArgumentTypeError(
+            f"an empty layer size in {text!r}; write every size, e.g. 256,128"
+        )
+    try:
+        out = [int(v) for v in fields if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated integers, got {text!r}"
+        ) from None
+    if not out or any(n < 1 for n in out):
+        raise argparse.ArgumentTypeError("layer sizes must be positive integers, e.g. 256,128")
+    return out
+
+
+def add_commands(sub, common) -> None:
+    from bpgpu.activations import ACTIVATIONS
+    from bpgpu.costs import COSTS
+    from bpgpu.optimizers import OPTIMIZERS
+
+    t = sub.add_parser(
+        "train",
+        parents=[common],
+        formatter_class=Help,
+        help="train an MLP (default: the embedded digits)",
+        description="Train an MLP and save it. The defaults train 64-256-10 ReLU/softmax with "
+        "Adam on the embedded 8x8 digits. Classes are taken from all the data (train and "
+        "test; one-hot rows: a class per column); 0/1 rows that are not all one-hot are "
+        "multi-label (a sigmoid unit per column, any number of labels a sample); numeric "
+        "targets that are not class labels train a regression (identity output, quadratic "
+        "cost); --output-activation sigmoid trains one unit for two classes.",
+    )
+    add_data_options(t)
+    t.add_argument(
+        "--task",
+        choices=TASKS,
+        default="auto",
+        help="classification (labels), multilabel (0/1 rows), regression (numeric "
+        "targets), or auto",
+    )
+    t.add_argument(
+        "--hidden", type=sizes, default=None, help="hidden layer sizes, e.g. 256,128 (256)"
+    )
+    hidden_acts = [a for a, act in ACTIVATIONS.items() if act.hidden_ok]
+    t.add_argument(
+        "--activation", default=None, choices=hidden_acts, help="hidden activation (relu)"
+    )
+    t.add_argument(
+        "--output-activation",
+        default=None,
+        choices=list(ACTIVATIONS),
+        help="output activation (softmax; identity for regression)",
+    )
+    t.add_argument(
+        "--cost",
+        default=None,
+        choices=list(COSTS),
+        help="cost (the natural one for the output activation)",
+    )
+    t.add_argument("--optimizer", default=None, choices=list(OPTIMIZERS), help="optimizer (adam)")
+    t.add_argument(
+        "--lr",
+        type=number(0, True),
+        default=None,
+        help="learning rate (adam 0.001, the others 0.1)",
+    )
+    t.add_argument(
+        "--weight-decay",
+        type=number(0, False),
+        default=None,
+        help="L2 per step on the weight matrices (0.001); a textbook lambda over n "
+        "samples is lambda / n",
+    )
+    t.add_argument(
+        "--class-weight",
+        default=None,
+        help="weigh the classes: 'balanced' (n / (K * count) each), or NAME=W,... as the "
+        "data name the classes, the others 1 (off)",
+    )
+    t.add_argument("--epochs", type=positive_int, default=50, help="train until this many epochs")
+    t.add_argument("--batch-size", type=positive_int, default=None, help="mini-batch size (32)")
+    t.add_argument(
+        "--patience",
+        type=positive_int,
+        default=None,
+        help="early stopping: epochs without a better validation loss (off)",
+    )
+    t.add_argument(
+        "--backend",
+        default=None,
+        help="auto, numpy, cupy, cupy:N, torch, torch:cuda, ... "
+        "(auto: CuPy when a CUDA device works, else NumPy)",
+    )
+    t.add_argument(
+        "--dtype", default=None, choices=["float32", "float64"], help="float32 or float64 (float32)"
+    )
+    t.add_argument(
+        "--no-standardize",
+        action="store_true",
+        help="feed raw inputs (default: standardise with the training part's mean and scale)",
+    )
+    t.add_argument("-o", "--out", default="model.npz", help="the model file to write")
+    t.add_argument("--plot", default=None, help="PNG of the curves (MODEL.png beside the model)")
+    t.add_argument("--no-plot", action="store_true", help="write no PNG")
+    t.add_argument(
+        "--checkpoint",
+        default=None,
+        help="checkpoint after every epoch and on Ctrl-C, kept afterwards (default: "
+        "MODEL.ckpt.npz, removed when training finishes)",
+    )
+    t.add_argument("--no-checkpoint", action="store_true", help="write no checkpoint")
+    t.add_argument(
+        "--resume",
+        default=None,
+        help="continue from this checkpoint: its network, settings and data split",
+    )
+    t.add_argument(
+        "--no-progress",
+        dest="progress",
+        action="store_false",
+        help="no progress bar (it is off anyway when stderr is not a terminal)",
+    )
+    t.add_argument(
+        "--distributed",
+        action="store_true",
+        help="data-parallel over MPI: run as mpiexec -n N bpgpu train --distributed (each "
+        "rank on its own GPU by local rank; rank 0 prints and writes)",
+    )
+    t.set_defaults(func=cmd_train)
+
+    e = sub.add_parser(
+        "evaluate",
+        parents=[common],
+        formatter_class=Help,
+        help="loss and accuracy of a saved model on data",
+        description="Loss and accuracy (R^2 for regression) of a saved model. --subset test "
+        "rebuilds the test part from the data, split and seed the model file recorded, and "
+        "refuses data that differ.",
+    )
+    e.add_argument("model", help="a model file from bpgpu train (or MLP.save)")
+    add_data_options(e, recorded=True)
+    e.add_argument(
+        "--subset",
+        choices=["all", "test"],
+        default="all",
+        help="all: every row of --data (an MNIST folder's t10k files); test: the "
+        "test part of the training data as the model recorded it",
+    )
+    e.add_argument("--backend", default=None, help="where to run (auto)")
+    e.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser(
+        "predict",
+        parents=[common],
+        formatter_class=Help,
+        help="class labels (or outputs) for inputs in a .npy, .npz or CSV file",
+        description="Class labels (as the training data named them) or network outputs for "
+        "each row of a .npy, .npz or CSV file; CSV to stdout without -o.",
+    )
+    p.add_argument("model", help="a model file from bpgpu train (or MLP.save)")
+    p.add_argument(
+        "input",
+        help="a .npy, an .npz, or a CSV file (.csv, .tsv, .txt, also .gz, .bz2, .xz, "
+        ".zip), one row per sample (a CSV like the one the model was trained on may keep "
+        "its label column: it is left out)",
+    )
+    p.add_argument(
+        "--x-key",
+        default=None,
+        help="the inputs array of an .npz (the training data's --x-key, else X)",
+    )
+    p.add_argument(
+        "-o",
+        "--output",
+        default=None,
+        help=".npy or .csv to write (default: CSV with a header on stdout)",
+    )
+    p.add_argument("--outputs", action="store_true", help="write network outputs, not labels")
+    p.add_argument("--backend", default=None, help="where to run (auto)")
+    p.set_defaults(func=cmd_predict)
