@@ -13,7 +13,7 @@ from bpgpu._args import integer, real
 from bpgpu.history import History
 from bpgpu.optimizers import lr_text
 
-__all__ = ["Callback", "PrintEpochs", "ReduceLROnPlateau", "epoch_line"]
+__all__ = ["Callback", "PrintEpochs", "ReduceLROnPlateau", "epoch_line", "has_batch_hook"]
 
 
 class Callback:
@@ -51,6 +51,11 @@ class Callback:
     def on_epoch_end(self, net, epoch: int, logs: dict[str, float]) -> bool | None: ...
 
     def on_train_end(self, net, history: History) -> None: ...
+
+
+def has_batch_hook(cb) -> bool:
+    """Whether ``cb`` has an ``on_batch_end`` of its own (the base class's does nothing)."""
+    return getattr(type(cb), "on_batch_end", None) is not Callback.on_batch_end
 
 
 # the numbers of an epoch line, and their names there

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bpgpu.batches import row_bytes
-from bpgpu.callbacks import Callback
+from bpgpu.callbacks import has_batch_hook
 
 
 @dataclass
@@ -81,7 +81,7 @@ def compiled_epoch(model, data, trainer) -> bool:
     for cb in trainer.callbacks:
         per_batch = getattr(cb, "per_batch", None)
         if per_batch is None:
-            per_batch = type(cb).on_batch_end is not Callback.on_batch_end
+            per_batch = has_batch_hook(cb)
         if per_batch:
             return False
     return True

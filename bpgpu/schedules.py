@@ -267,6 +267,12 @@ class ExponentialDecay(Schedule):
         return f.upper(value, self.end_value)
 
 
+def _half_cosine(f, done, exponent: float):
+    """The cosine decays' factor: ``((1 + cos(pi * done)) / 2) ** exponent``, from 1 at
+    ``done = 0`` to 0 at ``done = 1``."""
+    return (0.5 * (1.0 + f.cos(math.pi * done))) ** exponent
+
+
 @dataclass(frozen=True)
 class CosineDecay(Schedule):
     """optax's ``cosine_decay_schedule``: over ``decay_steps`` updates the rate falls
@@ -307,8 +313,8 @@ class CosineDecay(Schedule):
 
     def rate(self, f, count):
         done = f.upper(f.num(count), float(self.decay_steps)) / self.decay_steps
-        c = 0.5 * (1.0 + f.cos(math.pi * done))
-        return self.init_value * ((1.0 - self.alpha) * c**self.exponent + self.alpha)
+        c = _half_cosine(f, done, self.exponent)
+        return self.init_value * ((1.0 - self.alpha) * c + self.alpha)
 
 
 @dataclass(frozen=True)
@@ -370,7 +376,7 @@ class WarmupCosineDecay(Schedule):
         warm = self.init_value + rise * (f.upper(n, float(w)) / w) if w else self.peak_value
         length = self.decay_steps - w
         done = f.upper(f.lower(n - w, 0.0), float(length)) / length
-        c = (0.5 * (1.0 + f.cos(math.pi * done))) ** self.exponent
+        c = _half_cosine(f, done, self.exponent)
         cool = (self.peak_value - self.end_value) * c + self.end_value
         return f.select(n < w, warm, cool) if w else cool
 

@@ -5,7 +5,7 @@ run had reached. Nothing here touches the network or the data."""
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 from bpgpu import optimizers as _opt
@@ -133,15 +133,9 @@ def resolve_settings(
     are errors), validated; the optimizer object; and, resuming, the hyper-parameters it
     had at the checkpoint (for :func:`reload_optimizer`, once every check has passed)."""
     saved = None if training is None else training["settings"]
-    # fit's defaults; a setting left at its default takes the checkpoint's value
-    defaults = {
-        "batch_size": 32,
-        "validation_split": 0.0,
-        "shuffle": True,
-        "patience": None,
-        "min_delta": 0.0,
-        "seed": NETWORK_SEED,
-    }
+    # fit's defaults (FitOptions'); a setting left at its default takes the checkpoint's
+    keys = ("batch_size", "validation_split", "shuffle", "patience", "min_delta", "seed")
+    defaults = {f.name: f.default for f in fields(FitOptions) if f.name in keys}
     merged = {}
     for k, default in defaults.items():
         given = kw[k]

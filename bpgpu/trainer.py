@@ -8,7 +8,7 @@ is what they hand it (settings, data, the run, callbacks); what happens between 
 that a caller adds (early stopping on its own score, a learning rate that adapts,
 progress lines) is a :class:`~bpgpu.Callback`.
 
-A step (:meth:`Trainer.step`): one optimizer step on a device batch; data-parallel, on
+A step (``Trainer.step``): one optimizer step on a device batch; data-parallel, on
 this rank's share of a global batch, with the gradients summed over the ranks.
 """
 
@@ -18,7 +18,7 @@ import logging
 import math
 import time
 
-from bpgpu.callbacks import Callback
+from bpgpu.callbacks import Callback, has_batch_hook
 from bpgpu.epochs import (
     Epoch,
     Numbers,
@@ -56,6 +56,13 @@ class Stop:
 
     def is_set(self) -> bool:
         return self.local() if self.dist is None else self.any
+
+    def check(self):
+        """:meth:`is_set` as one callable for a loop to ask every batch: in one process
+        the flag's own ``is_set``, a call fewer."""
+        if self.dist is None and self.flag is not None:
+            return self.flag.is_set
+        return self.is_set
 
 
 class Trainer:
@@ -102,29 +109,16 @@ class Trainer:
         self.metrics, self.anomaly, self.dist = train_metrics, detect_anomaly, dist
         self.stop = Stop(dist)
         self._first_reduce = True  # data-parallel: the stop flag rides on a step's first sum
+        # step(Xb, Tb, where, loss, rows, weights) -> (E, Y): one optimizer step on a
+        # batch, E its summed cost (None unless ``loss``) and Y its outputs; ``where =
+        # (epoch, batch)`` in anomaly mode; ``weights`` each row's share of its batch's
+        self.step = self._local_step() if dist is None else self._ranks_step
 
     # ---- one step -----------------------------------------------------------------------
 
-    def step(self, Xb, Tb, where, loss: bool, rows=None, weights=None):
-        """One optimizer step on a batch: ``(E, Y)``, the batch's summed cost (None
-        unless ``loss``) and outputs; ``where = (epoch, batch)`` in anomaly mode;
-        ``weights``: each row's share of the batch's weight. Data-parallel, the batch is
-        this rank's share of a global batch of ``rows`` rows."""
-        run, model = self.run, self.model
-        if self.dist is None:
-            run.state, E, Y = model.step(Xb, Tb, run.opt, run.state, loss, where, weights=weights)
-            return E, Y
-        self._first_reduce = True
-        run.state, E, Y = model.step(
-            Xb, Tb, run.opt, run.state, loss, where, self._reduce, rows, weights
-        )
-        return E, Y
-
-    def _step_function(self):
-        """:meth:`step`, or where no rank shares the step, the same written out with
-        the model and the run bound once (a call fewer per step)."""
-        if self.dist is not None:
-            return self.step
+    def _local_step(self):
+        """The step of a fit no other rank shares, with the model and the run bound once
+        (on a small network a lookup is a noticeable part of a step)."""
         model, run = self.model, self.run
 
         def step(Xb, Tb, where, loss, rows=None, weights=None):
@@ -132,6 +126,16 @@ class Trainer:
             return E, Y
 
         return step
+
+    def _ranks_step(self, Xb, Tb, where, loss: bool, rows=None, weights=None):
+        """The data-parallel step: ``Xb`` is this rank's share of a global batch of
+        ``rows`` rows, the gradients are summed over the ranks (:meth:`_reduce`)."""
+        run = self.run
+        self._first_reduce = True
+        run.state, E, Y = self.model.step(
+            Xb, Tb, run.opt, run.state, loss, where, self._reduce, rows, weights
+        )
+        return E, Y
 
     def _reduce(self, grads):
         """The gradients summed over the ranks (once per step, or once per layer for
@@ -170,10 +174,8 @@ class Trainer:
         tally = Tally(model)
         # what runs for every batch, looked up once: on a small network the loop's own
         # work is a noticeable part of a step
-        step, metrics, rows = self._step_function(), self.metrics, batches.rows
-        flag = self.stop.flag  # one process: the flag itself; ranks: their shared stop
-        stopped = flag.is_set if self.dist is None and flag is not None else self.stop.is_set
-        hooks = [cb for cb in self.callbacks if _sees_batches(cb)]
+        step, metrics, rows, stopped = self.step, self.metrics, batches.rows, self.stop.check()
+        hooks = [cb for cb in self.callbacks if has_batch_hook(cb)]
         anomaly, last = self.anomaly, batches.count - 1
         for bi, (Xb, Tb, Lb, Wb) in enumerate(eager, start=first_eager):
             E, Y = step(Xb, Tb, (index + 1, bi + 1) if anomaly else None, metrics, rows[bi], Wb)
@@ -414,8 +416,3 @@ class Trainer:
                     self.run.state = restore(self.model, nxt.saved)
                 return
             ep = nxt
-
-
-def _sees_batches(cb) -> bool:
-    """Whether ``cb`` has an ``on_batch_end`` of its own (the base class's does nothing)."""
-    return getattr(type(cb), "on_batch_end", None) is not Callback.on_batch_end

@@ -261,7 +261,7 @@ def train_epochs(net, X, T, st: Settings, run: Run, callbacks, sample_weight=Non
     model = net.model
     with model.backend.context():
         data = prepare_data(model, X, T, st, None, (sample_weight, None), count_correct=False)
-        batches = Batches(model.xp, [data.X, data.T, None, None], st.batch_size)
+        batches = _batches(model, data, st, None, metrics=False)
         trainer = Trainer(net, run, data, batches, st, callbacks=callbacks)
         _begin(net, run, callbacks)
         h = trainer.train()

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from bpgpu.backends import REGISTRY, BackendUnavailable, get_backend
+from bpgpu.callbacks import Callback
 
 # From the backend registry: CPU backends run on every CI machine (MPS skips off a Mac);
 # CUDA ones are marked `gpu` and skip without a device.
@@ -69,3 +70,15 @@ def rel_norm(a, ref) -> float:
 
 
 TOL = {"float64": 1e-12, "float32": 1e-5}  # DESIGN.md section 5
+
+
+class StopAfter(Callback):
+    """Stops the fit at the end of epoch ``epoch``; needs no batch."""
+
+    per_batch = False
+
+    def __init__(self, epoch):
+        self.epoch = epoch
+
+    def on_epoch_end(self, net, epoch, logs):
+        return epoch == self.epoch

@@ -9,7 +9,7 @@ import pickle
 
 import numpy as np
 import pytest
-from conftest import load_backend, rel_norm
+from conftest import StopAfter, load_backend, rel_norm
 
 import bpgpu
 from bpgpu import optimizers, schedules
@@ -299,16 +299,6 @@ def test_jax_compiles_a_fit_with_a_schedule_once(caplog):
 
 
 # ---- checkpoints -------------------------------------------------------------------------
-
-
-class StopAfter(bpgpu.Callback):
-    per_batch = False
-
-    def __init__(self, epoch):
-        self.epoch = epoch
-
-    def on_epoch_end(self, net, epoch, logs):
-        return epoch == self.epoch
 
 
 class Tenth(bpgpu.Callback):

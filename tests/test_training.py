@@ -6,6 +6,7 @@ import math
 
 import numpy as np
 import pytest
+from conftest import StopAfter
 
 import bpgpu
 from bpgpu import optimizers
@@ -610,16 +611,6 @@ class Tracked(optimizers.Momentum):
     def rule(self, grads, slots, t):
         updates, state = super().rule(grads, {"velocity": slots["velocity"]}, t)
         return updates, {**state, "seen": [s + g * g for s, g in zip(slots["seen"], grads)]}
-
-
-class StopAfter(bpgpu.Callback):
-    per_batch = False
-
-    def __init__(self, epoch):
-        self.epoch = epoch
-
-    def on_epoch_end(self, net, epoch, logs):
-        return epoch == self.epoch
 
 
 @pytest.mark.parametrize("cls", [Halved, Tracked])

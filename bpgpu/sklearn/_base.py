@@ -130,15 +130,20 @@ class _BPBase(StochasticFit, LBFGSFit, BaseEstimator):
 
     # ---- fitted network, in scikit-learn's layout -------------------------------------
 
-    def _by_layer(self) -> list[dict]:
-        """The fitted parameters as one ``{role: host array}`` per layer."""
+    def _fitted_net(self):
+        """The fitted network, or scikit-learn's NotFittedError."""
         if getattr(self, "_net", None) is None:
             raise NotFittedError(f"This {type(self).__name__} instance is not fitted yet.")
-        return by_layer(self._net.layers, self._net.get_weights())
+        return self._net
+
+    def _by_layer(self) -> list[dict]:
+        """The fitted parameters as one ``{role: host array}`` per layer."""
+        net = self._fitted_net()
+        return by_layer(net.layers, net.get_weights())
 
     def _set_role(self, role: str, arrays, transpose: bool) -> None:
         """Replace every layer's ``role`` parameter (``coefs_`` are ``W`` transposed)."""
-        weights = self._net.get_weights()
+        weights = self._fitted_net().get_weights()
         arrays = list(arrays)
         if len(arrays) != len(self._net.layers):
             raise ValueError(
@@ -156,7 +161,6 @@ class _BPBase(StochasticFit, LBFGSFit, BaseEstimator):
 
     @coefs_.setter
     def coefs_(self, coefs) -> None:
-        self._by_layer()  # fitted first
         self._set_role("W", coefs, transpose=True)
 
     @property
@@ -166,7 +170,6 @@ class _BPBase(StochasticFit, LBFGSFit, BaseEstimator):
 
     @intercepts_.setter
     def intercepts_(self, intercepts) -> None:
-        self._by_layer()
         self._set_role("b", intercepts, transpose=False)
 
     def _l2_penalty(self, xp, params, n) -> object:
