@@ -38,6 +38,18 @@ def test_fit_lists_every_option_keyword_only():
     assert params["batch_size"].default == 32 and params["shuffle"].default is True
 
 
+def test_fits_defaults_are_the_options_the_trainer_merges():
+    """The signature users read and FitOptions (what a resume merges against) name the
+    same options with the same defaults."""
+    from dataclasses import fields
+
+    from bpgpu.settings import FitOptions
+
+    params = inspect.signature(bpgpu.MLP.fit).parameters
+    shown = {n: p.default for n, p in params.items() if n not in ("self", "X", "y")}
+    assert shown == {f.name: f.default for f in fields(FitOptions)}
+
+
 @pytest.mark.parametrize(
     "wrong, right",
     [("patiance", "patience"), ("batchsize", "batch_size"), ("learning_rate", None)],
