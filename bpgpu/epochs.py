@@ -2,9 +2,8 @@
 
 :class:`Epoch` is what one pass over the batches leaves for the end of the epoch;
 :class:`Numbers` the end-of-epoch numbers asked for and not read yet; :class:`Tally`
-counts correct predictions a group of batches at a time; :func:`track_best` is early
-stopping's bookkeeping; :func:`compiled_epoch` says when the full batches run as one
-compiled program.
+counts correct predictions a group of batches at a time; :func:`compiled_epoch` says
+when the full batches run as one compiled program.
 """
 
 from __future__ import annotations
@@ -115,18 +114,3 @@ def batch_losses(model, losses: list, dist) -> list[float]:
     summed over the ranks when data-parallel."""
     host = [float(x) for v in losses for x in model.backend.to_numpy(v).reshape(-1).tolist()]
     return host if dist is None else dist.sum_numbers(host)
-
-
-def track_best(model, run, st, monitored: float) -> bool:
-    """Early stopping's bookkeeping: track the best epoch (its weights too, with
-    ``patience``); True when ``patience`` epochs went by without improving."""
-    best, h = run.best, run.history
-    if monitored < best.value - st.min_delta:
-        best.value, best.wait = monitored, 0
-        best.params = model.copy(model.params) if st.patience is not None else None
-        h.best_epoch = h.epoch[-1]
-    else:
-        best.wait += 1
-    if st.patience is not None and best.wait >= st.patience:
-        h.stopped_early = True
-    return h.stopped_early

@@ -4,9 +4,10 @@
 compiled epochs all train through one :class:`Trainer`: it owns the run state (the data
 and its batches, the :class:`~bpgpu.runstate.Run`, the position, the stop flag) and has
 a method for an epoch, the end of an epoch, and the loop. What differs between callers
-is what they hand it (settings, data, the run, callbacks); what happens between epochs
-that a caller adds (early stopping on its own score, a learning rate that adapts,
-progress lines) is a :class:`~bpgpu.Callback`.
+is what they hand it (settings, data, the run, callbacks). What happens between epochs
+is a :class:`~bpgpu.Callback`: fit's early stopping and checkpoint
+(:mod:`bpgpu.run_callbacks`, added by the trainer from its settings), progress lines,
+the scikit-learn estimators' ``tol`` and adaptive learning rate, and a user's own.
 
 A step (``Trainer.step``): one optimizer step on a device batch; data-parallel, on
 this rank's share of a global batch, with the gradients summed over the ranks.
@@ -26,12 +27,12 @@ from bpgpu.epochs import (
     batch_losses,
     compiled_epoch,
     epoch_sum,
-    track_best,
 )
 from bpgpu.history import History
 from bpgpu.optimizers import lr_text
 from bpgpu.recovery import diverged, interruptible, restore, snapshot
-from bpgpu.runstate import Data, Run, save_checkpoint
+from bpgpu.run_callbacks import Checkpointing, EarlyStopping
+from bpgpu.runstate import Data, Run
 from bpgpu.sample_weights import batch_shares
 from bpgpu.settings import Settings
 
@@ -80,8 +81,12 @@ class Trainer:
         The epoch's batches of ``data``.
     settings : Settings
     callbacks : list of Callback
+        The caller's; the trainer puts early stopping before them and the checkpoint
+        after them (:mod:`bpgpu.run_callbacks`).
     checkpoint : path or None
         Where the run is saved after every epoch (and when interrupted).
+    restore_best : bool
+        With ``settings.patience``: the best epoch's weights are the network's at the end.
     train_metrics, detect_anomaly : bool
         As :meth:`bpgpu.MLP.fit` takes them.
     dist : Distributed or None
@@ -98,14 +103,19 @@ class Trainer:
         *,
         callbacks=(),
         checkpoint=None,
+        restore_best: bool = True,
         train_metrics: bool = True,
         detect_anomaly: bool = False,
         dist=None,
     ):
         self.net, self.model = net, net.model
         self.run, self.data, self.batches, self.settings = run, data, batches, settings
-        self.callbacks = list(callbacks)
-        self.checkpoint = checkpoint
+        self.early = EarlyStopping(run, settings, data.Xv is not None, restore_best)
+        self.callbacks = [self.early, *callbacks]
+        self.checkpoint = None
+        if checkpoint is not None:
+            self.checkpoint = Checkpointing(checkpoint, run, settings, dist)
+            self.callbacks.append(self.checkpoint)
         self.metrics, self.anomaly, self.dist = train_metrics, detect_anomaly, dist
         self.stop = Stop(dist)
         self._first_reduce = True  # data-parallel: the stop flag rides on a step's first sum
@@ -258,8 +268,8 @@ class Trainer:
         return Numbers(self.model.finite_flag(), right, total)
 
     def end_epoch(self, ep: Epoch, nums: Numbers) -> bool:
-        """Divergence, interruption, history, early stopping, callbacks, checkpoint:
-        True when training stops here."""
+        """Divergence, interruption, history, then the callbacks (early stopping first,
+        the checkpoint last): True when training stops here."""
         total, correct = self._read(ep, nums)
         if ep.done < self.batches.count:  # interrupted: keep the weights, the position
             self._interrupted(ep, correct)
@@ -278,16 +288,15 @@ class Trainer:
         h.val_loss.append(val_loss)
         h.val_accuracy.append(val_acc)
         h.time.append(time.perf_counter() - ep.t0)
-        monitored = val_loss if data.Xv is not None else h.loss[-1]
-        stop = track_best(self.model, self.run, self.settings, monitored)
         logs = {k: v[-1] for k, v in h.history.items()}
-        for cb in self.callbacks:
+        stop = False
+        for cb in self.callbacks:  # a Ctrl-C in one is seen by the next (the checkpoint)
+            h.interrupted = self.stop.is_set()
             if cb.on_epoch_end(self.net, ep.index + 1, logs):
                 stop = True
+        h.interrupted = self.stop.is_set()
         if self.dist is not None:  # a callback's stop on any rank stops them all
             stop = bool(self.dist.sum_numbers([float(stop)])[0])
-        h.interrupted = self.stop.is_set()
-        self.save()
         return stop or h.interrupted
 
     def _read(self, ep: Epoch, nums: Numbers) -> tuple[float, int | None]:
@@ -325,7 +334,8 @@ class Trainer:
         known = self.metrics and ep.before is not None
         losses = batch_losses(self.model, ep.before + ep.losses, self.dist) if known else None
         position = {"batch": ep.done, "losses": losses, "correct": correct, "epoch": ep.index}
-        self.save(position, ep.rng_before)
+        if self.checkpoint is not None:
+            self.checkpoint.save(self.net, position, ep.rng_before)
         log.warning(
             "bpgpu: fit %s in epoch %d after batch %d of %d",
             "stopped by a callback" if self.stop.requested else "interrupted",
@@ -334,24 +344,6 @@ class Trainer:
             self.batches.count,
         )
 
-    def save(self, position=None, rng_state=None) -> None:
-        """Write the checkpoint, if the fit keeps one (rank 0 writes it; every rank
-        waits for it, so any may read it once fit returns)."""
-        if self.checkpoint is None:
-            return
-        if self.dist is None or self.dist.root:
-            save_checkpoint(
-                self.checkpoint,
-                self.net,
-                self.model,
-                self.run,
-                self.settings,
-                position,
-                rng_state,
-            )
-        if self.dist is not None:
-            self.dist.comm.Barrier()
-
     # ---- the loop -----------------------------------------------------------------------
 
     def looks_ahead(self) -> bool:
@@ -359,10 +351,9 @@ class Trainer:
         are read, so that an asynchronous device never waits for the fit's work between
         epochs. Only where that work cannot tell the difference: compiled epochs, no
         validation, early stopping, checkpoint or callback that looks at the network at
-        an epoch's end. A stop at the epoch's end undoes the next epoch."""
+        an epoch's end (early stopping with patience and the checkpoint do). A stop at
+        the epoch's end undoes the next epoch."""
         if not compiled_epoch(self.model, self.data, self) or self.data.Xv is not None:
-            return False
-        if self.settings.patience is not None or self.checkpoint is not None:
             return False
         return all(
             not cb.sees_network or type(cb).on_epoch_end is Callback.on_epoch_end

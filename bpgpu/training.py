@@ -121,11 +121,7 @@ def fit(net, X, y, opts: FitOptions) -> History:
     finally:
         getattr(trainer.batches, "close", lambda: None)()  # a streaming prefetch thread
     h.compile_time += getattr(model.backend, "compile_seconds", 0.0) - compiled_before
-    patience = trainer.settings.patience
-    if patience is not None and opts.restore_best and not h.interrupted:
-        if run.best.params is not None:
-            model.params = run.best.params
-    for cb in callbacks:
+    for cb in callbacks:  # early stopping's first: the best weights back
         cb.on_train_end(net, h)
     return h
 
@@ -174,6 +170,7 @@ def _trainer(net, X, y, opts: FitOptions, dist) -> Trainer:
         st,
         callbacks=callbacks,
         checkpoint=opts.checkpoint,
+        restore_best=opts.restore_best,
         train_metrics=opts.train_metrics,
         detect_anomaly=opts.detect_anomaly,
         dist=dist,

@@ -70,6 +70,7 @@ FLOORS = {
             "streaming",
             "settings",
             "runstate",
+            "run_callbacks",
             "trainer",
             "training",
         ],

@@ -233,6 +233,49 @@ def test_a_callbacks_stop_on_the_epoch_where_patience_runs_out():
     assert same(net.get_weights(), scripted(outs)[1])
 
 
+class Watch(Script):
+    """The scripted fit, recording what a user's callback sees at each epoch's end: the
+    best epoch and whether early stopping has stopped; ``lr_at``: the epoch after which
+    it lowers the optimizer's rate to 0.005."""
+
+    def __init__(self, weights, lr_at=None):
+        super().__init__(weights)
+        self.lr_at, self.seen = lr_at, {}
+
+    def on_epoch_end(self, net, epoch, logs):
+        self.seen[epoch] = (self.h.best_epoch, self.h.stopped_early)
+        if epoch == self.lr_at:
+            self.optimizer.lr = 0.005
+        return super().on_epoch_end(net, epoch, logs)
+
+    def on_train_begin(self, net, history):
+        self.h = history
+
+
+def test_early_stopping_runs_before_a_users_callback_and_restores_before_its_end():
+    """Early stopping is a callback the trainer puts first: a user's ``on_epoch_end``
+    sees this epoch's best epoch and stop, and its ``on_train_end`` the best weights."""
+    outs = [3.0, 2.0, 2.5, 2.5, 2.5]
+    cb = Watch(scripted(outs))
+    ended = {}
+    cb.on_train_end = lambda net, h: ended.setdefault("w", net.get_weights())
+    net, h, _ = fit_scripted(outs, cb=cb, patience=2)
+    assert cb.seen == {1: (1, False), 2: (2, False), 3: (2, False), 4: (2, True)}
+    assert same(ended["w"], scripted(outs)[1])
+
+
+def test_the_checkpoint_runs_after_a_users_callback(tmp_path):
+    """The checkpoint is a callback the trainer puts last: it holds the rate a user's
+    callback set at that epoch's end."""
+    outs = [3.0, 2.0, 2.5]
+    ckpt = tmp_path / "run.ckpt.npz"
+    cb = Watch(scripted(outs), lr_at=2)
+    fit_scripted(outs, epochs=2, cb=cb, checkpoint=ckpt)
+    cfg, _ = bpgpu.checkpoint.read(ckpt)
+    assert cfg["training"]["epoch"] == 2
+    assert cfg["training"]["optimizer_now"]["lr"] == 0.005
+
+
 # two batches an epoch: a stop after the first is in the middle of an epoch
 X2, Y2 = np.array([[1.0], [2.0], [0.5], [1.5]]), np.zeros(4)
 
