@@ -77,8 +77,11 @@ def keywords_checked(method):
             if key not in named:
                 close = difflib.get_close_matches(key, named, n=1, cutoff=0.6)
                 hint = f"did you mean {close[0]!r}? " if close else ""
+                # named by the caller's class (MLP.fit), not the base that defines it
+                owner = type(args[0]).__name__ if args else ""
+                where = f"{owner}.{method.__name__}" if owner else method.__qualname__
                 raise TypeError(
-                    f"{method.__qualname__}() got an unexpected keyword argument {key!r}; "
+                    f"{where}() got an unexpected keyword argument {key!r}; "
                     f"{hint}it takes {', '.join(named)}"
                 )
         return method(*args, **kwargs)

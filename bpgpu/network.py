@@ -11,56 +11,27 @@ PReLU, a slope ``a`` of shape ``(n_l,)``.
 
 from __future__ import annotations
 
-import functools
-import math
 import os
 import warnings
-from collections.abc import Callable, Sequence
-from typing import Any, TypeVar
+from collections.abc import Sequence
+from typing import Any
 
 from bpgpu import activations as _acts
 from bpgpu import costs as _costs
 from bpgpu import io, streaming, targets
 from bpgpu._args import dtype_name, integer, real, widths
-from bpgpu._errors import keywords_checked
 from bpgpu.backends import Backend, BackendUnavailable, get_backend
-from bpgpu.callbacks import Callback
-from bpgpu.history import History
-from bpgpu.initial_weights import INITS, host_copy, init_weights
-from bpgpu.layers import build, by_layer, param_names, param_shapes
+from bpgpu.initial_weights import INITS, init_weights
+from bpgpu.layers import build, param_names
 from bpgpu.model import Model
-from bpgpu.network_files import NetworkFiles
-from bpgpu.optimizers import Optimizer
+from bpgpu.network_fit import Fitting
+from bpgpu.network_weights import NetworkWeights, on_device
 from bpgpu.sample_weights import sample_weights
-from bpgpu.settings import NETWORK_SEED, FitOptions
-from bpgpu.training import fit as _fit
-
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-def on_device(method: F) -> F:
-    """Run a public method inside its backend's device context (CuPy on device N > 0),
-    turning the library's out-of-memory error into :class:`DeviceMemoryError`."""
-
-    @functools.wraps(method)
-    def wrapper(self, *args, **kwargs):
-        with self.backend.context():
-            try:
-                return method(self, *args, **kwargs)
-            except Exception as e:  # device out of memory becomes a DeviceMemoryError,
-                # built while the device is still current (its pool, not device 0's)
-                clear = self.backend.translate(e)
-                if clear is None:
-                    raise
-                raise clear from e
-
-    return wrapper  # type: ignore[return-value]
-
 
 _DEFAULT_COST = {"softmax": "categorical_cross_entropy", "sigmoid": "cross_entropy"}
 
 
-class MLP(NetworkFiles):
+class MLP(Fitting, NetworkWeights):
     """A fully connected network trained by backpropagation.
 
     Parameters
@@ -171,94 +142,6 @@ class MLP(NetworkFiles):
         self.model = Model(layers, cost_obj, backend, dtype, params=[])
         self.set_weights(init_weights(layers, seed, init) if _weights is None else _weights)
 
-    # ---- what the network is -----------------------------------------------------------
-
-    @property
-    def backend(self) -> Backend:
-        return self.model.backend
-
-    @property
-    def dtype(self) -> str:
-        return self.model.dtype
-
-    @property
-    def xp(self) -> Any:
-        """The backend's array namespace."""
-        return self.model.xp
-
-    @property
-    def layers(self) -> list:
-        """The :class:`bpgpu.layers.Dense` layers, input to output."""
-        return self.model.layers
-
-    @property
-    def classes(self) -> Any:
-        """The class label of each output, in output order (a read-only NumPy array, as
-        scikit-learn's ``classes_``), or None: the labels are the output indices 0..K-1.
-
-        A fit on labels that are not numbers (``["cat", "dog", ...]``, any hashable
-        values) sets them as it starts, sorted as :func:`numpy.unique` sorts them (labels
-        of kinds that do not sort together are refused: set the classes instead); a fit
-        on integer labels 0..K-1 leaves them None. Once set, every call that takes targets (``fit``,
-        ``evaluate``, ``loss``, ``gradients``, ``deltas``, ``class_weight``'s keys) takes
-        labels of these classes and refuses others, naming them; a later fit may hold
-        some of the classes only. ``classify`` answers with the labels unless they are
-        0..K-1. Saved in model files (text, integer, float and boolean labels).
-
-        Set it to name the outputs before a fit: ``net.classes = [10, 20, 30]`` (numbers
-        that are not 0..K-1, in the order you want), or to include a class the training
-        data lack; one label per output (two for one sigmoid unit: below and above its
-        threshold). ``None`` clears it."""
-        return self.model.classes
-
-    @classes.setter
-    def classes(self, values: Any) -> None:
-        self.model.classes = None if values is None else targets.for_outputs(values, self.sizes[-1])
-
-    def _learn_classes(self, y: Any) -> None:
-        """Take the classes from the labels of a fit where the network has none and the
-        labels are not numbers (text, objects); see :attr:`classes`."""
-        if self.classes is None and not streaming.streamed(y):
-            labels = targets.text_labels(y)
-            if labels is not None:
-                self.model.classes = targets.for_outputs(
-                    targets.classes_of(labels), self.sizes[-1], "y"
-                )
-
-    # ---- weights ---------------------------------------------------------------------
-
-    def get_weights(self) -> list:
-        """Host NumPy copies ``[W1, b1, (a1), W2, b2, ...]``."""
-        return [self.backend.to_numpy(p) for p in self.model.params]
-
-    def layer_weights(self) -> list[dict[str, Any]]:
-        """Host NumPy copies by layer and name: one ``{"W": ..., "b": ...}`` per layer,
-        input to output, with ``"a"`` (the slope) for a PReLU layer."""
-        return by_layer(self.layers, self.get_weights())
-
-    @on_device
-    def set_weights(self, weights: Sequence[Any]) -> None:
-        """Copy ``weights`` (same order and shapes as :meth:`get_weights`) into the network.
-
-        Arrays of any supported library are accepted and cast to the network's dtype.
-        Nothing is changed when any of them is refused.
-        """
-        shapes = list(param_shapes(self.layers).values())
-        weights = list(weights)
-        if len(weights) != len(shapes):
-            raise ValueError(
-                f"expected {len(shapes)} arrays (W, b[, slope] per layer), got {len(weights)}"
-            )
-        host = []
-        for k, (w, shape) in enumerate(zip(weights, shapes)):
-            a = host_copy(w, self.dtype, f"weights[{k}]")
-            if a.shape != shape:
-                raise ValueError(f"weights[{k}] has shape {a.shape}, expected {shape}")
-            if not bool(abs(a).max(initial=0.0) < math.inf):
-                raise ValueError(f"weights[{k}] contains NaN or inf; pass finite values")
-            host.append(a)
-        self.model.params = [self.backend.asarray(a, self.dtype) for a in host]
-
     def to(self, backend: str | Backend, dtype: str | None = None) -> MLP:
         """A copy of this network on another backend (and dtype), with identical weights."""
         backend = get_backend(backend)
@@ -273,29 +156,6 @@ class MLP(NetworkFiles):
         if self.input_scaling is not None:
             net.set_input_scaling(*self.input_scaling)
         return net
-
-    @on_device
-    def set_input_scaling(self, mean: Any, scale: Any) -> None:
-        """Standardise every input as ``(X - mean) / scale`` (shapes ``(n_0,)``) from now on.
-
-        Saved with the model, so a loaded network takes raw inputs. ``None`` for both
-        switches it off.
-        """
-        if mean is None and scale is None:
-            self.input_scaling = self.model.scaling = None
-            return
-        n0 = self.sizes[0]
-        m = host_copy(mean, self.dtype, "mean")
-        s = host_copy(scale, self.dtype, "scale")
-        if m.shape != (n0,) or s.shape != (n0,):
-            raise ValueError(f"mean and scale must have shape ({n0},); got {m.shape}, {s.shape}")
-        if not (bool(abs(m).max() < math.inf) and bool(s.min() > 0) and bool(s.max() < math.inf)):
-            raise ValueError("mean must be finite and scale finite and > 0")
-        self.input_scaling = (m, s)
-        self.model.scaling = (
-            self.backend.asarray(m, self.dtype),
-            self.backend.asarray(s, self.dtype),
-        )
 
     # ---- the math --------------------------------------------------------------------
 
@@ -424,153 +284,6 @@ class MLP(NetworkFiles):
         total = n if w is None else float(w.sum())
         return {"loss": loss / total, "accuracy": right / total}
 
-    @keywords_checked
-    @on_device
-    def fit(
-        self,
-        X: Any,
-        y: Any,
-        epochs: int = 10,
-        *,
-        batch_size: int = 32,
-        optimizer: str | dict | Optimizer | None = None,
-        lr: float | None = None,
-        weight_decay: float = 0.0,
-        validation_data: tuple | None = None,
-        validation_split: float = 0.0,
-        shuffle: bool = True,
-        patience: int | None = None,
-        min_delta: float = 0.0,
-        restore_best: bool = True,
-        callbacks: Sequence[Callback] = (),
-        checkpoint: str | os.PathLike | None = None,
-        resume: str | os.PathLike | None = None,
-        seed: int | None = NETWORK_SEED,
-        detect_anomaly: bool = False,
-        handle_interrupt: bool = True,
-        train_metrics: bool = True,
-        verbose: bool = False,
-        comm: Any = None,
-        sample_weight: Any = None,
-        class_weight: dict | str | None = None,
-    ) -> History:
-        """Train by mini-batch gradient descent; returns a :class:`bpgpu.History`.
-
-        Every option is keyword-only; a misspelt one is refused with the closest name.
-        Resuming (``resume=``), an option left at its default takes the checkpoint's
-        value, and one given must equal it (``batch_size``, ``optimizer``, ``lr``,
-        ``weight_decay``, ``validation_split``, ``shuffle``, ``patience``,
-        ``min_delta``, ``seed``).
-
-        Parameters
-        ----------
-        X, y : arrays
-            Training inputs ``(N, n_0)`` and targets (as :meth:`loss` takes them).
-        epochs : int
-            Train until this many epochs are done (counting a resumed checkpoint's).
-        batch_size : int, default 32
-        optimizer : str, dict or Optimizer, optional
-            ``"sgd"`` (the default), ``"momentum"``, ``"nesterov"``, ``"adam"``, or an
-            object such as ``bpgpu.optimizers.Adam(lr=1e-3)``.
-        lr : float, optional
-            Learning rate (default 0.1, Adam 0.001).
-        weight_decay : float, default 0
-            L2 coefficient on the weight matrices.
-        validation_data : (X_val, y_val) or (X_val, y_val, w_val), optional
-            Data to report the validation loss and accuracy on after every epoch (and
-            to stop early on); ``w_val``: their sample weights (the loss weighted).
-        validation_split : float, default 0
-            Hold out this fraction of ``(X, y)`` (a seeded random subset) for validation.
-        shuffle : bool, default True
-            Draw a new batch order each epoch from the host generator.
-        patience : int, optional
-            Early stopping: stop after this many epochs without improvement of the
-            validation loss (the training loss without validation data).
-        min_delta : float, default 0
-            An improvement is a decrease of more than ``min_delta`` (a tie is none).
-        restore_best : bool, default True
-            With ``patience``, end with the weights of the best epoch (an interrupted
-            fit keeps the weights it stopped with).
-        callbacks : sequence of Callback
-        checkpoint : path, optional
-            Save weights, optimizer state, RNG state and history after every epoch.
-        resume : path, optional
-            Continue from a checkpoint; the result equals an uninterrupted run on the
-            same backend.
-        seed : int or None, optional
-            Seed of the shuffling and of the validation split; left out, the network's
-            (``MLP(seed=...)``); None, a fresh one (recorded in ``history.seed``;
-            data-parallel, rank 0's for every rank).
-        detect_anomaly : bool, default False
-            Check every layer's values and gradients each batch (a sync per tensor, so
-            slow) and stop naming the first that is not finite.
-        train_metrics : bool, default True
-            Compute the training loss and accuracy of every batch (a few small array
-            operations per step, summed on the device and read once per epoch).
-            False skips them for speed: ``history.loss`` and ``history.accuracy`` are
-            NaN, early stopping needs validation data, and divergence is found from
-            the weights at the end of the epoch (the epoch's start is restored).
-        verbose : bool, default False
-            Print one line per epoch (loss, accuracy, validation loss and accuracy,
-            seconds), as ``bpgpu train`` does; data-parallel, from rank 0.
-        handle_interrupt : bool, default True
-            The first Ctrl-C stops training after the current batch (weights
-            consistent, ``history.interrupted`` set, a checkpoint written when
-            ``checkpoint`` is given); a second one aborts at once.
-        comm : mpi4py communicator, optional
-            Data-parallel training (:mod:`bpgpu.distributed`): every rank passes the same
-            data and arguments; ``batch_size`` is the global batch, split across the
-            ranks; the gradients are summed with one Allreduce per step, so the result
-            is the single-process fit's and every rank's weights are the same.
-            Checkpoints are written by rank 0; an exception on one rank ends the job.
-        sample_weight : array of shape (n,), optional
-            How much each sample counts (finite, >= 0, not all zero; an array, a memory
-            map, a ``.npy`` path, or a number): each batch's loss is the weighted mean
-            of its samples' (each one's error times its weight over the batch's total
-            weight; data-parallel, the global batch's). The validation loss is weighted
-            by the validation rows' weights (``validation_split``'s held-out samples',
-            or ``validation_data=(X_val, y_val, w_val)``); the accuracies are not.
-        class_weight : dict or "balanced", optional
-            A weight per class (``{class: weight}``, classes 0..K-1 as the labels or the
-            one-hot columns give them; a class left out weighs 1), multiplied into
-            ``sample_weight``; ``"balanced"`` weighs each class ``n / (K * its count)``
-            (scikit-learn's). Class targets only.
-
-        Raises
-        ------
-        FloatingPointError
-            The loss became NaN or inf; the message names the epoch and batch, and the
-            weights are those of the last batch whose loss was finite.
-        DeviceMemoryError
-            The GPU ran out of memory; lower ``batch_size``.
-        """
-        self._learn_classes(y)  # text labels: net.classes, so training takes their indices
-        options = FitOptions(
-            epochs=epochs,
-            batch_size=batch_size,
-            optimizer=optimizer,
-            lr=lr,
-            weight_decay=weight_decay,
-            validation_data=validation_data,
-            validation_split=validation_split,
-            shuffle=shuffle,
-            patience=patience,
-            min_delta=min_delta,
-            restore_best=restore_best,
-            callbacks=callbacks,
-            checkpoint=checkpoint,
-            resume=resume,
-            seed=seed,
-            detect_anomaly=detect_anomaly,
-            handle_interrupt=handle_interrupt,
-            train_metrics=train_metrics,
-            verbose=verbose,
-            comm=comm,
-            sample_weight=sample_weight,
-            class_weight=class_weight,
-        )
-        return _fit(self, X, y, options)
-
     def __reduce__(self):
         """Pickles and copies (``copy.copy`` too: an independent network) hold what a model
         file holds, host arrays, and the backend's name: unpickled where that backend
@@ -580,31 +293,6 @@ class MLP(NetworkFiles):
         own = None if all(isinstance(o, str) for o in [*acts, cost]) else (tuple(acts), cost)
         args = (self._config(self.classes), self.arrays(), self.backend.name, "network", self.init)
         return rebuild, (*args, own)
-
-    @property
-    def n_params(self) -> int:
-        """The number of trainable numbers: every ``W``, ``b`` and PReLU slope."""
-        return sum(math.prod(shape) for layer in self.model.layers for shape in layer.shapes)
-
-    def summary(self) -> str:
-        """A table of the layers (weight shapes, activation, parameters) and the totals,
-        as Keras's ``model.summary()`` prints one: ``print(net.summary())``."""
-        rows = [("layer", "W", "activation", "parameters")]
-        for layer in self.model.layers:
-            count = sum(math.prod(shape) for shape in layer.shapes)
-            shape = f"({layer.n_out}, {layer.n_in})"
-            rows.append((str(layer.index), shape, layer.activation.name, f"{count:,}"))
-        widths = [max(len(r[i]) for r in rows) for i in range(4)]
-        lines = [
-            "  ".join([*(v.ljust(w) for v, w in zip(r[:3], widths)), r[3].rjust(widths[3])])
-            for r in rows
-        ]
-        itemsize = 8 if self.dtype == "float64" else 4
-        lines.append(
-            f"{self.n_params:,} parameters ({self.n_params * itemsize / 1024:,.1f} KiB of "
-            f"{self.dtype}); cost {self.cost.name}; backend {self.backend.name}"
-        )
-        return "\n".join(lines)
 
     def __repr__(self) -> str:
         acts = ", ".join(a.name for a in self.activations)

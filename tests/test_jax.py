@@ -249,6 +249,7 @@ def test_large_batches_are_gathered_inside_the_loop(monkeypatch):
     """Batches larger than ``UPFRONT_BATCH_BYTES`` are gathered one by one inside the
     program (no copy of the whole span): the whole epoch is then one program, with the
     weights of the eager NumPy fit."""
+    from bpgpu import compiled_training
     from bpgpu import model as model_module
 
     be = load_backend("jax")
@@ -257,7 +258,7 @@ def test_large_batches_are_gathered_inside_the_loop(monkeypatch):
     net = ref.to(be)
     kw = dict(epochs=2, batch_size=16, optimizer="nesterov", seed=1)
     ref.fit(X, y, **kw)
-    monkeypatch.setattr(model_module, "UPFRONT_BATCH_BYTES", 0)
+    monkeypatch.setattr(compiled_training, "UPFRONT_BATCH_BYTES", 0)
     real, seen = model_module.Model.epoch, []
 
     def epoch(self, X, T, L, idx, batch_size, opt, state, loss, upfront, W=None):
@@ -280,11 +281,12 @@ def test_a_large_epoch_runs_in_spans_of_bounded_gathers(tmp_path, monkeypatch, s
     uninterrupted one does."""
     import signal
 
+    from bpgpu import compiled_training
     from bpgpu import model as model_module
 
     be, X, y, kw, whole, spans = _trained_and_fresh(epochs=2)
     row = 5 * 8 + 3 * 8 + 8  # float64 inputs and one-hot targets, and a label
-    monkeypatch.setattr(model_module, "GATHER_BYTES", 5 * 16 * row)  # 5 batches a span
+    monkeypatch.setattr(compiled_training, "GATHER_BYTES", 5 * 16 * row)  # 5 batches a span
     real, sizes = model_module.Model.epoch, []
 
     def epoch(self, X, T, L, idx, *args, **kwargs):

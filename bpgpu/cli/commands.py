@@ -129,11 +129,6 @@ def _resumed_network(args):
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    import bpgpu
-    from bpgpu import datasets
-    from bpgpu.cli.plot import plot_history
-    from bpgpu.io import prepare_output
-
     _check_conflicts(args)
     comm = _distributed(args)  # rank 0 prints and writes; every rank trains
     root = comm is None or comm.Get_rank() == 0
@@ -148,34 +143,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     spec, weights = class_weight_option(args.class_weight, task, recorded)
     if spec is not None:
         parts.record["class_weight"] = spec
-    # every file this run writes, checked before the work (by the rank that writes)
-    out = prepare_output(args.out, "model file") if root else args.out
-    own_ckpt = args.checkpoint is not None or args.resume is not None
-    ckpt = None
-    if not args.no_checkpoint:
-        ckpt = args.checkpoint or args.resume or os.path.splitext(out)[0] + ".ckpt.npz"
-        if root:
-            prepare_output(ckpt, "checkpoint")
-    png = None if args.no_plot else (args.plot or os.path.splitext(out)[0] + ".png")
-    if png and root:
-        prepare_output(png, "plot")
+    files = _TrainFiles(args, root)  # checked before the work
     if net is None:
-        output = args.output_activation or {
-            "regression": "identity",
-            "binary": "sigmoid",
-            "multilabel": "sigmoid",
-        }.get(task.kind, "softmax")
-        net = bpgpu.MLP(
-            [parts.X_train.shape[1], *(args.hidden or [256]), task.outputs],
-            hidden=args.activation or "relu",
-            output=output,
-            cost=args.cost,
-            backend=args.backend,
-            dtype=args.dtype or "float32",
-            seed=split["seed"],
-        )
-        if not args.no_standardize:
-            net.set_input_scaling(*datasets.standardize(parts.X_train))
+        net = _new_network(args, parts, task, split["seed"])
     net.data_info = parts.record
     if task.kind in ("classification", "binary"):  # fit and evaluate map labels by them
         net.classes = task.classes
@@ -191,13 +161,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         f"{len(parts.X_val)} validation, {len(parts.X_test)} test samples",
         flush=True,
     )
-    fit_kw = {
-        k: getattr(args, k) for k in ("batch_size", "optimizer", "lr", "weight_decay", "patience")
-    }
-    if args.resume is None:  # a resumed fit takes what was not given from its checkpoint
-        fit_kw = {k: (TRAIN_DEFAULTS.get(k) if v is None else v) for k, v in fit_kw.items()}
-        fit_kw["seed"] = split["seed"]
-    fit_kw = {k: v for k, v in fit_kw.items() if v is not None}
+    fit_kw = _fit_options(args, split["seed"])
     batch = fit_kw.get("batch_size", TRAIN_DEFAULTS["batch_size"])
     progress = Progress(
         args.epochs,
@@ -212,7 +176,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         args.epochs,
         validation_data=(parts.X_val, parts.y_val) if len(parts.X_val) else None,
         callbacks=[progress],
-        checkpoint=ckpt,
+        checkpoint=files.ckpt,
         resume=args.resume,
         comm=comm,
         class_weight=weights,
@@ -222,28 +186,97 @@ def cmd_train(args: argparse.Namespace) -> int:
     wall = time.perf_counter() - t0
     if history.interrupted:
         print(f"interrupted after {len(history.epoch)} complete epochs", flush=True)
-        if ckpt:
+        if files.ckpt:
             print(
-                f"checkpoint saved to {ckpt}; continue with the same command plus --resume {ckpt}"
+                f"checkpoint saved to {files.ckpt}; continue with the same command plus "
+                f"--resume {files.ckpt}"
             )
         return 130
     if not root:
         return 0  # rank 0 reports and writes
     _report(net, history, parts, task, start, wall, info, patience)
-    net.save(out)
-    print(f"model saved to {out}")
-    if ckpt and not own_ckpt:
-        os.remove(ckpt)  # the default checkpoint served this run only; the model has it all
-    elif ckpt and history.stopped_early:
-        print(f"checkpoint kept at {ckpt} (early stopping ended the fit: it trains no further)")
-    elif ckpt:
-        print(f"checkpoint kept at {ckpt} (to train further: --resume {ckpt} --epochs N)")
-    if png:
-        if plot_history(history, png, title=str(net)):
-            print(f"curves saved to {png}")
-        else:
-            print("matplotlib is not installed (pip install 'bpgpu[plot]'); no plot written")
+    files.write(net, history)
     return 0
+
+
+class _TrainFiles:
+    """The files ``bpgpu train`` writes (model, checkpoint, plot), each checked writable
+    when the run starts (by the rank that writes them), and written at its end."""
+
+    def __init__(self, args: argparse.Namespace, root: bool):
+        from bpgpu.io import prepare_output
+
+        self.out = prepare_output(args.out, "model file") if root else args.out
+        # a checkpoint the user named (or resumes) is theirs to keep; the default one
+        # serves this run only
+        self.own_ckpt = args.checkpoint is not None or args.resume is not None
+        self.ckpt = None
+        if not args.no_checkpoint:
+            stem = os.path.splitext(self.out)[0]
+            self.ckpt = args.checkpoint or args.resume or stem + ".ckpt.npz"
+            if root:
+                prepare_output(self.ckpt, "checkpoint")
+        self.png = None
+        if not args.no_plot:
+            self.png = args.plot or os.path.splitext(self.out)[0] + ".png"
+            if root:
+                prepare_output(self.png, "plot")
+
+    def write(self, net, history) -> None:
+        """The model, the checkpoint kept or removed, the curves."""
+        from bpgpu.cli.plot import plot_history
+
+        ckpt = self.ckpt
+        net.save(self.out)
+        print(f"model saved to {self.out}")
+        if ckpt and not self.own_ckpt:
+            os.remove(ckpt)  # the model holds all it had
+        elif ckpt and history.stopped_early:
+            print(f"checkpoint kept at {ckpt} (early stopping ended the fit: it trains no further)")
+        elif ckpt:
+            print(f"checkpoint kept at {ckpt} (to train further: --resume {ckpt} --epochs N)")
+        if self.png:
+            if plot_history(history, self.png, title=str(net)):
+                print(f"curves saved to {self.png}")
+            else:
+                print("matplotlib is not installed (pip install 'bpgpu[plot]'); no plot written")
+
+
+def _new_network(args: argparse.Namespace, parts, task, seed: int):
+    """The network ``bpgpu train`` builds for a fresh run: the output layer the task
+    needs unless given, inputs standardised on the training part unless switched off."""
+    import bpgpu
+    from bpgpu import datasets
+
+    output = args.output_activation or {
+        "regression": "identity",
+        "binary": "sigmoid",
+        "multilabel": "sigmoid",
+    }.get(task.kind, "softmax")
+    net = bpgpu.MLP(
+        [parts.X_train.shape[1], *(args.hidden or [256]), task.outputs],
+        hidden=args.activation or "relu",
+        output=output,
+        cost=args.cost,
+        backend=args.backend,
+        dtype=args.dtype or "float32",
+        seed=seed,
+    )
+    if not args.no_standardize:
+        net.set_input_scaling(*datasets.standardize(parts.X_train))
+    return net
+
+
+def _fit_options(args: argparse.Namespace, seed: int) -> dict:
+    """fit's options from the command line; a resumed fit takes what was not given from
+    its checkpoint, a fresh one the CLI's defaults."""
+    fit_kw = {
+        k: getattr(args, k) for k in ("batch_size", "optimizer", "lr", "weight_decay", "patience")
+    }
+    if args.resume is None:
+        fit_kw = {k: (TRAIN_DEFAULTS.get(k) if v is None else v) for k, v in fit_kw.items()}
+        fit_kw["seed"] = seed
+    return {k: v for k, v in fit_kw.items() if v is not None}
 
 
 def _report(net, history, parts, task, start: int, wall: float, info, patience) -> None:
