@@ -56,7 +56,7 @@ class NumpyOps(MutableOps):
         if X.dtype not in _FLOATS or T.dtype != X.dtype or X.ndim != 2 or T.shape != X.shape:
             return super().softmax_cce(X, T, scale, loss)
         Z = X - np.maximum.reduce(X, axis=1, keepdims=True)
-        e = np.exp(Z)
+        e = np.exp(Z) if loss else np.exp(Z, out=Z)  # Z is needed again for the loss only
         s = np.add.reduce(e, axis=1, keepdims=True)
         E = None
         if loss:

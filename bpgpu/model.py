@@ -222,6 +222,24 @@ class Model(CompiledTraining, Scoring):
 
         return programs.shared(("program", self.backend, *key), build)
 
+    def eager_step(self):
+        """:meth:`step` for one process on a backend that does not compile, without
+        anomaly checks, as one function with the core's arguments bound once:
+        ``step(Xb, Tb, opt, state, loss, weights) -> (state, E, Y)`` (on a small network
+        the dispatch of :meth:`step` is a noticeable part of a step). None on a
+        compiling backend: its step is a program (:meth:`step`)."""
+        if self.backend.compiles:
+            return None
+        ops, layers, cost, train_step = self.backend.ops, self.layers, self.cost, core.train_step
+
+        def step(Xb, Tb, opt, state, loss, weights):
+            self.params, state, E, Y = train_step(
+                ops, layers, cost, self.params, Xb, Tb, opt, state, loss, weights=weights
+            )
+            return state, E, Y
+
+        return step
+
     def _anomaly_check(self, where):
         """A check that raises naming the first layer whose values or gradients are not
         finite (one sync per tensor)."""
