@@ -163,6 +163,17 @@ class Backend:
         """``fn`` compiled into one program, for backends whose ``compiles`` is True."""
         raise NotImplementedError(f"backend {self.name!r} does not compile functions")
 
+    graphs = False  # True: capture() records a step as a CUDA graph (CuPy, torch:cuda)
+
+    def capture(self, fn):
+        """``fn``'s device work recorded as a CUDA graph, not run: an object whose
+        ``replay()`` runs it again with the arrays ``fn`` used (they must stay alive and
+        in place). Raises where the backend or one of ``fn``'s operations cannot be
+        captured; the caller then runs ``fn`` eagerly."""
+        raise NotImplementedError(
+            f"backend {self.name!r} has no CUDA graphs (CuPy or torch on a CUDA device)"
+        )
+
     def reduction(self, comm: Any) -> str:
         """How this backend's buffers are summed over the ranks of ``comm``: ``"nccl"``,
         ``"cuda-aware"`` or ``"host"`` (:mod:`._mpi`), the best path every rank has.

@@ -61,6 +61,30 @@ class CupyBackend(Backend):
 
         self._ops = CupyOps(xp, cupy)
 
+    graphs = True
+
+    def capture(self, fn):
+        """``fn`` recorded by stream capture into a ``cupy.cuda.Graph``: on a stream of
+        its own, with a memory pool of its own that lives with the graph (blocks freed
+        while capturing stay the graph's, so a replay never writes into another
+        array). CuPy refuses its cuBLAS wrappers (``matmul``) while a stream captures:
+        that refusal comes out of here, and the fit runs eagerly."""
+        cp = self.cupy
+        pool = cp.cuda.MemoryPool()
+        stream = cp.cuda.Stream(non_blocking=True)
+        cp.cuda.Device().synchronize()
+        relaxed = getattr(cp.cuda.runtime, "streamCaptureModeRelaxed", None)
+        with self.device, cp.cuda.using_allocator(pool.malloc), stream:
+            if relaxed is None:
+                stream.begin_capture()
+            else:  # the pool may grow (cudaMalloc) while capturing
+                stream.begin_capture(relaxed)
+            try:
+                fn()
+            finally:
+                graph = stream.end_capture()
+        return _CupyGraph(graph, pool, cp)
+
     def asarray(self, host, dtype=None, copy=None):
         with self.device:
             return super().asarray(host, dtype, copy)
@@ -131,6 +155,16 @@ class CupyBackend(Backend):
             "cuda_runtime": rt.runtimeGetVersion(),
             "driver": rt.driverGetVersion(),
         }
+
+
+class _CupyGraph:
+    """A captured graph with the pool its arrays live in; replays on the current stream."""
+
+    def __init__(self, graph, pool, cp):
+        self.graph, self.pool, self.cp = graph, pool, cp
+
+    def replay(self) -> None:
+        self.graph.launch(self.cp.cuda.get_current_stream())
 
 
 class CupyStaging(PinnedStaging):

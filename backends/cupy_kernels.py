@@ -137,9 +137,13 @@ class CupyOps(MutableOps):
         t = state["t"] + 1
         h = opt.hyper(t)
         grads = opt.add_weight_decay(grads, params)  # the optimizer's own step, not a copy
-        c = params[0].dtype.type
+        if isinstance(t, int):
+            c = params[0].dtype.type
+            values = [c(h[n]) for n in hyper]
+        else:  # a device step count (a captured step): the factors stay on the device
+            values = [self.cupy.asarray(h[n], dtype=params[0].dtype) for n in hyper]
         for i, (p, g) in enumerate(zip(params, grads)):
-            k(g, *(c(h[n]) for n in hyper), p, *(state[s][i] for s in opt.slots))
+            k(g, *values, p, *(state[s][i] for s in opt.slots))
         return params, {**state, "t": t}
 
     def softmax_cce(self, X, T, scale, loss):

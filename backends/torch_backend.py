@@ -59,6 +59,22 @@ class TorchBackend(Backend):
 
         self._ops = TorchOps(xp, torch)
 
+    @property
+    def graphs(self) -> bool:
+        return self.where[0] == "cuda"
+
+    def capture(self, fn):
+        """``torch.cuda.CUDAGraph`` of ``fn`` (its own memory pool, kept with the graph:
+        the arrays made while capturing are never handed to anyone else)."""
+        torch = self.torch
+        if not self.graphs:
+            return super().capture(fn)
+        torch.cuda.synchronize(self.device)
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.device(self.device), torch.cuda.graph(graph):
+            fn()
+        return graph  # replay() launches it on the current stream
+
     def asarray(self, host, dtype=None, copy=None):
         """As the base; a read-only NumPy array (a memory map, ``np.load(mmap_mode="r")``)
         is shared on the CPU without torch's warning about writing to it: an input is

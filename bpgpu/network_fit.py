@@ -52,6 +52,7 @@ class Fitting:
         comm: Any = None,
         sample_weight: Any = None,
         class_weight: dict | str | None = None,
+        graphs: bool | None = None,
     ) -> History:
         """Train by mini-batch gradient descent; returns a :class:`bpgpu.History`.
 
@@ -134,6 +135,14 @@ class Fitting:
             one-hot columns give them; a class left out weighs 1), multiplied into
             ``sample_weight``; ``"balanced"`` weighs each class ``n / (K * its count)``
             (scikit-learn's). Class targets only.
+        graphs : bool or None, default None
+            Replay each full batch's step from a CUDA graph captured once (CuPy, or
+            torch on a CUDA device; :mod:`bpgpu.graphs`): one launch a step instead of
+            one per kernel. None reads ``$BPGPU_GRAPHS`` (``1`` on); off by default
+            until a GPU run has shown replayed fits equal to eager ones. Where the
+            backend, the fit (data-parallel, streamed, ``detect_anomaly``, a plain
+            function as the learning rate) or a capture cannot, the fit says why once
+            and runs eagerly.
 
         Raises
         ------
@@ -167,5 +176,6 @@ class Fitting:
             comm=comm,
             sample_weight=sample_weight,
             class_weight=class_weight,
+            graphs=graphs,
         )
         return _fit(self, X, y, options)

@@ -253,7 +253,8 @@ class Adam(Optimizer):
         step, root = h["step"], _sqrt(1 - b2**t)
         xp = array_api_compat.array_namespace(*grads)
         if not isinstance(t, int):  # a traced step count: its float64 factors would promote
-            step, root = (xp.astype(x, grads[0].dtype) for x in (step, root))  # float32 weights
+            # (asarray: NumPy gives a scalar, not an array, for arithmetic on 0-d arrays)
+            step, root = (xp.asarray(x, dtype=grads[0].dtype) for x in (step, root))
         updates = [-step * mi / (xp.sqrt(vi) / root + self.eps) for mi, vi in zip(m, v)]
         return updates, {"m": m, "v": v}
 

@@ -72,6 +72,7 @@ class FitOptions:
     comm: Any = None
     sample_weight: Any = None
     class_weight: Any = None
+    graphs: Any = None
 
     def settings_kw(self) -> dict[str, Any]:
         """The options :func:`resolve_settings` merges with a checkpoint's."""

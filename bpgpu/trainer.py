@@ -35,6 +35,7 @@ from bpgpu.run_callbacks import Checkpointing, EarlyStopping
 from bpgpu.runstate import Data, Run
 from bpgpu.sample_weights import batch_shares
 from bpgpu.settings import Settings
+from bpgpu.spans import ProgramSpans
 
 log = logging.getLogger("bpgpu")
 
@@ -66,7 +67,7 @@ class Stop:
         return self.is_set
 
 
-class Trainer:
+class Trainer(ProgramSpans):
     """The epochs of one fit.
 
     Parameters
@@ -89,6 +90,9 @@ class Trainer:
         With ``settings.patience``: the best epoch's weights are the network's at the end.
     train_metrics, detect_anomaly : bool
         As :meth:`bpgpu.MLP.fit` takes them.
+    graphs : bool
+        Replay the full batches' steps from a captured CUDA graph where the backend
+        can (:mod:`bpgpu.graphs`); where it cannot, say why once and run eagerly.
     dist : Distributed or None
         Data-parallel ranks.
     """
@@ -107,6 +111,7 @@ class Trainer:
         train_metrics: bool = True,
         detect_anomaly: bool = False,
         dist=None,
+        graphs: bool = False,
     ):
         self.net, self.model = net, net.model
         self.run, self.data, self.batches, self.settings = run, data, batches, settings
@@ -123,6 +128,7 @@ class Trainer:
         # batch, E its summed cost (None unless ``loss``) and Y its outputs; ``where =
         # (epoch, batch)`` in anomaly mode; ``weights`` each row's share of its batch's
         self.step = self._local_step() if dist is None else self._ranks_step
+        self.graph = self._graph() if graphs else None
 
     # ---- one step -----------------------------------------------------------------------
 
@@ -179,8 +185,13 @@ class Trainer:
         losses, rights, done = [], [], batches.count
         first_eager = first
         full = data.n // self.settings.batch_size  # full batches: one program on JAX
+        spans = None
         if compiled_epoch(model, data, self) and first < full:
-            E, right, first_eager = self._compiled_spans(perm, first, full)
+            spans = self._compiled_spans(perm, first, full)
+        elif self.graph is not None and first < full:
+            spans = self._replayed(perm, first)
+        if spans is not None:
+            E, right, first_eager = spans
             if self.metrics:
                 losses += E  # per-batch vectors: summed, or read, like the scalars
                 rights += right
@@ -239,29 +250,6 @@ class Trainer:
             dtype, dev = model.backend.dtype(model.dtype), model.backend.device
             losses = [model.xp.asarray(v, dtype=dtype, device=dev) for v in losses]
         return pos["batch"], losses, pos["correct"]
-
-    def _compiled_spans(self, perm, first: int, full: int):
-        """Full batches ``first .. full - 1`` as compiled programs (JAX): ``(E, right,
-        end)``, their per-batch vectors and the batch after the last one run."""
-        model, data = self.model, self.data
-        order = perm
-        if order is None:  # unshuffled: the rows in order
-            order = model.xp.arange(data.n, device=model.backend.device)
-        self.run.state, E, right, end = model.epoch_spans(
-            data.X,
-            data.T,
-            data.labels,
-            order,
-            self.settings.batch_size,
-            first,
-            full,
-            self.run.opt,
-            self.run.state,
-            self.metrics,
-            self.stop.is_set,
-            self.batches.shares,
-        )
-        return E, right, end
 
     # ---- the end of an epoch ------------------------------------------------------------
 

@@ -24,6 +24,7 @@ from bpgpu.batches import Batches
 from bpgpu.callbacks import Callback, PrintEpochs
 from bpgpu.distributed import Distributed
 from bpgpu.fingerprints import data_fingerprint
+from bpgpu.graphs import wanted
 from bpgpu.history import History
 from bpgpu.host_rng import fresh_seed, split_indices
 from bpgpu.inputs import class_labels, row_weights
@@ -130,6 +131,7 @@ def _trainer(net, X, y, opts: FitOptions, dist) -> Trainer:
     """The fit's trainer: settings, data, batches and the run (fresh, or the
     checkpoint's), everything checked before training starts."""
     model = net.model
+    graphs = wanted(opts.graphs)  # a bad value refused before anything happens
     ckpt = _checkpoint_to_resume(net, opts.resume)
     training = None if ckpt is None else ckpt[1]["training"]
     fresh = fresh_seed if dist is None else lambda: dist.bcast(fresh_seed())
@@ -174,6 +176,7 @@ def _trainer(net, X, y, opts: FitOptions, dist) -> Trainer:
         train_metrics=opts.train_metrics,
         detect_anomaly=opts.detect_anomaly,
         dist=dist,
+        graphs=graphs,
     )
 
 
