@@ -182,14 +182,19 @@ step backends 60 "$PY" -m bpgpu backends
 # pytest does not always print its summary); every test file is in exactly one group
 PYTEST=("$PY" -m pytest -m gpu -v -rfE -p no:cacheprovider)
 GPU_MIXING="tests/test_mixing.py"
+GPU_GRAPHS="tests/test_graphs.py"
 GPU_TRAIN="tests/test_training.py tests/test_streaming.py tests/test_consistency.py"
 GPU_CORE="tests/test_ops.py tests/test_reliability.py tests/test_backends.py tests/test_benchmarks.py"
 GPU_NETWORK="tests/test_network.py"
 # shellcheck disable=SC2086
 step pytest_gpu_mixing 90 "${PYTEST[@]}" $GPU_MIXING
+# CUDA-graph replay (#28): never run on a GPU before this script; first the replayed
+# fit against the eager one, then its peers in bench and launches
+# shellcheck disable=SC2086
+step pytest_gpu_graphs 90 "${PYTEST[@]}" $GPU_GRAPHS
 step check 150 "$PY" -m bpgpu check --backends numpy,cupy,torch:cuda,jax:cuda -o "$STAGE/check-gpu.md"
 # GPU peers only, short rounds: the device time of a session is counted in minutes
-WANT="bpgpu[cupy],bpgpu-nometrics[cupy],bpgpu[torch:cuda],bpgpu[jax:cuda],bpgpu-nometrics[jax:cuda],jax-scan[cuda],torch-eager[cuda],gemm-floor[cupy:cuda],gemm-floor[torch:cuda]"
+WANT="bpgpu[cupy],bpgpu-graphs[cupy],bpgpu-nometrics[cupy],bpgpu[torch:cuda],bpgpu-graphs[torch:cuda],bpgpu[jax:cuda],bpgpu-nometrics[jax:cuda],jax-scan[cuda],torch-eager[cuda],gemm-floor[cupy:cuda],gemm-floor[torch:cuda]"
 # the wanted peers that can run here: one broken library costs its rows, not the step
 if [ "$ONLY" = ",," ] || [[ "$ONLY" == *",bench,"* ]]; then
     PEERS=$("$PY" -c "import sys; from benchmarks.runner import available_peers as a
@@ -219,7 +224,7 @@ core_tests() { step pytest_gpu_core 150 "${PYTEST[@]}" $GPU_CORE; }
 # shellcheck disable=SC2086
 rest_tests() {
     step pytest_gpu_rest 150 "${PYTEST[@]}" \
-        $(for f in $GPU_MIXING $GPU_TRAIN $GPU_CORE $GPU_NETWORK; do printf -- '--ignore=%s ' "$f"; done) \
+        $(for f in $GPU_MIXING $GPU_GRAPHS $GPU_TRAIN $GPU_CORE $GPU_NETWORK; do printf -- '--ignore=%s ' "$f"; done) \
         --deselect tests/test_distributed.py::test_gpu_ranks_equal_the_single_process_fit
 }
 together train_tests network_tests core_tests rest_tests

@@ -32,7 +32,14 @@ from . import peers as P
 from .runner import available_peers
 from .workloads import WORKLOADS
 
-GPU_PEERS = ("bpgpu[cupy]", "bpgpu-nometrics[cupy]", "bpgpu[torch:cuda]", "torch-eager[cuda]")
+GPU_PEERS = (
+    "bpgpu[cupy]",
+    "bpgpu-graphs[cupy]",
+    "bpgpu-nometrics[cupy]",
+    "bpgpu[torch:cuda]",
+    "bpgpu-graphs[torch:cuda]",
+    "torch-eager[cuda]",
+)
 EPOCHS = 2  # profiled: one epoch boundary inside the timeline
 
 

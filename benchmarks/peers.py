@@ -26,15 +26,19 @@ class Peer:
 
 class Bpgpu(Peer):
     """bpgpu's own fit() on one backend; ``metrics=False`` fits with
-    ``train_metrics=False`` (no per-batch loss and accuracy: the loop's work)."""
+    ``train_metrics=False`` (no per-batch loss and accuracy: the loop's work);
+    ``graphs=True`` with its steps replayed from a CUDA graph (``-graphs`` peers)."""
 
-    def __init__(self, backend: str, metrics: bool = True, lib=None, tag: str = ""):
+    def __init__(
+        self, backend: str, metrics: bool = True, lib=None, tag: str = "", graphs: bool = False
+    ):
         import bpgpu
 
         self.bpgpu = lib or bpgpu  # another build of bpgpu, for before/after runs
         self.backend = self.bpgpu.get_backend(backend)
-        self.metrics = metrics
-        self.name = f"bpgpu{tag}{'' if metrics else '-nometrics'}[{self.backend.name}]"
+        self.metrics, self.graphs = metrics, graphs
+        kind = ("" if metrics else "-nometrics") + ("-graphs" if graphs else "")
+        self.name = f"bpgpu{tag}{kind}[{self.backend.name}]"
         self.library = self.backend.library
         self.device = "cuda" if self.backend.where[0] == "cuda" else self.backend.where[0]
 
@@ -54,6 +58,7 @@ class Bpgpu(Peer):
             optimizer=self.opt,
             seed=self.seed,
             train_metrics=self.metrics,
+            **({"graphs": True} if self.graphs else {}),  # a base build may lack the option
         )
         self.net.backend.synchronize()
 

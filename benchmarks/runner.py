@@ -48,6 +48,7 @@ def _traced_peak(peer: P.Peer) -> int:
 
 
 NOMETRICS = ("numpy", "cupy", "jax", "jax:cuda")  # also run without per-batch metrics
+GRAPHS = ("cupy", "torch:cuda")  # also run with fit(graphs=True)
 
 
 def known_peer_names() -> list[str]:
@@ -95,6 +96,8 @@ def available_peers(names: list[str] | None) -> list[P.Peer]:
         found.append(P.Bpgpu(b))
         if b in NOMETRICS:  # the same work as the hand-written loops
             found.append(P.Bpgpu(b, metrics=False))
+        if b in GRAPHS:  # CUDA-graph replay (opt-in until a GPU run proves it)
+            found.append(P.Bpgpu(b, graphs=True))
     found += [P.NumpyLoop(), P.GemmFloor("numpy")]
     try:
         import torch

@@ -43,8 +43,11 @@ def test_bench_runs_and_writes_ratios(tmp_path):
     assert ours["ratio"]["numpy-loop"] == ours["steps_per_s"] / rows["numpy-loop"]["steps_per_s"]
     assert 0 < ours["median_steps_per_s"] <= ours["steps_per_s"]  # the best round is the best
     assert report["machine"]["numpy"] and report["command"].startswith("python -m benchmarks")
-    target = next(t for t in report["targets"] if t["versus"] == "numpy-loop")
-    assert target["met"] == (target["measured"] >= 1.0)
+    target = next(
+        t for t in report["targets"] if t["versus"] == "numpy-loop" and t["bpgpu"] == "bpgpu[numpy]"
+    )
+    assert target["target"] == 0.85  # the loop computes no loss and no accuracy
+    assert target["met"] == (target["measured"] >= target["target"])
     assert "| bpgpu[numpy] |" in (tmp_path / "bench-test.md").read_text()
 
 
