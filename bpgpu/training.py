@@ -262,7 +262,8 @@ def train_epochs(net, X, T, st: Settings, run: Run, callbacks, sample_weight=Non
     with model.backend.context():
         data = prepare_data(model, X, T, st, None, (sample_weight, None), count_correct=False)
         batches = _batches(model, data, st, None, metrics=False)
-        trainer = Trainer(net, run, data, batches, st, callbacks=callbacks)
+        graphs = wanted(None)  # $BPGPU_GRAPHS: the estimators have no option of their own
+        trainer = Trainer(net, run, data, batches, st, callbacks=callbacks, graphs=graphs)
         _begin(net, run, callbacks)
         h = trainer.train()
         for cb in callbacks:

@@ -328,3 +328,23 @@ def test_on_a_gpu_a_replayed_fit_equals_the_eager_one(name):
     replayed.fit(X, y, graphs=True, **kw)
     for a, b in zip(eager.get_weights(), replayed.get_weights()):
         np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-6)
+
+
+def test_the_estimators_replay_with_the_environment_switch(fake, monkeypatch):
+    """The scikit-learn estimators train through the same trainer: BPGPU_GRAPHS=1
+    replays their steps, with the eager estimator's coefficients."""
+    pytest.importorskip("sklearn")
+    from bpgpu.sklearn import BPClassifier
+
+    X, y = data()
+    kw = dict(hidden_layer_sizes=(7,), max_iter=4, batch_size=16, random_state=0)
+    kw.update(backend="numpy", dtype="float64", solver="adam", tol=0.0)
+    eager = BPClassifier(**kw).fit(X, y)
+    assert fake["replays"] == 0
+    monkeypatch.setenv(G.ENV, "1")
+    replayed = BPClassifier(**kw).fit(X, y)
+    assert fake["replays"] > 0
+    # the estimators' optimizers compute their factors from the step count: from a host
+    # int eagerly, from the device count in the graph (the last bits may differ)
+    for a, b in zip(eager.coefs_ + eager.intercepts_, replayed.coefs_ + replayed.intercepts_):
+        np.testing.assert_allclose(b, a, rtol=1e-12, atol=1e-15)
