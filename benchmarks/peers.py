@@ -209,6 +209,21 @@ class TorchEager(Peer):
             torch.cuda.synchronize()
 
 
+class TorchCompile(TorchEager):
+    """The same loop with the model under ``torch.compile(mode="reduce-overhead")``
+    (TorchInductor, CUDA graphs of its forward and backward on a GPU): what a PyTorch
+    user does to get rid of the launch overhead. Its compile time is the benchmark's
+    ``first_epoch_s`` (the warm-up epoch), apart from the timed rounds."""
+
+    def __init__(self, device: str = "cuda"):
+        super().__init__(device)
+        self.name = f"torch-compile[{device}]"
+
+    def prepare(self, w, X, y):
+        super().prepare(w, X, y)
+        self.model = self.torch.compile(self.model, mode="reduce-overhead")
+
+
 class Sklearn(Peer):
     """scikit-learn's MLPClassifier, plain SGD, on the CPU."""
 

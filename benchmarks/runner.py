@@ -104,7 +104,7 @@ def available_peers(names: list[str] | None) -> list[P.Peer]:
 
         found += [P.TorchEager("cpu"), P.GemmFloor("torch", "cpu")]
         if torch.cuda.is_available():
-            found += [P.TorchEager("cuda"), P.GemmFloor("torch", "cuda")]
+            found += [P.TorchEager("cuda"), P.TorchCompile("cuda"), P.GemmFloor("torch", "cuda")]
     except ImportError:
         pass
     if any(p.name == "bpgpu[cupy]" for p in found):
@@ -137,11 +137,14 @@ def measure(
     best round of each peer counts, and the median round is kept to show the noise.
     ``progress(text)``, when given, hears what is running and what is left."""
     epochs, gpu_peak, spent = {}, {}, {}
+    first: dict[str, float] = {}  # the first epoch: compiling, capturing, allocating
     for i, peer in enumerate(peers, start=1):
         _say(progress, f"[{w.name}] warm-up {i}/{len(peers)}: {peer.name}")
         with memory.window(peer) as mem:  # this peer's own device memory, no one else's
             peer.prepare(w, X, y)
+            t0 = time.perf_counter()
             peer.train(1)  # warm-up: allocations, kernel compilation (JAX: seconds), caches
+            first[peer.name] = time.perf_counter() - t0
             t0 = time.perf_counter()
             peer.train(1)  # a warm epoch: what sets the epochs per round
             elapsed = time.perf_counter() - t0
@@ -175,6 +178,7 @@ def measure(
                 "median_steps_per_s": steps / statistics.median(rounds[peer.name]),
                 "steps": steps,
                 "seconds": best[peer.name],
+                "first_epoch_s": first[peer.name],
                 "peak_bytes": peak,
             }
         )

@@ -465,3 +465,50 @@ def test_launches_measures_the_gpus_idle_time_between_kernels():
     spans = [(30.0, 40.0), (0.0, 10.0), (12.0, 20.0), (15.0, 25.0), (100.0, 101.0)]
     assert launches.idle(spans) == (2.0 + 5.0 + 60.0, 60.0)
     assert launches.idle([(0.0, 5.0)]) == (0.0, 0.0) and launches.idle([]) == (0.0, 0.0)
+
+
+def test_lookahead_compares_the_fit_with_and_without_it(tmp_path, monkeypatch):
+    """benchmarks.lookahead times both fits and reports their ratio; without look-ahead
+    every epoch's numbers are read before the next is dispatched (the switch is
+    really off inside the peer's fit, and back on after it)."""
+    pytest.importorskip("jax")
+    from benchmarks import lookahead
+    from bpgpu.trainer import Trainer
+
+    seen = []
+    real = Trainer._epochs
+
+    def epochs(self):
+        seen.append(self.looks_ahead())
+        return real(self)
+
+    monkeypatch.setattr(Trainer, "_epochs", epochs)
+    argv = ["--workloads", "small", "--repeat", "1", "--min-time", "0.01", "--out", str(tmp_path)]
+    assert lookahead.main(argv) == 0
+    report = json.loads((tmp_path / "lookahead-jax.json").read_text())
+    rows = {r["peer"]: r for r in report["results"]["small"]}
+    ours, off = rows["bpgpu[jax]"], rows["bpgpu-noahead[jax]"]
+    assert ours["vs_off"] == ours["steps_per_s"] / off["steps_per_s"]
+    assert True in seen and False in seen
+    assert Trainer.looks_ahead is not None and Trainer.looks_ahead.__name__ == "looks_ahead"
+    assert "| small | bpgpu[jax] |" in (tmp_path / "lookahead-jax.md").read_text()
+
+
+@pytest.mark.slow  # TorchInductor compiles for about 20 s on two CPU cores
+def test_the_torch_compile_peer_trains_the_same_loop():
+    """torch-compile[...] is torch-eager's loop with the model compiled: from the same
+    initial weights and batch order, the same weights after an epoch (float32, the
+    compiled kernels' order of sums)."""
+    torch = pytest.importorskip("torch")
+    from benchmarks import peers as P
+    from benchmarks.workloads import WORKLOADS
+
+    w = WORKLOADS["small"]
+    X, y = w.data()
+    eager, compiled = P.TorchEager("cpu"), P.TorchCompile("cpu")
+    for peer in (eager, compiled):
+        peer.prepare(w, X, y)
+        peer.train(1)
+    assert compiled.name == "torch-compile[cpu]"
+    for a, b in zip(eager.model.parameters(), compiled.model.parameters()):
+        torch.testing.assert_close(b, a, rtol=1e-4, atol=1e-5)
