@@ -86,6 +86,31 @@ class Backend:
             )
         return getattr(self.xp, name)
 
+    def tf32(self) -> contextlib.AbstractContextManager:
+        """Matrix products on TF32 tensor cores inside the block (``precision="tf32"``;
+        only where ``compute_types`` has it)."""
+        return contextlib.nullcontext()
+
+    # the narrower types of mixed precision this backend computes in (precision=...)
+    compute_types: tuple[str, ...] = ()
+
+    def compute_dtype(self, name: str) -> Any:
+        """The library's dtype of mixed precision ``name`` (``"bfloat16"``,
+        ``"float16"``), or None for ``"tf32"`` (float32 arrays, tensor-core products).
+        Refuses a type this backend does not have, naming the backends that do."""
+        if name in self.compute_types:
+            return None if name == "tf32" else getattr(self.xp, name)
+        have = {
+            "bfloat16": "torch, torch:cuda and jax, jax:cuda (CuPy has no bfloat16 dtype)",
+            "float16": "torch, torch:cuda, jax, jax:cuda and cupy",
+            "tf32": "torch:cuda (an NVIDIA GPU's tensor cores)",
+        }[name]
+        raise ValueError(
+            f"precision={name!r} needs a backend that computes in it: {have}; backend "
+            f"{self.name!r} has {', '.join(self.compute_types) or 'none'}. Use one of "
+            "those, or precision=None"
+        )
+
     def asarray(self, host: Any, dtype: str | None = None, copy: bool | None = None) -> Any:
         """A host (NumPy) array as a backend array on ``device``."""
         dt = None if dtype is None else self.dtype(dtype)

@@ -62,6 +62,7 @@ class CupyBackend(Backend):
         self._ops = CupyOps(xp, cupy)
 
     graphs = True
+    compute_types = ("float16",)  # CuPy has no bfloat16 dtype
 
     def capture(self, fn):
         """``fn`` recorded by stream capture into a ``cupy.cuda.Graph``: on a stream of

@@ -81,6 +81,7 @@ class JaxBackend(Backend):
         self.compiles = True
         self.where = ("cuda", i) if kind == "cuda" else ("cpu", None)
         self.name = "jax" if kind == "cpu" else f"jax:{arg}"
+        self.compute_types = ("bfloat16", "float16")
         if not _compiling["listening"]:
             try:
                 jax.monitoring.register_event_duration_secs_listener(_listen)

@@ -1,10 +1,12 @@
 """PyTorch tensors through array-api-compat: ``torch`` (CPU), ``torch:cuda[:N]``, ``torch:mps``.
 
-TF32 is left as PyTorch ships it for matmul (off); bpgpu never turns it on.
+TF32 is left as PyTorch ships it for matmul (off); bpgpu turns it on only inside the calls
+of a network built with precision="tf32" (:meth:`TorchBackend.tf32`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import warnings
 
 import numpy as np
@@ -52,6 +54,10 @@ class TorchBackend(Backend):
         # the name the user asked for ("torch:cuda", not torch's "cuda:0"): the registry,
         # the benchmarks and the tests look backends up by it
         self.name = "torch" if dev.type == "cpu" else f"torch:{arg}"
+        if dev.type == "cuda":
+            self.compute_types = ("bfloat16", "float16", "tf32")
+        elif dev.type == "cpu":
+            self.compute_types = ("bfloat16", "float16")
         self.torch = torch
         self.xp = xp
         self.device = dev
@@ -74,6 +80,15 @@ class TorchBackend(Backend):
         with torch.cuda.device(self.device), torch.cuda.graph(graph):
             fn()
         return graph  # replay() launches it on the current stream
+
+    @contextlib.contextmanager
+    def tf32(self):
+        matmul = self.torch.backends.cuda.matmul
+        before, matmul.allow_tf32 = matmul.allow_tf32, True
+        try:
+            yield
+        finally:
+            matmul.allow_tf32 = before
 
     def asarray(self, host, dtype=None, copy=None):
         """As the base; a read-only NumPy array (a memory map, ``np.load(mmap_mode="r")``)

@@ -33,13 +33,23 @@ class CompiledTraining:
         ``loss``, shared by the networks of this structure (:func:`bpgpu.programs.shared`); a
         built-in optimizer's learning rate is an argument of the program (a schedule
         changes it without compiling again)."""
-        ops, layers, cost = self.backend.ops, self.layers, self.cost
+        ops, layers, cost, precision = self.backend.ops, self.layers, self.cost, self.precision
 
         def make():
             def step(params, state, Xb, Tb, lr, weights):
                 o = programs.with_lr(opt, lr)
                 return core.train_step(
-                    ops, layers, cost, params, Xb, Tb, o, state, loss, weights=weights
+                    ops,
+                    layers,
+                    cost,
+                    params,
+                    Xb,
+                    Tb,
+                    o,
+                    state,
+                    loss,
+                    weights=weights,
+                    precision=precision,
                 )
 
             return self.backend.compile(step, donate=(0, 1))
@@ -114,13 +124,14 @@ class CompiledTraining:
         with the per-batch costs and correct counts as device vectors. One program per
         optimizer, ``loss``, batch size, span and way of gathering."""
         ops, layers, cost, scan = self.backend.ops, self.layers, self.cost, self.backend.scan
+        precision = self.precision
         hits = programs.hits(self.xp, layers[-1])  # not self's: a program outlives self
 
         def make():
             def run(params, state, X, T, L, W, idx, lr):
                 o = programs.with_lr(opt, lr)
                 loop = core.train_batches(
-                    ops, layers, cost, o, loss, hits, scan, batch_size, upfront
+                    ops, layers, cost, o, loss, hits, scan, batch_size, upfront, precision
                 )
                 return loop(params, state, X, T, L, W, idx)
 
@@ -135,7 +146,7 @@ class CompiledTraining:
         """What a training program of this network depends on besides its arguments:
         the backend, the layers (sizes, activations) and the cost; networks that agree
         on these run the same compiled programs."""
-        return (self.backend, tuple(self.layers), self.cost)
+        return (self.backend, tuple(self.layers), self.cost, self.precision)
 
     def _lr(self, opt) -> Any:
         """A built-in optimizer's learning rate, or its schedule's scale (1 unless a

@@ -32,6 +32,20 @@ def forward(ops, layers: Sequence[Dense], params: Sequence[Any], Y: Any, last: b
     return Xs, Ys
 
 
+def outputs(ops, layers, params, X, precision=None):
+    """``Y^L`` of a batch; with a narrower ``precision``, the products and hidden
+    activations in its compute type and the output activation in float32, as a
+    training step runs them (:func:`mixed_step`)."""
+    if precision is None or not precision.reduced:
+        return forward(ops, layers, params, X)[1][-1]
+    xp, low, high = ops.xp, precision.compute, precision.master
+    P = [xp.astype(p, low) for p in params]
+    Xs, _ = forward(ops, layers, P, xp.astype(X, low), last=False)
+    top = layers[-1]
+    a = params[top.offset + 2] if top.has_param else None
+    return top.activation.f(xp, xp.astype(Xs[-1], high), a)
+
+
 def backprop(
     ops, layers: Sequence[Dense], params: Sequence[Any], Xs: list, Ys: list, D: Any, G: Any
 ) -> Iterator[tuple[Dense, Any, Any]]:
@@ -140,6 +154,7 @@ def train_step(
     reduce: Callable[[list], list] | None = None,
     rows: int | None = None,
     weights: Any = None,
+    precision=None,
 ):
     """One optimizer step on a device batch: ``(params, state, E, Y)``, ``E`` the batch's
     summed cost (None unless ``loss``) and ``Y`` its outputs, both left on the device.
@@ -156,7 +171,26 @@ def train_step(
     row's share of the (global) batch's sample weight, as :func:`output` takes them.
     A learning-rate schedule gives the rate of this step from ``state["t"]``
     (:meth:`bpgpu.optimizers.Optimizer.at`), a traced count inside a compiled program.
+    ``precision``: a :class:`bpgpu.precision.Precision` with a narrower compute type
+    runs :func:`mixed_step` instead.
     """
+    if precision is not None and precision.reduced:
+        return mixed_step(
+            ops,
+            layers,
+            cost,
+            params,
+            Xb,
+            Tb,
+            opt,
+            state,
+            precision,
+            loss,
+            check,
+            reduce,
+            rows,
+            weights,
+        )
     opt = opt.at(state["t"], params[0].dtype)  # a schedule's rate for this step
     lr = None if check is not None else sgd_lr(opt)
     rows = Xb.shape[0] if rows is None else rows
@@ -202,7 +236,41 @@ def train_step(
     return new, {**state, "t": state["t"] + 1}, E, Y
 
 
-def train_batches(ops, layers, cost, opt, loss: bool, hits, scan, batch_size: int, upfront):
+def mixed_step(
+    ops, layers, cost, params, Xb, Tb, opt, state, precision, loss, check, reduce, rows, weights
+):
+    """:func:`train_step` with the products and activations in ``precision.compute``:
+    the float32 weights and the batch cast down, forward (1) and the backward
+    recursion (8) in the compute type, the output layer's weighted input cast back to
+    float32 for the output activation and the cost (their sums in float32), the output
+    error (9) cast down, the gradients (10)-(11) cast up before anything else sees them
+    (the anomaly check, the sum over ranks, the optimizer's update of the float32
+    weights)."""
+    xp = ops.xp
+    low, high = precision.compute, precision.master
+    P = [xp.astype(p, low) for p in params]
+    Xs, Ys = forward(ops, layers, P, xp.astype(Xb, low), last=False)
+    rows = Xb.shape[0] if rows is None else rows
+    scale = 1.0 / (rows if weights is None else 1)
+    top = [*Xs[:-1], xp.astype(Xs[-1], high)]
+    Y, E, D, G = output(
+        ops, layers, cost, params, top, Tb, scale, loss or check is not None, weights, rows
+    )
+    Ys.append(xp.astype(Y, low))
+    D = None if D is None else xp.astype(D, low)
+    G = None if G is None else xp.astype(G, low)
+    grads = [xp.astype(g, high) for g in gradients(ops, layers, P, Xs, Ys, D, G)[0]]
+    if reduce is not None:
+        grads = reduce(grads)
+    if check is not None:
+        check([*Xs[:-1], top[-1]], [xp.astype(y, high) for y in Ys], E, grads)
+    params, state = ops.optimizer_step(opt, opt.fused_rule(), params, grads, state)
+    return params, state, E, Y
+
+
+def train_batches(
+    ops, layers, cost, opt, loss: bool, hits, scan, batch_size: int, upfront, precision=None
+):
     """Full batches as one loop a compiling backend runs as one program:
     ``run(params, state, X, T, L, W, idx) -> (params, state, E, right)``, ``E`` and
     ``right`` the per-batch summed costs and correct counts (zeros unless ``loss``).
@@ -212,7 +280,8 @@ def train_batches(ops, layers, cost, opt, loss: bool, hits, scan, batch_size: in
     the loop (for small batches one gather is much cheaper than one per batch; for large
     ones the extra copy of the span costs more than it saves), else inside it.
     ``hits(Y, L)``: how many rows of outputs ``Y`` the labels ``L`` call right. ``W``:
-    each row's share of its batch's sample weight (None: unweighted)."""
+    each row's share of its batch's sample weight (None: unweighted). ``precision``:
+    as :func:`train_step` takes it."""
     xp = ops.xp
 
     def run(params, state, X, T, L, W, idx):
@@ -229,7 +298,17 @@ def train_batches(ops, layers, cost, opt, loss: bool, hits, scan, batch_size: in
             else:
                 Xb, Tb, Lb, Wb = (gather(A, batch) for A in (X, T, L, W))
             params, state, E, Y = train_step(
-                ops, layers, cost, params, Xb, Tb, opt, state, loss, weights=Wb
+                ops,
+                layers,
+                cost,
+                params,
+                Xb,
+                Tb,
+                opt,
+                state,
+                loss,
+                weights=Wb,
+                precision=precision,
             )
             zero = xp.zeros((), dtype=X.dtype)
             right = xp.zeros((), dtype=xp.int64)

@@ -160,7 +160,7 @@ class StepGraph:
         ops, layers, cost = model.backend.ops, model.layers, model.cost
         hits = programs.hits(xp, layers[-1]) if self.metrics else None
         traced = programs.with_lr(opt, self.lr)
-        metrics, B = self.metrics, self.B
+        metrics, B, precision = self.metrics, self.B, model.precision
         labels = data.labels if metrics else None
         X, T, W, perm, base, iota = data.X, data.T, self.W, self.perm, self.base, self.iota
         pos, t, E_all, right_all = self.pos, self.t, self.E, self.right
@@ -171,7 +171,17 @@ class StepGraph:
             Xb, Tb = xp.take(X, rows, axis=0), xp.take(T, rows, axis=0)
             Wb = None if W is None else xp.take(W, rows, axis=0)
             new, state, E, Y = core.train_step(
-                ops, layers, cost, params, Xb, Tb, traced, {"t": t, **slots}, metrics, weights=Wb
+                ops,
+                layers,
+                cost,
+                params,
+                Xb,
+                Tb,
+                traced,
+                {"t": t, **slots},
+                metrics,
+                weights=Wb,
+                precision=precision,
             )
             _write_back(params, new)
             for k, arrays in slots.items():

@@ -34,6 +34,8 @@ class Model(CompiledTraining, Scoring):
     params : list of backend arrays, in :mod:`bpgpu.layers` order
     scaling : (mean, scale) device arrays or None
         Input standardisation applied by :meth:`input`.
+    precision : Precision or None
+        Mixed precision of the steps and outputs (:mod:`bpgpu.precision`).
 
     Attributes
     ----------
@@ -42,7 +44,16 @@ class Model(CompiledTraining, Scoring):
         maps class labels through; None: the labels are the output indices.
     """
 
-    def __init__(self, layers: Sequence[Dense], cost, backend, dtype: str, params, scaling=None):
+    def __init__(
+        self,
+        layers: Sequence[Dense],
+        cost,
+        backend,
+        dtype: str,
+        params,
+        scaling=None,
+        precision=None,
+    ):
         self.layers = list(layers)
         self.cost = cost
         self.backend = backend
@@ -50,6 +61,7 @@ class Model(CompiledTraining, Scoring):
         self.dtype = dtype
         self.params = list(params)
         self.scaling = scaling
+        self.precision = precision  # a bpgpu.precision.Precision, or None: full precision
         self.classes = None
         self.sizes = [layers[0].n_in] + [layer.n_out for layer in layers]
         self.names = param_names(layers)
@@ -70,12 +82,12 @@ class Model(CompiledTraining, Scoring):
 
     def outputs(self, X: Any) -> Any:
         """``Y^L`` of a device batch (one program on a compiling backend)."""
-        ops, layers = self.backend.ops, self.layers
+        ops, layers, precision = self.backend.ops, self.layers, self.precision
 
         def make():
-            return lambda params, X: core.forward(ops, layers, params, X)[1][-1]
+            return lambda params, X: core.outputs(ops, layers, params, X, precision)
 
-        return self.program(("outputs", tuple(layers)), make)(self.params, X)
+        return self.program(("outputs", tuple(layers), precision), make)(self.params, X)
 
     def per_sample(self, X: Any, T: Any, params: Sequence[Any] | None = None) -> Any:
         """Per-sample cost ``(B,)`` (from the logits where the pair has a shortcut) with
@@ -163,6 +175,7 @@ class Model(CompiledTraining, Scoring):
             reduce,
             rows,
             weights,
+            self.precision,
         )
         return state, E, Y
 
@@ -231,10 +244,21 @@ class Model(CompiledTraining, Scoring):
         if self.backend.compiles:
             return None
         ops, layers, cost, train_step = self.backend.ops, self.layers, self.cost, core.train_step
+        precision = self.precision
 
         def step(Xb, Tb, opt, state, loss, weights):
             self.params, state, E, Y = train_step(
-                ops, layers, cost, self.params, Xb, Tb, opt, state, loss, weights=weights
+                ops,
+                layers,
+                cost,
+                self.params,
+                Xb,
+                Tb,
+                opt,
+                state,
+                loss,
+                weights=weights,
+                precision=precision,
             )
             return state, E, Y
 

@@ -26,6 +26,7 @@ from bpgpu.layers import build, param_names
 from bpgpu.model import Model
 from bpgpu.network_fit import Fitting
 from bpgpu.network_weights import NetworkWeights, on_device
+from bpgpu.precision import policy as precision_policy
 from bpgpu.sample_weights import sample_weights
 
 _DEFAULT_COST = {"softmax": "categorical_cross_entropy", "sigmoid": "cross_entropy"}
@@ -58,6 +59,12 @@ class MLP(Fitting, NetworkWeights):
         ``"glorot_normal"``, ``"lecun_normal"``, ``"scaled_normal"`` (weights
         N(0, 1/n_in), biases N(0, 1): the default of Nielsen's ``network2``) or
         ``"normal"`` (weights and biases N(0, 1): his ``network.py``).
+    precision : {None, "bfloat16", "float16", "tf32"}
+        Mixed precision (:mod:`bpgpu.precision`): the products and activations of fit,
+        predict and evaluate in this type, the weights, the optimizer's state, the loss
+        and the softmax/cross-entropy sums in float32 (``dtype`` must be float32).
+        bfloat16 and float16 on torch and JAX (CPU and GPU), float16 on CuPy, tf32 on
+        torch:cuda; other backends refuse it. None: every array in ``dtype``.
 
     Sizes, seed and dtype take NumPy integers and dtypes as well as Python ones.
 
@@ -78,6 +85,7 @@ class MLP(Fitting, NetworkWeights):
         seed: int | None = 0,
         *,
         init: str = "auto",
+        precision: str | None = None,
         _weights: Sequence[Any] | None = None,
     ):
         sizes = widths(sizes)
@@ -139,18 +147,22 @@ class MLP(Fitting, NetworkWeights):
         self.data_info: dict | None = None
         self.init = init
         layers = build(sizes, acts)
-        self.model = Model(layers, cost_obj, backend, dtype, params=[])
+        mixed = precision_policy(precision, backend, dtype)
+        self.model = Model(layers, cost_obj, backend, dtype, params=[], precision=mixed)
         self.set_weights(init_weights(layers, seed, init) if _weights is None else _weights)
 
-    def to(self, backend: str | Backend, dtype: str | None = None) -> MLP:
-        """A copy of this network on another backend (and dtype), with identical weights."""
+    def to(self, backend: str | Backend, dtype: str | None = None, precision: Any = "same") -> MLP:
+        """A copy of this network on another backend (and dtype), with identical weights;
+        with its precision unless ``precision`` is given (None: full precision)."""
         backend = get_backend(backend)
         dtype = self.dtype if dtype is None else dtype_name(dtype)
+        precision = self.precision if precision == "same" else precision
+        mixed = precision_policy(precision, backend, dtype)
         backend.dtype(dtype)
         net = object.__new__(MLP)
         net.__dict__.update(self.__dict__)
         net.input_scaling = None
-        net.model = Model(self.layers, self.cost, backend, dtype, params=[])
+        net.model = Model(self.layers, self.cost, backend, dtype, params=[], precision=mixed)
         net.model.classes = self.model.classes  # read-only: shared
         net.set_weights(self.get_weights())
         if self.input_scaling is not None:
@@ -298,7 +310,9 @@ class MLP(Fitting, NetworkWeights):
         acts = ", ".join(a.name for a in self.activations)
         return (
             f"MLP({self.sizes}, activations=[{acts}], cost={self.cost.name!r}, "
-            f"backend={self.backend.name!r}, dtype={self.dtype!r})"
+            f"backend={self.backend.name!r}, dtype={self.dtype!r}"
+            + ("" if self.precision is None else f", precision={self.precision!r}")
+            + ")"
         )
 
 

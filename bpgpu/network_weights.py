@@ -58,6 +58,12 @@ class NetworkWeights(NetworkFiles):
         return self.model.dtype
 
     @property
+    def precision(self) -> str | None:
+        """The mixed precision the network computes in (``MLP(precision=...)``), or None."""
+        mixed = self.model.precision
+        return None if mixed is None else mixed.name
+
+    @property
     def xp(self) -> Any:
         """The backend's array namespace."""
         return self.model.xp

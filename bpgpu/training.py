@@ -214,6 +214,13 @@ def _check_options(net, opts: FitOptions, st: Settings, opt, dist) -> None:
             "which train_metrics=False does not compute; pass validation_data or "
             "validation_split, or keep train_metrics=True"
         )
+    mixed = net.model.precision
+    if dist is not None and mixed is not None and net.model.backend.compiles:
+        raise ValueError(
+            f"precision={mixed.name!r} in a data-parallel fit on {net.model.backend.name} is "
+            "not supported yet (its two programs a step run in full precision); use "
+            "torch or cupy ranks, or precision=None"
+        )
     if opts.checkpoint is not None:
         net._check_nameable("a checkpoint")  # on every rank: all refuse together
         check_saveable(opt)

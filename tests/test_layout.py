@@ -52,6 +52,7 @@ FLOORS = {
             "programs",
             "compiled_training",
             "graphs",
+            "precision",
             "batches",
             "initial_weights",
             "host_rng",

@@ -1,0 +1,113 @@
+"""Mixed precision (bpgpu.precision): float32 master weights, products in bfloat16 or
+float16, on every backend that has the type; refused with the fix elsewhere."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from conftest import load_backend
+
+import bpgpu
+from bpgpu import datasets
+
+MIXED = [("torch", "bfloat16"), ("torch", "float16"), ("jax", "bfloat16"), ("jax", "float16")]
+# float32 against the compute type: what one step's update may differ by, relative to
+# the update itself (bfloat16 keeps 8 bits of mantissa, float16 11)
+STEP_TOL = {"bfloat16": 5e-2, "float16": 1e-2}
+
+
+def blobs(n=96, d=6, k=3, seed=0):
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, k, size=n)
+    return rng.normal(size=(n, d)) + 2.0 * np.eye(k, d)[y], y
+
+
+@pytest.mark.parametrize("name", ["numpy", "array_api_strict"])
+@pytest.mark.parametrize("precision", ["bfloat16", "float16", "tf32"])
+def test_backends_without_the_type_refuse_it_naming_those_that_have_it(name, precision):
+    backend = load_backend(name)
+    with pytest.raises(ValueError, match=f"precision='{precision}' needs a backend") as info:
+        bpgpu.MLP([4, 3], backend=backend, precision=precision)
+    assert "torch" in str(info.value) and "precision=None" in str(info.value)
+
+
+def test_bfloat16_on_cupy_says_cupy_has_no_bfloat16(monkeypatch):
+    """CuPy's refusal, asked of the base class as CuPy's backend asks it (no GPU here)."""
+    from bpgpu.backends._base import Backend
+
+    class FakeCupy(Backend):
+        name, compute_types = "cupy", ("float16",)
+
+    with pytest.raises(ValueError, match="CuPy has no bfloat16 dtype"):
+        FakeCupy().compute_dtype("bfloat16")
+
+
+def test_unknown_names_and_a_float64_network_are_refused():
+    with pytest.raises(ValueError, match="did you mean 'bfloat16'"):
+        bpgpu.MLP([4, 3], backend="numpy", precision="bf16")
+    with pytest.raises(ValueError, match="use dtype='float32' with it"):
+        bpgpu.MLP([4, 3], backend="numpy", dtype="float64", precision="float16")
+
+
+@pytest.mark.parametrize("name, precision", MIXED)
+def test_master_weights_stay_float32_and_the_products_are_narrower(name, precision):
+    """One plain SGD step: the mixed network's update is the float32 update to the
+    compute type's precision, not to float32's (so the products really ran narrower),
+    and every weight, output and loss the user sees is float32."""
+    backend = load_backend(name)
+    X, y = blobs()
+    full = bpgpu.MLP([6, 16, 3], backend=backend, seed=0)
+    mixed = bpgpu.MLP([6, 16, 3], backend=backend, seed=0, precision=precision)
+    start = full.get_weights()
+    for net in (full, mixed):
+        net.fit(X, y, epochs=1, batch_size=96, lr=0.5, shuffle=False)
+    assert all(w.dtype == np.float32 for w in mixed.get_weights())
+    assert str(mixed.predict(X).dtype).endswith("float32")
+    d_full = np.concatenate([(a - s).ravel() for a, s in zip(full.get_weights(), start)])
+    d_mixed = np.concatenate([(a - s).ravel() for a, s in zip(mixed.get_weights(), start)])
+    rel = np.linalg.norm(d_mixed - d_full) / np.linalg.norm(d_full)
+    assert 1e-5 < rel < STEP_TOL[precision]
+    assert mixed.precision == precision and f"precision='{precision}'" in repr(mixed)
+
+
+@pytest.mark.parametrize("name, precision", MIXED)
+def test_training_on_the_digits_ends_within_a_point_of_float32(name, precision):
+    backend = load_backend(name)
+    X, y = datasets.load_digits()
+    X = X / 16.0
+    Xt, yt, Xv, yv = X[:1400], y[:1400], X[1400:], y[1400:]
+    acc = {}
+    for p in (None, precision):
+        net = bpgpu.MLP([64, 64, 10], backend=backend, seed=0, precision=p)
+        net.fit(Xt, yt, epochs=10, optimizer="adam", lr=1e-2, batch_size=32)
+        acc[p] = net.evaluate(Xv, yv)["accuracy"]
+    assert acc[None] > 0.85
+    assert abs(acc[precision] - acc[None]) <= 0.01 + 1e-12
+
+
+def test_to_keeps_the_precision_where_the_backend_has_it():
+    load_backend("torch")
+    net = bpgpu.MLP([4, 5, 3], backend="torch", precision="bfloat16")
+    assert net.to("torch").precision == "bfloat16"
+    with pytest.raises(ValueError, match="needs a backend"):
+        net.to("numpy")
+    plain = net.to("numpy", precision=None)
+    assert plain.precision is None
+    for a, b in zip(plain.get_weights(), net.get_weights()):
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("name", ["torch", "jax"])
+def test_a_mixed_fit_resumes_to_the_uninterrupted_one(name, tmp_path):
+    backend = load_backend(name)
+    X, y = blobs()
+    kw = dict(batch_size=16, optimizer="adam", lr=1e-2)
+    whole = bpgpu.MLP([6, 8, 3], backend=backend, seed=1, precision="bfloat16")
+    whole.fit(X, y, epochs=4, **kw)
+    part = bpgpu.MLP([6, 8, 3], backend=backend, seed=1, precision="bfloat16")
+    ckpt = tmp_path / "run.ckpt.npz"
+    part.fit(X, y, epochs=2, checkpoint=ckpt, **kw)
+    again = bpgpu.MLP([6, 8, 3], backend=backend, seed=1, precision="bfloat16")
+    again.fit(X, y, epochs=4, resume=ckpt, **kw)
+    for a, b in zip(whole.get_weights(), again.get_weights()):
+        np.testing.assert_array_equal(a, b)
