@@ -10,6 +10,7 @@ network. :func:`on_device` runs a public method inside its backend's device cont
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import math
 from collections.abc import Callable, Sequence
@@ -25,12 +26,15 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 def on_device(method: F) -> F:
-    """Run a public method inside its backend's device context (CuPy on device N > 0),
-    turning the library's out-of-memory error into :class:`DeviceMemoryError`."""
+    """Run a public method inside its backend's device context (CuPy on device N > 0;
+    TF32 products for ``precision="tf32"``), turning the library's out-of-memory error
+    into :class:`DeviceMemoryError`."""
 
     @functools.wraps(method)
     def wrapper(self, *args, **kwargs):
-        with self.backend.context():
+        mixed = self.model.precision
+        tf32 = mixed is not None and mixed.name == "tf32"
+        with self.backend.context(), self.backend.tf32() if tf32 else contextlib.nullcontext():
             try:
                 return method(self, *args, **kwargs)
             except Exception as e:  # device out of memory becomes a DeviceMemoryError,

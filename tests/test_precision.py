@@ -111,3 +111,40 @@ def test_a_mixed_fit_resumes_to_the_uninterrupted_one(name, tmp_path):
     again.fit(X, y, epochs=4, resume=ckpt, **kw)
     for a, b in zip(whole.get_weights(), again.get_weights()):
         np.testing.assert_array_equal(a, b)
+
+
+def test_tf32_is_on_inside_the_networks_calls_only(monkeypatch):
+    """precision="tf32" turns the backend's TF32 switch on around fit, predict and
+    evaluate, and back off after (tried with a backend whose switch is recorded)."""
+    import contextlib
+
+    backend = bpgpu.get_backend("numpy")
+    depth = [0]
+
+    @contextlib.contextmanager
+    def tf32():
+        depth[0] += 1
+        try:
+            yield
+        finally:
+            depth[0] -= 1
+
+    class Seen(bpgpu.Callback):
+        def __init__(self):
+            self.on = []
+
+        def on_batch_end(self, net, batch):
+            self.on.append(depth[0] > 0)
+
+    monkeypatch.setattr(backend, "compute_types", ("tf32",), raising=False)
+    monkeypatch.setattr(backend, "tf32", tf32, raising=False)
+    net = bpgpu.MLP([6, 3], backend=backend, precision="tf32")
+    X, y = blobs()
+    seen = Seen()
+    net.fit(X, y, epochs=1, callbacks=[seen])
+    assert seen.on and all(seen.on) and depth[0] == 0
+    plain = bpgpu.MLP([6, 3], backend=backend)
+    seen = Seen()
+    plain.fit(X, y, epochs=1, callbacks=[seen])
+    assert seen.on and not any(seen.on)
+    assert net.get_weights()[0].dtype == np.float32
