@@ -25,6 +25,8 @@ from typing import Any
 class Ops:
     """The generic operations, on the namespace ``xp`` (functional: new arrays out)."""
 
+    in_place = False  # True: the parameter updates write into the arrays (MutableOps)
+
     def __init__(self, xp: Any):
         self.xp = xp
 
@@ -95,6 +97,8 @@ class MutableOps(Ops):
     """Libraries whose arrays can be written (NumPy, CuPy, torch): the same results,
     written into arrays the caller hands over or owns, instead of new ones. Anything
     else (another dtype, a shape that does not fit) goes to the generic method."""
+
+    in_place = True
 
     # The checks are identity tests of dtype objects (each library keeps one per type):
     # on a small network these run as often as the products themselves. A shape that

@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from bpgpu.layers import Dense
+from bpgpu.precision import next_scaler
 
 
 def forward(ops, layers: Sequence[Dense], params: Sequence[Any], Y: Any, last: bool = True):
@@ -245,7 +246,13 @@ def mixed_step(
     float32 for the output activation and the cost (their sums in float32), the output
     error (9) cast down, the gradients (10)-(11) cast up before anything else sees them
     (the anomaly check, the sum over ranks, the optimizer's update of the float32
-    weights)."""
+    weights).
+
+    With loss scaling (float16: ``state["scaler"]``, :mod:`bpgpu.precision`) the output
+    error is multiplied by the scale before it is cast down and the gradients divided by
+    it after they are cast up; a step whose gradients are not finite changes nothing but
+    the scaler (on a library whose updates write in place, one read of a flag a step, as
+    torch's GradScaler does; elsewhere the update is computed and not taken)."""
     xp = ops.xp
     low, high = precision.compute, precision.master
     P = [xp.astype(p, low) for p in params]
@@ -256,16 +263,37 @@ def mixed_step(
     Y, E, D, G = output(
         ops, layers, cost, params, top, Tb, scale, loss or check is not None, weights, rows
     )
+    scaler = state.get("scaler") if precision.scaled else None
+    if scaler is not None:  # the loss scale, before the errors lose their small values
+        D, G = (None if A is None else A * scaler[0] for A in (D, G))
     Ys.append(xp.astype(Y, low))
     D = None if D is None else xp.astype(D, low)
     G = None if G is None else xp.astype(G, low)
     grads = [xp.astype(g, high) for g in gradients(ops, layers, P, Xs, Ys, D, G)[0]]
+    if scaler is not None:
+        grads = [g / scaler[0] for g in grads]
     if reduce is not None:
         grads = reduce(grads)
     if check is not None:
         check([*Xs[:-1], top[-1]], [xp.astype(y, high) for y in Ys], E, grads)
-    params, state = ops.optimizer_step(opt, opt.fused_rule(), params, grads, state)
-    return params, state, E, Y
+    if scaler is None:
+        params, state = ops.optimizer_step(opt, opt.fused_rule(), params, grads, state)
+        return params, state, E, Y
+    finite = xp.all(xp.stack([xp.all(xp.isfinite(g)) for g in grads]))
+    kept = {k: v for k, v in state.items() if k != "scaler"}
+    if ops.in_place:
+        if bool(finite):
+            params, kept = ops.optimizer_step(opt, opt.fused_rule(), params, grads, kept)
+    else:
+        new, after = ops.optimizer_step(opt, opt.fused_rule(), params, grads, kept)
+        params = [xp.where(finite, n, o) for n, o in zip(new, params)]
+        kept = {
+            k: xp.where(finite, after[k], v)
+            if k == "t"
+            else [xp.where(finite, n, o) for n, o in zip(after[k], v)]
+            for k, v in kept.items()
+        }
+    return params, {**kept, "scaler": next_scaler(xp, scaler, finite)}, E, Y
 
 
 def train_batches(

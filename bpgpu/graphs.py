@@ -65,6 +65,9 @@ def refusal(model, data, opt, *, dist=None, anomaly=False) -> str | None:
         return "streamed data are gathered on the host, batch by batch"
     if anomaly:
         return "detect_anomaly reads every layer's values on the host"
+    mixed = model.precision
+    if mixed is not None and mixed.scaled:
+        return "float16's loss scaling reads whether each step's gradients were finite"
     if schedules.parts(opt.lr)[1] is None:
         return (
             f"the learning rate {opt.lr!r} is a plain function run on the host each step; "

@@ -26,6 +26,7 @@ class History:
     interrupted: bool = False  # Ctrl-C or on_batch_end: stopped after a batch, weights consistent
     seed: int | None = None
     compile_time: float = 0.0  # seconds a compiling backend (JAX) spent compiling in fit
+    skipped_steps: int = 0  # float16 loss scaling: steps skipped for non-finite gradients
 
     @property
     def history(self) -> dict[str, list]:
@@ -41,6 +42,7 @@ class History:
             "interrupted": self.interrupted,
             "seed": self.seed,
             "compile_time": self.compile_time,
+            "skipped_steps": self.skipped_steps,
         }
 
     @classmethod

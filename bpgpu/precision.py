@@ -46,6 +46,45 @@ class Precision:
         """Whether arrays are cast to a narrower type inside a step."""
         return self.compute is not None
 
+    @property
+    def scaled(self) -> bool:
+        """Whether the steps scale the loss (float16: its gradients would underflow)."""
+        return self.name == "float16"
+
+
+# Dynamic loss scaling (float16): the output error is multiplied by the scale before the
+# backward pass and the gradients divided by it in float32 after; a step whose gradients
+# are not finite is skipped and the scale halved, and after GROWTH_INTERVAL clean steps
+# in a row the scale doubles (torch.amp.GradScaler's defaults).
+INITIAL_SCALE = 2.0**15
+GROWTH_INTERVAL = 2000
+SCALER = "scaler"  # the optimizer state's entry: [scale, clean steps in a row, skipped]
+
+
+def scaler_state(xp, device) -> list:
+    """A fresh loss-scaling state: ``[scale, clean steps, skipped steps]`` as 0-d device
+    arrays (float32, int64, int64), an entry of the optimizer state that checkpoints
+    save and snapshots copy like the optimizer's own."""
+    return [
+        xp.asarray(INITIAL_SCALE, dtype=xp.float32, device=device),
+        xp.asarray(0, dtype=xp.int64, device=device),
+        xp.asarray(0, dtype=xp.int64, device=device),
+    ]
+
+
+def next_scaler(xp, scaler: list, finite) -> list:
+    """The state after a step whose gradients were ``finite`` (a 0-d bool): clean,
+    the scale doubles every GROWTH_INTERVAL clean steps; not, it halves and the step
+    counts as skipped. Written with ``where`` so that a compiled step can hold it."""
+    scale, clean, skipped = scaler
+    grown = clean + 1 >= GROWTH_INTERVAL
+    two, half = xp.asarray(2.0, dtype=scale.dtype), xp.asarray(0.5, dtype=scale.dtype)
+    scale = xp.where(finite, xp.where(grown, scale * two, scale), scale * half)
+    zero = xp.zeros_like(clean)
+    clean = xp.where(finite, xp.where(grown, zero, clean + 1), zero)
+    skipped = xp.where(finite, skipped, skipped + 1)
+    return [scale, clean, skipped]
+
 
 def policy(name: str | None, backend, dtype: str) -> Precision | None:
     """The precision policy ``name`` for a network of ``dtype`` on ``backend``; None for

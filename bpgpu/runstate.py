@@ -16,6 +16,7 @@ from bpgpu import checkpoint as _ckpt
 from bpgpu.history import History
 from bpgpu.host_rng import HostRNG
 from bpgpu.io import ModelFileError
+from bpgpu.precision import scaler_state
 from bpgpu.settings import Settings
 
 
@@ -67,7 +68,10 @@ class Run:
 
 def fresh_run(model, st: Settings, opt) -> Run:
     """A run from the start: zeroed optimizer state, the settings' seed."""
-    return Run(opt, opt.init(model.params), HostRNG(st.seed), History(seed=st.seed))
+    state = opt.init(model.params)
+    if model.precision is not None and model.precision.scaled:
+        state["scaler"] = scaler_state(model.xp, model.backend.device)
+    return Run(opt, state, HostRNG(st.seed), History(seed=st.seed))
 
 
 def resume_run(net, model, st: Settings, opt, ckpt, fingerprint: dict | None):
@@ -90,6 +94,9 @@ def resume_run(net, model, st: Settings, opt, ckpt, fingerprint: dict | None):
             wait=int(tr["wait"]),
         )
         t = int(tr["optimizer_t"])
+        scaled = tr.get("loss_scale")  # [scale, clean, skipped]: a float16 fit's
+        if scaled is not None:
+            scaled = [float(scaled[0]), int(scaled[1]), int(scaled[2])]
         saved_data = tr.get("data")  # None in checkpoints written before it was recorded
     except (KeyError, TypeError, ValueError, AttributeError) as e:
         raise ModelFileError(
@@ -111,6 +118,12 @@ def resume_run(net, model, st: Settings, opt, ckpt, fingerprint: dict | None):
     device = model.backend.asarray
     slots = _ckpt.slots_of(arrays, model.names, opt.slots)
     state = {"t": t, **{s: [device(a, model.dtype) for a in v] for s, v in slots.items()}}
+    if model.precision is not None and model.precision.scaled:
+        xp, dev = model.xp, model.backend.device
+        state["scaler"] = scaler_state(xp, dev)
+        if scaled is not None:  # the scale goes on; another precision's run starts one
+            kinds = (xp.float32, xp.int64, xp.int64)
+            state["scaler"] = [xp.asarray(v, dtype=k, device=dev) for v, k in zip(scaled, kinds)]
     saved_best = _ckpt.best_of(arrays, model.names, cfg)
     if saved_best is not None:
         best.params = [device(a, model.dtype) for a in saved_best]
@@ -159,6 +172,9 @@ def save_checkpoint(path, net, model, run: Run, st: Settings, position=None, rng
         "wait": run.best.wait,
         "data": run.data,
     }
+    if "scaler" in run.state:  # float16's loss scale: read once, as the JSON holds it
+        scale, clean, skipped = run.state["scaler"]
+        training["loss_scale"] = [float(scale), int(clean), int(skipped)]
     slots = {s: [host(v) for v in run.state[s]] for s in run.opt.slots}
     best = None if run.best.params is None else [host(p) for p in run.best.params]
     _ckpt.write(path, net.config(), net.arrays(), model.names, slots, best, training)

@@ -282,6 +282,9 @@ class Trainer(ProgramSpans):
         h.val_loss.append(val_loss)
         h.val_accuracy.append(val_acc)
         h.time.append(time.perf_counter() - ep.t0)
+        scaler = self.run.state.get("scaler")
+        if scaler is not None:  # float16: the steps its loss scaling skipped, so far
+            h.skipped_steps = int(scaler[2])
         logs = {k: v[-1] for k, v in h.history.items()}
         stop = False
         for cb in self.callbacks:  # a Ctrl-C in one is seen by the next (the checkpoint)

@@ -148,3 +148,82 @@ def test_tf32_is_on_inside_the_networks_calls_only(monkeypatch):
     plain.fit(X, y, epochs=1, callbacks=[seen])
     assert seen.on and not any(seen.on)
     assert net.get_weights()[0].dtype == np.float32
+
+
+# ---- float16 loss scaling ---------------------------------------------------------------
+
+SCALED = ["torch", "jax"]
+
+
+def tiny_task():
+    """Targets of 1e-7 and a network of zero weights: the output errors over the batch,
+    and every gradient, are below float16's smallest number (6e-8) unless scaled."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(128, 8))
+    Y = 1e-7 * (X @ rng.normal(size=(8, 2)))
+    return X, Y
+
+
+@pytest.mark.parametrize("name", SCALED)
+def test_float16_learns_where_its_unscaled_gradients_underflow(name, monkeypatch):
+    """One full-batch step from zero weights: with the loss scaled, the float16 update
+    points where float32's does; with a scale of 1 every gradient is flushed to zero."""
+    backend = load_backend(name)
+    X, Y = tiny_task()
+
+    def update(precision):
+        net = bpgpu.MLP(
+            [8, 2], hidden=[], output="identity", backend=backend, seed=0, precision=precision
+        )
+        net.set_weights([np.zeros((2, 8)), np.zeros(2)])
+        net.fit(X, Y, epochs=1, batch_size=128, lr=0.5, shuffle=False)
+        return np.concatenate([w.ravel() for w in net.get_weights()])
+
+    full, scaled = update(None), update("float16")
+    monkeypatch.setattr(bpgpu.precision, "INITIAL_SCALE", 1.0)  # no scaling: a scale of 1
+    unscaled = update("float16")
+    assert not unscaled.any()  # every gradient flushed to zero in float16
+    cos = scaled @ full / (np.linalg.norm(scaled) * np.linalg.norm(full))
+    assert cos > 0.99
+
+
+@pytest.mark.parametrize("name", SCALED)
+def test_an_overflowing_scale_skips_steps_and_halves_until_they_fit(name, monkeypatch):
+    """A scale of 2**40 makes the first steps' float16 errors inf: those steps change
+    no weight and are counted; the scale halves until the steps go through, and the
+    fit ends finite and trained, not stopped as diverged."""
+    backend = load_backend(name)
+    monkeypatch.setattr(bpgpu.precision, "INITIAL_SCALE", 2.0**40)
+    X, y = blobs()
+    net = bpgpu.MLP([6, 16, 3], backend=backend, seed=0, precision="float16")
+    start = net.get_weights()
+    h = net.fit(X, y, epochs=1, batch_size=96, lr=0.1)  # one batch: one skipped step
+    assert h.skipped_steps == 1
+    for a, b in zip(net.get_weights(), start):
+        np.testing.assert_array_equal(a, b)
+    h = net.fit(X, y, epochs=40, batch_size=8, lr=0.1)
+    assert 10 < h.skipped_steps < 40  # about log2(2**40 / 2**15) halvings
+    assert all(np.isfinite(w).all() for w in net.get_weights())
+    assert h.loss[-1] < h.loss[0]
+
+
+@pytest.mark.parametrize("name", SCALED)
+def test_the_loss_scale_goes_on_after_a_resume(name, tmp_path, monkeypatch):
+    backend = load_backend(name)
+    monkeypatch.setattr(bpgpu.precision, "INITIAL_SCALE", 2.0**30)  # skips in both halves
+    monkeypatch.setattr(bpgpu.precision, "GROWTH_INTERVAL", 5)  # and grows in them
+    X, y = blobs()
+    kw = dict(batch_size=8, optimizer="adam", lr=1e-2)
+
+    def net():
+        return bpgpu.MLP([6, 8, 3], backend=backend, seed=1, precision="float16")
+
+    whole = net()
+    h_whole = whole.fit(X, y, epochs=4, **kw)
+    ckpt = tmp_path / "run.ckpt.npz"
+    net().fit(X, y, epochs=2, checkpoint=ckpt, **kw)
+    again = net()
+    h_again = again.fit(X, y, epochs=4, resume=ckpt, **kw)
+    assert h_again.skipped_steps == h_whole.skipped_steps > 0
+    for a, b in zip(whole.get_weights(), again.get_weights()):
+        np.testing.assert_array_equal(a, b)
