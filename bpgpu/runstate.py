@@ -171,6 +171,7 @@ def save_checkpoint(path, net, model, run: Run, st: Settings, position=None, rng
         "best_value": run.best.value if math.isfinite(run.best.value) else None,
         "wait": run.best.wait,
         "data": run.data,
+        "precision": net.precision,  # how it computed (a resumed CLI run keeps it)
     }
     if "scaler" in run.state:  # float16's loss scale: read once, as the JSON holds it
         scale, clean, skipped = run.state["scaler"]

@@ -227,3 +227,54 @@ def test_the_loss_scale_goes_on_after_a_resume(name, tmp_path, monkeypatch):
     assert h_again.skipped_steps == h_whole.skipped_steps > 0
     for a, b in zip(whole.get_weights(), again.get_weights()):
         np.testing.assert_array_equal(a, b)
+
+
+def test_the_estimators_take_precision_from_their_parameter_table():
+    pytest.importorskip("sklearn")
+    load_backend("torch")
+    from sklearn.utils._param_validation import InvalidParameterError
+
+    from bpgpu.sklearn import BPClassifier
+
+    X, y = blobs()
+    kw = dict(hidden_layer_sizes=(8,), max_iter=5, random_state=0, backend="torch")
+    full = BPClassifier(dtype="float32", **kw).fit(X, y)
+    mixed = BPClassifier(dtype="float32", precision="bfloat16", **kw).fit(X, y)
+    assert mixed._net.precision == "bfloat16" and mixed.coefs_[0].dtype == np.float32
+    gap = np.abs(mixed.coefs_[0] - full.coefs_[0]).max()
+    assert 0 < gap < 0.05
+    with pytest.raises(InvalidParameterError, match="'precision' parameter"):
+        BPClassifier(precision="bf16", **kw).fit(X, y)
+    with pytest.raises(ValueError, match="use dtype='float32' with it"):
+        BPClassifier(precision="bfloat16", **kw).fit(X, y)  # the estimators' float64
+
+
+def test_the_cli_trains_in_the_precision_asked_and_a_resume_keeps_it(tmp_path):
+    load_backend("torch")
+    import subprocess
+    import sys
+
+    X, y = blobs(n=120)
+    data = tmp_path / "blobs.csv"
+    np.savetxt(data, np.column_stack([X, y]), delimiter=",", fmt="%.6g")
+    base = [sys.executable, "-m", "bpgpu", "train", "--data", str(data), "--backend", "torch"]
+    base += ["--hidden", "8", "--no-plot", "-o", str(tmp_path / "m.npz")]
+    ckpt = str(tmp_path / "c.npz")
+    first = subprocess.run(
+        [*base, "--epochs", "2", "--precision", "bfloat16", "--checkpoint", ckpt],
+        capture_output=True,
+        text=True,
+    )
+    assert first.returncode == 0, first.stderr
+    assert "precision='bfloat16'" in first.stdout and "precision bfloat16" in first.stdout
+    again = subprocess.run(
+        [*base, "--epochs", "3", "--resume", ckpt], capture_output=True, text=True
+    )
+    assert again.returncode == 0, again.stderr
+    assert "precision='bfloat16'" in again.stdout
+    refused = subprocess.run(
+        [*base, "--epochs", "1", "--backend", "numpy", "--precision", "float16"],
+        capture_output=True,
+        text=True,
+    )
+    assert refused.returncode != 0 and "needs a backend that computes in it" in refused.stderr

@@ -66,7 +66,7 @@ def scaled(loader):
 
 def test_parameters_are_mlpclassifiers_with_the_same_defaults():
     ours, theirs = BPClassifier().get_params(), MLPClassifier().get_params()
-    assert set(theirs) <= set(ours) and set(ours) - set(theirs) == {"backend", "dtype"}
+    assert set(theirs) <= set(ours) and set(ours) - set(theirs) == {"backend", "dtype", "precision"}
     assert all(ours[k] == theirs[k] for k in theirs)
     ours, theirs = BPRegressor().get_params(), MLPRegressor().get_params()
     assert all(ours[k] == theirs[k] for k in theirs)

@@ -125,6 +125,9 @@ def _resumed_network(args):
                 f"--{opt.replace('_', '-')} {given} differs from the checkpoint's network "
                 f"({have[opt]}); a resumed run keeps its network (omit the option)"
             )
+    precision = args.precision or cfg["training"].get("precision")
+    if precision is not None:
+        net = net.to(net.backend, precision=precision)
     return net, int(cfg["training"]["epoch"]), cfg["training"]["settings"]["patience"]
 
 
@@ -261,6 +264,7 @@ def _new_network(args: argparse.Namespace, parts, task, seed: int):
         backend=args.backend,
         dtype=args.dtype or "float32",
         seed=seed,
+        precision=args.precision,
     )
     if not args.no_standardize:
         net.set_input_scaling(*datasets.standardize(parts.X_train))
@@ -288,7 +292,8 @@ def _report(net, history, parts, task, start: int, wall: float, info, patience) 
         )
     elif patience is not None and history.best_epoch not in (None, history.epoch[-1]):
         print(f"kept the weights of epoch {history.best_epoch}, the best validation loss")
-    print(f"backend {net.backend.name} ({info['device']}), dtype {net.dtype}")
+    mixed = "" if net.precision is None else f", precision {net.precision}"
+    print(f"backend {net.backend.name} ({info['device']}), dtype {net.dtype}{mixed}")
     if len(parts.X_test):
         print(_scores(net, parts.X_test, parts.y_test, task, "test "))
     else:

@@ -287,6 +287,13 @@ def add_commands(sub, common) -> None:
         "--dtype", default=None, choices=["float32", "float64"], help="float32 or float64 (float32)"
     )
     t.add_argument(
+        "--precision",
+        default=None,
+        choices=["bfloat16", "float16", "tf32"],
+        help="mixed precision: products in this type, float32 weights (torch, jax; float16 "
+        "also cupy; tf32 torch:cuda); a resumed run keeps the checkpoint's unless given",
+    )
+    t.add_argument(
         "--no-standardize",
         action="store_true",
         help="feed raw inputs (default: standardise with the training part's mean and scale)",

@@ -33,13 +33,15 @@ def _sparse_to_dense(X):
 def _parameter_table(estimator: type) -> dict:
     """Every parameter's accepted values, in scikit-learn's declarative form: those of
     ``estimator`` (``MLPClassifier`` or ``MLPRegressor``: what it accepts, bpgpu accepts),
-    with every hidden activation of bpgpu's table too, and ``backend`` and ``dtype``."""
+    with every hidden activation of bpgpu's table too, and ``backend``, ``dtype`` and
+    ``precision``."""
     hidden = {a.name for a in ACTIVATIONS.values() if a.hidden_ok}
     return {
         **estimator._parameter_constraints,
         "activation": [StrOptions({*_ACTIVATIONS, *hidden})],
         "backend": [str, Backend],
         "dtype": [StrOptions({"float32", "float64"}), np.dtype, type],
+        "precision": [StrOptions({"bfloat16", "float16", "tf32"}), None],
     }
 
 
@@ -76,6 +78,7 @@ class _BPBase(StochasticFit, LBFGSFit, BaseEstimator):
         max_fun=15000,
         backend="auto",
         dtype="float64",
+        precision=None,
     ):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
@@ -102,6 +105,7 @@ class _BPBase(StochasticFit, LBFGSFit, BaseEstimator):
         self.max_fun = max_fun
         self.backend = backend
         self.dtype = dtype
+        self.precision = precision
 
     # ---- parameters ------------------------------------------------------------------
 
@@ -215,6 +219,7 @@ class _BPBase(StochasticFit, LBFGSFit, BaseEstimator):
                 backend=self.backend,
                 dtype=self.dtype,
                 seed=seed,
+                precision=self.precision,
             )
         self.n_layers_ = len(sizes)
         self.out_activation_ = {"sigmoid": "logistic"}.get(

@@ -14,6 +14,7 @@ from sklearn.model_selection import train_test_split
 
 from bpgpu.callbacks import Callback
 from bpgpu.history import History
+from bpgpu.precision import scaler_state
 from bpgpu.runstate import Run
 from bpgpu.settings import Settings
 from bpgpu.training import train_epochs
@@ -112,6 +113,8 @@ class StochasticFit:
         if self._opt is None or not incremental:  # as scikit-learn: a new one every fit
             self._opt = self._optimizer(batch)
             self._opt_state = self._opt.init(model.params)
+            if model.precision is not None and model.precision.scaled:  # float16's scale
+                self._opt_state["scaler"] = scaler_state(model.xp, model.backend.device)
         self._opt.weight_decay = self.alpha / batch
         st = Settings(
             epochs=1 if incremental else self.max_iter,

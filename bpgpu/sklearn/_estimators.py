@@ -162,6 +162,7 @@ class BPRegressor(RegressorMixin, _BPBase):
         max_fun=15000,
         backend="auto",
         dtype="float64",
+        precision=None,
     ):
         # the signature is spelled out (scikit-learn reads its parameters from it);
         # the base stores them
@@ -191,6 +192,7 @@ class BPRegressor(RegressorMixin, _BPBase):
             max_fun=max_fun,
             backend=backend,
             dtype=dtype,
+            precision=precision,
         )
         self.loss = loss
 
