@@ -31,6 +31,14 @@ from bpgpu.layers import param_names
 from bpgpu.network import MLP
 
 TOLERANCE = {"float64": 1e-12, "float32": 1e-5}
+# mixed precision (float32 master weights, products in the type), against a float64
+# reference from the same weights and batch rounded to the type: 16 units of bfloat16's
+# roundoff (2**-8, its 8-bit significand), 2**-4. float16 (roundoff 2**-11) gets the same
+# bound: with smooth activations it stays within 6 of its units (0.0027 measured), but a
+# rounding that moves a weighted input across a kink (relu, leaky_relu, prelu,
+# binary_step) switches f' for that entry, an error no roundoff bounds (0.055 measured
+# on the suite's float16, 0.043 on its bfloat16: `python -m bpgpu check --precision ...`)
+PRECISION_TOLERANCE = {"bfloat16": 2.0**-4, "float16": 2.0**-4}
 QUANTITIES = ("loss", "gradients", "deltas", "step")
 STEP_LR = 0.1
 
@@ -155,12 +163,20 @@ class Row:
 
     backend: str
     dtype: str
+    precision: str | None = None
     errors: dict[str, float] = field(default_factory=lambda: dict.fromkeys(QUANTITIES, 0.0))
     where: dict[str, str] = field(default_factory=lambda: dict.fromkeys(QUANTITIES, ""))
 
     @property
     def tolerance(self) -> float:
+        if self.precision is not None:
+            return PRECISION_TOLERANCE[self.precision]
         return TOLERANCE[self.dtype]
+
+    @property
+    def label(self) -> str:
+        """The dtype, with the precision when there is one: ``float32/bfloat16``."""
+        return self.dtype if self.precision is None else f"{self.dtype}/{self.precision}"
 
     @property
     def ok(self) -> bool:
@@ -168,7 +184,7 @@ class Row:
 
     def failures(self) -> list[str]:
         return [
-            f"{self.backend} {self.dtype}: {q} {self.where[q]} relative error "
+            f"{self.backend} {self.label}: {q} {self.where[q]} relative error "
             f"{self.errors[q]:.3g} > {self.tolerance:g}"
             for q in QUANTITIES
             if self.errors[q] > self.tolerance
@@ -207,7 +223,7 @@ class Report:
             status = "ok" if r.ok else "FAIL"
             worst = max(QUANTITIES, key=lambda q: r.errors[q])
             lines.append(
-                f"| {r.backend} | {r.dtype} | {errs} | {r.tolerance:g} | {status} "
+                f"| {r.backend} | {r.label} | {errs} | {r.tolerance:g} | {status} "
                 f"| {r.where[worst] or '-'} |"
             )
         return "\n".join(lines)
@@ -228,6 +244,7 @@ def compare_backends(
     dtypes: tuple[str, ...] | None = None,
     suite: list[Case] | None = None,
     seed: int = 0,
+    precision: str | None = None,
 ) -> Report:
     """Run the same networks and batches on several backends against NumPy float64.
 
@@ -252,6 +269,12 @@ def compare_backends(
         None runs :func:`default_suite` (not with ``net``).
     seed : int
         Seed for the suite's weights and batches.
+    precision : {None, "bfloat16", "float16"}
+        Run every backend's network in this mixed precision (float32 master weights,
+        :mod:`bpgpu.precision`), compared with NumPy float64 from the same weights and
+        batch rounded to the type, within 2**-4 (:data:`PRECISION_TOLERANCE` says why);
+        ``dtypes`` is float32. A backend without the type is reported in
+        ``Report.skipped`` with its reason.
 
     Returns
     -------
@@ -260,6 +283,8 @@ def compare_backends(
         a network of yours is called "network").
     """
     net, X, T, backends, dtypes, suite, seed = _arguments(args, backends, dtypes, suite, seed)
+    if precision is not None and dtypes is None:
+        dtypes = ("float32",)  # a mixed precision's master weights
     if net is None:
         dtypes = ("float64", "float32") if dtypes is None else tuple(dtypes)
         suite = default_suite() if suite is None else suite
@@ -273,15 +298,31 @@ def compare_backends(
     for dt in dtypes:
         if dt not in TOLERANCE:
             raise ValueError(f"dtype {dt!r}: compare in 'float64' or 'float32'")
+    if precision is not None:
+        if precision not in PRECISION_TOLERANCE:
+            raise ValueError(
+                f"precision {precision!r}: compare 'bfloat16' or 'float16' (tf32 needs a GPU's "
+                "tensor cores and is compared as float32)"
+            )
+        if tuple(dtypes) != ("float32",):
+            raise ValueError("a mixed precision keeps float32 weights: dtypes='float32'")
     if backends is None:
         backends = [b["name"] for b in list_backends() if b["available"]]
     loaded, skipped = [], {}
     for name in backends:
         try:
-            loaded.append(get_backend(name))
+            backend = get_backend(name)
         except BackendUnavailable as e:
             skipped[name] = str(e)
-    rows = [(b, Row(b.name, dt)) for b in loaded for dt in dtypes]
+            continue
+        try:
+            if precision is not None:
+                backend.compute_dtype(precision)  # refused here: reported, not raised
+        except ValueError as e:
+            skipped[backend.name] = str(e)
+            continue
+        loaded.append(backend)
+    rows = [(b, Row(b.name, dt, precision)) for b in loaded for dt in dtypes]
     for case_name, dt, base, Xd, T in runs:
         _compare_case(case_name, base, Xd, T, [(b, r) for b, r in rows if r.dtype == dt])
     return Report([row for _, row in rows], skipped, cases)
@@ -328,13 +369,35 @@ def _arguments(args: tuple, backends, dtypes, suite, seed) -> tuple:
     return net, X, T, backends, dtypes, suite, seed
 
 
-def _compare_case(case_name: str, base, Xd, T, rows) -> None:
-    """One case on every backend of ``rows`` (of its dtype) against NumPy float64: each
-    row keeps its worst relative error per quantity and the tensor it was in."""
+def _reference(base, Xd, T):
+    """NumPy float64's quantities and term sizes for the network ``base`` on ``Xd``."""
     reference = base.to("numpy", dtype="float64")
     ref = _measure(reference, Xd.astype(np.float64), T)
     with np.errstate(all="ignore"):  # squares of huge values may overflow: unused
         sizes = _term_sizes(reference, Xd.astype(np.float64), T)
+    return ref, sizes
+
+
+def _rounded(base, Xd, backend, precision: str):
+    """The network and batch with every weight and input rounded to ``precision``'s
+    compute type (by ``backend``, which has it), as host float32: the values a mixed
+    step's products see, so that the reference measures its arithmetic alone."""
+    xp, low = backend.xp, backend.compute_dtype(precision)
+
+    def rounded(a):
+        d = backend.asarray(np.asarray(a, dtype=np.float32), "float32")
+        return backend.to_numpy(xp.astype(xp.astype(d, low), xp.float32))
+
+    net = base.to("numpy", dtype="float32")
+    net.set_weights([rounded(w) for w in base.get_weights()])
+    return net, rounded(Xd)
+
+
+def _compare_case(case_name: str, base, Xd, T, rows) -> None:
+    """One case on every backend of ``rows`` (of its dtype) against NumPy float64: each
+    row keeps its worst relative error per quantity and the tensor it was in. A mixed
+    precision's reference starts from the weights and batch rounded to its type."""
+    ref, sizes = _reference(base, Xd, T)
     params = param_names(base.layers)
     names = {
         "loss": ["loss"],
@@ -343,7 +406,9 @@ def _compare_case(case_name: str, base, Xd, T, rows) -> None:
         "step": params,
     }
     for backend, row in rows:
-        got = _measure(base.to(backend, dtype=row.dtype), Xd, T)
+        if row.precision is not None:
+            ref, sizes = _reference(*_rounded(base, Xd, backend, row.precision), T)
+        got = _measure(base.to(backend, dtype=row.dtype, precision=row.precision), Xd, T)
         for q in QUANTITIES:
             for name, a, r, size in zip(names[q], got[q], ref[q], sizes[q]):
                 e = _rel(a, r, size)

@@ -109,9 +109,14 @@ def output(
     return Y, E, None if D is None else D * col, None if G is None else G * col
 
 
-def errors(ops, layers, cost, params, X: Any, T: Any, scale: float):
+def errors(ops, layers, cost, params, X: Any, T: Any, scale: float, precision=None):
     """Forward and backward on a batch: ``(grads, deltas)`` of ``scale`` times the
-    summed cost (``scale = 1/B``: the batch mean; 1: the per-sample errors (7)-(9))."""
+    summed cost (``scale = 1/B``: the batch mean; 1: the per-sample errors (7)-(9));
+    with a narrower ``precision``, computed as its steps compute them, in float32."""
+    if precision is not None and precision.reduced:
+        # float16: scaled, or its small errors would underflow
+        S = "auto" if precision.scaled else None
+        return mixed_backward(ops, layers, cost, params, X, T, scale, precision, loss_scale=S)[:2]
     return backward(ops, layers, cost, params, X, T, scale)[:2]
 
 
@@ -237,45 +242,88 @@ def train_step(
     return new, {**state, "t": state["t"] + 1}, E, Y
 
 
-def mixed_step(
-    ops, layers, cost, params, Xb, Tb, opt, state, precision, loss, check, reduce, rows, weights
+def mixed_backward(
+    ops,
+    layers,
+    cost,
+    params,
+    X,
+    T,
+    scale,
+    precision,
+    loss=False,
+    weights=None,
+    rows=None,
+    loss_scale=None,
 ):
-    """:func:`train_step` with the products and activations in ``precision.compute``:
-    the float32 weights and the batch cast down, forward (1) and the backward
-    recursion (8) in the compute type, the output layer's weighted input cast back to
-    float32 for the output activation and the cost (their sums in float32), the output
-    error (9) cast down, the gradients (10)-(11) cast up before anything else sees them
-    (the anomaly check, the sum over ranks, the optimizer's update of the float32
-    weights).
-
-    With loss scaling (float16: ``state["scaler"]``, :mod:`bpgpu.precision`) the output
-    error is multiplied by the scale before it is cast down and the gradients divided by
-    it after they are cast up; a step whose gradients are not finite changes nothing but
-    the scaler (on a library whose updates write in place, one read of a flag a step, as
-    torch's GradScaler does; elsewhere the update is computed and not taken)."""
+    """:func:`backward` with the products and activations in ``precision.compute``:
+    ``(grads, deltas, E, Y)``. The float32 weights and the batch are cast down, forward
+    (1) and the backward recursion (8) run in the compute type, the output layer's
+    weighted input is cast back to float32 for the output activation and the cost
+    (their sums in float32), the output error (9) cast down (times ``loss_scale``
+    first, if given; ``"auto"``: the power of two that brings the largest error to
+    2**12 over the rows) and the gradients (10)-(11) and errors cast up (and divided by it): float32
+    gradients and deltas, the float32 cost and outputs, and every layer's weighted
+    inputs and outputs (the compute type's but the output layer's)."""
     xp = ops.xp
     low, high = precision.compute, precision.master
     P = [xp.astype(p, low) for p in params]
-    Xs, Ys = forward(ops, layers, P, xp.astype(Xb, low), last=False)
-    rows = Xb.shape[0] if rows is None else rows
-    scale = 1.0 / (rows if weights is None else 1)
+    Xs, Ys = forward(ops, layers, P, xp.astype(X, low), last=False)
     top = [*Xs[:-1], xp.astype(Xs[-1], high)]
-    Y, E, D, G = output(
-        ops, layers, cost, params, top, Tb, scale, loss or check is not None, weights, rows
-    )
-    scaler = state.get("scaler") if precision.scaled else None
-    if scaler is not None:  # the loss scale, before the errors lose their small values
-        D, G = (None if A is None else A * scaler[0] for A in (D, G))
+    Y, E, D, G = output(ops, layers, cost, params, top, T, scale, loss, weights, rows)
+    if isinstance(loss_scale, str):  # "auto": the power of two that brings the largest
+        # error to 2**12 / rows (room for the sums over the rows below float16's 65504)
+        big = xp.max(xp.stack([xp.max(xp.abs(A)) for A in (D, G) if A is not None]))
+        tiny = xp.asarray(2.0**-100, dtype=high)
+        room = xp.asarray(2.0**12 / X.shape[0], dtype=high)
+        loss_scale = xp.exp2(xp.floor(xp.log2(room / xp.maximum(big, tiny))))
+    if loss_scale is not None:  # before the errors lose their small values
+        D, G = (None if A is None else A * loss_scale for A in (D, G))
     Ys.append(xp.astype(Y, low))
     D = None if D is None else xp.astype(D, low)
     G = None if G is None else xp.astype(G, low)
-    grads = [xp.astype(g, high) for g in gradients(ops, layers, P, Xs, Ys, D, G)[0]]
-    if scaler is not None:
-        grads = [g / scaler[0] for g in grads]
+    grads, deltas = gradients(ops, layers, P, Xs, Ys, D, G)
+    grads = [xp.astype(g, high) for g in grads]
+    deltas = [xp.astype(d, high) for d in deltas]
+    if loss_scale is not None:
+        grads = [g / loss_scale for g in grads]
+        deltas = [d / loss_scale for d in deltas]
+    return grads, deltas, E, Y, top, Ys
+
+
+def mixed_step(
+    ops, layers, cost, params, Xb, Tb, opt, state, precision, loss, check, reduce, rows, weights
+):
+    """:func:`train_step` in a narrower ``precision`` (:func:`mixed_backward`); the
+    gradients reach the anomaly check, the sum over ranks and the optimizer's update
+    of the float32 weights in float32.
+
+    With loss scaling (float16: ``state["scaler"]``, :mod:`bpgpu.precision`) a step whose
+    gradients are not finite changes nothing but the scaler (on a library whose updates
+    write in place, one read of a flag a step, as torch's GradScaler does; elsewhere the
+    update is computed and not taken)."""
+    xp = ops.xp
+    rows = Xb.shape[0] if rows is None else rows
+    scale = 1.0 / (rows if weights is None else 1)
+    scaler = state.get("scaler") if precision.scaled else None
+    grads, _, E, Y, Xs, Ys = mixed_backward(
+        ops,
+        layers,
+        cost,
+        params,
+        Xb,
+        Tb,
+        scale,
+        precision,
+        loss or check is not None,
+        weights,
+        rows,
+        None if scaler is None else scaler[0],
+    )
     if reduce is not None:
         grads = reduce(grads)
     if check is not None:
-        check([*Xs[:-1], top[-1]], [xp.astype(y, high) for y in Ys], E, grads)
+        check(Xs, [*(xp.astype(v, precision.master) for v in Ys[:-1]), Y], E, grads)
     if scaler is None:
         params, state = ops.optimizer_step(opt, opt.fused_rule(), params, grads, state)
         return params, state, E, Y
@@ -354,9 +402,20 @@ def train_batches(
     return run
 
 
-def forward_cost(ops, layers, cost, params, X, T) -> tuple[Any, list]:
+def forward_cost(ops, layers, cost, params, X, T, precision=None) -> tuple[Any, list]:
     """Per-sample cost ``(B,)`` (from the logits where the pair has a shortcut) of a
     device batch and every layer's output ``Ys`` (``Ys[0]`` the input): the loss as
-    :meth:`bpgpu.model.Model.loss`, the scoring program and ``gradcheck`` compute it."""
+    :meth:`bpgpu.model.Model.loss`, the scoring program and ``gradcheck`` compute it.
+    With a narrower ``precision``, the hidden layers in its compute type and the output
+    layer's activation and cost in float32, as its steps compute them."""
+    if precision is not None and precision.reduced:
+        xp, low, high = ops.xp, precision.compute, precision.master
+        P = [xp.astype(p, low) for p in params]
+        Xs, Ys = forward(ops, layers, P, xp.astype(X, low), last=False)
+        top = layers[-1]
+        a = params[top.offset + 2] if top.has_param else None
+        XL = xp.astype(Xs[-1], high)
+        YL = top.activation.f(xp, XL, a)
+        return cost.per_sample(xp, top.activation, XL, YL, T), [*Ys, YL]
     Xs, Ys = forward(ops, layers, params, X)
     return cost.per_sample(ops.xp, layers[-1].activation, Xs[-1], Ys[-1], T), Ys

@@ -93,7 +93,8 @@ class Model(CompiledTraining, Scoring):
         """Per-sample cost ``(B,)`` (from the logits where the pair has a shortcut) with
         ``params`` (default: the model's)."""
         params = self.params if params is None else params
-        return core.forward_cost(self.backend.ops, self.layers, self.cost, params, X, T)[0]
+        ops = self.backend.ops
+        return core.forward_cost(ops, self.layers, self.cost, params, X, T, self.precision)[0]
 
     def loss(self, X: Any, T: Any, params: Sequence[Any] | None = None) -> Any:
         """Batch-mean cost, a 0-d device array (no host sync)."""
@@ -101,8 +102,8 @@ class Model(CompiledTraining, Scoring):
 
     def gradients(self, X: Any, T: Any) -> list:
         """d(batch-mean loss)/d(parameter), in parameter order."""
-        ops = self.backend.ops
-        return core.errors(ops, self.layers, self.cost, self.params, X, T, 1 / X.shape[0])[0]
+        ops, B = self.backend.ops, X.shape[0]
+        return core.errors(ops, self.layers, self.cost, self.params, X, T, 1 / B, self.precision)[0]
 
     def value_and_gradients(
         self, X: Any, T: Any, params: Sequence[Any], weights: Any = None
@@ -129,7 +130,8 @@ class Model(CompiledTraining, Scoring):
 
     def deltas(self, X: Any, T: Any) -> list:
         """Per-sample neuron errors ``D^l``, l = 1..L, eq. (7)-(9)."""
-        return core.errors(self.backend.ops, self.layers, self.cost, self.params, X, T, 1.0)[1]
+        ops = self.backend.ops
+        return core.errors(ops, self.layers, self.cost, self.params, X, T, 1.0, self.precision)[1]
 
     def step(
         self,

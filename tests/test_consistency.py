@@ -84,7 +84,7 @@ def test_cli_check_exits_1_naming_the_tensor(monkeypatch, capsys):
     monkeypatch.setattr(
         consistency,
         "compare_backends",
-        lambda backends, dtypes, seed: real([Sabotaged()], dtypes, [case], seed),
+        lambda backends, dtypes, seed, precision=None: real([Sabotaged()], dtypes, [case], seed),
     )
     assert cli.main(["check", "--dtype", "float64"]) == 1
     out = capsys.readouterr().out
@@ -230,7 +230,9 @@ def test_cli_check_compares_a_saved_model_on_its_data(tmp_path, monkeypatch, cap
     monkeypatch.setattr(
         consistency,
         "compare_backends",
-        lambda net, X, y, backends, dtypes: real(net, X, y, backends=[Sabotaged()], dtypes=dtypes),
+        lambda net, X, y, backends, dtypes, precision=None: real(
+            net, X, y, backends=[Sabotaged()], dtypes=dtypes
+        ),
     )
     assert cli.main([*check, "--dtype", "float64"]) == 1
     assert "FAIL sabotaged float64" in capsys.readouterr().out

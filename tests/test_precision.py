@@ -278,3 +278,55 @@ def test_the_cli_trains_in_the_precision_asked_and_a_resume_keeps_it(tmp_path):
         text=True,
     )
     assert refused.returncode != 0 and "needs a backend that computes in it" in refused.stderr
+
+
+# ---- bpgpu check --precision --------------------------------------------------------------
+
+
+@pytest.mark.parametrize("precision", ["bfloat16", "float16"])
+def test_the_suite_agrees_within_the_types_tolerance(precision):
+    """Every activation and cost of the suite on torch (and JAX) in the type, against
+    NumPy float64 from the rounded weights and batch."""
+    load_backend("torch")
+    from bpgpu.consistency import PRECISION_TOLERANCE
+
+    report = bpgpu.compare_backends(["torch", "jax"], precision=precision)
+    ran = {r.backend for r in report.rows}
+    assert "torch" in ran and report.rows[0].label == f"float32/{precision}"
+    assert all(r.tolerance == PRECISION_TOLERANCE[precision] for r in report.rows)
+    assert all(r.ok for r in report.rows), report.failures()
+
+
+def test_the_precision_check_fails_on_a_wrong_gradient(monkeypatch):
+    """A mixed backward pass whose weight gradients are 10% off fails the check, naming
+    a gradient; numpy, which has no bfloat16, is reported as not run."""
+    load_backend("torch")
+    from bpgpu import core
+
+    real = core.mixed_backward
+
+    def off(*args, **kwargs):
+        grads, *rest = real(*args, **kwargs)
+        return [g * 1.1 if g.ndim == 2 else g for g in grads], *rest
+
+    monkeypatch.setattr(core, "mixed_backward", off)
+    report = bpgpu.compare_backends(["torch", "numpy"], precision="bfloat16")
+    assert not report.ok and "numpy" in report.skipped
+    assert any("gradients dW" in f for f in report.failures())
+
+
+def test_check_precision_on_the_command_line():
+    load_backend("torch")
+    import subprocess
+    import sys
+
+    out = subprocess.run(
+        [sys.executable, "-m", "bpgpu", "check", "--precision", "float16", "--backends", "torch"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert (
+        "| torch | float32/float16 |" in out.stdout and "agreement within tolerance" in out.stdout
+    )

@@ -464,13 +464,17 @@ def cmd_check(args: argparse.Namespace) -> int:
         prepare_output(args.output, "report")  # before the work, not after it
     model = None if args.model is None else _model_and_rows(args)  # its errors: exit 1
     try:  # unknown backend names: a usage error
+        mixed = args.precision
         if model is None:
-            dtypes = tuple(dtypes or ("float64", "float32"))
-            report = compare_backends(_split(args.backends), dtypes=dtypes, seed=args.seed)
+            dtypes = tuple(dtypes or (("float32",) if mixed else ("float64", "float32")))
+            report = compare_backends(
+                _split(args.backends), dtypes=dtypes, seed=args.seed, precision=mixed
+            )
             what = f"{report.cases} networks"
         else:
             net, X, y, where = model
-            report = compare_backends(net, X, y, backends=_split(args.backends), dtypes=dtypes)
+            backends = _split(args.backends)
+            report = compare_backends(net, X, y, backends=backends, dtypes=dtypes, precision=mixed)
             what = f"{args.model} on {len(X)} rows of {where}"
     except ValueError as e:
         print(f"bpgpu check: {e}", file=sys.stderr)

@@ -76,6 +76,14 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument(
         "--dtype", action="append", metavar="DTYPE", help="float64 and/or float32 (default both)"
     )
+    c.add_argument(
+        "--precision",
+        default=None,
+        choices=["bfloat16", "float16"],
+        help="run each backend in this mixed precision (float32 weights) against NumPy "
+        "float64 from the rounded weights and batch, within 2**-4; backends without the "
+        "type are reported as not run",
+    )
     c.add_argument("--seed", type=int, default=0, help="seed of weights and batches")
     c.add_argument("-o", "--output", metavar="FILE", help="also write the report to FILE")
     c.add_argument(
