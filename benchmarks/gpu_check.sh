@@ -194,7 +194,7 @@ step pytest_gpu_mixing 90 "${PYTEST[@]}" $GPU_MIXING
 step pytest_gpu_graphs 90 "${PYTEST[@]}" $GPU_GRAPHS
 step check 150 "$PY" -m bpgpu check --backends numpy,cupy,torch:cuda,jax:cuda -o "$STAGE/check-gpu.md"
 # GPU peers only, short rounds: the device time of a session is counted in minutes
-WANT="bpgpu[cupy],bpgpu-graphs[cupy],bpgpu-nometrics[cupy],bpgpu[torch:cuda],bpgpu-graphs[torch:cuda],bpgpu[jax:cuda],bpgpu-nometrics[jax:cuda],jax-scan[cuda],torch-eager[cuda],torch-compile[cuda],gemm-floor[cupy:cuda],gemm-floor[torch:cuda]"
+WANT="bpgpu[cupy],bpgpu-graphs[cupy],bpgpu-fp16[cupy],bpgpu-bf16[torch:cuda],bpgpu-bf16[jax:cuda],bpgpu-nometrics[cupy],bpgpu[torch:cuda],bpgpu-graphs[torch:cuda],bpgpu[jax:cuda],bpgpu-nometrics[jax:cuda],jax-scan[cuda],torch-eager[cuda],torch-compile[cuda],gemm-floor[cupy:cuda],gemm-floor[torch:cuda]"
 # the wanted peers that can run here: one broken library costs its rows, not the step
 if [ "$ONLY" = ",," ] || [[ "$ONLY" == *",bench,"* ]]; then
     PEERS=$("$PY" -c "import sys; from benchmarks.runner import available_peers as a

@@ -27,24 +27,36 @@ class Peer:
 class Bpgpu(Peer):
     """bpgpu's own fit() on one backend; ``metrics=False`` fits with
     ``train_metrics=False`` (no per-batch loss and accuracy: the loop's work);
-    ``graphs=True`` with its steps replayed from a CUDA graph (``-graphs`` peers)."""
+    ``graphs=True`` with its steps replayed from a CUDA graph (``-graphs`` peers);
+    ``precision`` in mixed precision (``-bf16``, ``-fp16``, ``-tf32`` peers)."""
 
     def __init__(
-        self, backend: str, metrics: bool = True, lib=None, tag: str = "", graphs: bool = False
+        self,
+        backend: str,
+        metrics: bool = True,
+        lib=None,
+        tag: str = "",
+        graphs: bool = False,
+        precision: str | None = None,
     ):
         import bpgpu
 
         self.bpgpu = lib or bpgpu  # another build of bpgpu, for before/after runs
         self.backend = self.bpgpu.get_backend(backend)
-        self.metrics, self.graphs = metrics, graphs
+        self.metrics, self.graphs, self.precision = metrics, graphs, precision
+        short = {"bfloat16": "-bf16", "float16": "-fp16", "tf32": "-tf32", None: ""}
         kind = ("" if metrics else "-nometrics") + ("-graphs" if graphs else "")
+        kind += short[precision]
         self.name = f"bpgpu{tag}{kind}[{self.backend.name}]"
         self.library = self.backend.library
         self.device = "cuda" if self.backend.where[0] == "cuda" else self.backend.where[0]
 
     def prepare(self, w, X, y):
         self.w, self.X, self.y = w, X, y
-        self.net = self.bpgpu.MLP(list(w.sizes), "relu", "softmax", backend=self.backend, seed=0)
+        mixed = {} if self.precision is None else {"precision": self.precision}
+        self.net = self.bpgpu.MLP(
+            list(w.sizes), "relu", "softmax", backend=self.backend, seed=0, **mixed
+        )
         self.opt = self.bpgpu.optimizers.SGD(lr=w.lr)
         self.seed = 0
 

@@ -49,15 +49,26 @@ def _traced_peak(peer: P.Peer) -> int:
 
 NOMETRICS = ("numpy", "cupy", "jax", "jax:cuda")  # also run without per-batch metrics
 GRAPHS = ("cupy", "torch:cuda")  # also run with fit(graphs=True)
+MIXED = {  # also run in these mixed precisions
+    "torch": ("bfloat16",),
+    "jax": ("bfloat16",),
+    "torch:cuda": ("bfloat16",),
+    "jax:cuda": ("bfloat16",),
+    "cupy": ("float16",),
+}
 
 
 def known_peer_names() -> list[str]:
     """Every peer name the runner knows, whether or not it can run on this machine."""
     names = []
+    short = {"bfloat16": "bf16", "float16": "fp16"}
     for b in CPU_BACKENDS + GPU_BACKENDS:
         names += [f"bpgpu[{b}]"] + ([f"bpgpu-nometrics[{b}]"] if b in NOMETRICS else [])
+        names += [f"bpgpu-graphs[{b}]"] if b in GRAPHS else []
+        names += [f"bpgpu-{short[p]}[{b}]" for p in MIXED.get(b, ())]
     names += ["numpy-loop", "gemm-floor[numpy:cpu]", "torch-eager[cpu]", "gemm-floor[torch:cpu]"]
-    names += ["torch-eager[cuda]", "gemm-floor[torch:cuda]", "gemm-floor[cupy:cuda]"]
+    names += ["torch-eager[cuda]", "torch-compile[cuda]", "gemm-floor[torch:cuda]"]
+    names += ["gemm-floor[cupy:cuda]"]
     names += ["jax-scan[cpu]", "jax-scan[cuda]"]
     return names + ["sklearn-mlp"]
 
@@ -98,6 +109,8 @@ def available_peers(names: list[str] | None) -> list[P.Peer]:
             found.append(P.Bpgpu(b, metrics=False))
         if b in GRAPHS:  # CUDA-graph replay (opt-in until a GPU run proves it)
             found.append(P.Bpgpu(b, graphs=True))
+        for precision in MIXED.get(b, ()):  # mixed precision, float32 master weights
+            found.append(P.Bpgpu(b, precision=precision))
     found += [P.NumpyLoop(), P.GemmFloor("numpy")]
     try:
         import torch

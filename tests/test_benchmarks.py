@@ -512,3 +512,21 @@ def test_the_torch_compile_peer_trains_the_same_loop():
     assert compiled.name == "torch-compile[cpu]"
     for a, b in zip(eager.model.parameters(), compiled.model.parameters()):
         torch.testing.assert_close(b, a, rtol=1e-4, atol=1e-5)
+
+
+def test_every_peer_the_runner_can_build_is_a_name_it_accepts():
+    """gpu_check.sh asks for peers by name: every peer available_peers builds (graphs,
+    mixed precision, torch-compile included) must be one select_peers knows."""
+    from benchmarks import runner
+
+    known = set(runner.known_peer_names())
+    built = {p.name for p in runner.available_peers(None)}
+    assert built <= known, built - known
+    for name in ("bpgpu-graphs[cupy]", "bpgpu-fp16[cupy]", "bpgpu-bf16[torch:cuda]"):
+        assert name in known
+    assert "torch-compile[cuda]" in known
+    from pathlib import Path
+
+    script = (Path(__file__).resolve().parents[1] / "benchmarks" / "gpu_check.sh").read_text()
+    wanted = script.split('WANT="', 1)[1].split('"', 1)[0].split(",")
+    assert set(wanted) <= known, set(wanted) - known
