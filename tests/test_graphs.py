@@ -348,3 +348,33 @@ def test_the_estimators_replay_with_the_environment_switch(fake, monkeypatch):
     # int eagerly, from the device count in the graph (the last bits may differ)
     for a, b in zip(eager.coefs_ + eager.intercepts_, replayed.coefs_ + replayed.intercepts_):
         np.testing.assert_allclose(b, a, rtol=1e-12, atol=1e-15)
+
+
+def test_a_mixed_precision_fit_replays_as_it_runs_eagerly(monkeypatch):
+    """bfloat16 on torch (CPU) with the fake graph: the replayed fit is the eager one
+    to float32's rounding; float16 (its loss scale reads a flag a step) runs eagerly."""
+    torch = pytest.importorskip("torch")  # noqa: F841
+    backend = bpgpu.get_backend("torch")
+    log = {"captures": 0, "replays": 0}
+
+    def capture(fn):
+        log["captures"] += 1
+        return FakeGraph(fn, log)
+
+    monkeypatch.setattr(type(backend), "graphs", True)  # a property on torch: the class
+    monkeypatch.setattr(backend, "capture", capture, raising=False)
+    monkeypatch.setattr("bpgpu.spans._SAID", set())
+    X, y = data()
+    kw = dict(epochs=2, batch_size=16, optimizer="adam", lr=1e-2)
+    nets = [bpgpu.MLP([5, 7, 3], backend=backend, seed=0, precision="bfloat16") for _ in "ab"]
+    nets[0].fit(X, y, graphs=False, **kw)
+    nets[1].fit(X, y, graphs=True, **kw)
+    assert log["replays"] > 0
+    # float32 master weights: the replay's factors are float32 device scalars where
+    # the eager step rounds float64 host numbers once (equal to float32's rounding)
+    for a, b in zip(nets[0].get_weights(), nets[1].get_weights()):
+        np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-6)
+    half = bpgpu.MLP([5, 7, 3], backend=backend, seed=0, precision="float16")
+    before = log["captures"]
+    half.fit(X, y, graphs=True, **kw)
+    assert log["captures"] == before
