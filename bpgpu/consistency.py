@@ -371,7 +371,7 @@ def _arguments(args: tuple, backends, dtypes, suite, seed) -> tuple:
 
 def _reference(base, Xd, T):
     """NumPy float64's quantities and term sizes for the network ``base`` on ``Xd``."""
-    reference = base.to("numpy", dtype="float64")
+    reference = base.to("numpy", dtype="float64", precision=None)
     ref = _measure(reference, Xd.astype(np.float64), T)
     with np.errstate(all="ignore"):  # squares of huge values may overflow: unused
         sizes = _term_sizes(reference, Xd.astype(np.float64), T)
@@ -388,7 +388,7 @@ def _rounded(base, Xd, backend, precision: str):
         d = backend.asarray(np.asarray(a, dtype=np.float32), "float32")
         return backend.to_numpy(xp.astype(xp.astype(d, low), xp.float32))
 
-    net = base.to("numpy", dtype="float32")
+    net = base.to("numpy", dtype="float32", precision=None)
     net.set_weights([rounded(w) for w in base.get_weights()])
     return net, rounded(Xd)
 
@@ -441,5 +441,5 @@ def _network_runs(net: MLP, X: Any, T: Any, dtypes: tuple[str, ...]):
     """The same runs for a user's network: its weights and scaling, on NumPy, per dtype."""
     X, T = to_host(X), to_host(T)
     for dt in dtypes:
-        base = net.to("numpy", dtype=dt)
+        base = net.to("numpy", dtype=dt, precision=None)
         yield "network", dt, base, np.asarray(X).astype(dt), T

@@ -59,7 +59,7 @@ def gradcheck(net, X: Any, T: Any, eps: float = 1e-5, max_entries: int | None = 
     eps = real("eps", eps, 0.0, 1.0)
     if max_entries is not None:
         max_entries = integer("max_entries", max_entries)
-    ref = net.to("numpy", dtype="float64").model
+    ref = net.to("numpy", dtype="float64", precision=None).model
     Xb = ref.input(X)
     Tb = ref.targets(T, Xb.shape[0])
     params = ref.params

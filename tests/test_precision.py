@@ -330,3 +330,15 @@ def test_check_precision_on_the_command_line():
     assert (
         "| torch | float32/float16 |" in out.stdout and "agreement within tolerance" in out.stdout
     )
+
+
+def test_gradcheck_and_compare_backends_take_a_mixed_network():
+    """Both check the network's math at full precision on a float64 NumPy copy of its
+    float32 weights (the copy drops the precision NumPy has no type for)."""
+    load_backend("torch")
+    X, y = blobs()
+    net = bpgpu.MLP([6, 5, 3], hidden="tanh", backend="torch", precision="bfloat16")
+    assert bpgpu.gradcheck(net, X[:8], y[:8]) < 1e-6
+    report = bpgpu.compare_backends(net, X[:16], y[:16], backends=["numpy"])
+    assert report.ok, report.failures()
+    assert net.precision == "bfloat16"
