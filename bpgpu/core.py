@@ -33,18 +33,31 @@ def forward(ops, layers: Sequence[Dense], params: Sequence[Any], Y: Any, last: b
     return Xs, Ys
 
 
+def mixed_forward(ops, layers, params, X, precision):
+    """Forward (1) in ``precision``'s compute type, stopped before the output
+    activation: ``(P, Xs, Ys, XL)``, the weights cast down, every layer's weighted
+    inputs and the hidden layers' outputs in the compute type, and the output layer's
+    weighted input cast back to float32 (for its activation and the cost)."""
+    xp, low = ops.xp, precision.compute
+    P = [xp.astype(p, low) for p in params]
+    Xs, Ys = forward(ops, layers, P, xp.astype(X, low), last=False)
+    return P, Xs, Ys, xp.astype(Xs[-1], precision.master)
+
+
+def top_output(ops, layers, params, XL):
+    """``Y^L = f(X^L)`` of the output layer, with its own parameter if it has one."""
+    top = layers[-1]
+    a = params[top.offset + 2] if top.has_param else None
+    return top.activation.f(ops.xp, XL, a)
+
+
 def outputs(ops, layers, params, X, precision=None):
     """``Y^L`` of a batch; with a narrower ``precision``, the products and hidden
     activations in its compute type and the output activation in float32, as a
     training step runs them (:func:`mixed_step`)."""
     if precision is None or not precision.reduced:
         return forward(ops, layers, params, X)[1][-1]
-    xp, low, high = ops.xp, precision.compute, precision.master
-    P = [xp.astype(p, low) for p in params]
-    Xs, _ = forward(ops, layers, P, xp.astype(X, low), last=False)
-    top = layers[-1]
-    a = params[top.offset + 2] if top.has_param else None
-    return top.activation.f(xp, xp.astype(Xs[-1], high), a)
+    return top_output(ops, layers, params, mixed_forward(ops, layers, params, X, precision)[3])
 
 
 def backprop(
@@ -262,14 +275,13 @@ def mixed_backward(
     weighted input is cast back to float32 for the output activation and the cost
     (their sums in float32), the output error (9) cast down (times ``loss_scale``
     first, if given; ``"auto"``: the power of two that brings the largest error to
-    2**12 over the rows) and the gradients (10)-(11) and errors cast up (and divided by it): float32
-    gradients and deltas, the float32 cost and outputs, and every layer's weighted
-    inputs and outputs (the compute type's but the output layer's)."""
+    2**12 over the rows) and the gradients (10)-(11) and errors cast up (and divided
+    by it): float32 gradients and deltas, the float32 cost and outputs, and every
+    layer's weighted inputs and outputs (the compute type's but the output layer's)."""
     xp = ops.xp
     low, high = precision.compute, precision.master
-    P = [xp.astype(p, low) for p in params]
-    Xs, Ys = forward(ops, layers, P, xp.astype(X, low), last=False)
-    top = [*Xs[:-1], xp.astype(Xs[-1], high)]
+    P, Xs, Ys, XL = mixed_forward(ops, layers, params, X, precision)
+    top = [*Xs[:-1], XL]
     Y, E, D, G = output(ops, layers, cost, params, top, T, scale, loss, weights, rows)
     if isinstance(loss_scale, str):  # "auto": the power of two that brings the largest
         # error to 2**12 / rows (room for the sums over the rows below float16's 65504)
@@ -409,13 +421,8 @@ def forward_cost(ops, layers, cost, params, X, T, precision=None) -> tuple[Any, 
     With a narrower ``precision``, the hidden layers in its compute type and the output
     layer's activation and cost in float32, as its steps compute them."""
     if precision is not None and precision.reduced:
-        xp, low, high = ops.xp, precision.compute, precision.master
-        P = [xp.astype(p, low) for p in params]
-        Xs, Ys = forward(ops, layers, P, xp.astype(X, low), last=False)
-        top = layers[-1]
-        a = params[top.offset + 2] if top.has_param else None
-        XL = xp.astype(Xs[-1], high)
-        YL = top.activation.f(xp, XL, a)
-        return cost.per_sample(xp, top.activation, XL, YL, T), [*Ys, YL]
+        _, _, Ys, XL = mixed_forward(ops, layers, params, X, precision)
+        YL = top_output(ops, layers, params, XL)
+        return cost.per_sample(ops.xp, layers[-1].activation, XL, YL, T), [*Ys, YL]
     Xs, Ys = forward(ops, layers, params, X)
     return cost.per_sample(ops.xp, layers[-1].activation, Xs[-1], Ys[-1], T), Ys
