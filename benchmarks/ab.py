@@ -24,7 +24,15 @@ import tarfile
 import tempfile
 
 from . import peers as P
-from .runner import command_line, machine, measure, provenance, write_report
+from .runner import (
+    command_line,
+    machine,
+    measure,
+    pair_lines,
+    paired,
+    provenance,
+    write_report,
+)
 from .workloads import WORKLOADS
 
 
@@ -78,18 +86,17 @@ def main(argv: list[str] | None = None) -> int:
     for b in args.backends.split(","):
         for metrics in (True, False):
             peers += [P.Bpgpu(b, metrics), P.Bpgpu(b, metrics, lib=base, tag="@base")]
-    results = {}
+    results, pairs = {}, {}
+
+    def base_of(name):
+        return None if "@base" in name else name.replace("bpgpu", "bpgpu@base", 1)
+
     for name in args.workloads.split(","):
         w = WORKLOADS[name]
         X, y = w.data()
         rows = measure(peers, w, X, y, args.min_time, args.repeat)
-        by = {r["peer"]: r for r in rows}
-        for r in rows:
-            if "@base" in r["peer"]:
-                continue
-            old = by[r["peer"].replace("bpgpu", "bpgpu@base", 1)]
-            r["vs_base"] = r["steps_per_s"] / old["steps_per_s"]
-            r["vs_base_median"] = r["median_steps_per_s"] / old["median_steps_per_s"]
+        pairs[name] = paired(rows, base_of, "vs_base")
+        for r, _ in pairs[name]:
             print(
                 f"{name:>6} {r['peer']:<28} {r['vs_base']:.3f}x base "
                 f"(medians {r['vs_base_median']:.3f}x)",
@@ -115,16 +122,8 @@ def main(argv: list[str] | None = None) -> int:
         "| workload | peer | steps/s now | steps/s base | now / base |",
         "|---|---|---|---|---|",
     ]
-    for name, rows in results.items():
-        by = {r["peer"]: r for r in rows}
-        for r in rows:
-            if "vs_base" not in r:
-                continue
-            old = by[r["peer"].replace("bpgpu", "bpgpu@base", 1)]
-            lines.append(
-                f"| {name} | {r['peer']} | {r['steps_per_s']:,.1f} | {old['steps_per_s']:,.1f} "
-                f"| {r['vs_base']:.3f} ({r['vs_base_median']:.3f}) |"
-            )
+    for name, found in pairs.items():
+        lines += pair_lines(name, found, "vs_base")
     write_report(stem, report, "\n".join(lines) + "\n")
     print(f"written: {stem}.json, {stem}.md")
     return 0

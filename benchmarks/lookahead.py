@@ -18,7 +18,15 @@ import os
 import sys
 
 from . import peers as P
-from .runner import command_line, machine, measure, provenance, write_report
+from .runner import (
+    command_line,
+    machine,
+    measure,
+    pair_lines,
+    paired,
+    provenance,
+    write_report,
+)
 from .workloads import WORKLOADS
 
 
@@ -53,18 +61,17 @@ def main(argv: list[str] | None = None) -> int:
     peers = []
     for metrics in (True, False):
         peers += [P.Bpgpu(args.backend, metrics), NoLookAhead(args.backend, metrics)]
-    results = {}
+    results, pairs = {}, {}
+
+    def without(name):
+        return None if "-noahead" in name else name.replace("bpgpu", "bpgpu-noahead", 1)
+
     for name in args.workloads.split(","):
         w = WORKLOADS[name]
         X, y = w.data()
         rows = measure(peers, w, X, y, args.min_time, args.repeat)
-        by = {r["peer"]: r for r in rows}
-        for r in rows:
-            if "-noahead" in r["peer"]:
-                continue
-            off = by[r["peer"].replace("bpgpu", "bpgpu-noahead", 1)]
-            r["vs_off"] = r["steps_per_s"] / off["steps_per_s"]
-            r["vs_off_median"] = r["median_steps_per_s"] / off["median_steps_per_s"]
+        pairs[name] = paired(rows, without, "vs_off")
+        for r, _ in pairs[name]:
             print(f"{name:>6} {r['peer']:<28} {r['vs_off']:.3f}x without look-ahead", flush=True)
         results[name] = rows
     report = {"machine": machine(), "command": command_line("benchmarks.lookahead", argv)}
@@ -79,15 +86,8 @@ def main(argv: list[str] | None = None) -> int:
         "| workload | peer | steps/s | steps/s without | with / without |",
         "|---|---|---|---|---|",
     ]
-    for name, rows in results.items():
-        by = {r["peer"]: r for r in rows}
-        for r in rows:
-            if "vs_off" in r:
-                off = by[r["peer"].replace("bpgpu", "bpgpu-noahead", 1)]
-                lines.append(
-                    f"| {name} | {r['peer']} | {r['steps_per_s']:,.1f} | "
-                    f"{off['steps_per_s']:,.1f} | {r['vs_off']:.3f} ({r['vs_off_median']:.3f}) |"
-                )
+    for name, found in pairs.items():
+        lines += pair_lines(name, found, "vs_off")
     stem = os.path.join(args.out, f"lookahead-{args.backend.replace(':', '-')}")
     write_report(stem, report, "\n".join(lines) + "\n")
     print(f"written: {stem}.json, {stem}.md")

@@ -328,6 +328,33 @@ def write_report(stem: str, report: dict, text: str) -> None:
     write_text(stem + ".md", text)
 
 
+def paired(rows: list[dict], counterpart, key: str) -> list[tuple[dict, dict]]:
+    """Each row against its counterpart in the same run: ``counterpart(name)`` is the
+    other peer's name, or None for a row that is itself a counterpart. Sets ``r[key]``
+    (best rounds' ratio) and ``r[key + "_median"]``; returns ``(row, counterpart)``."""
+    by = {r["peer"]: r for r in rows}
+    pairs = []
+    for r in rows:
+        name = counterpart(r["peer"])
+        if name is None:
+            continue
+        other = by[name]
+        r[key] = r["steps_per_s"] / other["steps_per_s"]
+        r[f"{key}_median"] = r["median_steps_per_s"] / other["median_steps_per_s"]
+        pairs.append((r, other))
+    return pairs
+
+
+def pair_lines(workload: str, pairs: list[tuple[dict, dict]], key: str) -> list[str]:
+    """Markdown rows of :func:`paired`'s pairs: workload, peer, both rates, the ratio
+    (of medians in brackets)."""
+    return [
+        f"| {workload} | {r['peer']} | {r['steps_per_s']:,.1f} | {o['steps_per_s']:,.1f} "
+        f"| {r[key]:.3f} ({r[key + '_median']:.3f}) |"
+        for r, o in pairs
+    ]
+
+
 def command_line(module: str, argv: list[str] | None) -> str:
     """The command that wrote a results file: ``python -m module`` and its arguments
     (``argv``, or this process's own)."""
