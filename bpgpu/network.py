@@ -18,8 +18,9 @@ from typing import Any
 
 from bpgpu import activations as _acts
 from bpgpu import costs as _costs
-from bpgpu import io, streaming, targets
+from bpgpu import io, safetensors_file, streaming, targets
 from bpgpu._args import dtype_name, integer, real, widths
+from bpgpu._paths import file_path
 from bpgpu.backends import Backend, BackendUnavailable, get_backend
 from bpgpu.initial_weights import INITS, init_weights
 from bpgpu.layers import build, param_names
@@ -381,7 +382,8 @@ def load(
     max_bytes: int = io.DEFAULT_MAX_BYTES,
     custom: dict[str, Any] | None = None,
 ):
-    """Load a model saved by :meth:`MLP.save` (or a checkpoint) onto ``backend``.
+    """Load a model saved by :meth:`MLP.save` (``.npz`` or ``.safetensors``, told apart by
+    their first bytes) or a checkpoint onto ``backend``.
 
     Parameters
     ----------
@@ -402,5 +404,9 @@ def load(
     TypeError
         An object in ``custom`` is not of the kind the file uses it as.
     """
-    cfg, arrays = io.read_model(path, max_bytes, custom)
+    path = file_path(path, "model file")
+    if path.lower().endswith(safetensors_file.SUFFIX) or safetensors_file.looks_like(path):
+        cfg, arrays = safetensors_file.read(path, max_bytes, custom)
+    else:
+        cfg, arrays = io.read_model(path, max_bytes, custom)
     return from_config(cfg, arrays, backend, custom=custom)
