@@ -10,6 +10,7 @@ from bpgpu.backends import BackendUnavailable, DeviceMemoryError, get_backend, l
 from bpgpu.backends import to_host as to_numpy
 from bpgpu.callbacks import Callback, ReduceLROnPlateau
 from bpgpu.consistency import compare_backends
+from bpgpu.converters import from_sklearn, from_torch
 from bpgpu.gradcheck import gradcheck
 from bpgpu.history import History
 from bpgpu.io import ModelFileError
@@ -30,6 +31,8 @@ __all__ = [
     "DeviceMemoryError",
     "activations",
     "compare_backends",
+    "from_sklearn",
+    "from_torch",
     "costs",
     "get_backend",
     "gradcheck",

@@ -8,12 +8,30 @@ class labels that JSON can hold. Reading a file back is :func:`bpgpu.load`.
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from bpgpu import activations as _acts
 from bpgpu import costs as _costs
-from bpgpu import io, targets
+from bpgpu import io, safetensors_file, targets
 from bpgpu.layers import param_names
+
+# what export writes, by the file's suffix; save writes the two bpgpu reads back
+EXPORT_SUFFIXES = (".onnx", ".pt2", ".pt", ".safetensors", ".npz")
+
+
+def model_format(path: str) -> str:
+    """``"safetensors"`` or ``"npz"``: the model file ``save`` writes to ``path`` (by its
+    suffix; any but ``.safetensors`` is an npz archive, as it always was). An export
+    format there is refused with the call that writes it."""
+    suffix = os.path.splitext(os.fspath(path))[1].lower()
+    if suffix in (".onnx", ".pt", ".pt2"):
+        raise ValueError(
+            f"{os.fspath(path)}: a {suffix} file is an export bpgpu cannot read back; write "
+            f"it with net.export({os.fspath(path)!r}) (bpgpu export MODEL OUT{suffix}), and "
+            "save the model as .npz or .safetensors"
+        )
+    return "safetensors" if suffix == safetensors_file.SUFFIX else "npz"
 
 
 class NetworkFiles:
@@ -56,10 +74,85 @@ class NetworkFiles:
         return arrays
 
     def save(self, path: Any) -> None:
-        """Save architecture, weights and input scaling to ``path`` (.npz), atomically; a
-        missing folder is made, as for checkpoints and the CLI's files."""
+        """Save architecture, weights and input scaling to ``path``, atomically; a missing
+        folder is made, as for checkpoints and the CLI's files.
+
+        The format follows the suffix: ``.safetensors`` writes tensors named as
+        ``to_torch().state_dict()`` names them with the config in the header's metadata
+        (:mod:`bpgpu.safetensors_file`); any other suffix (``.npz``) bpgpu's zip archive.
+        :func:`bpgpu.load` reads both. An export format (``.onnx``, ``.pt``) is refused:
+        :meth:`export` writes those.
+        """
+        kind = model_format(path)
         self._check_nameable("a model file")
-        io.write_archive(io.prepare_output(path, "model file"), self.config(), self.arrays())
+        path = io.prepare_output(path, "model file")
+        if kind == "safetensors":
+            safetensors_file.write(path, self.config(), self.arrays(), self.layers)
+        else:
+            io.write_archive(path, self.config(), self.arrays())
+
+    def export(self, path: Any) -> None:
+        """Write the network for another runtime, the format by the suffix of ``path``.
+
+        ``.onnx``: an ONNX graph (opset 17, dynamic batch, input scaling inside) for ONNX
+        Runtime; needs ``pip install 'bpgpu[onnx]'``. ``.pt2`` or ``.pt``: a
+        ``torch.export`` program of :meth:`to_torch`'s module, loaded without bpgpu by
+        ``torch.export.load(path).module()``. ``.safetensors`` and ``.npz``: :meth:`save`.
+        Every export computes :meth:`predict` (the outputs, input scaling included);
+        written atomically.
+
+        Raises
+        ------
+        ValueError
+            An unknown suffix, or an activation of your own (no other runtime has it).
+        ImportError
+            The library the format needs is not installed (the message says how).
+        """
+        path = io.prepare_output(path, "export")
+        suffix = os.path.splitext(path)[1].lower()
+        if suffix not in EXPORT_SUFFIXES:
+            raise ValueError(
+                f"{path}: export writes {', '.join(EXPORT_SUFFIXES)} (chosen by the suffix)"
+            )
+        if suffix in (".safetensors", ".npz"):
+            return self.save(path)
+        if suffix == ".onnx":
+            from bpgpu.onnx_file import model_proto
+
+            proto = model_proto(self.layers, self.arrays(), self._scaled, self.config())
+            io.atomic_write(path, lambda f: f.write(proto.SerializeToString()))
+            return None
+        from bpgpu.torch_modules import save_program
+
+        seq = self.to_torch()
+        io.atomic_write(path, lambda f: save_program(seq, self.sizes[0], f))
+        return None
+
+    def to_torch(self) -> Any:
+        """This network as a ``torch.nn.Sequential`` on the CPU, in its dtype, in eval mode:
+        ``[Standardize,] Linear, activation, Linear, ...`` (torch's activation modules;
+        small ones of bpgpu's where torch has none: ``Standardize`` for the input
+        scaling, ``BinaryStep``, ``Arctan``). Its outputs equal :meth:`predict`'s; its
+        ``state_dict`` names are those of a ``.safetensors`` file of this network.
+
+        Raises
+        ------
+        ImportError
+            torch is not installed.
+        ValueError
+            An activation of your own: torch has no module for it.
+        """
+        try:
+            from bpgpu.torch_modules import sequential
+        except ImportError as e:
+            if e.name != "torch":
+                raise
+            raise ImportError("to_torch needs PyTorch: pip install 'bpgpu[torch]'") from None
+        return sequential(self.layers, self.arrays(), self._scaled)
+
+    @property
+    def _scaled(self) -> bool:
+        return self.input_scaling is not None
 
     def _by_name(self) -> tuple[list, Any]:
         """The activations and the cost as a file or a pickle can hold them: bpgpu's by

@@ -30,6 +30,10 @@ HOST_SIDE = {
     "distributed.py": "each rank's share of the host permutation",
     "streaming.py": "rows gathered from host memory maps",
     "targets.py": "class labels as users hold them (text, any hashable values), on the host",
+    "safetensors_file.py": "model files: tensors' bytes read and written on the host",
+    "onnx_file.py": "ONNX files: initializers from host copies of the weights",
+    "torch_modules.py": "torch modules built from host copies of the weights, to leave bpgpu",
+    "converters.py": "weights of torch and scikit-learn models copied to the host",
 }
 # The floors of DESIGN.md / ARCHITECTURE.md, bottom up: a module imports (at the top or
 # deferred inside a function) only modules on its own floor or below.
@@ -62,7 +66,20 @@ FLOORS = {
         ],
         1,
     ),  # the math
-    **dict.fromkeys(["io", "checkpoint", "datasets", "csvfile", "_paths"], 2),  # file formats
+    **dict.fromkeys(
+        [
+            "io",
+            "checkpoint",
+            "datasets",
+            "csvfile",
+            "_paths",
+            "interchange",
+            "safetensors_file",
+            "onnx_file",
+            "torch_modules",
+        ],
+        2,
+    ),  # file formats
     **dict.fromkeys(
         [
             "history",
@@ -83,7 +100,7 @@ FLOORS = {
     **dict.fromkeys(
         ["network", "network_files", "network_weights", "network_fit"], 4
     ),  # the MLP class, a thin face
-    **dict.fromkeys(["gradcheck", "consistency"], 5),  # tools built on MLP
+    **dict.fromkeys(["gradcheck", "consistency", "converters"], 5),  # tools built on MLP
     **dict.fromkeys(
         ["cli", "__init__", "__main__", "bench", "sklearn"], 6
     ),  # the command line, the package

@@ -423,6 +423,33 @@ def cmd_predict(args: argparse.Namespace) -> int:
     return 0
 
 
+# ---- export ---------------------------------------------------------------------------
+
+_EXPORTS = {
+    ".onnx": "an ONNX graph, for onnxruntime.InferenceSession",
+    ".pt2": "a torch.export program, for torch.export.load(...).module()",
+    ".pt": "a torch.export program, for torch.export.load(...).module()",
+    ".safetensors": "safetensors, named as net.to_torch().state_dict() names them",
+    ".npz": "bpgpu's model file",
+}
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    import bpgpu
+    from bpgpu.io import prepare_output
+
+    suffix = os.path.splitext(args.out)[1].lower()
+    if suffix not in _EXPORTS:
+        raise ValueError(f"{args.out}: OUT must end in {', '.join(_EXPORTS)} (the format)")
+    if os.path.exists(args.model) and os.path.abspath(args.out) == os.path.abspath(args.model):
+        raise ValueError(f"{args.out} is the model file itself; write the export elsewhere")
+    prepare_output(args.out, "export")  # before the work, not after it
+    net = bpgpu.load(args.model, backend="numpy")
+    net.export(args.out)
+    print(f"{args.out} written: {_EXPORTS[suffix]}")
+    return 0
+
+
 # ---- the parsers ----------------------------------------------------------------------
 
 

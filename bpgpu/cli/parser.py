@@ -16,6 +16,7 @@ from bpgpu.cli.commands import (
     cmd_bench,
     cmd_check,
     cmd_evaluate,
+    cmd_export,
     cmd_predict,
     cmd_train,
 )
@@ -99,6 +100,23 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_commands(sub, common)
 
+    x = sub.add_parser(
+        "export",
+        parents=[common],
+        formatter_class=Help,
+        help="write a saved model for ONNX Runtime, torch or safetensors",
+        description="Write a saved model in another format, chosen by OUT's suffix: .onnx "
+        "(ONNX Runtime; needs pip install 'bpgpu[onnx]'), .pt2 or .pt (a torch.export "
+        "program: torch.export.load(OUT).module()), .safetensors (tensors named as "
+        "to_torch().state_dict() names them; bpgpu reads it back), .npz. Each computes "
+        "what bpgpu predict --outputs gives, input scaling included.",
+    )
+    x.add_argument("model", help="a model file from bpgpu train (or MLP.save)")
+    x.add_argument(
+        "out", metavar="OUT", help="the file to write: .onnx, .pt2, .pt, .safetensors or .npz"
+    )
+    x.set_defaults(func=cmd_export)
+
     bench = sub.add_parser(
         "bench",
         help="benchmarks: bpgpu against its peers, in one process (python -m benchmarks)",
@@ -142,7 +160,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 1
-    except (ValueError, TypeError, OSError, BackendUnavailable, FloatingPointError) as e:
+    except (
+        ValueError,
+        TypeError,
+        OSError,
+        ImportError,  # an optional library a command needs: the message says how to install it
+        BackendUnavailable,
+        FloatingPointError,
+    ) as e:
         why = str(e) or type(e).__name__
         if isinstance(e, OSError) and e.filename is not None and e.strerror:
             # Python's own "[Errno 2] No such file or directory: 'x.csv'": the file first

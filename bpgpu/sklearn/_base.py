@@ -132,6 +132,72 @@ class _BPBase(StochasticFit, LBFGSFit, BaseEstimator):
         cls = optimizers.Nesterov if self.nesterovs_momentum else optimizers.Momentum
         return cls(self.learning_rate_init, self.momentum, weight_decay=wd)
 
+    # ---- from a fitted scikit-learn MLP --------------------------------------------------
+
+    @classmethod
+    def from_sklearn(cls, estimator, **params):
+        """This estimator, fitted, from a fitted ``MLPClassifier`` (``MLPRegressor``): the
+        same weights, classes and parameters, and ``warm_start=True``, so that
+        :meth:`fit` trains on from where scikit-learn stopped.
+
+        Parameters
+        ----------
+        estimator : sklearn.neural_network.MLPClassifier or MLPRegressor
+            Fitted; the kind this class stands for.
+        **params
+            Parameters to set instead of the estimator's (``backend``, ``dtype``,
+            ``max_iter``, ...; ``warm_start=False`` makes the next ``fit`` start over).
+
+        Returns
+        -------
+        BPClassifier or BPRegressor
+            ``predict`` (and ``predict_proba``) give the estimator's. The optimizer's
+            state (Adam's moments, the momentum) starts afresh: scikit-learn does not
+            expose it.
+
+        Raises
+        ------
+        TypeError
+            ``estimator`` is not of the kind this class stands for.
+        """
+        from bpgpu.converters import from_sklearn
+
+        want = cls._sklearn_kind()
+        if want.__name__ not in (c.__name__ for c in type(estimator).__mro__):
+            raise TypeError(
+                f"{cls.__name__}.from_sklearn takes a fitted {want.__name__}; got "
+                f"{type(estimator).__name__}"
+            )
+        mine = set(cls._get_param_names())
+        shared = {k: v for k, v in estimator.get_params().items() if k in mine}
+        est = cls(**{**shared, "warm_start": True, **params})
+        est._check_params()
+        net = from_sklearn(estimator, backend=est.backend, dtype=est.dtype)
+        net.classes = None  # the estimator maps its labels (classes_) to the outputs
+        if est.precision is not None:
+            net = net.to(net.backend, precision=est.precision)
+        est._take_fitted(estimator, net)
+        return est
+
+    def _take_fitted(self, estimator, net) -> None:
+        """The fitted state of a scikit-learn MLP, on ``net`` (its weights)."""
+        self._net = net
+        self._random_state = check_random_state(self.random_state)
+        self._opt = self._opt_state = None
+        for name in ("n_features_in_", "feature_names_in_", "n_layers_", "n_outputs_"):
+            if hasattr(estimator, name):
+                setattr(self, name, getattr(estimator, name))
+        self.out_activation_ = estimator.out_activation_
+        self.n_iter_, self.t_ = estimator.n_iter_, estimator.t_
+        self.loss_ = estimator.loss_
+        if hasattr(estimator, "loss_curve_"):  # a stochastic solver's curve goes on
+            self._init_epochs()
+            self.loss_curve_ = list(estimator.loss_curve_)
+            for name in ("best_loss_", "validation_scores_", "best_validation_score_"):
+                if getattr(estimator, name, None) is not None:
+                    setattr(self, name, getattr(estimator, name))
+            self._no_improvement_count = getattr(estimator, "_no_improvement_count", 0)
+
     # ---- fitted network, in scikit-learn's layout -------------------------------------
 
     def _fitted_net(self):

@@ -3,10 +3,12 @@ backend."""
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 from sklearn.base import ClassifierMixin, RegressorMixin
 from sklearn.metrics import accuracy_score, r2_score
-from sklearn.neural_network import MLPRegressor
+from sklearn.neural_network import MLPClassifier, MLPRegressor
 from sklearn.preprocessing import LabelBinarizer
 from sklearn.utils.metaestimators import available_if
 
@@ -49,6 +51,19 @@ class BPClassifier(ClassifierMixin, _BPBase):
                     f"`self.classes_` has {self.classes_}. 'y' has {classes}."
                 )
         return X, self._label_binarizer.transform(y).astype(bool)
+
+    @staticmethod
+    def _sklearn_kind() -> type:
+        return MLPClassifier
+
+    def _take_fitted(self, estimator, net) -> None:
+        super()._take_fitted(estimator, net)
+        self.classes_ = estimator.classes_
+        binarizer = getattr(estimator, "_label_binarizer", None)
+        if binarizer is None:  # scikit-learn's private name; rebuilt from the classes
+            binarizer = LabelBinarizer().fit(estimator.classes_)
+        self._label_binarizer = copy.deepcopy(binarizer)
+        self._indicator = getattr(binarizer, "y_type_", "") == "multilabel-indicator"
 
     def _multilabel(self) -> bool:
         """Whether the targets are indicator rows, a logistic unit per column."""
@@ -203,6 +218,10 @@ class BPRegressor(RegressorMixin, _BPBase):
                 "(the seed's quadratic cost)"
             )
         return self._checked_data(X, y, reset, y_numeric=True)
+
+    @staticmethod
+    def _sklearn_kind() -> type:
+        return MLPRegressor
 
     def _out_activation(self) -> str:
         return "identity"

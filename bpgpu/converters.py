@@ -1,0 +1,236 @@
+"""Networks from elsewhere: a torch ``Sequential`` and a fitted scikit-learn MLP.
+
+:func:`from_torch` reads the modules :meth:`bpgpu.MLP.to_torch` writes (and any
+Sequential of ``Linear`` layers and the activations bpgpu has); :func:`from_sklearn`
+reads ``MLPClassifier`` and ``MLPRegressor``'s fitted ``coefs_`` and ``intercepts_``.
+Each gives an :class:`bpgpu.MLP` whose outputs are the source's, to rounding.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+import numpy as np
+
+from bpgpu.activations import ELU_ALPHA, LEAKY_SLOPE
+from bpgpu.network import MLP
+
+__all__ = ["from_torch", "from_sklearn"]
+
+
+def _torch_activation(module: Any, width: int) -> tuple[str, np.ndarray | None]:
+    """bpgpu's name of a torch activation module (and PReLU's slopes, one per unit), or
+    None where bpgpu has no such activation."""
+    from torch import nn
+
+    from bpgpu import torch_modules as ours
+
+    simple = {
+        nn.Identity: "identity",
+        nn.Sigmoid: "sigmoid",
+        nn.Tanh: "tanh",
+        nn.ReLU: "relu",
+        ours.BinaryStep: "binary_step",
+        ours.Arctan: "arctan",
+    }
+    for cls, name in simple.items():
+        if type(module) is cls:
+            return name, None
+    if type(module) is nn.LeakyReLU and module.negative_slope == LEAKY_SLOPE:
+        return "leaky_relu", None
+    if type(module) is nn.ELU and module.alpha == ELU_ALPHA:
+        return "elu", None
+    if type(module) is nn.Softplus and module.beta == 1 and module.threshold >= 20:
+        return "softplus", None
+    if type(module) is nn.Softmax and module.dim in (1, -1):
+        return "softmax", None
+    if type(module) is nn.PReLU and module.weight.numel() in (1, width):
+        a = module.weight.detach().cpu().double().numpy()
+        return "prelu", np.broadcast_to(a, (width,)).copy()
+    return "", None
+
+
+def _flat(module: Any) -> list:
+    """The modules of a Sequential, nested Sequentials opened; a lone Linear as one."""
+    from torch import nn
+
+    if isinstance(module, nn.Sequential):
+        return [m for child in module for m in _flat(child)]
+    return [module]
+
+
+def _unsupported(module: Any, i: int, why: str = "bpgpu has no such layer") -> ValueError:
+    return ValueError(
+        f"module {i} ({module}): {why}. from_torch takes "
+        "Linear layers, each followed by at most one of Identity, Sigmoid, Tanh, ReLU, "
+        f"LeakyReLU({LEAKY_SLOPE}), PReLU, ELU(alpha={ELU_ALPHA}), Softplus(beta=1), "
+        "Softmax(dim=-1) (last only), and bpgpu's Standardize (first), BinaryStep, Arctan"
+    )
+
+
+def from_torch(module: Any, cost: str | None = None, backend: Any = None, seed: int = 0) -> MLP:
+    """An :class:`bpgpu.MLP` with the layers and weights of a torch ``Sequential``.
+
+    Parameters
+    ----------
+    module : torch.nn.Sequential or torch.nn.Linear
+        ``Linear`` layers, each followed by at most one supported activation module (none:
+        identity); bpgpu's ``Standardize`` may come first (the input scaling), as
+        :meth:`bpgpu.MLP.to_torch` writes it. Nested Sequentials are opened. Weights in
+        float32 or float64 (the network's dtype), on any device.
+    cost : str or None
+        The network's cost (None: the natural one for its output activation).
+    backend : str, Backend or None
+        Where the network runs.
+    seed : int
+        The network's seed (its later shuffles; the weights are the module's).
+
+    Returns
+    -------
+    MLP
+        Its ``predict`` equals ``module(x)`` to rounding.
+
+    Raises
+    ------
+    ValueError
+        The first module bpgpu has no counterpart for, named with its position; widths
+        that do not chain; a dtype other than float32 and float64.
+    """
+    from torch import nn
+
+    from bpgpu.torch_modules import Standardize
+
+    mods = _flat(module)
+    scaling, weights, acts, sizes = None, [], [], []
+    i = 0
+    if mods and isinstance(mods[0], Standardize):
+        scaling = (mods[0].mean, mods[0].scale)
+        i = 1
+    while i < len(mods):
+        lin = mods[i]
+        if type(lin) is not nn.Linear:
+            where = "after one activation" if sizes else "first (after an optional Standardize)"
+            raise _unsupported(lin, i, f"a Linear layer is due here ({where})")
+        if sizes and lin.in_features != sizes[-1]:
+            raise ValueError(
+                f"module {i} ({lin}) takes {lin.in_features} inputs, the layer before gives "
+                f"{sizes[-1]}"
+            )
+        sizes = sizes or [lin.in_features]
+        sizes.append(lin.out_features)
+        W = lin.weight.detach().cpu()
+        b = lin.bias.detach().cpu() if lin.bias is not None else W.new_zeros(lin.out_features)
+        weights += [W, b]
+        name, a = "identity", None
+        if i + 1 < len(mods) and type(mods[i + 1]) is not nn.Linear:
+            name, a = _torch_activation(mods[i + 1], lin.out_features)
+            if not name:
+                raise _unsupported(mods[i + 1], i + 1)
+            i += 1
+        if name == "softmax" and i + 1 < len(mods):
+            raise _unsupported(mods[i], i, "softmax belongs on the output layer only")
+        acts.append(name)
+        if a is not None:
+            weights.append(a)
+        i += 1
+    if not sizes:
+        raise ValueError("the module holds no Linear layer: nothing to convert")
+    dtype = str(weights[0].dtype).removeprefix("torch.")
+    if dtype not in ("float32", "float64"):
+        raise ValueError(
+            f"the Linear weights are {dtype}; bpgpu networks are float32 or float64: convert "
+            "the module first (module.float())"
+        )
+    host = [np.asarray(w.numpy() if hasattr(w, "numpy") else w, dtype=dtype) for w in weights]
+    net = _network(sizes, acts, cost, backend, dtype, seed, host)
+    if scaling is not None:
+        net.set_input_scaling(*(t.detach().cpu().double().numpy() for t in scaling))
+    return net
+
+
+def _network(sizes, acts, cost, backend, dtype, seed, weights) -> MLP:
+    """The MLP of converted layers (a hidden binary step's warning was the source's)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return MLP(sizes, acts[:-1], acts[-1], cost, backend, dtype, seed, _weights=list(weights))
+
+
+# scikit-learn's activation names -> bpgpu's
+_SKLEARN_ACTIVATIONS = {
+    "identity": "identity",
+    "logistic": "sigmoid",
+    "tanh": "tanh",
+    "relu": "relu",
+    "softmax": "softmax",
+}
+
+
+def from_sklearn(estimator: Any, backend: Any = None, dtype: str | None = None) -> MLP:
+    """An :class:`bpgpu.MLP` with the layers and weights of a fitted scikit-learn MLP.
+
+    Parameters
+    ----------
+    estimator : sklearn.neural_network.MLPClassifier or MLPRegressor
+        Fitted (``coefs_`` and ``intercepts_`` set).
+    backend : str, Backend or None
+        Where the network runs.
+    dtype : {"float32", "float64"} or None
+        None: the dtype of the estimator's weights.
+
+    Returns
+    -------
+    MLP
+        ``predict`` gives the estimator's ``predict_proba`` for a multi-class classifier
+        (one column of the positive class for two classes, one per label for multilabel),
+        its ``predict`` for a regressor (as a column); ``classify`` gives its ``predict``
+        (``classes`` are the classifier's ``classes_``). The cost is the estimator's
+        loss: categorical cross-entropy (softmax), cross-entropy (logistic), quadratic
+        (regressor).
+
+    Raises
+    ------
+    TypeError
+        Not an MLPClassifier or MLPRegressor.
+    ValueError
+        Not fitted, or an activation bpgpu has not.
+    """
+    kind = next((c.__name__ for c in type(estimator).__mro__ if c.__name__ in _SK_KINDS), None)
+    if kind is None:
+        raise TypeError(
+            f"from_sklearn takes a fitted MLPClassifier or MLPRegressor; got "
+            f"{type(estimator).__name__} (for bpgpu's own estimators, use their _net or "
+            "save/load)"
+        )
+    if not hasattr(estimator, "coefs_"):
+        raise ValueError(f"this {kind} is not fitted yet: fit it first")
+    hidden = _SKLEARN_ACTIVATIONS.get(estimator.activation)
+    out = _SKLEARN_ACTIVATIONS.get(estimator.out_activation_)
+    if hidden is None or out is None:
+        raise ValueError(
+            f"activation {estimator.activation!r} / output {estimator.out_activation_!r}: "
+            f"bpgpu has {', '.join(_SKLEARN_ACTIVATIONS)}"
+        )
+    dtype = dtype or str(np.asarray(estimator.coefs_[0]).dtype)
+    weights = []
+    for W, b in zip(estimator.coefs_, estimator.intercepts_):
+        weights += [np.asarray(W).T, np.asarray(b)]  # coefs_ are (n_in, n_out): W^T
+    sizes = [weights[0].shape[1], *(w.shape[0] for w in weights[::2])]
+    cost = {"softmax": "categorical_cross_entropy", "sigmoid": "cross_entropy"}.get(
+        out, "quadratic"
+    )
+    acts = [hidden] * (len(sizes) - 2) + [out]
+    net = _network(sizes, acts, cost, backend, dtype, 0, [w.astype(dtype) for w in weights])
+    classes = getattr(estimator, "classes_", None)
+    if kind == "MLPClassifier" and _single_label(estimator):
+        net.classes = np.asarray(classes)
+    return net
+
+
+_SK_KINDS = ("MLPClassifier", "MLPRegressor")
+
+
+def _single_label(estimator: Any) -> bool:
+    """Whether a classifier predicts one class per sample (not a 0/1 row per label)."""
+    binarizer = getattr(estimator, "_label_binarizer", None)
+    return getattr(binarizer, "y_type_", "") != "multilabel-indicator"
