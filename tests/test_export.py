@@ -384,3 +384,25 @@ def test_cli_export_without_onnx_says_how_to_install_it(saved, capsys, monkeypat
     assert main(["export", str(d / "m.npz"), str(d / "m.onnx")]) == 1
     assert "pip install 'bpgpu[onnx]'" in capsys.readouterr().err
     assert not (d / "m.onnx").exists()
+
+
+def test_cli_trains_into_safetensors_and_evaluates_and_predicts_from_it(tmp_path, capsys):
+    """A .safetensors model file is a model file everywhere: train -o, evaluate, predict."""
+    d = tmp_path
+    args = ["--epochs", "2", "--no-plot", "--backend", "numpy"]
+    assert main(["train", *args, "-o", str(d / "m.safetensors")]) == 0
+    assert not (d / "m.ckpt.npz").exists()  # the run's checkpoint went with its end
+    capsys.readouterr()
+    assert main(["evaluate", str(d / "m.safetensors"), "--subset", "test"]) == 0
+    assert "359 samples" in capsys.readouterr().out
+    X, _ = bpgpu.datasets.load_digits()
+    np.save(d / "x.npy", X[:5])
+    assert main(["predict", str(d / "m.safetensors"), str(d / "x.npy")]) == 0
+    assert capsys.readouterr().out.count("\n") == 6  # a header and five labels
+
+
+def test_cli_train_refuses_an_export_suffix_before_training(tmp_path, capsys):
+    rc = main(["train", "--epochs", "50", "--no-plot", "-o", str(tmp_path / "m.onnx")])
+    out, err = capsys.readouterr()
+    assert rc == 1 and "bpgpu export MODEL OUT.onnx" in err and "epoch" not in out
+    assert not os.listdir(tmp_path)

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
 from pathlib import Path
+
+import numpy as np
+import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text()
@@ -86,3 +90,18 @@ def test_the_labels_example_runs_as_written():
     (code,) = [b for b in blocks("python") if "net.classes" in b]
     out = run_block(code)
     assert out.stdout.startswith("['cat' 'dog' 'emu'] [")
+
+
+def test_the_leaving_bpgpu_example_runs_as_written(tmp_path):
+    """ONNX, torch.export, safetensors and to_torch/from_torch, as the README shows them,
+    and each file read by its own runtime."""
+    pytest.importorskip("torch")
+    pytest.importorskip("onnx")
+    ort = pytest.importorskip("onnxruntime")
+    (code,) = [b for b in blocks("python") if "net.export(" in b]
+    out = run_block(code, cwd=tmp_path, timeout=300)
+    assert out.stdout.strip() == "Sequential True"
+    assert {"m.onnx", "m.pt2", "m.safetensors"} <= set(os.listdir(tmp_path))
+    X = np.zeros((2, 4), dtype=np.float32)
+    session = ort.InferenceSession(str(tmp_path / "m.onnx"), providers=["CPUExecutionProvider"])
+    assert session.run(None, {"input": X})[0].shape == (2, 3)

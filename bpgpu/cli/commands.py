@@ -208,7 +208,9 @@ class _TrainFiles:
 
     def __init__(self, args: argparse.Namespace, root: bool):
         from bpgpu.io import prepare_output
+        from bpgpu.network_files import model_format
 
+        model_format(args.out)  # an export suffix (.onnx) is refused now, not after the fit
         self.out = prepare_output(args.out, "model file") if root else args.out
         # a checkpoint the user named (or resumes) is theirs to keep; the default one
         # serves this run only
