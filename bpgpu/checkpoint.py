@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from bpgpu import io
+from bpgpu._paths import file_path
 
 
 def write(
@@ -39,6 +40,19 @@ def write(
     for name, p in zip(names, best or ()):
         arrays[f"best.{name}"] = p
     io.write_archive(path, cfg, arrays)
+
+
+def check_path(path: str | os.PathLike) -> None:
+    """Refuse a checkpoint name that promises another format: a checkpoint is bpgpu's
+    ``.npz`` archive (it holds the optimizer's state and the run, which no export
+    format has)."""
+    path = file_path(path, "checkpoint")
+    suffix = os.path.splitext(path)[1].lower()
+    if suffix in (".onnx", ".pt2", ".pt", ".pth", ".safetensors"):
+        raise ValueError(
+            f"checkpoint {path}: a checkpoint is an .npz archive (the weights, "
+            f"the optimizer's state and the run), never {suffix}; name it .npz"
+        )
 
 
 def read(path: str | os.PathLike, custom: dict | None = None) -> tuple[dict, dict[str, np.ndarray]]:

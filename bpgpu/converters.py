@@ -20,56 +20,101 @@ __all__ = ["from_torch", "from_sklearn"]
 
 
 def _torch_activation(module: Any, width: int) -> tuple[str, np.ndarray | None]:
-    """bpgpu's name of a torch activation module (and PReLU's slopes, one per unit), or
-    None where bpgpu has no such activation."""
+    """bpgpu's name of a torch activation module (and PReLU's slopes, one per unit);
+    a ValueError where bpgpu has that function with other constants; ``""`` where bpgpu
+    has no such activation."""
     from torch import nn
 
     from bpgpu import torch_modules as ours
 
     simple = {
-        nn.Identity: "identity",
         nn.Sigmoid: "sigmoid",
         nn.Tanh: "tanh",
         nn.ReLU: "relu",
         ours.BinaryStep: "binary_step",
         ours.Arctan: "arctan",
     }
-    for cls, name in simple.items():
-        if type(module) is cls:
-            return name, None
-    if type(module) is nn.LeakyReLU and module.negative_slope == LEAKY_SLOPE:
-        return "leaky_relu", None
-    if type(module) is nn.ELU and module.alpha == ELU_ALPHA:
-        return "elu", None
-    if type(module) is nn.Softplus and module.beta == 1 and module.threshold >= 20:
-        return "softplus", None
-    if type(module) is nn.Softmax and module.dim in (1, -1):
+    kind = type(module)
+    if kind in simple:
+        return simple[kind], None
+    constants = {  # bpgpu's entry, the module's constant and bpgpu's value of it
+        nn.LeakyReLU: ("leaky_relu", "negative_slope", LEAKY_SLOPE),
+        nn.ELU: ("elu", "alpha", ELU_ALPHA),
+        nn.Softplus: ("softplus", "beta", 1),
+    }
+    if kind in constants:
+        name, attr, value = constants[kind]
+        if getattr(module, attr) != value:
+            raise ValueError(
+                f"bpgpu's {name} has {attr}={value}, a constant of its table; only that "
+                "one converts"
+                + (" (nn.PReLU learns a slope of its own)" if name == "leaky_relu" else "")
+            )
+        if kind is nn.Softplus and module.threshold < 20:  # linear past it: not ln(1 + e^x)
+            raise ValueError("bpgpu's softplus has no threshold (linear past it)")
+        return name, None
+    if kind is nn.Softmax:
+        if module.dim not in (1, -1):
+            raise ValueError("bpgpu's softmax runs over the outputs, dim=-1")
         return "softmax", None
-    if type(module) is nn.PReLU and module.weight.numel() in (1, width):
+    if kind is nn.PReLU:
+        if module.weight.numel() not in (1, width):
+            raise ValueError(f"{module.weight.numel()} slopes after a layer of {width} units")
         a = module.weight.detach().cpu().double().numpy()
         return "prelu", np.broadcast_to(a, (width,)).copy()
     return "", None
 
 
 def _flat(module: Any) -> list:
-    """The modules of a Sequential, nested Sequentials opened; a lone Linear as one."""
+    """The modules of a Sequential, nested Sequentials opened, ``Identity`` and dropout
+    (which pass inputs through when predicting) left out; a lone Linear as one."""
     from torch import nn
 
     if isinstance(module, nn.Sequential):
         return [m for child in module for m in _flat(child)]
+    if type(module) is nn.Identity:
+        return []
+    if isinstance(module, _dropout()):
+        warnings.warn(
+            f"{type(module).__name__} is left out: bpgpu has no dropout (it passes inputs "
+            "through when predicting, so the outputs are the module's); a fit of the "
+            "converted network trains without it",
+            UserWarning,
+            stacklevel=4,
+        )
+        return []
     return [module]
+
+
+def _dropout() -> tuple:
+    """torch's dropout modules: each passes its input through in eval mode."""
+    from torch import nn
+
+    return (nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.AlphaDropout)
+
+
+def _name(module: Any) -> str:
+    """A module as a message shows it: its one-line repr, or its class's name."""
+    text = repr(module)
+    return text if "\n" not in text and len(text) <= 80 else type(module).__name__
 
 
 def _unsupported(module: Any, i: int, why: str = "bpgpu has no such layer") -> ValueError:
     return ValueError(
-        f"module {i} ({module}): {why}. from_torch takes "
-        "Linear layers, each followed by at most one of Identity, Sigmoid, Tanh, ReLU, "
-        f"LeakyReLU({LEAKY_SLOPE}), PReLU, ELU(alpha={ELU_ALPHA}), Softplus(beta=1), "
-        "Softmax(dim=-1) (last only), and bpgpu's Standardize (first), BinaryStep, Arctan"
+        f"module {i} ({_name(module)}): {why}. from_torch takes Linear layers, each "
+        "followed by at most one of Sigmoid, Tanh, ReLU, LeakyReLU(0.01), PReLU, "
+        "ELU(alpha=1.0), Softplus(beta=1), Softmax(dim=-1) (last only), and bpgpu's "
+        "Standardize (first), BinaryStep, Arctan; Identity and Dropout are left out"
     )
 
 
-def from_torch(module: Any, cost: str | None = None, backend: Any = None, seed: int = 0) -> MLP:
+def from_torch(
+    module: Any,
+    cost: str | None = None,
+    backend: Any = None,
+    seed: int = 0,
+    output: str | None = None,
+) -> MLP:
     """An :class:`bpgpu.MLP` with the layers and weights of a torch ``Sequential``.
 
     Parameters
@@ -77,30 +122,46 @@ def from_torch(module: Any, cost: str | None = None, backend: Any = None, seed: 
     module : torch.nn.Sequential or torch.nn.Linear
         ``Linear`` layers, each followed by at most one supported activation module (none:
         identity); bpgpu's ``Standardize`` may come first (the input scaling), as
-        :meth:`bpgpu.MLP.to_torch` writes it. Nested Sequentials are opened. Weights in
-        float32 or float64 (the network's dtype), on any device.
+        :meth:`bpgpu.MLP.to_torch` writes it. Nested Sequentials are opened; ``Identity``
+        and dropout modules are left out (dropout with a warning: bpgpu has none). Weights
+        in float32 or float64 (the network's dtype), on any device.
     cost : str or None
         The network's cost (None: the natural one for its output activation).
     backend : str, Backend or None
         Where the network runs.
     seed : int
         The network's seed (its later shuffles; the weights are the module's).
+    output : str or None
+        An output activation to put after a module that ends in a ``Linear`` layer: a
+        classifier trained on raw scores (``CrossEntropyLoss``: ``"softmax"``;
+        ``BCEWithLogitsLoss``: ``"sigmoid"``), whose probabilities bpgpu then gives.
+        None: as the module ends.
 
     Returns
     -------
     MLP
-        Its ``predict`` equals ``module(x)`` to rounding.
+        Its ``predict`` equals ``module(x)`` to rounding (after ``output``, if given).
 
     Raises
     ------
+    TypeError
+        ``module`` is not a ``Sequential`` or a ``Linear`` (a ``torch.export`` program's
+        module, a ``ModuleList``, a class of your own).
     ValueError
         The first module bpgpu has no counterpart for, named with its position; widths
-        that do not chain; a dtype other than float32 and float64.
+        that do not chain; a dtype other than float32 and float64; ``output`` after a
+        module that has an output activation.
     """
     from torch import nn
 
     from bpgpu.torch_modules import Standardize
 
+    if not isinstance(module, (nn.Sequential, nn.Linear)):
+        raise TypeError(
+            f"from_torch takes a torch.nn.Sequential (or one Linear); got "
+            f"{type(module).__name__}. A file? Load the module it holds first; a "
+            "torch.export program cannot be converted: convert the module it came from"
+        )
     mods = _flat(module)
     scaling, weights, acts, sizes = None, [], [], []
     i = 0
@@ -110,12 +171,13 @@ def from_torch(module: Any, cost: str | None = None, backend: Any = None, seed: 
     while i < len(mods):
         lin = mods[i]
         if type(lin) is not nn.Linear:
-            where = "after one activation" if sizes else "first (after an optional Standardize)"
-            raise _unsupported(lin, i, f"a Linear layer is due here ({where})")
+            if not sizes:
+                raise _unsupported(lin, i, "a bpgpu network starts with a Linear layer")
+            raise _unsupported(lin, i, "a Linear layer is due here: one activation per layer")
         if sizes and lin.in_features != sizes[-1]:
             raise ValueError(
-                f"module {i} ({lin}) takes {lin.in_features} inputs, the layer before gives "
-                f"{sizes[-1]}"
+                f"module {i} ({_name(lin)}) takes {lin.in_features} inputs, the layer "
+                f"before gives {sizes[-1]}"
             )
         sizes = sizes or [lin.in_features]
         sizes.append(lin.out_features)
@@ -124,7 +186,10 @@ def from_torch(module: Any, cost: str | None = None, backend: Any = None, seed: 
         weights += [W, b]
         name, a = "identity", None
         if i + 1 < len(mods) and type(mods[i + 1]) is not nn.Linear:
-            name, a = _torch_activation(mods[i + 1], lin.out_features)
+            try:
+                name, a = _torch_activation(mods[i + 1], lin.out_features)
+            except ValueError as e:
+                raise ValueError(f"module {i + 1} ({_name(mods[i + 1])}): {e}") from None
             if not name:
                 raise _unsupported(mods[i + 1], i + 1)
             i += 1
@@ -136,6 +201,13 @@ def from_torch(module: Any, cost: str | None = None, backend: Any = None, seed: 
         i += 1
     if not sizes:
         raise ValueError("the module holds no Linear layer: nothing to convert")
+    if output is not None:
+        if type(mods[-1]) is not nn.Linear:
+            raise ValueError(
+                f"output={output!r}: the module ends in {_name(mods[-1])}, an output "
+                "activation already; output= is for a module that ends in a Linear layer"
+            )
+        acts[-1] = output
     dtype = str(weights[0].dtype).removeprefix("torch.")
     if dtype not in ("float32", "float64"):
         raise ValueError(
@@ -199,18 +271,20 @@ def from_sklearn(estimator: Any, backend: Any = None, dtype: str | None = None) 
     if kind is None:
         raise TypeError(
             f"from_sklearn takes a fitted MLPClassifier or MLPRegressor; got "
-            f"{type(estimator).__name__} (for bpgpu's own estimators, use their _net or "
-            "save/load)"
+            f"{type(estimator).__name__}" + _HINTS.get(type(estimator).__name__, "")
         )
     if not hasattr(estimator, "coefs_"):
         raise ValueError(f"this {kind} is not fitted yet: fit it first")
+    if getattr(estimator, "loss", "") == "poisson":
+        raise ValueError(
+            "MLPRegressor(loss='poisson') predicts exp of its last layer, an output bpgpu "
+            "has not (its regression is the squared error of an identity output)"
+        )
     hidden = _SKLEARN_ACTIVATIONS.get(estimator.activation)
     out = _SKLEARN_ACTIVATIONS.get(estimator.out_activation_)
     if hidden is None or out is None:
-        raise ValueError(
-            f"activation {estimator.activation!r} / output {estimator.out_activation_!r}: "
-            f"bpgpu has {', '.join(_SKLEARN_ACTIVATIONS)}"
-        )
+        bad = estimator.activation if hidden is None else estimator.out_activation_
+        raise ValueError(f"activation {bad!r}: bpgpu has {', '.join(_SKLEARN_ACTIVATIONS)}")
     dtype = dtype or str(np.asarray(estimator.coefs_[0]).dtype)
     weights = []
     for W, b in zip(estimator.coefs_, estimator.intercepts_):
@@ -228,6 +302,12 @@ def from_sklearn(estimator: Any, backend: Any = None, dtype: str | None = None) 
 
 
 _SK_KINDS = ("MLPClassifier", "MLPRegressor")
+_HINTS = {
+    "Pipeline": ". A Pipeline: convert its MLP, from_sklearn(pipe[-1]), and give the network "
+    "a StandardScaler before it as net.set_input_scaling(scaler.mean_, scaler.scale_)",
+    "BPClassifier": " (bpgpu's own already: pickle it, as scikit-learn's models are)",
+    "BPRegressor": " (bpgpu's own already: pickle it, as scikit-learn's models are)",
+}
 
 
 def _single_label(estimator: Any) -> bool:

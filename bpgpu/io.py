@@ -344,7 +344,7 @@ def read_archive(
     try:
         zf = zipfile.ZipFile(path)
     except Exception as e:  # BadZipFile, OSError, and what odd bytes make zipfile raise
-        raise _fail(path, f"not a bpgpu model file (not a readable zip: {e})") from None
+        raise _fail(path, _not_an_archive(path, what, e)) from None
     with zf:
         try:
             return _read_open_archive(zf, path, shapes_for, max_bytes, custom)
@@ -355,10 +355,47 @@ def read_archive(
             raise _fail(path, f"corrupt file ({type(e).__name__}: {e})") from None
 
 
+def looks_like_safetensors(path: str) -> bool:
+    """Whether ``path`` starts as a safetensors file does (a header length, then ``{``)."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(9)
+    except OSError:
+        return False
+    return len(head) == 9 and head[8:9] == b"{" and not head.startswith(b"PK")
+
+
+def _export_hint(path: str, what: str) -> str | None:
+    """What a file named as an export (``.onnx``, torch's) is, where its name says so."""
+    suffix = os.path.splitext(os.fspath(path))[1].lower()
+    if suffix in (".onnx", ".pt2", ".pt", ".pth"):
+        return (
+            f"a {suffix} file is an export (for another runtime), not a bpgpu {what}: "
+            "load the .npz or .safetensors it was exported from"
+        )
+    return None
+
+
+def _not_an_archive(path: str, what: str, e: Exception) -> str:
+    """Why a file that is not a zip is no model file or checkpoint, with what it is
+    where its name or first bytes tell."""
+    hint = _export_hint(path, what)
+    if hint:
+        return hint
+    if looks_like_safetensors(path) and what == "checkpoint":
+        return (
+            "a .safetensors model file, not a checkpoint: it holds the weights, not the "
+            "optimizer's state a resume continues. To train it further, load it "
+            "(bpgpu.load) and fit it"
+        )
+    return f"not a bpgpu {what} (not a readable zip: {e})"
+
+
 def _read_open_archive(zf, path, shapes_for, max_bytes, custom):
     names = zf.namelist()
-    if CONFIG not in names:
-        raise _fail(path, f"missing {CONFIG}; not a bpgpu model file")
+    if CONFIG not in names:  # a torch file (a zip too), named .pt, is an export
+        why = _export_hint(path, "model file") or f"missing {CONFIG}; not a bpgpu model file"
+        raise _fail(path, why)
     try:
         cfg = json.loads(_read_member(zf, CONFIG, MAX_CONFIG_BYTES).decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as e:

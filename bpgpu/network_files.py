@@ -14,24 +14,48 @@ from typing import Any
 from bpgpu import activations as _acts
 from bpgpu import costs as _costs
 from bpgpu import io, safetensors_file, targets
+from bpgpu._paths import file_path
 from bpgpu.layers import param_names
 
 # what export writes, by the file's suffix; save writes the two bpgpu reads back
-EXPORT_SUFFIXES = (".onnx", ".pt2", ".pt", ".safetensors", ".npz")
+EXPORTS = {
+    ".onnx": "an ONNX graph, for onnxruntime.InferenceSession",
+    ".pt2": "a torch.export program, for torch.export.load(...).module()",
+    ".pt": "the torch state_dict, for net.to_torch().load_state_dict(torch.load(...))",
+    ".safetensors": "safetensors, named as net.to_torch().state_dict() names them",
+    ".npz": "bpgpu's model file",
+}
+NOT_MODEL_FILES = (".onnx", ".pt2", ".pt", ".pth")
 
 
-def model_format(path: str) -> str:
+def model_format(path: Any, what: str = "model file") -> str:
     """``"safetensors"`` or ``"npz"``: the model file ``save`` writes to ``path`` (by its
     suffix; any but ``.safetensors`` is an npz archive, as it always was). An export
     format there is refused with the call that writes it."""
-    suffix = os.path.splitext(os.fspath(path))[1].lower()
-    if suffix in (".onnx", ".pt", ".pt2"):
+    path = file_path(path, what)
+    suffix = os.path.splitext(path)[1].lower()
+    if suffix in NOT_MODEL_FILES:
+        hint = (
+            "torch's own files: .pt2 (a program) or .pt (the state_dict)"
+            if suffix == ".pth"
+            else f"write it with net.export({path!r}) (bpgpu export MODEL OUT{suffix})"
+        )
         raise ValueError(
-            f"{os.fspath(path)}: a {suffix} file is an export bpgpu cannot read back; write "
-            f"it with net.export({os.fspath(path)!r}) (bpgpu export MODEL OUT{suffix}), and "
-            "save the model as .npz or .safetensors"
+            f"{path}: a {what} is .npz or .safetensors (bpgpu reads them back); {suffix} "
+            f"is no {what}: {hint}"
         )
     return "safetensors" if suffix == safetensors_file.SUFFIX else "npz"
+
+
+def _torch_modules():
+    """:mod:`bpgpu.torch_modules`, or an ImportError that says how to install torch."""
+    try:
+        import bpgpu.torch_modules as torch_modules
+    except ImportError as e:
+        if e.name != "torch":
+            raise
+        raise ImportError("exporting to torch needs PyTorch: pip install 'bpgpu[torch]'") from None
+    return torch_modules
 
 
 class NetworkFiles:
@@ -80,8 +104,8 @@ class NetworkFiles:
         The format follows the suffix: ``.safetensors`` writes tensors named as
         ``to_torch().state_dict()`` names them with the config in the header's metadata
         (:mod:`bpgpu.safetensors_file`); any other suffix (``.npz``) bpgpu's zip archive.
-        :func:`bpgpu.load` reads both. An export format (``.onnx``, ``.pt``) is refused:
-        :meth:`export` writes those.
+        :func:`bpgpu.load` reads both. An export format (``.onnx``, ``.pt2``, ``.pt``,
+        ``.pth``) is refused: :meth:`export` writes those.
         """
         kind = model_format(path)
         self._check_nameable("a model file")
@@ -95,11 +119,13 @@ class NetworkFiles:
         """Write the network for another runtime, the format by the suffix of ``path``.
 
         ``.onnx``: an ONNX graph (opset 17, dynamic batch, input scaling inside) for ONNX
-        Runtime; needs ``pip install 'bpgpu[onnx]'``. ``.pt2`` or ``.pt``: a
-        ``torch.export`` program of :meth:`to_torch`'s module, loaded without bpgpu by
-        ``torch.export.load(path).module()``. ``.safetensors`` and ``.npz``: :meth:`save`.
-        Every export computes :meth:`predict` (the outputs, input scaling included);
-        written atomically.
+        Runtime; needs ``pip install 'bpgpu[onnx]'``. ``.pt2``: a ``torch.export``
+        program of :meth:`to_torch`'s module, run without bpgpu by
+        ``torch.export.load(path).module()``. ``.pt``: that module's ``state_dict``
+        (``torch.save``; ``torch.load`` reads it, weights only, into ``to_torch()``).
+        ``.safetensors`` and ``.npz``: :meth:`save`. The programs compute
+        :meth:`predict` (the outputs, input scaling included). Everything is checked and
+        built before the file is written, atomically: a refused export writes nothing.
 
         Raises
         ------
@@ -108,24 +134,28 @@ class NetworkFiles:
         ImportError
             The library the format needs is not installed (the message says how).
         """
-        path = io.prepare_output(path, "export")
+        path = file_path(path, "export")
         suffix = os.path.splitext(path)[1].lower()
-        if suffix not in EXPORT_SUFFIXES:
-            raise ValueError(
-                f"{path}: export writes {', '.join(EXPORT_SUFFIXES)} (chosen by the suffix)"
-            )
+        if suffix not in EXPORTS:
+            raise ValueError(f"{path}: export writes {', '.join(EXPORTS)} (chosen by the suffix)")
         if suffix in (".safetensors", ".npz"):
             return self.save(path)
         if suffix == ".onnx":
             from bpgpu.onnx_file import model_proto
 
             proto = model_proto(self.layers, self.arrays(), self._scaled, self.config())
-            io.atomic_write(path, lambda f: f.write(proto.SerializeToString()))
+            data = proto.SerializeToString()
+            io.atomic_write(io.prepare_output(path, "export"), lambda f: f.write(data))
             return None
-        from bpgpu.torch_modules import save_program
-
+        modules = _torch_modules()
         seq = self.to_torch()
-        io.atomic_write(path, lambda f: save_program(seq, self.sizes[0], f))
+        if suffix == ".pt":
+            state = seq.state_dict()
+            write = lambda f: modules.torch.save(state, f)  # noqa: E731
+        else:
+            program = modules.program(seq, self.sizes[0])
+            write = lambda f: modules.torch.export.save(program, f)  # noqa: E731
+        io.atomic_write(io.prepare_output(path, "export"), write)
         return None
 
     def to_torch(self) -> Any:
@@ -142,13 +172,7 @@ class NetworkFiles:
         ValueError
             An activation of your own: torch has no module for it.
         """
-        try:
-            from bpgpu.torch_modules import sequential
-        except ImportError as e:
-            if e.name != "torch":
-                raise
-            raise ImportError("to_torch needs PyTorch: pip install 'bpgpu[torch]'") from None
-        return sequential(self.layers, self.arrays(), self._scaled)
+        return _torch_modules().sequential(self.layers, self.arrays(), self._scaled)
 
     @property
     def _scaled(self) -> bool:

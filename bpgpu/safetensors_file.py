@@ -9,15 +9,18 @@ dependency: the format is a header and raw bytes), and the tests prove it with
 safetensors' own loaders (``safetensors.torch.load_file`` into ``net.to_torch()``).
 
 Reading trusts nothing, as the ``.npz`` reader: the header length is bounded and must
-fit the file, the metadata must hold a valid bpgpu config, the tensors must be exactly
-those the config implies with its dtype and their shapes, their byte ranges must tile
-the data with no gap or overlap and end at the end of the file, the total is checked
-against ``max_bytes`` before anything is read, and values must be finite. Anything else
-is a :class:`bpgpu.io.ModelFileError` saying what is wrong.
+fit the file, the tensors' bytes must match the sha256 bpgpu wrote in the metadata
+(where a tool that rewrote the file kept it), the metadata must hold a valid bpgpu
+config, the tensors must be exactly those the config implies with its dtype and their
+shapes, their byte ranges must tile the data with no gap or overlap and end at the end
+of the file, the total is checked against ``max_bytes`` before anything is read, and
+values must be finite. Anything else is a :class:`bpgpu.io.ModelFileError` saying what
+is wrong.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import struct
@@ -36,17 +39,14 @@ SUFFIX = ".safetensors"
 # the config (itself capped at io.MAX_CONFIG_BYTES) plus one short entry per tensor
 MAX_HEADER_BYTES = 2 * io.MAX_CONFIG_BYTES
 METADATA_KEY = "bpgpu"  # the metadata entry that holds the config, as JSON text
+# sha256 of the tensors' bytes in state_dict order (the format has no checksum; a zip
+# member has its CRC): a flipped bit in the data is caught, whichever order a tool that
+# rewrote the file stored them in
+CHECKSUM_KEY = "bpgpu_sha256"
 DTYPES = {"float32": "F32", "float64": "F64"}
 
 
-def looks_like(path: str) -> bool:
-    """Whether ``path`` starts as a safetensors file does (a header length, then ``{``)."""
-    try:
-        with open(path, "rb") as f:
-            head = f.read(9)
-    except OSError:
-        return False
-    return len(head) == 9 and head[8:9] == b"{" and not head.startswith(b"PK")
+looks_like = io.looks_like_safetensors
 
 
 def _names(cfg: dict, custom: dict | None) -> dict[str, str]:
@@ -64,10 +64,9 @@ def write(
         if not np.all(np.isfinite(a)):
             raise ValueError(f"refusing to save {name}: it contains NaN or inf")
     names = state_names(layers, bool(config.get("input_scaling")))
-    header: dict[str, Any] = {
-        "__metadata__": {"format": "pt", METADATA_KEY: json.dumps(config, sort_keys=True)}
-    }
-    offset, blobs = 0, []
+    meta = {"format": "pt", METADATA_KEY: json.dumps(config, sort_keys=True)}
+    header: dict[str, Any] = {"__metadata__": meta}
+    offset, blobs, digest = 0, [], hashlib.sha256()
     for ours, theirs in names.items():
         a = np.ascontiguousarray(arrays[ours], dtype=np.dtype(config["dtype"]).newbyteorder("<"))
         header[theirs] = {
@@ -77,6 +76,8 @@ def write(
         }
         offset += a.nbytes
         blobs.append(a)
+        digest.update(a.tobytes())
+    meta[CHECKSUM_KEY] = digest.hexdigest()
     text = json.dumps(header, separators=(",", ":")).encode()
     text += b" " * (-len(text) % 8)  # the tensors start 8-byte aligned, as safetensors pads
 
@@ -98,8 +99,8 @@ def read(
         raise FileNotFoundError(f"{path}: no such model file")
     size = os.path.getsize(path)
     with open(path, "rb") as f:
-        cfg, entries, start = _header(f, path, size, custom)
-        arrays = {}
+        cfg, entries, start, checksum = _header(f, path, size, custom)
+        arrays, digest = {}, hashlib.sha256()
         dtype = np.dtype(cfg["dtype"]).newbyteorder("<")
         total = sum(e["data_offsets"][1] - e["data_offsets"][0] for e in entries.values())
         if total > max_bytes:
@@ -117,6 +118,12 @@ def read(
             if not np.all(np.isfinite(a)):
                 raise io.ModelFileError(f"{path}: tensor {entry['name']} contains NaN or inf")
             arrays[ours] = np.array(a, dtype=dtype.newbyteorder("="))
+            digest.update(data)
+    if checksum is not None and digest.hexdigest() != checksum:
+        raise io.ModelFileError(
+            f"{path}: the tensors' bytes do not match the sha256 the file was written "
+            "with: the file is corrupt"
+        )
     if "x_scale" in arrays and not bool(np.all(arrays["x_scale"] > 0)):
         raise io.ModelFileError(f"{path}: the input scale holds a value <= 0")
     return cfg, arrays
@@ -126,9 +133,10 @@ def _fail(path: str, why: str) -> io.ModelFileError:
     return io.ModelFileError(f"{path}: {why}")
 
 
-def _header(f, path: str, size: int, custom: dict | None) -> tuple[dict, dict, int]:
+def _header(f, path: str, size: int, custom: dict | None) -> tuple[dict, dict, int, Any]:
     """The config, each expected tensor's checked header entry (by bpgpu's name, with its
-    ``name`` in the file) and where the data start."""
+    ``name`` in the file, in state_dict order), where the data start, and the checksum
+    (None where a tool that rewrote the file dropped it)."""
     head = f.read(8)
     if len(head) < 8:
         raise _fail(path, "not a safetensors file (shorter than its 8-byte header length)")
@@ -162,7 +170,10 @@ def _header(f, path: str, size: int, custom: dict | None) -> tuple[dict, dict, i
         raise _fail(path, "the config is not a model's (a checkpoint is written as .npz)")
     entries = _entries(header, _names(cfg, custom), io.expected_shapes(cfg, custom), cfg, path)
     _check_tiling(entries, size - 8 - n, path)
-    return cfg, entries, 8 + n
+    checksum = meta.get(CHECKSUM_KEY)
+    if checksum is not None and not isinstance(checksum, str):
+        raise _fail(path, f"metadata {CHECKSUM_KEY} is not text")
+    return cfg, entries, 8 + n, checksum
 
 
 def _unique(pairs: list) -> dict:

@@ -20,7 +20,7 @@ from bpgpu.activations import ELU_ALPHA, LEAKY_SLOPE
 from bpgpu.interchange import exportable, layout
 from bpgpu.layers import Dense
 
-__all__ = ["Standardize", "BinaryStep", "Arctan", "sequential", "save_program"]
+__all__ = ["Standardize", "BinaryStep", "Arctan", "sequential", "program"]
 
 
 class Standardize(nn.Module):
@@ -92,12 +92,11 @@ def sequential(layers: Sequence[Dense], arrays: dict[str, Any], scaled: bool) ->
     return seq.to(dtype).eval()
 
 
-def save_program(seq: nn.Sequential, n_in: int, file: Any) -> None:
-    """``torch.export`` the Sequential with a dynamic batch dimension into ``file``
-    (a path or a binary file object): ``torch.export.load(path).module()`` runs it
-    without bpgpu."""
+def program(seq: nn.Sequential, n_in: int) -> Any:
+    """The ``torch.export`` program of the Sequential, with a dynamic batch dimension:
+    saved by ``torch.export.save``, ``torch.export.load(path).module()`` runs it without
+    bpgpu."""
     dtype = next(seq.parameters()).dtype
     example = (torch.zeros(2, n_in, dtype=dtype),)
     batch = torch.export.Dim("batch")
-    program = torch.export.export(seq, example, dynamic_shapes=({0: batch},))
-    torch.export.save(program, file)
+    return torch.export.export(seq, example, dynamic_shapes=({0: batch},))

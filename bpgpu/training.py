@@ -222,6 +222,7 @@ def _check_options(net, opts: FitOptions, st: Settings, opt, dist) -> None:
             "torch or cupy ranks, or precision=None"
         )
     if opts.checkpoint is not None:
+        _ckpt.check_path(opts.checkpoint)
         net._check_nameable("a checkpoint")  # on every rank: all refuse together
         check_saveable(opt)
     if opts.checkpoint is not None and (dist is None or dist.root):

@@ -117,13 +117,23 @@ def test_an_activation_of_your_own_is_refused_by_name_and_nothing_written(tmp_pa
 def test_export_without_onnx_says_how_to_install_it(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "onnx", None)
     with pytest.raises(ImportError, match=r"bpgpu\[onnx\]"):
-        _net().export(tmp_path / "m.onnx")
-    assert not (tmp_path / "m.onnx").exists()
+        _net().export(tmp_path / "new" / "m.onnx")
+    assert not os.listdir(tmp_path)  # not even the folder
 
 
 def test_export_refuses_an_unknown_suffix(tmp_path):
-    with pytest.raises(ValueError, match=r"\.onnx, \.pt2"):
-        _net().export(tmp_path / "m.tflite")
+    for name in ("m.tflite", "new/m.pth"):
+        with pytest.raises(ValueError, match=r"\.onnx, \.pt2"):
+            _net().export(tmp_path / name)
+    assert not os.listdir(tmp_path)
+
+
+@pytest.mark.parametrize("suffix", [".onnx", ".pt2", ".pt"])
+def test_loading_an_export_says_it_is_one(tmp_path, suffix):
+    pytest.importorskip("onnx" if suffix == ".onnx" else "torch")
+    _net().export(tmp_path / f"m{suffix}")
+    with pytest.raises(bpgpu.ModelFileError, match=f"a {suffix} file is an export"):
+        bpgpu.load(tmp_path / f"m{suffix}")
 
 
 # ---- torch -----------------------------------------------------------------------------
@@ -182,43 +192,111 @@ def test_from_torch_reads_a_hand_built_sequential(torch):
     ("build", "match"),
     [
         (lambda nn: nn.Sequential(nn.Linear(3, 4), nn.GELU(), nn.Linear(4, 2)), r"module 1 \(GELU"),
-        (lambda nn: nn.Sequential(nn.Linear(3, 4), nn.LeakyReLU(0.2)), r"module 1 \(LeakyReLU"),
-        (lambda nn: nn.Sequential(nn.Linear(3, 4), nn.ELU(alpha=2.0)), r"module 1 \(ELU"),
-        (lambda nn: nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.ReLU()), "Linear layer is due"),
-        (lambda nn: nn.Sequential(nn.ReLU(), nn.Linear(3, 4)), r"module 0 \(ReLU"),
+        (lambda nn: nn.Sequential(nn.Linear(3, 4), nn.LeakyReLU(0.2)), "negative_slope=0.2"),
+        (lambda nn: nn.Sequential(nn.Linear(3, 4), nn.ELU(alpha=2.0)), r"ELU\(alpha=2.0\)"),
+        (lambda nn: nn.Sequential(nn.Linear(3, 4), nn.Softplus(beta=2)), "beta=2"),
+        (lambda nn: nn.Sequential(nn.Linear(3, 4), nn.Softmax(dim=0)), "dim=0"),
+        (lambda nn: nn.Sequential(nn.Linear(3, 4), nn.PReLU(3)), "3 slopes"),
+        (lambda nn: nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.ReLU()), "one activation per"),
+        (lambda nn: nn.Sequential(nn.ReLU(), nn.Linear(3, 4)), "starts with a Linear"),
         (lambda nn: nn.Sequential(nn.Linear(3, 4), nn.Softmax(-1), nn.Linear(4, 2)), "output"),
-        (lambda nn: nn.Sequential(nn.Linear(3, 4), nn.Dropout(), nn.Linear(4, 2)), "Dropout"),
+        (lambda nn: nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4)), "BatchNorm1d"),
         (lambda nn: nn.Sequential(nn.Linear(3, 4), nn.Linear(5, 2)), "takes 5 inputs"),
         (lambda nn: nn.Sequential(), "no Linear layer"),
         (lambda nn: nn.Sequential(nn.Linear(3, 4).half()), "float16"),
     ],
 )
 def test_from_torch_names_the_first_module_it_cannot_take(torch, build, match):
-    with pytest.raises(ValueError, match=match):
+    with pytest.raises(ValueError, match=match) as e:
         bpgpu.from_torch(build(torch.nn))
+    assert "\n" not in str(e.value)
 
 
-@pytest.mark.parametrize("suffix", [".pt2", ".pt"])
-def test_a_torch_export_program_runs_without_bpgpu(tmp_path, torch, suffix):
+def test_from_torch_refuses_what_is_not_a_sequential_in_one_line(torch, tmp_path):
+    nn = torch.nn
+    _net().export(tmp_path / "m.pt2")
+    graph = torch.export.load(str(tmp_path / "m.pt2")).module()
+    for bad in (None, "model.pt", nn.ModuleList([nn.Linear(2, 2)]), graph):
+        with pytest.raises(TypeError, match="takes a torch.nn.Sequential") as e:
+            bpgpu.from_torch(bad)
+        assert "\n" not in str(e.value)
+
+
+def test_from_torch_leaves_out_identity_and_dropout_which_pass_inputs_through(torch):
+    nn = torch.nn
+    seq = nn.Sequential(nn.Linear(3, 4), nn.Identity(), nn.ReLU(), nn.Dropout(0.5))
+    seq.append(nn.Linear(4, 2)).eval()
+    with pytest.warns(UserWarning, match="Dropout is left out"):
+        net = bpgpu.from_torch(seq)
+    assert [a.name for a in net.activations] == ["relu", "identity"]
+    X = np.random.default_rng(0).normal(size=(5, 3)).astype(np.float32)
+    with torch.no_grad():
+        want = seq(torch.from_numpy(X)).numpy()
+    np.testing.assert_allclose(np.asarray(net.predict(X)), want, atol=1e-6)
+
+
+def test_from_torch_output_puts_the_probabilities_after_raw_scores(torch):
+    nn = torch.nn
+    torch.manual_seed(0)
+    seq = nn.Sequential(nn.Linear(3, 8), nn.Tanh(), nn.Linear(8, 4))  # CrossEntropyLoss's
+    net = bpgpu.from_torch(seq, output="softmax")
+    assert net.activations[-1].name == "softmax" and net.cost.name == "categorical_cross_entropy"
+    X = np.random.default_rng(0).normal(size=(5, 3)).astype(np.float32)
+    with torch.no_grad():
+        want = torch.softmax(seq(torch.from_numpy(X)), dim=-1).numpy()
+    np.testing.assert_allclose(np.asarray(net.predict(X)), want, atol=1e-6)
+    with pytest.raises(ValueError, match="output activation already"):
+        bpgpu.from_torch(nn.Sequential(nn.Linear(3, 2), nn.Sigmoid()), output="softmax")
+
+
+def test_a_torch_export_program_runs_without_bpgpu(tmp_path, torch):
+    net = _net("arctan", "softmax")
+    net.export(tmp_path / "m.pt2")
+    X = _X(4).astype(np.float32)
+    code = "m = torch.export.load(PATH).module()\ny = m(torch.from_numpy(X)).detach().numpy()\n"
+    got = _without_bpgpu(tmp_path, code, tmp_path / "m.pt2", X)
+    np.testing.assert_allclose(got, np.asarray(net.predict(X)), rtol=0, atol=1e-6)
+
+
+def test_a_pt_file_is_the_state_dict_torch_load_reads(tmp_path, torch):
+    net = _net("prelu", "sigmoid")
+    net.export(tmp_path / "m.pt")
+    X = _X(4).astype(np.float32)
+    state = torch.load(str(tmp_path / "m.pt"))  # weights only, torch's default
+    assert list(state) == list(net.to_torch().state_dict())
+    seq = _net("prelu", "sigmoid").to_torch()
+    seq.load_state_dict(state)
+    code = "s = torch.load(PATH)\ny = s['1.weight'].numpy()\n"
+    got = _without_bpgpu(tmp_path, code, tmp_path / "m.pt", X)
+    assert np.array_equal(got, net.get_weights()[0])
+
+
+def _without_bpgpu(folder, code, path, X):
+    """``code`` run in a fresh interpreter that has not imported bpgpu, with ``PATH``,
+    ``X`` and torch; returns its ``y``."""
     import subprocess
 
-    net = _net("arctan", "softmax")
-    path = tmp_path / f"m{suffix}"
-    net.export(path)
-    X = _X(4).astype(np.float32)
-    np.save(tmp_path / "x.npy", X)
-    code = (
+    np.save(folder / "x.npy", X)
+    prelude = (
         "import sys, numpy as np, torch\n"
-        "assert 'bpgpu' not in sys.modules\n"
-        f"m = torch.export.load({str(path)!r}).module()\n"
-        f"x = torch.from_numpy(np.load({str(tmp_path / 'x.npy')!r}))\n"
-        f"np.save({str(tmp_path / 'y.npy')!r}, m(x).detach().numpy())\n"
+        f"PATH = {str(path)!r}\nX = np.load({str(folder / 'x.npy')!r})\n"
     )
-    # a fresh interpreter started outside the checkout, so bpgpu cannot be imported
+    tail = f"assert 'bpgpu' not in sys.modules\nnp.save({str(folder / 'y.npy')!r}, y)\n"
     env = {**os.environ, "PYTHONPATH": ""}
-    subprocess.run([sys.executable, "-c", code], check=True, cwd=tmp_path, env=env)
-    got = np.load(tmp_path / "y.npy")
-    np.testing.assert_allclose(got, np.asarray(net.predict(X)), rtol=0, atol=1e-6)
+    subprocess.run([sys.executable, "-c", prelude + code + tail], check=True, cwd=folder, env=env)
+    return np.load(folder / "y.npy")
+
+
+def test_export_without_torch_says_how_to_install_it_and_writes_nothing(tmp_path, monkeypatch):
+    monkeypatch.delitem(sys.modules, "bpgpu.torch_modules", raising=False)  # as if never
+    monkeypatch.delattr(bpgpu, "torch_modules", raising=False)  # imported, torch absent
+    monkeypatch.setitem(sys.modules, "torch", None)
+    for suffix in (".pt2", ".pt"):
+        with pytest.raises(ImportError, match=r"bpgpu\[torch\]"):
+            _net().export(tmp_path / "new" / f"m{suffix}")
+    with pytest.raises(ImportError, match=r"bpgpu\[torch\]"):
+        _net().to_torch()
+    assert not os.listdir(tmp_path)  # not even the folder
 
 
 # ---- scikit-learn ---------------------------------------------------------------------
@@ -289,8 +367,30 @@ def test_from_sklearn_refuses_what_it_cannot_take(digits):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         poisson = _fitted("MLPRegressor", X, y + 1.0, loss="poisson")
-    with pytest.raises(ValueError, match="'exp'"):
+    with pytest.raises(ValueError, match="loss='poisson'"):
         bpgpu.from_sklearn(poisson)
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    pipe = make_pipeline(StandardScaler(), _fitted("MLPClassifier", X, y))
+    with pytest.raises(TypeError, match=r"from_sklearn\(pipe\[-1\]\).*set_input_scaling"):
+        bpgpu.from_sklearn(pipe)
+
+
+def test_a_pipelines_scaler_goes_in_as_the_input_scaling_as_the_message_says(digits):
+    from sklearn.neural_network import MLPClassifier
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    X, y = digits
+    mlp = MLPClassifier(hidden_layer_sizes=(16,), max_iter=20, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        pipe = make_pipeline(StandardScaler(), mlp).fit(X, y)
+    net = bpgpu.from_sklearn(pipe[-1])
+    scaler = pipe[0]
+    net.set_input_scaling(scaler.mean_, scaler.scale_)
+    np.testing.assert_allclose(np.asarray(net.predict(X)), pipe.predict_proba(X), atol=1e-12)
 
 
 @pytest.mark.parametrize("task", ["multiclass", "binary", "multilabel"])
@@ -311,6 +411,30 @@ def test_bpclassifier_starts_from_a_fitted_mlpclassifier_and_trains_on(digits, t
     assert curve[:20] == list(mlp.loss_curve_) and len(curve) == 25
     # trained on from where scikit-learn stopped: the loss goes on, not from scratch
     assert curve[20] < 1.1 * mlp.loss_curve_[-1] and curve[-1] < mlp.loss_curve_[-1]
+
+
+def test_from_sklearn_copies_and_never_changes_the_scikit_learn_model(digits):
+    from bpgpu.sklearn import BPClassifier
+
+    X, y = digits
+    mlp = _fitted("MLPClassifier", X, y, early_stopping=True)
+    scores, curve = list(mlp.validation_scores_), list(mlp.loss_curve_)
+    coefs = [c.copy() for c in mlp.coefs_]
+    est = BPClassifier.from_sklearn(mlp, max_iter=3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        est.fit(X, y)
+    assert len(est.validation_scores_) == len(scores) + 3
+    assert mlp.validation_scores_ == scores and mlp.loss_curve_ == curve
+    assert all(np.array_equal(a, b) for a, b in zip(mlp.coefs_, coefs))
+
+
+def test_from_sklearn_names_a_misspelt_parameter(digits):
+    from bpgpu.sklearn import BPClassifier
+
+    mlp = _fitted("MLPClassifier", *digits)
+    with pytest.raises(TypeError, match="BPClassifier.from_sklearn.*'max_itr'.*'max_iter'"):
+        BPClassifier.from_sklearn(mlp, max_itr=3)
 
 
 def test_bpregressor_from_sklearn_and_the_wrong_kind(digits):
@@ -401,8 +525,37 @@ def test_cli_trains_into_safetensors_and_evaluates_and_predicts_from_it(tmp_path
     assert capsys.readouterr().out.count("\n") == 6  # a header and five labels
 
 
-def test_cli_train_refuses_an_export_suffix_before_training(tmp_path, capsys):
-    rc = main(["train", "--epochs", "50", "--no-plot", "-o", str(tmp_path / "m.onnx")])
+@pytest.mark.parametrize(
+    ("option", "match"),
+    [
+        (["-o", "m.onnx"], "bpgpu export MODEL OUT.onnx"),
+        (["-o", "m.pth"], ".pt2 (a program) or .pt"),
+        (["--checkpoint", "c.safetensors"], "a checkpoint is an .npz archive"),
+        (["--checkpoint", "c.onnx"], "a checkpoint is an .npz archive"),
+    ],
+)
+def test_cli_train_refuses_a_file_of_another_format_before_training(
+    tmp_path, capsys, option, match
+):
+    option = [option[0], str(tmp_path / option[1])]
+    rc = main(["train", "--epochs", "50", "--no-plot", "-o", str(tmp_path / "m.npz"), *option])
     out, err = capsys.readouterr()
-    assert rc == 1 and "bpgpu export MODEL OUT.onnx" in err and "epoch" not in out
+    assert rc == 1 and match in err and "epoch" not in out
     assert not os.listdir(tmp_path)
+
+
+def test_fit_refuses_a_checkpoint_named_as_another_format(tmp_path):
+    net = _net()
+    before = net.get_weights()
+    X, y = _X(20), np.arange(20) % 3
+    with pytest.raises(ValueError, match="a checkpoint is an .npz archive"):
+        net.fit(X, y, epochs=1, checkpoint=tmp_path / "c.safetensors")
+    assert all(np.array_equal(a, b) for a, b in zip(net.get_weights(), before))
+    assert not os.listdir(tmp_path)
+
+
+def test_resuming_a_safetensors_model_file_says_it_is_no_checkpoint(tmp_path):
+    net = _net()
+    net.save(tmp_path / "m.safetensors")
+    with pytest.raises(bpgpu.ModelFileError, match="a .safetensors model file, not a checkpoint"):
+        net.fit(_X(20), np.arange(20) % 3, epochs=2, resume=tmp_path / "m.safetensors")

@@ -183,9 +183,19 @@ def _no_metadata(h, d):
     return h, d
 
 
-def _bad_scale(h, d):
+def _bad_scale(h, d):  # written so by a tool that drops bpgpu's checksum
+    del h["__metadata__"][safetensors_file.CHECKSUM_KEY]
     lo = h["0.scale"]["data_offsets"][0]
     return h, d[:lo] + np.float32(-1).tobytes() + d[lo + 4 :]
+
+
+def _flipped_bit(h, d):
+    return h, d[:9] + bytes([d[9] ^ 1]) + d[10:]
+
+
+def _bad_checksum(h, d):
+    h["__metadata__"][safetensors_file.CHECKSUM_KEY] = 12
+    return h, d
 
 
 def _swap_offsets(h, d):  # two tensors claim the same bytes
@@ -221,6 +231,8 @@ def _gap(h, d):
         (_missing, r"missing: 5\.bias"),
         (_nan, "NaN"),
         (_bad_scale, "scale"),
+        (_flipped_bit, "sha256"),
+        (_bad_checksum, "not text"),
         (_swap_offsets, "overlaps"),
         (_gap, "gap"),
     ],
@@ -251,6 +263,16 @@ def test_a_file_that_is_no_safetensors_is_refused(tmp_path, raw, match):
     path.write_bytes(raw)
     with pytest.raises(ModelFileError, match=match):
         bpgpu.load(path)
+
+
+def test_a_file_rewritten_without_the_checksum_still_loads(tmp_path):
+    path = tmp_path / "m.safetensors"
+    net = _net()
+    net.save(path)
+    h, d = _parts(path)
+    del h["__metadata__"][safetensors_file.CHECKSUM_KEY]
+    _write(path, h, d)
+    assert np.array_equal(bpgpu.load(path).get_weights()[0], net.get_weights()[0])
 
 
 def test_a_truncated_file_and_trailing_bytes_are_refused(tmp_path):

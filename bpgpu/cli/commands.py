@@ -207,6 +207,7 @@ class _TrainFiles:
     when the run starts (by the rank that writes them), and written at its end."""
 
     def __init__(self, args: argparse.Namespace, root: bool):
+        from bpgpu.checkpoint import check_path
         from bpgpu.io import prepare_output
         from bpgpu.network_files import model_format
 
@@ -219,6 +220,7 @@ class _TrainFiles:
         if not args.no_checkpoint:
             stem = os.path.splitext(self.out)[0]
             self.ckpt = args.checkpoint or args.resume or stem + ".ckpt.npz"
+            check_path(self.ckpt)
             if root:
                 prepare_output(self.ckpt, "checkpoint")
         self.png = None
@@ -427,28 +429,19 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 # ---- export ---------------------------------------------------------------------------
 
-_EXPORTS = {
-    ".onnx": "an ONNX graph, for onnxruntime.InferenceSession",
-    ".pt2": "a torch.export program, for torch.export.load(...).module()",
-    ".pt": "a torch.export program, for torch.export.load(...).module()",
-    ".safetensors": "safetensors, named as net.to_torch().state_dict() names them",
-    ".npz": "bpgpu's model file",
-}
-
 
 def cmd_export(args: argparse.Namespace) -> int:
     import bpgpu
-    from bpgpu.io import prepare_output
+    from bpgpu.network_files import EXPORTS
 
     suffix = os.path.splitext(args.out)[1].lower()
-    if suffix not in _EXPORTS:
-        raise ValueError(f"{args.out}: OUT must end in {', '.join(_EXPORTS)} (the format)")
+    if suffix not in EXPORTS:
+        raise ValueError(f"{args.out}: OUT must end in {', '.join(EXPORTS)} (the format)")
     if os.path.exists(args.model) and os.path.abspath(args.out) == os.path.abspath(args.model):
         raise ValueError(f"{args.out} is the model file itself; write the export elsewhere")
-    prepare_output(args.out, "export")  # before the work, not after it
     net = bpgpu.load(args.model, backend="numpy")
-    net.export(args.out)
-    print(f"{args.out} written: {_EXPORTS[suffix]}")
+    net.export(args.out)  # checked and built before anything is written (a folder too)
+    print(f"{args.out} written: {EXPORTS[suffix]}")
     return 0
 
 

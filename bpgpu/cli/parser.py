@@ -100,23 +100,6 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_commands(sub, common)
 
-    x = sub.add_parser(
-        "export",
-        parents=[common],
-        formatter_class=Help,
-        help="write a saved model for ONNX Runtime, torch or safetensors",
-        description="Write a saved model in another format, chosen by OUT's suffix: .onnx "
-        "(ONNX Runtime; needs pip install 'bpgpu[onnx]'), .pt2 or .pt (a torch.export "
-        "program: torch.export.load(OUT).module()), .safetensors (tensors named as "
-        "to_torch().state_dict() names them; bpgpu reads it back), .npz. Each computes "
-        "what bpgpu predict --outputs gives, input scaling included.",
-    )
-    x.add_argument("model", help="a model file from bpgpu train (or MLP.save)")
-    x.add_argument(
-        "out", metavar="OUT", help="the file to write: .onnx, .pt2, .pt, .safetensors or .npz"
-    )
-    x.set_defaults(func=cmd_export)
-
     bench = sub.add_parser(
         "bench",
         help="benchmarks: bpgpu against its peers, in one process (python -m benchmarks)",
@@ -410,3 +393,22 @@ def add_commands(sub, common) -> None:
     p.add_argument("--outputs", action="store_true", help="write network outputs, not labels")
     p.add_argument("--backend", default=None, help="where to run (auto)")
     p.set_defaults(func=cmd_predict)
+
+    x = sub.add_parser(
+        "export",
+        parents=[common],
+        formatter_class=Help,
+        help="write a saved model for ONNX Runtime, torch or safetensors",
+        description="Write a saved model in another format, chosen by OUT's suffix: .onnx "
+        "(ONNX Runtime; needs pip install 'bpgpu[onnx]'), .pt2 (a torch.export program: "
+        "torch.export.load(OUT).module(); needs torch), .pt (the torch state_dict, for "
+        "net.to_torch().load_state_dict(torch.load(OUT))), .safetensors (tensors named "
+        "as that state_dict names them; bpgpu reads it back), .npz. The programs compute "
+        "what bpgpu predict --outputs gives, input scaling included. Nothing is written "
+        "when the export is refused.",
+    )
+    x.add_argument("model", help="a model file from bpgpu train (or MLP.save)")
+    x.add_argument(
+        "out", metavar="OUT", help="the file to write: .onnx, .pt2, .pt, .safetensors or .npz"
+    )
+    x.set_defaults(func=cmd_export)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+import difflib
 import warnings
 
 import numpy as np
@@ -168,7 +170,15 @@ class _BPBase(StochasticFit, LBFGSFit, BaseEstimator):
                 f"{cls.__name__}.from_sklearn takes a fitted {want.__name__}; got "
                 f"{type(estimator).__name__}"
             )
-        mine = set(cls._get_param_names())
+        mine = cls._get_param_names()
+        for key in params:
+            if key not in mine:
+                close = difflib.get_close_matches(key, mine, n=1, cutoff=0.6)
+                raise TypeError(
+                    f"{cls.__name__}.from_sklearn() got an unexpected parameter {key!r}; "
+                    + (f"did you mean {close[0]!r}? " if close else "")
+                    + f"it takes {cls.__name__}'s parameters: {', '.join(mine)}"
+                )
         shared = {k: v for k, v in estimator.get_params().items() if k in mine}
         est = cls(**{**shared, "warm_start": True, **params})
         est._check_params()
@@ -194,8 +204,8 @@ class _BPBase(StochasticFit, LBFGSFit, BaseEstimator):
             self._init_epochs()
             self.loss_curve_ = list(estimator.loss_curve_)
             for name in ("best_loss_", "validation_scores_", "best_validation_score_"):
-                if getattr(estimator, name, None) is not None:
-                    setattr(self, name, getattr(estimator, name))
+                if getattr(estimator, name, None) is not None:  # copies: theirs stay theirs
+                    setattr(self, name, copy.deepcopy(getattr(estimator, name)))
             self._no_improvement_count = getattr(estimator, "_no_improvement_count", 0)
 
     # ---- fitted network, in scikit-learn's layout -------------------------------------
