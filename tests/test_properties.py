@@ -114,17 +114,17 @@ def test_gradients_do_not_depend_on_sample_order(spec, rnd):
 _GOOD = {}
 
 
-def good_file_bytes(tmp_path_factory=None) -> bytes:
-    if "bytes" not in _GOOD:
+def good_file_bytes(suffix: str = ".npz") -> bytes:
+    if suffix not in _GOOD:
         import tempfile
 
         with tempfile.TemporaryDirectory() as d:
             net = bpgpu.MLP([3, 4, 2], hidden="prelu", backend="numpy", seed=0)
             net.set_input_scaling(np.zeros(3), np.ones(3))
-            net.save(f"{d}/m.npz")
-            with open(f"{d}/m.npz", "rb") as f:
-                _GOOD["bytes"] = f.read()
-    return _GOOD["bytes"]
+            net.save(f"{d}/m{suffix}")
+            with open(f"{d}/m{suffix}", "rb") as f:
+                _GOOD[suffix] = f.read()
+    return _GOOD[suffix]
 
 
 mutations = st.lists(
@@ -138,10 +138,11 @@ mutations = st.lists(
 )
 
 
+@pytest.mark.parametrize("suffix", [".npz", ".safetensors"])
 @settings(max_examples=300, deadline=None, derandomize=True)
-@given(mutations)
-def test_mutated_model_files_load_or_raise_model_file_error(tmp_path_factory, ops):
-    data = bytearray(good_file_bytes())
+@given(ops=mutations)
+def test_mutated_model_files_load_or_raise_model_file_error(tmp_path_factory, suffix, ops):
+    data = bytearray(good_file_bytes(suffix))
     for op, pos, blob in ops:
         if not data and op != "insert":
             continue
@@ -154,7 +155,7 @@ def test_mutated_model_files_load_or_raise_model_file_error(tmp_path_factory, op
             data[pos:pos] = blob
         else:
             data[pos : pos + len(blob)] = bytes(len(blob))
-    path = tmp_path_factory.mktemp("fuzz") / "m.npz"
+    path = tmp_path_factory.mktemp("fuzz") / f"m{suffix}"
     path.write_bytes(bytes(data))
     try:
         net = bpgpu.load(path)
