@@ -19,6 +19,7 @@ from bpgpu.cli.data import (
     predict_inputs,
     split_record,
 )
+from bpgpu.cli.train_files import TrainFiles
 
 
 class Progress(Callback):
@@ -76,6 +77,8 @@ def _check_conflicts(args) -> None:
         raise UsageError("--no-checkpoint and --checkpoint contradict each other; pass one")
     if args.no_plot and args.plot:
         raise UsageError("--no-plot and --plot contradict each other; pass one")
+    if args.restart and args.no_checkpoint:
+        raise UsageError("--restart replaces a checkpoint; with --no-checkpoint there is none")
     if args.resume and args.no_standardize:
         raise UsageError(
             "--no-standardize does not apply to --resume: the checkpoint has its scaling"
@@ -146,7 +149,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     spec, weights = class_weight_option(args.class_weight, task, recorded)
     if spec is not None:
         parts.record["class_weight"] = spec
-    files = _TrainFiles(args, root)  # checked before the work
+    files = TrainFiles(args, root)  # checked before the work
     if net is None:
         net = _new_network(args, parts, task, split["seed"])
     net.data_info = parts.record
@@ -197,56 +200,10 @@ def cmd_train(args: argparse.Namespace) -> int:
         return 130
     if not root:
         return 0  # rank 0 reports and writes
-    _report(net, history, parts, task, start, wall, info, patience)
+    trained = _report(net, history, parts, task, start, wall, info, patience)
+    net.data_info = {**parts.record, "trained": trained}  # what a later run names it by
     files.write(net, history)
     return 0
-
-
-class _TrainFiles:
-    """The files ``bpgpu train`` writes (model, checkpoint, plot), each checked writable
-    when the run starts (by the rank that writes them), and written at its end."""
-
-    def __init__(self, args: argparse.Namespace, root: bool):
-        from bpgpu.checkpoint import check_path
-        from bpgpu.io import prepare_output
-        from bpgpu.network_files import model_format
-
-        model_format(args.out)  # an export suffix (.onnx) is refused now, not after the fit
-        self.out = prepare_output(args.out, "model file") if root else args.out
-        # a checkpoint the user named (or resumes) is theirs to keep; the default one
-        # serves this run only
-        self.own_ckpt = args.checkpoint is not None or args.resume is not None
-        self.ckpt = None
-        if not args.no_checkpoint:
-            stem = os.path.splitext(self.out)[0]
-            self.ckpt = args.checkpoint or args.resume or stem + ".ckpt.npz"
-            check_path(self.ckpt)
-            if root:
-                prepare_output(self.ckpt, "checkpoint")
-        self.png = None
-        if not args.no_plot:
-            self.png = args.plot or os.path.splitext(self.out)[0] + ".png"
-            if root:
-                prepare_output(self.png, "plot")
-
-    def write(self, net, history) -> None:
-        """The model, the checkpoint kept or removed, the curves."""
-        from bpgpu.cli.plot import plot_history
-
-        ckpt = self.ckpt
-        net.save(self.out)
-        print(f"model saved to {self.out}")
-        if ckpt and not self.own_ckpt:
-            os.remove(ckpt)  # the model holds all it had
-        elif ckpt and history.stopped_early:
-            print(f"checkpoint kept at {ckpt} (early stopping ended the fit: it trains no further)")
-        elif ckpt:
-            print(f"checkpoint kept at {ckpt} (to train further: --resume {ckpt} --epochs N)")
-        if self.png:
-            if plot_history(history, self.png, title=str(net)):
-                print(f"curves saved to {self.png}")
-            else:
-                print("matplotlib is not installed (pip install 'bpgpu[plot]'); no plot written")
 
 
 def _new_network(args: argparse.Namespace, parts, task, seed: int):
@@ -287,8 +244,9 @@ def _fit_options(args: argparse.Namespace, seed: int) -> dict:
     return {k: v for k, v in fit_kw.items() if v is not None}
 
 
-def _report(net, history, parts, task, start: int, wall: float, info, patience) -> None:
-    """The summary: whose weights were kept, the test part's scores, epochs this run."""
+def _report(net, history, parts, task, start: int, wall: float, info, patience) -> dict:
+    """The summary: whose weights were kept, the test part's scores, epochs this run;
+    returns what the model file records of them (``trained``)."""
     if history.stopped_early:
         print(
             f"early stopping after epoch {history.epoch[-1]}: kept the weights of epoch "
@@ -298,7 +256,9 @@ def _report(net, history, parts, task, start: int, wall: float, info, patience) 
         print(f"kept the weights of epoch {history.best_epoch}, the best validation loss")
     mixed = "" if net.precision is None else f", precision {net.precision}"
     print(f"backend {net.backend.name} ({info['device']}), dtype {net.dtype}{mixed}")
+    scores = {}
     if len(parts.X_test):
+        scores = _score_values(net, parts.X_test, parts.y_test, task)
         print(_scores(net, parts.X_test, parts.y_test, task, "test "))
     else:
         print("no test part (--test-split 0): no test scores")
@@ -310,20 +270,30 @@ def _report(net, history, parts, task, start: int, wall: float, info, patience) 
         print(f"trained {epochs_run} epochs in {wall:.2f} s ({rate:,.0f} samples/s)")
     if history.compile_time:
         print(f"of which compiling (XLA): {history.compile_time:.2f} s")
+    finite = {k: v for k, v in scores.items() if math.isfinite(v)}  # JSON holds no NaN
+    return {"epochs": len(history.epoch), **finite}
 
 
 def _scores(net, X, y, task, prefix: str = "") -> str:
     """``accuracy A, loss L`` (classification) or ``loss L, R^2 R`` (regression)."""
+    r = _score_values(net, X, y, task)
+    if "r2" not in r:
+        return f"{prefix}accuracy {r['accuracy']:.4f}, {prefix}loss {r['loss']:.4f}"
+    return f"{prefix}loss {r['loss']:.4f}, R^2 {r['r2']:.4f}"
+
+
+def _score_values(net, X, y, task) -> dict:
+    """``{"accuracy", "loss"}`` (classification) or ``{"loss", "r2"}`` (regression)."""
     r = net.evaluate(X, y)
     if task is None or task.kind != "regression":
-        return f"{prefix}accuracy {r['accuracy']:.4f}, {prefix}loss {r['loss']:.4f}"
+        return {"accuracy": r["accuracy"], "loss": r["loss"]}
     import numpy as np
 
     Y = net.backend.to_numpy(net.predict(X)).reshape(len(X), -1)
     T = np.asarray(y, dtype=np.float64).reshape(len(X), -1)
     ss = float(((T - T.mean(axis=0)) ** 2).sum())
     r2 = 1 - float(((T - Y) ** 2).sum()) / ss if ss > 0 else math.nan
-    return f"{prefix}loss {r['loss']:.4f}, R^2 {r2:.4f}"
+    return {"loss": r["loss"], "r2": r2}
 
 
 # ---- evaluate ---------------------------------------------------------------------------

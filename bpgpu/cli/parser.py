@@ -330,6 +330,12 @@ def add_commands(sub, common) -> None:
         help="continue from this checkpoint: its network, settings and data split",
     )
     t.add_argument(
+        "--restart",
+        action="store_true",
+        help="start over where the checkpoint (MODEL.ckpt.npz or --checkpoint) holds a "
+        "run: replace it (without it, such a run is refused: --resume it or --restart)",
+    )
+    t.add_argument(
         "--no-progress",
         dest="progress",
         action="store_false",
