@@ -19,6 +19,27 @@ import numpy as np
 
 from ._ops import Ops
 
+# the environment variables by which a user sets the threads of a CPU library: where one
+# is set, bpgpu leaves the count to it
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+def cores() -> int:
+    """The cores this process may run on (its affinity mask, where the OS tells)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def threads_per_process(sharing: int) -> int | None:
+    """Threads for each of ``sharing`` processes that train on this machine at once: the
+    cores shared out (at least 1); None where one process runs, or the user set a
+    thread count (``THREAD_VARIABLES``)."""
+    if sharing <= 1 or any(os.environ.get(v, "").strip() for v in THREAD_VARIABLES):
+        return None
+    return max(1, cores() // sharing)
+
 
 class BackendUnavailable(RuntimeError):
     """The requested backend cannot run here; the message says how to fix it."""
@@ -245,10 +266,11 @@ class Backend:
             i += n
         return out
 
-    def threads(self, work: int) -> contextlib.AbstractContextManager:
+    def threads(self, work: int, sharing: int = 1) -> contextlib.AbstractContextManager:
         """A context for training whose largest matrix product per step is ``work``
-        multiply-adds: CPU backends pick their thread count by it (the default: as the
-        library likes)."""
+        multiply-adds, in one of ``sharing`` processes training on this machine at once
+        (data-parallel ranks): CPU backends pick their thread count by them (the
+        default: as the library likes)."""
         return contextlib.nullcontext()
 
     use_fast: bool | None = None  # None: read BPGPU_FAST at the first use of ``ops``

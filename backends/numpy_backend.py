@@ -8,7 +8,7 @@ import platform
 
 import numpy as np
 
-from ._base import Backend
+from ._base import Backend, threads_per_process
 from .numpy_fast import NumpyOps
 from .numpy_xp import namespace
 
@@ -34,9 +34,11 @@ class NumpyBackend(Backend):
     # the other core busy OpenBLAS's spinning threads slow such a fit many times over.
     SINGLE_THREAD_BELOW = 8_000_000
 
-    def threads(self, work: int):
-        """One BLAS thread for small products (``BPGPU_BLAS_THREADS=N`` sets N instead;
-        ``auto`` or unset: by size), through threadpoolctl; a null context without it."""
+    def threads(self, work: int, sharing: int = 1):
+        """One BLAS thread for small products, and for ``sharing`` data-parallel ranks on
+        this machine the cores shared out among them (unless ``OMP_NUM_THREADS`` or the
+        like is set); ``BPGPU_BLAS_THREADS=N`` sets N instead (``auto`` or unset: as
+        said), through threadpoolctl; a null context without it."""
         try:
             from threadpoolctl import threadpool_limits
         except ImportError:
@@ -52,6 +54,9 @@ class NumpyBackend(Backend):
             return threadpool_limits(max(1, n), user_api="blas")
         if work < self.SINGLE_THREAD_BELOW:
             return threadpool_limits(1, user_api="blas")
+        share = threads_per_process(sharing)
+        if share is not None:  # ranks would oversubscribe the cores, thread for thread
+            return threadpool_limits(share, user_api="blas")
         return contextlib.nullcontext()
 
     def allreduce(self, flat, comm):

@@ -11,7 +11,13 @@ import warnings
 
 import numpy as np
 
-from ._base import Backend, BackendUnavailable, DeviceMemoryError, PinnedStaging
+from ._base import (
+    Backend,
+    BackendUnavailable,
+    DeviceMemoryError,
+    PinnedStaging,
+    threads_per_process,
+)
 
 
 class TorchBackend(Backend):
@@ -110,6 +116,22 @@ class TorchBackend(Backend):
 
     def to_numpy(self, a) -> np.ndarray:
         return a.detach().cpu().numpy().copy()
+
+    @contextlib.contextmanager
+    def threads(self, work: int, sharing: int = 1):
+        """On the CPU, for ``sharing`` data-parallel ranks on this machine: the cores
+        shared out among them (``torch.set_num_threads``, put back afterwards), unless
+        ``OMP_NUM_THREADS`` or the like is set."""
+        share = threads_per_process(sharing) if self.device.type == "cpu" else None
+        if share is None:
+            yield
+            return
+        before = self.torch.get_num_threads()
+        self.torch.set_num_threads(share)
+        try:
+            yield
+        finally:
+            self.torch.set_num_threads(before)
 
     def synchronize(self) -> None:
         if self.device.type == "cuda":

@@ -40,6 +40,7 @@ class Distributed:
             )
         self.comm, self.backend = comm, backend
         self.rank, self.size = comm.Get_rank(), comm.Get_size()
+        self.ranks_here = ranks_on_this_machine(comm)  # they share its cores
 
     @property
     def root(self) -> bool:
@@ -118,6 +119,21 @@ class Distributed:
             flush=True,
         )
         self.comm.Abort(1)
+
+
+def ranks_on_this_machine(comm: Any) -> int:
+    """How many ranks of ``comm`` run on this rank's machine (collective; 1 for a
+    communicator that cannot tell, a stand-in of the tests)."""
+    try:
+        from mpi4py import MPI
+
+        machine = comm.Split_type(MPI.COMM_TYPE_SHARED)
+    except (ImportError, AttributeError, NotImplementedError):
+        return 1
+    try:
+        return machine.Get_size()
+    finally:
+        machine.Free()
 
 
 def rank_backend(comm: Any, backend: str | None = None) -> str | None:

@@ -370,9 +370,11 @@ class Trainer(ProgramSpans):
             return run.history
         model = self.model
         work = st.batch_size * max(layer.n_in * layer.n_out for layer in model.layers)
+        sharing = 1  # processes training on this machine's cores at once
         if self.dist is not None:
             work //= self.dist.size
-        with model.backend.threads(work), model.backend.quiet():
+            sharing = self.dist.ranks_here
+        with model.backend.threads(work, sharing), model.backend.quiet():
             with interruptible(handle_interrupt) as flag:
                 self.stop.flag = flag
                 self._epochs()

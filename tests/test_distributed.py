@@ -68,6 +68,39 @@ def test_gpu_ranks_equal_the_single_process_fit(monkeypatch):
     print(out.stdout)
 
 
+def test_ranks_share_the_cores_of_their_machine():
+    """2 ranks on this machine: each runs the cores / 2 BLAS and torch threads while it
+    trains (not a thread per core each: 2 ranks ran 4x slower than one process so), and
+    its own count again afterwards; OMP_NUM_THREADS set by the user is left alone."""
+    import json
+
+    pytest.importorskip("torch")
+    pytest.importorskip("threadpoolctl")
+    from bpgpu.backends._base import cores
+
+    out = mpiexec(HERE / "threads.py", timeout=240)
+    assert out.returncode == 0, out.stdout + out.stderr
+    share = max(1, cores() // 2)
+    for rank in json.loads(out.stdout.strip().splitlines()[-1]):
+        for backend, seen in rank.items():
+            assert seen["during"] == [share, share], (backend, seen)
+            assert seen["after"] == seen["before"], (backend, seen)
+
+
+def test_threads_per_process_shares_the_cores_unless_the_user_set_them(monkeypatch):
+    from bpgpu.backends import _base
+
+    for v in _base.THREAD_VARIABLES:
+        monkeypatch.delenv(v, raising=False)
+    monkeypatch.setattr(_base, "cores", lambda: 16)
+    assert _base.threads_per_process(1) is None  # one process: the library's own count
+    assert _base.threads_per_process(2) == 8
+    assert _base.threads_per_process(3) == 5
+    assert _base.threads_per_process(32) == 1
+    monkeypatch.setenv("OMP_NUM_THREADS", "4")
+    assert _base.threads_per_process(2) is None
+
+
 def test_a_failing_rank_ends_the_job_with_its_message():
     t0 = time.perf_counter()
     out = mpiexec(HERE / "failing_rank.py", timeout=120)
