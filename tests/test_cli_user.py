@@ -180,9 +180,9 @@ def test_regression_and_binary_classification_from_the_command_line(tmp_path, ca
     assert main("predict", tmp_path / "b.npz", tmp_path / "in.npy") == 0
     assert capsys.readouterr().out.split()[0] == "label"  # the CSV had no header
     X3, y3 = blobs()
-    data3 = write_csv(tmp_path / "t.csv", X3, y3)
-    assert main("train", "--data", data3, "--output-activation", "sigmoid", *FAST) == 1
-    assert "one unit for two classes; the data have 3" in capsys.readouterr().err
+    data3 = write_csv(tmp_path / "t.csv", X3, y3)  # three classes: a sigmoid unit each
+    assert main("train", "--data", data3, "--output-activation", "sigmoid", *FAST) == 0
+    assert "one sigmoid unit per class" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize(
@@ -549,3 +549,82 @@ def test_class_weight_from_the_command_line(tmp_path, capsys):
     ]:
         assert main("train", *extra, "--no-plot", "-o", tmp_path / "x.npz") == 2
         assert message in capsys.readouterr().err
+
+
+def _measurement_first(tmp_path, rows=178, k=3, seed=0):
+    """A CSV whose class label is the first column and whose last column, where the label
+    is looked for by default, holds whole numbers nearly as many as the rows (the wine
+    data's proline)."""
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, k, size=rows)
+    X = rng.normal(size=(rows, 4)) + 3 * np.eye(k, 4)[y]
+    measured = rng.choice(np.arange(278, 1680), size=rows, replace=True)
+    table = np.column_stack([y, X, measured])
+    path = tmp_path / "first.csv"
+    path.write_text("\n".join(",".join(f"{v:g}" for v in row) for row in table) + "\n")
+    return path
+
+
+def test_a_label_column_that_is_a_measurement_is_refused_pointing_to_the_fix(tmp_path, capsys):
+    data = _measurement_first(tmp_path)
+    assert main("train", "--data", data, "-o", tmp_path / "m.npz", *FAST) == 1
+    out, err = capsys.readouterr()
+    assert "looks like a measurement" in err and "distinct whole numbers in 178 rows" in err
+    assert "--label-column" in err and "--task regression" in err and err.count("\n") == 1
+    assert "epoch" not in out and not (tmp_path / "m.npz").exists()
+    # the fix it names works; and --task says what the user meant
+    assert (
+        main("train", "--data", data, "--label-column", "0", "-o", tmp_path / "a.npz", *FAST) == 0
+    )
+    assert "3 classes found" in capsys.readouterr().out
+    assert (
+        main("train", "--data", data, "--task", "regression", "-o", tmp_path / "r.npz", *FAST) == 0
+    )
+    assert (
+        main("train", "--data", data, "--task", "classification", "-o", tmp_path / "c.npz", *FAST)
+        == 0
+    )
+
+
+def test_many_classes_with_rows_enough_each_are_classes(tmp_path, capsys):
+    X, y = blobs(n=300, k=30, d=32)  # 30 classes, 10 rows each
+    data = write_csv(tmp_path / "many.csv", X, y)
+    assert main("train", "--data", data, "-o", tmp_path / "m.npz", *FAST) == 0
+    assert "30 classes found" in capsys.readouterr().out
+
+
+OUTPUTS = [a for a in bpgpu.activations.ACTIVATIONS if a not in ("softmax",)]
+
+
+@pytest.mark.filterwarnings("ignore:binary_step")
+@pytest.mark.parametrize("output", OUTPUTS)
+def test_every_output_activation_the_cli_lists_trains_one_unit_per_class(tmp_path, capsys, output):
+    """The seed's network and Nielsen's: a unit per class on one-hot targets, the class
+    the largest output's; three classes, so never the one-unit binary case."""
+    X, y = blobs(n=300)
+    data = write_csv(tmp_path / "t.csv", X, y)
+    cost = [] if output == "sigmoid" else ["--cost", "quadratic"]
+    args = ["--data", data, "--output-activation", output, *cost, "-o", tmp_path / "m.npz"]
+    assert (
+        main("train", *args, "--epochs", "40", "--lr", "0.01", "--no-plot", "--hidden", "16") == 0
+    )
+    out = capsys.readouterr().out
+    assert f"one {output} unit per class" in out and "16, 3]" in out
+    acc = float(next(x for x in out.splitlines() if x.startswith("test accuracy")).split()[2][:-1])
+    # three classes, chance is 1/3; a step learns nothing by backpropagation, and a ReLU
+    # output unit that goes dead (negative on every row) stops learning
+    least = {"binary_step": 0.0, "relu": 0.5}.get(output, 0.8)
+    assert acc > least, (output, acc)
+    np.save(tmp_path / "in.npy", X[:20])
+    assert main("predict", tmp_path / "m.npz", tmp_path / "in.npy") == 0
+    labels = capsys.readouterr().out.split()[1:]
+    assert set(labels) <= {"0", "1", "2"} and len(labels) == 20
+
+
+def test_sigmoid_with_the_quadratic_cost_on_the_digits_the_seeds_network(tmp_path, capsys):
+    args = ["--output-activation", "sigmoid", "--cost", "quadratic", "-o", tmp_path / "m.npz"]
+    assert main("train", *args, "--epochs", "10", "--no-plot") == 0
+    out = capsys.readouterr().out
+    assert "activations=[relu, sigmoid], cost='quadratic'" in out and "256, 10]" in out
+    acc = float(next(x for x in out.splitlines() if x.startswith("test accuracy")).split()[2][:-1])
+    assert acc > 0.9

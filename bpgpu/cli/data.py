@@ -273,6 +273,7 @@ def find_task(task: str, output: str | None, ys: list[np.ndarray]) -> tuple[Task
         k = y.shape[1]
         line = f"classification: {k} classes, one per column of the one-hot targets (0..{k - 1})"
         return _class_task(list(range(k)), output, line)
+    task_arg = task
     if task == "auto":  # whole numbers read as floats were made integers when read
         classes = found == "classes" and y.ndim == 1 and y.dtype.kind != "f"
         task = "classification" if classes else "regression"
@@ -296,6 +297,14 @@ def find_task(task: str, output: str | None, ys: list[np.ndarray]) -> tuple[Task
     classes = targets.classes_of(y).tolist()
     if len(classes) < 2:
         raise ValueError(f"the data hold one class only ({classes[0]!r}); nothing to learn")
+    why = _measurement(y, classes) if task_arg == "auto" and y.dtype.kind in "iu" else None
+    if why is not None:
+        raise ValueError(
+            f"the label column looks like a measurement, not classes: {why}. Is the label "
+            f"in another column? --label-column NAME or N picks it (a CSV's header name, or "
+            f"its number from 0). To predict this number: --task regression; to train these "
+            "classes anyway: --task classification"
+        )
     shown = ", ".join(map(str, classes[:12])) + (", ..." if len(classes) > 12 else "")
     plain = classes == list(range(len(classes)))
     line = f"classification: {len(classes)} classes found in all the data ({shown})"
@@ -306,15 +315,33 @@ def find_task(task: str, output: str | None, ys: list[np.ndarray]) -> tuple[Task
 
 def _class_task(classes: list, output: str | None, line: str) -> tuple[Task, str]:
     """A classification of ``classes``: one sigmoid unit for two of them when the output
-    activation is a sigmoid, else one softmax output per class."""
-    if output == "sigmoid":
-        if len(classes) != 2:
-            raise ValueError(
-                f"--output-activation sigmoid is one unit for two classes; the data have "
-                f"{len(classes)}: use softmax (the default)"
-            )
+    activation is a sigmoid; else one output per class, a softmax (the default) or the
+    output activation given (the seed's network: a sigmoid unit per class, trained on
+    one-hot targets, the class the largest output's)."""
+    if output == "sigmoid" and len(classes) == 2:
         return Task("binary", classes, 1), line + f"; one sigmoid unit: 1 means {classes[1]!r}"
+    if output not in (None, "softmax"):
+        line += f"; one {output} unit per class (one-hot targets; the class: the largest)"
     return Task("classification", classes, len(classes)), line
+
+
+# A label column "looks like a measurement" when its whole numbers are nearly as many as
+# the rows: fewer than this many rows per class on average, over more than MANY classes
+ROWS_PER_CLASS = 5
+MANY_CLASSES = 10
+
+
+def _measurement(y: np.ndarray, classes: list) -> str | None:
+    """Why integer labels look like a measured value, not classes; None where they do
+    not."""
+    k, n = len(classes), len(y)
+    if k <= MANY_CLASSES or n >= ROWS_PER_CLASS * k:
+        return None
+    once = int(np.sum(np.unique(y, return_counts=True)[1] == 1))
+    return (
+        f"{k} distinct whole numbers in {n} rows ({n / k:.1f} rows per class, {once} of "
+        f"them once, from {min(classes)} to {max(classes)})"
+    )
 
 
 @dataclass

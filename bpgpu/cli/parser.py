@@ -236,7 +236,10 @@ def add_commands(sub, common) -> None:
         "test; one-hot rows: a class per column); 0/1 rows that are not all one-hot are "
         "multi-label (a sigmoid unit per column, any number of labels a sample); numeric "
         "targets that are not class labels train a regression (identity output, quadratic "
-        "cost); --output-activation sigmoid trains one unit for two classes.",
+        "cost); a label column that looks like a measurement (many whole numbers, few rows "
+        "each) is refused, pointing to --label-column and --task; --output-activation "
+        "sigmoid trains one unit for two classes, one unit per class for more (so does "
+        "any output activation but softmax: one-hot targets, the largest output's class).",
     )
     add_data_options(t)
     t.add_argument(
