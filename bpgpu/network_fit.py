@@ -53,6 +53,7 @@ class Fitting:
         sample_weight: Any = None,
         class_weight: dict | str | None = None,
         graphs: bool | None = None,
+        standardize: bool = False,
     ) -> History:
         """Train by mini-batch gradient descent; returns a :class:`bpgpu.History`.
 
@@ -143,6 +144,15 @@ class Fitting:
             backend, the fit (data-parallel, streamed, ``detect_anomaly``, a plain
             function as the learning rate) or a capture cannot, the fit says why once
             and runs eagerly.
+        standardize : bool, default False
+            Set the network's input scaling (:meth:`set_input_scaling`) to the training
+            data's mean and standard deviation per feature before training: saved with
+            the model, so a loaded network takes raw inputs (what ``bpgpu train`` does).
+            Without it the inputs are taken as they are, and a fit on inputs far from
+            unit scale (a feature whose root mean square passes 100) says so once with
+            this fix. Not with ``resume`` (the checkpoint has its scaling) nor on a
+            network that has a scaling already (clear it: ``set_input_scaling(None,
+            None)``).
 
         Raises
         ------
@@ -177,5 +187,6 @@ class Fitting:
             sample_weight=sample_weight,
             class_weight=class_weight,
             graphs=graphs,
+            standardize=standardize,
         )
         return _fit(self, X, y, options)

@@ -73,6 +73,7 @@ class FitOptions:
     sample_weight: Any = None
     class_weight: Any = None
     graphs: Any = None
+    standardize: Any = False
 
     def settings_kw(self) -> dict[str, Any]:
         """The options :func:`resolve_settings` merges with a checkpoint's."""

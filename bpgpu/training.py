@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 
 from bpgpu import checkpoint as _ckpt
-from bpgpu import streaming
+from bpgpu import input_scale, streaming
 from bpgpu.batches import Batches
 from bpgpu.callbacks import Callback, PrintEpochs
 from bpgpu.distributed import Distributed
@@ -151,6 +151,16 @@ def _trainer(net, X, y, opts: FitOptions, dist) -> Trainer:
     undo = None
     if ckpt is not None:
         run, undo = resume_run(net, model, st, opt, ckpt, fp)
+    elif opts.standardize is True:
+        scaling = net.input_scaling
+        held_out = st.validation_split and not streaming.streamed(X)
+        rows = split_indices(len(X), st.validation_split, st.seed)[0] if held_out else None
+        input_scale.standardize(net, X, rows)  # on the rows it trains on
+
+        def undo() -> None:
+            net.set_input_scaling(*(scaling or (None, None)))
+    elif dist is None or dist.root:
+        input_scale.warn_if_badly_scaled(net, X)
     try:
         data = prepare_data(model, X, y, st, opts.validation_data, weighting)
         batches = _batches(model, data, st, dist, opts.train_metrics is True)
@@ -203,6 +213,7 @@ def _checkpoint_to_resume(net, resume):
 def _check_options(net, opts: FitOptions, st: Settings, opt, dist) -> None:
     """Options that only make sense together, refused before anything happens; the
     checkpoint's folder made now, not after the first epoch."""
+    _check_standardize(net, opts)
     if opts.validation_data is not None and st.validation_split:
         raise ValueError("pass validation_data or validation_split, not both")
     if type(opts.train_metrics) is not bool:
@@ -227,6 +238,20 @@ def _check_options(net, opts: FitOptions, st: Settings, opt, dist) -> None:
         check_saveable(opt)
     if opts.checkpoint is not None and (dist is None or dist.root):
         prepare_output(opts.checkpoint, "checkpoint")
+
+
+def _check_standardize(net, opts: FitOptions) -> None:
+    if type(opts.standardize) is not bool:
+        raise ValueError(f"standardize must be True or False; got {opts.standardize!r}")
+    if opts.standardize and opts.resume is not None:
+        raise ValueError(
+            "standardize=True does not apply to resume=: the checkpoint has its input scaling"
+        )
+    if opts.standardize and net.input_scaling is not None:
+        raise ValueError(
+            "standardize=True would replace the network's input scaling; clear it first "
+            "(net.set_input_scaling(None, None)) to standardise on these data"
+        )
 
 
 def _fingerprint(X, y, weighting) -> dict:
