@@ -20,7 +20,8 @@ import numpy as np
 from bpgpu import streaming
 
 LARGE = 100.0  # a feature's sqrt(mean^2 + std^2) past this is far from unit scale
-CHUNK = 65_536  # rows at a time of a memory map
+SAMPLE = 10_000  # rows (evenly spaced) the warning looks at, at most: no copy or pass of
+# big data (and no more bytes than a streamed chunk, streaming.CHUNK_BYTES)
 
 
 def column_stats(X: Any, rows: Any = None) -> tuple[np.ndarray, np.ndarray]:
@@ -30,17 +31,21 @@ def column_stats(X: Any, rows: Any = None) -> tuple[np.ndarray, np.ndarray]:
     on its device."""
     if streaming.streamed(X):
         X = streaming.open_host(X, "X")
+        if rows is not None:  # those rows only: a memory map reads no others
+            A = np.asarray(X[np.asarray(rows)], dtype=np.float64)
+            return A.mean(axis=0), A.std(axis=0)
         total = sq = 0.0
-        for lo in range(0, X.shape[0], CHUNK):
-            part = np.asarray(X[lo : lo + CHUNK], dtype=np.float64)
+        chunk = max(1, streaming.CHUNK_BYTES // (8 * max(1, int(np.prod(X.shape[1:])))))
+        for lo in range(0, X.shape[0], chunk):
+            part = np.asarray(X[lo : lo + chunk], dtype=np.float64)
             total = total + part.sum(axis=0)
             sq = sq + (part * part).sum(axis=0)
         n = max(X.shape[0], 1)
         mean = np.asarray(total, dtype=np.float64) / n
         return mean, np.sqrt(np.maximum(np.asarray(sq) / n - mean * mean, 0.0))
     if isinstance(X, (np.ndarray, list, tuple)):
-        A = np.asarray(X, dtype=np.float64)
-        A = A if rows is None else A[rows]
+        A = np.asarray(X) if rows is None else np.asarray(X)[np.asarray(rows)]
+        A = np.asarray(A, dtype=np.float64)
         return A.mean(axis=0), A.std(axis=0)
     import array_api_compat
 
@@ -60,7 +65,11 @@ def warn_if_badly_scaled(net: Any, X: Any) -> None:
     if net.input_scaling is not None:
         return
     try:
-        mean, std = column_stats(X)
+        A = streaming.open_host(X, "X") if streaming.streamed(X) else X
+        n, width = len(A), int(np.prod(getattr(A, "shape", (0, 1))[1:]))
+        most = max(100, min(SAMPLE, streaming.CHUNK_BYTES // (8 * max(1, width))))
+        sample = None if n <= most else np.linspace(0, n - 1, most).astype(np.int64)
+        mean, std = column_stats(X, sample)
     except (TypeError, ValueError):  # inputs the fit refuses: its own message says why
         return
     rms = np.sqrt(mean * mean + std * std)

@@ -180,9 +180,9 @@ def test_fit_runs_inside_the_backends_thread_choice(monkeypatch):
     seen = []
 
     class Watch(NumpyBackend):
-        def threads(self, work):
+        def threads(self, work, sharing=1):
             seen.append(work)
-            return super().threads(work)
+            return super().threads(work, sharing)
 
     X = np.random.default_rng(0).normal(size=(40, 64))
     bpgpu.MLP([64, 256, 10], backend=Watch()).fit(X, np.arange(40) % 10, epochs=1, batch_size=32)

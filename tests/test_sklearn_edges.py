@@ -237,3 +237,163 @@ def test_partial_fit_refuses_classes_outside_the_first_calls():
     with pytest.raises(ValueError, match="not the same as on the first call"):
         est.partial_fit(X1, y1, classes=[0, 1, 2])
     assert list(est.classes_) == [0, 1] and est.n_outputs_ == 1
+
+
+# ---- scikit-learn's behaviour where the estimators claim it (#31) ----------------------
+
+
+def _agreement_cases():
+    """(kind, parameter, value) for every value scikit-learn's own constraint generators
+    make of each parameter, valid and invalid, and values users pass that they miss."""
+    from sklearn.neural_network import MLPClassifier, MLPRegressor
+    from sklearn.utils._param_validation import (
+        generate_invalid_param_val,
+        generate_valid_param,
+        make_constraint,
+    )
+
+    extra = {
+        "n_iter_no_change": [np.inf, 1, 0],
+        "hidden_layer_sizes": [(), 5, (5, 0), np.array([3, 4]), (np.int64(3),)],
+        "batch_size": [1, 10**6, 0],
+        "activation": ["sigmoidd", "softmax", "logistic"],
+        "validation_fraction": [0.5, 0.0, 1.0],
+        "learning_rate": ["invscaling", "adaptive", "optimal"],
+        "momentum": [0.0, 1.0, 1.5],
+        "beta_1": [0.0, 1.0],
+        "alpha": [0.0, -1.0],
+        "tol": [0.0],
+        "max_iter": [1, 0],
+    }
+    cases = []
+    for sk in (MLPClassifier, MLPRegressor):
+        for name, constraints in sk._parameter_constraints.items():
+            values = []
+            for c in map(make_constraint, constraints):
+                for make in (generate_valid_param, generate_invalid_param_val):
+                    try:
+                        values.append(make(c))
+                    except NotImplementedError:
+                        pass
+            values += extra.get(name, [])
+            cases += [(sk.__name__, name, v) for v in values if not (name == "loss")]
+    return cases
+
+
+def _outcome(est, X, y) -> str:
+    from sklearn.utils._param_validation import InvalidParameterError
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            est.fit(X, y)
+            return "accepted"
+        except InvalidParameterError:
+            return "refused by the constraints"
+        except (ValueError, TypeError) as e:
+            return f"refused: {type(e).__name__}"
+
+
+def test_every_value_scikit_learn_accepts_is_accepted_and_what_it_refuses_refused():
+    pytest.importorskip("sklearn")
+    from sklearn import neural_network
+
+    from bpgpu.sklearn import BPClassifier, BPRegressor
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(40, 3))
+    ours = {"MLPClassifier": BPClassifier, "MLPRegressor": BPRegressor}
+    differ = []
+    for kind, name, value in _agreement_cases():
+        y = (X[:, 0] > 0).astype(int) if kind == "MLPClassifier" else X[:, 0]
+        kw = {name: value} if name == "max_iter" else {name: value, "max_iter": 3}
+        theirs = _outcome(getattr(neural_network, kind)(**kw), X, y)
+        mine = _outcome(ours[kind](backend="numpy", **kw), X, y)
+        if theirs != mine:
+            differ.append(f"{kind}({name}={value!r}): scikit-learn {theirs}, bpgpu {mine}")
+    assert not differ, "\n".join(differ)
+
+
+def test_an_unknown_activation_is_refused_with_scikit_learns_kind_of_message():
+    pytest.importorskip("sklearn")
+    from sklearn.utils._param_validation import InvalidParameterError
+
+    from bpgpu.sklearn import BPClassifier
+
+    with pytest.raises(InvalidParameterError, match="The 'activation' parameter of BPClassifier"):
+        BPClassifier(activation="sigmoidd").fit(np.zeros((4, 2)), [0, 1, 0, 1])
+
+
+def test_a_diverging_fit_with_early_stopping_ends_as_scikit_learns_with_nan_scores():
+    pytest.importorskip("sklearn")
+    from sklearn.exceptions import ConvergenceWarning
+
+    from bpgpu.sklearn import BPRegressor
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(200, 3)) * 10
+    y = X[:, 0] * 100
+    est = BPRegressor(
+        learning_rate_init=10.0, early_stopping=True, max_iter=30, solver="sgd", random_state=0
+    )
+    with pytest.warns(ConvergenceWarning, match="stopped being finite"):
+        est.fit(X, y)
+    assert np.isnan(est.validation_scores_[-1]) and np.isnan(est.loss_curve_[-1])
+    assert np.isfinite(est.best_validation_score_)
+    assert est.best_validation_score_ == np.nanmax(est.validation_scores_)
+    assert np.all(np.isfinite(est.predict(X)))  # the best epoch's weights
+
+
+def test_a_validation_split_too_small_to_score_is_refused_before_anything_changes():
+    pytest.importorskip("sklearn")
+    from sklearn.exceptions import NotFittedError
+
+    from bpgpu.sklearn import BPClassifier, BPRegressor
+
+    X = np.random.default_rng(0).normal(size=(10, 3))
+    est = BPRegressor(early_stopping=True, validation_fraction=0.1)
+    with pytest.raises(ValueError, match="holds out 1 .* R\\^2 needs at least 2"):
+        est.fit(X, X[:, 0])
+    with pytest.raises(NotFittedError):
+        est.predict(X)
+    est.set_params(validation_fraction=0.2).fit(X, X[:, 0])  # 2 rows: scored
+    assert np.all(np.isfinite(est.validation_scores_))
+    clf = BPClassifier(early_stopping=True, validation_fraction=0.1, max_iter=2)
+    with pytest.raises(ValueError, match="holds out 1 .* one of each of the 2 classes"):
+        clf.fit(X, (X[:, 0] > 0).astype(int))  # scikit-learn's split refuses it too
+    with pytest.raises(NotFittedError):
+        clf.predict(X)
+    clf.fit(X, np.arange(10) % 3)  # three classes, not stratified: one row scores
+
+
+def test_poisson_loss_is_refused_with_the_reason():
+    pytest.importorskip("sklearn")
+    from bpgpu.sklearn import BPRegressor
+
+    X = np.random.default_rng(0).normal(size=(20, 3))
+    with pytest.raises(ValueError, match="loss='poisson' is not supported by bpgpu"):
+        BPRegressor(loss="poisson").fit(X, np.exp(X[:, 0]))
+
+
+@pytest.mark.parametrize(
+    ("x_dtype", "dtype", "want"),
+    [
+        (np.float32, None, np.float32),  # float32 in, float32 out, as scikit-learn
+        (np.float64, None, np.float64),
+        (np.float64, "float32", np.float32),
+        (np.float32, "float64", np.float64),
+    ],
+)
+def test_the_dtype_in_is_the_dtype_out(x_dtype, dtype, want):
+    pytest.importorskip("sklearn")
+    from bpgpu.sklearn import BPClassifier, BPRegressor
+
+    X = np.random.default_rng(0).normal(size=(60, 3)).astype(x_dtype)
+    clf = BPClassifier(max_iter=3, dtype=dtype, backend="numpy")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        clf.fit(X, (X[:, 0] > 0).astype(int))
+        reg = BPRegressor(max_iter=3, dtype=dtype, backend="numpy").fit(X, X[:, 0])
+    for a in (clf.predict_proba(X), reg.predict(X), *clf.coefs_, *reg.intercepts_):
+        assert a.dtype == want
+    assert np.all((clf.predict_proba(X) > 0) & (clf.predict_proba(X) < 1))

@@ -2,7 +2,8 @@
 
 They take ``MLPClassifier``'s and ``MLPRegressor``'s parameters, with the same names,
 defaults and meanings, plus ``backend`` (``"auto"``: CuPy when a CUDA device works,
-else NumPy) and ``dtype``; so changing one import moves a pipeline to the GPU::
+else NumPy), ``dtype`` (None: the inputs', float32 kept float32 as scikit-learn keeps
+it) and ``precision``; so changing one import moves a pipeline to the GPU::
 
     from bpgpu.sklearn import BPClassifier as MLPClassifier
 

@@ -42,7 +42,7 @@ def _parameter_table(estimator: type) -> dict:
         **estimator._parameter_constraints,
         "activation": [StrOptions({*_ACTIVATIONS, *hidden})],
         "backend": [str, Backend],
-        "dtype": [StrOptions({"float32", "float64"}), np.dtype, type],
+        "dtype": [StrOptions({"float32", "float64"}), np.dtype, type, None],
         "precision": [StrOptions({"bfloat16", "float16", "tf32"}), None],
     }
 
@@ -79,7 +79,7 @@ class _BPBase(StochasticFit, LBFGSFit, BaseEstimator):
         n_iter_no_change=10,
         max_fun=15000,
         backend="auto",
-        dtype="float64",
+        dtype=None,
         precision=None,
     ):
         self.hidden_layer_sizes = hidden_layer_sizes
@@ -182,7 +182,7 @@ class _BPBase(StochasticFit, LBFGSFit, BaseEstimator):
         shared = {k: v for k, v in estimator.get_params().items() if k in mine}
         est = cls(**{**shared, "warm_start": True, **params})
         est._check_params()
-        net = from_sklearn(estimator, backend=est.backend, dtype=est.dtype)
+        net = from_sklearn(estimator, backend=est.backend, dtype=est.dtype)  # None: theirs
         net.classes = None  # the estimator maps its labels (classes_) to the outputs
         if est.precision is not None:
             net = net.to(net.backend, precision=est.precision)
@@ -271,7 +271,9 @@ class _BPBase(StochasticFit, LBFGSFit, BaseEstimator):
         self.n_outputs_ = self._n_outputs(y)
         self._random_state = check_random_state(self.random_state)
         if first_pass:
-            self._initialize([X.shape[1], *hidden, self.n_outputs_])
+            if self.early_stopping and self.solver != "lbfgs":
+                self._check_validation_size(X.shape[0], y)  # before anything changes
+            self._initialize([X.shape[1], *hidden, self.n_outputs_], X.dtype)
         if self.solver == "lbfgs":
             self._fit_lbfgs(X, T, w)
         else:
@@ -283,8 +285,10 @@ class _BPBase(StochasticFit, LBFGSFit, BaseEstimator):
             )
         return self
 
-    def _initialize(self, sizes: list[int]) -> None:
+    def _initialize(self, sizes: list[int], x_dtype=np.float64) -> None:
         act = _ACTIVATIONS.get(self.activation, self.activation)
+        # dtype=None: the inputs' (float32 inputs stay float32, as scikit-learn keeps them)
+        dtype = self.dtype if self.dtype is not None else np.dtype(x_dtype).name
         seed = int(self._random_state.randint(np.iinfo(np.int32).max))
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # binary_step's zero-gradient warning
@@ -293,7 +297,7 @@ class _BPBase(StochasticFit, LBFGSFit, BaseEstimator):
                 act,
                 self._out_activation(),
                 backend=self.backend,
-                dtype=self.dtype,
+                dtype=dtype,
                 seed=seed,
                 precision=self.precision,
             )
@@ -341,7 +345,7 @@ class _BPBase(StochasticFit, LBFGSFit, BaseEstimator):
             self, X, accept_sparse=["csr", "csc"], reset=False, dtype=(np.float64, np.float32)
         )
         X = _sparse_to_dense(X)
-        return self._net.backend.to_numpy(self._net.forward(X)).astype(np.float64, copy=False)
+        return self._net.backend.to_numpy(self._net.forward(X))  # in the network's dtype
 
     def fit(self, X, y, sample_weight=None):
         """Fit the model to ``X`` (``(n_samples, n_features)``) and ``y``; returns self.

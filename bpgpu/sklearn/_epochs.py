@@ -6,6 +6,7 @@ callback :class:`SklearnEpochs`."""
 
 from __future__ import annotations
 
+import math
 import warnings
 
 import numpy as np
@@ -131,10 +132,12 @@ class StochasticFit:
         try:
             h = train_epochs(net, X, T, st, run, [watch], sample_weight=w)
         except FloatingPointError as e:
-            raise ValueError(
-                "Solver produced non-finite parameter weights. The input data may contain "
-                "large values and need to be preprocessed."
-            ) from e
+            if not (early and getattr(self, "_best_params", None) is not None):
+                raise ValueError(
+                    "Solver produced non-finite parameter weights. The input data may "
+                    "contain large values and need to be preprocessed."
+                ) from e
+            h = self._diverged(e)  # early stopping: the best weights, as scikit-learn ends
         self._opt_state = run.state
         if h.interrupted:
             warnings.warn("Training interrupted by user.", stacklevel=3)
@@ -149,6 +152,24 @@ class StochasticFit:
             net.model.params = self._best_params
             self._best_params = None
 
+    def _check_validation_size(self, n: int, y) -> None:
+        """Refuse, before anything changes, an early-stopping split too small to score:
+        R^2 of one row is undefined (every epoch's score would be NaN, with a warning),
+        and a stratified split needs a row of every class."""
+        held = math.ceil(self.validation_fraction * n)  # as train_test_split takes it
+        need, why = (2, "R^2 needs at least 2") if self._needs_two_to_score() else (1, "")
+        if self._stratify(y):
+            need, why = 2, "a stratified split needs one of each of the 2 classes"
+        if held < need:
+            raise ValueError(
+                f"validation_fraction={self.validation_fraction} of {n} samples holds out "
+                f"{held} for early stopping's validation score; {why}. Pass a larger "
+                "validation_fraction or more samples, or early_stopping=False"
+            )
+
+    def _needs_two_to_score(self) -> bool:
+        return False  # accuracy scores one row; the regressor's R^2 does not
+
     def _batch(self, n: int) -> int:
         """The batch size: ``"auto"`` is ``min(200, n)``; a size past ``n`` is clipped,
         with scikit-learn's warning."""
@@ -161,6 +182,23 @@ class StochasticFit:
                 stacklevel=4,
             )
         return int(np.clip(self.batch_size, 1, n))
+
+    def _diverged(self, error: FloatingPointError):
+        """A fit with early stopping whose loss stopped being finite: the epoch is
+        recorded as scikit-learn records one (a NaN loss and validation score), the fit
+        ends with the best validation score's weights (put back by the caller) and says
+        so, as scikit-learn's fit ends rather than raising."""
+        self.loss_curve_.append(np.nan)
+        self.validation_scores_.append(np.nan)
+        self.n_iter_ += 1
+        warnings.warn(
+            f"the loss stopped being finite in iteration {self.n_iter_} ({error}); the "
+            f"weights of the best validation score ({self.best_validation_score_:.6g}) are "
+            "kept. Lower learning_rate_init or scale the inputs",
+            ConvergenceWarning,
+            stacklevel=4,
+        )
+        return History(interrupted=False)
 
     def _slow_down(self, early: bool) -> bool:
         """``n_iter_no_change`` epochs without improvement: adaptive SGD divides the

@@ -84,7 +84,10 @@ class BPClassifier(ClassifierMixin, _BPBase):
         return Y.shape[1] == 1  # as scikit-learn: stratified for two classes only
 
     def _score(self, X, Y, sample_weight=None) -> float:
-        """Accuracy on validation rows (``Y``: their binarized labels)."""
+        """Accuracy on validation rows (``Y``: their binarized labels); NaN where the
+        network's outputs are not finite (a diverging fit), as scikit-learn scores."""
+        if not self._net.model.finite():
+            return np.nan
         return accuracy_score(
             self._label_binarizer.inverse_transform(Y.astype(float)),
             self._predict(X),
@@ -92,15 +95,18 @@ class BPClassifier(ClassifierMixin, _BPBase):
         )
 
     def predict_proba(self, X) -> np.ndarray:
-        """Class probabilities, ``(n_samples, n_classes)``; one column per label for
-        multilabel targets. Strictly between 0 and 1, as a sigmoid's and a softmax's are:
-        an output that rounded to 0 or 1 (logits past +-37 in float64) is moved to the
-        nearest float inside, so ``predict_log_proba`` stays finite."""
-        Y, top = self._forward(X), np.nextafter(1.0, 0.0)
+        """Class probabilities, ``(n_samples, n_classes)``, in the network's dtype (float32
+        for float32 inputs or ``dtype="float32"``); one column per label for multilabel
+        targets. Strictly between 0 and 1, as a sigmoid's and a softmax's are: an output
+        that rounded to 0 or 1 (logits past +-37 in float64) is moved to the nearest
+        float inside, so ``predict_log_proba`` stays finite."""
+        Y = self._forward(X)
+        one = Y.dtype.type(1)
+        top = np.nextafter(one, Y.dtype.type(0))
         if self.n_outputs_ == 1 and not self._multilabel():
-            p = np.clip(Y.ravel(), 1 - top, top)  # 1 - p inside too
-            return np.vstack([1 - p, p]).T
-        return np.clip(Y, np.finfo(np.float64).tiny, top)
+            p = np.clip(Y.ravel(), one - top, top)  # 1 - p inside too
+            return np.vstack([one - p, p]).T
+        return np.clip(Y, np.finfo(Y.dtype).tiny, top)
 
     def predict_log_proba(self, X) -> np.ndarray:
         """``log(predict_proba(X))``."""
@@ -144,7 +150,9 @@ class BPClassifier(ClassifierMixin, _BPBase):
 
 class BPRegressor(RegressorMixin, _BPBase):
     """Multi-layer perceptron regressor on any bpgpu backend: scikit-learn's
-    ``MLPRegressor`` (identity output, squared error), with ``backend`` and ``dtype``."""
+    ``MLPRegressor`` (identity output, squared error), with ``backend`` and ``dtype``.
+    ``loss="poisson"`` is refused: its exp output and Poisson deviance are not among
+    bpgpu's activations and costs."""
 
     _parameter_constraints: dict = _parameter_table(MLPRegressor)
 
@@ -176,7 +184,7 @@ class BPRegressor(RegressorMixin, _BPBase):
         n_iter_no_change=10,
         max_fun=15000,
         backend="auto",
-        dtype="float64",
+        dtype=None,
         precision=None,
     ):
         # the signature is spelled out (scikit-learn reads its parameters from it);
@@ -215,13 +223,17 @@ class BPRegressor(RegressorMixin, _BPBase):
         if self.loss != "squared_error":
             raise ValueError(
                 f"loss={self.loss!r} is not supported by bpgpu; use loss='squared_error' "
-                "(the seed's quadratic cost)"
+                "(the seed's quadratic cost). Poisson regression needs an exp output and "
+                "the Poisson deviance, which are not among bpgpu's activations and costs"
             )
         return self._checked_data(X, y, reset, y_numeric=True)
 
     @staticmethod
     def _sklearn_kind() -> type:
         return MLPRegressor
+
+    def _needs_two_to_score(self) -> bool:
+        return True  # R^2 of one row is undefined
 
     def _out_activation(self) -> str:
         return "identity"
@@ -239,10 +251,15 @@ class BPRegressor(RegressorMixin, _BPBase):
         return False
 
     def _score(self, X, y, sample_weight=None) -> float:
-        return r2_score(y, self._predict(X), sample_weight=sample_weight)
+        """R^2 on validation rows; NaN where the predictions are not finite (a diverging
+        fit), as scikit-learn scores."""
+        Y = self._predict(X)
+        if not np.all(np.isfinite(Y)):
+            return np.nan
+        return r2_score(y, Y, sample_weight=sample_weight)
 
     def _predict(self, X):
-        Y = self._net.backend.to_numpy(self._net.forward(X)).astype(np.float64)
+        Y = self._net.backend.to_numpy(self._net.forward(X))
         return Y.ravel() if self.n_outputs_ == 1 else Y
 
     def predict(self, X):
