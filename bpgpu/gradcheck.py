@@ -44,7 +44,7 @@ def gradcheck(net, X: Any, T: Any, eps: float = 1e-5, max_entries: int | None = 
     eps : float
         The larger finite-difference step. Small enough that a step rarely crosses a
         kink (2e-5 crossed one at 1.8e-5 in the prelu/relu test net), large enough that
-        the rounding of the loss values (~1e-16 |E| / eps) stays small.
+        the rounding of the loss values (``~1e-16 |E| / eps``) stays small.
     max_entries : int or None
         Check at most this many entries per tensor (a fixed, evenly spaced subset);
         None checks every entry.

@@ -124,6 +124,12 @@ class BPClassifier(ClassifierMixin, _BPBase):
             Y = Y.ravel()
         return self._label_binarizer.inverse_transform(Y)
 
+    def score(self, X, y, sample_weight=None) -> float:
+        """Mean accuracy on ``X`` and the labels ``y`` (scikit-learn's
+        ``accuracy_score``; for multilabel targets a sample counts when all its labels
+        are right), weighted by ``sample_weight`` if given."""
+        return super().score(X, y, sample_weight=sample_weight)
+
     @available_if(lambda est: est._check_solver())
     def partial_fit(self, X, y, sample_weight=None, classes=None):
         """One epoch over ``(X, y)``; ``classes`` (all the labels) on the first call;
@@ -261,6 +267,12 @@ class BPRegressor(RegressorMixin, _BPBase):
     def _predict(self, X):
         Y = self._net.backend.to_numpy(self._net.forward(X))
         return Y.ravel() if self.n_outputs_ == 1 else Y
+
+    def score(self, X, y, sample_weight=None) -> float:
+        """The coefficient of determination R^2 of the predictions on ``X`` against
+        ``y`` (scikit-learn's ``r2_score``, averaged uniformly over several targets),
+        weighted by ``sample_weight`` if given."""
+        return super().score(X, y, sample_weight=sample_weight)
 
     def predict(self, X):
         """Predicted values, ``(n_samples,)`` or ``(n_samples, n_outputs)``."""

@@ -1,0 +1,33 @@
+"""Sphinx configuration of bpgpu's documentation (``python -m sphinx -W -b html docs
+docs/_build/html``; ``pip install -e '.[docs]'`` first)."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "_ext"))
+
+import bpgpu  # noqa: E402
+
+project = "bpgpu"
+author = "the bpgpu authors"
+copyright = "2026, the bpgpu authors"  # noqa: A001
+release = bpgpu.__version__
+version = release
+
+extensions = [
+    "sphinx.ext.autodoc",
+    "sphinx.ext.autosummary",
+    "numpydoc",
+    "cli_reference",
+]
+autosummary_generate = True
+autodoc_typehints = "none"  # numpydoc's Parameters sections say the types
+numpydoc_show_class_members = False
+numpydoc_class_members_toctree = False
+exclude_patterns = ["_build"]
+html_theme = "pydata_sphinx_theme"
+html_title = f"bpgpu {release}"
+html_theme_options = {"navigation_with_keys": False, "show_toc_level": 2}
+html_static_path: list[str] = []
