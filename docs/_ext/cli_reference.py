@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 
 from docutils import nodes
 from docutils.parsers.rst import Directive
@@ -23,15 +24,30 @@ class CliReference(Directive):
     def run(self):
         from bpgpu.cli.parser import build_parser
 
-        parser = build_parser()
-        out = [nodes.literal_block(text=parser.format_help())]
-        for name, sub in _commands(parser):
-            section = nodes.section(ids=[f"bpgpu-{name}"])
-            section += nodes.title(text=f"bpgpu {name}")
-            text = sub.format_help() if sub.add_help else f"see: bpgpu {name} --help"
-            section += nodes.literal_block(text=text)
-            out.append(section)
+        before = os.environ.get("COLUMNS")
+        os.environ["COLUMNS"] = "70"  # argparse wraps to it: the width of the page's blocks
+        try:
+            parser = build_parser()
+            out = [_block(parser.format_help())]
+            for name, sub in _commands(parser):
+                section = nodes.section(ids=[f"bpgpu-{name}"])
+                section += nodes.title(text=f"bpgpu {name}")
+                text = sub.format_help() if sub.add_help else f"see: bpgpu {name} --help"
+                section += _block(text)
+                out.append(section)
+        finally:
+            if before is None:
+                del os.environ["COLUMNS"]
+            else:
+                os.environ["COLUMNS"] = before
         return out
+
+
+def _block(text: str):
+    """Help text as it prints: a literal block, not highlighted as code."""
+    block = nodes.literal_block(text, text)
+    block["language"] = "text"
+    return block
 
 
 def setup(app):
