@@ -119,6 +119,11 @@ def reduce_worker(workload: str, reps: int = 400) -> None:
         print(json.dumps({"params": n, "ms": ms}))
 
 
+def mpiexec_path() -> str:
+    """``mpiexec`` on the PATH, else the one beside this Python (the MPICH wheel's)."""
+    return shutil.which("mpiexec") or os.path.join(os.path.dirname(sys.executable), "mpiexec")
+
+
 def _run(cmd: list[str], threads: str, copies: int = 1) -> list[float]:
     """Samples/s of ``cmd`` ``[whole fit, epochs alone]``; with ``copies``, that many
     started at once, summed."""
@@ -156,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.worker:
         worker(args.workload, args.epochs, args.distributed, args.batch)
         return 0
-    mpiexec = shutil.which("mpiexec") or os.path.join(os.path.dirname(sys.executable), "mpiexec")
+    mpiexec = mpiexec_path()
     me = [
         sys.executable,
         "-m",

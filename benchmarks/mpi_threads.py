@@ -18,12 +18,12 @@ from __future__ import annotations
 import argparse
 import os
 import re
-import shutil
 import subprocess
 import sys
 import tempfile
 import time
 
+from .mpi_bench import mpiexec_path
 from .runner import command_line, machine, provenance, write_report
 
 TARGET = 1.10  # 2 ranks' seconds over 1 process's, at most
@@ -53,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--repeat", type=int, default=3)
     p.add_argument("--out", default="bench-results")
     args = p.parse_args(argv)
-    mpiexec = shutil.which("mpiexec") or os.path.join(os.path.dirname(sys.executable), "mpiexec")
+    mpiexec = mpiexec_path()
     job = [
         sys.executable,
         "-m",

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from bpgpu import io
+from bpgpu import io, safetensors_file
 from bpgpu._paths import file_path
 
 
@@ -48,7 +48,7 @@ def check_path(path: str | os.PathLike) -> None:
     format has)."""
     path = file_path(path, "checkpoint")
     suffix = os.path.splitext(path)[1].lower()
-    if suffix in (".onnx", ".pt2", ".pt", ".pth", ".safetensors"):
+    if suffix in (*io.EXPORT_SUFFIXES, safetensors_file.SUFFIX):
         raise ValueError(
             f"checkpoint {path}: a checkpoint is an .npz archive (the weights, "
             f"the optimizer's state and the run), never {suffix}; name it .npz"

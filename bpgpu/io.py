@@ -365,10 +365,15 @@ def looks_like_safetensors(path: str) -> bool:
     return len(head) == 9 and head[8:9] == b"{" and not head.startswith(b"PK")
 
 
+# names of files for other runtimes (``MLP.export``'s, and torch's own ``.pth``): never a
+# bpgpu model file or checkpoint
+EXPORT_SUFFIXES = (".onnx", ".pt2", ".pt", ".pth")
+
+
 def _export_hint(path: str, what: str) -> str | None:
     """What a file named as an export (``.onnx``, torch's) is, where its name says so."""
     suffix = os.path.splitext(os.fspath(path))[1].lower()
-    if suffix in (".onnx", ".pt2", ".pt", ".pth"):
+    if suffix in EXPORT_SUFFIXES:
         return (
             f"a {suffix} file is an export (for another runtime), not a bpgpu {what}: "
             "load the .npz or .safetensors it was exported from"

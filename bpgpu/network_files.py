@@ -25,7 +25,6 @@ EXPORTS = {
     ".safetensors": "safetensors, named as net.to_torch().state_dict() names them",
     ".npz": "bpgpu's model file",
 }
-NOT_MODEL_FILES = (".onnx", ".pt2", ".pt", ".pth")
 
 
 def model_format(path: Any, what: str = "model file") -> str:
@@ -34,7 +33,7 @@ def model_format(path: Any, what: str = "model file") -> str:
     format there is refused with the call that writes it."""
     path = file_path(path, what)
     suffix = os.path.splitext(path)[1].lower()
-    if suffix in NOT_MODEL_FILES:
+    if suffix in io.EXPORT_SUFFIXES:
         hint = (
             "torch's own files: .pt2 (a program) or .pt (the state_dict)"
             if suffix == ".pth"
