@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import threading
+import warnings
 
 import numpy as np
 import pytest
@@ -70,6 +71,24 @@ def rel_norm(a, ref) -> float:
 
 
 TOL = {"float64": 1e-12, "float32": 1e-5}  # DESIGN.md section 5
+
+
+def perturbed_net(hidden, output, dtype, scaled, sizes, noise):
+    """A NumPy network whose weights are its seeded ones plus ``noise`` times a normal
+    draw (so no two entries tie), with a random input scaling where ``scaled``: what the
+    export and file-format tests write out and read back. A binary step's warning is
+    silenced."""
+    import bpgpu
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # binary step's zero-gradient warning
+        cost = None if output in ("softmax", "sigmoid") else "quadratic"
+        net = bpgpu.MLP(list(sizes), hidden, output, cost, "numpy", dtype, seed=3)
+    rng = np.random.default_rng(0)
+    net.set_weights([w + rng.normal(size=w.shape) * noise for w in net.get_weights()])
+    if scaled:
+        net.set_input_scaling(rng.normal(size=sizes[0]), rng.uniform(0.5, 2, size=sizes[0]))
+    return net
 
 
 class StopAfter(Callback):

@@ -10,6 +10,7 @@ import warnings
 
 import numpy as np
 import pytest
+from conftest import perturbed_net
 
 import bpgpu
 from bpgpu.activations import ACTIVATIONS
@@ -21,15 +22,7 @@ pytestmark = pytest.mark.filterwarnings("ignore:binary_step")
 
 
 def _net(hidden="relu", output="softmax", dtype="float32", scaled=True, sizes=(5, 7, 4, 3)):
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # binary step's zero-gradient warning
-        cost = None if output in ("softmax", "sigmoid") else "quadratic"
-        net = bpgpu.MLP(list(sizes), hidden, output, cost, "numpy", dtype, seed=3)
-    rng = np.random.default_rng(0)
-    net.set_weights([w + rng.normal(size=w.shape) * 0.3 for w in net.get_weights()])
-    if scaled:
-        net.set_input_scaling(rng.normal(size=sizes[0]), rng.uniform(0.5, 2, size=sizes[0]))
-    return net
+    return perturbed_net(hidden, output, dtype, scaled, sizes, noise=0.3)
 
 
 def _X(n=9, d=5, scale=3.0):

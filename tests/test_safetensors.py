@@ -6,10 +6,10 @@ from __future__ import annotations
 import json
 import os
 import struct
-import warnings
 
 import numpy as np
 import pytest
+from conftest import perturbed_net
 
 import bpgpu
 from bpgpu import ModelFileError, safetensors_file
@@ -19,15 +19,7 @@ HIDDEN = [a.name for a in ACTIVATIONS.values() if a.hidden_ok]
 
 
 def _net(hidden="prelu", output="softmax", dtype="float32", scaled=True, sizes=(5, 7, 4, 3)):
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # binary step's zero-gradient warning
-        cost = None if output in ("softmax", "sigmoid") else "quadratic"
-        net = bpgpu.MLP(list(sizes), hidden, output, cost, "numpy", dtype, seed=3)
-    rng = np.random.default_rng(0)
-    net.set_weights([w + rng.normal(size=w.shape) * 0.1 for w in net.get_weights()])
-    if scaled:
-        net.set_input_scaling(rng.normal(size=sizes[0]), rng.uniform(0.5, 2, size=sizes[0]))
-    return net
+    return perturbed_net(hidden, output, dtype, scaled, sizes, noise=0.1)
 
 
 def _X(n=9, d=5):
