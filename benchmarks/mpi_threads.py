@@ -6,7 +6,9 @@ Times the command of the issue that found it, ``bpgpu train --hidden 1024,1024
 --batch-size 128 --epochs 20`` on the digits (NumPy), as one process and as
 ``mpiexec -n 2 ... --distributed``: with bpgpu's default (the ranks share the machine's
 cores: one BLAS thread each on 2 cores), and with every rank given every core
-(``BPGPU_BLAS_THREADS=<cores>``: what each rank did before, a BLAS thread per core).
+(``BPGPU_BLAS_THREADS=<cores>``: what each rank did before, a BLAS thread per core);
+and the default with the optimizer update replicated on every rank
+(``BPGPU_SHARDED_UPDATE=0``: what the ranks did before :mod:`bpgpu.sharded`).
 Rounds alternate; the best of each is reported, with the seconds of training the
 command prints (``trained N epochs in S s``) and of the whole command. Writes
 ``mpi-threads-cpu.json`` and ``.md``; the target: 2 ranks at most 1.10x the time of one
@@ -74,6 +76,10 @@ def main(argv: list[str] | None = None) -> int:
     runs = {
         "1 process": (job, base),
         "2 ranks, cores shared (default)": ([mpiexec, "-n", "2", *job, "--distributed"], base),
+        "2 ranks, cores shared, update replicated": (
+            [mpiexec, "-n", "2", *job, "--distributed"],
+            {**base, "BPGPU_SHARDED_UPDATE": "0"},
+        ),
         f"2 ranks, {cores} BLAS threads each (as before)": (
             [mpiexec, "-n", "2", *job, "--distributed"],
             {**base, "BPGPU_BLAS_THREADS": cores},

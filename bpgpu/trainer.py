@@ -35,6 +35,7 @@ from bpgpu.run_callbacks import Checkpointing, EarlyStopping
 from bpgpu.runstate import Data, Run
 from bpgpu.sample_weights import batch_shares
 from bpgpu.settings import Settings
+from bpgpu.sharded import sharded_update
 from bpgpu.spans import ProgramSpans
 
 log = logging.getLogger("bpgpu")
@@ -127,7 +128,12 @@ class Trainer(ProgramSpans):
         # step(Xb, Tb, where, loss, rows, weights) -> (E, Y): one optimizer step on a
         # batch, E its summed cost (None unless ``loss``) and Y its outputs; ``where =
         # (epoch, batch)`` in anomaly mode; ``weights`` each row's share of its batch's
+        self.shards = (
+            None if dist is None else sharded_update(net.model, run.opt, dist, detect_anomaly)
+        )
         self.step = self._local_step() if dist is None else self._ranks_step
+        if self.shards is not None:  # each rank updates its slice of the weights
+            self.step = self._sharded_step
         self.graph = self._graph() if graphs else None
 
     # ---- one step -----------------------------------------------------------------------
@@ -157,6 +163,13 @@ class Trainer(ProgramSpans):
         run.state, E, Y = self.model.step(
             Xb, Tb, run.opt, run.state, loss, where, self._reduce, rows, weights
         )
+        return E, Y
+
+    def _sharded_step(self, Xb, Tb, where, loss: bool, rows=None, weights=None):
+        """The data-parallel step with the optimizer update shared out over the ranks
+        (:mod:`bpgpu.sharded`); the stop request travels with it."""
+        E, Y, any_stop = self.shards.step(self.run, Xb, Tb, loss, rows, weights, self.stop.local())
+        self.stop.any = self.stop.any or any_stop
         return E, Y
 
     def _reduce(self, grads):
@@ -217,6 +230,8 @@ class Trainer(ProgramSpans):
                 done = bi + 1
                 break
         rights += tally.counts()
+        if self.shards is not None:  # the optimizer state whole again on every rank
+            self.shards.gather_state()
         return Epoch(
             index, t0, first, done, losses, rights, before, correct_before, perm, saved, rng_before
         )

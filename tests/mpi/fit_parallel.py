@@ -16,7 +16,7 @@ import numpy as np
 from checks import comm, digest, rank, rel, same_on_every_rank
 
 import bpgpu
-from bpgpu import checkpoint
+from bpgpu import checkpoint, sharded
 
 # Ctrl-C is tested below: take Python's handler even where mpiexec ran in the background
 signal.signal(signal.SIGINT, signal.default_int_handler)
@@ -28,6 +28,13 @@ writes = []
 real_write = checkpoint.write
 checkpoint.write = lambda *a, **k: (writes.append(a[0]), real_write(*a, **k))[1]
 folder = comm.bcast(tempfile.mkdtemp() if rank == 0 else None)
+# the optimizers with state update their slice of the weights on each rank (ZeRO-1)
+steps = {"sharded": 0}
+real_step = sharded.ShardedUpdate.step
+sharded.ShardedUpdate.step = lambda *a, **k: (
+    steps.__setitem__("sharded", steps["sharded"] + 1),
+    real_step(*a, **k),
+)[1]
 
 for opt in ("sgd", "momentum", "adam"):
     kw = dict(epochs=3, batch_size=16, optimizer=opt, validation_split=0.2, seed=4, patience=5)
@@ -41,6 +48,9 @@ for opt in ("sgd", "momentum", "adam"):
     assert np.allclose(h1.val_loss, h2.val_loss, rtol=1e-10), opt
     hashes = comm.allgather(digest(together.get_weights()))
     assert len(set(hashes)) == 1, f"ranks' weights differ after {opt}"
+
+# momentum and adam: 3 epochs of 11 steps (162 training rows, batches of 16), sharded
+assert steps["sharded"] == 66, steps
 
 # sample and class weights: each row's share of its *global* batch's weight, and the
 # weighted loss summed over the ranks, as one process computes them
