@@ -9,8 +9,11 @@ from __future__ import annotations
 import numpy as np
 
 from ._base import Backend, BackendUnavailable, DeviceMemoryError, PinnedStaging
+from ._install import install_hint
 
-_INSTALL = "pip install 'bpgpu[cuda12]' (or 'bpgpu[cuda13]')"
+
+def _install() -> str:
+    return f"{install_hint('cuda12')} (or [cuda13] for CUDA 13)"
 
 
 class CupyBackend(Backend):
@@ -21,7 +24,7 @@ class CupyBackend(Backend):
             import cupy
         except Exception as e:  # ImportError, or a broken CUDA library underneath
             raise BackendUnavailable(
-                f"cupy is not importable ({type(e).__name__}: {e}); {_INSTALL}, "
+                f"cupy is not importable ({type(e).__name__}: {e}); {_install()}, "
                 'or use backend="numpy" or "auto"'
             ) from e
         try:

@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 
 from ._base import Backend, BackendUnavailable, DeviceMemoryError
+from ._install import install_hint
 
 # JAX's own events for the phases of a compile; their durations summed, process-wide
 _COMPILE_EVENTS = frozenset(
@@ -59,8 +60,8 @@ class JaxBackend(Backend):
             import jax.numpy as jnp
         except Exception as e:  # ImportError, or a jaxlib that does not load
             raise BackendUnavailable(
-                f"jax is not importable ({type(e).__name__}: {e}); pip install jax "
-                '(bpgpu[jax-cuda12] or bpgpu[jax-cuda13] for GPUs), or use backend="numpy"'
+                f"jax is not importable ({type(e).__name__}: {e}); {install_hint('jax')} "
+                '([jax-cuda12] or [jax-cuda13] for GPUs), or use backend="numpy"'
             ) from e
         jax.config.update("jax_enable_x64", True)  # float64 networks; see the docstring
         kind, _, index = (arg or "cpu").partition(":")
@@ -71,8 +72,9 @@ class JaxBackend(Backend):
             devices = jax.devices(platform)
         except RuntimeError as e:
             raise BackendUnavailable(
-                f"jax {jax.__version__} sees no {kind.upper()} device ({e}); install "
-                'bpgpu[jax-cuda12] (or jax-cuda13) on a machine with a GPU, or use backend="jax"'
+                f"jax {jax.__version__} sees no {kind.upper()} device ({e}); "
+                f"{install_hint('jax-cuda12')} (or [jax-cuda13]) on a machine with a GPU, "
+                'or use backend="jax"'
             ) from None
         i = int(index) if index else 0
         if i >= len(devices):

@@ -18,6 +18,7 @@ from ._base import (
     PinnedStaging,
     threads_per_process,
 )
+from ._install import install_hint
 
 
 class TorchBackend(Backend):
@@ -28,8 +29,7 @@ class TorchBackend(Backend):
             import torch
         except ImportError as e:
             raise BackendUnavailable(
-                "torch is not installed; pip install 'bpgpu[torch]', or use "
-                'backend="numpy" or "auto"'
+                f'torch is not installed; {install_hint("torch")}, or use backend="numpy" or "auto"'
             ) from e
         import array_api_compat.torch as xp
 

@@ -15,6 +15,7 @@ from bpgpu import activations as _acts
 from bpgpu import costs as _costs
 from bpgpu import io, safetensors_file, targets
 from bpgpu._paths import file_path
+from bpgpu.backends._install import install_hint
 from bpgpu.layers import param_names
 
 # what export writes, by the file's suffix; save writes the two bpgpu reads back
@@ -53,7 +54,8 @@ def _torch_modules():
     except ImportError as e:
         if e.name != "torch":
             raise
-        raise ImportError("exporting to torch needs PyTorch: pip install 'bpgpu[torch]'") from None
+        hint = install_hint("torch")
+        raise ImportError(f"exporting to torch needs PyTorch: {hint}") from None
     return torch_modules
 
 
@@ -118,7 +120,7 @@ class NetworkFiles:
         """Write the network for another runtime, the format by the suffix of ``path``.
 
         ``.onnx``: an ONNX graph (opset 17, dynamic batch, input scaling inside) for ONNX
-        Runtime; needs ``pip install 'bpgpu[onnx]'``. ``.pt2``: a ``torch.export``
+        Runtime; needs the ``onnx`` extra. ``.pt2``: a ``torch.export``
         program of :meth:`to_torch`'s module, run without bpgpu by
         ``torch.export.load(path).module()``. ``.pt``: that module's ``state_dict``
         (``torch.save``; ``torch.load`` reads it, weights only, into ``to_torch()``).

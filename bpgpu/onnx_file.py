@@ -6,7 +6,7 @@ gives. The input scaling is inside the graph (``Sub``, ``Div``), each layer is o
 ``Gemm`` (``Y W^T + b``, eq. 1) and its activation one ONNX operator (binary step a
 comparison and a cast). Initializers are named as in :mod:`bpgpu.interchange`; the
 config, classes included, is in the model's metadata (``bpgpu``). Needs the ``onnx``
-package (``pip install 'bpgpu[onnx]'``).
+package (the ``onnx`` extra: ``pip install -e '.[onnx]'`` in the checkout).
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from bpgpu.activations import ELU_ALPHA, LEAKY_SLOPE
+from bpgpu.backends._install import install_hint
 from bpgpu.interchange import exportable, layout
 from bpgpu.layers import Dense
 
@@ -52,7 +53,7 @@ def _onnx():
         import onnx
     except ImportError:
         raise ImportError(
-            "exporting to ONNX needs the onnx package: pip install 'bpgpu[onnx]' "
+            f"exporting to ONNX needs the onnx package: {install_hint('onnx')} "
             "(and onnxruntime to run the file)"
         ) from None
     return onnx

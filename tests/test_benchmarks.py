@@ -414,7 +414,7 @@ def test_mpi_bench_times_every_way_to_sum_the_gradients():
     pytest.importorskip("mpi4py")
     exe = shutil.which("mpiexec") or str(Path(sys.executable).parent / "mpiexec")
     if not Path(exe).exists():
-        pytest.skip("no mpiexec (pip install 'bpgpu[mpi]' brings the MPICH wheel)")
+        pytest.skip("no mpiexec (pip install -e '.[mpi]' brings the MPICH wheel)")
     cmd = [exe, "-n", "2", sys.executable, "-m", "benchmarks.mpi_bench", "--reductions"]
     out = subprocess.run([*cmd, "--workload", "small"], capture_output=True, text=True, timeout=240)
     assert out.returncode == 0, out.stderr

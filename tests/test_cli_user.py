@@ -628,3 +628,79 @@ def test_sigmoid_with_the_quadratic_cost_on_the_digits_the_seeds_network(tmp_pat
     assert "activations=[relu, sigmoid], cost='quadratic'" in out and "256, 10]" in out
     acc = float(next(x for x in out.splitlines() if x.startswith("test accuracy")).split()[2][:-1])
     assert acc > 0.9
+
+
+def _typed_options():
+    """``(command, option, positionals)`` for every option of every command that
+    converts its value (``positionals``: placeholders for the command's arguments)."""
+    import argparse
+
+    from bpgpu.cli.parser import build_parser
+
+    parser = build_parser()
+    (sub,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    for name, p in sub.choices.items():
+        places = tuple("m.npz" for a in p._actions if not a.option_strings and a.required)
+        for action in p._actions:
+            if action.type is not None and action.option_strings:
+                yield name, action.option_strings[-1], places
+
+
+# options whose values are names or numbers that may be negative: a value they take
+TAKES_ANY = {"--label-column"}  # a header name, or a column counted from either end
+
+
+@pytest.mark.parametrize("command, option, places", sorted(set(_typed_options())))
+@pytest.mark.parametrize("value", ["-3", "x", "1e999", "nan"])
+def test_every_refused_option_value_names_its_option(command, option, places, value, capsys):
+    """A value an option refuses is refused while parsing, by the option's name (a
+    negative seed used to reach numpy.random and come back as 'expected non-negative
+    integer', naming nothing)."""
+    from bpgpu.cli.parser import build_parser
+
+    try:
+        build_parser().parse_args([command, *places, f"{option}={value}"])
+    except SystemExit as e:
+        err = capsys.readouterr().err.strip().splitlines()[-1]
+        assert e.code == 2 and f"argument {option}" in err, err
+    else:
+        assert option in TAKES_ANY, f"{command} {option}={value} was accepted"
+
+
+def test_a_negative_seed_is_refused_by_name():
+    for command in ("train", "check"):
+        out = run(command, "--seed", "-3")
+        assert out.returncode == 2 and "argument --seed: must be an integer >= 0" in out.stderr
+
+
+@pytest.mark.parametrize(
+    "names, extra, want",
+    [
+        (["cat", "dog", "emu"], [], "cat,dog,emu"),
+        (None, [], "0,1,2"),  # integer labels: their numbers
+        (["no", "yes"], ["--output-activation", "sigmoid"], "yes"),  # one unit: P(yes)
+        (['big, "red"', "small"], [], '"big, ""red""",small'),  # quoted as CSV fields
+    ],
+)
+def test_predict_outputs_are_named_by_the_classes(names, extra, want, tmp_path, capsys):
+    X, y = blobs(k=len(names) if names else 3)
+    labels = np.array(names, dtype=object)[y] if names else y
+    rows = (
+        [
+            ",".join([*(f"{v:.6g}" for v in x), '"' + str(t).replace('"', '""') + '"'])
+            for x, t in zip(X, labels)
+        ]
+        if names
+        else None
+    )
+    data = tmp_path / "d.csv"
+    if rows:
+        data.write_text("\n".join(rows) + "\n")
+    else:
+        write_csv(data, X, labels)
+    assert main("train", "--data", data, "-o", tmp_path / "m.npz", *FAST, *extra) == 0
+    np.save(tmp_path / "in.npy", X[:4])
+    capsys.readouterr()
+    assert main("predict", tmp_path / "m.npz", tmp_path / "in.npy", "--outputs") == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == want and len(lines) == 5, lines

@@ -21,7 +21,7 @@ def mpiexec(*args, n=2, timeout=240):
     pytest.importorskip("mpi4py")
     exe = shutil.which("mpiexec") or str(Path(sys.executable).parent / "mpiexec")
     if not Path(exe).exists():
-        pytest.skip("no mpiexec (pip install 'bpgpu[mpi]' brings the MPICH wheel)")
+        pytest.skip("no mpiexec (pip install -e '.[mpi]' brings the MPICH wheel)")
     return subprocess.run(
         [exe, "-n", str(n), sys.executable, *map(str, args)],
         capture_output=True,

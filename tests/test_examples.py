@@ -36,7 +36,7 @@ def test_the_example_runs_and_checks_its_result(name, tmp_path):
     if name.startswith("mpi_"):
         exe = shutil.which("mpiexec") or str(Path(sys.executable).parent / "mpiexec")
         if not Path(exe).exists():
-            pytest.skip("no mpiexec (pip install 'bpgpu[mpi]')")
+            pytest.skip("no mpiexec (pip install -e '.[mpi]')")
         cmd = [exe, "-n", "2", *cmd]
     out = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path, timeout=600)
     assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]

@@ -510,7 +510,7 @@ def mpiexec(script, n=2, timeout=240):
     pytest.importorskip("mpi4py")
     exe = shutil.which("mpiexec") or str(Path(sys.executable).parent / "mpiexec")
     if not Path(exe).exists():
-        pytest.skip("no mpiexec (pip install 'bpgpu[mpi]' brings the MPICH wheel)")
+        pytest.skip("no mpiexec (pip install -e '.[mpi]' brings the MPICH wheel)")
     return subprocess.run(
         [exe, "-n", str(n), sys.executable, str(MPI_SCRIPTS / script)],
         capture_output=True,

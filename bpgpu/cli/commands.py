@@ -9,6 +9,7 @@ import os
 import sys
 import time
 
+from bpgpu.backends._install import install_hint
 from bpgpu.callbacks import Callback, epoch_line
 from bpgpu.cli.data import (
     Source,
@@ -94,7 +95,7 @@ def _distributed(args):
         from mpi4py import MPI
     except ImportError as e:
         raise ValueError(
-            f"--distributed needs mpi4py ({e}); pip install 'bpgpu[mpi]' (mpi4py and the MPICH "
+            f"--distributed needs mpi4py ({e}); {install_hint('mpi')} (mpi4py and the MPICH "
             "wheel), then: mpiexec -n 2 bpgpu train --distributed ..."
         ) from None
     from bpgpu.distributed import rank_backend
@@ -347,6 +348,27 @@ def _known_labels(task, y, model) -> object:
 # ---- predict --------------------------------------------------------------------------
 
 
+def _csv_field(text: str) -> str:
+    """``text`` as one CSV field (quoted where it holds a comma, quote or line end)."""
+    if any(c in text for c in ',"\r\n'):
+        return '"' + text.replace('"', '""') + '"'
+    return text
+
+
+def _output_names(net, task, width: int) -> list[str]:
+    """The columns of ``predict --outputs``: the classes the model recorded, one per
+    output unit (one sigmoid unit for two classes: the second, whose probability it
+    gives), else ``output_1``..."""
+    classes = net.classes if net.classes is not None else getattr(task, "classes", None)
+    if classes is not None:
+        names = [str(c) for c in classes]
+        if width == len(names):
+            return [_csv_field(n) for n in names]
+        if width == 1 and len(names) == 2:
+            return [_csv_field(names[1])]
+    return [f"output_{i + 1}" for i in range(width)]
+
+
 def cmd_predict(args: argparse.Namespace) -> int:
     import io as _io
 
@@ -364,13 +386,12 @@ def cmd_predict(args: argparse.Namespace) -> int:
     task = Task.from_record(net.data_info)
     # the training CSV's name of its label column, when its header gave one
     name = (net.data_info or {}).get("label_name")
-    if name and any(c in name for c in ',"\r\n'):
-        name = '"' + name.replace('"', '""') + '"'  # one CSV field, as the header had it
+    name = _csv_field(name) if name else name
     # a regression model's answer is its outputs: classes mean nothing there
     regression = task.kind == "regression" if task is not None else not net.model.has_accuracy()
     if args.outputs or regression:
         result = net.backend.to_numpy(net.forward(X))
-        header = ",".join(f"output_{i + 1}" for i in range(result.shape[1]))
+        header = ",".join(_output_names(net, task, result.shape[1]))
         if regression and name and result.shape[1] == 1:
             header = name
         fmt = "%.9g"

@@ -28,6 +28,17 @@ FORMATS = ("auto", "digits", "mnist", "npz", "csv")
 TASKS = ("auto", "classification", "multilabel", "regression")
 
 
+def seed(text: str) -> int:
+    """An argparse type: a seed, an integer >= 0 (numpy.random's seeds)."""
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
+    if v < 0:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 0, got {v}")
+    return v
+
+
 def fraction(text: str) -> float:
     """An argparse type: a number in [0, 1)."""
     try:
@@ -85,7 +96,7 @@ def add_data_options(
     )
     p.add_argument(
         "--seed",
-        type=int,
+        type=seed,
         default=None,
         help="seed of the split, the weights and the shuffling (0)",
     )

@@ -11,6 +11,7 @@ import os
 import sys
 from collections.abc import Sequence
 
+from bpgpu.backends._install import install_hint
 from bpgpu.cli.commands import (
     cmd_backends,
     cmd_bench,
@@ -20,7 +21,7 @@ from bpgpu.cli.commands import (
     cmd_predict,
     cmd_train,
 )
-from bpgpu.cli.data import TASKS, add_data_options
+from bpgpu.cli.data import TASKS, add_data_options, seed
 
 
 class Parser(argparse.ArgumentParser):
@@ -85,7 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
         "float64 from the rounded weights and batch, within 2**-4; backends without the "
         "type are reported as not run",
     )
-    c.add_argument("--seed", type=int, default=0, help="seed of weights and batches")
+    c.add_argument("--seed", type=seed, default=0, help="seed of weights and batches")
     c.add_argument("-o", "--output", metavar="FILE", help="also write the report to FILE")
     c.add_argument(
         "--model",
@@ -93,7 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="compare this saved model (its weights and input scaling) on the first --rows "
         "rows of its data, instead of the suite (dtype: the model's, unless --dtype)",
     )
-    c.add_argument("--rows", type=int, default=256, help="rows of data with --model")
+    c.add_argument("--rows", type=positive_int, default=256, help="rows of data with --model")
 
     add_data_options(c, recorded=True, split=False)
     c.set_defaults(func=cmd_check)
@@ -409,7 +410,7 @@ def add_commands(sub, common) -> None:
         formatter_class=Help,
         help="write a saved model for ONNX Runtime, torch or safetensors",
         description="Write a saved model in another format, chosen by OUT's suffix: .onnx "
-        "(ONNX Runtime; needs pip install 'bpgpu[onnx]'), .pt2 (a torch.export program: "
+        f"(ONNX Runtime; needs {install_hint('onnx')}), .pt2 (a torch.export program: "
         "torch.export.load(OUT).module(); needs torch), .pt (the torch state_dict, for "
         "net.to_torch().load_state_dict(torch.load(OUT))), .safetensors (tensors named "
         "as that state_dict names them; bpgpu reads it back), .npz. The programs compute "

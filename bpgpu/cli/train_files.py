@@ -13,6 +13,8 @@ from __future__ import annotations
 import argparse
 import os
 
+from bpgpu.backends._install import install_hint
+
 
 class TrainFiles:
     """The files of one ``bpgpu train`` run, checked when it starts."""
@@ -63,7 +65,8 @@ class TrainFiles:
             if plot_history(history, self.png, title=str(net)):
                 print(f"curves saved to {self.png}")
             else:
-                print("matplotlib is not installed (pip install 'bpgpu[plot]'); no plot written")
+                hint = install_hint("plot")
+                print(f"matplotlib is not installed ({hint}); no plot written")
 
 
 def _same(a: str, b: str | None) -> bool:

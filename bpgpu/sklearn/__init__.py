@@ -7,8 +7,8 @@ it) and ``precision``; so changing one import moves a pipeline to the GPU::
 
     from bpgpu.sklearn import BPClassifier as MLPClassifier
 
-scikit-learn is an optional extra (``pip install 'bpgpu[sklearn]'``); importing bpgpu never
-imports it. The training loop is scikit-learn's (epochs, ``tol`` and
+scikit-learn is an optional extra (``pip install -e '.[sklearn]'`` in the checkout);
+importing bpgpu never imports it. The training loop is scikit-learn's (epochs, ``tol`` and
 ``n_iter_no_change``, ``early_stopping`` on a stratified validation split, the
 ``learning_rate`` schedules, ``warm_start``, ``partial_fit``); each step is bpgpu's
 (:meth:`bpgpu.model.Model.step`), with the data on the device. ``solver="lbfgs"`` is
@@ -18,8 +18,10 @@ from bpgpu's forward and backward pass (:meth:`bpgpu.model.Model.value_and_gradi
 batch's total weight (:func:`bpgpu.core.output`). What differs:
 
 - the L2 penalty ``alpha`` enters each step as ``alpha / batch_size`` times ``W`` (so the
-  last, shorter batch of an epoch gets the penalty of a full one), also with
-  ``sample_weight`` (scikit-learn's divides by the batch's total weight);
+  last, shorter batch of an epoch gets the penalty of a full one); with
+  ``sample_weight``, ``alpha / (batch_size * mean weight)``, the batch's expected
+  total weight (scikit-learn's divides by each batch's own total: the same for a
+  full batch, so there a weight of 2 is a repeated row, as scikit-learn's checks ask);
 - Adam and momentum are PyTorch's rules (the same for a constant learning rate; Adam
   puts ``epsilon`` after the bias correction), and weights start with bpgpu's
   initialisation (He for the ReLU family, Glorot otherwise);
@@ -34,7 +36,14 @@ batch's total weight (:func:`bpgpu.core.output`). What differs:
 
 from __future__ import annotations
 
-from bpgpu.sklearn._estimators import BPClassifier, BPRegressor
+try:
+    import sklearn  # noqa: F401
+except ImportError:
+    from bpgpu.backends._install import install_hint
+
+    raise ImportError(f"bpgpu.sklearn needs scikit-learn: {install_hint('sklearn')}") from None
+
+from bpgpu.sklearn._estimators import BPClassifier, BPRegressor  # noqa: E402
 
 __all__ = ["BPClassifier", "BPRegressor"]
 
