@@ -29,22 +29,13 @@ ESTIMATORS = [cls(backend=b) for b in BACKENDS for cls in (BPClassifier, BPRegre
 ESTIMATORS += [cls(solver="lbfgs", backend="numpy") for cls in (BPClassifier, BPRegressor)]
 
 
-def _expected_failures(estimator) -> dict:
-    """What scikit-learn itself does not ask of its stochastic solvers either: that a
-    weight of 2 equal a repeated row (mini-batches differ; its suite checks the
-    equivalence for L-BFGS)."""
-    if estimator.solver == "lbfgs":
-        return {}
-    why = "mini-batches of repeated rows are other batches than those of weighted ones"
-    return {f"check_sample_weight_equivalence_on_{kind}_data": why for kind in ("dense", "sparse")}
-
-
-@parametrize_with_checks(ESTIMATORS, expected_failed_checks=_expected_failures)
+@parametrize_with_checks(ESTIMATORS)
 def test_scikit_learns_estimator_checks(estimator, check):
     """Every check of scikit-learn's suite, on the NumPy backend (and torch and JAX where
     they are installed; JAX's programs are shared between the checks' many small
-    estimators, so the checks take about 50 s); only the one scikit-learn does not ask
-    of stochastic solvers is expected to fail (and must)."""
+    estimators, so the checks take about 50 s), with no expected failures: a weight of 2
+    is a repeated row for the stochastic solvers too (their default batch holds the
+    check's whole data)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         check(estimator)

@@ -43,13 +43,14 @@ class SklearnEpochs(Callback):
 
     per_batch = False
 
-    def __init__(self, est, batch: int, n: int, validation):
-        self.est, self.batch, self.n, self.validation = est, batch, n, validation
+    def __init__(self, est, weight: float, n: int, validation):
+        # weight: what the L2 term is divided by (the batch's size, or expected weight)
+        self.est, self.weight, self.n, self.validation = est, weight, n, validation
         self.converged = False  # stopped by the no-improvement rule
 
     def on_epoch_end(self, net, epoch: int, logs: dict) -> bool:
         est, model = self.est, net.model
-        penalty = float(est._l2_penalty(model.xp, model.params, self.batch))
+        penalty = float(est._l2_penalty(model.xp, model.params, self.weight))
         # scikit-learn reports a regression's squared error averaged over the targets
         # (its steps sum over them, as ours)
         loss = logs["loss"] / est._reported_outputs() + penalty
@@ -110,13 +111,17 @@ class StochasticFit:
             if w is not None:
                 w, w_val = parts[6:]
         batch = self._batch(X.shape[0])
+        # scikit-learn divides the L2 term by the batch's total sample weight (its size
+        # without weights): here by the expected total, batch * mean weight, which is
+        # the total itself for a full batch, so a weight of 2 is a repeated row there
+        weight = batch if w is None else batch * float(np.mean(w))
         net, model = self._net, self._net.model
         if self._opt is None or not incremental:  # as scikit-learn: a new one every fit
             self._opt = self._optimizer(batch)
             self._opt_state = self._opt.init(model.params)
             if model.precision is not None and model.precision.scaled:  # float16's scale
                 self._opt_state["scaler"] = scaler_state(model.xp, model.backend.device)
-        self._opt.weight_decay = self.alpha / batch
+        self._opt.weight_decay = self.alpha / weight
         st = Settings(
             epochs=1 if incremental else self.max_iter,
             batch_size=batch,
@@ -128,7 +133,7 @@ class StochasticFit:
             optimizer=self._opt.config(),
         )
         run = Run(self._opt, self._opt_state, _Permutations(self._random_state), History())
-        watch = SklearnEpochs(self, batch, X.shape[0], (X_val, y_val, w_val) if early else None)
+        watch = SklearnEpochs(self, weight, X.shape[0], (X_val, y_val, w_val) if early else None)
         try:
             h = train_epochs(net, X, T, st, run, [watch], sample_weight=w)
         except FloatingPointError as e:
