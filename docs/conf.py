@@ -20,8 +20,12 @@ extensions = [
     "sphinx.ext.autodoc",
     "sphinx.ext.autosummary",
     "numpydoc",
+    "myst_parser",
     "cli_reference",
+    "results_pages",
 ]
+myst_heading_anchors = 3  # guides link to each other's sections: page.md#section
+source_suffix = {".rst": "restructuredtext", ".md": "markdown"}
 autosummary_generate = True
 autodoc_typehints = "none"  # numpydoc's Parameters sections say the types
 numpydoc_show_class_members = False
