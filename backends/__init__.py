@@ -143,12 +143,30 @@ def get_backend(name: str | Backend | None = None) -> Backend:
     without editing code); without it, ``"auto"`` takes CuPy when a CUDA device works,
     otherwise NumPy. An explicit name is never overridden.
 
+    Parameters
+    ----------
+    name : str, Backend or None
+        A name of :func:`list_backends` (``"numpy"``, ``"cupy:1"``, ``"torch:cuda"``,
+        ...), ``"auto"``, None, or a backend object (returned as it is).
+
+    Returns
+    -------
+    Backend
+        One object per name and process: its ``xp`` namespace, ``device``, ``ops``.
+
     Raises
     ------
     BackendUnavailable
         The library is missing or has no working device; the message names the fix.
     ValueError
         The name is not a backend name.
+
+    Examples
+    --------
+    >>> import bpgpu
+    >>> b = bpgpu.get_backend("numpy")
+    >>> b.name, b.to_numpy(b.asarray([1.0, 2.0])).tolist()
+    ('numpy', [1.0, 2.0])
     """
     if isinstance(name, Backend):
         return name
@@ -166,7 +184,21 @@ def get_backend(name: str | Backend | None = None) -> Backend:
 
 
 def list_backends() -> list[dict[str, Any]]:
-    """Every registry backend: ``{"name", "available", "version", "device", "reason"}``."""
+    """Every registry backend, available here or not, and why.
+
+    Returns
+    -------
+    list of dict
+        One ``{"name", "available", "version", "device", "reason"}`` per backend name
+        (``reason``: why it cannot run here, or None), in the registry's order.
+
+    Examples
+    --------
+    >>> import bpgpu
+    >>> rows = {r["name"]: r for r in bpgpu.list_backends()}
+    >>> rows["numpy"]["available"], "cupy" in rows
+    (True, True)
+    """
     rows = []
     for name in names():
         try:

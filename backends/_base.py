@@ -410,7 +410,25 @@ def _ndarray_subclass(a: Any) -> bool:
 
 
 def to_host(a: Any) -> np.ndarray:
-    """Any supported array (NumPy, CuPy, torch, array-api-strict, list) as a NumPy array."""
+    """Any supported array (NumPy, CuPy, torch, array-api-strict, list) as a NumPy array.
+
+    Parameters
+    ----------
+    a : array or sequence
+        An array of any backend's library, on any device, or nested lists.
+
+    Returns
+    -------
+    numpy.ndarray
+        A host copy (the array itself when it is NumPy's already).
+
+    Examples
+    --------
+    >>> import bpgpu
+    >>> net = bpgpu.MLP([2, 2], backend="numpy", seed=0)
+    >>> bpgpu.to_numpy(net.predict([[0.0, 1.0]])).shape
+    (1, 2)
+    """
     if isinstance(a, np.ndarray):
         return a
     if compat.is_cupy_array(a):

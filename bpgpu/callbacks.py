@@ -31,6 +31,19 @@ class Callback:
     whose ``on_epoch_end`` uses only its ``logs`` (not the network) may set
     ``sees_network = False``: on JAX, fit then runs the next epoch's program while the
     callback is called (a stop it asks for undoes that epoch).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import bpgpu
+    >>> class StopBelow(bpgpu.Callback):
+    ...     def on_epoch_end(self, net, epoch, logs):
+    ...         return logs["loss"] < 0.6   # True: stop after this epoch
+    >>> X, y = np.random.default_rng(0).normal(size=(40, 2)), np.arange(40) % 2
+    >>> net = bpgpu.MLP([2, 8, 2], backend="numpy", seed=0)
+    >>> h = net.fit(X, y, epochs=50, lr=0.5, callbacks=[StopBelow()])
+    >>> len(h.loss) < 50 or h.loss[-1] >= 0.6
+    True
     """
 
     per_batch: bool | None = None  # None: True when on_batch_end is overridden

@@ -281,6 +281,16 @@ def compare_backends(
     Report
         ``report.ok``, ``report.table()`` and ``report.failures()`` (naming the tensor;
         a network of yours is called "network").
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import bpgpu
+    >>> net = bpgpu.MLP([4, 6, 3], backend="numpy", seed=0)
+    >>> X, y = np.random.default_rng(0).normal(size=(8, 4)), np.arange(8) % 3
+    >>> report = bpgpu.compare_backends(net, X, y, backends=["numpy", "array_api_strict"])
+    >>> report.ok, report.failures()
+    (True, [])
     """
     net, X, T, backends, dtypes, suite, seed = _arguments(args, backends, dtypes, suite, seed)
     if precision is not None and dtypes is None:

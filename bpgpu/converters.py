@@ -151,6 +151,15 @@ def from_torch(
         The first module bpgpu has no counterpart for, named with its position; widths
         that do not chain; a dtype other than float32 and float64; ``output`` after a
         module that has an output activation.
+
+    Examples
+    --------
+    >>> import torch
+    >>> import bpgpu
+    >>> seq = torch.nn.Sequential(torch.nn.Linear(3, 5), torch.nn.Tanh(), torch.nn.Linear(5, 2))
+    >>> net = bpgpu.from_torch(seq, output="softmax", backend="numpy")
+    >>> net.sizes, [a.name for a in net.activations]
+    ([3, 5, 2], ['tanh', 'softmax'])
     """
     from torch import nn
 
@@ -225,7 +234,9 @@ def _network(sizes, acts, cost, backend, dtype, seed, weights) -> MLP:
     """The MLP of converted layers (a hidden binary step's warning was the source's)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return MLP(sizes, acts[:-1], acts[-1], cost, backend, dtype, seed, _weights=list(weights))
+        return MLP._with_weights(
+            sizes, acts[:-1], acts[-1], cost, backend, dtype, seed, weights=list(weights)
+        )
 
 
 # scikit-learn's activation names -> bpgpu's
@@ -266,6 +277,20 @@ def from_sklearn(estimator: Any, backend: Any = None, dtype: str | None = None) 
         Not an MLPClassifier or MLPRegressor.
     ValueError
         Not fitted, or an activation bpgpu has not.
+
+    Examples
+    --------
+    >>> import warnings
+    >>> import numpy as np
+    >>> from sklearn.neural_network import MLPClassifier
+    >>> import bpgpu
+    >>> X, y = np.random.default_rng(0).normal(size=(30, 4)), np.arange(30) % 3
+    >>> with warnings.catch_warnings():
+    ...     warnings.simplefilter("ignore")  # a short fit does not converge
+    ...     mlp = MLPClassifier(hidden_layer_sizes=(6,), max_iter=5, random_state=0).fit(X, y)
+    >>> net = bpgpu.from_sklearn(mlp, backend="numpy")
+    >>> bool((bpgpu.to_numpy(net.classify(X)) == mlp.predict(X)).all())
+    True
     """
     kind = next((c.__name__ for c in type(estimator).__mro__ if c.__name__ in _SK_KINDS), None)
     if kind is None:

@@ -53,6 +53,15 @@ def gradcheck(net, X: Any, T: Any, eps: float = 1e-5, max_entries: int | None = 
     -------
     float
         The worst relative error over the parameter tensors.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import bpgpu
+    >>> net = bpgpu.MLP([3, 4, 2], hidden="tanh", backend="numpy", seed=0)
+    >>> X, y = np.random.default_rng(0).normal(size=(5, 3)), np.array([0, 1, 1, 0, 1])
+    >>> bpgpu.gradcheck(net, X, y) < 1e-6
+    True
     """
     if not isinstance(net, MLP):
         raise TypeError(f"gradcheck(net, X, T) checks a bpgpu.MLP; got {type(net).__name__}")

@@ -13,7 +13,44 @@ from typing import Any
 
 @dataclass
 class History:
-    """Per-epoch results of a fit (``val_*`` are NaN without validation data)."""
+    """Per-epoch results of a fit (``val_*`` are NaN without validation data).
+
+    :meth:`bpgpu.MLP.fit` returns one; ``history`` gives the per-epoch lists as one dict
+    (Keras's ``History.history``).
+
+    Parameters
+    ----------
+    epoch : list of int
+        The epochs trained, from 1 (a resumed fit goes on from the checkpoint's).
+    loss, accuracy : list of float
+        The training loss (weighted, with sample weights) and accuracy of each epoch
+        (NaN with ``train_metrics=False``; accuracy NaN where targets are no classes).
+    val_loss, val_accuracy : list of float
+        The same on the validation data (NaN without).
+    time : list of float
+        Seconds spent in each epoch.
+    best_epoch : int or None
+        The epoch whose weights early stopping kept (the best validation loss).
+    stopped_early : bool
+        Whether ``patience`` ended the fit.
+    interrupted : bool
+        Whether Ctrl-C or a callback stopped it after a batch (the weights consistent).
+    seed : int or None
+        The seed the fit's batch order and split came from.
+    compile_time : float
+        Seconds a compiling backend (JAX) spent compiling during the fit.
+    skipped_steps : int
+        Steps skipped by float16 loss scaling (gradients that were not finite).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import bpgpu
+    >>> X, y = np.random.default_rng(0).normal(size=(20, 3)), np.arange(20) % 2
+    >>> h = bpgpu.MLP([3, 4, 2], backend="numpy", seed=0).fit(X, y, epochs=2, validation_split=0.2)
+    >>> h.epoch, len(h.val_loss), sorted(h.history)[:3]
+    ([1, 2], 2, ['accuracy', 'epoch', 'loss'])
+    """
 
     epoch: list[int] = field(default_factory=list)
     loss: list[float] = field(default_factory=list)

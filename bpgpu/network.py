@@ -39,7 +39,8 @@ class MLP(Fitting, NetworkWeights):
     Parameters
     ----------
     sizes : sequence of int
-        ``[n_0, n_1, ..., n_L]``: inputs, each hidden layer, outputs.
+        ``[n_0, n_1, ..., n_L]``: inputs, each hidden layer, outputs. Sizes, seed and
+        dtype take NumPy integers and dtypes as well as Python ones.
     hidden : str or sequence of str
         Activation of every hidden layer, or one name per hidden layer.
     output : str
@@ -52,6 +53,7 @@ class MLP(Fitting, NetworkWeights):
         ``"auto"``, ``"numpy"``, ``"cupy"``, ``"torch"``, ...; None reads ``$BPGPU_BACKEND``
         and falls back to ``"auto"``.
     dtype : {"float32", "float64"}
+        The weights' and arrays' floating type.
     seed : int or None
         Seed of the host ``numpy.random.Generator`` that draws the initial weights.
     init : str
@@ -67,13 +69,37 @@ class MLP(Fitting, NetworkWeights):
         bfloat16 and float16 on torch and JAX (CPU and GPU), float16 on CuPy, tf32 on
         torch:cuda; other backends refuse it. None: every array in ``dtype``.
 
-    Sizes, seed and dtype take NumPy integers and dtypes as well as Python ones.
-
     Attributes
     ----------
     classes : numpy.ndarray or None
         The class label of each output (see the property).
+
+    See Also
+    --------
+    load : A network from a model file.
+    bpgpu.sklearn.BPClassifier : The same network as a scikit-learn estimator.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import bpgpu
+    >>> net = bpgpu.MLP([4, 8, 3], hidden="tanh", backend="numpy", dtype="float64", seed=0)
+    >>> X, y = np.random.default_rng(0).normal(size=(6, 4)), np.array([0, 1, 2, 0, 1, 2])
+    >>> [g.shape for g in net.gradients(X, y)]
+    [(8, 4), (8,), (3, 8), (3,)]
+    >>> history = net.fit(X, y, epochs=3, lr=0.5)
+    >>> len(history.loss), net.classify(X).shape
+    (3, (6,))
     """
+
+    @classmethod
+    def _with_weights(cls, *args: Any, weights: Sequence[Any], **kwargs: Any) -> MLP:
+        """The network of ``MLP(*args, **kwargs)`` with these weights instead of
+        drawn ones (a model file's, a converted model's: nothing drawn to be replaced)."""
+        net = cls.__new__(cls)
+        net._preset = list(weights)
+        net.__init__(*args, **kwargs)
+        return net
 
     def __init__(
         self,
@@ -87,7 +113,6 @@ class MLP(Fitting, NetworkWeights):
         *,
         init: str = "auto",
         precision: str | None = None,
-        _weights: Sequence[Any] | None = None,
     ):
         sizes = widths(sizes)
         n_hidden = len(sizes) - 2
@@ -150,7 +175,8 @@ class MLP(Fitting, NetworkWeights):
         layers = build(sizes, acts)
         mixed = precision_policy(precision, backend, dtype)
         self.model = Model(layers, cost_obj, backend, dtype, params=[], precision=mixed)
-        self.set_weights(init_weights(layers, seed, init) if _weights is None else _weights)
+        preset = self.__dict__.pop("_preset", None)  # with_weights: no random draw
+        self.set_weights(init_weights(layers, seed, init) if preset is None else preset)
 
     def to(self, backend: str | Backend, dtype: str | None = None, precision: Any = "same") -> MLP:
         """A copy of this network on another backend (and dtype), with identical weights;
@@ -332,7 +358,7 @@ def from_config(cfg: dict, arrays: dict, backend: Any = None, own=None, custom=N
     acts, cost = io.resolved(cfg, custom) if own is None else (list(own[0]), own[1])
     weights = [arrays[n] for n in param_names(build(cfg["sizes"], acts))]
     try:
-        net = MLP(
+        net = MLP._with_weights(
             cfg["sizes"],
             acts[:-1],
             acts[-1],
@@ -340,7 +366,7 @@ def from_config(cfg: dict, arrays: dict, backend: Any = None, own=None, custom=N
             backend=backend,
             dtype=cfg["dtype"],
             seed=cfg["seed"],
-            _weights=weights,
+            weights=weights,
         )
     except ValueError as e:
         raise io.ModelFileError(f"the model in this file is not valid: {e}") from None
@@ -388,6 +414,7 @@ def load(
     Parameters
     ----------
     path : str or PathLike
+        A model file (``.npz`` or ``.safetensors``) or a checkpoint.
     backend : str, Backend or None
         Where the loaded network runs (None: ``$BPGPU_BACKEND`` or auto).
     max_bytes : int
@@ -396,6 +423,11 @@ def load(
         The activations and cost of your own that the model was built with, by their
         names (a file names them and cannot hold code): ``custom={"swish": swish}``.
 
+    Returns
+    -------
+    MLP
+        The saved network, its weights, input scaling and classes, on ``backend``.
+
     Raises
     ------
     ModelFileError
@@ -403,6 +435,15 @@ def load(
         ``custom`` does not give; nothing is allocated beyond the bound.
     TypeError
         An object in ``custom`` is not of the kind the file uses it as.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> import bpgpu
+    >>> path = os.path.join(tempfile.mkdtemp(), "m.npz")
+    >>> bpgpu.MLP([2, 3, 2], backend="numpy", seed=1).save(path)
+    >>> bpgpu.load(path, backend="numpy").sizes
+    [2, 3, 2]
     """
     path = file_path(path, "model file")
     if path.lower().endswith(safetensors_file.SUFFIX) or safetensors_file.looks_like(path):
