@@ -42,11 +42,37 @@ def threads_per_process(sharing: int) -> int | None:
 
 
 class BackendUnavailable(RuntimeError):
-    """The requested backend cannot run here; the message says how to fix it."""
+    """The requested backend cannot run here; the message says how to fix it.
+
+    Raised by :func:`bpgpu.get_backend` (and so by every ``backend=`` argument) for an
+    explicit name whose library is missing or has no working device; ``"auto"`` never
+    raises it (it falls back to NumPy).
+
+    Examples
+    --------
+    >>> import bpgpu
+    >>> try:
+    ...     bpgpu.MLP([2, 2], backend="torch:cuda:99")
+    ... except bpgpu.BackendUnavailable as e:
+    ...     print("refused:", "use backend=" in str(e))
+    refused: True
+    """
 
 
 class DeviceMemoryError(MemoryError):
-    """The device ran out of memory; the message has the bytes asked for and the fix."""
+    """The device ran out of memory; the message has the bytes asked for and the fix.
+
+    A :class:`MemoryError`, raised by training and scoring on every backend in the place
+    of the library's own error (CuPy's ``OutOfMemoryError``, torch's
+    ``OutOfMemoryError``, JAX's resource exhaustion), with the advice to lower the batch
+    size or stream the data. Nothing is changed when it is raised.
+
+    Examples
+    --------
+    >>> import bpgpu
+    >>> issubclass(bpgpu.DeviceMemoryError, MemoryError)
+    True
+    """
 
 
 def library(a: Any) -> str:

@@ -39,7 +39,25 @@ MAX_WIDTH = 1 << 24
 
 
 class ModelFileError(ValueError):
-    """A model or checkpoint file that bpgpu refuses to load; the message says why."""
+    """A model or checkpoint file that bpgpu refuses to load; the message says why.
+
+    A :class:`ValueError`, raised by :func:`bpgpu.load` (and ``fit(resume=...)``) for a
+    file that is not a bpgpu model, is truncated or altered, declares more than
+    ``max_bytes``, or names an activation of your own not given in ``custom=``.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> import bpgpu
+    >>> path = os.path.join(tempfile.mkdtemp(), "not-a-model.npz")
+    >>> with open(path, "wb") as f:
+    ...     _ = f.write(b"hello")
+    >>> try:
+    ...     bpgpu.load(path)
+    ... except bpgpu.ModelFileError as e:
+    ...     print("refused")
+    refused
+    """
 
 
 # ---- writing ---------------------------------------------------------------------------

@@ -68,9 +68,12 @@ def write_pages(app) -> None:
         "Every result file in `benchmarks/results/`, as the benchmark that measured it "
         "wrote it (GPU runs first). The date and machine are the file's own.",
         "",
-        "| result | measured |",
-        "|---|---|",
-        *(f"| [{title.replace('|', '/')}]({stem}.md) | {when} |" for _, stem, title, when in rows),
+        "| file | what it measured | when, where |",
+        "|---|---|---|",
+        *(
+            f"| [{stem}]({stem}.md) | {title.replace('|', '/')} | {when} |"
+            for _, stem, title, when in rows
+        ),
         "",
         "```{toctree}",
         ":hidden:",
