@@ -128,9 +128,7 @@ class Trainer(ProgramSpans):
         # step(Xb, Tb, where, loss, rows, weights) -> (E, Y): one optimizer step on a
         # batch, E its summed cost (None unless ``loss``) and Y its outputs; ``where =
         # (epoch, batch)`` in anomaly mode; ``weights`` each row's share of its batch's
-        self.shards = (
-            None if dist is None else sharded_update(net.model, run.opt, dist, detect_anomaly)
-        )
+        self.shards = sharded_update(net.model, run.opt, dist, detect_anomaly)
         self.step = self._local_step() if dist is None else self._ranks_step
         if self.shards is not None:  # each rank updates its slice of the weights
             self.step = self._sharded_step

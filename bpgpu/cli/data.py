@@ -28,15 +28,22 @@ FORMATS = ("auto", "digits", "mnist", "npz", "csv")
 TASKS = ("auto", "classification", "multilabel", "regression")
 
 
-def seed(text: str) -> int:
-    """An argparse type: a seed, an integer >= 0 (numpy.random's seeds)."""
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
-    if v < 0:
-        raise argparse.ArgumentTypeError(f"must be an integer >= 0, got {v}")
-    return v
+def whole_number(lo: int, what: str):
+    """An argparse type: an integer >= ``lo``, called ``what`` in its refusals."""
+
+    def parse(text: str) -> int:
+        try:
+            v = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+        if v < lo:
+            raise argparse.ArgumentTypeError(f"must be {what}, got {v}")
+        return v
+
+    return parse
+
+
+seed = whole_number(0, "an integer >= 0")  # numpy.random's seeds
 
 
 def fraction(text: str) -> float:

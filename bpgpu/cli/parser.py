@@ -21,7 +21,7 @@ from bpgpu.cli.commands import (
     cmd_predict,
     cmd_train,
 )
-from bpgpu.cli.data import TASKS, add_data_options, seed
+from bpgpu.cli.data import TASKS, add_data_options, seed, whole_number
 
 
 class Parser(argparse.ArgumentParser):
@@ -178,14 +178,7 @@ class Help(argparse.ArgumentDefaultsHelpFormatter):
         return super()._get_help_string(action)
 
 
-def positive_int(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {v}")
-    return v
+positive_int = whole_number(1, "a positive integer")
 
 
 def number(lo: float, open_lo: bool):
