@@ -26,7 +26,21 @@ PRELU_INIT = 0.25
 
 @dataclass(frozen=True)
 class Range:
-    """An interval of outputs; ``lo_closed``/``hi_closed`` say whether the ends are reached."""
+    """An interval of outputs, the seed's "output range" of an activation.
+
+    Parameters
+    ----------
+    lo, hi : float
+        The ends (``-math.inf``, ``math.inf`` for an unbounded side).
+    lo_closed, hi_closed : bool
+        Whether the end is reached (ReLU's 0 is; the logistic's 0 and 1 are not).
+
+    Examples
+    --------
+    >>> from bpgpu import activations
+    >>> print(activations.get("relu").output_range, activations.get("sigmoid").output_range)
+    [0, inf) (0, 1)
+    """
 
     lo: float
     hi: float
@@ -34,7 +48,26 @@ class Range:
     hi_closed: bool = False
 
     def within(self, other: Range) -> bool:
-        """True when every value of this range lies in ``other``."""
+        """Whether every value of this range lies in another.
+
+        Parameters
+        ----------
+        other : Range
+            The range that should hold this one (a cost's domain, for instance).
+
+        Returns
+        -------
+        bool
+            True when this range is a subset of ``other``.
+
+        Examples
+        --------
+        >>> from bpgpu.activations import Range
+        >>> Range(0.0, 1.0).within(Range(0.0, 1.0, lo_closed=True, hi_closed=True))
+        True
+        >>> Range(-1.0, 1.0).within(Range(0.0, 1.0))
+        False
+        """
         lo_ok = self.lo > other.lo or (
             self.lo == other.lo and (other.lo_closed or not self.lo_closed)
         )
@@ -91,6 +124,8 @@ class Activation:
     vjp_fn : callable ``(xp, X, Y, G, a) -> dX`` or None
         A cheaper ``f'(X) * G`` for piecewise activations (a select instead of building
         ``f'`` and multiplying); tested against ``df`` and central differences.
+    aliases : tuple of str
+        Other names :func:`get` accepts (``"logistic"`` for ``"sigmoid"``).
     c_f, c_vjp : str or None
         The same two functions as C expressions, for backends that compile fused
         element-wise kernels (CuPy): ``c_f`` of ``z`` (and ``a``), ``c_vjp`` of ``x``,
@@ -98,6 +133,31 @@ class Activation:
         written in. None: no fused kernel (softmax). ``tests/test_cuda_sources.py``
         compiles and runs them on the host against ``f`` and ``vjp``, NaN and inf
         included.
+
+    See Also
+    --------
+    get : An activation of the table by name.
+    table : Every activation's properties.
+
+    Examples
+    --------
+    An entry of the table, and one of the user's own, made from an entry by
+    :func:`dataclasses.replace` (its fast forms, written for the entry's functions, are
+    dropped, so every backend computes what ``f`` and ``df`` say):
+
+    >>> import dataclasses
+    >>> import numpy as np
+    >>> import bpgpu
+    >>> from bpgpu import activations
+    >>> relu = activations.get("relu")
+    >>> relu.f(np, np.array([[-1.0, 2.0]]), None)
+    array([[0., 2.]])
+    >>> square = dataclasses.replace(
+    ...     relu, name="square", f=lambda xp, X, a=None: X * X,
+    ...     df=lambda xp, X, Y, a=None: 2 * X, monotonic=False)
+    >>> net = bpgpu.MLP([2, 3, 1], hidden=square, output="identity", seed=0)
+    >>> net.forward(np.ones((1, 2))).shape
+    (1, 1)
     """
 
     name: str
@@ -136,7 +196,36 @@ class Activation:
         object.__setattr__(self, "builtin", _BUILTIN.get((*mine, self.vjp_fn, self.c_f)))
 
     def vjp(self, xp, X, Y, G, a=None):
-        """``dE/dX`` from ``G = dE/dY``: ``f'(X) * G`` for element-wise activations."""
+        """The error at the weighted input from the error at the output, eq. (8)'s ``f'``.
+
+        Parameters
+        ----------
+        xp : namespace
+            The Array API namespace of the arrays.
+        X : array
+            The weighted input ``(B, n)``.
+        Y : array
+            The output ``f(X)``, ``(B, n)``.
+        G : array
+            ``dE/dY``, ``(B, n)``.
+        a : array or None
+            The learnable parameter ``(n,)`` (PReLU's slope), else None.
+
+        Returns
+        -------
+        array
+            ``dE/dX``: ``f'(X) * G`` for an element-wise activation; for softmax the
+            Jacobian's transpose times ``G``.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from bpgpu import activations
+        >>> relu = activations.get("relu")
+        >>> X = np.array([[-1.0, 2.0]])
+        >>> relu.vjp(np, X, relu.f(np, X, None), np.array([[5.0, 5.0]]))
+        array([[0., 5.]])
+        """
         if self.vjp_fn is not None:
             return self.vjp_fn(xp, X, Y, G, a)
         if self.df is None:  # softmax: J^T G = Y * (G - sum(G * Y))
@@ -144,7 +233,22 @@ class Activation:
         return self.df(xp, X, Y, a) * G
 
     def properties(self) -> dict[str, Any]:
-        """The seed's properties as plain data."""
+        """The seed's properties as plain data.
+
+        Returns
+        -------
+        dict
+            ``nonlinear``, ``differentiable``, ``monotonic``, ``identity_near_zero``
+            (bool), ``output_range`` (str), ``learnable_parameter`` and
+            ``hidden_layer`` (bool: whether a hidden layer may use it).
+
+        Examples
+        --------
+        >>> from bpgpu import activations
+        >>> props = activations.get("tanh").properties()
+        >>> props["output_range"], props["identity_near_zero"]
+        ('(-1, 1)', True)
+        """
         return {
             "nonlinear": self.nonlinear,
             "differentiable": self.differentiable,
@@ -364,6 +468,7 @@ _TABLE = [
     ),
 ]
 
+#: Every activation of the seed's table (and softmax, leaky ReLU), by name.
 ACTIVATIONS: dict[str, Activation] = {a.name: a for a in _TABLE}
 _ALIASES = {alias: a.name for a in _TABLE for alias in a.aliases}
 for _a in _TABLE:
@@ -377,7 +482,30 @@ del _a, _key, _fast
 
 
 def get(name: str | Activation) -> Activation:
-    """The activation called ``name`` (or an alias such as ``"logistic"``)."""
+    """An activation of the table by its name or an alias.
+
+    Parameters
+    ----------
+    name : str or Activation
+        ``"relu"``, ``"sigmoid"`` (alias ``"logistic"``), ...; an :class:`Activation`
+        is returned as it is.
+
+    Returns
+    -------
+    Activation
+        The table's entry.
+
+    Raises
+    ------
+    ValueError
+        An unknown name; the message lists the known ones.
+
+    Examples
+    --------
+    >>> from bpgpu import activations
+    >>> activations.get("logistic").name
+    'sigmoid'
+    """
     if isinstance(name, Activation):
         return name
     key = _ALIASES.get(name, name)
@@ -389,5 +517,20 @@ def get(name: str | Activation) -> Activation:
 
 
 def table() -> dict[str, dict[str, Any]]:
-    """Every activation's properties, keyed by name: ``{"relu": {"monotonic": True, ...}}``."""
+    """Every activation's properties, the seed's table as data.
+
+    Returns
+    -------
+    dict
+        ``{name: properties}`` in table order, each as :meth:`Activation.properties`
+        gives it.
+
+    Examples
+    --------
+    >>> from bpgpu import activations
+    >>> list(activations.table())[:4]
+    ['identity', 'binary_step', 'sigmoid', 'tanh']
+    >>> activations.table()["softmax"]["hidden_layer"]
+    False
+    """
     return {a.name: a.properties() for a in _TABLE}

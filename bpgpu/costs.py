@@ -58,6 +58,26 @@ class Cost:
         more accurately than a few units of rounding of their root-sum-square (a
         confident prediction's cost is a small difference of two large logits). The
         consistency check measures errors against that size (:mod:`bpgpu.consistency`).
+
+    See Also
+    --------
+    get : A cost of the table by name.
+    compatible_pairs : The output activations each cost accepts.
+
+    Examples
+    --------
+    A cost of the user's own, given to a network by object (it has no shortcut, so the
+    output error is the general ``dE/dY * f'(X)`` of eq. (9)):
+
+    >>> import numpy as np
+    >>> import bpgpu
+    >>> from bpgpu.costs import Cost
+    >>> quartic = Cost("quartic", fn=lambda xp, Y, T: xp.sum((Y - T) ** 4, axis=1) / 4,
+    ...                dE_dY=lambda xp, Y, T: (Y - T) ** 3)
+    >>> net = bpgpu.MLP([2, 3, 1], output="identity", cost=quartic, dtype="float64", seed=0)
+    >>> X, T = np.ones((4, 2)), np.zeros((4, 1))
+    >>> bool(bpgpu.gradcheck(net, X, T) < 1e-6)
+    True
     """
 
     name: str
@@ -83,12 +103,58 @@ class Cost:
                 object.__setattr__(self, name, value)
 
     def shortcut_for(self, act: Activation) -> bool:
-        """Whether the output error is ``Y - T`` on ``act``'s outputs: ``act`` is the
-        activation the shortcut was derived for (its functions, whatever its name)."""
+        """Whether the output error is exactly ``Y - T`` on an activation's outputs.
+
+        Parameters
+        ----------
+        act : Activation
+            The output activation.
+
+        Returns
+        -------
+        bool
+            True when ``act`` is the activation the shortcut was derived for (its
+            functions, whatever its name): sigmoid for ``cross_entropy``, softmax for
+            ``categorical_cross_entropy``.
+
+        Examples
+        --------
+        >>> from bpgpu import activations, costs
+        >>> ce = costs.get("cross_entropy")
+        >>> ce.shortcut_for(activations.get("sigmoid")), ce.shortcut_for(activations.get("tanh"))
+        (True, False)
+        """
         return self.shortcut is not None and act.builtin == self.shortcut
 
     def magnitude(self, xp, act: Activation, X, Y, T):
-        """Per-sample ``(B,)`` root-sum-square of the terms :meth:`per_sample` sums."""
+        """The size of the terms a sample's cost adds up: the scale of its rounding.
+
+        Parameters
+        ----------
+        xp : namespace
+            The arrays' namespace.
+        act : Activation
+            The output activation.
+        X, Y : array
+            The output layer's weighted input and output, ``(B, n_L)``.
+        T : array
+            The targets, ``(B, n_L)``.
+
+        Returns
+        -------
+        array
+            ``(B,)``: the root-sum-square of the terms :meth:`per_sample` adds or
+            subtracts (its value where the cost does not say).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from bpgpu import activations, costs
+        >>> sig = activations.get("sigmoid")
+        >>> X, T = np.array([[0.0, 2.0]]), np.array([[1.0, 0.0]])
+        >>> costs.get("cross_entropy").magnitude(np, sig, X, sig.f(np, X, None), T)
+        array([2.23702387])
+        """
         logits = self.shortcut_for(act)
         fn = self.logit_terms if logits else self.terms
         if fn is None:  # a cost of the user's own that does not say: its value
@@ -100,7 +166,27 @@ class Cost:
         return xp.sqrt(total)
 
     def check_output(self, act: Activation) -> None:
-        """Raise ValueError when this cost cannot be used on ``act``'s outputs."""
+        """Refuse an output activation this cost is not defined for.
+
+        Parameters
+        ----------
+        act : Activation
+            The output activation.
+
+        Raises
+        ------
+        ValueError
+            The activation's range is not inside the cost's domain, or the pair is
+            refused for a reason (the message says which, and what to use).
+
+        Examples
+        --------
+        >>> from bpgpu import activations, costs
+        >>> costs.get("cross_entropy").check_output(activations.get("tanh"))
+        Traceback (most recent call last):
+        ...
+        ValueError: cost 'cross_entropy' is defined for outputs in (0, 1), but output='tanh' ranges over (-1, 1); use output='sigmoid' or cost='quadratic'
+        """
         if self.only_with and act.name not in self.only_with:
             raise ValueError(
                 f"cost {self.name!r} needs output={' or '.join(map(repr, self.only_with))}, "
@@ -118,16 +204,83 @@ class Cost:
                 raise ValueError(f"cost {self.name!r} with output={name!r}: {why}")
 
     def per_sample(self, xp, act: Activation, X, Y, T):
-        """Per-sample cost ``(B,)``, from the logits when the pair has a shortcut."""
+        """The cost of each sample, eq. (3) or (5).
+
+        Parameters
+        ----------
+        xp : namespace
+            The arrays' namespace.
+        act : Activation
+            The output activation.
+        X, Y : array
+            The output layer's weighted input and output, ``(B, n_L)``.
+        T : array
+            The targets, ``(B, n_L)``.
+
+        Returns
+        -------
+        array
+            ``(B,)``; from the weighted input ``X`` (log-sum-exp) when the pair has a
+            shortcut, so a saturated output stays finite.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from bpgpu import activations, costs
+        >>> ident = activations.get("identity")
+        >>> Y, T = np.array([[0.0, 2.0]]), np.array([[1.0, 0.0]])
+        >>> costs.get("quadratic").per_sample(np, ident, Y, Y, T)
+        array([2.5])
+        """
         if self.shortcut_for(act):
             return self.from_logits(xp, X, T)
         return self.fn(xp, Y, T)
 
     def train_output(self, ops, act: Activation, X, T, a=None, loss: bool = True, scale=1.0):
-        """``(Y, E, D, G)`` of the output layer: ``Y = f(X)``, the batch's summed cost
-        (None unless ``loss``), ``scale * D^L`` (9) and, for a learnable output
-        activation, ``scale * dE/dY`` instead of ``D`` (the backward pass makes ``D``
-        from it), sharing work where a fused form exists (``ops.softmax_cce``)."""
+        """The output layer of a training step: output, cost and output error at once.
+
+        Parameters
+        ----------
+        ops : Ops
+            The backend's operations (``backend.ops``); the fused softmax with
+            categorical cross-entropy is one of them (``ops.softmax_cce``).
+        act : Activation
+            The output activation.
+        X : array
+            The output layer's weighted input, ``(B, n_L)``.
+        T : array
+            The targets, ``(B, n_L)``.
+        a : array or None
+            The output activation's learnable parameter, if it has one.
+        loss : bool
+            Whether to compute the cost (None in its place otherwise).
+        scale : float or array
+            A factor on the errors (the batch mean's ``1 / B``, a loss scale).
+
+        Returns
+        -------
+        Y : array
+            ``f(X)``.
+        E : array or None
+            The batch's summed cost.
+        D : array or None
+            ``scale * D^L``, eq. (9); None for a learnable output activation.
+        G : array or None
+            For a learnable output activation, ``scale * dE/dY`` (the backward pass
+            makes ``D`` from it); else None.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> import bpgpu
+        >>> from bpgpu import activations, costs
+        >>> ops = bpgpu.get_backend("numpy").ops
+        >>> X, T = np.array([[0.0, 2.0]]), np.array([[1.0, 0.0]])
+        >>> Y, E, D, G = costs.get("cross_entropy").train_output(
+        ...     ops, activations.get("sigmoid"), X, T)
+        >>> D, round(float(E), 6), G
+        (array([[-0.5       ,  0.88079708]]), 2.820075, None)
+        """
         if self.fused and self.shortcut_for(act):
             Y, E, D = ops.softmax_cce(X, T, scale, loss)
             return Y, E, D, None
@@ -141,7 +294,37 @@ class Cost:
         return Y, E, ops.scaled(D, scale), None
 
     def delta(self, xp, act: Activation, X, Y, T, a=None):
-        """Output error ``D^L = dE/dX^L`` per sample, eq. (9)."""
+        """The output error ``D^L = dE/dX^L`` of each sample, eq. (9).
+
+        Parameters
+        ----------
+        xp : namespace
+            The arrays' namespace.
+        act : Activation
+            The output activation.
+        X, Y : array
+            The output layer's weighted input and output, ``(B, n_L)``.
+        T : array
+            The targets, ``(B, n_L)``.
+        a : array or None
+            The output activation's learnable parameter, if it has one.
+
+        Returns
+        -------
+        array
+            ``(B, n_L)``: ``Y - T`` where the pair has the shortcut, else
+            ``dE/dY * f'(X)``.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from bpgpu import activations, costs
+        >>> sig = activations.get("sigmoid")
+        >>> X, T = np.array([[0.0, 2.0]]), np.array([[1.0, 0.0]])
+        >>> Y = sig.f(np, X, None)
+        >>> bool(np.allclose(costs.get("cross_entropy").delta(np, sig, X, Y, T), Y - T))
+        True
+        """
         if self.shortcut_for(act):
             return Y - T
         return act.vjp(xp, X, Y, self.dE_dY(xp, Y, T), a)
@@ -194,6 +377,7 @@ _TABLE = [
     ),
 ]
 
+#: The seed's costs (and categorical cross-entropy), by name.
 COSTS: dict[str, Cost] = {c.name: c for c in _TABLE}
 for _c in _TABLE:
     if _c.from_logits is not None:
@@ -202,7 +386,19 @@ del _c
 
 
 def compatible_pairs() -> list[tuple[str, str]]:
-    """Every allowed ``(output activation, cost)`` pair, in table order."""
+    """Every allowed pair of output activation and cost.
+
+    Returns
+    -------
+    list of tuple of str
+        ``(activation, cost)`` names, in the tables' order.
+
+    Examples
+    --------
+    >>> from bpgpu import costs
+    >>> [a for a, c in costs.compatible_pairs() if c == "cross_entropy"]
+    ['sigmoid']
+    """
     from bpgpu.activations import ACTIVATIONS
 
     pairs = []
@@ -217,7 +413,30 @@ def compatible_pairs() -> list[tuple[str, str]]:
 
 
 def get(name: str | Cost) -> Cost:
-    """The cost called ``name``."""
+    """A cost of the table by name.
+
+    Parameters
+    ----------
+    name : str or Cost
+        ``"quadratic"``, ``"cross_entropy"`` or ``"categorical_cross_entropy"``; a
+        :class:`Cost` is returned as it is.
+
+    Returns
+    -------
+    Cost
+        The table's entry.
+
+    Raises
+    ------
+    ValueError
+        An unknown name; the message lists the known ones.
+
+    Examples
+    --------
+    >>> from bpgpu import costs
+    >>> costs.get("quadratic").name
+    'quadratic'
+    """
     if isinstance(name, Cost):
         return name
     if name not in COSTS:

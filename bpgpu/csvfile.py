@@ -385,9 +385,27 @@ def read_labelled(
 
 
 def encode_labels(y: Sequence) -> tuple[np.ndarray, np.ndarray]:
-    """``(codes, classes)``: class indices 0..K-1 and the sorted distinct labels they
-    stand for (``classes[codes] == y``), for labels that are text or not 0..K-1
-    (:func:`bpgpu.targets.classes_of` and :func:`bpgpu.targets.encode`)."""
+    """Class indices 0..K-1 for labels of any kind (text, or numbers not 0..K-1).
+
+    Parameters
+    ----------
+    y : sequence
+        The labels, one per sample.
+
+    Returns
+    -------
+    codes : numpy.ndarray
+        The index of each label in ``classes``, int64 ``(N,)``.
+    classes : numpy.ndarray
+        The distinct labels, sorted: ``classes[codes]`` gives ``y`` back.
+
+    Examples
+    --------
+    >>> from bpgpu import datasets
+    >>> codes, classes = datasets.encode_labels(["dog", "cat", "dog"])
+    >>> codes, classes.tolist()
+    (array([1, 0, 1]), ['cat', 'dog'])
+    """
     classes = targets.classes_of(y)
     return targets.encode(y, classes, "the labels"), classes
 

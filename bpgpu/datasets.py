@@ -36,7 +36,22 @@ __all__ = [
 
 
 def load_digits() -> tuple[np.ndarray, np.ndarray]:
-    """The 8x8 digits: ``X`` float64 ``(1797, 64)`` with values 0..16, ``y`` int64 ``(1797,)``."""
+    """The 8x8 handwritten digits shipped with bpgpu (no download).
+
+    Returns
+    -------
+    X : numpy.ndarray
+        The images, float64 ``(1797, 64)``: one per row, pixel values 0..16.
+    y : numpy.ndarray
+        The digit each image shows, 0..9, int64 ``(1797,)``.
+
+    Examples
+    --------
+    >>> from bpgpu import datasets
+    >>> X, y = datasets.load_digits()
+    >>> X.shape, y.shape, float(X.max()), sorted(set(y.tolist()))[:3]
+    ((1797, 64), (1797,), 16.0, [0, 1, 2])
+    """
     with resources.files("bpgpu").joinpath("data/digits.npz").open("rb") as f:
         with np.load(f, allow_pickle=False) as d:
             return d["X"].astype(np.float64), d["y"].astype(np.int64)
@@ -110,11 +125,51 @@ def _find(folder: str, stem: str) -> str:
 
 
 def load_mnist(folder: str | os.PathLike, kind: str = "train") -> tuple[np.ndarray, np.ndarray]:
-    """MNIST (or Fashion-MNIST) from the standard IDX files in ``folder``.
+    """MNIST (or Fashion-MNIST) from the standard IDX files in a folder.
 
-    ``kind`` is ``"train"`` (``train-images-idx3-ubyte[.gz]``, ``train-labels-idx1-ubyte``)
-    or ``"test"`` (``t10k-...``). Returns ``X`` float64 ``(N, rows * cols)`` with pixel
-    values 0..255 and ``y`` int64 ``(N,)``.
+    Parameters
+    ----------
+    folder : str or path-like
+        The folder holding the four IDX files, gzipped or not, under their usual names
+        (``train-images-idx3-ubyte[.gz]`` or ``train-images.idx3-ubyte``, ...).
+    kind : {"train", "test"}
+        The training files (``train-...``) or the test files (``t10k-...``).
+
+    Returns
+    -------
+    X : numpy.ndarray
+        The images, float64 ``(N, rows * cols)``, pixel values 0..255 (not scaled).
+    y : numpy.ndarray
+        The labels, int64 ``(N,)``.
+
+    Raises
+    ------
+    FileNotFoundError
+        A file is missing (the message names it).
+    ValueError
+        A file is not IDX, is truncated, or images and labels do not match.
+
+    Examples
+    --------
+    Two 2x2 images written as IDX files (an IDX header is two zero bytes, the type
+    code 8 for unsigned bytes, the number of dimensions, then each size in 4 bytes):
+
+    >>> import os, tempfile
+    >>> import numpy as np
+    >>> from bpgpu import datasets
+    >>> folder = tempfile.mkdtemp()
+    >>> def write_idx(name, a):
+    ...     head = bytes([0, 0, 8, a.ndim]) + b"".join(n.to_bytes(4, "big") for n in a.shape)
+    ...     with open(os.path.join(folder, name), "wb") as f:
+    ...         _ = f.write(head + a.astype(np.uint8).tobytes())
+    >>> write_idx("train-images-idx3-ubyte", np.arange(8).reshape(2, 2, 2))
+    >>> write_idx("train-labels-idx1-ubyte", np.array([3, 7]))
+    >>> X, y = datasets.load_mnist(folder)
+    >>> X
+    array([[0., 1., 2., 3.],
+           [4., 5., 6., 7.]])
+    >>> y
+    array([3, 7])
     """
     if kind not in ("train", "test"):
         raise ValueError(f"kind must be 'train' or 'test'; got {kind!r}")
@@ -128,7 +183,39 @@ def load_mnist(folder: str | os.PathLike, kind: str = "train") -> tuple[np.ndarr
 
 
 def load_npz(path: str | os.PathLike, x_key: str = "X", y_key: str = "y"):
-    """``(X, y)`` from an .npz file holding arrays ``x_key`` and ``y_key`` (no pickles)."""
+    """Inputs and labels from an .npz file (``numpy.savez``), never unpickling.
+
+    Parameters
+    ----------
+    path : str or path-like
+        The file.
+    x_key, y_key : str
+        The names of the inputs array and the labels array in the file.
+
+    Returns
+    -------
+    X : numpy.ndarray
+        The inputs, float64 ``(N, n_features)`` (more dimensions are flattened per row).
+    y : numpy.ndarray
+        The labels as stored (whole-number floats become int64).
+
+    Raises
+    ------
+    ValueError
+        Not an .npz file (a .npy is named as such), an array missing (the message lists
+        those there), features that are not numbers, or Python objects inside.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> import numpy as np
+    >>> from bpgpu import datasets
+    >>> path = os.path.join(tempfile.mkdtemp(), "data.npz")
+    >>> np.savez(path, X=np.ones((3, 2)), y=np.array([0.0, 1.0, 0.0]))
+    >>> X, y = datasets.load_npz(path)
+    >>> X.shape, y
+    ((3, 2), array([0, 1, 0]))
+    """
     path = file_path(path, "the .npz file")
     X, y = _npz_arrays(path, (x_key, y_key), "pass x_key= and y_key= (CLI: --x-key/--y-key)")
     return _features(X, path), _labels(y, path)
@@ -176,16 +263,55 @@ def load_csv(
     delimiter: str | None = None,
     return_header: bool = False,
 ):
-    """``(X, y)`` from a CSV file; one column holds the labels: ``label_column`` is its
-    name in the header line, or its number from 0 (negative from the end; default -1,
-    the last).
+    """Inputs and labels from a CSV file, one column holding the labels.
 
-    See :mod:`bpgpu.csvfile` for what is accepted: a header line, ``,``/``;``/tab or
-    spaces, quotes, decimal commas with ``;``, UTF-8 or UTF-16, gzip/bzip2/xz/zip
-    compression, text labels (returned as strings; see :func:`encode_labels`). Anything
-    else is refused naming its row and column.
-    With ``return_header``, ``(X, y, header)``: the column names of the header line
-    (the label column's among them), or None where the file has none.
+    Accepted: a header line or none, ``,`` ``;`` tab or spaces between fields, quotes,
+    decimal commas with ``;``, UTF-8 or UTF-16, gzip/bzip2/xz/zip compression, text
+    labels (returned as strings; :func:`encode_labels` turns them into indices).
+    Anything else (a missing value, a word among the numbers) is refused naming its row
+    and column.
+
+    Parameters
+    ----------
+    path : str or path-like
+        The file.
+    label_column : int or str
+        The labels' column: its name in the header line, or its number from 0
+        (negative from the end; the default -1 is the last).
+    delimiter : str or None
+        The field separator; None detects it.
+    return_header : bool
+        Also return the header's column names.
+
+    Returns
+    -------
+    X : numpy.ndarray
+        The inputs, float64 ``(N, n_columns - 1)``.
+    y : numpy.ndarray
+        The labels: int64 where they are whole numbers, strings where text, else float64.
+    header : list of str or None
+        Only with ``return_header``: the column names (the label column's among them),
+        or None where the file has no header line.
+
+    Raises
+    ------
+    ValueError
+        A cell that is not a number, rows of different lengths, an unknown label
+        column; the message names the row and column.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> from bpgpu import datasets
+    >>> path = os.path.join(tempfile.mkdtemp(), "iris.csv")
+    >>> with open(path, "w") as f:
+    ...     _ = f.write("length,width,species\\n5.1,3.5,setosa\\n6.3,2.9,virginica\\n")
+    >>> X, y, header = datasets.load_csv(path, label_column="species", return_header=True)
+    >>> X
+    array([[5.1, 3.5],
+           [6.3, 2.9]])
+    >>> y.tolist(), header
+    (['setosa', 'virginica'], ['length', 'width', 'species'])
     """
     X, y, header = read_labelled(path, label_column, delimiter)
     X, y = _features(X, path), _labels(y, path)
@@ -199,9 +325,28 @@ def read_csv(path: str | os.PathLike, delimiter: str | None = None) -> np.ndarra
 
 
 def format_of(path: str | os.PathLike) -> str | None:
-    """``"digits"``, ``"mnist"`` (a folder), ``"npz"`` or ``"csv"`` from a name, case
-    aside (``.csv``, ``.tsv`` and ``.txt`` files, also compressed: ``.csv.gz``); None
-    where the name does not say."""
+    """The data format a name stands for, as :func:`load` reads it.
+
+    Parameters
+    ----------
+    path : str or path-like
+        ``"digits"``, a folder (MNIST), or a file name; case aside, ``.npz``, and
+        ``.csv``, ``.tsv`` and ``.txt`` also compressed (``.csv.gz``).
+
+    Returns
+    -------
+    str or None
+        ``"digits"``, ``"mnist"``, ``"npz"`` or ``"csv"``; None where the name does
+        not say.
+
+    Examples
+    --------
+    >>> from bpgpu import datasets
+    >>> datasets.format_of("wine.CSV.gz"), datasets.format_of("digits")
+    ('csv', 'digits')
+    >>> print(datasets.format_of("model.bin"))
+    None
+    """
     if isinstance(path, str) and path == "digits":
         return "digits"
     if os.path.isdir(path):
@@ -210,7 +355,39 @@ def format_of(path: str | os.PathLike) -> str | None:
 
 
 def load(path: str, fmt: str = "auto", **kwargs) -> tuple[np.ndarray, np.ndarray]:
-    """``(X, y)`` from ``"digits"``, an MNIST folder, an .npz or a .csv file."""
+    """Inputs and labels from any source bpgpu reads, the format told by the name.
+
+    Parameters
+    ----------
+    path : str
+        ``"digits"`` (the data shipped with bpgpu), an MNIST folder, an .npz or a CSV
+        file.
+    fmt : {"auto", "digits", "mnist", "npz", "csv"}
+        The format; ``"auto"`` tells it from the name (:func:`format_of`).
+    **kwargs
+        Passed on to the format's loader: :func:`load_mnist` (``kind``),
+        :func:`load_npz` (``x_key``, ``y_key``), :func:`load_csv` (``label_column``,
+        ``delimiter``).
+
+    Returns
+    -------
+    X : numpy.ndarray
+        The inputs, float64 ``(N, n_features)``.
+    y : numpy.ndarray
+        The labels (or regression targets).
+
+    Raises
+    ------
+    ValueError
+        The format cannot be told from the name, or is not one of the four.
+
+    Examples
+    --------
+    >>> from bpgpu import datasets
+    >>> X, y = datasets.load("digits")
+    >>> X.shape
+    (1797, 64)
+    """
     if fmt == "auto":
         fmt = format_of(path)
         if fmt is None:
@@ -256,7 +433,25 @@ def _labels(y, path) -> np.ndarray:
 
 @dataclass
 class Split:
-    """Train, validation and test parts of one data set."""
+    """Train, validation and test parts of one data set, as :func:`split` makes them.
+
+    Parameters
+    ----------
+    X_train, y_train : numpy.ndarray
+        The training rows and their labels.
+    X_val, y_val : numpy.ndarray
+        The validation rows (none where ``val=0``).
+    X_test, y_test : numpy.ndarray
+        The test rows (none where ``test=0``).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from bpgpu import datasets
+    >>> parts = datasets.split(np.zeros((10, 2)), np.arange(10), val=0.2, test=0.3)
+    >>> parts.X_train.shape, parts.X_val.shape, parts.X_test.shape
+    ((5, 2), (2, 2), (3, 2))
+    """
 
     X_train: np.ndarray
     y_train: np.ndarray
@@ -267,7 +462,40 @@ class Split:
 
 
 def split(X, y, val: float = 0.1, test: float = 0.2, seed: int = 0) -> Split:
-    """A deterministic shuffled split (the same ``seed`` gives the same parts)."""
+    """A deterministic shuffled split into training, validation and test parts.
+
+    Parameters
+    ----------
+    X : array_like
+        The inputs, one sample per row.
+    y : array_like
+        The labels, one per row of ``X``.
+    val, test : float
+        The fractions of the rows for validation and for test (each >= 0, their sum
+        below 1), rounded to whole rows; training gets the rest.
+    seed : int
+        Seed of the shuffle: the same seed gives the same parts.
+
+    Returns
+    -------
+    Split
+        The six arrays.
+
+    Raises
+    ------
+    ValueError
+        Fractions out of range, or ``X`` and ``y`` of different lengths.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from bpgpu import datasets
+    >>> X, y = np.arange(20.0).reshape(10, 2), np.arange(10)
+    >>> a = datasets.split(X, y, val=0.1, test=0.2, seed=3)
+    >>> b = datasets.split(X, y, val=0.1, test=0.2, seed=3)
+    >>> len(a.y_train), len(a.y_val), len(a.y_test), bool((a.y_test == b.y_test).all())
+    (7, 1, 2, True)
+    """
     if not (0 <= val < 1 and 0 <= test < 1 and val + test < 1):
         raise ValueError(f"val and test fractions must be >= 0 and sum below 1; got {val}, {test}")
     X, y = np.asarray(X), np.asarray(y)
@@ -280,10 +508,35 @@ def split(X, y, val: float = 0.1, test: float = 0.2, seed: int = 0) -> Split:
 
 
 def standardize(X_train) -> tuple[np.ndarray, np.ndarray]:
-    """``(mean, scale)`` per feature from the training data; constant features get scale 1.
+    """The mean and scale of each feature of the training data.
 
-    Give them to :meth:`MLP.set_input_scaling` so the model standardises its inputs (and
-    keeps doing so after save/load).
+    Give them to :meth:`bpgpu.MLP.set_input_scaling`, so the model standardises its
+    inputs itself (and keeps doing so after save and load).
+
+    Parameters
+    ----------
+    X_train : array_like
+        The training inputs, ``(N, n_features)``; NaN and inf are refused.
+
+    Returns
+    -------
+    mean : numpy.ndarray
+        The means, float64 ``(n_features,)``.
+    scale : numpy.ndarray
+        The standard deviations, float64 ``(n_features,)``; 1 for a constant feature.
+
+    Raises
+    ------
+    ValueError
+        ``X_train`` holds NaN or inf.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from bpgpu import datasets
+    >>> mean, scale = datasets.standardize(np.array([[1.0, 5.0], [3.0, 5.0]]))
+    >>> mean, scale
+    (array([2., 5.]), array([1., 1.]))
     """
     X = np.asarray(X_train, dtype=np.float64)
     check_finite(X, "X_train")
@@ -292,7 +545,30 @@ def standardize(X_train) -> tuple[np.ndarray, np.ndarray]:
 
 
 def check_finite(X, what: str = "X") -> None:
-    """Refuse NaN or inf, naming the first place (row and column from 1)."""
+    """Refuse an array holding NaN or inf, naming the first place.
+
+    Parameters
+    ----------
+    X : array_like
+        The array to check (non-float arrays always pass).
+    what : str
+        Its name in the message.
+
+    Raises
+    ------
+    ValueError
+        ``X`` holds NaN or inf; the message gives the first one's row and column,
+        counted from 1.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from bpgpu import datasets
+    >>> datasets.check_finite(np.array([[1.0, 2.0], [3.0, np.nan]]), "X_train")
+    Traceback (most recent call last):
+    ...
+    ValueError: X_train contains NaN or inf (first at row 2, column 2); clean or impute the data first
+    """
     X = np.asarray(X)
     if X.dtype.kind == "f" and X.size and not np.isfinite(X).all():
         where = np.argwhere(~np.isfinite(X))[0]
