@@ -185,7 +185,7 @@ class Cost:
         >>> costs.get("cross_entropy").check_output(activations.get("tanh"))
         Traceback (most recent call last):
         ...
-        ValueError: cost 'cross_entropy' is defined for outputs in (0, 1), but output='tanh' ranges over (-1, 1); use output='sigmoid' or cost='quadratic'
+        ValueError: cost 'cross_entropy' is defined for outputs in (0, 1), but output='tanh' ...
         """
         if self.only_with and act.name not in self.only_with:
             raise ValueError(

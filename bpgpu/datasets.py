@@ -567,7 +567,7 @@ def check_finite(X, what: str = "X") -> None:
     >>> datasets.check_finite(np.array([[1.0, 2.0], [3.0, np.nan]]), "X_train")
     Traceback (most recent call last):
     ...
-    ValueError: X_train contains NaN or inf (first at row 2, column 2); clean or impute the data first
+    ValueError: X_train contains NaN or inf (first at row 2, column 2); clean or impute ...
     """
     X = np.asarray(X)
     if X.dtype.kind == "f" and X.size and not np.isfinite(X).all():
