@@ -102,7 +102,30 @@ class Schedule:
 
     Subclasses are frozen dataclasses whose fields are the hyper-parameters; they
     implement :meth:`rate` once, on the operations ``f`` offers (Python numbers or
-    arrays), so the eager and the compiled paths share one formula.
+    arrays), so the eager and the compiled paths share one formula. ``schedule(count)``
+    gives a Python float for a Python (or NumPy) integer, a 0-d float64 array for an
+    integer array. A schedule times (or divided by) a number is :class:`Scaled`.
+
+    Examples
+    --------
+    A schedule of one's own: a field per hyper-parameter, a ``name``, and the formula
+    once in :meth:`rate`; it works eagerly, in JAX's compiled programs and in a
+    checkpoint (once added to :data:`SCHEDULES`, which :func:`from_config` reads):
+
+    >>> from dataclasses import dataclass
+    >>> from typing import ClassVar
+    >>> from bpgpu import schedules
+    >>> @dataclass(frozen=True)
+    ... class InverseTime(schedules.Schedule):
+    ...     init_value: float
+    ...     name: ClassVar[str] = "inverse_time"
+    ...     def rate(self, f, count):
+    ...         return self.init_value / (1.0 + f.num(count))
+    >>> lr = InverseTime(0.1)
+    >>> lr(0), lr(1), (lr * 0.5)(1)
+    (0.1, 0.05, 0.025)
+    >>> lr.config()
+    {'name': 'inverse_time', 'init_value': 0.1}
     """
 
     name: ClassVar[str] = "schedule"
@@ -117,11 +140,46 @@ class Schedule:
         return self.rate(_Arrays(count), count)
 
     def rate(self, f, count):
-        """The formula, on the operations ``f`` (:class:`_Host` or :class:`_Arrays`)."""
+        """The schedule's formula, written once for numbers and arrays.
+
+        Parameters
+        ----------
+        f : object
+            The operations the formula may use, on Python numbers (the eager path)
+            or on arrays (a compiled program's traced step count): ``f.num(count)``
+            (the count as a float), ``f.cos``, ``f.floor``, ``f.lower(x, lo)``,
+            ``f.upper(x, hi)``, ``f.select(cond, a, b)``.
+        count : int or array
+            The number of updates already applied.
+
+        Returns
+        -------
+        float or array
+            The rate.
+
+        Examples
+        --------
+        >>> from bpgpu import schedules
+        >>> schedules.step_decay(0.1, step_size=10, factor=0.5)(25)  # calls rate
+        0.025
+        """
         raise NotImplementedError
 
     def config(self) -> dict[str, Any]:
-        """``{"name": ..., hyper-parameter: value, ...}``: JSON, rebuilt by :func:`from_config`."""
+        """The schedule as JSON data, from which :func:`from_config` builds it again.
+
+        Returns
+        -------
+        dict
+            ``{"name": ..., hyper-parameter: value, ...}``.
+
+        Examples
+        --------
+        >>> from bpgpu import schedules
+        >>> schedules.cosine_decay(0.1, decay_steps=100).config()
+        {'name': 'cosine_decay', 'init_value': 0.1, 'decay_steps': 100, 'alpha': 0.0,
+         'exponent': 1.0}
+        """
         fields = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
         return {"name": self.name, **fields}
 
@@ -201,7 +259,9 @@ class StepDecay(Schedule):
 
 @dataclass(frozen=True)
 class ExponentialDecay(Schedule):
-    """optax's ``exponential_decay``: ``init_value * decay_rate ** p``, where
+    """Exponential decay, optax's ``exponential_decay``.
+
+    The rate is ``init_value * decay_rate ** p``, where
     ``p = (count - transition_begin) / transition_steps`` (``floor``-ed with
     ``staircase``) and the rate stays ``init_value`` until ``transition_begin``;
     ``end_value`` bounds it (from below when it decays, from above when it grows).
@@ -275,7 +335,9 @@ def _half_cosine(f, done, exponent: float):
 
 @dataclass(frozen=True)
 class CosineDecay(Schedule):
-    """optax's ``cosine_decay_schedule``: over ``decay_steps`` updates the rate falls
+    """Cosine decay, optax's ``cosine_decay_schedule``.
+
+    Over ``decay_steps`` updates the rate falls
     from ``init_value`` to ``alpha * init_value`` along a half cosine (raised to
     ``exponent``), and stays there: ``init_value * ((1 - alpha) * c ** exponent +
     alpha)`` with ``c = (1 + cos(pi * min(count, decay_steps) / decay_steps)) / 2``.
@@ -319,7 +381,9 @@ class CosineDecay(Schedule):
 
 @dataclass(frozen=True)
 class WarmupCosineDecay(Schedule):
-    """optax's ``warmup_cosine_decay_schedule``: the rate rises linearly from
+    """Linear warmup then cosine decay, optax's ``warmup_cosine_decay_schedule``.
+
+    The rate rises linearly from
     ``init_value`` to ``peak_value`` over ``warmup_steps`` updates, then falls along a
     half cosine (raised to ``exponent``) to ``end_value`` at update ``decay_steps``,
     and stays there. ``decay_steps`` counts the warmup too, as optax's does.
@@ -426,6 +490,7 @@ exponential_decay = ExponentialDecay
 cosine_decay = CosineDecay
 warmup_cosine_decay = WarmupCosineDecay
 
+#: The schedule classes by the name their ``config()`` records.
 SCHEDULES: dict[str, type[Schedule]] = {
     c.name: c
     for c in (Constant, StepDecay, ExponentialDecay, CosineDecay, WarmupCosineDecay, Scaled)
@@ -433,7 +498,31 @@ SCHEDULES: dict[str, type[Schedule]] = {
 
 
 def from_config(config: dict[str, Any]) -> Schedule:
-    """The schedule a :meth:`Schedule.config` dict records."""
+    """The schedule a :meth:`Schedule.config` dict records.
+
+    Parameters
+    ----------
+    config : dict
+        ``{"name": ..., hyper-parameter: value, ...}``, the name one of
+        :data:`SCHEDULES`.
+
+    Returns
+    -------
+    Schedule
+        A schedule equal to the one that wrote ``config``.
+
+    Raises
+    ------
+    ValueError
+        An unknown name, or hyper-parameters the schedule does not take.
+
+    Examples
+    --------
+    >>> from bpgpu import schedules
+    >>> schedules.from_config({"name": "step_decay", "init_value": 0.1, "step_size": 5,
+    ...                        "factor": 0.5})
+    StepDecay(init_value=0.1, step_size=5, factor=0.5)
+    """
     if not isinstance(config, dict) or config.get("name") not in SCHEDULES:
         raise ValueError(
             f"a schedule's config names one of {', '.join(SCHEDULES)}, as "
