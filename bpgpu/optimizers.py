@@ -47,8 +47,30 @@ def _check(name: str, value: Any, lo: float, hi: float = math.inf, lo_open=True)
 
 
 def learning_rate(lr: Any) -> Any:
-    """``lr`` as an optimizer holds it: a float > 0, a schedule (a config dict, as a
-    checkpoint records one, is built again), or a callable ``count -> rate``."""
+    """A learning rate checked and put in the form an optimizer holds.
+
+    Parameters
+    ----------
+    lr : float, Schedule, dict or callable
+        A number > 0, a schedule of :mod:`bpgpu.schedules`, a schedule's config dict
+        (as a checkpoint records it), or any callable ``count -> rate``.
+
+    Returns
+    -------
+    float or callable
+        The number as a float, or the schedule (built from its dict), or the callable.
+
+    Raises
+    ------
+    ValueError
+        A number <= 0, not finite, or an array.
+
+    Examples
+    --------
+    >>> from bpgpu import optimizers
+    >>> optimizers.learning_rate(0.1), optimizers.learning_rate({"name": "constant", "value": 0.2})
+    (0.1, Constant(value=0.2))
+    """
     if isinstance(lr, dict):
         return schedules.from_config(lr)
     if callable(lr):
@@ -67,8 +89,11 @@ def lr_text(lr: Any) -> str:
 
 
 class Optimizer:
-    """Base class: the ``init``/``update`` template. Subclasses set ``name``, ``slots``
-    (state arrays per parameter) and implement :meth:`rule`.
+    """Base class of the optimizers: the ``init``/``update`` template.
+
+    Subclasses set ``name``, ``slots`` (the state arrays kept per parameter) and
+    implement :meth:`rule`; :meth:`update` applies weight decay and the step's learning
+    rate around it, so nothing a subclass writes can skip them.
 
     Parameters
     ----------
@@ -81,6 +106,24 @@ class Optimizer:
     weight_decay : float
         L2 coefficient on weight matrices (>= 0), applied per step: the gradient gets
         ``weight_decay * W`` added.
+
+    Examples
+    --------
+    An optimizer of one's own (sign descent): a name, its slots, and the rule. A fit
+    runs it through the template, so its weight decay and a schedule's rate apply:
+
+    >>> import numpy as np
+    >>> import bpgpu
+    >>> from bpgpu.optimizers import Optimizer
+    >>> class SignSGD(Optimizer):
+    ...     name = "sign_sgd"
+    ...     def rule(self, grads, slots, t):
+    ...         return [-self.lr * ((g > 0) * 1.0 - (g < 0) * 1.0) for g in grads], slots
+    >>> net = bpgpu.MLP([4, 8, 2], seed=0)
+    >>> X, y = np.random.default_rng(0).normal(size=(32, 4)), np.arange(32) % 2
+    >>> hist = net.fit(X, y, epochs=2, optimizer=SignSGD(lr=0.01), verbose=False)
+    >>> len(hist.history["loss"])
+    2
     """
 
     name = "base"
@@ -93,23 +136,76 @@ class Optimizer:
         self.weight_decay = _check("weight_decay", weight_decay, 0.0, lo_open=False)
 
     def config(self) -> dict[str, Any]:
-        """Name and hyper-parameters, enough to rebuild the optimizer (a schedule as its
-        ``config()`` dict; a plain function as itself, which a file cannot hold)."""
+        """The optimizer's name and hyper-parameters, enough to build it again.
+
+        Returns
+        -------
+        dict
+            ``{"name": ..., "lr": ..., "weight_decay": ..., ...}``: a schedule as its
+            ``config()`` dict, a plain function as itself (which a file cannot hold:
+            :meth:`saveable`). :func:`get` builds the optimizer from it.
+
+        Examples
+        --------
+        >>> from bpgpu import optimizers
+        >>> optimizers.Momentum(lr=0.05).config()
+        {'name': 'momentum', 'lr': 0.05, 'weight_decay': 0.0, 'momentum': 0.9}
+        """
         lr = self.lr.config() if isinstance(self.lr, schedules.Schedule) else self.lr
         return {"name": self.name, "lr": lr, "weight_decay": self.weight_decay}
 
     def saveable(self) -> bool:
-        """Whether :meth:`config` can be written to a file (a number or a schedule of
-        :mod:`bpgpu.schedules`, not a plain function)."""
+        """Whether :meth:`config` can be written to a file (a checkpoint).
+
+        Returns
+        -------
+        bool
+            True for a number or a schedule of :mod:`bpgpu.schedules` as ``lr``; False
+            for a plain function.
+
+        Examples
+        --------
+        >>> from bpgpu import optimizers, schedules
+        >>> optimizers.SGD(lr=schedules.constant(0.1)).saveable()
+        True
+        >>> optimizers.SGD(lr=lambda count: 0.1).saveable()
+        False
+        """
         return not callable(self.lr) or isinstance(self.lr, schedules.Schedule)
 
     def at(self, count: Any, dtype: Any = None) -> Optimizer:
-        """This optimizer for the update after ``count`` updates: itself when ``lr`` is
-        a number; else a shallow copy whose ``lr`` is the schedule's rate (a Python
-        float for an integer ``count``; for an array, a traced step count, a 0-d array
-        cast to ``dtype``, the weights' dtype, so float32 weights stay float32). With a
-        schedule the rule runs on that copy: what a subclass keeps from step to step
-        belongs in its ``slots``, not on the object."""
+        """This optimizer as it is for the update after ``count`` updates.
+
+        With a schedule the rule runs on the copy this returns: what a subclass keeps
+        from step to step belongs in its ``slots``, not on the object.
+
+        Parameters
+        ----------
+        count : int or array
+            The number of updates already applied (an integer array: a compiled
+            program's traced step count).
+        dtype : dtype or None
+            For an array ``count``, the type of the rate (the weights' dtype, so
+            float32 weights stay float32).
+
+        Returns
+        -------
+        Optimizer
+            Itself when ``lr`` is a number; else a shallow copy whose ``lr`` is the
+            schedule's rate at ``count`` (a Python float for an integer ``count``).
+
+        Raises
+        ------
+        ValueError
+            The schedule gave a rate that is negative or not finite.
+
+        Examples
+        --------
+        >>> from bpgpu import optimizers, schedules
+        >>> opt = optimizers.SGD(lr=schedules.step_decay(0.1, step_size=10, factor=0.5))
+        >>> opt.at(9).lr, opt.at(10).lr
+        (0.1, 0.05)
+        """
         if not callable(self.lr):
             return self
         rate = self.lr(count)
@@ -127,16 +223,64 @@ class Optimizer:
         return now
 
     def init(self, params: list) -> dict[str, Any]:
-        """Fresh state for ``params``: step count 0 and zeroed slots, on their device."""
+        """The optimizer's state before the first step.
+
+        Parameters
+        ----------
+        params : list of array
+            The parameters, in :meth:`bpgpu.MLP.get_weights` order.
+
+        Returns
+        -------
+        dict
+            ``{"t": 0, slot: [zeros like each parameter], ...}``, on the parameters'
+            device.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from bpgpu import optimizers
+        >>> state = optimizers.Adam().init([np.ones((2, 3)), np.ones(2)])
+        >>> sorted(state), state["m"][0].shape
+        (['m', 't', 'v'], (2, 3))
+        """
         state: dict[str, Any] = {"t": 0}
         for s in self.slots:
             state[s] = [array_api_compat.array_namespace(p).zeros_like(p) for p in params]
         return state
 
     def update(self, grads: list, state: dict, params: list) -> tuple[list, dict]:
-        """``(updates, new state)`` for one step; ``params + updates`` are the new
-        parameters. Weight decay is a step of its own, before the rule; the rule runs
-        with this step's learning rate (:meth:`at`)."""
+        """One step: the updates to add to the parameters, and the new state.
+
+        Weight decay is a step of its own, before the rule; the rule runs with this
+        step's learning rate (:meth:`at`). Nothing is written in place.
+
+        Parameters
+        ----------
+        grads : list of array
+            The gradients, one per parameter.
+        state : dict
+            The state :meth:`init` or the previous update returned.
+        params : list of array
+            The parameters (weight decay reads them).
+
+        Returns
+        -------
+        updates : list of array
+            ``params + updates`` are the new parameters.
+        state : dict
+            The new state, its step count one more.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from bpgpu import optimizers
+        >>> opt = optimizers.Momentum(lr=0.1, momentum=0.9)
+        >>> params, grads = [np.ones(2)], [np.full(2, 0.5)]
+        >>> updates, state = opt.update(grads, opt.init(params), params)
+        >>> updates, state["t"]
+        ([array([-0.05, -0.05])], 1)
+        """
         now = self.at(state["t"], grads[0].dtype if grads else None)
         t = state["t"] + 1
         grads = now.add_weight_decay(grads, params)
@@ -144,23 +288,103 @@ class Optimizer:
         return updates, {"t": t, **slots}
 
     def add_weight_decay(self, grads: list, params: list) -> list:
-        """L2: ``g + wd * W`` for the weight matrices (the 2-D parameters)."""
+        """The gradients with L2 weight decay added to the weight matrices.
+
+        Parameters
+        ----------
+        grads : list of array
+            The gradients.
+        params : list of array
+            The parameters; only the 2-D ones (weight matrices) are decayed, not
+            biases or PReLU slopes.
+
+        Returns
+        -------
+        list of array
+            ``g + weight_decay * W`` for each weight matrix, the others unchanged.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from bpgpu import optimizers
+        >>> opt = optimizers.SGD(lr=0.1, weight_decay=0.1)
+        >>> opt.add_weight_decay([np.full((1, 2), 0.5), np.full(1, 0.5)],
+        ...                      [np.ones((1, 2)), np.ones(1)])
+        [array([[0.6, 0.6]]), array([0.5])]
+        """
         wd = self.weight_decay
         if not wd:
             return grads
         return [g + wd * p if p.ndim == 2 else g for g, p in zip(grads, params)]
 
     def rule(self, grads: list, slots: dict, t: int) -> tuple[list, dict]:
-        """The optimizer's rule for step ``t``: ``(updates, new slots)``, new arrays."""
+        """The optimizer's rule, what a subclass implements.
+
+        Parameters
+        ----------
+        grads : list of array
+            The gradients, weight decay already added.
+        slots : dict
+            The state arrays by slot name (``{"velocity": [...]}``), one per parameter.
+        t : int or array
+            The step number, 1 for the first.
+
+        Returns
+        -------
+        updates : list of array
+            New arrays; ``params + updates`` are the new parameters.
+        slots : dict
+            The new state arrays.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from bpgpu import optimizers
+        >>> optimizers.SGD(lr=0.1).rule([np.ones(2)], {}, 1)
+        ([array([-0.1, -0.1])], {})
+        """
         raise NotImplementedError
 
     def hyper(self, t: int) -> dict[str, float]:
-        """The hyper-parameters of step ``t``, by the names ``c_update`` uses."""
+        """The hyper-parameters of a step, by the names the fused kernel uses.
+
+        Parameters
+        ----------
+        t : int
+            The step number, 1 for the first.
+
+        Returns
+        -------
+        dict
+            :meth:`config`, with what a fused kernel (``c_update``) needs for step
+            ``t`` added (Adam: the bias-corrected step and ``1 / sqrt(1 - beta2**t)``).
+
+        Examples
+        --------
+        >>> from bpgpu import optimizers
+        >>> h = optimizers.Adam(lr=0.001).hyper(1)
+        >>> round(h["step"], 6), round(h["inv_sqrt_c2"], 4)
+        (0.01, 31.6228)
+        """
         return self.config()
 
     def fused_rule(self) -> str | None:
-        """The name under which a backend may run this optimizer as a fused kernel:
-        only an exact built-in class has one (a subclass may change ``update``)."""
+        """The name under which a backend may run this optimizer as one fused kernel.
+
+        Returns
+        -------
+        str or None
+            The built-in name for an exact built-in class; None for a subclass, which
+            may change ``update`` or ``rule`` (so it always runs as written).
+
+        Examples
+        --------
+        >>> from bpgpu import optimizers
+        >>> class Mine(optimizers.SGD):
+        ...     pass
+        >>> optimizers.SGD().fused_rule(), Mine().fused_rule()
+        ('sgd', None)
+        """
         return self.name if type(self) in _BUILTIN else None
 
     def __repr__(self) -> str:
@@ -170,7 +394,25 @@ class Optimizer:
 
 
 class SGD(Optimizer):
-    """Plain gradient descent, eq. (10)-(11): ``w <- w - lr g``."""
+    """Plain gradient descent, eq. (10)-(11): ``w <- w - lr g``.
+
+    Parameters
+    ----------
+    lr : float or schedule
+        The learning rate ``eta`` (default 0.1), or a schedule (:class:`Optimizer`).
+    weight_decay : float
+        L2 coefficient on the weight matrices (>= 0).
+
+    Examples
+    --------
+    >>> import bpgpu
+    >>> from bpgpu import optimizers
+    >>> net = bpgpu.MLP([64, 16, 10], seed=0)
+    >>> X, y = bpgpu.datasets.load_digits()
+    >>> hist = net.fit(X / 16, y, epochs=2, optimizer=optimizers.SGD(lr=0.5), verbose=False)
+    >>> hist.history["loss"][1] < hist.history["loss"][0]
+    True
+    """
 
     name = "sgd"
     c_update = (("lr",), "p -= lr * g")
@@ -180,7 +422,23 @@ class SGD(Optimizer):
 
 
 class Momentum(Optimizer):
-    """Heavy-ball momentum: ``v <- mu v + g``, ``w <- w - lr v``."""
+    """Heavy-ball momentum: ``v <- mu v + g``, ``w <- w - lr v`` (PyTorch's SGD).
+
+    Parameters
+    ----------
+    lr : float or schedule
+        The learning rate (default 0.1), or a schedule (:class:`Optimizer`).
+    momentum : float
+        ``mu``, in [0, 1].
+    weight_decay : float
+        L2 coefficient on the weight matrices (>= 0).
+
+    Examples
+    --------
+    >>> from bpgpu import optimizers
+    >>> optimizers.Momentum(lr=0.05, momentum=0.8)
+    Momentum(lr=0.05, weight_decay=0.0, momentum=0.8)
+    """
 
     name = "momentum"
     slots = ("velocity",)
@@ -199,7 +457,23 @@ class Momentum(Optimizer):
 
 
 class Nesterov(Momentum):
-    """Nesterov momentum: ``v <- mu v + g``, ``w <- w - lr (g + mu v)``."""
+    """Nesterov momentum: ``v <- mu v + g``, ``w <- w - lr (g + mu v)``.
+
+    Parameters
+    ----------
+    lr : float or schedule
+        The learning rate (default 0.1), or a schedule (:class:`Optimizer`).
+    momentum : float
+        ``mu``, in [0, 1].
+    weight_decay : float
+        L2 coefficient on the weight matrices (>= 0).
+
+    Examples
+    --------
+    >>> from bpgpu import optimizers
+    >>> optimizers.get("nesterov", lr=0.05)
+    Nesterov(lr=0.05, weight_decay=0.0, momentum=0.9)
+    """
 
     name = "nesterov"
     c_update = (
@@ -214,7 +488,26 @@ class Nesterov(Momentum):
 
 
 class Adam(Optimizer):
-    """Adam (Kingma & Ba) with bias correction; ``eps`` is added after the square root."""
+    """Adam (Kingma & Ba) with bias correction; ``eps`` is added after the square root.
+
+    Parameters
+    ----------
+    lr : float or schedule
+        The learning rate (default 0.001), or a schedule (:class:`Optimizer`).
+    beta1, beta2 : float
+        The decay rates of the first and second moment estimates, in [0, 1].
+    eps : float
+        Added to the root of the second moment (> 0).
+    weight_decay : float
+        L2 coefficient on the weight matrices (>= 0), added to the gradient (Adam's
+        L2, not AdamW's decoupled decay).
+
+    Examples
+    --------
+    >>> from bpgpu import optimizers, schedules
+    >>> optimizers.Adam(lr=schedules.cosine_decay(1e-3, decay_steps=10_000))
+    Adam(lr=CosineDecay(init_value=0.001, decay_steps=10000, alpha=0.0, exponent=1.0), ...)
+    """
 
     name = "adam"
     slots = ("m", "v")
@@ -264,12 +557,44 @@ def _sqrt(x):
     return math.sqrt(x) if isinstance(x, (int, float)) else x**0.5
 
 
+#: The built-in optimizer classes by name (``optimizer="adam"``).
 OPTIMIZERS: dict[str, type[Optimizer]] = {c.name: c for c in (SGD, Momentum, Nesterov, Adam)}
 _BUILTIN = frozenset(OPTIMIZERS.values())
 
 
 def get(spec: str | Optimizer | dict, **kwargs: Any) -> Optimizer:
-    """An optimizer from a name (with keyword hyper-parameters), a config dict or an object."""
+    """An optimizer from a name, a config dict or an object.
+
+    Parameters
+    ----------
+    spec : str, dict or Optimizer
+        A name of :data:`OPTIMIZERS`, a :meth:`Optimizer.config` dict, or an optimizer
+        (returned as it is).
+    **kwargs
+        Hyper-parameters for a name or a dict (``lr=0.01``); not with an object.
+
+    Returns
+    -------
+    Optimizer
+        The optimizer.
+
+    Raises
+    ------
+    ValueError
+        An unknown name (the message lists the known ones), a dict without a name, or
+        hyper-parameters given beside an object.
+    TypeError
+        A hyper-parameter the optimizer does not take (the message lists those it
+        does).
+
+    Examples
+    --------
+    >>> from bpgpu import optimizers
+    >>> optimizers.get("adam", lr=0.01)
+    Adam(lr=0.01, weight_decay=0.0, beta1=0.9, beta2=0.999, eps=1e-08)
+    >>> optimizers.get({"name": "sgd", "lr": 0.5})
+    SGD(lr=0.5, weight_decay=0.0)
+    """
     if isinstance(spec, Optimizer):
         if kwargs:
             raise ValueError("pass hyper-parameters to the optimizer object, not to fit()")
