@@ -51,23 +51,169 @@ class Callback:
     optimizer: Any = None  # the optimizer the fit runs (set_optimizer)
 
     def set_optimizer(self, opt, steps) -> None:
-        """Called by fit before ``on_train_begin`` (Keras's ``set_model``): ``opt`` is the
-        optimizer the fit runs (the object passed, or the one built from a name), whose
-        ``lr`` a callback may change; ``steps()`` is the number of updates applied so
-        far, a schedule's ``count`` (a device read on a compiling backend)."""
+        """Give the callback the fit's optimizer; called before :meth:`on_train_begin`.
+
+        Keras's ``set_model``. A callback may change ``self.optimizer.lr`` (a number,
+        or a schedule of :mod:`bpgpu.schedules`); the next step uses it.
+
+        Parameters
+        ----------
+        opt : Optimizer
+            The optimizer the fit runs (the object passed, or the one built from a
+            name), kept as ``self.optimizer``.
+        steps : callable
+            ``steps()`` is the number of updates applied so far, a schedule's
+            ``count`` (a device read on a compiling backend), kept as
+            ``self.optimizer_steps``.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> import bpgpu
+        >>> class HalveEachEpoch(bpgpu.Callback):
+        ...     def on_epoch_end(self, net, epoch, logs):
+        ...         self.optimizer.lr = self.optimizer.lr / 2
+        >>> net = bpgpu.MLP([2, 4, 2], seed=0)
+        >>> cb = HalveEachEpoch()
+        >>> X, y = np.ones((8, 2)), np.arange(8) % 2
+        >>> _ = net.fit(X, y, epochs=3, lr=0.4, callbacks=[cb], verbose=False)
+        >>> cb.optimizer.lr, cb.optimizer_steps()
+        (0.05, 3)
+        """
         self.optimizer, self.optimizer_steps = opt, steps
 
-    def on_train_begin(self, net, history: History) -> None: ...
+    def on_train_begin(self, net, history: History) -> None:
+        """Called once before the first epoch (after :meth:`set_optimizer`).
 
-    def on_batch_end(self, net, batch: int) -> bool | None: ...
+        Parameters
+        ----------
+        net : MLP
+            The network being trained.
+        history : History
+            The history this fit fills in (with the earlier epochs on a resume).
 
-    def on_epoch_end(self, net, epoch: int, logs: dict[str, float]) -> bool | None: ...
+        Examples
+        --------
+        >>> import numpy as np
+        >>> import bpgpu
+        >>> class Announce(bpgpu.Callback):
+        ...     def on_train_begin(self, net, history):
+        ...         print("training", net.n_params, "parameters")
+        >>> net = bpgpu.MLP([2, 4, 2], seed=0)
+        >>> _ = net.fit(np.ones((8, 2)), np.arange(8) % 2, epochs=1, callbacks=[Announce()],
+        ...             verbose=False)
+        training 22 parameters
+        """
 
-    def on_train_end(self, net, history: History) -> None: ...
+    def on_batch_end(self, net, batch: int) -> bool | None:
+        """Called after every batch's update; return True to stop after it.
+
+        Overriding it makes a compiling backend (JAX) run one step at a time; set
+        ``per_batch = False`` on a callback that does not need every batch.
+
+        Parameters
+        ----------
+        net : MLP
+            The network being trained.
+        batch : int
+            The batch's index in the epoch, from 0. No loss is given on purpose:
+            reading it would wait for the device.
+
+        Returns
+        -------
+        bool or None
+            True stops the fit after this batch, as Ctrl-C does
+            (``history.interrupted`` is set, a checkpoint of the position written).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> import bpgpu
+        >>> class ThreeBatches(bpgpu.Callback):
+        ...     def on_batch_end(self, net, batch):
+        ...         return batch == 2
+        >>> net = bpgpu.MLP([2, 4, 2], seed=0)
+        >>> h = net.fit(np.ones((64, 2)), np.arange(64) % 2, epochs=5, batch_size=8,
+        ...             callbacks=[ThreeBatches()], verbose=False)
+        >>> h.interrupted
+        True
+        """
+
+    def on_epoch_end(self, net, epoch: int, logs: dict[str, float]) -> bool | None:
+        """Called after every epoch; return True to stop training.
+
+        Parameters
+        ----------
+        net : MLP
+            The network being trained.
+        epoch : int
+            The epoch just finished, from 1.
+        logs : dict
+            ``"epoch"``, ``"loss"``, ``"accuracy"``, ``"val_loss"``, ``"val_accuracy"``
+            (NaN where not measured) and ``"time"`` (the epoch's seconds).
+
+        Returns
+        -------
+        bool or None
+            True stops the fit after this epoch (``history.stopped_early`` stays
+            False: that flag belongs to ``early_stopping``).
+
+        Examples
+        --------
+        The class's example stops a fit from here; the base class does nothing:
+
+        >>> import bpgpu
+        >>> bpgpu.Callback().on_epoch_end(None, 1, {}) is None   # the base does nothing
+        True
+        """
+
+    def on_train_end(self, net, history: History) -> None:
+        """Called once after the last epoch, also after a stop or Ctrl-C.
+
+        Parameters
+        ----------
+        net : MLP
+            The trained network (best weights restored, where the fit restores them).
+        history : History
+            The fit's complete history.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> import bpgpu
+        >>> class Report(bpgpu.Callback):
+        ...     def on_train_end(self, net, history):
+        ...         print(len(history.loss), "epochs")
+        >>> net = bpgpu.MLP([2, 4, 2], seed=0)
+        >>> _ = net.fit(np.ones((8, 2)), np.arange(8) % 2, epochs=3, callbacks=[Report()],
+        ...             verbose=False)
+        3 epochs
+        """
 
 
 def has_batch_hook(cb) -> bool:
-    """Whether ``cb`` has an ``on_batch_end`` of its own (the base class's does nothing)."""
+    """Whether a callback has an ``on_batch_end`` of its own.
+
+    Parameters
+    ----------
+    cb : Callback
+        The callback.
+
+    Returns
+    -------
+    bool
+        False where ``on_batch_end`` is the base class's, which does nothing.
+
+    Examples
+    --------
+    >>> import bpgpu
+    >>> from bpgpu.callbacks import has_batch_hook
+    >>> class Every(bpgpu.Callback):
+    ...     def on_batch_end(self, net, batch):
+    ...         pass
+    >>> has_batch_hook(Every()), has_batch_hook(bpgpu.ReduceLROnPlateau())
+    (True, False)
+    """
     return getattr(type(cb), "on_batch_end", None) is not Callback.on_batch_end
 
 
@@ -81,8 +227,31 @@ _SHOWN = (
 
 
 def epoch_line(epoch: int, epochs: int, logs: dict[str, float]) -> str:
-    """A fit's progress as one line: ``epoch   3/50  loss 0.2193  acc 0.9539  val_loss
-    0.2842  val_acc 0.9278  0.01s`` (what the fit did not measure is left out)."""
+    """A fit's progress as one line, what ``verbose=True`` prints.
+
+    Parameters
+    ----------
+    epoch : int
+        The epoch, from 1.
+    epochs : int
+        The fit's last epoch.
+    logs : dict
+        The epoch's logs (:meth:`Callback.on_epoch_end`); the numbers that are NaN
+        (not measured) are left out.
+
+    Returns
+    -------
+    str
+        ``epoch   3/50  loss 0.2193  acc 0.9539  val_loss 0.2842  val_acc 0.9278  0.01s``.
+
+    Examples
+    --------
+    >>> from bpgpu.callbacks import epoch_line
+    >>> nan = float("nan")
+    >>> epoch_line(3, 50, {"loss": 0.2193, "accuracy": 0.9539, "val_loss": nan,
+    ...                    "val_accuracy": nan, "time": 0.0123})
+    'epoch   3/50  loss 0.2193  acc 0.9539  0.01s'
+    """
     line = f"epoch {epoch:>3}/{epochs}"
     for key, name in _SHOWN:
         if not math.isnan(logs[key]):
@@ -91,8 +260,26 @@ def epoch_line(epoch: int, epochs: int, logs: dict[str, float]) -> str:
 
 
 class PrintEpochs(Callback):
-    """``fit(verbose=True)``: :func:`epoch_line` on stdout after every epoch (numbers the
-    fit reads anyway: no device sync of its own)."""
+    """The progress lines of ``fit(verbose=True)``: :func:`epoch_line` after every epoch.
+
+    It prints numbers the fit reads anyway, so it adds no wait for the device.
+
+    Parameters
+    ----------
+    epochs : int
+        The fit's last epoch, shown in each line.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import bpgpu
+    >>> from bpgpu.callbacks import PrintEpochs
+    >>> net = bpgpu.MLP([2, 4, 2], seed=0)
+    >>> _ = net.fit(np.ones((8, 2)), np.arange(8) % 2, epochs=2, verbose=False,
+    ...             callbacks=[PrintEpochs(2)])
+    epoch   1/2  loss ...  acc ...s
+    epoch   2/2  loss ...  acc ...s
+    """
 
     per_batch = False
     sees_network = False  # the logs only
@@ -143,12 +330,16 @@ class ReduceLROnPlateau(Callback):
 
     Examples
     --------
+    With ``min_delta`` larger than any change, no epoch improves on the first, so the
+    rate is halved after every later epoch:
+
     >>> import bpgpu
-    >>> X, y = bpgpu.datasets.load_digits(return_X_y=True)  # doctest: +SKIP
-    >>> net = bpgpu.MLP([64, 32, 10], output="softmax", cost="categorical_cross_entropy")
-    >>> cb = bpgpu.ReduceLROnPlateau(monitor="val_loss", factor=0.5, patience=3)
-    >>> net.fit(X, y, epochs=30, optimizer="adam", validation_split=0.2,
-    ...         callbacks=[cb])  # doctest: +SKIP
+    >>> X, y = bpgpu.datasets.load_digits()
+    >>> net = bpgpu.MLP([64, 32, 10], seed=0)
+    >>> cb = bpgpu.ReduceLROnPlateau(monitor="loss", factor=0.5, patience=1, min_delta=10.0)
+    >>> _ = net.fit(X / 16, y, epochs=4, lr=0.4, callbacks=[cb], verbose=False)
+    >>> cb.reductions, cb.optimizer.lr
+    ([2, 3, 4], 0.05)
     """
 
     per_batch = False  # looks at epochs only: JAX keeps its compiled epoch
