@@ -67,11 +67,41 @@ class History:
 
     @property
     def history(self) -> dict[str, list]:
-        """Keras-style ``{"loss": [...], "val_loss": [...], ...}``."""
+        """The per-epoch numbers as one dict, Keras's ``History.history``.
+
+        Returns
+        -------
+        dict
+            ``{"epoch": [...], "loss": [...], "accuracy": [...], "val_loss": [...],
+            "val_accuracy": [...], "time": [...]}``, copies of the lists.
+
+        Examples
+        --------
+        >>> from bpgpu import History
+        >>> History(epoch=[1, 2], loss=[0.9, 0.5]).history["loss"]
+        [0.9, 0.5]
+        """
         keys = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy", "time")
         return {k: list(getattr(self, k)) for k in keys}
 
     def to_json(self) -> dict[str, Any]:
+        """The whole history as JSON data (what the CLI's ``--history`` file holds).
+
+        Returns
+        -------
+        dict
+            :attr:`history`'s lists and ``best_epoch``, ``stopped_early``,
+            ``interrupted``, ``seed``, ``compile_time``, ``skipped_steps``.
+
+        Examples
+        --------
+        >>> import json
+        >>> from bpgpu import History
+        >>> h = History(epoch=[1], loss=[0.5], accuracy=[0.8], val_loss=[0.6],
+        ...             val_accuracy=[0.7], time=[0.01], best_epoch=1)
+        >>> History.from_json(json.loads(json.dumps(h.to_json()))) == h
+        True
+        """
         return {
             **self.history,
             "best_epoch": self.best_epoch,
@@ -84,6 +114,24 @@ class History:
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> History:
+        """The history that :meth:`to_json` wrote.
+
+        Parameters
+        ----------
+        d : dict
+            :meth:`to_json`'s dict (read back from a JSON file).
+
+        Returns
+        -------
+        History
+            A history equal to the one that wrote ``d``.
+
+        Examples
+        --------
+        >>> from bpgpu import History
+        >>> History.from_json({"epoch": [1, 2], "loss": [0.9, 0.5]}).loss
+        [0.9, 0.5]
+        """
         return cls(**d)
 
     def __repr__(self) -> str:

@@ -84,6 +84,12 @@ def public_names() -> tuple[list[str], list[str]]:
     return objects, data
 
 
+def _config() -> dict:
+    import tomllib
+
+    return tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["numpydoc_validation"]
+
+
 def _resolve(name: str):
     """The object a dotted name names, as a user reaches it: the shortest importable
     module, then attributes (``bpgpu.gradcheck`` is the function, not its module)."""
