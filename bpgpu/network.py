@@ -179,8 +179,36 @@ class MLP(Fitting, NetworkWeights):
         self.set_weights(init_weights(layers, seed, init) if preset is None else preset)
 
     def to(self, backend: str | Backend, dtype: str | None = None, precision: Any = "same") -> MLP:
-        """A copy of this network on another backend (and dtype), with identical weights;
-        with its precision unless ``precision`` is given (None: full precision)."""
+        """A copy of this network on another backend (and dtype), with identical weights.
+
+        Parameters
+        ----------
+        backend : str or Backend
+            ``"numpy"``, ``"cupy"``, ``"torch:cuda"``, ... (:func:`bpgpu.list_backends`).
+        dtype : {None, "float32", "float64"}
+            The copy's floating type; None keeps this network's.
+        precision : {"same", None, "bfloat16", "float16", "tf32"}
+            The copy's mixed precision; ``"same"`` keeps this network's, None is full
+            precision.
+
+        Returns
+        -------
+        MLP
+            The copy (classes and input scaling included); this network is unchanged.
+
+        Raises
+        ------
+        BackendUnavailable
+            The backend cannot load here (the message says how to fix it).
+
+        Examples
+        --------
+        >>> import bpgpu
+        >>> net = bpgpu.MLP([2, 3, 2], backend="numpy", seed=0)
+        >>> twin = net.to("numpy", dtype="float64")
+        >>> twin.dtype, bool((twin.get_weights()[0] == net.get_weights()[0]).all())
+        ('float64', True)
+        """
         backend = get_backend(backend)
         dtype = self.dtype if dtype is None else dtype_name(dtype)
         precision = self.precision if precision == "same" else precision
@@ -200,8 +228,31 @@ class MLP(Fitting, NetworkWeights):
 
     @on_device
     def forward(self, X: Any) -> Any:
-        """Network outputs ``Y^L``, shape ``(B, n_L)``, as a backend array. ``X`` may also
-        be a memory map or a ``.npy`` path; many rows are read a chunk at a time."""
+        """The network's outputs ``Y^L``, eq. (1) and ``y = f(x)`` layer by layer.
+
+        ``predict`` is the same method.
+
+        Parameters
+        ----------
+        X : array_like or str
+            Inputs ``(B, n_0)``: an array of any supported library, NumPy, a memory
+            map or a ``.npy`` path (many rows are read a chunk at a time).
+
+        Returns
+        -------
+        array
+            ``(B, n_L)``, an array of the network's backend (:func:`bpgpu.to_numpy`
+            copies it to the host).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> import bpgpu
+        >>> net = bpgpu.MLP([2, 3, 2], backend="numpy", seed=0)
+        >>> Y = net.forward(np.ones((4, 2)))
+        >>> Y.shape, bool(np.allclose(Y.sum(axis=1), 1))   # softmax rows
+        ((4, 2), True)
+        """
         X, step = self._rows(X)
         if step is None:
             return self.model.outputs(self.model.input(X))
@@ -220,33 +271,138 @@ class MLP(Fitting, NetworkWeights):
 
     @on_device
     def loss(self, X: Any, T: Any) -> float:
-        """Batch-mean cost of section 1 as a Python float.
+        """The batch-mean cost, eq. (3) or (5) averaged over the samples.
 
-        ``T`` is ``(B, n_L)`` targets, ``(B,)`` for one output, or class labels ``(B,)``
-        (categorical_cross_entropy's ``(B, n_L)`` targets must be probability rows: >= 0,
-        summing to 1). Class labels are the output indices 0..K-1, or labels of any kind
-        (text, any hashable values) of the network's :attr:`classes`, which a fit on
-        such labels sets; an unknown label is refused, naming it. ``fit``, ``evaluate``,
-        ``gradients`` and ``deltas`` take targets the same way.
+        ``fit``, ``evaluate``, ``gradients`` and ``deltas`` take targets as this does.
+        Class labels are the output indices 0..K-1, or labels of any kind (text, any
+        hashable values) of the network's :attr:`classes`, which a fit on such labels
+        sets; an unknown label is refused, naming it.
+
+        Parameters
+        ----------
+        X : array_like
+            Inputs ``(B, n_0)``: an array of any supported library, or NumPy.
+        T : array_like
+            Targets: ``(B, n_L)`` rows, ``(B,)`` for one output, or class labels
+            ``(B,)`` (the output indices 0..K-1, or labels of :attr:`classes`). For
+            categorical cross-entropy, ``(B, n_L)`` rows are probabilities (>= 0,
+            summing to 1).
+
+        Returns
+        -------
+        float
+            The mean over the batch of each sample's cost.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> import bpgpu
+        >>> net = bpgpu.MLP([2, 3, 2], backend="numpy", seed=0)
+        >>> X = np.array([[0.5, -1.0], [1.0, 2.0]])
+        >>> net.loss(X, [0, 1]) == net.loss(X, np.eye(2))   # labels or one-hot rows
+        True
         """
         Xb = self.model.input(X)
         return float(self.model.loss(Xb, self.model.targets(T, Xb.shape[0])))
 
     @on_device
     def gradients(self, X: Any, T: Any) -> list:
-        """``d loss / d parameter`` for every parameter, in :meth:`get_weights` order."""
+        """The gradient of the batch-mean loss for every parameter, eq. (10)-(11).
+
+        Parameters
+        ----------
+        X : array_like
+            Inputs ``(B, n_0)``: an array of any supported library, or NumPy.
+        T : array_like
+            Targets: ``(B, n_L)`` rows, ``(B,)`` for one output, or class labels
+            ``(B,)`` (the output indices 0..K-1, or labels of :attr:`classes`). For
+            categorical cross-entropy, ``(B, n_L)`` rows are probabilities (>= 0,
+            summing to 1).
+
+        Returns
+        -------
+        list of array
+            ``d loss / d parameter``, arrays of the backend, in :meth:`get_weights`
+            order and shapes.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> import bpgpu
+        >>> net = bpgpu.MLP([2, 3, 2], dtype="float64", seed=0)
+        >>> X, y = np.array([[0.5, -1.0], [1.0, 2.0]]), np.array([0, 1])
+        >>> [g.shape for g in net.gradients(X, y)]
+        [(3, 2), (3,), (2, 3), (2,)]
+        >>> bool(bpgpu.gradcheck(net, X, y) < 1e-6)   # against central differences
+        True
+        """
         Xb = self.model.input(X)
         return self.model.gradients(Xb, self.model.targets(T, Xb.shape[0]))
 
     @on_device
     def deltas(self, X: Any, T: Any) -> list:
-        """Per-sample neuron errors ``D^l = dE/dX^l``, shape ``(B, n_l)``, l = 1..L; (7)-(9)."""
+        """The neuron errors ``D^l = dE/dX^l`` of every layer, eq. (7)-(9).
+
+        For teaching and debugging: what the backward recursion computes, per sample.
+
+        Parameters
+        ----------
+        X : array_like
+            Inputs ``(B, n_0)``: an array of any supported library, or NumPy.
+        T : array_like
+            Targets: ``(B, n_L)`` rows, ``(B,)`` for one output, or class labels
+            ``(B,)`` (the output indices 0..K-1, or labels of :attr:`classes`). For
+            categorical cross-entropy, ``(B, n_L)`` rows are probabilities (>= 0,
+            summing to 1).
+
+        Returns
+        -------
+        list of array
+            ``[D^1, ..., D^L]``, each ``(B, n_l)``, of each sample's own cost (not
+            divided by the batch size).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> import bpgpu
+        >>> net = bpgpu.MLP([2, 3, 2], dtype="float64", seed=0)
+        >>> X, y = np.array([[0.5, -1.0], [1.0, 2.0]]), np.array([0, 1])
+        >>> D = net.deltas(X, y)
+        >>> [d.shape for d in D]
+        [(2, 3), (2, 2)]
+        >>> bool(np.allclose(D[-1], net.forward(X) - np.eye(2)))   # (9): Y - T
+        True
+        """
         Xb = self.model.input(X)
         return self.model.deltas(Xb, self.model.targets(T, Xb.shape[0]))
 
     @on_device
     def sgd_step(self, X: Any, T: Any, lr: float = 0.1) -> None:
-        """One gradient-descent step on the batch: ``w <- w - lr dE/dw``, eq. (10)-(11)."""
+        """One gradient-descent step on a batch: ``w <- w - lr dE/dw``, eq. (10)-(11).
+
+        Parameters
+        ----------
+        X : array_like
+            Inputs ``(B, n_0)``: an array of any supported library, or NumPy.
+        T : array_like
+            Targets: ``(B, n_L)`` rows, ``(B,)`` for one output, or class labels
+            ``(B,)`` (the output indices 0..K-1, or labels of :attr:`classes`). For
+            categorical cross-entropy, ``(B, n_L)`` rows are probabilities (>= 0,
+            summing to 1).
+        lr : float
+            The learning rate ``eta`` (> 0).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> import bpgpu
+        >>> net = bpgpu.MLP([2, 3, 2], seed=0)
+        >>> X, y = np.array([[0.5, -1.0], [1.0, 2.0]]), np.array([0, 1])
+        >>> before = net.loss(X, y)
+        >>> net.sgd_step(X, y, lr=0.5)
+        >>> net.loss(X, y) < before
+        True
+        """
         lr = real("lr", lr, 0.0)
         grads = self.gradients(X, T)
         m = self.model
@@ -256,12 +412,37 @@ class MLP(Fitting, NetworkWeights):
 
     @on_device
     def classify(self, X: Any, multilabel: bool = False) -> Any:
-        """Class labels ``(B,)``: argmax of the outputs, or for one output unit a threshold
-        at the middle of its range (0.5 for a sigmoid): a backend array of output indices,
-        or, where :attr:`classes` are set and are not 0..K-1, a NumPy array of those
-        labels (``classes[index]``). ``multilabel=True``: every output unit thresholded
-        so, ``(B, n_L)`` 0/1 integers (a network that tags each sample with any number
-        of labels: sigmoid outputs, the seed's per-unit cross-entropy)."""
+        """The class of each sample: the argmax of the outputs, or a threshold.
+
+        One output unit is thresholded at the middle of its range (0.5 for a sigmoid).
+
+        Parameters
+        ----------
+        X : array_like
+            Inputs ``(B, n_0)``: an array of any supported library, or NumPy.
+        multilabel : bool
+            Threshold every output unit: a network that tags each sample with any
+            number of labels (sigmoid outputs, the seed's per-unit cross-entropy).
+
+        Returns
+        -------
+        array
+            ``(B,)`` output indices, an array of the backend; where :attr:`classes`
+            are set and are not 0..K-1, a NumPy array of those labels. With
+            ``multilabel``, ``(B, n_L)`` 0/1 integers.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> import bpgpu
+        >>> net = bpgpu.MLP([2, 3, 2], backend="numpy", seed=0)
+        >>> X = np.array([[0.5, -1.0], [1.0, 2.0]])
+        >>> bool((net.classify(X) == net.forward(X).argmax(axis=1)).all())
+        True
+        >>> tagger = bpgpu.MLP([2, 3, 4], output="sigmoid", seed=0)
+        >>> tagger.classify(X, multilabel=True).shape
+        (2, 4)
+        """
         if type(multilabel) is not bool:
             raise ValueError(f"multilabel must be True or False; got {multilabel!r}")
         yes = self.model.labels(self.forward(X), multilabel)
@@ -273,17 +454,41 @@ class MLP(Fitting, NetworkWeights):
 
     @on_device
     def evaluate(self, X: Any, y: Any, sample_weight: Any = None) -> dict[str, float]:
-        """``{"loss": mean cost, "accuracy": fraction classified right}`` of ``y``,
-        targets as :meth:`loss` takes them (class labels of :attr:`classes` too); with
-        ``sample_weight`` (one weight >= 0 per sample, as ``fit`` takes them) both are
-        weighted means (scikit-learn's ``score(X, y, sample_weight)``).
+        """The loss and accuracy on data.
 
         Accuracy is NaN where the targets are not classes: one unbounded output, or
         several unbounded ones, identity say, with targets that are not one-hot rows or
         labels. Several separate bounded outputs (sigmoid) whose targets are 0/1 rows
         that are not all one-hot are multi-label: a row is right when every unit is
         (``classify(X, multilabel=True)`` equals its target row; scikit-learn's subset
-        accuracy)."""
+        accuracy).
+
+        Parameters
+        ----------
+        X : array_like or str
+            Inputs ``(N, n_0)``, also a memory map or a ``.npy`` path (read a chunk at a
+            time).
+        y : array_like or str
+            Targets as :meth:`loss` takes them (class labels of :attr:`classes` too).
+        sample_weight : array_like, optional
+            One weight >= 0 per sample, as ``fit`` takes them: both numbers become
+            weighted means (scikit-learn's ``score(X, y, sample_weight)``).
+
+        Returns
+        -------
+        dict
+            ``{"loss": mean cost, "accuracy": fraction classified right}``.
+
+        Examples
+        --------
+        >>> import bpgpu
+        >>> X, y = bpgpu.datasets.load_digits()
+        >>> net = bpgpu.MLP([64, 32, 10], seed=0)
+        >>> _ = net.fit(X, y, epochs=5, optimizer="adam", lr=0.01, standardize=True)
+        >>> scores = net.evaluate(X, y)
+        >>> sorted(scores), scores["accuracy"] > 0.9
+        (['accuracy', 'loss'], True)
+        """
         X, step = self._rows(X)
         y, _ = self._rows(y, "y") if isinstance(y, (str, os.PathLike)) else (y, None)
         w = None

@@ -65,10 +65,24 @@ class NetworkFiles:
     def config(self) -> dict:
         """The JSON config of a model file for this network.
 
+        Returns
+        -------
+        dict
+            The format and its version, bpgpu's version, ``sizes``, ``activations``,
+            ``cost``, ``dtype``, ``seed``, whether there is an input scaling, and the
+            classes where set: what :func:`bpgpu.load` builds the network from.
+
         Raises
         ------
         ValueError
             A class label that JSON cannot hold (:func:`bpgpu.targets.to_json`).
+
+        Examples
+        --------
+        >>> import bpgpu
+        >>> cfg = bpgpu.MLP([4, 8, 3], hidden="tanh").config()
+        >>> cfg["sizes"], cfg["activations"], cfg["cost"]
+        ([4, 8, 3], ['tanh', 'softmax'], 'categorical_cross_entropy')
         """
         return self._config(targets.to_json(self.classes))
 
@@ -92,7 +106,20 @@ class NetworkFiles:
         return cfg
 
     def arrays(self) -> dict:
-        """The arrays of a model file: parameters by name, and the input scaling."""
+        """The arrays of a model file: the parameters by name, and the input scaling.
+
+        Returns
+        -------
+        dict of numpy.ndarray
+            ``W1``, ``b1`` (``a1`` for PReLU), ``W2``, ... and, with an input scaling,
+            ``x_mean`` and ``x_scale``.
+
+        Examples
+        --------
+        >>> import bpgpu
+        >>> sorted(bpgpu.MLP([4, 8, 3]).arrays())
+        ['W1', 'W2', 'b1', 'b2']
+        """
         arrays = dict(zip(param_names(self.layers), self.get_weights()))
         if self.input_scaling is not None:
             arrays["x_mean"], arrays["x_scale"] = self.input_scaling
@@ -107,6 +134,32 @@ class NetworkFiles:
         (:mod:`bpgpu.safetensors_file`); any other suffix (``.npz``) bpgpu's zip archive.
         :func:`bpgpu.load` reads both. An export format (``.onnx``, ``.pt2``, ``.pt``,
         ``.pth``) is refused: :meth:`export` writes those.
+
+        Parameters
+        ----------
+        path : str or path-like
+            The file; ``.safetensors``, or ``.npz`` (any other suffix writes the
+            ``.npz`` archive).
+
+        Raises
+        ------
+        ValueError
+            An export suffix (:meth:`export` writes those), two different activations
+            or costs of this network under one name, or a class label that JSON cannot
+            hold.
+
+        Examples
+        --------
+        >>> import os, tempfile
+        >>> import numpy as np
+        >>> import bpgpu
+        >>> net = bpgpu.MLP([4, 8, 3], seed=0)
+        >>> path = os.path.join(tempfile.mkdtemp(), "model.safetensors")
+        >>> net.save(path)
+        >>> again = bpgpu.load(path)
+        >>> X = np.ones((2, 4))
+        >>> bool((again.predict(X) == net.predict(X)).all())
+        True
         """
         kind = model_format(path)
         self._check_nameable("a model file")
@@ -128,26 +181,49 @@ class NetworkFiles:
         :meth:`predict` (the outputs, input scaling included). Everything is checked and
         built before the file is written, atomically: a refused export writes nothing.
 
+        Parameters
+        ----------
+        path : str or path-like
+            The file: ``.onnx``, ``.pt2``, ``.pt``, ``.safetensors`` or ``.npz``.
+
         Raises
         ------
         ValueError
             An unknown suffix, or an activation of your own (no other runtime has it).
         ImportError
             The library the format needs is not installed (the message says how).
+
+        Examples
+        --------
+        The network in ONNX Runtime, no bpgpu needed there:
+
+        >>> import os, tempfile
+        >>> import numpy as np
+        >>> import onnxruntime
+        >>> import bpgpu
+        >>> net = bpgpu.MLP([4, 8, 3], seed=0)
+        >>> path = os.path.join(tempfile.mkdtemp(), "model.onnx")
+        >>> net.export(path)
+        >>> session = onnxruntime.InferenceSession(path)
+        >>> X = np.ones((2, 4), dtype=np.float32)
+        >>> (Y,) = session.run(None, {session.get_inputs()[0].name: X})
+        >>> bool(np.allclose(Y, net.predict(X), atol=1e-6))
+        True
         """
         path = file_path(path, "export")
         suffix = os.path.splitext(path)[1].lower()
         if suffix not in EXPORTS:
             raise ValueError(f"{path}: export writes {', '.join(EXPORTS)} (chosen by the suffix)")
         if suffix in (".safetensors", ".npz"):
-            return self.save(path)
+            self.save(path)
+            return
         if suffix == ".onnx":
             from bpgpu.onnx_file import model_proto
 
             proto = model_proto(self.layers, self.arrays(), self._scaled, self.config())
             data = proto.SerializeToString()
             io.atomic_write(io.prepare_output(path, "export"), lambda f: f.write(data))
-            return None
+            return
         modules = _torch_modules()
         seq = self.to_torch()
         if suffix == ".pt":
@@ -157,14 +233,20 @@ class NetworkFiles:
             program = modules.program(seq, self.sizes[0])
             write = lambda f: modules.torch.export.save(program, f)  # noqa: E731
         io.atomic_write(io.prepare_output(path, "export"), write)
-        return None
 
     def to_torch(self) -> Any:
-        """This network as a ``torch.nn.Sequential`` on the CPU, in its dtype, in eval mode:
-        ``[Standardize,] Linear, activation, Linear, ...`` (torch's activation modules;
-        small ones of bpgpu's where torch has none: ``Standardize`` for the input
-        scaling, ``BinaryStep``, ``Arctan``). Its outputs equal :meth:`predict`'s; its
-        ``state_dict`` names are those of a ``.safetensors`` file of this network.
+        """This network as a ``torch.nn.Sequential`` on the CPU, in its dtype, in eval mode.
+
+        The modules are ``[Standardize,] Linear, activation, Linear, ...`` (torch's
+        activation modules; small ones of bpgpu's where torch has none:
+        ``Standardize`` for the input scaling, ``BinaryStep``, ``Arctan``). Its outputs
+        equal :meth:`predict`'s; its ``state_dict`` names are those of a
+        ``.safetensors`` file of this network.
+
+        Returns
+        -------
+        torch.nn.Sequential
+            The module, its weights copies of this network's.
 
         Raises
         ------
@@ -172,6 +254,18 @@ class NetworkFiles:
             torch is not installed.
         ValueError
             An activation of your own: torch has no module for it.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> import torch
+        >>> import bpgpu
+        >>> net = bpgpu.MLP([4, 8, 3], seed=0)
+        >>> module = net.to_torch()
+        >>> X = np.ones((2, 4), dtype=np.float32)
+        >>> Y = module(torch.from_numpy(X)).detach().numpy()
+        >>> bool(np.allclose(Y, net.predict(X), atol=1e-6))
+        True
         """
         return _torch_modules().sequential(self.layers, self.arrays(), self._scaled)
 

@@ -55,7 +55,7 @@ class Fitting:
         graphs: bool | None = None,
         standardize: bool = False,
     ) -> History:
-        """Train by mini-batch gradient descent; returns a :class:`bpgpu.History`.
+        """Train by mini-batch gradient descent, eq. (10)-(11) on each batch's mean loss.
 
         Every option is keyword-only; a misspelt one is refused with the closest name.
         Resuming (``resume=``), an option left at its default takes the checkpoint's
@@ -70,6 +70,8 @@ class Fitting:
         epochs : int
             Train until this many epochs are done (counting a resumed checkpoint's).
         batch_size : int, default 32
+            Samples per step (the last batch of an epoch may be smaller);
+            data-parallel, the global batch split across the ranks.
         optimizer : str, dict or Optimizer, optional
             ``"sgd"`` (the default), ``"momentum"``, ``"nesterov"``, ``"adam"``, or an
             object such as ``bpgpu.optimizers.Adam(lr=1e-3)``.
@@ -93,6 +95,8 @@ class Fitting:
             With ``patience``, end with the weights of the best epoch (an interrupted
             fit keeps the weights it stopped with).
         callbacks : sequence of Callback
+            Objects whose hooks the fit calls (:class:`bpgpu.Callback`), such as
+            :class:`bpgpu.ReduceLROnPlateau`; one may stop the fit.
         checkpoint : path, optional
             Save weights, optimizer state, RNG state and history after every epoch.
         resume : path, optional
@@ -105,6 +109,10 @@ class Fitting:
         detect_anomaly : bool, default False
             Check every layer's values and gradients each batch (a sync per tensor, so
             slow) and stop naming the first that is not finite.
+        handle_interrupt : bool, default True
+            The first Ctrl-C stops training after the current batch (weights
+            consistent, ``history.interrupted`` set, a checkpoint written when
+            ``checkpoint`` is given); a second one aborts at once.
         train_metrics : bool, default True
             Compute the training loss and accuracy of every batch (a few small array
             operations per step, summed on the device and read once per epoch).
@@ -114,10 +122,6 @@ class Fitting:
         verbose : bool, default False
             Print one line per epoch (loss, accuracy, validation loss and accuracy,
             seconds), as ``bpgpu train`` does; data-parallel, from rank 0.
-        handle_interrupt : bool, default True
-            The first Ctrl-C stops training after the current batch (weights
-            consistent, ``history.interrupted`` set, a checkpoint written when
-            ``checkpoint`` is given); a second one aborts at once.
         comm : mpi4py communicator, optional
             Data-parallel training (:mod:`bpgpu.distributed`): every rank passes the same
             data and arguments; ``batch_size`` is the global batch, split across the
@@ -154,6 +158,13 @@ class Fitting:
             network that has a scaling already (clear it: ``set_input_scaling(None,
             None)``).
 
+        Returns
+        -------
+        History
+            The loss, accuracy and seconds of every epoch (validation too, where
+            given), the best epoch, and whether early stopping or an interruption
+            ended the fit.
+
         Raises
         ------
         FloatingPointError
@@ -161,6 +172,16 @@ class Fitting:
             weights are those of the last batch whose loss was finite.
         DeviceMemoryError
             The GPU ran out of memory; lower ``batch_size``.
+
+        Examples
+        --------
+        >>> import bpgpu
+        >>> X, y = bpgpu.datasets.load_digits()
+        >>> net = bpgpu.MLP([64, 32, 10], seed=0)
+        >>> hist = net.fit(X, y, epochs=20, batch_size=64, optimizer="adam", lr=0.01,
+        ...                validation_split=0.2, patience=3, standardize=True)
+        >>> hist.best_epoch is not None, hist.val_accuracy[hist.best_epoch - 1] > 0.9
+        (True, True)
         """
         self._learn_classes(y)  # text labels: net.classes, so training takes their indices
         options = FitOptions(

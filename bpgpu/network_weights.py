@@ -55,32 +55,73 @@ class NetworkWeights(NetworkFiles):
 
     @property
     def backend(self) -> Backend:
+        """The backend the network computes on (``MLP(backend=...)``, ``net.to(...)``).
+
+        Examples
+        --------
+        >>> import bpgpu
+        >>> bpgpu.MLP([2, 3, 2], backend="numpy").backend.name
+        'numpy'
+        """
         return self.model.backend
 
     @property
     def dtype(self) -> str:
+        """The floating type of the weights and arrays: ``"float32"`` or ``"float64"``.
+
+        Examples
+        --------
+        >>> import bpgpu
+        >>> bpgpu.MLP([2, 3, 2], dtype="float64").dtype
+        'float64'
+        """
         return self.model.dtype
 
     @property
     def precision(self) -> str | None:
-        """The mixed precision the network computes in (``MLP(precision=...)``), or None."""
+        """The mixed precision the network computes in (``MLP(precision=...)``), or None.
+
+        Examples
+        --------
+        >>> import bpgpu
+        >>> print(bpgpu.MLP([2, 3, 2], backend="numpy").precision)
+        None
+        """
         mixed = self.model.precision
         return None if mixed is None else mixed.name
 
     @property
     def xp(self) -> Any:
-        """The backend's array namespace."""
+        """The backend's array namespace (Array API standard), for arrays of its kind.
+
+        Examples
+        --------
+        >>> import bpgpu
+        >>> net = bpgpu.MLP([2, 3, 2], backend="numpy")
+        >>> net.xp.zeros((1, 2)).shape
+        (1, 2)
+        """
         return self.model.xp
 
     @property
     def layers(self) -> list:
-        """The :class:`bpgpu.layers.Dense` layers, input to output."""
+        """The :class:`bpgpu.layers.Dense` layers, input to output.
+
+        Examples
+        --------
+        >>> import bpgpu
+        >>> net = bpgpu.MLP([4, 8, 3], hidden="tanh")
+        >>> [(layer.n_in, layer.n_out, layer.activation.name) for layer in net.layers]
+        [(4, 8, 'tanh'), (8, 3, 'softmax')]
+        """
         return self.model.layers
 
     @property
     def classes(self) -> Any:
-        """The class label of each output, in output order (a read-only NumPy array, as
-        scikit-learn's ``classes_``), or None: the labels are the output indices 0..K-1.
+        """The class label of each output, in output order, or None (labels 0..K-1).
+
+        A read-only NumPy array, as scikit-learn's ``classes_``; None means the labels
+        are the output indices 0..K-1.
 
         A fit on labels that are not numbers (``["cat", "dog", ...]``, any hashable
         values) sets them as it starts, sorted as :func:`numpy.unique` sorts them (labels
@@ -94,7 +135,19 @@ class NetworkWeights(NetworkFiles):
         Set it to name the outputs before a fit: ``net.classes = [10, 20, 30]`` (numbers
         that are not 0..K-1, in the order you want), or to include a class the training
         data lack; one label per output (two for one sigmoid unit: below and above its
-        threshold). ``None`` clears it."""
+        threshold). ``None`` clears it.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> import bpgpu
+        >>> net = bpgpu.MLP([2, 4, 2], seed=0)
+        >>> _ = net.fit(np.ones((4, 2)), ["dog", "cat", "dog", "cat"], epochs=1)
+        >>> net.classes
+        array(['cat', 'dog'], dtype='<U3')
+        >>> net.classify(np.ones((1, 2)))[0] in ("cat", "dog")
+        True
+        """
         return self.model.classes
 
     @classes.setter
@@ -114,20 +167,65 @@ class NetworkWeights(NetworkFiles):
     # ---- weights ---------------------------------------------------------------------
 
     def get_weights(self) -> list:
-        """Host NumPy copies ``[W1, b1, (a1), W2, b2, ...]``."""
+        """Host NumPy copies of every parameter, layer by layer.
+
+        Returns
+        -------
+        list of numpy.ndarray
+            ``[W1, b1, (a1), W2, b2, ...]``: ``W`` ``(n_out, n_in)``, ``b`` ``(n_out,)``,
+            and a PReLU layer's slopes ``a`` ``(n_out,)``.
+
+        Examples
+        --------
+        >>> import bpgpu
+        >>> [w.shape for w in bpgpu.MLP([2, 3, 2]).get_weights()]
+        [(3, 2), (3,), (2, 3), (2,)]
+        """
         return [self.backend.to_numpy(p) for p in self.model.params]
 
     def layer_weights(self) -> list[dict[str, Any]]:
-        """Host NumPy copies by layer and name: one ``{"W": ..., "b": ...}`` per layer,
-        input to output, with ``"a"`` (the slope) for a PReLU layer."""
+        """Host NumPy copies of the parameters, by layer and name.
+
+        Returns
+        -------
+        list of dict
+            One ``{"W": ..., "b": ...}`` per layer, input to output, with ``"a"`` (the
+            slopes) for a PReLU layer.
+
+        Examples
+        --------
+        >>> import bpgpu
+        >>> layers = bpgpu.MLP([2, 3, 2], hidden="prelu").layer_weights()
+        >>> [sorted(layer) for layer in layers], layers[0]["a"]
+        ([['W', 'a', 'b'], ['W', 'b']], array([0.25, 0.25, 0.25], dtype=float32))
+        """
         return by_layer(self.layers, self.get_weights())
 
     @on_device
     def set_weights(self, weights: Sequence[Any]) -> None:
-        """Copy ``weights`` (same order and shapes as :meth:`get_weights`) into the network.
+        """Copy weights into the network.
 
         Arrays of any supported library are accepted and cast to the network's dtype.
         Nothing is changed when any of them is refused.
+
+        Parameters
+        ----------
+        weights : sequence of array
+            The same order and shapes as :meth:`get_weights` gives.
+
+        Raises
+        ------
+        ValueError
+            A wrong number of arrays, a wrong shape, or values that are not finite;
+            the message names the array.
+
+        Examples
+        --------
+        >>> import bpgpu
+        >>> a, b = bpgpu.MLP([2, 3, 2], seed=0), bpgpu.MLP([2, 3, 2], seed=1)
+        >>> b.set_weights(a.get_weights())
+        >>> all((u == v).all() for u, v in zip(a.get_weights(), b.get_weights()))
+        True
         """
         shapes = list(param_shapes(self.layers).values())
         weights = list(weights)
@@ -147,10 +245,35 @@ class NetworkWeights(NetworkFiles):
 
     @on_device
     def set_input_scaling(self, mean: Any, scale: Any) -> None:
-        """Standardise every input as ``(X - mean) / scale`` (shapes ``(n_0,)``) from now on.
+        """Standardise every input as ``(X - mean) / scale`` from now on.
 
-        Saved with the model, so a loaded network takes raw inputs. ``None`` for both
-        switches it off.
+        Saved with the model, so a loaded network takes raw inputs.
+
+        Parameters
+        ----------
+        mean : array_like or None
+            ``(n_0,)``, subtracted from each input row; None (with ``scale`` None)
+            switches the scaling off.
+        scale : array_like or None
+            ``(n_0,)``, each > 0, dividing it.
+
+        Raises
+        ------
+        ValueError
+            Wrong shapes, a scale <= 0, values that are not finite, or one of the two
+            None.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> import bpgpu
+        >>> X, y = bpgpu.datasets.load_digits()
+        >>> mean, scale = bpgpu.datasets.standardize(X)
+        >>> net, plain = bpgpu.MLP([64, 10], seed=0), bpgpu.MLP([64, 10], seed=0)
+        >>> net.set_input_scaling(mean, scale)
+        >>> raw, scaled = net.predict(X[:5]), plain.predict((X[:5] - mean) / scale)
+        >>> bool(np.allclose(raw, scaled, atol=1e-5))   # raw pixels in, standardised inside
+        True
         """
         if mean is None and scale is None:
             self.input_scaling = self.model.scaling = None
@@ -170,12 +293,34 @@ class NetworkWeights(NetworkFiles):
 
     @property
     def n_params(self) -> int:
-        """The number of trainable numbers: every ``W``, ``b`` and PReLU slope."""
+        """The number of trainable numbers: every ``W``, ``b`` and PReLU slope.
+
+        Examples
+        --------
+        >>> import bpgpu
+        >>> bpgpu.MLP([64, 32, 10]).n_params   # 64*32 + 32 + 32*10 + 10
+        2410
+        """
         return sum(math.prod(shape) for layer in self.model.layers for shape in layer.shapes)
 
     def summary(self) -> str:
-        """A table of the layers (weight shapes, activation, parameters) and the totals,
-        as Keras's ``model.summary()`` prints one: ``print(net.summary())``."""
+        """A table of the layers and the totals, as Keras's ``model.summary()`` prints.
+
+        Returns
+        -------
+        str
+            One line per layer (weight shape, activation, parameters), then the number
+            of parameters, their memory, the cost and the backend.
+
+        Examples
+        --------
+        >>> import bpgpu
+        >>> print(bpgpu.MLP([2, 3, 2], backend="numpy").summary())
+        layer  W       activation  parameters
+        1      (3, 2)  relu                 9
+        2      (2, 3)  softmax              8
+        17 parameters (0.1 KiB of float32); cost categorical_cross_entropy; backend numpy
+        """
         rows = [("layer", "W", "activation", "parameters")]
         for layer in self.model.layers:
             count = sum(math.prod(shape) for shape in layer.shapes)
