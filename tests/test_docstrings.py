@@ -23,7 +23,14 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 ESTIMATORS = ["bpgpu.sklearn.BPClassifier", "bpgpu.sklearn.BPRegressor"]
-NEEDS = {"bpgpu.from_torch": "torch", "bpgpu.from_sklearn": "sklearn", "bpgpu.sklearn": "sklearn"}
+# the optional library an example (or a module) needs: it skips without it
+NEEDS = {
+    "bpgpu.from_torch": "torch",
+    "bpgpu.MLP.to_torch": "torch",
+    "bpgpu.MLP.export": "onnxruntime",
+    "bpgpu.from_sklearn": "sklearn",
+    "bpgpu.sklearn": "sklearn",
+}
 
 
 def _needs(name: str) -> str | None:
@@ -46,7 +53,11 @@ def _members(cls: type, name: str, public: set[type]) -> list[str]:
         for attr, value in vars(base).items():
             if attr.startswith("_") or attr in documented:  # an override: see the base
                 continue
-            if isinstance(value, (property, staticmethod, classmethod, types.FunctionType)):
+            # a method, property or other descriptor of bpgpu's code (scikit-learn adds
+            # set_fit_request and the like to every estimator class: its own)
+            code = getattr(value, "fget", None) or getattr(value, "__func__", None)
+            code = code or getattr(value, "fn", None) or value  # fn: available_if's
+            if hasattr(type(value), "__get__") and code.__module__.startswith("bpgpu"):
                 found[attr] = f"{name}.{attr}"
     return sorted(found.values())
 

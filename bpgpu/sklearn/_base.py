@@ -161,6 +161,21 @@ class _BPBase(StochasticFit, LBFGSFit, BaseEstimator):
         ------
         TypeError
             ``estimator`` is not of the kind this class stands for.
+
+        Examples
+        --------
+        >>> import warnings
+        >>> from sklearn.exceptions import ConvergenceWarning
+        >>> from sklearn.neural_network import MLPClassifier
+        >>> import bpgpu
+        >>> from bpgpu.sklearn import BPClassifier
+        >>> X, y = bpgpu.datasets.load_digits()
+        >>> with warnings.catch_warnings():
+        ...     warnings.simplefilter("ignore", ConvergenceWarning)
+        ...     mlp = MLPClassifier(hidden_layer_sizes=(16,), max_iter=20).fit(X / 16, y)
+        >>> clf = BPClassifier.from_sklearn(mlp, backend="numpy")
+        >>> bool((clf.predict(X / 16) == mlp.predict(X / 16)).all())
+        True
         """
         from bpgpu.converters import from_sklearn
 
@@ -236,7 +251,19 @@ class _BPBase(StochasticFit, LBFGSFit, BaseEstimator):
 
     @property
     def coefs_(self) -> list:
-        """Weight matrices, ``coefs_[i]`` of shape ``(n_in, n_out)`` (copies)."""
+        """The weight matrices, ``coefs_[i]`` of shape ``(n_in, n_out)`` (copies).
+
+        Assigning a list of matrices of those shapes sets the network's weights.
+
+        Examples
+        --------
+        >>> import bpgpu
+        >>> from bpgpu.sklearn import BPClassifier
+        >>> X, y = bpgpu.datasets.load_digits()
+        >>> clf = BPClassifier(hidden_layer_sizes=(32,), max_iter=2).fit(X / 16, y)
+        >>> [W.shape for W in clf.coefs_]
+        [(64, 32), (32, 10)]
+        """
         return [p["W"].T.copy() for p in self._by_layer()]
 
     @coefs_.setter
@@ -245,7 +272,19 @@ class _BPBase(StochasticFit, LBFGSFit, BaseEstimator):
 
     @property
     def intercepts_(self) -> list:
-        """Bias vectors, ``intercepts_[i]`` of shape ``(n_out,)`` (copies)."""
+        """The bias vectors, ``intercepts_[i]`` of shape ``(n_out,)`` (copies).
+
+        Assigning a list of vectors of those shapes sets the network's biases.
+
+        Examples
+        --------
+        >>> import bpgpu
+        >>> from bpgpu.sklearn import BPClassifier
+        >>> X, y = bpgpu.datasets.load_digits()
+        >>> clf = BPClassifier(hidden_layer_sizes=(32,), max_iter=2).fit(X / 16, y)
+        >>> [b.shape for b in clf.intercepts_]
+        [(32,), (10,)]
+        """
         return [p["b"] for p in self._by_layer()]
 
     @intercepts_.setter
@@ -348,9 +387,33 @@ class _BPBase(StochasticFit, LBFGSFit, BaseEstimator):
         return self._net.backend.to_numpy(self._net.forward(X))  # in the network's dtype
 
     def fit(self, X, y, sample_weight=None):
-        """Fit the model to ``X`` (``(n_samples, n_features)``) and ``y``; returns self.
-        ``sample_weight`` (``(n_samples,)``, >= 0): each sample's error counts that much,
-        over the batch's total weight (scikit-learn's meaning)."""
+        """Train the network on the data, from new weights unless ``warm_start``.
+
+        Parameters
+        ----------
+        X : array-like or sparse matrix of shape (n_samples, n_features)
+            The inputs (a sparse matrix is made dense on the device).
+        y : array-like of shape (n_samples,) or (n_samples, n_outputs)
+            Class labels (or indicator rows) for the classifier, values for the
+            regressor.
+        sample_weight : array-like of shape (n_samples,), optional
+            Each sample's error counts that much (>= 0), over its batch's total weight
+            (scikit-learn's meaning).
+
+        Returns
+        -------
+        self
+            The fitted estimator.
+
+        Examples
+        --------
+        >>> import bpgpu
+        >>> from bpgpu.sklearn import BPClassifier
+        >>> X, y = bpgpu.datasets.load_digits()
+        >>> clf = BPClassifier(hidden_layer_sizes=(32,), max_iter=30, random_state=0)
+        >>> clf.fit(X / 16, y).n_iter_
+        30
+        """
         return self._fit(X, y, incremental=False, sample_weight=sample_weight)
 
     def _check_solver(self) -> bool:
