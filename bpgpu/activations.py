@@ -196,7 +196,7 @@ class Activation:
         object.__setattr__(self, "builtin", _BUILTIN.get((*mine, self.vjp_fn, self.c_f)))
 
     def vjp(self, xp, X, Y, G, a=None):
-        """The error at the weighted input from the error at the output, eq. (8)'s ``f'``.
+        """The error at the weighted input from that at the output, the seed's (8).
 
         Parameters
         ----------

@@ -204,7 +204,7 @@ class Cost:
                 raise ValueError(f"cost {self.name!r} with output={name!r}: {why}")
 
     def per_sample(self, xp, act: Activation, X, Y, T):
-        """The cost of each sample, eq. (3) or (5).
+        """The cost of each sample, the seed's (3) or (5).
 
         Parameters
         ----------
@@ -294,7 +294,7 @@ class Cost:
         return Y, E, ops.scaled(D, scale), None
 
     def delta(self, xp, act: Activation, X, Y, T, a=None):
-        """The output error ``D^L = dE/dX^L`` of each sample, eq. (9).
+        """The output error ``D^L = dE/dX^L`` of each sample, the seed's (9).
 
         Parameters
         ----------

@@ -228,7 +228,7 @@ class MLP(Fitting, NetworkWeights):
 
     @on_device
     def forward(self, X: Any) -> Any:
-        """The network's outputs ``Y^L``, eq. (1) and ``y = f(x)`` layer by layer.
+        """The network's outputs ``Y^L``: the seed's (1) and ``y = f(x)``, layer by layer.
 
         ``predict`` is the same method.
 
@@ -271,7 +271,7 @@ class MLP(Fitting, NetworkWeights):
 
     @on_device
     def loss(self, X: Any, T: Any) -> float:
-        """The batch-mean cost, eq. (3) or (5) averaged over the samples.
+        """The batch-mean cost: the seed's (3) or (5), averaged over the samples.
 
         ``fit``, ``evaluate``, ``gradients`` and ``deltas`` take targets as this does.
         Class labels are the output indices 0..K-1, or labels of any kind (text, any
@@ -307,7 +307,7 @@ class MLP(Fitting, NetworkWeights):
 
     @on_device
     def gradients(self, X: Any, T: Any) -> list:
-        """The gradient of the batch-mean loss for every parameter, eq. (10)-(11).
+        """The gradient of the batch-mean loss for every parameter, the seed's (10)-(11).
 
         Parameters
         ----------
@@ -341,7 +341,7 @@ class MLP(Fitting, NetworkWeights):
 
     @on_device
     def deltas(self, X: Any, T: Any) -> list:
-        """The neuron errors ``D^l = dE/dX^l`` of every layer, eq. (7)-(9).
+        """The neuron errors ``D^l = dE/dX^l`` of every layer, the seed's (7)-(9).
 
         For teaching and debugging: what the backward recursion computes, per sample.
 
@@ -378,7 +378,7 @@ class MLP(Fitting, NetworkWeights):
 
     @on_device
     def sgd_step(self, X: Any, T: Any, lr: float = 0.1) -> None:
-        """One gradient-descent step on a batch: ``w <- w - lr dE/dw``, eq. (10)-(11).
+        """One gradient-descent step on a batch: ``w <- w - lr dE/dw``, the seed's (10)-(11).
 
         Parameters
         ----------

@@ -55,7 +55,7 @@ class Fitting:
         graphs: bool | None = None,
         standardize: bool = False,
     ) -> History:
-        """Train by mini-batch gradient descent, eq. (10)-(11) on each batch's mean loss.
+        """Train by mini-batch gradient descent on each batch's mean loss, the seed's (10)-(11).
 
         Every option is keyword-only; a misspelt one is refused with the closest name.
         Resuming (``resume=``), an option left at its default takes the checkpoint's

@@ -394,7 +394,7 @@ class Optimizer:
 
 
 class SGD(Optimizer):
-    """Plain gradient descent, eq. (10)-(11): ``w <- w - lr g``.
+    """Plain gradient descent, the seed's (10)-(11): ``w <- w - lr g``.
 
     Parameters
     ----------

@@ -11,6 +11,9 @@ an integer array, a compiled program's traced step count (JAX: the rate is compu
 inside the program, so a fit compiles once, not once per rate); the array path is
 written against the array's own namespace and returns a 0-d float64 array.
 
+The lower-case names ``constant``, ``step_decay``, ``exponential_decay``,
+``cosine_decay`` and ``warmup_cosine_decay`` are the classes under optax's spelling.
+
 A schedule times a number is the schedule scaled (:class:`Scaled`), so a callback that
 does ``opt.lr *= 0.1`` (or :class:`bpgpu.callbacks.ReduceLROnPlateau`) lowers a
 schedule's every later rate by that factor and keeps its shape.

@@ -8,6 +8,8 @@ import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "_ext"))
 
+from public_api import class_members, module_members  # noqa: E402
+
 import bpgpu  # noqa: E402
 
 project = "bpgpu"
@@ -27,6 +29,9 @@ extensions = [
 myst_heading_anchors = 3  # guides link to each other's sections: page.md#section
 source_suffix = {".rst": "restructuredtext", ".md": "markdown"}
 autosummary_generate = True
+templates_path = ["_templates"]
+# what each class's and module's page lists: the names tests/test_docstrings.py checks
+autosummary_context = {"public_members": {**class_members(), **module_members()}}
 autodoc_typehints = "none"  # numpydoc's Parameters sections say the types
 numpydoc_show_class_members = False
 numpydoc_class_members_toctree = False

@@ -2,12 +2,10 @@
 ``pyproject.toml`` enforces (``[tool.numpydoc_validation]``), and every Examples section
 run as a doctest.
 
-The names are derived, never listed by hand: ``bpgpu.__all__`` (a module there stands for
-the names of its own ``__all__``), the scikit-learn estimators, and the public methods and
-properties that bpgpu's own code gives each of those classes (what a class inherits from
-``object``, ``Exception`` or scikit-learn is documented there). A module-level table (a
-dict such as ``bpgpu.optimizers.OPTIMIZERS``) is data: it needs a ``#:`` comment, which
-the reference shows."""
+The names are derived, never listed by hand, by ``docs/_ext/public_api.py``, the same
+derivation that lays out the reference (so what the reference shows is what is checked).
+A module-level table (a dict such as ``bpgpu.optimizers.OPTIMIZERS``) is data: it needs a
+``#:`` comment, which the reference shows."""
 
 from __future__ import annotations
 
@@ -16,13 +14,14 @@ import importlib
 import importlib.util
 import inspect
 import sys
-import types
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-ESTIMATORS = ["bpgpu.sklearn.BPClassifier", "bpgpu.sklearn.BPRegressor"]
+sys.path.insert(0, str(ROOT / "docs" / "_ext"))
+from public_api import public_names, resolve  # noqa: E402  (the reference's own list)
+
 # the optional library an example (or a module) needs: it skips without it
 NEEDS = {
     "bpgpu.from_torch": "torch",
@@ -41,80 +40,10 @@ def _needs(name: str) -> str | None:
     return None
 
 
-def _members(cls: type, name: str, public: set[type]) -> list[str]:
-    """The public methods and properties of ``cls`` that bpgpu's code defines on it or
-    on a private bpgpu base (a public base documents its own, and the overrides of
-    them: ``SGD.rule`` is ``Optimizer.rule``'s)."""
-    documented = {a for b in cls.__mro__[1:] if b in public for a in vars(b)}
-    found = {}
-    for base in reversed(cls.__mro__):
-        if not base.__module__.startswith("bpgpu") or (base in public and base is not cls):
-            continue
-        for attr, value in vars(base).items():
-            if attr.startswith("_") or attr in documented:  # an override: see the base
-                continue
-            # a method, property or other descriptor of bpgpu's code (scikit-learn adds
-            # set_fit_request and the like to every estimator class: its own)
-            code = getattr(value, "fget", None) or getattr(value, "__func__", None)
-            code = code or getattr(value, "fn", None) or value  # fn: available_if's
-            if hasattr(type(value), "__get__") and code.__module__.startswith("bpgpu"):
-                found[attr] = f"{name}.{attr}"
-    return sorted(found.values())
-
-
-def public_names() -> tuple[list[str], list[str]]:
-    """``(documented objects, data tables)`` of the public API, each object once (by
-    the first name it is found under: ``bpgpu.Callback``, not also
-    ``bpgpu.callbacks.Callback``; ``schedules.CosineDecay``, not its alias
-    ``cosine_decay``)."""
-    import bpgpu
-
-    seen, objects, data = {}, [], []
-    top = [f"bpgpu.{n}" for n in bpgpu.__all__ if n != "__version__"]
-    if importlib.util.find_spec("sklearn") is not None:
-        top += ESTIMATORS
-    names = []
-    for name in top:
-        obj = _resolve(name)
-        if isinstance(obj, types.ModuleType):
-            names += [f"{name}.{member}" for member in obj.__all__]
-        else:
-            names.append(name)
-    for name in names:
-        obj = _resolve(name)
-        if isinstance(obj, dict):
-            data.append(name)
-        elif id(obj) not in seen:
-            seen[id(obj)] = obj
-            objects.append(name)
-    classes = {o for o in seen.values() if inspect.isclass(o)}
-    for name in list(objects):
-        obj = _resolve(name)
-        if inspect.isclass(obj):
-            objects += _members(obj, name, classes)
-    return objects, data
-
-
 def _config() -> dict:
     import tomllib
 
     return tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["numpydoc_validation"]
-
-
-def _resolve(name: str):
-    """The object a dotted name names, as a user reaches it: the shortest importable
-    module, then attributes (``bpgpu.gradcheck`` is the function, not its module)."""
-    parts = name.split(".")
-    for cut in range(1, len(parts) + 1):
-        obj = importlib.import_module(".".join(parts[:cut]))
-        try:
-            for attr in parts[cut:]:
-                static = inspect.isclass(obj)
-                obj = inspect.getattr_static(obj, attr) if static else getattr(obj, attr)
-        except AttributeError:
-            continue
-        return obj
-    raise AttributeError(name)
 
 
 OBJECTS, DATA = public_names()
@@ -165,7 +94,7 @@ def test_numpydoc_validation(name):
 def test_the_examples_run(name):
     if _needs(name) and importlib.util.find_spec(_needs(name)) is None:
         pytest.skip(f"{name}'s example needs {_needs(name)}")
-    obj = _resolve(name)
+    obj = resolve(name)
     tests = doctest.DocTestFinder(recurse=False).find(obj, name)
     assert tests and tests[0].examples, f"{name} has no Examples"
     runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
