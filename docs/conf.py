@@ -40,3 +40,17 @@ html_theme = "pydata_sphinx_theme"
 html_title = f"bpgpu {release}"
 html_theme_options = {"navigation_with_keys": False, "show_toc_level": 2}
 html_static_path: list[str] = []
+# pages without sub-pages get no left sidebar (an empty "Section Navigation" otherwise)
+html_sidebars = {
+    page: []
+    for page in (
+        "guides/*",
+        "math",
+        "testing",
+        "compatibility",
+        "changelog",
+        "development",
+        "cli",
+        "examples",
+    )
+}
