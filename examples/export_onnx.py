@@ -1,6 +1,6 @@
 """Train, export to ONNX, and run the file in ONNX Runtime (no bpgpu needed there).
 
-pip install 'bpgpu[onnx]'; python examples/export_onnx.py
+pip install -e '.[onnx]'; python examples/export_onnx.py
 """
 
 import os

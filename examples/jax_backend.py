@@ -1,6 +1,6 @@
 """The same network on JAX: each epoch's full batches run as one compiled XLA program.
 
-pip install 'bpgpu[jax]'; python examples/jax_backend.py
+pip install -e '.[jax]'; python examples/jax_backend.py
 """
 
 import numpy as np

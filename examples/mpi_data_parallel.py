@@ -1,7 +1,7 @@
 """Data-parallel training over MPI: every rank passes the same data; the result is the
 single-process fit's.
 
-    pip install 'bpgpu[mpi]'; mpiexec -n 2 python examples/mpi_data_parallel.py
+    pip install -e '.[mpi]'; mpiexec -n 2 python examples/mpi_data_parallel.py
 """
 
 import numpy as np

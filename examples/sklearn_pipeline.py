@@ -1,6 +1,6 @@
 """bpgpu in a scikit-learn pipeline: scaling, the estimator, cross-validation.
 
-pip install 'bpgpu[sklearn]'; python examples/sklearn_pipeline.py
+pip install -e '.[sklearn]'; python examples/sklearn_pipeline.py
 """
 
 import warnings

@@ -36,13 +36,23 @@ def test_this_checkout_is_found():
     assert _install._checkout() == ROOT
 
 
-@pytest.mark.parametrize("folder", ["bpgpu", "backends"])
+def _readable(folder: str) -> list:
+    """The files of ``folder`` a user reads: code, and the docs' sources (not builds)."""
+    if folder == "README.md":
+        return [ROOT / folder]
+    files = [p for ext in ("*.py", "*.md", "*.rst", "*.sh") for p in (ROOT / folder).rglob(ext)]
+    return [p for p in files if not {"_build", "generated"} & set(p.parts)]
+
+
+@pytest.mark.parametrize(
+    "folder", ["bpgpu", "backends", "examples", "docs", "benchmarks", "README.md"]
+)
 def test_no_message_names_the_index_package(folder):
-    """Every hint goes through install_hint: no message, help text or docstring tells a
-    user to ``pip install 'bpgpu[...]'`` from an index bpgpu is not on."""
+    """Every hint goes through install_hint: no message, help text, docstring, example
+    or page tells a user to ``pip install 'bpgpu[...]'`` from an index bpgpu is not on."""
     found = [
         f"{p.relative_to(ROOT)}:{i}"
-        for p in (ROOT / folder).rglob("*.py")
+        for p in _readable(folder)
         if p.name != "_install.py"
         for i, line in enumerate(p.read_text().splitlines(), 1)
         if re.search(r"pip install '?bpgpu\[", line)
