@@ -41,8 +41,9 @@ class BPClassifier(ClassifierMixin, _BPBase):
         The optimizer: Adam, mini-batch SGD (with momentum), or L-BFGS on the full
         batch (scipy's).
     alpha : float, default 1e-4
-        The L2 penalty on the weight matrices (``alpha / 2 * sum of W**2`` over the
-        samples of a batch).
+        The strength of the L2 penalty on the weight matrices: ``alpha / 2`` times the
+        sum of their squares, divided by the samples (per batch; :mod:`bpgpu.sklearn`
+        says how that differs from scikit-learn).
     batch_size : int or "auto", default "auto"
         Samples per step of the stochastic solvers; ``"auto"`` is
         ``min(200, n_samples)``.
@@ -415,8 +416,9 @@ class BPRegressor(RegressorMixin, _BPBase):
         The optimizer: Adam, mini-batch SGD (with momentum), or L-BFGS on the full
         batch (scipy's).
     alpha : float, default 1e-4
-        The L2 penalty on the weight matrices (``alpha / 2 * sum of W**2`` over the
-        samples of a batch).
+        The strength of the L2 penalty on the weight matrices: ``alpha / 2`` times the
+        sum of their squares, divided by the samples (per batch; :mod:`bpgpu.sklearn`
+        says how that differs from scikit-learn).
     batch_size : int or "auto", default "auto"
         Samples per step of the stochastic solvers; ``"auto"`` is
         ``min(200, n_samples)``.
