@@ -18,25 +18,19 @@ from bpgpu.sklearn._base import _BPBase, _parameter_table
 __all__ = ["BPClassifier", "BPRegressor"]
 
 
-class BPClassifier(ClassifierMixin, _BPBase):
-    """A multi-layer perceptron classifier, scikit-learn's ``MLPClassifier`` on any backend.
-
-    The same parameters, attributes and methods as ``MLPClassifier``, with ``backend``,
-    ``dtype`` and ``precision`` added (what differs, and why: :mod:`bpgpu.sklearn`).
-    Binary targets train one logistic unit, several classes a softmax, multilabel
-    indicator targets one logistic unit per label; the loss is the log-loss. What the
-    targets are is :func:`bpgpu.targets.kind`'s answer (0/1 rows of two or more columns,
-    one-hot included, are indicator targets, as scikit-learn reads them);
-    ``LabelBinarizer`` encodes them.
-
-    Parameters
-    ----------
+# The docstring sections both estimators share (their parameters and attributes are
+# the same but for the classifier's classes_ and the regressor's loss): written once,
+# put in for the %(...)s markers by _shared_sections.
+_SECTIONS = {
+    "first_parameters": """\
     hidden_layer_sizes : array-like of int, default (100,)
         The number of neurons of each hidden layer, input side first.
     activation : str, default "relu"
         The hidden layers' activation: scikit-learn's ``"identity"``, ``"logistic"``,
         ``"tanh"``, ``"relu"``, or any hidden activation of bpgpu's table
         (:func:`bpgpu.activations.table`: ``"elu"``, ``"softplus"``, ``"prelu"``, ...).
+""",
+    "parameters": """\
     solver : {"adam", "sgd", "lbfgs"}, default "adam"
         The optimizer: Adam, mini-batch SGD (with momentum), or L-BFGS on the full
         batch (scipy's).
@@ -94,11 +88,8 @@ class BPClassifier(ClassifierMixin, _BPBase):
     precision : {None, "bfloat16", "float16", "tf32"}, default None
         Mixed precision for the products and activations (:class:`bpgpu.MLP`'s
         ``precision``); the weights stay in ``dtype``.
-
-    Attributes
-    ----------
-    classes_ : numpy.ndarray
-        The class labels, sorted.
+""",
+    "attributes": """\
     loss_ : float
         The loss of the last epoch (the penalty included).
     best_loss_ : float or None
@@ -126,6 +117,43 @@ class BPClassifier(ClassifierMixin, _BPBase):
         The output neurons.
     out_activation_ : str
         The output layer's activation.
+""",
+}
+
+
+def _shared_sections(cls: type) -> type:
+    """The class with the shared sections put into its docstring."""
+    doc = cls.__doc__
+    for name, text in _SECTIONS.items():
+        marker = f"    %({name})s\n"
+        assert marker in doc, (cls.__name__, name)
+        doc = doc.replace(marker, text)
+    cls.__doc__ = doc
+    return cls
+
+
+@_shared_sections
+class BPClassifier(ClassifierMixin, _BPBase):
+    """A multi-layer perceptron classifier, scikit-learn's ``MLPClassifier`` on any backend.
+
+    The same parameters, attributes and methods as ``MLPClassifier``, with ``backend``,
+    ``dtype`` and ``precision`` added (what differs, and why: :mod:`bpgpu.sklearn`).
+    Binary targets train one logistic unit, several classes a softmax, multilabel
+    indicator targets one logistic unit per label; the loss is the log-loss. What the
+    targets are is :func:`bpgpu.targets.kind`'s answer (0/1 rows of two or more columns,
+    one-hot included, are indicator targets, as scikit-learn reads them);
+    ``LabelBinarizer`` encodes them.
+
+    Parameters
+    ----------
+    %(first_parameters)s
+    %(parameters)s
+
+    Attributes
+    ----------
+    classes_ : numpy.ndarray
+        The class labels, sorted.
+    %(attributes)s
 
     See Also
     --------
@@ -394,6 +422,7 @@ class BPClassifier(ClassifierMixin, _BPBase):
         return tags
 
 
+@_shared_sections
 class BPRegressor(RegressorMixin, _BPBase):
     """A multi-layer perceptron regressor, scikit-learn's ``MLPRegressor`` on any backend.
 
@@ -403,102 +432,15 @@ class BPRegressor(RegressorMixin, _BPBase):
 
     Parameters
     ----------
-    hidden_layer_sizes : array-like of int, default (100,)
-        The number of neurons of each hidden layer, input side first.
-    activation : str, default "relu"
-        The hidden layers' activation: scikit-learn's ``"identity"``, ``"logistic"``,
-        ``"tanh"``, ``"relu"``, or any hidden activation of bpgpu's table
-        (:func:`bpgpu.activations.table`: ``"elu"``, ``"softplus"``, ``"prelu"``, ...).
+    %(first_parameters)s
     loss : {"squared_error"}, default "squared_error"
         The cost (the seed's quadratic cost). ``"poisson"`` is refused: its exp output
         and Poisson deviance are not among bpgpu's activations and costs.
-    solver : {"adam", "sgd", "lbfgs"}, default "adam"
-        The optimizer: Adam, mini-batch SGD (with momentum), or L-BFGS on the full
-        batch (scipy's).
-    alpha : float, default 1e-4
-        The strength of the L2 penalty on the weight matrices: ``alpha / 2`` times the
-        sum of their squares, divided by the samples (per batch; :mod:`bpgpu.sklearn`
-        says how that differs from scikit-learn).
-    batch_size : int or "auto", default "auto"
-        Samples per step of the stochastic solvers; ``"auto"`` is
-        ``min(200, n_samples)``.
-    learning_rate : {"constant", "invscaling", "adaptive"}, default "constant"
-        The SGD rate's schedule: constant, ``learning_rate_init / t**power_t``, or
-        divided by 5 each time ``n_iter_no_change`` epochs fail to improve by ``tol``.
-    learning_rate_init : float, default 0.001
-        The first learning rate (SGD and Adam).
-    power_t : float, default 0.5
-        The exponent of ``"invscaling"``.
-    max_iter : int, default 200
-        Epochs at most (L-BFGS: iterations at most).
-    shuffle : bool, default True
-        Draw a new sample order every epoch.
-    random_state : int, RandomState or None, default None
-        Seeds the initial weights, the batch order and the validation split.
-    tol : float, default 1e-4
-        The improvement of the loss (or the validation score) that counts.
-    verbose : bool, default False
-        Print the loss of every epoch.
-    warm_start : bool, default False
-        A new ``fit`` goes on from the fitted weights instead of starting over.
-    momentum : float, default 0.9
-        SGD's momentum, in [0, 1].
-    nesterovs_momentum : bool, default True
-        Nesterov's momentum instead of heavy-ball (with ``momentum > 0``).
-    early_stopping : bool, default False
-        Hold out ``validation_fraction`` of the data (stratified for a classifier) and
-        stop when its score fails to improve by ``tol`` for ``n_iter_no_change``
-        epochs; the best epoch's weights are kept.
-    validation_fraction : float, default 0.1
-        The share held out for ``early_stopping``.
-    beta_1, beta_2 : float, default 0.9 and 0.999
-        Adam's moment decay rates, in [0, 1).
-    epsilon : float, default 1e-8
-        Adam's term added to the root of the second moment.
-    n_iter_no_change : int, default 10
-        Epochs without an improvement of ``tol`` before stopping (or lowering an
-        ``"adaptive"`` rate).
-    max_fun : int, default 15000
-        L-BFGS's most calls of the loss function.
-    backend : str or Backend, default "auto"
-        Where the network computes: ``"auto"`` (CuPy when a CUDA device works, else
-        NumPy), ``"numpy"``, ``"cupy"``, ``"torch"``, ``"torch:cuda"``, ``"jax"``, ...
-    dtype : {None, "float32", "float64"}, default None
-        The network's floating type; None takes the inputs' (float32 inputs stay
-        float32, anything else is float64), as scikit-learn does.
-    precision : {None, "bfloat16", "float16", "tf32"}, default None
-        Mixed precision for the products and activations (:class:`bpgpu.MLP`'s
-        ``precision``); the weights stay in ``dtype``.
+    %(parameters)s
 
     Attributes
     ----------
-    loss_ : float
-        The loss of the last epoch (the penalty included).
-    best_loss_ : float or None
-        The lowest loss reached (None with ``early_stopping``).
-    loss_curve_ : list of float
-        The loss of every epoch.
-    validation_scores_ : list of float or None
-        The validation score of every epoch, with ``early_stopping``.
-    best_validation_score_ : float or None
-        The best of them.
-    t_ : int
-        The samples seen in training, summed over the epochs.
-    coefs_ : list of numpy.ndarray
-        The weight matrices in scikit-learn's layout, ``(n_in, n_out)`` each (copies;
-        assigning the list sets the network's).
-    intercepts_ : list of numpy.ndarray
-        The bias vectors, ``(n_out,)`` each.
-    n_features_in_ : int
-        The number of input features seen by ``fit``.
-    n_iter_ : int
-        The epochs run.
-    n_layers_ : int
-        The layers, input and output included.
-    n_outputs_ : int
-        The output neurons.
-    out_activation_ : str
-        The output layer's activation.
+    %(attributes)s
 
     See Also
     --------
