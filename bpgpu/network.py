@@ -314,10 +314,7 @@ class MLP(Fitting, NetworkWeights):
         X : array_like
             Inputs ``(B, n_0)``: an array of any supported library, or NumPy.
         T : array_like
-            Targets: ``(B, n_L)`` rows, ``(B,)`` for one output, or class labels
-            ``(B,)`` (the output indices 0..K-1, or labels of :attr:`classes`). For
-            categorical cross-entropy, ``(B, n_L)`` rows are probabilities (>= 0,
-            summing to 1).
+            Targets, as :meth:`loss` takes them.
 
         Returns
         -------
@@ -350,10 +347,7 @@ class MLP(Fitting, NetworkWeights):
         X : array_like
             Inputs ``(B, n_0)``: an array of any supported library, or NumPy.
         T : array_like
-            Targets: ``(B, n_L)`` rows, ``(B,)`` for one output, or class labels
-            ``(B,)`` (the output indices 0..K-1, or labels of :attr:`classes`). For
-            categorical cross-entropy, ``(B, n_L)`` rows are probabilities (>= 0,
-            summing to 1).
+            Targets, as :meth:`loss` takes them.
 
         Returns
         -------
@@ -385,10 +379,7 @@ class MLP(Fitting, NetworkWeights):
         X : array_like
             Inputs ``(B, n_0)``: an array of any supported library, or NumPy.
         T : array_like
-            Targets: ``(B, n_L)`` rows, ``(B,)`` for one output, or class labels
-            ``(B,)`` (the output indices 0..K-1, or labels of :attr:`classes`). For
-            categorical cross-entropy, ``(B, n_L)`` rows are probabilities (>= 0,
-            summing to 1).
+            Targets, as :meth:`loss` takes them.
         lr : float
             The learning rate ``eta`` (> 0).
 
